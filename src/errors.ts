@@ -1,0 +1,82 @@
+/**
+ * Every rejection from the public API is one of these: an `Error` subclass with a stable `name` and `code`,
+ * in the libp2p style, so callers can branch on `err.name` across package copies.
+ */
+
+export class ConclaveError extends Error {
+  readonly code: string
+  constructor(message: string, name: string, code: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = name
+    this.code = code
+  }
+}
+
+/** A bad key, a ttl <= 0, an unknown option, a value that is not JSON: nothing was written. */
+export class InvalidArgumentError extends ConclaveError {
+  static override readonly name = 'InvalidArgumentError'
+  constructor(message = 'Invalid argument', options?: ErrorOptions) {
+    super(message, 'InvalidArgumentError', 'ERR_INVALID_ARGUMENT', options)
+  }
+}
+
+export class NotFoundError extends ConclaveError {
+  static override readonly name = 'NotFoundError'
+  constructor(message = 'Not found', options?: ErrorOptions) {
+    super(message, 'NotFoundError', 'ERR_NOT_FOUND', options)
+  }
+}
+
+/** No quorum was reachable within the operation's deadline; the operation may or may not have taken effect. */
+export class NoLeaderError extends ConclaveError {
+  static override readonly name = 'NoLeaderError'
+  constructor(message = 'No leader reachable', options?: ErrorOptions) {
+    super(message, 'NoLeaderError', 'ERR_NO_LEADER', options)
+  }
+}
+
+export class LockLostError extends ConclaveError {
+  static override readonly name = 'LockLostError'
+  constructor(message = 'Lock lost', options?: ErrorOptions) {
+    super(message, 'LockLostError', 'ERR_LOCK_LOST', options)
+  }
+}
+
+/** The task's constraints exclude this agent, or another agent already runs it. */
+export class NotClaimableError extends ConclaveError {
+  static override readonly name = 'NotClaimableError'
+  constructor(message = 'Task not claimable', options?: ErrorOptions) {
+    super(message, 'NotClaimableError', 'ERR_NOT_CLAIMABLE', options)
+  }
+}
+
+/** complete/fail from an attempt that is no longer the task's current one. */
+export class StaleAttemptError extends ConclaveError {
+  static override readonly name = 'StaleAttemptError'
+  constructor(message = 'Stale task attempt', options?: ErrorOptions) {
+    super(message, 'StaleAttemptError', 'ERR_STALE_ATTEMPT', options)
+  }
+}
+
+export class NotVoterError extends ConclaveError {
+  static override readonly name = 'NotVoterError'
+  constructor(message = 'Agent is not a voter', options?: ErrorOptions) {
+    super(message, 'NotVoterError', 'ERR_NOT_VOTER', options)
+  }
+}
+
+/** The caller's signal aborted the operation. */
+export class AbortError extends ConclaveError {
+  static override readonly name = 'AbortError'
+  constructor(message = 'The operation was aborted', options?: ErrorOptions) {
+    super(message, 'AbortError', 'ABORT_ERR', options)
+  }
+}
+
+/** The agent was stopped. */
+export class ClosedError extends ConclaveError {
+  static override readonly name = 'ClosedError'
+  constructor(message = 'Agent is stopped', options?: ErrorOptions) {
+    super(message, 'ClosedError', 'ERR_CLOSED', options)
+  }
+}
