@@ -1,0 +1,147 @@
+import type { Command, CommandType, Envelope } from './commands.ts'
+import { isJsonValue } from './json.ts'
+import { isBoundedCount, isCount, isId, isPositive, isRecord, isTtl } from './validate.ts'
+
+/** The outcome of decoding an entry: a typed error instead of an exception, so apply never throws. */
+export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: string }
+
+type FieldKind = 'id' | 'json' | 'count' | 'positive' | 'ttl' | 'boolean' | 'expireReason'
+
+interface FieldSpec {
+  kind: FieldKind
+  optional: boolean
+}
+
+function field(kind: FieldKind, optional = false): FieldSpec {
+  return { kind, optional }
+}
+
+/** Every field each command may carry; anything else is rejected. Kept in a Map so `__proto__` is no type. */
+const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>>> = new Map<
+  CommandType,
+  Record<string, FieldSpec>
+>([
+  ['put', { key: field('id'), value: field('json'), expectedRevision: field('count', true) }],
+  ['delete', { key: field('id'), expectedRevision: field('count', true) }],
+  ['openSession', { sessionId: field('id'), agentId: field('id'), ttlMs: field('ttl') }],
+  ['keepAlive', { sessionId: field('id') }],
+  ['closeSession', { sessionId: field('id') }],
+  ['expireSession', { sessionId: field('id'), reason: field('expireReason') }],
+  [
+    'lockAcquire',
+    {
+      key: field('id'),
+      sessionId: field('id'),
+      requestId: field('id'),
+      ttlMs: field('ttl'),
+      wait: field('boolean'),
+    },
+  ],
+  ['lockRelease', { key: field('id'), sessionId: field('id'), fencingToken: field('positive') }],
+  [
+    'lockExtend',
+    { key: field('id'), sessionId: field('id'), fencingToken: field('positive'), ttlMs: field('ttl') },
+  ],
+  ['lockCancel', { key: field('id'), sessionId: field('id'), requestId: field('id') }],
+  ['lockExpire', { key: field('id'), fencingToken: field('positive') }],
+  ['campaign', { name: field('id'), sessionId: field('id'), agentId: field('id'), requestId: field('id') }],
+  ['resign', { name: field('id'), sessionId: field('id') }],
+])
+
+function fieldValid(kind: FieldKind, value: unknown): boolean {
+  switch (kind) {
+    case 'id':
+      return isId(value)
+    case 'json':
+      return isJsonValue(value)
+    case 'count':
+      return isCount(value)
+    case 'positive':
+      return isPositive(value)
+    case 'ttl':
+      return isTtl(value)
+    case 'boolean':
+      return typeof value === 'boolean'
+    case 'expireReason':
+      return value === 'ttl' || value === 'dead'
+  }
+}
+
+/** Checks a parsed command against its field list; returns an error message or undefined. */
+function commandError(value: unknown): string | undefined {
+  if (!isRecord(value)) return 'command is not an object'
+  const type = value.type
+  const fields = typeof type === 'string' ? commandFields.get(type as CommandType) : undefined
+  if (fields === undefined) return 'unknown command type'
+  let present = 1 // `type`
+  for (const name in fields) {
+    const spec = fields[name]
+    const fieldValue = value[name]
+    if (fieldValue === undefined) {
+      if (spec.optional) continue
+      return `command ${type} lacks ${name}`
+    }
+    if (!fieldValid(spec.kind, fieldValue)) return `command ${type} has an invalid ${name}`
+    present++
+  }
+  // Every key was matched above unless there are more keys than matches. Keys holding `undefined` count as
+  // absent, as `JSON.stringify` drops them: a command built in JS validates as it will decode.
+  let keys = 0
+  for (const name in value) if (value[name] !== undefined) keys++
+  if (keys !== present) return `command ${type} has unknown fields`
+  return undefined
+}
+
+const envelopeKeys = new Set(['ts', 'session', 'seq', 'ackedBelow', 'command'])
+
+/**
+ * Validates an already parsed envelope: exact shapes, no unknown fields. The result's envelope is `value`
+ * itself (no copy), typed.
+ */
+export function validateEnvelope(value: unknown): DecodeResult {
+  if (!isRecord(value)) return { ok: false, error: 'envelope is not an object' }
+  for (const key in value) {
+    if (!envelopeKeys.has(key) && value[key] !== undefined)
+      return { ok: false, error: 'envelope has unknown fields' }
+  }
+  if (!isBoundedCount(value.ts)) return { ok: false, error: 'envelope has an invalid ts' }
+  const { session, seq, ackedBelow } = value
+  if (session !== undefined && !isId(session)) return { ok: false, error: 'envelope has an invalid session' }
+  if (seq !== undefined && (!isBoundedCount(seq) || session === undefined)) {
+    return { ok: false, error: 'envelope has an invalid seq' }
+  }
+  if (ackedBelow !== undefined && (!isBoundedCount(ackedBelow) || seq === undefined)) {
+    return { ok: false, error: 'envelope has an invalid ackedBelow' }
+  }
+  const error = commandError(value.command)
+  if (error !== undefined) return { ok: false, error }
+  return { ok: true, envelope: value as unknown as Envelope }
+}
+
+const encoder = new TextEncoder()
+// fatal: malformed UTF-8 is an error, not silently replaced, so a corrupted entry is never half-understood.
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** The entry data for `envelope`: UTF-8 JSON. Does not validate; use `validateEnvelope` where input is untrusted. */
+export function encodeEnvelope(envelope: Envelope): Uint8Array {
+  return encoder.encode(JSON.stringify(envelope))
+}
+
+/** Shorthand for the common case of a command without a client session. */
+export function encodeCommand(command: Command, ts: number): Uint8Array {
+  return encodeEnvelope({ ts, command })
+}
+
+/**
+ * Decodes and strictly validates entry data. Never throws. Error messages are fixed strings of this module
+ * (not the JSON parser's, which vary between engine versions), so every replica reports the same.
+ */
+export function decodeEnvelope(data: Uint8Array): DecodeResult {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(decoder.decode(data))
+  } catch {
+    return { ok: false, error: 'entry is not UTF-8 JSON' }
+  }
+  return validateEnvelope(parsed)
+}

@@ -1,0 +1,158 @@
+import type { CampaignCommand, ResignCommand } from './commands.ts'
+import type { ApplyContext } from './context.ts'
+import type { ElectionLeader } from './events.ts'
+import { type CommandResult, OK, UNCHANGED } from './results.ts'
+import { type SessionEndListener, type SessionTable, sessionExpired } from './sessions.ts'
+import { checkSnapshot, isCount, isId, isRecord, snapshotArray } from './validate.ts'
+
+export type Candidate = ElectionLeader
+
+/** A named election as queries show it: the head of `candidates` leads. */
+export interface ElectionInfo {
+  name: string
+  /** Increases with every new leader; 0 before the first. */
+  term: number
+  leader: Candidate | undefined
+  candidates: Candidate[]
+}
+
+interface ElectionRecord {
+  term: number
+  candidates: Candidate[]
+}
+
+/** Election section of a snapshot, in table order. */
+export interface ElectionSnapshot {
+  name: string
+  term: number
+  candidates: Candidate[]
+}
+
+/**
+ * Named elections: a FIFO queue of candidacies, one per session, whose head leads. An election keeps its
+ * record (and term) after its last candidate leaves, so terms keep increasing across leaderless spells.
+ */
+export class ElectionTable implements SessionEndListener {
+  private readonly records = new Map<string, ElectionRecord>()
+  /** Elections each session stands in. Derived; not in snapshots. */
+  private readonly namesBySession = new Map<string, Set<string>>()
+  private readonly sessions: SessionTable
+
+  constructor(sessions: SessionTable) {
+    this.sessions = sessions
+  }
+
+  info(name: string): ElectionInfo | undefined {
+    const record = this.records.get(name)
+    if (record === undefined) return undefined
+    const candidates = record.candidates.map(candidate => ({ ...candidate }))
+    return { name, term: record.term, leader: candidates[0], candidates }
+  }
+
+  campaign(command: CampaignCommand, context: ApplyContext): CommandResult {
+    const { name, sessionId } = command
+    if (!this.sessions.isLive(sessionId, context)) return sessionExpired(sessionId)
+    let record = this.records.get(name)
+    if (record === undefined) {
+      record = { term: 0, candidates: [] }
+      this.records.set(name, record)
+    }
+    const position = record.candidates.findIndex(candidate => candidate.sessionId === sessionId)
+    if (position === 0) return { type: 'elected', term: record.term }
+    if (position > 0) return { type: 'candidate', position }
+    record.candidates.push({ agentId: command.agentId, sessionId, requestId: command.requestId })
+    this.index(sessionId, name)
+    if (record.candidates.length > 1) return { type: 'candidate', position: record.candidates.length - 1 }
+    this.leaderChanged(name, record, context)
+    return { type: 'elected', term: record.term }
+  }
+
+  resign(command: ResignCommand, context: ApplyContext): CommandResult {
+    const record = this.records.get(command.name)
+    if (record === undefined) return UNCHANGED
+    const position = record.candidates.findIndex(candidate => candidate.sessionId === command.sessionId)
+    if (position < 0) return UNCHANGED
+    record.candidates.splice(position, 1)
+    this.unindex(command.sessionId, command.name)
+    if (position === 0) this.leaderChanged(command.name, record, context)
+    return OK
+  }
+
+  onSessionEnd(sessionId: string, context: ApplyContext): void {
+    const names = this.namesBySession.get(sessionId)
+    if (names === undefined) return
+    this.namesBySession.delete(sessionId)
+    for (const name of [...names].sort()) {
+      const record = this.records.get(name)
+      if (record === undefined) continue
+      const position = record.candidates.findIndex(candidate => candidate.sessionId === sessionId)
+      if (position < 0) continue
+      record.candidates.splice(position, 1)
+      if (position === 0) this.leaderChanged(name, record, context)
+    }
+  }
+
+  toSnapshot(): ElectionSnapshot[] {
+    const elections: ElectionSnapshot[] = []
+    for (const [name, record] of this.records) {
+      elections.push({ name, term: record.term, candidates: record.candidates })
+    }
+    return elections
+  }
+
+  restore(data: unknown): void {
+    for (const election of snapshotArray(data, 'elections')) {
+      checkSnapshot(isRecord(election) && isId(election.name) && isCount(election.term), 'elections')
+      const candidates: Candidate[] = []
+      for (const candidate of snapshotArray(election.candidates, 'elections.candidates')) {
+        checkSnapshot(
+          isRecord(candidate) &&
+            isId(candidate.agentId) &&
+            isId(candidate.sessionId) &&
+            isId(candidate.requestId),
+          'elections.candidates',
+        )
+        candidates.push({
+          agentId: candidate.agentId,
+          sessionId: candidate.sessionId,
+          requestId: candidate.requestId,
+        })
+        this.index(candidate.sessionId, election.name)
+      }
+      this.records.set(election.name, { term: election.term, candidates })
+    }
+  }
+
+  /** The head of the queue changed: a new leader gets a new term; an empty queue keeps the old one. */
+  private leaderChanged(name: string, record: ElectionRecord, context: ApplyContext): void {
+    const leader = record.candidates[0]
+    if (leader === undefined) {
+      context.events.push({ type: 'electionChanged', name, term: record.term, timestamp: context.time })
+      return
+    }
+    record.term++
+    context.events.push({
+      type: 'electionChanged',
+      name,
+      leader: { agentId: leader.agentId, sessionId: leader.sessionId, requestId: leader.requestId },
+      term: record.term,
+      timestamp: context.time,
+    })
+  }
+
+  private index(sessionId: string, name: string): void {
+    let names = this.namesBySession.get(sessionId)
+    if (names === undefined) {
+      names = new Set()
+      this.namesBySession.set(sessionId, names)
+    }
+    names.add(name)
+  }
+
+  private unindex(sessionId: string, name: string): void {
+    const names = this.namesBySession.get(sessionId)
+    if (names === undefined) return
+    names.delete(name)
+    if (names.size === 0) this.namesBySession.delete(sessionId)
+  }
+}

@@ -1,0 +1,54 @@
+/** The replicated coordination state machine: commands, their codec, and the state they build. */
+
+export {
+  type DecodeResult,
+  decodeEnvelope,
+  encodeCommand,
+  encodeEnvelope,
+  validateEnvelope,
+} from './codec.ts'
+export type {
+  CampaignCommand,
+  CloseSessionCommand,
+  Command,
+  CommandType,
+  DeleteCommand,
+  Envelope,
+  ExpireSessionCommand,
+  KeepAliveCommand,
+  LockAcquireCommand,
+  LockCancelCommand,
+  LockExpireCommand,
+  LockExtendCommand,
+  LockReleaseCommand,
+  OpenSessionCommand,
+  PutCommand,
+  ResignCommand,
+} from './commands.ts'
+export type { ApplyContext } from './context.ts'
+export type { Candidate, ElectionInfo } from './elections.ts'
+export type {
+  ElectionChangedEvent,
+  ElectionLeader,
+  KvEvent,
+  LockGrantedEvent,
+  LockReleasedEvent,
+  SessionClosedEvent,
+  SessionExpiredEvent,
+  StateEvent,
+} from './events.ts'
+export type { HistoryResult } from './history.ts'
+export { isJsonValue, type JsonValue, MAX_JSON_DEPTH } from './json.ts'
+export type { KeyValue } from './kv.ts'
+export type { LockHolder, LockInfo, LockWaiter } from './locks.ts'
+export type { CommandResult, ErrorCode, ErrorResult } from './results.ts'
+export type { SessionEndListener, SessionInfo } from './sessions.ts'
+export {
+  type ApplyInput,
+  type ApplyOutput,
+  type DueExpiries,
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_VERSION,
+  StateMachine,
+  type StateMachineOptions,
+} from './state-machine.ts'

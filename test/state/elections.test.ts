@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest'
+import type { CampaignCommand } from '../../src/state/commands.ts'
+import { LogDriver } from './helpers.ts'
+
+function campaign(sessionId: string, name = 'E'): CampaignCommand {
+  return { type: 'campaign', name, sessionId, agentId: `agent-${sessionId}`, requestId: `req-${sessionId}` }
+}
+
+describe('named elections', () => {
+  it('leads FIFO, increments the term with every new leader', () => {
+    const log = new LogDriver()
+    log.open('a')
+    log.open('b')
+    log.open('c')
+    const first = log.apply(campaign('a'))
+    expect(first.result).toEqual({ type: 'elected', term: 1 })
+    expect(first.events).toEqual([
+      {
+        type: 'electionChanged',
+        name: 'E',
+        leader: { agentId: 'agent-a', sessionId: 'a', requestId: 'req-a' },
+        term: 1,
+        timestamp: 1_000,
+      },
+    ])
+    expect(log.apply(campaign('b'))).toEqual({ result: { type: 'candidate', position: 1 }, events: [] })
+    expect(log.result(campaign('c'))).toEqual({ type: 'candidate', position: 2 })
+    // Campaigning again is idempotent: one candidacy per session.
+    expect(log.result(campaign('b'))).toEqual({ type: 'candidate', position: 1 })
+    expect(log.result(campaign('a'))).toEqual({ type: 'elected', term: 1 })
+
+    const resigned = log.apply({ type: 'resign', name: 'E', sessionId: 'a' })
+    expect(resigned.result).toEqual({ type: 'ok' })
+    expect(resigned.events).toMatchObject([{ type: 'electionChanged', leader: { sessionId: 'b' }, term: 2 }])
+    // A queued candidate withdrawing changes no leader.
+    expect(log.apply({ type: 'resign', name: 'E', sessionId: 'c' }).events).toEqual([])
+    expect(log.machine.election('E')).toMatchObject({ term: 2, leader: { sessionId: 'b' } })
+
+    const empty = log.apply({ type: 'resign', name: 'E', sessionId: 'b' })
+    expect(empty.events).toEqual([{ type: 'electionChanged', name: 'E', term: 2, timestamp: 1_000 }])
+    expect(log.machine.election('E')).toEqual({ name: 'E', term: 2, leader: undefined, candidates: [] })
+    // The term survives a leaderless spell: the next leader's term is higher than any before.
+    expect(log.result(campaign('c'))).toEqual({ type: 'elected', term: 3 })
+    expect(log.result({ type: 'resign', name: 'E', sessionId: 'a' })).toEqual({ type: 'unchanged' })
+    expect(log.result({ type: 'resign', name: 'nope', sessionId: 'a' })).toEqual({ type: 'unchanged' })
+  })
+
+  it('withdraws the candidacies of an expired session', () => {
+    const log = new LogDriver()
+    log.open('a')
+    log.open('b')
+    log.apply(campaign('a'))
+    log.apply(campaign('b'))
+    log.apply(campaign('b', 'other'))
+    const output = log.apply({ type: 'expireSession', sessionId: 'b', reason: 'dead' })
+    expect(output.events.map(event => event.type)).toEqual(['sessionExpired', 'electionChanged'])
+    expect(log.machine.election('E')?.candidates.map(candidate => candidate.sessionId)).toEqual(['a'])
+    expect(log.machine.election('other')).toMatchObject({ term: 1, leader: undefined, candidates: [] })
+  })
+
+  it('requires a live session', () => {
+    const log = new LogDriver()
+    expect(log.result(campaign('ghost'))).toMatchObject({ code: 'SessionExpired' })
+    expect(log.machine.election('E')).toBeUndefined()
+  })
+})
