@@ -215,6 +215,10 @@ export interface SoftState {
  * 2. send `messages`;
  * 3. if `snapshot` is set, restore the application from it; then apply `committed` in order;
  * 4. hand out `readStates` (each becomes servable once the application has applied its index).
+ *
+ * A `snapshot` becomes the base of the stored log: drop the stored entries up to its index, and all of them
+ * unless the stored entry at its index has the snapshot's term. Whatever the node keeps after the snapshot
+ * index comes back in `entries` of the same Ready, so dropping every stored entry is also correct.
  */
 export interface Ready {
   softState?: SoftState
@@ -313,8 +317,12 @@ export interface RaftCore {
   readIndex(context: ReadContext): void
   /** Start an election now (pre-vote first when enabled). Ignored on non-voters. */
   campaign(): void
-  /** The application's snapshot at `index` (<= applied): the log before it may be discarded. */
-  compact(index: number, data: Uint8Array): void
+  /**
+   * The application's snapshot at `index` (<= applied): the log before it may be discarded. Returns the
+   * snapshot with its meta (term and configuration at `index`) for the shell to persist, or undefined when the
+   * log is already compacted that far. It never comes back in a Ready.
+   */
+  compact(index: number, data: Uint8Array): Snapshot | undefined
   hasReady(): boolean
   /** The pending batch. Proposals since the last Ready go out batched in as few appends as the limits allow. */
   ready(): Ready

@@ -1,0 +1,1146 @@
+/**
+ * The Raft node: a deterministic state machine driven by `tick`, `step` and the proposal calls, whose effects
+ * come out of `ready()` as data. Modelled on etcd-io/raft: pre-vote, check-quorum with leader leases,
+ * flow-controlled pipelined replication, leadership transfer, single-server membership changes, chunked
+ * snapshots and ReadIndex.
+ */
+
+import {
+  applyConfigChange,
+  ConfigHistory,
+  copyConfig,
+  decodeConfig,
+  emptyConfig,
+  encodeConfig,
+} from './config.ts'
+import { ConfigChangeError, InvalidRequestError, NotLeaderError, ProposalDroppedError } from './errors.ts'
+import { RaftLog } from './log.ts'
+import { isWellFormed } from './messages.ts'
+import { PeerProgress } from './progress.ts'
+import { majorityIndex, tallyVotes } from './quorum.ts'
+import { ReadOnlyQueue, type ReadRound } from './read-only.ts'
+import type {
+  AppendRequest,
+  AppendResponse,
+  Config,
+  ConfigChange,
+  Entry,
+  HardState,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  Message,
+  NodeId,
+  RaftCore,
+  RaftInit,
+  RaftOptions,
+  RaftStatus,
+  Random,
+  ReadContext,
+  ReadIndexResponse,
+  ReadState,
+  Ready,
+  Role,
+  Snapshot,
+  SnapshotMeta,
+  SnapshotRequest,
+  SnapshotResponse,
+  SoftState,
+  VoteRequest,
+  VoteResponse,
+} from './types.ts'
+
+/** The defaults of every option. */
+export const DEFAULT_RAFT_OPTIONS: Readonly<RaftOptions> = Object.freeze({
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  preVote: true,
+  checkQuorum: true,
+  maxMessageBytes: 1024 * 1024,
+  maxInflightMessages: 256,
+  maxInflightBytes: 16 * 1024 * 1024,
+  snapshotChunkBytes: 256 * 1024,
+  maxUncommittedBytes: 64 * 1024 * 1024,
+  bugs: {},
+})
+
+type CampaignKind = 'preVote' | 'vote' | 'transfer'
+
+/** A snapshot being received chunk by chunk, from one leader in one term. */
+interface IncomingSnapshot {
+  meta: SnapshotMeta
+  from: NodeId
+  term: number
+  chunks: Uint8Array[]
+  received: number
+}
+
+const EMPTY = new Uint8Array(0)
+
+function sameConfig(a: Config, b: Config): boolean {
+  return (
+    a.voters.length === b.voters.length &&
+    a.nonVoters.length === b.nonVoters.length &&
+    a.voters.every((id, i) => b.voters[i] === id) &&
+    a.nonVoters.every((id, i) => b.nonVoters[i] === id)
+  )
+}
+
+function concatChunks(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]
+  const data = new Uint8Array(total)
+  let offset = 0
+  for (const chunk of chunks) {
+    data.set(chunk, offset)
+    offset += chunk.length
+  }
+  return data
+}
+
+function validateOptions(options: RaftOptions): void {
+  const positive: (keyof RaftOptions)[] = [
+    'electionTicks',
+    'heartbeatTicks',
+    'maxMessageBytes',
+    'maxInflightMessages',
+    'maxInflightBytes',
+    'snapshotChunkBytes',
+    'maxUncommittedBytes',
+  ]
+  for (const key of positive) {
+    const value = options[key]
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+      throw new InvalidRequestError(`Raft option ${key} must be a positive integer`)
+    }
+  }
+  if (options.heartbeatTicks >= options.electionTicks) {
+    throw new InvalidRequestError('Raft option heartbeatTicks must be below electionTicks')
+  }
+}
+
+/**
+ * One Raft peer. Not thread-safe and not re-entrant: the shell calls it from one loop.
+ *
+ * Entries and snapshots handed in or out are treated as immutable; the node keeps references to them.
+ */
+export class RaftNode implements RaftCore {
+  readonly id: NodeId
+  private readonly options: RaftOptions
+  private readonly random: Random
+  private readonly log: RaftLog
+  private readonly configs: ConfigHistory
+  private config: Config
+  private voters: readonly NodeId[]
+
+  private term: number
+  private vote: NodeId
+  private commit: number
+  private role: Role = 'follower'
+  private leader: NodeId = ''
+
+  private electionElapsed = 0
+  private heartbeatElapsed = 0
+  private randomizedElectionTimeout = 0
+  private readonly votes = new Map<NodeId, boolean>()
+
+  // Leader state.
+  private readonly progress = new Map<NodeId, PeerProgress>()
+  private transferee: NodeId = ''
+  private transferElapsed = 0
+  private pendingConfigIndex = 0
+  private uncommittedBytes = 0
+  private readonly readOnly = new ReadOnlyQueue()
+
+  // Snapshots: the latest one this node has (to send), one being received, one to hand to the shell.
+  private snapshot: Snapshot | undefined
+  private incoming: IncomingSnapshot | undefined
+  private snapshotOut: Snapshot | undefined
+
+  // Output, drained by ready().
+  private outbox: Message[] = []
+  private readStates: ReadState[] = []
+  private applied: number
+  private committedOut: number
+  private lastSoft: SoftState
+  private lastHard: HardState
+
+  constructor(init: RaftInit) {
+    this.id = init.id
+    this.options = { ...DEFAULT_RAFT_OPTIONS, ...init.options, bugs: { ...init.options?.bugs } }
+    validateOptions(this.options)
+    this.random = init.random
+    const { hardState, snapshot, entries } = init.state
+    const snapshotIndex = snapshot?.meta.index ?? 0
+    this.log = new RaftLog(snapshotIndex, snapshot?.meta.term ?? 0, entries)
+    this.configs = new ConfigHistory(
+      snapshotIndex,
+      snapshot ? copyConfig(snapshot.meta.config) : emptyConfig(),
+    )
+    for (const entry of entries) this.recordConfigEntry(entry)
+    this.config = this.configs.current()
+    this.voters = this.config.voters
+    this.snapshot = snapshot
+    this.term = hardState.term
+    this.vote = hardState.vote
+    // The application starts from the snapshot (the shell restores it) or from what it says it has applied.
+    this.applied = Math.min(Math.max(init.applied ?? snapshotIndex, snapshotIndex), this.log.lastIndex())
+    this.commit = Math.min(Math.max(hardState.commit, this.applied), this.log.lastIndex())
+    this.committedOut = this.applied
+    this.lastHard = { term: this.term, vote: this.vote, commit: hardState.commit }
+    this.lastSoft = { role: this.role, leader: this.leader }
+    this.resetElectionTimeout()
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  tick(): void {
+    if (this.role === 'leader') this.tickLeader()
+    else this.tickElection()
+  }
+
+  step(message: Message): void {
+    if (message.to !== this.id || message.from === this.id || !isWellFormed(message)) return
+    if (message.term > this.term) {
+      if (message.type === 'vote' || message.type === 'preVote') {
+        // Leader lease: a follower that heard from a live leader within the election timeout ignores
+        // candidates, unless the leader itself asked for the election (transfer).
+        const inLease =
+          this.options.checkQuorum && this.leader !== '' && this.electionElapsed < this.options.electionTicks
+        if (inLease && !message.transfer) return
+      }
+      if (message.type === 'preVote') {
+        // A pre-vote never changes our term.
+      } else if (message.type === 'preVoteResponse' && message.granted) {
+        // Granted pre-votes carry the term we would campaign in.
+      } else if (message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot') {
+        this.becomeFollower(message.term, message.from)
+      } else {
+        this.becomeFollower(message.term, '')
+      }
+    } else if (message.term < this.term) {
+      if (
+        (this.options.checkQuorum || this.options.preVote) &&
+        (message.type === 'append' || message.type === 'heartbeat')
+      ) {
+        // A stale leader (e.g. back from a partition) learns our term from this and steps down.
+        this.send({
+          type: 'appendResponse',
+          from: this.id,
+          to: message.from,
+          term: this.term,
+          success: false,
+          index: 0,
+          hintIndex: 0,
+          hintTerm: 0,
+        })
+      } else if (message.type === 'preVote') {
+        this.sendVoteResponse(message, false)
+      }
+      return
+    }
+
+    switch (message.type) {
+      case 'vote':
+      case 'preVote':
+        this.handleVoteRequest(message)
+        return
+      case 'voteResponse':
+      case 'preVoteResponse':
+        this.handleVoteResponse(message)
+        return
+    }
+    if (this.role === 'leader') this.stepLeader(message)
+    else this.stepFollower(message)
+  }
+
+  propose(data: Uint8Array): { index: number; term: number } {
+    this.checkCanPropose()
+    const size = data.length
+    if (
+      this.uncommittedBytes > 0 &&
+      size > 0 &&
+      this.uncommittedBytes + size > this.options.maxUncommittedBytes
+    ) {
+      throw new ProposalDroppedError('Too many uncommitted bytes on the leader')
+    }
+    this.uncommittedBytes += size
+    return this.appendEntry('normal', data)
+  }
+
+  proposeConfigChange(change: ConfigChange): { index: number; term: number } {
+    this.checkCanPropose()
+    if (this.pendingConfigIndex > this.commit) {
+      throw new ConfigChangeError(
+        `A configuration change at index ${this.pendingConfigIndex} is not committed yet`,
+      )
+    }
+    const next = applyConfigChange(this.config, change)
+    const result = this.appendEntry('config', encodeConfig(next))
+    this.pendingConfigIndex = result.index
+    this.configs.add(result.index, next)
+    this.onConfigChanged()
+    return result
+  }
+
+  transferLeadership(to: NodeId): void {
+    if (this.role !== 'leader') throw new NotLeaderError(this.leader)
+    if (to === this.id) return
+    if (!this.voters.includes(to)) throw new InvalidRequestError(`${to} is not a voter`)
+    if (this.transferee === to) return
+    this.transferee = to
+    this.transferElapsed = 0
+    const progress = this.progress.get(to)
+    if (progress && progress.match === this.log.lastIndex()) this.sendTimeoutNow(to)
+  }
+
+  readIndex(context: ReadContext): void {
+    if (this.role === 'leader') {
+      this.handleReadRequest(this.id, context)
+    } else if (this.leader !== '') {
+      this.send({ type: 'readIndex', from: this.id, to: this.leader, term: this.term, context })
+    }
+    // No known leader: dropped; the shell times out and retries.
+  }
+
+  campaign(): void {
+    if (this.role === 'leader') return
+    this.startCampaign(this.options.preVote ? 'preVote' : 'vote')
+  }
+
+  /**
+   * Records the application's snapshot at `index` and discards the log up to it. Returns the snapshot (its
+   * meta is what the shell stores alongside the data), or undefined when the log is already compacted that far.
+   * The shell persists the snapshot itself; it never comes back in a Ready.
+   */
+  compact(index: number, data: Uint8Array): Snapshot | undefined {
+    if (index > this.applied) {
+      throw new InvalidRequestError(`Cannot compact to ${index}: only ${this.applied} is applied`)
+    }
+    if (index <= this.log.snapshotIndex) return undefined
+    const meta: SnapshotMeta = {
+      index,
+      term: this.log.term(index) as number,
+      config: copyConfig(this.configs.at(index)),
+    }
+    const snapshot = { meta, data }
+    this.snapshot = snapshot
+    this.log.compact(index)
+    this.configs.compact(index)
+    return snapshot
+  }
+
+  // ---------------------------------------------------------------- output
+
+  hasReady(): boolean {
+    if (this.outbox.length > 0 || this.readStates.length > 0 || this.snapshotOut !== undefined) return true
+    if (this.log.hasUnstable() || this.commit > this.committedOut) return true
+    if (this.role !== this.lastSoft.role || this.leader !== this.lastSoft.leader) return true
+    if (
+      this.term !== this.lastHard.term ||
+      this.vote !== this.lastHard.vote ||
+      this.commit !== this.lastHard.commit
+    ) {
+      return true
+    }
+    return this.role === 'leader' && this.leaderHasWork()
+  }
+
+  ready(): Ready {
+    if (this.role === 'leader') this.flushLeader()
+    const ready: Ready = {
+      entries: this.log.takeUnstable(),
+      messages: this.outbox,
+      committed: [],
+      readStates: this.readStates,
+    }
+    if (this.role !== this.lastSoft.role || this.leader !== this.lastSoft.leader) {
+      this.lastSoft = { role: this.role, leader: this.leader }
+      ready.softState = { ...this.lastSoft }
+    }
+    if (
+      this.term !== this.lastHard.term ||
+      this.vote !== this.lastHard.vote ||
+      this.commit !== this.lastHard.commit
+    ) {
+      this.lastHard = { term: this.term, vote: this.vote, commit: this.commit }
+      ready.hardState = { ...this.lastHard }
+    }
+    if (this.snapshotOut) {
+      ready.snapshot = this.snapshotOut
+      this.snapshotOut = undefined
+    }
+    // Everything in the log is persisted by the time the shell applies this Ready, so all of it up to the
+    // commit index may be applied.
+    if (this.commit > this.committedOut) {
+      ready.committed = this.log.slice(this.committedOut + 1, this.commit + 1)
+      this.committedOut = this.commit
+    }
+    this.outbox = []
+    this.readStates = []
+    return ready
+  }
+
+  advance(ready: Ready): void {
+    if (ready.snapshot && ready.snapshot.meta.index > this.applied) this.applied = ready.snapshot.meta.index
+    const entries = ready.entries
+    if (entries.length > 0) {
+      const last = entries[entries.length - 1]
+      this.log.stableTo(last.index, last.term)
+    }
+    const committed = ready.committed
+    if (committed.length > 0) {
+      const last = committed[committed.length - 1].index
+      if (last > this.applied) this.applied = last
+    }
+    if (this.role === 'leader') {
+      const self = this.progress.get(this.id)
+      if (self?.maybeUpdate(this.log.stableIndex)) this.maybeCommit()
+    }
+  }
+
+  status(): RaftStatus {
+    const status: RaftStatus = {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      vote: this.vote,
+      leader: this.leader,
+      commit: this.commit,
+      applied: this.applied,
+      lastIndex: this.log.lastIndex(),
+      config: copyConfig(this.config),
+    }
+    if (this.role === 'leader') {
+      status.progress = {}
+      for (const [id, progress] of this.progress) status.progress[id] = progress.view()
+      if (this.transferee !== '') status.transferee = this.transferee
+    }
+    return status
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  private resetElectionTimeout(): void {
+    const electionTicks = this.options.electionTicks
+    const draw = Math.min(Math.max(this.random(), 0), 0.9999999999)
+    this.randomizedElectionTimeout = electionTicks + Math.floor(draw * electionTicks)
+  }
+
+  /** State common to every role change. */
+  private reset(term: number): void {
+    if (term !== this.term) {
+      this.term = term
+      this.vote = ''
+    }
+    this.leader = ''
+    this.electionElapsed = 0
+    this.heartbeatElapsed = 0
+    this.resetElectionTimeout()
+    this.votes.clear()
+    this.progress.clear()
+    this.transferee = ''
+    this.transferElapsed = 0
+    this.uncommittedBytes = 0
+    this.readOnly.reset()
+  }
+
+  private becomeFollower(term: number, leader: NodeId): void {
+    this.reset(term)
+    this.role = 'follower'
+    this.leader = leader
+  }
+
+  private becomePreCandidate(): void {
+    // Keeps term and vote: a pre-candidate has not started an election yet.
+    this.votes.clear()
+    this.progress.clear()
+    this.readOnly.reset()
+    this.role = 'preCandidate'
+    this.leader = ''
+    this.electionElapsed = 0
+    this.resetElectionTimeout()
+  }
+
+  private becomeCandidate(): void {
+    this.reset(this.term + 1)
+    this.vote = this.id
+    this.role = 'candidate'
+  }
+
+  private becomeLeader(): void {
+    this.reset(this.term)
+    this.role = 'leader'
+    this.leader = this.id
+    const next = this.log.lastIndex() + 1
+    for (const id of [...this.config.voters, ...this.config.nonVoters, this.id]) {
+      if (!this.progress.has(id)) this.progress.set(id, this.newProgress(next))
+    }
+    const self = this.progress.get(this.id) as PeerProgress
+    self.match = this.log.stableIndex
+    self.recentActive = true
+    self.becomeReplicate()
+    self.next = next
+    // The no-op of a new term lets the leader commit (and learn the commit index) in its own term.
+    const noop = this.appendEntry('normal', EMPTY)
+    // No membership change before every entry of earlier terms is known committed.
+    this.pendingConfigIndex = noop.index
+  }
+
+  private newProgress(next: number): PeerProgress {
+    return new PeerProgress(next, this.options.maxInflightMessages, this.options.maxInflightBytes)
+  }
+
+  private promotable(): boolean {
+    return this.voters.includes(this.id)
+  }
+
+  private startCampaign(kind: CampaignKind): void {
+    if (!this.promotable()) return
+    let voteTerm: number
+    let type: 'vote' | 'preVote'
+    if (kind === 'preVote') {
+      this.becomePreCandidate()
+      voteTerm = this.term + 1
+      type = 'preVote'
+    } else {
+      this.becomeCandidate()
+      voteTerm = this.term
+      type = 'vote'
+    }
+    this.votes.set(this.id, true)
+    if (tallyVotes(this.voters, this.votes) === 'won') {
+      // A single voter wins on its own vote.
+      if (kind === 'preVote') this.startCampaign('vote')
+      else this.becomeLeader()
+      return
+    }
+    const lastLogIndex = this.log.lastIndex()
+    const lastLogTerm = this.log.lastTerm()
+    for (const id of this.voters) {
+      if (id === this.id) continue
+      this.send({
+        type,
+        from: this.id,
+        to: id,
+        term: voteTerm,
+        lastLogIndex,
+        lastLogTerm,
+        transfer: kind === 'transfer',
+      })
+    }
+  }
+
+  // ---------------------------------------------------------------- ticks
+
+  private tickElection(): void {
+    this.electionElapsed++
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0
+      this.startCampaign(this.options.preVote ? 'preVote' : 'vote')
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++
+    this.electionElapsed++
+    if (this.transferee !== '' && ++this.transferElapsed >= this.options.electionTicks) {
+      this.transferee = ''
+      this.transferElapsed = 0
+    }
+    if (this.electionElapsed >= this.options.electionTicks) {
+      this.electionElapsed = 0
+      if (this.options.checkQuorum) {
+        if (!this.quorumActive()) {
+          this.becomeFollower(this.term, '')
+          return
+        }
+        for (const [id, progress] of this.progress) if (id !== this.id) progress.recentActive = false
+      }
+    }
+    for (const progress of this.progress.values()) {
+      if (progress.state === 'snapshot') progress.ticksSinceChunk++
+    }
+    if (this.heartbeatElapsed >= this.options.heartbeatTicks) {
+      this.heartbeatElapsed = 0
+      this.broadcastHeartbeat('')
+    }
+  }
+
+  private quorumActive(): boolean {
+    let active = 0
+    for (const id of this.voters) {
+      if (id === this.id || this.progress.get(id)?.recentActive) active++
+    }
+    return active >= Math.floor(this.voters.length / 2) + 1
+  }
+
+  // ---------------------------------------------------------------- votes
+
+  private handleVoteRequest(message: VoteRequest): void {
+    const canVote =
+      this.vote === message.from ||
+      (this.vote === '' && this.leader === '') ||
+      (message.type === 'preVote' && message.term > this.term)
+    const upToDate =
+      this.options.bugs.voteIgnoresLog || this.log.isUpToDate(message.lastLogIndex, message.lastLogTerm)
+    // Non-voters answer too: a node may have been promoted without having the entry yet (etcd does the same);
+    // a candidate only counts the votes of its own configuration's voters.
+    if (canVote && upToDate) {
+      this.sendVoteResponse(message, true)
+      if (message.type === 'vote') {
+        this.electionElapsed = 0
+        this.vote = message.from
+      }
+    } else {
+      this.sendVoteResponse(message, false)
+    }
+  }
+
+  private sendVoteResponse(request: VoteRequest, granted: boolean): void {
+    this.send({
+      type: request.type === 'vote' ? 'voteResponse' : 'preVoteResponse',
+      from: this.id,
+      to: request.from,
+      // A granted vote carries the request's term, so a pre-candidate (whose own term is lower) counts it.
+      term: granted ? request.term : this.term,
+      granted,
+    })
+  }
+
+  private handleVoteResponse(message: VoteResponse): void {
+    const expected =
+      this.role === 'preCandidate' ? 'preVoteResponse' : this.role === 'candidate' ? 'voteResponse' : ''
+    if (message.type !== expected || !this.voters.includes(message.from)) return
+    this.votes.set(message.from, message.granted)
+    const result = tallyVotes(this.voters, this.votes)
+    if (result === 'won') {
+      if (this.role === 'preCandidate') this.startCampaign('vote')
+      else this.becomeLeader()
+    } else if (result === 'lost') {
+      this.becomeFollower(this.term, '')
+    }
+  }
+
+  // ---------------------------------------------------------------- followers
+
+  private stepFollower(message: Message): void {
+    switch (message.type) {
+      case 'append':
+      case 'heartbeat':
+      case 'snapshot':
+        // Same term (higher terms made us follower above): a candidate learns it lost.
+        if (this.role !== 'follower') this.becomeFollower(message.term, message.from)
+        this.electionElapsed = 0
+        this.leader = message.from
+        if (message.type === 'append') this.handleAppend(message)
+        else if (message.type === 'heartbeat') this.handleHeartbeat(message)
+        else this.handleSnapshotChunk(message)
+        return
+      case 'timeoutNow':
+        if (this.role === 'follower' && this.promotable()) this.startCampaign('transfer')
+        return
+      case 'readIndexResponse':
+        if (this.role === 'follower') this.readStates.push({ context: message.context, index: message.index })
+        return
+      default:
+        // Responses meant for a leader, and ReadIndex requests sent to a node that is not one: ignored.
+        return
+    }
+  }
+
+  private handleAppend(message: AppendRequest): void {
+    let { prevLogIndex, prevLogTerm, entries } = message
+    if (prevLogIndex < this.commit) {
+      // Our log up to the commit index is the leader's; keep only what lies beyond it.
+      let skip = 0
+      while (skip < entries.length && entries[skip].index <= this.commit) skip++
+      if (skip === entries.length) {
+        this.sendAppendResponse(message.from, true, this.commit, 0, 0)
+        return
+      }
+      entries = entries.slice(skip)
+      prevLogIndex = this.commit
+      prevLogTerm = this.log.term(this.commit) as number
+    }
+    if (this.log.term(prevLogIndex) !== prevLogTerm) {
+      this.rejectAppend(message.from, prevLogIndex, message.prevLogIndex)
+      return
+    }
+    const conflict = this.log.findConflict(entries)
+    if (conflict >= 0) {
+      const first = entries[conflict].index
+      if (first <= this.commit) return // would rewrite committed entries: a corrupt leader; ignore
+      if (first <= this.log.lastIndex()) {
+        this.log.truncateFrom(first)
+        if (this.configs.truncateFrom(first)) this.onConfigChanged()
+      }
+      this.log.appendFrom(entries, conflict)
+      let configChanged = false
+      for (let i = conflict; i < entries.length; i++) {
+        if (this.recordConfigEntry(entries[i])) configChanged = true
+      }
+      if (configChanged) this.onConfigChanged()
+    }
+    const lastNew = prevLogIndex + entries.length
+    const newCommit = Math.min(message.leaderCommit, lastNew)
+    if (newCommit > this.commit) this.commit = newCommit
+    this.sendAppendResponse(message.from, true, lastNew, 0, 0)
+  }
+
+  /** Rejects an append whose `prevLogIndex` does not match, with a hint to skip a whole term at a time. */
+  private rejectAppend(to: NodeId, prevLogIndex: number, rejected: number): void {
+    const lastIndex = this.log.lastIndex()
+    if (prevLogIndex > lastIndex) {
+      this.sendAppendResponse(to, false, rejected, lastIndex, 0)
+      return
+    }
+    const conflictTerm = this.log.term(prevLogIndex) as number
+    const first = this.log.firstIndexWithTermAtLeast(conflictTerm, this.commit + 1, prevLogIndex)
+    this.sendAppendResponse(to, false, rejected, first, conflictTerm)
+  }
+
+  private sendAppendResponse(
+    to: NodeId,
+    success: boolean,
+    index: number,
+    hintIndex: number,
+    hintTerm: number,
+  ): void {
+    this.send({
+      type: 'appendResponse',
+      from: this.id,
+      to,
+      term: this.term,
+      success,
+      index,
+      hintIndex,
+      hintTerm,
+    })
+  }
+
+  private handleHeartbeat(message: HeartbeatRequest): void {
+    // The leader sends at most what it knows we match, so this never commits a divergent entry.
+    const commit = Math.min(message.leaderCommit, this.log.lastIndex())
+    if (commit > this.commit) this.commit = commit
+    this.send({
+      type: 'heartbeatResponse',
+      from: this.id,
+      to: message.from,
+      term: this.term,
+      context: message.context,
+    })
+  }
+
+  private handleSnapshotChunk(message: SnapshotRequest): void {
+    const { meta } = message
+    const respond = (offset: number, done: boolean) =>
+      this.send({
+        type: 'snapshotResponse',
+        from: this.id,
+        to: message.from,
+        term: this.term,
+        index: meta.index,
+        offset,
+        done,
+      })
+    if (meta.index <= this.commit) {
+      // We already have everything it covers.
+      this.incoming = undefined
+      respond(message.offset + message.data.length, true)
+      return
+    }
+    let incoming = this.incoming
+    const sameSource =
+      incoming !== undefined &&
+      incoming.meta.index === meta.index &&
+      incoming.meta.term === meta.term &&
+      incoming.from === message.from &&
+      incoming.term === message.term
+    if (!sameSource) {
+      if (message.offset !== 0) {
+        respond(-1, false)
+        return
+      }
+      incoming = { meta, from: message.from, term: message.term, chunks: [], received: 0 }
+      this.incoming = incoming
+    }
+    const assembly = incoming as IncomingSnapshot
+    if (message.offset === assembly.received) {
+      assembly.chunks.push(message.data)
+      assembly.received += message.data.length
+      if (message.done) {
+        this.incoming = undefined
+        this.installSnapshot({ meta: assembly.meta, data: concatChunks(assembly.chunks, assembly.received) })
+        respond(assembly.received, true)
+        return
+      }
+    }
+    respond(assembly.received, false)
+  }
+
+  private installSnapshot(snapshot: Snapshot): void {
+    const { index, term, config } = snapshot.meta
+    const keepSuffix = this.log.term(index) === term
+    this.log.restore(index, term, keepSuffix)
+    this.configs.restore(index, copyConfig(config), keepSuffix)
+    this.commit = index
+    if (this.committedOut < index) this.committedOut = index
+    this.snapshot = snapshot
+    this.snapshotOut = snapshot
+    this.onConfigChanged()
+  }
+
+  // ---------------------------------------------------------------- leader
+
+  private checkCanPropose(): void {
+    if (this.role !== 'leader') throw new NotLeaderError(this.leader)
+    if (this.transferee !== '') throw new ProposalDroppedError('Leadership transfer in progress')
+    if (!this.voters.includes(this.id) && !this.config.nonVoters.includes(this.id)) {
+      throw new ProposalDroppedError('This leader has been removed from the configuration')
+    }
+  }
+
+  private appendEntry(type: Entry['type'], data: Uint8Array): { index: number; term: number } {
+    const index = this.log.lastIndex() + 1
+    this.log.append({ term: this.term, index, type, data })
+    return { index, term: this.term }
+  }
+
+  private stepLeader(message: Message): void {
+    if (message.type === 'readIndex') {
+      this.handleReadRequest(message.from, message.context)
+      return
+    }
+    const progress = this.progress.get(message.from)
+    if (!progress) return
+    switch (message.type) {
+      case 'appendResponse':
+        progress.recentActive = true
+        this.handleAppendResponse(message, progress)
+        return
+      case 'heartbeatResponse':
+        progress.recentActive = true
+        this.handleHeartbeatResponse(message, progress)
+        return
+      case 'snapshotResponse':
+        progress.recentActive = true
+        this.handleSnapshotResponse(message, progress)
+        return
+      default:
+        return
+    }
+  }
+
+  private handleAppendResponse(message: AppendResponse, progress: PeerProgress): void {
+    if (!message.success) {
+      if (progress.state === 'snapshot') return
+      const rejected = message.index
+      if (progress.state === 'replicate' ? rejected <= progress.match : rejected !== progress.next - 1) return
+      let next: number
+      if (message.hintTerm === 0) {
+        next = message.hintIndex + 1
+      } else {
+        const ourLast = this.log.lastIndexOfTerm(message.hintTerm)
+        next = ourLast >= 0 ? ourLast + 1 : message.hintIndex
+      }
+      progress.becomeProbe(Math.min(next, rejected, this.log.lastIndex() + 1))
+      return
+    }
+    const index = message.index
+    if (index > this.log.lastIndex()) return // acknowledges entries we never had: not a response to us
+    const updated = progress.maybeUpdate(index)
+    if (!updated && !(progress.match === index && progress.state === 'probe')) return
+    if (progress.state === 'probe') progress.becomeReplicate()
+    else if (progress.state === 'snapshot' && progress.match + 1 >= this.log.firstIndex())
+      progress.becomeReplicate()
+    else if (progress.state === 'replicate') progress.inflights.freeLE(index)
+    if (updated) this.maybeCommit()
+    if (message.from === this.transferee && progress.match === this.log.lastIndex())
+      this.sendTimeoutNow(message.from)
+  }
+
+  private handleHeartbeatResponse(message: HeartbeatResponse, progress: PeerProgress): void {
+    progress.paused = false
+    if (progress.state === 'snapshot' && progress.chunkInFlight) {
+      // No answer to the chunk for two heartbeat intervals while the follower answers heartbeats: it was lost.
+      if (progress.ticksSinceChunk >= 2 * this.options.heartbeatTicks) progress.chunkInFlight = false
+    }
+    if (message.context !== '' && this.voters.includes(message.from)) {
+      this.readOnly.ack(message.from, message.context)
+      this.releaseReads()
+    }
+  }
+
+  private handleSnapshotResponse(message: SnapshotResponse, progress: PeerProgress): void {
+    if (message.done) {
+      if (message.index > this.log.lastIndex()) return
+      const updated = progress.maybeUpdate(message.index)
+      if (progress.state === 'snapshot') {
+        // The follower's log now matches ours at the snapshot index: replicate from there.
+        progress.becomeReplicate()
+      } else if (progress.state === 'replicate') {
+        progress.inflights.freeLE(message.index)
+      }
+      if (updated) this.maybeCommit()
+      if (message.from === this.transferee && progress.match === this.log.lastIndex())
+        this.sendTimeoutNow(message.from)
+      return
+    }
+    // Not done: only answers about the snapshot being sent now matter.
+    if (progress.state !== 'snapshot' || message.index !== progress.snapshotIndex) return
+    if (message.offset < 0) {
+      // The follower has no assembly from us (it restarted): start over.
+      progress.snapshotOffset = 0
+      progress.chunkInFlight = false
+      return
+    }
+    if (message.offset > progress.snapshotOffset) {
+      progress.snapshotOffset = message.offset
+      progress.chunkInFlight = false
+    }
+  }
+
+  private maybeCommit(): void {
+    const index = majorityIndex(this.voters, id => this.progress.get(id)?.match ?? 0)
+    if (index <= this.commit) return
+    // Figure 8: only an entry of the current term is committed by counting replicas.
+    if (!this.options.bugs.commitPreviousTerm && this.log.term(index) !== this.term) return
+    const previous = this.commit
+    this.commit = index
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - this.log.bytesBetween(previous, index))
+    this.releaseReads()
+    this.pruneProgress()
+    if (!this.voters.includes(this.id) && this.commit >= this.configs.currentIndex()) this.stepDownRemoved()
+  }
+
+  /**
+   * Stops tracking members removed by a committed configuration. Until the removal commits the leader keeps
+   * replicating to them, so they usually receive the entry that tells them they are out (and stop campaigning).
+   */
+  private pruneProgress(): void {
+    if (this.commit < this.configs.currentIndex() || this.progress.size === 0) return
+    if (this.progress.size === this.config.voters.length + this.config.nonVoters.length) return
+    for (const id of [...this.progress.keys()]) {
+      if (id !== this.id && !this.config.voters.includes(id) && !this.config.nonVoters.includes(id)) {
+        this.progress.delete(id)
+      }
+    }
+  }
+
+  /** This leader's removal is committed: hand off to an up-to-date voter if one exists, and step down. */
+  private stepDownRemoved(): void {
+    const lastIndex = this.log.lastIndex()
+    const successor = this.voters.find(id => this.progress.get(id)?.match === lastIndex)
+    if (successor !== undefined) this.sendTimeoutNow(successor)
+    this.becomeFollower(this.term, '')
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.send({ type: 'timeoutNow', from: this.id, to, term: this.term })
+  }
+
+  private broadcastHeartbeat(context: ReadContext): void {
+    for (const [id, progress] of this.progress) {
+      if (id === this.id) continue
+      this.send({
+        type: 'heartbeat',
+        from: this.id,
+        to: id,
+        term: this.term,
+        leaderCommit: Math.min(progress.match, this.commit),
+        context,
+      })
+    }
+  }
+
+  // ---------------------------------------------------------------- ReadIndex
+
+  private handleReadRequest(from: NodeId, context: ReadContext): void {
+    if (this.options.bugs.staleRead) {
+      this.answerRead(from, context, this.commit)
+      return
+    }
+    if (this.voters.length === 1 && this.voters[0] === this.id) {
+      this.answerRead(from, context, this.commit)
+      return
+    }
+    this.readOnly.add({ from, context })
+  }
+
+  private committedInCurrentTerm(): boolean {
+    return this.log.term(this.commit) === this.term
+  }
+
+  private releaseReads(): void {
+    if (!this.readOnly.hasRounds()) return
+    const rounds: ReadRound[] = this.readOnly.takeConfirmed(
+      this.voters,
+      this.voters.includes(this.id) ? this.id : '',
+    )
+    for (const round of rounds) {
+      for (const request of round.requests) this.answerRead(request.from, request.context, round.index)
+    }
+  }
+
+  private answerRead(from: NodeId, context: ReadContext, index: number): void {
+    if (from === this.id) {
+      this.readStates.push({ context, index })
+    } else {
+      const response: ReadIndexResponse = {
+        type: 'readIndexResponse',
+        from: this.id,
+        to: from,
+        term: this.term,
+        context,
+        index,
+      }
+      this.send(response)
+    }
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  private send(message: Message): void {
+    this.outbox.push(message)
+  }
+
+  /** Whether a call to ready() would produce messages on this leader. */
+  private leaderHasWork(): boolean {
+    if (this.readOnly.hasWaiting() && this.committedInCurrentTerm()) return true
+    const lastIndex = this.log.lastIndex()
+    for (const [id, progress] of this.progress) {
+      if (id === this.id) continue
+      if (progress.state === 'snapshot') {
+        if (!progress.chunkInFlight) return true
+      } else if (progress.shouldSendAppend(lastIndex, this.commit)) {
+        return true
+      }
+    }
+    return false
+  }
+
+  /** Builds this Ready's replication traffic: batched appends, snapshot chunks, ReadIndex rounds. */
+  private flushLeader(): void {
+    if (this.readOnly.hasWaiting() && this.committedInCurrentTerm()) {
+      const context = this.readOnly.startRound(this.commit)
+      this.broadcastHeartbeat(context)
+      this.releaseReads()
+    }
+    for (const [id, progress] of this.progress) {
+      if (id !== this.id) this.sendAppends(id, progress)
+    }
+  }
+
+  private sendAppends(to: NodeId, progress: PeerProgress): void {
+    const lastIndex = this.log.lastIndex()
+    for (;;) {
+      if (progress.state === 'snapshot') {
+        this.sendSnapshotChunk(to, progress)
+        return
+      }
+      if (!progress.shouldSendAppend(lastIndex, this.commit)) return
+      const prevLogIndex = progress.next - 1
+      const prevLogTerm = this.log.term(prevLogIndex)
+      if (prevLogTerm === undefined) {
+        if (prevLogIndex > lastIndex) {
+          progress.becomeProbe(lastIndex + 1)
+          return
+        }
+        // The entries it needs were compacted away.
+        progress.becomeSnapshot(this.log.snapshotIndex)
+        continue
+      }
+      let entries: Entry[] = []
+      let bytes = 0
+      if (progress.canSendEntries(lastIndex)) {
+        entries = this.log.sliceBySize(progress.next, this.options.maxMessageBytes)
+        bytes = this.log.sliceBytes
+      }
+      const append: AppendRequest = {
+        type: 'append',
+        from: this.id,
+        to,
+        term: this.term,
+        prevLogIndex,
+        prevLogTerm,
+        entries,
+        leaderCommit: this.commit,
+      }
+      this.send(append)
+      progress.sentEntries(entries.length, bytes)
+      progress.sentCommit(this.commit)
+      // Keep pipelining while the window allows; never send more than one empty append per flush.
+      if (entries.length === 0 || progress.state !== 'replicate' || !progress.canSendEntries(lastIndex))
+        return
+    }
+  }
+
+  private sendSnapshotChunk(to: NodeId, progress: PeerProgress): void {
+    const snapshot = this.snapshot
+    if (snapshot === undefined) {
+      progress.becomeProbe()
+      return
+    }
+    if (progress.chunkInFlight) return
+    if (progress.snapshotIndex !== snapshot.meta.index) {
+      // We compacted again since this transfer began: send the newer snapshot from the start.
+      progress.snapshotIndex = snapshot.meta.index
+      progress.snapshotOffset = 0
+    }
+    const offset = Math.min(progress.snapshotOffset, snapshot.data.length)
+    const end = Math.min(offset + Math.max(1, this.options.snapshotChunkBytes), snapshot.data.length)
+    this.send({
+      type: 'snapshot',
+      from: this.id,
+      to,
+      term: this.term,
+      meta: snapshot.meta,
+      offset,
+      data: snapshot.data.subarray(offset, end),
+      done: end === snapshot.data.length,
+    })
+    progress.chunkInFlight = true
+    progress.ticksSinceChunk = 0
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  /** Records a config entry in the history; returns whether it was one. Malformed ones are ignored everywhere. */
+  private recordConfigEntry(entry: Entry): boolean {
+    if (entry.type !== 'config') return false
+    let config: Config
+    try {
+      config = decodeConfig(entry.data)
+    } catch {
+      return false
+    }
+    this.configs.add(entry.index, config)
+    return true
+  }
+
+  /** The configuration in force may have changed (an entry appended or truncated, a snapshot installed). */
+  private onConfigChanged(): void {
+    const config = this.configs.current()
+    if (sameConfig(config, this.config)) {
+      this.config = config
+      return
+    }
+    this.config = config
+    this.voters = config.voters
+    if (this.role !== 'leader') return
+    const members = new Set([...config.voters, ...config.nonVoters])
+    const next = this.log.lastIndex() + 1
+    for (const id of members) {
+      if (!this.progress.has(id)) {
+        const progress = this.newProgress(next)
+        // A new member gets a full check-quorum window to answer.
+        progress.recentActive = true
+        this.progress.set(id, progress)
+      }
+    }
+    this.pruneProgress()
+    if (this.transferee !== '' && !config.voters.includes(this.transferee)) this.transferee = ''
+    // The quorum changed: the commit index and pending reads may move.
+    this.maybeCommit()
+    this.releaseReads()
+  }
+}

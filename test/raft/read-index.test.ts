@@ -1,0 +1,97 @@
+import { describe, expect, test } from 'vitest'
+import type { HeartbeatRequest } from '../../src/raft/types.ts'
+import { Cluster } from './harness.ts'
+
+describe('ReadIndex (§6.4)', () => {
+  test('on the leader: no ReadState before a quorum answers the heartbeat round that carries it', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'])
+    cluster.elect('a')
+    cluster.propose('x')
+    cluster.raft('a').readIndex('r1')
+    const round = cluster.collect()
+    const heartbeats = round.filter((m): m is HeartbeatRequest => m.type === 'heartbeat')
+    expect(heartbeats.map(m => m.to).sort()).toEqual(['b', 'c'])
+    expect(new Set(heartbeats.map(m => m.context)).size).toBe(1)
+    expect(heartbeats[0].context).not.toBe('')
+    expect(cluster.node('a').readStates).toEqual([])
+    // One follower answers: with the leader itself that is a quorum of 3.
+    cluster.deliver(round.filter(m => m.to === 'b'))
+    const answers = cluster.collect()
+    expect(cluster.node('a').readStates).toEqual([])
+    cluster.deliver(answers)
+    cluster.process('a')
+    expect(cluster.node('a').readStates).toEqual([{ context: 'r1', index: 2 }])
+  })
+
+  test('many reads between two ready() calls share one heartbeat round', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'])
+    cluster.elect('a')
+    for (let i = 0; i < 10; i++) cluster.raft('a').readIndex(`r${i}`)
+    const round = cluster.collect()
+    expect(round.filter(m => m.type === 'heartbeat')).toHaveLength(2)
+    cluster.deliver(round)
+    cluster.deliverAll()
+    expect(cluster.node('a').readStates.map(r => r.context)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `r${i}`),
+    )
+  })
+
+  test('a single voter answers at once', () => {
+    const cluster = Cluster.create(['a'])
+    cluster.elect('a')
+    cluster.raft('a').readIndex('solo')
+    cluster.process('a')
+    expect(cluster.node('a').readStates).toEqual([{ context: 'solo', index: 1 }])
+  })
+
+  test('a new leader answers only once an entry of its term is committed', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'], { preVote: false, checkQuorum: false })
+    cluster.elect('a')
+    cluster.propose('x')
+    cluster.crash('a')
+    cluster.raft('b').campaign()
+    cluster.deliver(cluster.collect())
+    cluster.deliver(cluster.collect())
+    expect(cluster.leader()).toBe('b')
+    cluster.raft('b').readIndex('early')
+    const sent = cluster.collect()
+    expect(sent.filter(m => m.type === 'heartbeat' && m.context !== '')).toEqual([])
+    cluster.deliver(sent)
+    cluster.deliverAll()
+    expect(cluster.node('b').readStates).toEqual([{ context: 'early', index: 3 }])
+  })
+
+  test('on a follower: relayed to the leader, which answers after confirming; the follower emits the ReadState', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'])
+    cluster.elect('a')
+    cluster.propose('x')
+    cluster.raft('c').readIndex('f1')
+    cluster.deliverAll()
+    const kinds = cluster.delivered.map(m => m.type)
+    expect(kinds).toContain('readIndex')
+    expect(kinds).toContain('readIndexResponse')
+    expect(cluster.node('c').readStates).toEqual([{ context: 'f1', index: 2 }])
+    expect(cluster.node('a').readStates).toEqual([])
+  })
+
+  test('with no known leader the request is dropped', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'])
+    cluster.raft('b').readIndex('nobody')
+    expect(cluster.raft('b').hasReady()).toBe(false)
+  })
+
+  test('a partitioned old leader never completes a read', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'])
+    cluster.elect('a')
+    cluster.propose('x')
+    cluster.isolate('a')
+    cluster.raft('a').readIndex('stale')
+    for (let i = 0; i < 40; i++) cluster.tickAll()
+    expect(cluster.raft('a').status().role).not.toBe('leader')
+    const leader = cluster.leader()
+    cluster.propose('y', leader)
+    cluster.heal()
+    cluster.tickAll(5)
+    expect(cluster.node('a').readStates).toEqual([])
+  })
+})
