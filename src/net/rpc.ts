@@ -1,0 +1,463 @@
+/**
+ * Request/response over libp2p for conclave's own protocols (forwarding writes to the leader, membership
+ * probes): `registerRpc(protocol, handler)` on the serving side, `callRpc(peer, protocol, bytes)` on the
+ * calling side.
+ *
+ * All calls from this node to one peer on one protocol share one long-lived stream, and each frame
+ * (`rpc.proto`) carries a request id; answers come back in any order. A stream per call would pay a
+ * stream open and a protocol negotiation per request (several round trips at worst); a shared stream
+ * pays them once, coalesces concurrent requests into one write, and lets a slow request not delay
+ * others. The server runs up to `maxConcurrentRequests` handlers per stream and then stops reading it,
+ * which holds callers back through the muxer's flow control.
+ */
+
+import type { Connection, Logger, Startable, Stream } from '@libp2p/interface'
+import { AbortError, ClosedError, ConclaveError, InvalidArgumentError } from '../errors.ts'
+import { type NetComponents, PeerIdCache } from './components.ts'
+import { checkMaxFrameBytes, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError } from './frame.ts'
+import { FrameWriter } from './frame-writer.ts'
+import { decodeRpcFrame, encodeRpcFrame, type RpcFrame } from './rpc-codec.ts'
+
+/** Serves one request; what it resolves to is the response. A rejection reaches the caller as `RpcRemoteError`. */
+export type RpcHandler = (request: Uint8Array, from: string) => Promise<Uint8Array>
+
+export interface RpcCallOptions {
+  signal?: AbortSignal
+  /** Default: the endpoint's `defaultTimeoutMs`. */
+  timeoutMs?: number
+}
+
+export interface RpcInit {
+  /** Largest request or response frame. Default 4 MiB. */
+  maxFrameBytes?: number
+  /** Call timeout when the call gives none. Default 10 s. */
+  defaultTimeoutMs?: number
+  /** How long opening a stream (dial included) may take. Default 5 s. */
+  dialTimeoutMs?: number
+  /** Handlers running at once per inbound stream before the stream stops being read. Default 64. */
+  maxConcurrentRequests?: number
+  /** Bytes waiting to be written on one stream before calls fail (caller side) or the stream is reset (server side). Default 16 MiB. */
+  maxQueueBytes?: number
+  /** Inbound streams per connection and protocol. Default 4. */
+  maxInboundStreams?: number
+}
+
+/** The remote handler failed; `remoteName` is its error's name (e.g. `NotLeaderError`). */
+export class RpcRemoteError extends ConclaveError {
+  static override readonly name = 'RpcRemoteError'
+  readonly remoteName: string
+  constructor(message: string, remoteName: string, options?: ErrorOptions) {
+    super(message, 'RpcRemoteError', 'ERR_RPC_REMOTE', options)
+    this.remoteName = remoteName
+  }
+}
+
+/** No answer within the timeout; the request may or may not have run. */
+export class RpcTimeoutError extends ConclaveError {
+  static override readonly name = 'RpcTimeoutError'
+  constructor(message = 'RPC timed out', options?: ErrorOptions) {
+    super(message, 'RpcTimeoutError', 'ERR_RPC_TIMEOUT', options)
+  }
+}
+
+/** The peer could not be reached, or the stream failed before the answer came; the request may have run. */
+export class RpcConnectionError extends ConclaveError {
+  static override readonly name = 'RpcConnectionError'
+  constructor(message = 'RPC connection failed', options?: ErrorOptions) {
+    super(message, 'RpcConnectionError', 'ERR_RPC_CONNECTION', options)
+  }
+}
+
+export interface RpcStats {
+  callsStarted: number
+  callsSucceeded: number
+  callsFailed: number
+  requestsServed: number
+  /** Streams reset for a malformed frame, either side. */
+  resets: number
+}
+
+interface PendingCall {
+  resolve(body: Uint8Array): void
+  reject(err: Error): void
+}
+
+interface Channel {
+  readonly key: string
+  readonly stream: Stream
+  readonly writer: FrameWriter
+  readonly pending: Map<number, PendingCall>
+  nextId: number
+}
+
+/** A libp2p service factory: `services: { rpc: rpc() }`. */
+export function rpc(init: RpcInit = {}): (components: NetComponents) => Rpc {
+  return components => new Rpc(components, init)
+}
+
+export class Rpc implements Startable {
+  private readonly components: NetComponents
+  private readonly log: Logger
+  private readonly maxFrameBytes: number
+  private readonly defaultTimeoutMs: number
+  private readonly dialTimeoutMs: number
+  private readonly maxConcurrentRequests: number
+  private readonly maxQueueBytes: number
+  private readonly maxInboundStreams: number
+  private readonly handlers = new Map<string, RpcHandler>()
+  private readonly channels = new Map<string, Promise<Channel>>()
+  private readonly serverStreams = new Set<Stream>()
+  private readonly peerIds = new PeerIdCache()
+  private readonly counters: RpcStats = {
+    callsStarted: 0,
+    callsSucceeded: 0,
+    callsFailed: 0,
+    requestsServed: 0,
+    resets: 0,
+  }
+  private started = false
+  private shutdown = new AbortController()
+
+  constructor(components: NetComponents, init: RpcInit = {}) {
+    this.components = components
+    this.log = components.logger.forComponent('conclave:net:rpc')
+    this.maxFrameBytes = checkMaxFrameBytes(init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
+    this.defaultTimeoutMs = init.defaultTimeoutMs ?? 10_000
+    this.dialTimeoutMs = init.dialTimeoutMs ?? 5_000
+    this.maxConcurrentRequests = init.maxConcurrentRequests ?? 64
+    this.maxQueueBytes = Math.max(init.maxQueueBytes ?? 16 * 1024 * 1024, this.maxFrameBytes + 8)
+    this.maxInboundStreams = init.maxInboundStreams ?? 4
+  }
+
+  readonly [Symbol.toStringTag] = 'conclave:rpc'
+
+  async start(): Promise<void> {
+    if (this.started) return
+    this.started = true
+    this.shutdown = new AbortController()
+    for (const protocol of this.handlers.keys()) await this.handle(protocol)
+  }
+
+  /** Unregisters every protocol, resets every stream and fails pending calls with `ClosedError`. */
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.shutdown.abort()
+    const reason = new ClosedError('RPC endpoint stopped')
+    for (const entry of this.channels.values()) {
+      entry.then(
+        channel => this.closeChannel(channel, reason),
+        () => {},
+      )
+    }
+    this.channels.clear()
+    for (const stream of this.serverStreams) stream.abort(reason)
+    this.serverStreams.clear()
+    for (const protocol of this.handlers.keys()) {
+      await this.components.registrar.unhandle(protocol).catch(err => {
+        this.log.error('could not unregister %s - %e', protocol, err)
+      })
+    }
+  }
+
+  isStarted(): boolean {
+    return this.started
+  }
+
+  /** Serves `protocol` with `handler` (now if started, else from `start()`). Replaces an earlier handler. */
+  async registerRpc(protocol: string, handler: RpcHandler): Promise<void> {
+    this.handlers.set(protocol, handler)
+    if (this.started) await this.handle(protocol)
+  }
+
+  async unregisterRpc(protocol: string): Promise<void> {
+    if (!this.handlers.delete(protocol)) return
+    if (this.started) await this.components.registrar.unhandle(protocol)
+  }
+
+  /**
+   * Sends `request` to `peer` on `protocol` and resolves to the handler's response. Rejects with
+   * `RpcRemoteError` (the handler failed), `RpcTimeoutError`, `RpcConnectionError` (unreachable, or the
+   * stream failed before the answer), `AbortError` (the signal), `ClosedError` (stopped), `FrameError`
+   * (the request is over the frame limit) or `InvalidArgumentError` (a bad timeout). After a timeout, an abort or a connection error the request may
+   * still run on the peer.
+   */
+  callRpc(
+    peer: string,
+    protocol: string,
+    request: Uint8Array,
+    options: RpcCallOptions = {},
+  ): Promise<Uint8Array> {
+    if (!this.started) return Promise.reject(new ClosedError('RPC endpoint stopped'))
+    if (options.signal?.aborted === true) return Promise.reject(new AbortError())
+    // The envelope adds at most 1 + 8 + 1 + 1 + 5 bytes.
+    if (request.byteLength + 16 > this.maxFrameBytes) {
+      return Promise.reject(
+        new FrameError(`RPC request of ${request.byteLength} bytes is over the frame limit`),
+      )
+    }
+    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs
+    if (!(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) {
+      return Promise.reject(new InvalidArgumentError(`timeoutMs must be in (0, 2^31), got ${timeoutMs}`))
+    }
+    this.counters.callsStarted++
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let channel: Channel | undefined
+      let id = 0
+      let settled = false
+      const finish = (err: Error | undefined, body?: Uint8Array): void => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        options.signal?.removeEventListener('abort', onAbort)
+        if (channel !== undefined) channel.pending.delete(id)
+        if (err === undefined) {
+          this.counters.callsSucceeded++
+          resolve(body!)
+        } else {
+          this.counters.callsFailed++
+          reject(err)
+        }
+      }
+      const onAbort = (): void => finish(new AbortError())
+      const timer = setTimeout(
+        () => finish(new RpcTimeoutError(`No answer from ${peer} on ${protocol} within ${timeoutMs} ms`)),
+        timeoutMs,
+      )
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+      this.getChannel(peer, protocol).then(
+        opened => {
+          if (settled) return
+          channel = opened
+          id = opened.nextId++
+          let frame: Uint8Array
+          try {
+            frame = encodeRpcFrame({ kind: 'request', id, body: request }, this.maxFrameBytes)
+          } catch (err) {
+            finish(err as Error)
+            return
+          }
+          opened.pending.set(id, { resolve: body => finish(undefined, body), reject: err => finish(err) })
+          if (!opened.writer.write(frame)) {
+            finish(new RpcConnectionError(`Stream to ${peer} for ${protocol} is closed or backed up`))
+          }
+        },
+        err => finish(err),
+      )
+    })
+  }
+
+  stats(): RpcStats {
+    return { ...this.counters }
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Calling side
+
+  private getChannel(peer: string, protocol: string): Promise<Channel> {
+    const key = `${peer}\n${protocol}`
+    let entry = this.channels.get(key)
+    if (entry === undefined) {
+      entry = this.openChannel(peer, protocol, key)
+      this.channels.set(key, entry)
+      const opening = entry
+      opening.catch(() => {
+        if (this.channels.get(key) === opening) this.channels.delete(key)
+      })
+    }
+    return entry
+  }
+
+  private async openChannel(peer: string, protocol: string, key: string): Promise<Channel> {
+    let stream: Stream
+    try {
+      stream = await this.components.connectionManager.openStream(this.peerIds.get(peer), protocol, {
+        signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.dialTimeoutMs)]),
+      })
+    } catch (err) {
+      if (!this.started) throw new ClosedError('RPC endpoint stopped')
+      throw new RpcConnectionError(`Could not open ${protocol} to ${peer}`, { cause: err })
+    }
+    if (!this.started) {
+      stream.abort(new ClosedError('RPC endpoint stopped'))
+      throw new ClosedError('RPC endpoint stopped')
+    }
+    const channel: Channel = {
+      key,
+      stream,
+      writer: new FrameWriter(stream, this.maxQueueBytes),
+      pending: new Map(),
+      nextId: 1,
+    }
+    const decoder = new FrameDecoder(this.maxFrameBytes)
+    stream.addEventListener('message', evt => {
+      decoder.push(evt.data)
+      for (;;) {
+        let frame: RpcFrame
+        try {
+          const bytes = decoder.next()
+          if (bytes === undefined) return
+          frame = decodeRpcFrame(bytes)
+          if (frame.kind === 'request') throw new FrameError('Request frame on the calling side')
+        } catch (err) {
+          this.counters.resets++
+          this.log.error('resetting %s stream to %s - %e', protocol, peer, err)
+          this.closeChannel(channel, new RpcConnectionError('Peer sent a malformed frame', { cause: err }))
+          return
+        }
+        const call = channel.pending.get(frame.id)
+        if (call === undefined) continue // answered after its timeout
+        if (frame.kind === 'response') call.resolve(frame.body)
+        else call.reject(new RpcRemoteError(frame.errorMessage, frame.errorName))
+      }
+    })
+    stream.addEventListener('close', evt => {
+      this.detachChannel(channel)
+      this.failPending(
+        channel,
+        new RpcConnectionError(`Stream to ${peer} for ${protocol} closed`, { cause: evt.error }),
+      )
+    })
+    // The server ends its side when it stops: no answer will come on this stream.
+    stream.addEventListener('remoteCloseWrite', () => {
+      this.detachChannel(channel)
+      this.failPending(channel, new RpcConnectionError(`${peer} closed the ${protocol} stream`))
+      stream.close().catch(err => stream.abort(err))
+    })
+    return channel
+  }
+
+  private detachChannel(channel: Channel): void {
+    const entry = this.channels.get(channel.key)
+    if (entry === undefined) return
+    entry.then(
+      current => {
+        if (current === channel && this.channels.get(channel.key) === entry) this.channels.delete(channel.key)
+      },
+      () => {},
+    )
+  }
+
+  private failPending(channel: Channel, err: Error): void {
+    const calls = [...channel.pending.values()]
+    channel.pending.clear()
+    for (const call of calls) call.reject(err)
+  }
+
+  private closeChannel(channel: Channel, err: Error): void {
+    this.detachChannel(channel)
+    this.failPending(channel, err)
+    channel.stream.abort(err)
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Serving side
+
+  /** Registers the stream handler; the RPC handler is looked up per request, so re-registering swaps it. */
+  private async handle(protocol: string): Promise<void> {
+    await this.components.registrar.handle(
+      protocol,
+      (stream, connection) => this.serve(protocol, stream, connection),
+      {
+        maxInboundStreams: this.maxInboundStreams,
+        maxOutboundStreams: 2,
+        force: true,
+      },
+    )
+  }
+
+  private serve(protocol: string, stream: Stream, connection: Connection): void {
+    if (!this.started) {
+      stream.abort(new ClosedError('RPC endpoint stopped'))
+      return
+    }
+    const from = connection.remotePeer.toString()
+    const writer = new FrameWriter(stream, this.maxQueueBytes)
+    const decoder = new FrameDecoder(this.maxFrameBytes)
+    let running = 0
+    let callerDone = false
+    this.serverStreams.add(stream)
+
+    const pump = (): void => {
+      while (running < this.maxConcurrentRequests) {
+        let frame: RpcFrame
+        try {
+          const bytes = decoder.next()
+          if (bytes === undefined) return
+          frame = decodeRpcFrame(bytes)
+          if (frame.kind !== 'request') throw new FrameError('Answer frame on the serving side')
+        } catch (err) {
+          this.counters.resets++
+          this.log.error('resetting %s stream from %s - %e', protocol, from, err)
+          stream.abort(err instanceof Error ? err : new FrameError(String(err)))
+          return
+        }
+        running++
+        run(frame.id, frame.body)
+      }
+      if (stream.readStatus === 'readable') stream.pause()
+    }
+
+    const run = (id: number, body: Uint8Array): void => {
+      const handler = this.handlers.get(protocol)
+      let result: Promise<Uint8Array>
+      try {
+        if (handler === undefined) throw new Error(`No handler for ${protocol}`)
+        result = Promise.resolve(handler(body, from))
+      } catch (err) {
+        result = Promise.reject(err)
+      }
+      result.then(
+        response => answer({ kind: 'response', id, body: response }),
+        (err: unknown) =>
+          answer({
+            kind: 'error',
+            id,
+            errorMessage: err instanceof Error ? err.message : String(err),
+            errorName: err instanceof Error ? err.name : 'Error',
+          }),
+      )
+    }
+
+    const answer = (frame: RpcFrame): void => {
+      running--
+      this.counters.requestsServed++
+      if (stream.status !== 'open') return
+      let bytes: Uint8Array
+      try {
+        bytes = encodeRpcFrame(frame, this.maxFrameBytes)
+      } catch (err) {
+        bytes = encodeRpcFrame({
+          kind: 'error',
+          id: frame.id,
+          errorMessage: `Response could not be sent: ${(err as Error).message}`,
+          errorName: 'FrameError',
+        })
+      }
+      if (!writer.write(bytes)) {
+        if (stream.writeStatus === 'writable') {
+          stream.abort(new Error(`The caller is not reading ${protocol} answers`))
+        }
+        return
+      }
+      if (callerDone && running === 0) {
+        stream.close().catch(err => stream.abort(err))
+        return
+      }
+      if (stream.readStatus === 'paused') stream.resume()
+      pump()
+    }
+
+    stream.addEventListener('message', evt => {
+      decoder.push(evt.data)
+      pump()
+    })
+    stream.addEventListener('remoteCloseWrite', () => {
+      callerDone = true
+      if (running === 0) stream.close().catch(err => stream.abort(err))
+    })
+    stream.addEventListener('close', () => {
+      this.serverStreams.delete(stream)
+    })
+  }
+}

@@ -1,0 +1,5 @@
+export { StorageFailedError, StorageFormatError, StorageLockedError } from './errors.ts'
+export { MemoryDisk, MemoryRaftStorage } from './memory-storage.ts'
+export { openRaftStorage } from './open-raft-storage.ts'
+export type { RaftStorage, StorageUpdate } from './raft-storage.ts'
+export { SqliteRaftStorage, STORAGE_FILE_NAME } from './sqlite-storage.ts'
