@@ -1,11 +1,24 @@
 import type { Command, CommandType, Envelope } from './commands.ts'
 import { isJsonValue } from './json.ts'
+import { isConcurrency, isIdList, isLabels, isTaskSpec } from './task-spec.ts'
 import { isBoundedCount, isCount, isId, isPositive, isRecord, isTtl } from './validate.ts'
 
 /** The outcome of decoding an entry: a typed error instead of an exception, so apply never throws. */
 export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: string }
 
-type FieldKind = 'id' | 'json' | 'count' | 'positive' | 'ttl' | 'boolean' | 'expireReason'
+type FieldKind =
+  | 'id'
+  | 'json'
+  | 'count'
+  | 'positive'
+  | 'ttl'
+  | 'boolean'
+  | 'expireReason'
+  | 'string'
+  | 'idList'
+  | 'labels'
+  | 'concurrency'
+  | 'task'
 
 interface FieldSpec {
   kind: FieldKind
@@ -46,6 +59,55 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
   ['lockExpire', { key: field('id'), fencingToken: field('positive') }],
   ['campaign', { name: field('id'), sessionId: field('id'), agentId: field('id'), requestId: field('id') }],
   ['resign', { name: field('id'), sessionId: field('id') }],
+  [
+    'registerAgent',
+    {
+      agentId: field('id'),
+      name: field('id'),
+      sessionId: field('id'),
+      addrs: field('idList'),
+      capabilities: field('idList'),
+      labels: field('labels'),
+      concurrency: field('concurrency'),
+    },
+  ],
+  [
+    'updateAgent',
+    {
+      agentId: field('id'),
+      name: field('id', true),
+      addrs: field('idList', true),
+      capabilities: field('idList', true),
+      labels: field('labels', true),
+      concurrency: field('concurrency', true),
+    },
+  ],
+  ['deregisterAgent', { agentId: field('id') }],
+  ['submitTask', { task: field('task') }],
+  ['claimTask', { taskId: field('id'), agentId: field('id'), sessionId: field('id') }],
+  [
+    'completeTask',
+    {
+      taskId: field('id'),
+      attempt: field('positive'),
+      fencingToken: field('positive'),
+      result: field('json'),
+    },
+  ],
+  [
+    'failTask',
+    {
+      taskId: field('id'),
+      attempt: field('positive'),
+      fencingToken: field('positive'),
+      error: field('string'),
+    },
+  ],
+  ['stealTask', { taskId: field('id'), fromAgentId: field('id'), toAgentId: field('id') }],
+  ['timeoutTask', { taskId: field('id'), attempt: field('positive') }],
+  ['retryDue', { taskId: field('id') }],
+  ['expireTask', { taskId: field('id') }],
+  ['cancelTask', { taskId: field('id') }],
 ])
 
 function fieldValid(kind: FieldKind, value: unknown): boolean {
@@ -64,6 +126,16 @@ function fieldValid(kind: FieldKind, value: unknown): boolean {
       return typeof value === 'boolean'
     case 'expireReason':
       return value === 'ttl' || value === 'dead'
+    case 'string':
+      return typeof value === 'string'
+    case 'idList':
+      return isIdList(value)
+    case 'labels':
+      return isLabels(value)
+    case 'concurrency':
+      return isConcurrency(value)
+    case 'task':
+      return isTaskSpec(value)
   }
 }
 

@@ -1,4 +1,5 @@
 import type { JsonValue } from './json.ts'
+import type { TaskSpec } from './task-spec.ts'
 
 /**
  * The commands of the replicated coordination state. Each normal Raft entry carries one `Envelope`
@@ -112,6 +113,113 @@ export interface ResignCommand {
   sessionId: string
 }
 
+/**
+ * Register (or re-register) an agent, bound to its own live session (opened with the same `agentId`): it
+ * counts as alive for scheduling while that session lives. Re-registering updates every field; with another
+ * session it also ends the previous incarnation (its running attempts fail, its assigned tasks are
+ * re-queued). `name` must not be held by another live agent.
+ */
+export interface RegisterAgentCommand {
+  type: 'registerAgent'
+  agentId: string
+  name: string
+  sessionId: string
+  addrs: string[]
+  capabilities: string[]
+  labels: Record<string, string>
+  /** Task slots. */
+  concurrency: number
+}
+
+/** Change fields of a registered agent; absent fields keep their value. */
+export interface UpdateAgentCommand {
+  type: 'updateAgent'
+  agentId: string
+  name?: string
+  addrs?: string[]
+  capabilities?: string[]
+  labels?: Record<string, string>
+  concurrency?: number
+}
+
+/** The agent leaves for good: its record goes, its running attempts fail, its assigned tasks are re-queued. */
+export interface DeregisterAgentCommand {
+  type: 'deregisterAgent'
+  agentId: string
+}
+
+/** Add a task; `AlreadyExists` if its id is taken. */
+export interface SubmitTaskCommand {
+  type: 'submitTask'
+  task: TaskSpec
+}
+
+/**
+ * Start an attempt of the task on the agent (whose registered session must be `sessionId`): allowed if the
+ * task is assigned to it, or pending or assigned elsewhere (not running) and the agent is eligible.
+ * The attempt's fencing token is this entry's index.
+ */
+export interface ClaimTaskCommand {
+  type: 'claimTask'
+  taskId: string
+  agentId: string
+  sessionId: string
+}
+
+/** End the current attempt with success; `StaleAttempt` unless (attempt, fencingToken) is the running one. */
+export interface CompleteTaskCommand {
+  type: 'completeTask'
+  taskId: string
+  attempt: number
+  fencingToken: number
+  result: JsonValue
+}
+
+/** End the current attempt with failure: retried after a back-off, or dead once retries are used up. */
+export interface FailTaskCommand {
+  type: 'failTask'
+  taskId: string
+  attempt: number
+  fencingToken: number
+  error: string
+}
+
+/**
+ * Move an assigned, not running task from `fromAgentId` to `toAgentId`, only if it is still assigned to
+ * `fromAgentId` and `toAgentId` is eligible; else `NotStealable` and nothing changes.
+ */
+export interface StealTaskCommand {
+  type: 'stealTask'
+  taskId: string
+  fromAgentId: string
+  toAgentId: string
+}
+
+/** The leader's housekeeping: fails `attempt` if it still runs and `startedAt + timeout <= time`. */
+export interface TimeoutTaskCommand {
+  type: 'timeoutTask'
+  taskId: string
+  attempt: number
+}
+
+/** The leader's housekeeping: a failed task whose `retryAt <= time` becomes pending again. */
+export interface RetryDueCommand {
+  type: 'retryDue'
+  taskId: string
+}
+
+/** The leader's housekeeping: a task not finished by its `deadline <= time` expires. */
+export interface ExpireTaskCommand {
+  type: 'expireTask'
+  taskId: string
+}
+
+/** Give up a task that has not finished: it becomes `dead` with error `cancelled`. */
+export interface CancelTaskCommand {
+  type: 'cancelTask'
+  taskId: string
+}
+
 export type Command =
   | PutCommand
   | DeleteCommand
@@ -126,6 +234,18 @@ export type Command =
   | LockExpireCommand
   | CampaignCommand
   | ResignCommand
+  | RegisterAgentCommand
+  | UpdateAgentCommand
+  | DeregisterAgentCommand
+  | SubmitTaskCommand
+  | ClaimTaskCommand
+  | CompleteTaskCommand
+  | FailTaskCommand
+  | StealTaskCommand
+  | TimeoutTaskCommand
+  | RetryDueCommand
+  | ExpireTaskCommand
+  | CancelTaskCommand
 
 export type CommandType = Command['type']
 

@@ -11,6 +11,17 @@ export type StateEvent =
   | SessionExpiredEvent
   | SessionClosedEvent
   | ElectionChangedEvent
+  | AgentChangedEvent
+  | TaskAssignedEvent
+  | TaskUnassignedEvent
+  | TaskStolenEvent
+  | TaskStartedEvent
+  | TaskAttemptEndedEvent
+  | TaskCompletedEvent
+  | TaskFailedEvent
+  | TaskRetryEvent
+  | TaskDeadEvent
+  | TaskExpiredEvent
 
 export interface KvEvent {
   type: 'kv'
@@ -72,4 +83,96 @@ export interface ElectionChangedEvent {
   /** Increases with every new leader; unchanged when the election becomes leaderless. */
   term: number
   timestamp: number
+}
+
+/** The agent registry changed: the shell refreshes its address book and member list. */
+export interface AgentChangedEvent {
+  type: 'agentChanged'
+  agentId: string
+  /** `down`: its session ended (it stays listed, not alive); `left`: deregistered (or forgotten). */
+  change: 'registered' | 'updated' | 'down' | 'left'
+}
+
+/** The scheduler placed a pending task on an agent, which should claim it. */
+export interface TaskAssignedEvent {
+  type: 'taskAssigned'
+  taskId: string
+  agentId: string
+}
+
+/** An assigned (not running) task went back to pending: its agent went down or is no longer eligible. */
+export interface TaskUnassignedEvent {
+  type: 'taskUnassigned'
+  taskId: string
+  agentId: string
+  reason: 'agentDown' | 'ineligible'
+}
+
+/** An assigned, not running task moved to another agent (a steal, or a claim by another eligible agent). */
+export interface TaskStolenEvent {
+  type: 'taskStolen'
+  taskId: string
+  from: string
+  to: string
+}
+
+export interface TaskStartedEvent {
+  type: 'taskStarted'
+  taskId: string
+  agentId: string
+  attempt: number
+  /** The Raft index of the claiming entry. */
+  fencingToken: number
+}
+
+/**
+ * A running attempt stopped being current, for whatever reason: the shell aborts the `ClaimedTask` signal
+ * of that attempt (unless the agent itself ended it with `completed` or `failed`).
+ */
+export interface TaskAttemptEndedEvent {
+  type: 'taskAttemptEnded'
+  taskId: string
+  agentId: string
+  attempt: number
+  fencingToken: number
+  /** `session`: the agent's session ended or it re-registered with a new one; `left`: it deregistered. */
+  reason: 'completed' | 'failed' | 'timeout' | 'session' | 'left' | 'expired' | 'cancelled'
+}
+
+export interface TaskCompletedEvent {
+  type: 'taskCompleted'
+  taskId: string
+  agentId: string
+  attempt: number
+}
+
+/** An attempt failed and a retry is planned at `retryAt` (state time). */
+export interface TaskFailedEvent {
+  type: 'taskFailed'
+  taskId: string
+  agentId: string
+  attempt: number
+  error: string
+  retryAt: number
+}
+
+/** A failed task is pending again; `attempt` attempts were made so far. */
+export interface TaskRetryEvent {
+  type: 'taskRetry'
+  taskId: string
+  attempt: number
+}
+
+/** Retries are used up (or the task was cancelled): the task is finished without success. */
+export interface TaskDeadEvent {
+  type: 'taskDead'
+  taskId: string
+  attempt: number
+  error: string
+}
+
+/** The deadline passed before the task completed. */
+export interface TaskExpiredEvent {
+  type: 'taskExpired'
+  taskId: string
 }

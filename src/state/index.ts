@@ -9,12 +9,18 @@ export {
 } from './codec.ts'
 export type {
   CampaignCommand,
+  CancelTaskCommand,
+  ClaimTaskCommand,
   CloseSessionCommand,
   Command,
   CommandType,
+  CompleteTaskCommand,
   DeleteCommand,
+  DeregisterAgentCommand,
   Envelope,
   ExpireSessionCommand,
+  ExpireTaskCommand,
+  FailTaskCommand,
   KeepAliveCommand,
   LockAcquireCommand,
   LockCancelCommand,
@@ -23,11 +29,18 @@ export type {
   LockReleaseCommand,
   OpenSessionCommand,
   PutCommand,
+  RegisterAgentCommand,
   ResignCommand,
+  RetryDueCommand,
+  StealTaskCommand,
+  SubmitTaskCommand,
+  TimeoutTaskCommand,
+  UpdateAgentCommand,
 } from './commands.ts'
 export type { ApplyContext } from './context.ts'
 export type { Candidate, ElectionInfo } from './elections.ts'
 export type {
+  AgentChangedEvent,
   ElectionChangedEvent,
   ElectionLeader,
   KvEvent,
@@ -36,11 +49,22 @@ export type {
   SessionClosedEvent,
   SessionExpiredEvent,
   StateEvent,
+  TaskAssignedEvent,
+  TaskAttemptEndedEvent,
+  TaskCompletedEvent,
+  TaskDeadEvent,
+  TaskExpiredEvent,
+  TaskFailedEvent,
+  TaskRetryEvent,
+  TaskStartedEvent,
+  TaskStolenEvent,
+  TaskUnassignedEvent,
 } from './events.ts'
 export type { HistoryResult } from './history.ts'
 export { isJsonValue, type JsonValue, MAX_JSON_DEPTH } from './json.ts'
 export type { KeyValue } from './kv.ts'
 export type { LockHolder, LockInfo, LockWaiter } from './locks.ts'
+export type { RegisteredAgent } from './members.ts'
 export type { CommandResult, ErrorCode, ErrorResult } from './results.ts'
 export type { SessionEndListener, SessionInfo } from './sessions.ts'
 export {
@@ -52,3 +76,12 @@ export {
   StateMachine,
   type StateMachineOptions,
 } from './state-machine.ts'
+export {
+  MAX_CONCURRENCY,
+  MAX_LIST_LENGTH,
+  MAX_RETRIES,
+  type TaskConstraintsSpec,
+  type TaskSpec,
+  type TaskState,
+} from './task-spec.ts'
+export type { AgentLoad, DueTaskActions, TaskInfo } from './tasks.ts'

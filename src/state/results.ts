@@ -1,3 +1,5 @@
+import type { TaskState } from './task-spec.ts'
+
 /**
  * What applying one entry answers to the proposer. A plain, JSON-safe value: it is stored in the session's
  * dedup table and in snapshots, and returned again for a retried request.
@@ -20,6 +22,17 @@ export type CommandResult =
   | { type: 'elected'; term: number }
   /** campaign queued: `position` 1 leads next. A later win arrives as an `electionChanged` event. */
   | { type: 'candidate'; position: number }
+  /** submitTask: the task exists from state time `createdAt`; its placement arrives as events. */
+  | { type: 'taskSubmitted'; taskId: string; createdAt: number }
+  /** claimTask: the attempt now running, and its fencing token (the claiming entry's index). */
+  | { type: 'taskClaimed'; taskId: string; attempt: number; fencingToken: number }
+  /** stealTask: the task is now assigned to `agentId`. */
+  | { type: 'taskAssigned'; taskId: string; agentId: string }
+  /**
+   * completeTask, failTask and the task housekeeping commands: the state the command left the task in,
+   * before the entry's placement pass (a task back to `pending` may be `assigned` by the same entry).
+   */
+  | { type: 'taskState'; taskId: string; state: TaskState }
   | { type: 'error'; code: ErrorCode; message: string }
 
 export type ErrorCode =
@@ -39,6 +52,20 @@ export type ErrorCode =
   | 'StaleRequest'
   /** The entry's index is not above `appliedIndex`: the shell replayed an entry; nothing changed. */
   | 'AlreadyApplied'
+  /** submitTask with the id of a task that exists. */
+  | 'AlreadyExists'
+  /** The task or agent named does not exist (or a finished task was forgotten). */
+  | 'NotFound'
+  /** claimTask: the agent is not eligible or not registered with that session; or the task runs or is done. */
+  | 'NotClaimable'
+  /** completeTask / failTask from an attempt that is not the task's running one. */
+  | 'StaleAttempt'
+  /** stealTask whose conditions no longer hold; nothing changed. */
+  | 'NotStealable'
+  /** registerAgent / updateAgent with a name another live agent holds. */
+  | 'NameTaken'
+  /** registerAgent with a session that is not the agent's own. */
+  | 'SessionMismatch'
 
 export type ErrorResult = Extract<CommandResult, { type: 'error' }>
 

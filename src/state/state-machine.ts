@@ -7,15 +7,30 @@ import type { StateEvent } from './events.ts'
 import type { HistoryResult } from './history.ts'
 import { type KeyValue, KvStore } from './kv.ts'
 import { type LockInfo, LockTable } from './locks.ts'
+import { MemberTable, type RegisteredAgent } from './members.ts'
 import { type CommandResult, errorResult, OK } from './results.ts'
 import { type SessionInfo, SessionTable } from './sessions.ts'
-import { checkSnapshot, isCount, isRecord } from './validate.ts'
+import { type AgentLoad, type DueTaskActions, type TaskInfo, TaskTable } from './tasks.ts'
+import { checkSnapshot, isBoundedCount, isCount, isRecord } from './validate.ts'
 
 export interface StateMachineOptions {
   /** KV events retained for watches that start in the past (default 10,000). */
   historySize?: number
   /** Answers a session remembers for retries when its client never acknowledges them (default 1,024). */
   maxResultsPerSession?: number
+  /**
+   * Back-off before retrying a task whose attempt n failed: `retryBackoffBaseMs * 2^(n-1)` (default 1,000),
+   * at most `retryBackoffMaxMs` (default 300,000). 0 retries at once.
+   */
+  retryBackoffBaseMs?: number
+  retryBackoffMaxMs?: number
+  /**
+   * Finished tasks (completed, dead, expired) kept for status queries, the oldest finished dropped first
+   * (default 10,000). A dropped task's id may be submitted again.
+   */
+  maxFinishedTasks?: number
+  /** Affinity keys remembered, least recently used dropped first (default 10,000). */
+  maxAffinityKeys?: number
 }
 
 /** A committed Raft entry, as `Entry` from `raft/types.ts` or just its index, term and data. */
@@ -33,18 +48,27 @@ export interface ApplyOutput {
   events: readonly StateEvent[]
 }
 
-/** What a leader at some wall time should propose to expire. */
-export interface DueExpiries {
+/**
+ * What a leader at some wall time should propose: `expireSession {reason: 'ttl'}`, `lockExpire`,
+ * `timeoutTask`, `retryDue` and `expireTask` for these.
+ */
+export interface DueExpiries extends DueTaskActions {
   sessions: string[]
   locks: { key: string; fencingToken: number }[]
 }
 
 /** Snapshot format identifiers; `restore` refuses anything else. */
 export const SNAPSHOT_FORMAT = 'conclave/state'
-export const SNAPSHOT_VERSION = 1
+export const SNAPSHOT_VERSION = 2
+/** Version 1 (no agents, no tasks) still restores, as a state with neither. */
+const SUPPORTED_SNAPSHOT_VERSIONS: ReadonlySet<unknown> = new Set([1, 2])
 
 const DEFAULT_HISTORY_SIZE = 10_000
 const DEFAULT_MAX_RESULTS_PER_SESSION = 1_024
+const DEFAULT_RETRY_BACKOFF_BASE_MS = 1_000
+const DEFAULT_RETRY_BACKOFF_MAX_MS = 300_000
+const DEFAULT_MAX_FINISHED_TASKS = 10_000
+const DEFAULT_MAX_AFFINITY_KEYS = 10_000
 
 const NO_EVENTS: readonly StateEvent[] = Object.freeze([])
 const OK_OUTPUT: ApplyOutput = Object.freeze({ result: OK, events: NO_EVENTS })
@@ -56,7 +80,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
  * The replicated coordination state: a pure, deterministic function of the committed log. Replicas that
  * apply the same entries reach the same state, answer the same results and emit the same events. Time comes
  * only from the timestamps the leader writes into envelopes. One module per concern (KV, sessions, locks,
- * elections), composed here; a module holding state for sessions registers as a session-end listener.
+ * elections, agent registry, tasks), composed here; a module holding state for sessions registers as a
+ * session-end listener. Every replica must use the same options.
  */
 export class StateMachine {
   private appliedIndexValue = 0
@@ -66,24 +91,43 @@ export class StateMachine {
   private readonly sessionTable: SessionTable
   private readonly locks: LockTable
   private readonly elections: ElectionTable
+  private readonly members: MemberTable
+  private readonly tasks: TaskTable
   private readonly context: ApplyContext = { index: 0, time: 0, events: [] }
 
   constructor(options: StateMachineOptions = {}) {
     this.options = {
       historySize: options.historySize ?? DEFAULT_HISTORY_SIZE,
       maxResultsPerSession: options.maxResultsPerSession ?? DEFAULT_MAX_RESULTS_PER_SESSION,
+      retryBackoffBaseMs: options.retryBackoffBaseMs ?? DEFAULT_RETRY_BACKOFF_BASE_MS,
+      retryBackoffMaxMs: options.retryBackoffMaxMs ?? DEFAULT_RETRY_BACKOFF_MAX_MS,
+      maxFinishedTasks: options.maxFinishedTasks ?? DEFAULT_MAX_FINISHED_TASKS,
+      maxAffinityKeys: options.maxAffinityKeys ?? DEFAULT_MAX_AFFINITY_KEYS,
     }
     if (!isCount(this.options.historySize)) throw new RangeError('historySize must be an integer >= 0')
     if (!isCount(this.options.maxResultsPerSession) || this.options.maxResultsPerSession < 1) {
       throw new RangeError('maxResultsPerSession must be an integer >= 1')
     }
+    // Bounded like entry timestamps, so retryAt = time + back-off stays a safe integer.
+    if (!isBoundedCount(this.options.retryBackoffBaseMs) || !isBoundedCount(this.options.retryBackoffMaxMs)) {
+      throw new RangeError('retryBackoffBaseMs and retryBackoffMaxMs must be integers in [0, 2^50]')
+    }
+    if (!isCount(this.options.maxFinishedTasks))
+      throw new RangeError('maxFinishedTasks must be an integer >= 0')
+    if (!isCount(this.options.maxAffinityKeys))
+      throw new RangeError('maxAffinityKeys must be an integer >= 0')
     this.kv = new KvStore(this.options.historySize)
     this.sessionTable = new SessionTable(this.options.maxResultsPerSession)
     this.locks = new LockTable(this.sessionTable)
     this.elections = new ElectionTable(this.sessionTable)
-    // Cleanup order when a session ends: locks, then candidacies (a future tasks module goes after).
+    this.members = new MemberTable(this.sessionTable)
+    this.tasks = new TaskTable(this.members, this.sessionTable, this.options)
+    this.members.addListener(this.tasks)
+    // Cleanup order when a session ends: locks, candidacies, then its agents (whose tasks the task table
+    // takes back, as the registry's listener).
     this.sessionTable.addEndListener(this.locks)
     this.sessionTable.addEndListener(this.elections)
+    this.sessionTable.addEndListener(this.members)
   }
 
   /** Index of the last applied entry. */
@@ -142,6 +186,9 @@ export class StateMachine {
     } else {
       result = this.execute(envelope.command, context)
     }
+    // Any entry may have freed capacity or made tasks pending (even a deduplicated one, by ending an
+    // overdue session): place what can be placed before the next entry.
+    this.tasks.schedule(context)
     return { result, events: events.length === 0 ? NO_EVENTS : events }
   }
 
@@ -178,16 +225,62 @@ export class StateMachine {
     return this.elections.info(name)
   }
 
-  /**
-   * For the leader's housekeeping: sessions and locks whose lease has run out at wall time `now` (the
-   * leader's clock, which the next entry's timestamp will carry). Proposing `expireSession {reason: 'ttl'}`
-   * and `lockExpire` for them is always safe: each re-checks against state time when applied.
-   */
-  dueExpiries(now: number): DueExpiries {
-    return { sessions: this.sessionTable.due(now), locks: this.locks.due(now) }
+  agent(agentId: string): RegisteredAgent | undefined {
+    return this.members.agent(agentId)
   }
 
-  /** The complete state (KV, history, sessions with dedup tables, locks, elections, time, appliedIndex). */
+  agentByName(name: string): RegisteredAgent | undefined {
+    return this.members.agentByName(name)
+  }
+
+  /** Every registered agent, alive or down, in order of first registration. */
+  agents(): RegisteredAgent[] {
+    return this.members.agents()
+  }
+
+  task(taskId: string): TaskInfo | undefined {
+    return this.tasks.task(taskId)
+  }
+
+  /** Tasks assigned to or running on the agent, in schedule order (priority desc, then submission). */
+  tasksAssignedTo(agentId: string): TaskInfo[] {
+    return this.tasks.tasksAssignedTo(agentId)
+  }
+
+  /** Running and assigned tasks and slots of a registered agent. */
+  agentLoad(agentId: string): AgentLoad | undefined {
+    return this.tasks.agentLoad(agentId)
+  }
+
+  /** What the agent's `next()` should claim: its best assigned task, else a pending one it may take. */
+  bestTaskFor(agentId: string): TaskInfo | undefined {
+    return this.tasks.bestTaskFor(agentId)
+  }
+
+  /** Tasks waiting for an eligible agent with a free slot. */
+  get pendingCount(): number {
+    return this.tasks.pendingCount
+  }
+
+  /**
+   * For the leader's housekeeping at wall time `now` (the leader's clock, which the next entry's timestamp
+   * will carry): sessions and locks whose lease has run out, attempts past their timeout, failed tasks due
+   * for retry, tasks past their deadline. Proposing `expireSession {reason: 'ttl'}`, `lockExpire`,
+   * `timeoutTask`, `retryDue` and `expireTask` for them is always safe: each re-checks against state time
+   * when applied.
+   */
+  dueExpiries(now: number): DueExpiries {
+    return {
+      sessions: this.sessionTable.due(now),
+      locks: this.locks.due(now),
+      ...this.tasks.due(now),
+    }
+  }
+
+  /**
+   * The complete state (KV, history, sessions with dedup tables, locks, elections, agents, tasks, time,
+   * appliedIndex).
+   */
   snapshot(): Uint8Array {
     const snapshot = {
       format: SNAPSHOT_FORMAT,
@@ -198,6 +291,8 @@ export class StateMachine {
       sessions: this.sessionTable.toSnapshot(),
       locks: this.locks.toSnapshot(),
       elections: this.elections.toSnapshot(),
+      agents: this.members.toSnapshot(),
+      tasks: this.tasks.toSnapshot(),
     }
     return encoder.encode(JSON.stringify(snapshot))
   }
@@ -217,7 +312,10 @@ export class StateMachine {
       throw new Error('Invalid state snapshot: not UTF-8 JSON', { cause })
     }
     checkSnapshot(isRecord(parsed) && parsed.format === SNAPSHOT_FORMAT, 'unknown format')
-    checkSnapshot(parsed.version === SNAPSHOT_VERSION, `unsupported version ${String(parsed.version)}`)
+    checkSnapshot(
+      SUPPORTED_SNAPSHOT_VERSIONS.has(parsed.version),
+      `unsupported version ${String(parsed.version)}`,
+    )
     checkSnapshot(isCount(parsed.appliedIndex) && isCount(parsed.time), 'appliedIndex or time')
     machine.appliedIndexValue = parsed.appliedIndex
     machine.timeValue = parsed.time
@@ -225,6 +323,10 @@ export class StateMachine {
     machine.sessionTable.restore(parsed.sessions)
     machine.locks.restore(parsed.locks)
     machine.elections.restore(parsed.elections)
+    if (parsed.version !== 1) {
+      machine.members.restore(parsed.agents)
+      machine.tasks.restore(parsed.tasks)
+    }
     return machine
   }
 
@@ -256,6 +358,30 @@ export class StateMachine {
         return this.elections.campaign(command, context)
       case 'resign':
         return this.elections.resign(command, context)
+      case 'registerAgent':
+        return this.members.register(command, context)
+      case 'updateAgent':
+        return this.members.update(command, context)
+      case 'deregisterAgent':
+        return this.members.deregister(command, context)
+      case 'submitTask':
+        return this.tasks.submit(command, context)
+      case 'claimTask':
+        return this.tasks.claim(command, context)
+      case 'completeTask':
+        return this.tasks.complete(command, context)
+      case 'failTask':
+        return this.tasks.fail(command, context)
+      case 'stealTask':
+        return this.tasks.steal(command, context)
+      case 'timeoutTask':
+        return this.tasks.timeout(command, context)
+      case 'retryDue':
+        return this.tasks.retryDue(command, context)
+      case 'expireTask':
+        return this.tasks.expire(command, context)
+      case 'cancelTask':
+        return this.tasks.cancel(command, context)
     }
   }
 }

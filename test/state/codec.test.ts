@@ -111,3 +111,52 @@ describe('envelope codec', () => {
     )
   })
 })
+
+describe('agent and task command codec', () => {
+  it('round-trips every agent and task command shape', () => {
+    const task = {
+      id: 't',
+      type: 'resize',
+      priority: -1.5,
+      payload: { image: 'x', sizes: [1, 2] },
+      constraints: {
+        requiredCapabilities: ['gpu'],
+        preferredAgents: ['a', 'alpha'],
+        excludeAgents: ['b'],
+        maxRetries: 3,
+        timeout: 0,
+        affinity: 'repo',
+      },
+      deadline: 99,
+    }
+    const envelopes: Envelope[] = [
+      {
+        ts: 1,
+        command: {
+          type: 'registerAgent',
+          agentId: 'a',
+          name: 'alpha',
+          sessionId: 's',
+          addrs: ['/ip4/127.0.0.1/tcp/1'],
+          capabilities: [],
+          labels: { zone: 'x' },
+          concurrency: 10,
+        },
+      },
+      { ts: 2, command: { type: 'updateAgent', agentId: 'a', concurrency: 2 } },
+      { ts: 3, command: { type: 'deregisterAgent', agentId: 'a' } },
+      { ts: 4, session: 's', seq: 1, command: { type: 'submitTask', task } },
+      { ts: 5, command: { type: 'claimTask', taskId: 't', agentId: 'a', sessionId: 's' } },
+      { ts: 6, command: { type: 'completeTask', taskId: 't', attempt: 1, fencingToken: 5, result: null } },
+      { ts: 7, command: { type: 'failTask', taskId: 't', attempt: 1, fencingToken: 5, error: '' } },
+      { ts: 8, command: { type: 'stealTask', taskId: 't', fromAgentId: 'a', toAgentId: 'b' } },
+      { ts: 9, command: { type: 'timeoutTask', taskId: 't', attempt: 2 } },
+      { ts: 10, command: { type: 'retryDue', taskId: 't' } },
+      { ts: 11, command: { type: 'expireTask', taskId: 't' } },
+      { ts: 12, command: { type: 'cancelTask', taskId: 't' } },
+    ]
+    for (const envelope of envelopes) {
+      expect(decodeEnvelope(encodeEnvelope(envelope))).toEqual({ ok: true, envelope })
+    }
+  })
+})

@@ -2,6 +2,7 @@ import { encodeEnvelope } from '../../src/state/codec.ts'
 import type { Command, Envelope } from '../../src/state/commands.ts'
 import type { CommandResult } from '../../src/state/results.ts'
 import { type ApplyOutput, StateMachine, type StateMachineOptions } from '../../src/state/state-machine.ts'
+import type { TaskConstraintsSpec, TaskSpec } from '../../src/state/task-spec.ts'
 
 export type EnvelopeExtras = Partial<Omit<Envelope, 'command'>>
 
@@ -50,3 +51,77 @@ export class LogDriver {
 }
 
 export const textDecoder = new TextDecoder()
+
+/** Options of `registerAgent` in tests; the session is `session-<agentId>` unless given. */
+export interface TestAgent {
+  sessionId?: string
+  name?: string
+  capabilities?: string[]
+  concurrency?: number
+  ttlMs?: number
+}
+
+/** Opens the agent's own session (if not open) and registers it; throws unless both succeed. */
+export function registerAgent(log: LogDriver, agentId: string, agent: TestAgent = {}): ApplyOutput {
+  const sessionId = agent.sessionId ?? `session-${agentId}`
+  if (log.machine.session(sessionId) === undefined) log.open(sessionId, agent.ttlMs ?? 60_000, agentId)
+  const output = log.apply({
+    type: 'registerAgent',
+    agentId,
+    name: agent.name ?? agentId,
+    sessionId,
+    addrs: [`/ip4/127.0.0.1/tcp/4001/p2p/${agentId}`],
+    capabilities: agent.capabilities ?? [],
+    labels: {},
+    concurrency: agent.concurrency ?? 1,
+  })
+  if (output.result.type !== 'ok') throw new Error(`registerAgent failed: ${JSON.stringify(output.result)}`)
+  return output
+}
+
+/** A full task for `submitTask`, with the defaults the shell applies (maxRetries 3, timeout 0). */
+export function taskSpec(
+  id: string,
+  options: Partial<Omit<TaskSpec, 'constraints'>> & { constraints?: Partial<TaskConstraintsSpec> } = {},
+): TaskSpec {
+  const { constraints, ...rest } = options
+  return {
+    id,
+    type: 'test',
+    priority: 0,
+    payload: {},
+    ...rest,
+    constraints: { requiredCapabilities: [], maxRetries: 3, timeout: 0, ...constraints },
+  }
+}
+
+/** Submits a task; throws unless accepted. */
+export function submit(
+  log: LogDriver,
+  id: string,
+  options: Parameters<typeof taskSpec>[1] = {},
+): ApplyOutput {
+  const output = log.apply({ type: 'submitTask', task: taskSpec(id, options) })
+  if (output.result.type !== 'taskSubmitted')
+    throw new Error(`submitTask failed: ${JSON.stringify(output.result)}`)
+  return output
+}
+
+/** Claims the task for the agent (with its registered session); returns attempt and token, or throws. */
+export function claim(
+  log: LogDriver,
+  taskId: string,
+  agentId: string,
+): { attempt: number; fencingToken: number } {
+  const sessionId = log.machine.agent(agentId)?.sessionId ?? `session-${agentId}`
+  const { result } = log.apply({ type: 'claimTask', taskId, agentId, sessionId })
+  if (result.type !== 'taskClaimed') throw new Error(`claimTask failed: ${JSON.stringify(result)}`)
+  return { attempt: result.attempt, fencingToken: result.fencingToken }
+}
+
+/** Task id to assignee for every task in `ids` that is assigned or running. */
+export function placements(machine: StateMachine, ids: string[]): Record<string, string | undefined> {
+  const placed: Record<string, string | undefined> = {}
+  for (const id of ids) placed[id] = machine.task(id)?.assignee
+  return placed
+}

@@ -5,6 +5,7 @@ import type { Command, Envelope } from '../../src/state/commands.ts'
 import type { JsonValue } from '../../src/state/json.ts'
 import { type ApplyInput, StateMachine, type StateMachineOptions } from '../../src/state/state-machine.ts'
 import { LogDriver, textDecoder } from './helpers.ts'
+import { AttemptLog, checkTaskInvariants, type TaskOp, taskCommand, taskOp } from './task-ops.ts'
 
 const encoder = new TextEncoder()
 
@@ -207,6 +208,7 @@ describe('determinism', () => {
     | { kind: 'holder'; action: 'release' | 'extend' | 'expire' | 'cancel'; key: string; ttlMs: number }
     | { kind: 'garbage'; data: Uint8Array }
     | { kind: 'noop' }
+    | { kind: 'task'; op: TaskOp }
   interface Step {
     op: Op
     advance: number
@@ -312,6 +314,10 @@ describe('determinism', () => {
       fc.uint8Array({ maxLength: 16 }).map(data => ({ kind: 'garbage' as const, data })),
     ),
     weighted(1, fc.constant({ kind: 'noop' as const })),
+    weighted(
+      6,
+      taskOp.map(op => ({ kind: 'task' as const, op })),
+    ),
   )
   // A third of the entries are exactly-once requests, with seqs small enough to collide (retries).
   const requestSession = fc
@@ -328,12 +334,29 @@ describe('determinism', () => {
     session: fc.oneof(weighted(2, fc.constant(undefined)), weighted(1, requestSession)),
   })
 
-  function toEntry(step: Step, index: number, now: number, state: StateMachine): ApplyInput {
+  function toEntry(
+    step: Step,
+    index: number,
+    now: number,
+    state: StateMachine,
+    attempts = new AttemptLog(),
+  ): ApplyInput {
     const { op } = step
     if (op.kind === 'noop') return { index, term: 1, data: new Uint8Array() }
     if (op.kind === 'garbage') return { index, term: 1, data: op.data }
     let command: Command
-    if (op.kind === 'command') {
+    if (op.kind === 'task') {
+      command = taskCommand(op.op, state, sessionIds, attempts)
+      // An agent opens its session before it registers: do that first when the session is missing.
+      if (command.type === 'registerAgent' && state.session(command.sessionId) === undefined) {
+        command = {
+          type: 'openSession',
+          sessionId: command.sessionId,
+          agentId: command.agentId,
+          ttlMs: 8_000,
+        }
+      }
+    } else if (op.kind === 'command') {
       command = op.command
     } else {
       const lock = state.lock(op.key)
@@ -349,7 +372,14 @@ describe('determinism', () => {
               ? { type: 'lockExpire', key, fencingToken }
               : { type: 'lockCancel', key, sessionId, requestId }
     }
-    const envelope: Envelope = { ts: now, ...step.session, command }
+    // Task commands go mostly without a client session: the seqs here are small so that requests collide as
+    // retries, which would answer most task commands from the dedup table. Sometimes they go with a live one.
+    const withSession =
+      op.kind !== 'task' ||
+      (step.session !== undefined &&
+        step.session.seq % 4 === 0 &&
+        state.session(step.session.session) !== undefined)
+    const envelope: Envelope = { ts: now, ...(withSession ? step.session : {}), command }
     return { index, term: 1, data: encodeEnvelope(envelope) }
   }
 
@@ -367,12 +397,14 @@ describe('determinism', () => {
         const cut = cutSeed % (steps.length + 1)
         let now = 10_000
         let index = 0
+        const attempts = new AttemptLog()
         steps.forEach((step, i) => {
           if (i === cut) replica = StateMachine.restore(replica.snapshot(), options)
           now = Math.max(0, now + step.advance)
           index += 1 + (i % 7 === 0 ? 1 : 0) // the odd gap, as config entries leave
-          const entry = toEntry(step, index, now, original)
+          const entry = toEntry(step, index, now, original, attempts)
           const expected = original.apply(entry)
+          attempts.record(expected.events)
           expect(replica.apply(entry)).toEqual(expected)
           reborn = StateMachine.restore(reborn.snapshot(), options)
           expect(reborn.apply(entry)).toEqual(expected)
@@ -410,6 +442,17 @@ describe('determinism', () => {
       'sessionClosed',
       'electionChanged',
       'kv',
+      // Task paths this history reaches often; deep task histories (retries, steals, timeouts) are driven,
+      // with the same restore checks, by tasks-property.test.ts.
+      'taskSubmitted',
+      'taskState',
+      'taskAssigned',
+      'StaleAttempt',
+      'NotClaimable',
+      'NotStealable',
+      'agentChanged',
+      'taskUnassigned',
+      'taskExpired',
     ]
     for (const what of wanted) expect(seen.get(what) ?? 0, what).toBeGreaterThan(10)
   })
@@ -424,6 +467,7 @@ describe('determinism', () => {
       expect(lock.holder.fencingToken).toBeLessThanOrEqual(state.appliedIndex)
       for (const waiter of lock.waiters) expect(live.has(waiter.sessionId)).toBe(true)
     }
+    checkTaskInvariants(state)
     for (const name of names) {
       const election = state.election(name)
       if (election === undefined) continue

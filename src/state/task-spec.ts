@@ -1,0 +1,109 @@
+import { isJsonValue, type JsonValue } from './json.ts'
+import { isBoundedCount, isCount, isId, isRecord } from './validate.ts'
+
+/** Where a task is in its lifecycle (see `tasks.ts`). */
+export type TaskState = 'pending' | 'assigned' | 'running' | 'completed' | 'failed' | 'dead' | 'expired'
+
+/** `TaskConstraints` of the API as the log carries them: complete, defaults applied by the proposer. */
+export interface TaskConstraintsSpec {
+  /** The agent must have all of them. */
+  requiredCapabilities: string[]
+  /** Agent ids or names, tried first, in this order. */
+  preferredAgents?: string[]
+  /** Agent ids or names, never assigned. */
+  excludeAgents?: string[]
+  /** Retries after the first attempt. */
+  maxRetries: number
+  /** Ms one attempt may run before it counts as failed; 0 = no limit. */
+  timeout: number
+  /** Tasks with the same key prefer the agent that started the last one. */
+  affinity?: string
+}
+
+/** A task as `submitTask` carries it; its `createdAt` is the state time of the submitting entry. */
+export interface TaskSpec {
+  id: string
+  type: string
+  /** Higher runs first. */
+  priority: number
+  payload: { [key: string]: JsonValue }
+  constraints: TaskConstraintsSpec
+  /** State time (leader ms) by which the task must be completed, or it expires. */
+  deadline?: number
+}
+
+/** Longest list a command may carry (capabilities, agent lists, addresses, labels): bounds scheduling work. */
+export const MAX_LIST_LENGTH = 256
+/** Highest `maxRetries` accepted. */
+export const MAX_RETRIES = 1_000_000
+/** Most task slots an agent may advertise. */
+export const MAX_CONCURRENCY = 1_000_000
+
+/** Non-empty strings, at most MAX_LIST_LENGTH of them. */
+export function isIdList(value: unknown): value is string[] {
+  if (!Array.isArray(value) || value.length > MAX_LIST_LENGTH) return false
+  for (let i = 0; i < value.length; i++) if (!isId(value[i])) return false
+  return true
+}
+
+/** A plain object of string values (non-empty keys), at most MAX_LIST_LENGTH entries. */
+export function isLabels(value: unknown): value is Record<string, string> {
+  if (!isRecord(value) || Object.getPrototypeOf(value) !== Object.prototype) return false
+  let count = 0
+  for (const key in value) {
+    if (key.length === 0 || typeof value[key] !== 'string') return false
+    if (++count > MAX_LIST_LENGTH) return false
+  }
+  return true
+}
+
+/** A task slot count: an integer in [1, MAX_CONCURRENCY]. */
+export function isConcurrency(value: unknown): value is number {
+  return isCount(value) && value >= 1 && value <= MAX_CONCURRENCY
+}
+
+const taskKeys = new Set(['id', 'type', 'priority', 'payload', 'constraints', 'deadline'])
+const constraintKeys = new Set([
+  'requiredCapabilities',
+  'preferredAgents',
+  'excludeAgents',
+  'maxRetries',
+  'timeout',
+  'affinity',
+])
+
+/** True if every key of `value` with a defined value is in `allowed` (undefined is absent, as in JSON). */
+function onlyKeys(value: Record<string, unknown>, allowed: ReadonlySet<string>): boolean {
+  for (const key in value) if (value[key] !== undefined && !allowed.has(key)) return false
+  return true
+}
+
+function isConstraints(value: unknown): value is TaskConstraintsSpec {
+  return (
+    isRecord(value) &&
+    onlyKeys(value, constraintKeys) &&
+    isIdList(value.requiredCapabilities) &&
+    (value.preferredAgents === undefined || isIdList(value.preferredAgents)) &&
+    (value.excludeAgents === undefined || isIdList(value.excludeAgents)) &&
+    isCount(value.maxRetries) &&
+    value.maxRetries <= MAX_RETRIES &&
+    isBoundedCount(value.timeout) &&
+    (value.affinity === undefined || isId(value.affinity))
+  )
+}
+
+/** Exact shape check of a submitted task: no unknown fields, JSON payload, bounded numbers and lists. */
+export function isTaskSpec(value: unknown): value is TaskSpec {
+  return (
+    isRecord(value) &&
+    onlyKeys(value, taskKeys) &&
+    isId(value.id) &&
+    isId(value.type) &&
+    typeof value.priority === 'number' &&
+    Number.isFinite(value.priority) &&
+    isRecord(value.payload) &&
+    isJsonValue(value.payload) &&
+    isConstraints(value.constraints) &&
+    (value.deadline === undefined || isBoundedCount(value.deadline))
+  )
+}
