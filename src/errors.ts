@@ -80,3 +80,19 @@ export class ClosedError extends ConclaveError {
     super(message, 'ClosedError', 'ERR_CLOSED', options)
   }
 }
+
+/** A conditional write (`expectedRevision`) found another revision: nothing was written. */
+export class RevisionMismatchError extends ConclaveError {
+  static override readonly name = 'RevisionMismatchError'
+  constructor(message = 'Revision mismatch', options?: ErrorOptions) {
+    super(message, 'RevisionMismatchError', 'ERR_REVISION_MISMATCH', options)
+  }
+}
+
+/** A watch asked for revisions older than the retained history. */
+export class CompactedError extends ConclaveError {
+  static override readonly name = 'CompactedError'
+  constructor(message = 'Revision compacted', options?: ErrorOptions) {
+    super(message, 'CompactedError', 'ERR_COMPACTED', options)
+  }
+}

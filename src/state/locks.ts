@@ -17,6 +17,8 @@ export interface LockHolder {
   /** Raft index of the entry that granted the lock. */
   fencingToken: number
   expiresAt: number
+  /** The lease last granted or extended: a lock never has more than this left (the leader's clock-skew guard). */
+  ttlMs: number
 }
 
 export interface LockWaiter {
@@ -135,6 +137,7 @@ export class LockTable implements SessionEndListener {
       return errorResult('LockLost', `lock ${command.key} expired`)
     }
     holder.expiresAt = context.time + command.ttlMs
+    holder.ttlMs = command.ttlMs
     return { type: 'lockExtended', fencingToken: holder.fencingToken, expiresAt: holder.expiresAt }
   }
 
@@ -206,6 +209,7 @@ export class LockTable implements SessionEndListener {
           requestId: holder.requestId,
           fencingToken: holder.fencingToken,
           expiresAt: holder.expiresAt,
+          ttlMs: holder.ttlMs,
         },
         waiters,
       })
@@ -253,6 +257,7 @@ export class LockTable implements SessionEndListener {
       requestId,
       fencingToken: context.index,
       expiresAt: context.time + ttlMs,
+      ttlMs,
     }
     record.holder = holder
     context.events.push({
@@ -299,7 +304,8 @@ function isHolder(value: unknown): value is LockHolder {
     isId(value.sessionId) &&
     isId(value.requestId) &&
     isPositive(value.fencingToken) &&
-    isCount(value.expiresAt)
+    isCount(value.expiresAt) &&
+    isPositive(value.ttlMs)
   )
 }
 

@@ -1,0 +1,108 @@
+/**
+ * The parent's side of `scripts/agent-host.ts`: spawn agents as real processes on loopback TCP, send them
+ * requests, kill them with real signals. Used by the multi-process tests, the benchmark and the simulation.
+ */
+import { type ChildProcess, fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { AgentOptions } from '../../src/index.ts'
+import type { HostRequest } from '../agent-host.ts'
+
+const HOST_SCRIPT = fileURLToPath(new URL('../agent-host.ts', import.meta.url))
+
+type Op = HostRequest['op']
+type ArgsOf<O extends Op> = Extract<HostRequest, { op: O }>['args']
+
+/** An error the agent process answered with, keeping the agent-side error name. */
+export class HostError extends Error {
+  constructor(name: string, message: string) {
+    super(message)
+    this.name = name
+  }
+}
+
+export class AgentHost {
+  readonly id: string
+  readonly addrs: string[]
+  readonly options: AgentOptions
+  private readonly child: ChildProcess
+  private readonly pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>()
+  private nextId = 1
+  private exited = false
+  readonly exit: Promise<number | null>
+
+  private constructor(child: ChildProcess, ready: { id: string; addrs: string[] }, options: AgentOptions) {
+    this.child = child
+    this.id = ready.id
+    this.addrs = ready.addrs
+    this.options = options
+    this.exit = new Promise(resolve => {
+      child.once('exit', code => {
+        this.exited = true
+        for (const pending of this.pending.values())
+          pending.reject(new HostError('HostExited', 'agent process exited'))
+        this.pending.clear()
+        resolve(code)
+      })
+    })
+    child.on('message', message => {
+      const reply = message as {
+        id: number
+        ok: boolean
+        value?: unknown
+        error?: { name: string; message: string }
+      }
+      const pending = this.pending.get(reply.id)
+      if (pending === undefined) return
+      this.pending.delete(reply.id)
+      if (reply.ok) pending.resolve(reply.value)
+      else
+        pending.reject(new HostError(reply.error?.name ?? 'Error', reply.error?.message ?? 'unknown error'))
+    })
+  }
+
+  /** Starts an agent process (TCP on loopback unless the options say otherwise) and waits until it runs. */
+  static async spawn(options: AgentOptions, stderr: 'inherit' | 'ignore' = 'inherit'): Promise<AgentHost> {
+    const child = fork(HOST_SCRIPT, [JSON.stringify(options)], {
+      execPath: process.execPath,
+      execArgv: [],
+      stdio: ['ignore', 'ignore', stderr, 'ipc'],
+    })
+    const ready = await new Promise<{ id: string; addrs: string[] }>((resolve, reject) => {
+      child.once('message', message => resolve(message as { id: string; addrs: string[] }))
+      child.once('exit', code => reject(new Error(`agent process exited with ${code} before it was ready`)))
+    })
+    return new AgentHost(child, ready, options)
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid
+  }
+
+  get alive(): boolean {
+    return !this.exited
+  }
+
+  request<O extends Op>(op: O, args: ArgsOf<O>): Promise<unknown> {
+    if (this.exited) return Promise.reject(new HostError('HostExited', 'agent process exited'))
+    const id = this.nextId++
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject })
+      this.child.send({ id, op, args })
+    })
+  }
+
+  /** Sends a real signal: SIGKILL for a crash, SIGSTOP/SIGCONT for a pause. */
+  signal(signal: NodeJS.Signals): void {
+    if (!this.exited) this.child.kill(signal)
+  }
+
+  /** Asks the agent to stop cleanly, or kills it if it does not within a few seconds. */
+  async stop(): Promise<void> {
+    if (this.exited) return
+    const stopped = this.request('stop', {}).catch(() => {})
+    const timer = setTimeout(() => this.signal('SIGKILL'), 5000)
+    await stopped
+    await this.exit
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,95 @@
+import { AbortError, ClosedError, NoLeaderError } from '../errors.ts'
+import type { Command, CommandResult } from '../state/index.ts'
+import { type ProposerContext, propose } from './proposer.ts'
+import type { RaftRunner } from './raft-runner.ts'
+import type { SessionKeeper } from './session.ts'
+
+export interface ClientContext extends ProposerContext {
+  readonly runner: RaftRunner
+  readonly session: SessionKeeper
+  readonly operationTimeoutMs: number
+}
+
+/**
+ * How every API call reaches the replicated state: commands go through the log (exactly once when they
+ * carry the session's numbering), linearizable reads wait on a ReadIndex barrier. Each call is bounded by
+ * the caller's signal and the agent's operation timeout.
+ */
+export class Client {
+  private readonly context: ClientContext
+
+  constructor(context: ClientContext) {
+    this.context = context
+  }
+
+  deadline(): number {
+    return performance.now() + this.context.operationTimeoutMs
+  }
+
+  /** Commit `command` numbered by this agent's session, so that retries apply it at most once. */
+  async submit(command: Command, signal?: AbortSignal): Promise<CommandResult> {
+    this.check(signal)
+    const ticket = this.context.session.ticket()
+    try {
+      return await propose(this.context, command, { signal, deadline: this.deadline(), session: ticket })
+    } finally {
+      this.context.session.done(ticket)
+    }
+  }
+
+  /** Commit a command that needs no numbering (idempotent by construction). */
+  submitRaw(command: Command, deadline: number, signal?: AbortSignal): Promise<CommandResult> {
+    this.check(signal)
+    return propose(this.context, command, { signal, deadline })
+  }
+
+  /**
+   * Resolves once this agent's state reflects every write acknowledged before the call: the leader
+   * confirmed it still leads (a heartbeat round) and this agent applied up to the leader's commit index.
+   */
+  async barrier(signal?: AbortSignal): Promise<void> {
+    this.check(signal)
+    const deadline = this.deadline()
+    const { runner } = this.context
+    for (;;) {
+      const remaining = deadline - performance.now()
+      if (remaining <= 0) throw new NoLeaderError('No leader confirmed a read point in time')
+      // A request that meets no leader is dropped by the core; ask again after an election timeout's worth.
+      const settled = await raceTimeout(runner.readIndex(), Math.min(remaining, 500), signal)
+      if (settled) return
+      if (this.context.closed) throw new ClosedError()
+    }
+  }
+
+  private check(signal?: AbortSignal): void {
+    if (this.context.closed) throw new ClosedError()
+    if (signal?.aborted) throw new AbortError()
+  }
+}
+
+/** True if `promise` settled within `ms`; rejects with AbortError on abort. */
+function raceTimeout(promise: Promise<void>, ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise<boolean>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(new AbortError())
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve(false)
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        resolve(true)
+      },
+      err => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
+}

@@ -1,0 +1,109 @@
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Agent } from '../api.ts'
+import { InvalidArgumentError } from '../errors.ts'
+import { createConclaveLibp2p } from '../net/libp2p-node.ts'
+import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
+import type { AgentOptions } from './options.ts'
+import { resolveTiming } from './options.ts'
+import { type ConclaveComponents, ConclaveService, type ServiceInit } from './service.ts'
+import { checkOptions } from './validate.ts'
+
+const META_PEER_KEY = 'peer-key'
+
+/**
+ * The libp2p service factory: `createLibp2p({ ..., services: { conclave: conclave({...}) } })` embeds
+ * conclave in an existing node; the service exposes the same members as `Agent`.
+ */
+export function conclave(options: ServiceInit = {}): (components: ConclaveComponents) => ConclaveService {
+  resolveTiming(options)
+  return components => new ConclaveService(components, options)
+}
+
+const AGENT_OPTIONS = [
+  'name',
+  'dataDir',
+  'listen',
+  'capabilities',
+  'concurrency',
+  'labels',
+  'transport',
+  'raft',
+  'tickMs',
+  'electionTicks',
+  'heartbeatTicks',
+  'sessionTtlMs',
+  'operationTimeoutMs',
+  'leaseSafetyMarginMs',
+  'snapshotEntries',
+]
+
+/**
+ * Builds and starts an agent on its own libp2p node. With `dataDir`, the peer key, the Raft log and the
+ * state live there, and a restart on the same directory comes back as the same member.
+ */
+export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
+  checkOptions(options, AGENT_OPTIONS)
+  if (options.dataDir !== undefined && (typeof options.dataDir !== 'string' || options.dataDir === '')) {
+    throw new InvalidArgumentError('dataDir must be a non-empty path')
+  }
+  resolveTiming(options)
+  const storage = openRaftStorage(options.dataDir)
+  let node: Libp2p<{ conclave: ConclaveService }>
+  try {
+    const privateKey = await loadPeerKey(storage)
+    const { listen, transport, ...serviceOptions } = options
+    node = await createConclaveLibp2p({
+      listen,
+      transport,
+      privateKey,
+      services: { conclave: conclave({ ...serviceOptions, storage }) },
+    })
+  } catch (err) {
+    storage.close()
+    throw err
+  }
+  return agentOf(node)
+}
+
+async function loadPeerKey(storage: RaftStorage): Promise<PrivateKey> {
+  const stored = storage.getMeta(META_PEER_KEY)
+  if (stored !== undefined) return privateKeyFromProtobuf(stored)
+  const key = await generateKeyPair('Ed25519')
+  storage.setMeta(META_PEER_KEY, privateKeyToProtobuf(key))
+  return key
+}
+
+/** An Agent is the service plus the node it runs on; stopping it stops the node. */
+function agentOf(node: Libp2p<{ conclave: ConclaveService }>): Agent {
+  const service = node.services.conclave
+  return {
+    get id() {
+      return service.id
+    },
+    get name() {
+      return service.name
+    },
+    libp2p: node,
+    multiaddrs: () => service.multiaddrs(),
+    election: service.election,
+    elections: name => service.elections(name),
+    get tasks() {
+      return service.tasks
+    },
+    locks: service.locks,
+    consensus: service.consensus,
+    get workStealing() {
+      return service.workStealing
+    },
+    health: options => service.health(options),
+    join: (config, options) => service.join(config, options),
+    leave: options => service.leave(options),
+    members: options => service.members(options),
+    leader: options => service.leader(options),
+    isLeader: () => service.isLeader(),
+    stop: async () => {
+      await node.stop()
+    },
+  }
+}

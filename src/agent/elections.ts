@@ -1,0 +1,237 @@
+import type { Abortable, LeaderElection, LeaderEvent } from '../api.ts'
+import { AbortError, ClosedError, NotVoterError } from '../errors.ts'
+import type { ElectionChangedEvent } from '../state/index.ts'
+import { AsyncQueue } from './async-queue.ts'
+import type { Client } from './client.ts'
+import { unexpected } from './consensus.ts'
+import type { LeaderTracker } from './leader-tracker.ts'
+import type { RaftRunner } from './raft-runner.ts'
+import type { Replica } from './replica.ts'
+import type { SessionKeeper } from './session.ts'
+import { checkKey, checkOptions } from './validate.ts'
+
+/** The event a leader change makes: a leader appears, steps down with none after it, or is replaced. */
+function leaderEvent(
+  leader: string,
+  previous: string,
+  term: number,
+  timestamp: Date,
+): LeaderEvent | undefined {
+  if (leader === previous) return undefined
+  if (leader === '') return { type: 'resigned', leaderId: previous, term, timestamp }
+  if (previous === '') return { type: 'elected', leaderId: leader, term, timestamp }
+  return { type: 'changed', leaderId: leader, term, timestamp }
+}
+
+function closingQueue<T>(
+  signal: AbortSignal | undefined,
+  closed: AbortSignal,
+  cleanup: () => void,
+): AsyncQueue<T> {
+  const stop = (): void => queue.end()
+  const queue = new AsyncQueue<T>(() => {
+    cleanup()
+    signal?.removeEventListener('abort', stop)
+    closed.removeEventListener('abort', stop)
+  })
+  signal?.addEventListener('abort', stop, { once: true })
+  closed.addEventListener('abort', stop, { once: true })
+  return queue
+}
+
+export interface RaftElectionContext {
+  selfId: string
+  runner(): RaftRunner | undefined
+  tracker: LeaderTracker
+  /** Ask the current leader to hand leadership to this agent. */
+  requestTransfer(leader: string, signal?: AbortSignal): Promise<void>
+  closed: AbortSignal
+}
+
+/** `agent.election`: the cluster's Raft leadership itself. */
+export class RaftElection implements LeaderElection {
+  private readonly context: RaftElectionContext
+
+  constructor(context: RaftElectionContext) {
+    this.context = context
+  }
+
+  /** Leadership transfer to this agent: resolves once it leads. A non-voter gets `NotVoterError`. */
+  async campaign(options?: Abortable): Promise<void> {
+    checkOptions(options, ['signal'])
+    const { tracker, selfId } = this.context
+    const signal = options?.signal
+    for (;;) {
+      if (signal?.aborted) throw new AbortError()
+      if (this.context.closed.aborted) throw new ClosedError()
+      const runner = this.context.runner()
+      if (runner === undefined) throw new NotVoterError('The agent has not joined a cluster')
+      if (!runner.status().config.voters.includes(selfId)) throw new NotVoterError()
+      if (tracker.leader === selfId) return
+      if (tracker.leader !== '') {
+        await this.context.requestTransfer(tracker.leader, signal).catch(err => {
+          if (err instanceof AbortError) throw err
+        })
+      }
+      await tracker.waitChange(500, signal)
+    }
+  }
+
+  /** Hands leadership to the most caught-up other voter; resolves once another leads (or none can). */
+  async resign(options?: Abortable): Promise<void> {
+    checkOptions(options, ['signal'])
+    const { tracker, selfId } = this.context
+    const runner = this.context.runner()
+    if (runner === undefined || tracker.leader !== selfId) return
+    const status = runner.status()
+    const others = status.config.voters.filter(voter => voter !== selfId)
+    if (others.length === 0) return
+    others.sort((a, b) => (status.progress?.[b]?.match ?? 0) - (status.progress?.[a]?.match ?? 0))
+    runner.transferLeadership(others[0])
+    while (tracker.leader === selfId) await tracker.waitChange(1000, options?.signal)
+  }
+
+  watch(options?: Abortable): AsyncIterable<LeaderEvent> {
+    checkOptions(options, ['signal'])
+    const { tracker } = this.context
+    let unsubscribe = (): void => {}
+    const queue = closingQueue<LeaderEvent>(options?.signal, this.context.closed, () => unsubscribe())
+    if (tracker.leader !== '') {
+      queue.push({ type: 'elected', leaderId: tracker.leader, term: tracker.term, timestamp: new Date() })
+    }
+    unsubscribe = tracker.onChange((leader, previous, term) => {
+      const event = leaderEvent(leader, previous, term, new Date())
+      if (event !== undefined) queue.push(event)
+    })
+    if (options?.signal?.aborted || this.context.closed.aborted) queue.end()
+    return queue
+  }
+
+  term(): number {
+    return this.context.runner()?.status().term ?? 0
+  }
+}
+
+export interface NamedElectionContext {
+  selfId: string
+  client: Client
+  replica: Replica
+  session: SessionKeeper
+  closed: AbortSignal
+}
+
+/** `agent.elections(name)`: a session-bound election any agent can stand in, FIFO by candidacy. */
+export class NamedElection implements LeaderElection {
+  private readonly name: string
+  private readonly context: NamedElectionContext
+
+  constructor(name: string, context: NamedElectionContext) {
+    this.name = checkKey(name, 'election name')
+    this.context = context
+  }
+
+  async campaign(options?: Abortable): Promise<void> {
+    checkOptions(options, ['signal'])
+    const { client, replica, session, selfId } = this.context
+    const signal = options?.signal
+    for (;;) {
+      if (session.id === '') await session.open(client.deadline())
+      const sessionId = session.id
+      let resolveWin: (won: boolean) => void = () => {}
+      const win = new Promise<boolean>(resolve => {
+        resolveWin = resolve
+      })
+      const unsubscribe = [
+        replica.onEvent(event => {
+          if (
+            event.type === 'electionChanged' &&
+            event.name === this.name &&
+            event.leader?.sessionId === sessionId
+          ) {
+            resolveWin(true)
+          }
+        }),
+        session.onLost(lost => {
+          if (lost === sessionId) resolveWin(false)
+        }),
+      ]
+      try {
+        const result = await client.submit(
+          { type: 'campaign', name: this.name, sessionId, agentId: selfId, requestId: crypto.randomUUID() },
+          signal,
+        )
+        if (result.type === 'elected') return
+        if (result.type === 'error' && result.code === 'SessionExpired') {
+          session.ended(sessionId)
+          continue
+        }
+        if (result.type !== 'candidate') throw unexpected(result)
+        if (await abortable(win, signal, this.context.closed)) return
+      } catch (err) {
+        if (err instanceof AbortError) {
+          client.submitRaw({ type: 'resign', name: this.name, sessionId }, client.deadline()).catch(() => {})
+        }
+        throw err
+      } finally {
+        for (const off of unsubscribe) off()
+      }
+    }
+  }
+
+  async resign(options?: Abortable): Promise<void> {
+    checkOptions(options, ['signal'])
+    const { client, session, replica } = this.context
+    const sessionId = session.id
+    if (sessionId === '' || replica.state.election(this.name)?.leader?.sessionId !== sessionId) return
+    const result = await client.submit({ type: 'resign', name: this.name, sessionId }, options?.signal)
+    if (result.type !== 'ok' && !(result.type === 'error' && result.code === 'SessionExpired')) {
+      throw unexpected(result)
+    }
+  }
+
+  watch(options?: Abortable): AsyncIterable<LeaderEvent> {
+    checkOptions(options, ['signal'])
+    const { replica } = this.context
+    let unsubscribe = (): void => {}
+    const queue = closingQueue<LeaderEvent>(options?.signal, this.context.closed, () => unsubscribe())
+    const current = replica.state.election(this.name)
+    let previous = current?.leader?.agentId ?? ''
+    if (current?.leader !== undefined) {
+      queue.push({
+        type: 'elected',
+        leaderId: current.leader.agentId,
+        term: current.term,
+        timestamp: new Date(),
+      })
+    }
+    unsubscribe = replica.onEvent(event => {
+      if (event.type !== 'electionChanged' || event.name !== this.name) return
+      const leader = (event as ElectionChangedEvent).leader?.agentId ?? ''
+      const change = leaderEvent(leader, previous, event.term, new Date(event.timestamp))
+      previous = leader
+      if (change !== undefined) queue.push(change)
+    })
+    if (options?.signal?.aborted || this.context.closed.aborted) queue.end()
+    return queue
+  }
+
+  term(): number {
+    return this.context.replica.state.election(this.name)?.term ?? 0
+  }
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, closed: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortError())
+    const onClose = (): void => reject(new ClosedError())
+    if (signal?.aborted) return onAbort()
+    if (closed.aborted) return onClose()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    closed.addEventListener('abort', onClose, { once: true })
+    promise.then(value => {
+      signal?.removeEventListener('abort', onAbort)
+      closed.removeEventListener('abort', onClose)
+      resolve(value)
+    }, reject)
+  })
+}

@@ -1,0 +1,85 @@
+import type { RaftOptions } from '../raft/types.ts'
+
+/**
+ * Timing of an agent. The defaults suit a LAN or one machine: a leader failure is noticed within
+ * 360-720 ms and a new leader elected shortly after; a session (and the locks and tasks bound to it)
+ * outlives its agent by `sessionTtlMs` at most plus the leader's grace after a failover.
+ */
+export interface TimingOptions {
+  /** Length of one Raft tick in ms. Default 30. */
+  tickMs?: number
+  /** Election timeout in ticks; randomized in [n, 2n). Default 12. */
+  electionTicks?: number
+  /** Heartbeat interval in ticks. Default 3. */
+  heartbeatTicks?: number
+  /** How long an agent's session lives without a keep-alive. Default 5000 ms. */
+  sessionTtlMs?: number
+  /** Deadline of one API operation when the caller's signal gives none (then `NoLeaderError`). Default 10 s. */
+  operationTimeoutMs?: number
+  /**
+   * What `Lock.isHeld()` and session bookkeeping subtract from every lease, to absorb clock-rate drift
+   * and scheduling delay on the holder. Default: the larger of 50 ms and 10 % of the lease.
+   */
+  leaseSafetyMarginMs?: number
+  /** Entries applied between two snapshots of the state (log compaction). Default 10,000. */
+  snapshotEntries?: number
+}
+
+/** The agent options of API.md, plus conclave's own. */
+export interface AgentOptions extends TimingOptions {
+  /** Human label, unique in the cluster; default: the short peer id. */
+  name?: string
+  /** Durable state (Raft log, snapshots, peer key); omitted = in memory. */
+  dataDir?: string
+  /** Multiaddrs to listen on; default `['/ip4/127.0.0.1/tcp/0']`. */
+  listen?: string[]
+  /** What this agent can run, matched by task constraints. */
+  capabilities?: string[]
+  /** Task slots (default 10); load = running tasks / slots. */
+  concurrency?: number
+  labels?: Record<string, string>
+  /** `memory` runs over in-process transports (tests). Default `tcp`. */
+  transport?: 'tcp' | 'memory'
+  /** Raft tuning beyond the timing options (tests). */
+  raft?: Partial<RaftOptions>
+}
+
+/** Options of the libp2p service factory `conclave()`: the same as an agent's, minus the libp2p node's own. */
+export type ServiceOptions = Omit<AgentOptions, 'listen' | 'transport'>
+
+export interface ResolvedTiming {
+  tickMs: number
+  electionTicks: number
+  heartbeatTicks: number
+  sessionTtlMs: number
+  operationTimeoutMs: number
+  leaseSafetyMarginMs: number | undefined
+  snapshotEntries: number
+}
+
+export function resolveTiming(options: TimingOptions): ResolvedTiming {
+  const timing: ResolvedTiming = {
+    tickMs: options.tickMs ?? 30,
+    electionTicks: options.electionTicks ?? 12,
+    heartbeatTicks: options.heartbeatTicks ?? 3,
+    sessionTtlMs: options.sessionTtlMs ?? 5000,
+    operationTimeoutMs: options.operationTimeoutMs ?? 10_000,
+    leaseSafetyMarginMs: options.leaseSafetyMarginMs,
+    snapshotEntries: options.snapshotEntries ?? 10_000,
+  }
+  for (const [name, value] of Object.entries(timing)) {
+    if (value === undefined) continue
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new RangeError(`${name} must be a positive number`)
+    }
+  }
+  if (timing.heartbeatTicks >= timing.electionTicks) {
+    throw new RangeError('heartbeatTicks must be below electionTicks')
+  }
+  return timing
+}
+
+/** The margin subtracted from a lease of `ttlMs` before it is no longer trusted locally. */
+export function leaseMargin(timing: ResolvedTiming, ttlMs: number): number {
+  return timing.leaseSafetyMarginMs ?? Math.max(50, ttlMs * 0.1)
+}

@@ -1,0 +1,155 @@
+import { AbortError, ClosedError, NoLeaderError } from '../errors.ts'
+import type { RpcRemoteError } from '../net/rpc.ts'
+import { NotLeaderError, ProposalDroppedError } from '../raft/errors.ts'
+import type { NodeId } from '../raft/types.ts'
+import {
+  type Command,
+  type CommandResult,
+  decodeEnvelope,
+  type Envelope,
+  encodeEnvelope,
+} from '../state/index.ts'
+import { ProposalLostError } from './raft-runner.ts'
+
+/** The forwarding protocol: a follower hands a command envelope to the leader, which proposes it. */
+export const FORWARD_PROTOCOL = '/conclave/forward/1.0.0'
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** What the proposer needs from the rest of the agent. */
+export interface ProposerContext {
+  readonly selfId: NodeId
+  /** The leader this agent knows of, '' when none. */
+  leader(): NodeId
+  /** Propose locally; only on the leader. Resolves with the state machine's result once applied here. */
+  proposeLocal(data: Uint8Array): Promise<unknown>
+  /** Send an envelope to the leader's forwarding handler; resolves with its encoded result. */
+  forward(leader: NodeId, request: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array>
+  /** Resolves at the next leader change or after `ms`, whichever is first. */
+  leaderChange(ms: number, signal?: AbortSignal): Promise<void>
+  /** Wall clock, for envelope timestamps on the leader. */
+  now(): number
+  readonly closed: boolean
+}
+
+export interface ProposeOptions {
+  signal?: AbortSignal
+  /** Absolute deadline (ms, `performance.now()` clock). */
+  deadline: number
+  /** Run at most once per session (retries are answered from the session's dedup table). */
+  session?: { id: string; seq: number; ackedBelow: number }
+}
+
+/**
+ * Gets a command into the log and returns its result, from any agent: proposed locally on the leader,
+ * forwarded over a direct stream otherwise. Retries across leader changes until the deadline; a command with
+ * a session sequence number is deduplicated by the state machine, so a retry whose first try did commit is
+ * answered with the first result instead of running twice. Past the deadline: `NoLeaderError`.
+ */
+export async function propose(
+  context: ProposerContext,
+  command: Command,
+  options: ProposeOptions,
+): Promise<CommandResult> {
+  const envelope: Envelope = { ts: 0, command }
+  if (options.session !== undefined) {
+    envelope.session = options.session.id
+    envelope.seq = options.session.seq
+    envelope.ackedBelow = options.session.ackedBelow
+  }
+  let lastError: unknown
+  for (let attempt = 0; ; attempt++) {
+    if (options.signal?.aborted) throw new AbortError()
+    if (context.closed) throw new ClosedError()
+    const remaining = options.deadline - performance.now()
+    if (remaining <= 0)
+      throw new NoLeaderError('No leader committed the operation in time', { cause: lastError })
+    const leader = context.leader()
+    try {
+      if (leader === '') {
+        await context.leaderChange(Math.min(remaining, 100), options.signal)
+        continue
+      }
+      if (leader === context.selfId) {
+        envelope.ts = context.now()
+        return (await raceDeadline(
+          context.proposeLocal(encodeEnvelope(envelope)),
+          remaining,
+          options.signal,
+        )) as CommandResult
+      }
+      const response = await context.forward(leader, encodeEnvelope(envelope), remaining, options.signal)
+      return JSON.parse(decoder.decode(response)) as CommandResult
+    } catch (err) {
+      if (err instanceof AbortError || err instanceof ClosedError) throw err
+      if (!isRetryable(err)) throw err
+      lastError = err
+      // Give the cluster a moment to settle: an election, a transfer, a reconnect.
+      await context.leaderChange(Math.min(remaining, 20 * 2 ** Math.min(attempt, 4)), options.signal)
+    }
+  }
+}
+
+function isRetryable(err: unknown): boolean {
+  if (
+    err instanceof NotLeaderError ||
+    err instanceof ProposalDroppedError ||
+    err instanceof ProposalLostError
+  ) {
+    return true
+  }
+  if (err instanceof DeadlineError) return false
+  const name = (err as Error | undefined)?.name
+  if (name === 'RpcRemoteError') {
+    const remote = (err as RpcRemoteError).remoteName
+    return remote === 'NotLeaderError' || remote === 'ProposalDroppedError' || remote === 'ProposalLostError'
+  }
+  return name === 'RpcTimeoutError' || name === 'RpcConnectionError'
+}
+
+/** Raised by `raceDeadline`; becomes `NoLeaderError` at the caller's deadline. */
+class DeadlineError extends Error {}
+
+function raceDeadline<T>(promise: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(new AbortError())
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      reject(new NoLeaderError('The operation did not commit in time; it may or may not take effect'))
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      value => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      err => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
+}
+
+/**
+ * The leader's side of forwarding: validates the envelope, stamps it with the leader's clock (the only
+ * time the state machine sees) and proposes it. Throws `NotLeaderError` on a follower, which the caller
+ * takes as a cue to find the new leader.
+ */
+export async function serveForward(
+  context: Pick<ProposerContext, 'proposeLocal' | 'now' | 'leader' | 'selfId'>,
+  request: Uint8Array,
+): Promise<Uint8Array> {
+  if (context.leader() !== context.selfId) throw new NotLeaderError(context.leader())
+  const decoded = decodeEnvelope(request)
+  if (!decoded.ok) throw new TypeError(`Invalid forwarded command: ${decoded.error}`)
+  decoded.envelope.ts = context.now()
+  const result = await context.proposeLocal(encodeEnvelope(decoded.envelope))
+  return encoder.encode(JSON.stringify(result))
+}

@@ -1,0 +1,287 @@
+import type { Logger } from '@libp2p/interface'
+import { ClosedError } from '../errors.ts'
+import { decodeConfig } from '../raft/config.ts'
+import { RaftNode } from '../raft/raft.ts'
+import type {
+  Config,
+  ConfigChange,
+  Entry,
+  Message,
+  NodeId,
+  RaftOptions,
+  RaftStatus,
+  Random,
+  Ready,
+  Snapshot,
+  SoftState,
+} from '../raft/types.ts'
+import type { RaftStorage } from '../storage/index.ts'
+
+/** What the runner needs from the application it replicates. */
+export interface ReplicatedApplication {
+  /** Apply one committed normal entry, in log order; the return value goes to the entry's proposer. */
+  apply(entry: Entry): unknown
+  /** Replace the application's state with a snapshot's. */
+  restore(snapshot: Snapshot): void
+  /** The application's state at the last applied index. */
+  snapshot(): Uint8Array
+}
+
+export interface RaftRunnerInit {
+  id: NodeId
+  storage: RaftStorage
+  application: ReplicatedApplication
+  /** Hand a message to the transport; must not block. */
+  send(message: Message): void
+  random: Random
+  /** Wall-clock length of one Raft tick. */
+  tickMs: number
+  /** Take a snapshot and compact the log after this many entries applied since the last one. */
+  snapshotEntries: number
+  raftOptions?: Partial<RaftOptions>
+  log: Logger
+  /** Role or leader changed. */
+  onSoftState?(state: SoftState, term: number): void
+  /** A configuration entry was applied (committed). */
+  onConfigApplied?(config: Config, index: number): void
+}
+
+interface PendingProposal {
+  term: number
+  resolve(result: unknown): void
+  reject(err: Error): void
+}
+
+interface PendingRead {
+  index: number
+  resolve(): void
+}
+
+/**
+ * The imperative shell around the pure Raft core: real timers, durable storage, the transport and the
+ * application. Each Ready is handled in the order the core requires: persist (one durable write), send,
+ * then apply. Ready handling is deferred with setImmediate so that every proposal and message that arrives
+ * in one turn of the event loop goes out in one batch: one fsync, one append per follower.
+ */
+export class RaftRunner {
+  readonly id: NodeId
+  private readonly init: RaftRunnerInit
+  private readonly node: RaftNode
+  private readonly pendingProposals = new Map<number, PendingProposal>()
+  private readonly pendingReadContexts = new Map<string, { resolve(index: number): void }>()
+  private readonly pendingReads: PendingRead[] = []
+  private ticker?: NodeJS.Timeout
+  private scheduled = false
+  private stopped = false
+  private applied: number
+  private snapshotIndex: number
+  private readSequence = 0
+  private softState: SoftState = { role: 'follower', leader: '' }
+
+  constructor(init: RaftRunnerInit) {
+    this.init = init
+    this.id = init.id
+    const state = init.storage.load()
+    const snapshot = state.snapshot
+    if (snapshot !== undefined) init.application.restore(snapshot)
+    this.applied = snapshot?.meta.index ?? 0
+    this.snapshotIndex = this.applied
+    this.node = new RaftNode({
+      id: init.id,
+      state,
+      random: init.random,
+      options: init.raftOptions,
+      applied: this.applied,
+    })
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => {
+      this.node.tick()
+      this.schedule()
+    }, this.init.tickMs)
+    this.schedule()
+  }
+
+  stop(): void {
+    if (this.stopped) return
+    this.stopped = true
+    clearInterval(this.ticker)
+    const closed = new ClosedError()
+    for (const pending of this.pendingProposals.values()) pending.reject(closed)
+    this.pendingProposals.clear()
+    this.pendingReadContexts.clear()
+    this.pendingReads.length = 0
+  }
+
+  get role(): SoftState['role'] {
+    return this.softState.role
+  }
+
+  get leader(): NodeId {
+    return this.softState.leader
+  }
+
+  get appliedIndex(): number {
+    return this.applied
+  }
+
+  status(): RaftStatus {
+    return this.node.status()
+  }
+
+  step(message: Message): void {
+    if (this.stopped) return
+    this.node.step(message)
+    this.schedule()
+  }
+
+  /**
+   * Propose on this node, which must lead (the core throws `NotLeaderError` otherwise). Resolves with the
+   * application's result once the entry is applied here; rejects if another entry took its index.
+   * It never times out by itself: the caller bounds it with a deadline, as the outcome is then unknown.
+   */
+  propose(data: Uint8Array): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new ClosedError())
+    const { index, term } = this.node.propose(data)
+    this.schedule()
+    return new Promise((resolve, reject) => {
+      this.pendingProposals.set(index, { term, resolve, reject })
+    })
+  }
+
+  /** Change membership by one server; resolves once the change is committed and applied. */
+  proposeConfigChange(change: ConfigChange): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new ClosedError())
+    const { index, term } = this.node.proposeConfigChange(change)
+    this.schedule()
+    return new Promise((resolve, reject) => {
+      this.pendingProposals.set(index, { term, resolve, reject })
+    })
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.node.transferLeadership(to)
+    this.schedule()
+  }
+
+  campaign(): void {
+    this.node.campaign()
+    this.schedule()
+  }
+
+  /**
+   * Resolves once a linearizable read may be served from this node's application state: the leader
+   * confirmed its leadership after the read began, and this node has applied up to that point.
+   * A request that meets no leader is dropped by the core; the caller retries within its deadline.
+   */
+  readIndex(): Promise<void> {
+    if (this.stopped) return Promise.reject(new ClosedError())
+    const context = `${this.id}:${++this.readSequence}`
+    this.node.readIndex(context)
+    this.schedule()
+    return new Promise(resolve => {
+      this.pendingReadContexts.set(context, {
+        resolve: index => {
+          if (this.applied >= index) resolve()
+          else this.pendingReads.push({ index, resolve })
+        },
+      })
+    })
+  }
+
+  /** Forget read contexts that will never be answered (the caller gave up). */
+  cancelReads(): void {
+    this.pendingReadContexts.clear()
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return
+    this.scheduled = true
+    setImmediate(() => {
+      this.scheduled = false
+      this.drain()
+    })
+  }
+
+  private drain(): void {
+    while (!this.stopped && this.node.hasReady()) {
+      this.handle(this.node.ready())
+    }
+  }
+
+  private handle(ready: Ready): void {
+    const { storage, application } = this.init
+    if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
+      storage.write({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot })
+    }
+    for (const message of ready.messages) this.init.send(message)
+    if (ready.snapshot !== undefined) {
+      application.restore(ready.snapshot)
+      this.applied = ready.snapshot.meta.index
+      this.snapshotIndex = this.applied
+    }
+    for (const entry of ready.committed) this.applyEntry(entry)
+    for (const readState of ready.readStates) {
+      const pending = this.pendingReadContexts.get(readState.context)
+      if (pending === undefined) continue
+      this.pendingReadContexts.delete(readState.context)
+      pending.resolve(readState.index)
+    }
+    this.node.advance(ready)
+    if (ready.softState !== undefined) {
+      this.softState = ready.softState
+      this.init.onSoftState?.(ready.softState, this.node.status().term)
+    }
+    this.releaseReads()
+    this.maybeCompact()
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.index <= this.applied) return
+    let result: unknown
+    if (entry.type === 'config') {
+      this.init.onConfigApplied?.(decodeConfig(entry.data), entry.index)
+    } else {
+      result = this.init.application.apply(entry)
+    }
+    this.applied = entry.index
+    const pending = this.pendingProposals.get(entry.index)
+    if (pending === undefined) return
+    this.pendingProposals.delete(entry.index)
+    // Another leader's entry took this index: ours was lost and will never commit.
+    if (pending.term === entry.term) pending.resolve(result)
+    else pending.reject(new ProposalLostError(entry.index))
+  }
+
+  private releaseReads(): void {
+    if (this.pendingReads.length === 0) return
+    let kept = 0
+    for (const read of this.pendingReads) {
+      if (read.index <= this.applied) read.resolve()
+      else this.pendingReads[kept++] = read
+    }
+    this.pendingReads.length = kept
+  }
+
+  private maybeCompact(): void {
+    if (this.applied - this.snapshotIndex < this.init.snapshotEntries) return
+    const snapshot = this.node.compact(this.applied, this.init.application.snapshot())
+    if (snapshot === undefined) return
+    this.init.storage.compact(snapshot)
+    this.snapshotIndex = snapshot.meta.index
+    this.init.log(
+      'compacted log at index %d (%d bytes of state)',
+      snapshot.meta.index,
+      snapshot.data.byteLength,
+    )
+  }
+}
+
+/** The proposal's log slot was taken by another leader's entry: it did not and will not take effect. */
+export class ProposalLostError extends Error {
+  override name = 'ProposalLostError'
+  constructor(index: number) {
+    super(`proposal at index ${index} was superseded by another leader's entry`)
+  }
+}

@@ -1,0 +1,46 @@
+import type { Entry, Snapshot } from '../raft/types.ts'
+import { type ApplyOutput, type StateEvent, StateMachine } from '../state/index.ts'
+import type { ReplicatedApplication } from './raft-runner.ts'
+
+export type StateEventListener = (event: StateEvent, index: number) => void
+
+/**
+ * This agent's copy of the coordination state, and the fan-out of what applying it produces. API objects
+ * subscribe here for the events they turn into behaviour: watch streams, lock grants, lost locks, leaders.
+ */
+export class Replica implements ReplicatedApplication {
+  state = new StateMachine()
+  private readonly eventListeners = new Set<StateEventListener>()
+  private readonly restoreListeners = new Set<() => void>()
+
+  apply(entry: Entry): ApplyOutput {
+    const output = this.state.apply(entry)
+    if (output.events.length > 0 && this.eventListeners.size > 0) {
+      for (const event of output.events) {
+        for (const listener of this.eventListeners) listener(event, entry.index)
+      }
+    }
+    return output
+  }
+
+  restore(snapshot: Snapshot): void {
+    this.state = StateMachine.restore(snapshot.data)
+    for (const listener of this.restoreListeners) listener()
+  }
+
+  snapshot(): Uint8Array {
+    return this.state.snapshot()
+  }
+
+  /** Calls `listener` for every event applied from now on; returns the unsubscribe function. */
+  onEvent(listener: StateEventListener): () => void {
+    this.eventListeners.add(listener)
+    return () => this.eventListeners.delete(listener)
+  }
+
+  /** Calls `listener` after the state was replaced by a snapshot (events in between were not seen). */
+  onRestore(listener: () => void): () => void {
+    this.restoreListeners.add(listener)
+    return () => this.restoreListeners.delete(listener)
+  }
+}

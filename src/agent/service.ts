@@ -1,0 +1,685 @@
+import type { ComponentLogger, Logger, PeerId, PeerStore, Startable } from '@libp2p/interface'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import type {
+  Abortable,
+  AgentInfo,
+  ClusterConfig,
+  ClusterHealth,
+  ConclaveApi,
+  DistributedLock,
+  LeaderElection,
+  TaskDistributor,
+  WorkStealer,
+} from '../api.ts'
+import { AbortError, ClosedError, InvalidArgumentError, NoLeaderError } from '../errors.ts'
+import type { NetConnectionManager, NetRegistrar } from '../net/components.ts'
+import { RaftTransport } from '../net/raft-transport.ts'
+import { Rpc } from '../net/rpc.ts'
+import { NotLeaderError } from '../raft/errors.ts'
+import type { Config, Message, PersistedState } from '../raft/types.ts'
+import type { ApplyOutput, CommandResult } from '../state/index.ts'
+import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
+import { Client, type ClientContext } from './client.ts'
+import { Consensus } from './consensus.ts'
+import { NamedElection, RaftElection } from './elections.ts'
+import { LeaderTracker } from './leader-tracker.ts'
+import { Locks } from './locks.ts'
+import { type ResolvedTiming, resolveTiming, type ServiceOptions } from './options.ts'
+import { FORWARD_PROTOCOL, serveForward } from './proposer.ts'
+import { RaftRunner } from './raft-runner.ts'
+import { Replica } from './replica.ts'
+import { SessionKeeper } from './session.ts'
+import { checkOptions } from './validate.ts'
+
+/** Cluster administration between agents: joining, leaving, leadership transfer. */
+export const ADMIN_PROTOCOL = '/conclave/admin/1.0.0'
+
+const META_PEER_ID = 'peer-id'
+const META_CLUSTER_ID = 'cluster-id'
+const META_LEFT = 'left'
+
+type AdminRequest =
+  | { op: 'join'; agentId: string; addrs: string[]; clusterId?: string }
+  | { op: 'remove'; agentId: string }
+  | { op: 'transfer'; to: string }
+
+interface AdminResponse {
+  clusterId: string
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** What the service needs from libp2p; libp2p's own `components` fit as they are. */
+export interface ConclaveComponents {
+  peerId: PeerId
+  registrar: NetRegistrar
+  connectionManager: NetConnectionManager & { openConnection(peer: Multiaddr | PeerId): Promise<unknown> }
+  peerStore: Pick<PeerStore, 'merge'>
+  addressManager: { getAddresses(): Multiaddr[] }
+  logger: ComponentLogger
+}
+
+/** Internal: createAgent opens the storage first (it holds the peer key) and hands it over. */
+export interface ServiceInit extends ServiceOptions {
+  storage?: RaftStorage
+  random?: () => number
+}
+
+/**
+ * The conclave libp2p service: Raft over direct streams, the replicated coordination state, and the API of
+ * `API.md` on top. One instance per libp2p node.
+ */
+export class ConclaveService implements ConclaveApi, Startable {
+  readonly id: string
+  readonly election: LeaderElection
+  readonly locks: DistributedLock
+  readonly consensus: Consensus
+  private readonly components: ConclaveComponents
+  private readonly init: ServiceInit
+  private readonly timing: ResolvedTiming
+  private readonly log: Logger
+  private readonly transport: RaftTransport
+  private readonly rpc: Rpc
+  private readonly replica = new Replica()
+  private readonly tracker = new LeaderTracker()
+  private readonly session: SessionKeeper
+  private readonly client: Client
+  private readonly closedController = new AbortController()
+  private storage?: RaftStorage
+  private runner?: RaftRunner
+  private housekeeping?: NodeJS.Timeout
+  private targetVoters = 3
+  private leaderSince?: { local: number; stateTime: number }
+  private readonly expiring = new Set<string>()
+  private promoting = false
+  private started = false
+  private stopped = false
+  private ready?: Promise<void>
+
+  constructor(components: ConclaveComponents, init: ServiceInit = {}) {
+    this.components = components
+    this.init = init
+    this.timing = resolveTiming(init)
+    this.id = components.peerId.toString()
+    this.log = components.logger.forComponent('conclave')
+    this.transport = new RaftTransport(components, { onMessage: message => this.onRaftMessage(message) })
+    this.rpc = new Rpc(components, { defaultTimeoutMs: this.timing.operationTimeoutMs })
+    const context: ClientContext = {
+      selfId: this.id,
+      leader: () => this.tracker.leader,
+      proposeLocal: data => this.proposeLocal(data),
+      forward: (leader, request, timeoutMs, signal) =>
+        this.rpc.callRpc(leader, FORWARD_PROTOCOL, request, { timeoutMs, signal }),
+      leaderChange: (ms, signal) => this.tracker.waitChange(ms, signal),
+      now: () => Date.now(),
+      get closed() {
+        return closed.aborted
+      },
+      get runner() {
+        return self.requireRunner()
+      },
+      get session() {
+        return self.session
+      },
+      operationTimeoutMs: this.timing.operationTimeoutMs,
+    }
+    const self = this
+    const closed = this.closedController.signal
+    this.client = new Client(context)
+    this.session = new SessionKeeper(
+      this.id,
+      this.timing,
+      { submitRaw: (command, deadline) => this.client.submitRaw(command, deadline) },
+      this.log,
+    )
+    this.consensus = new Consensus(this.client, this.replica, closed)
+    this.locks = new Locks({
+      client: this.client,
+      replica: this.replica,
+      session: this.session,
+      timing: this.timing,
+      closed,
+    })
+    this.election = new RaftElection({
+      selfId: this.id,
+      runner: () => this.runner,
+      tracker: this.tracker,
+      requestTransfer: (leader, signal) =>
+        this.admin(leader, { op: 'transfer', to: this.id }, signal).then(() => {}),
+      closed,
+    })
+    this.session.afterOpen = sessionId => this.register(sessionId)
+    this.replica.onEvent(event => {
+      if ((event.type === 'sessionExpired' || event.type === 'sessionClosed') && event.agentId === this.id) {
+        this.session.ended(event.sessionId)
+      } else if (event.type === 'agentChanged' && event.change !== 'left') {
+        this.learnAddresses(event.agentId)
+      }
+    })
+    this.replica.onRestore(() => {
+      for (const agent of this.replica.state.agents()) this.learnAddresses(agent.agentId)
+    })
+  }
+
+  readonly [Symbol.toStringTag] = 'conclave'
+
+  get name(): string {
+    return this.init.name ?? this.id.slice(-8)
+  }
+
+  get tasks(): TaskDistributor {
+    throw new Error('Task distribution is not available yet')
+  }
+
+  get workStealing(): WorkStealer {
+    throw new Error('Work stealing is not available yet')
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    this.started = true
+    const storage = this.init.storage ?? openRaftStorage(this.init.dataDir)
+    this.storage = storage
+    const storedPeer = storage.getMeta(META_PEER_ID)
+    if (storedPeer !== undefined && decoder.decode(storedPeer) !== this.id) {
+      throw new InvalidArgumentError(`dataDir belongs to peer ${decoder.decode(storedPeer)}, not ${this.id}`)
+    }
+    if (storedPeer === undefined) storage.setMeta(META_PEER_ID, encoder.encode(this.id))
+    await this.rpc.registerRpc(FORWARD_PROTOCOL, request => serveForward(this.forwardContext(), request))
+    await this.rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => this.serveAdmin(request, from))
+    await this.transport.start()
+    await this.rpc.start()
+    const left = storage.getMeta(META_LEFT)?.[0] === 1
+    if (!left && hasState(storage.load())) {
+      // A restart of a member: Raft resumes at once; the session and registration follow in the background.
+      this.startRunner()
+      this.ready = this.becomeReady(performance.now() + 60_000)
+      this.ready.catch(err => this.log.error('could not resume the session after a restart: %e', err))
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.closedController.abort()
+    clearInterval(this.housekeeping)
+    await this.session.stop(false, 0)
+    this.runner?.stop()
+    await this.rpc.stop()
+    await this.transport.stop()
+    this.storage?.close()
+  }
+
+  multiaddrs(): string[] {
+    return this.components.addressManager.getAddresses().map(address => {
+      const text = address.toString()
+      return text.includes('/p2p/') ? text : `${text}/p2p/${this.id}`
+    })
+  }
+
+  isLeader(): boolean {
+    return this.tracker.leader === this.id
+  }
+
+  elections(name: string): LeaderElection {
+    return new NamedElection(name, {
+      selfId: this.id,
+      client: this.client,
+      replica: this.replica,
+      session: this.session,
+      closed: this.closedController.signal,
+    })
+  }
+
+  async join(config: ClusterConfig, options?: Abortable): Promise<void> {
+    this.checkOpen()
+    checkOptions(config, ['bootstrap', 'voters', 'clusterId'])
+    checkOptions(options, ['signal'])
+    const bootstrap = config.bootstrap ?? []
+    if (!Array.isArray(bootstrap) || bootstrap.some(address => typeof address !== 'string')) {
+      throw new InvalidArgumentError('bootstrap must be an array of multiaddr strings')
+    }
+    const voters = config.voters ?? 3
+    if (!Number.isInteger(voters) || voters < 1 || voters > 7 || voters % 2 === 0) {
+      throw new InvalidArgumentError('voters must be an odd integer from 1 to 7')
+    }
+    if (config.clusterId !== undefined && (typeof config.clusterId !== 'string' || config.clusterId === '')) {
+      throw new InvalidArgumentError('clusterId must be a non-empty string')
+    }
+    const peers = bootstrap.map(address => parseBootstrap(address))
+    this.targetVoters = voters
+    const signal = options?.signal
+    const deadline = performance.now() + this.timing.operationTimeoutMs
+    const storage = this.requireStorage()
+    for (const { peerId, address } of peers) {
+      await this.components.peerStore.merge(peerId, { multiaddrs: [address] })
+    }
+    if (this.runner === undefined) {
+      if (peers.length === 0) {
+        this.found(config.clusterId ?? crypto.randomUUID())
+      } else {
+        storage.setMeta(META_LEFT, new Uint8Array([0]))
+        this.startRunner()
+        await this.askToJoin(peers, config.clusterId, signal)
+      }
+      this.ready = this.becomeReady(deadline, signal)
+    } else {
+      const clusterId = this.clusterId()
+      if (config.clusterId !== undefined && clusterId !== undefined && clusterId !== config.clusterId) {
+        throw new InvalidArgumentError(`this agent belongs to cluster ${clusterId}, not ${config.clusterId}`)
+      }
+      for (const { address } of peers) {
+        this.components.connectionManager.openConnection(address).catch(() => {})
+      }
+    }
+    await this.ready
+  }
+
+  async leave(options?: Abortable): Promise<void> {
+    this.checkOpen()
+    checkOptions(options, ['signal'])
+    const runner = this.runner
+    if (runner === undefined) return
+    const signal = options?.signal
+    if (this.isLeader()) await this.election.resign({ signal })
+    await this.session
+      .stop(true, this.client.deadline())
+      .catch(err => this.log('could not close session: %e', err))
+    const deadline = this.client.deadline()
+    for (;;) {
+      if (performance.now() > deadline) throw new NoLeaderError('No leader removed this agent in time')
+      const leader = this.tracker.leader
+      try {
+        if (leader === this.id)
+          await this.serveAdmin(encodeAdmin({ op: 'remove', agentId: this.id }), this.id)
+        else if (leader !== '') await this.admin(leader, { op: 'remove', agentId: this.id }, signal)
+        if (leader !== '') break
+      } catch (err) {
+        if (err instanceof AbortError) throw err
+        this.log('leave: removal not done yet: %e', err)
+      }
+      await this.tracker.waitChange(200, signal)
+    }
+    this.requireStorage().setMeta(META_LEFT, new Uint8Array([1]))
+    clearInterval(this.housekeeping)
+    runner.stop()
+    this.runner = undefined
+    this.tracker.update('', 0)
+  }
+
+  async members(options?: Abortable): Promise<AgentInfo[]> {
+    this.checkOpen()
+    checkOptions(options, ['signal'])
+    const config = this.runner?.status().config ?? { voters: [], nonVoters: [] }
+    const state = this.replica.state
+    const registered = new Map(state.agents().map(agent => [agent.agentId, agent]))
+    const ids = new Set([...config.voters, ...config.nonVoters])
+    return [...ids].map(id => {
+      const agent = registered.get(id)
+      const session = agent === undefined ? undefined : state.session(agent.sessionId)
+      const load = state.agentLoad(id)
+      return {
+        id,
+        name: agent?.name ?? id.slice(-8),
+        addrs: agent?.addrs ?? [],
+        capabilities: agent?.capabilities ?? [],
+        labels: agent?.labels ?? {},
+        role: config.voters.includes(id) ? 'voter' : 'nonvoter',
+        status: agent?.alive === true ? 'alive' : 'dead',
+        load: load === undefined || load.slots === 0 ? 0 : Math.min(1, load.running / load.slots),
+        lastSeen: new Date(
+          session === undefined ? (agent?.updatedAt ?? 0) : session.expiresAt - session.ttlMs,
+        ),
+      }
+    })
+  }
+
+  async leader(options?: Abortable): Promise<AgentInfo | undefined> {
+    const leader = this.tracker.leader
+    if (leader === '') return undefined
+    return (await this.members(options)).find(member => member.id === leader)
+  }
+
+  async health(options?: Abortable): Promise<ClusterHealth> {
+    const members = await this.members(options)
+    const config = this.runner?.status().config ?? { voters: [], nonVoters: [] }
+    const alive = new Set(members.filter(member => member.status === 'alive').map(member => member.id))
+    const aliveVoters = config.voters.filter(voter => alive.has(voter)).length
+    const leader = this.tracker.leader
+    return {
+      healthy: leader !== '' && aliveVoters > config.voters.length / 2,
+      memberCount: members.length,
+      healthyCount: alive.size,
+      leader,
+      members: members.map(member => ({
+        id: member.id,
+        healthy: member.status === 'alive',
+        lastSeen: member.lastSeen,
+        load: member.load,
+      })),
+    }
+  }
+
+  // ---------- internals ----------
+
+  /** Put this agent in the replicated registry (addresses, name, capabilities, slots) under `sessionId`. */
+  private async register(sessionId: string): Promise<void> {
+    const result = await this.client.submitRaw(
+      {
+        type: 'registerAgent',
+        agentId: this.id,
+        name: this.name,
+        sessionId,
+        addrs: this.multiaddrs(),
+        capabilities: [...(this.init.capabilities ?? [])],
+        labels: { ...(this.init.labels ?? {}) },
+        concurrency: this.init.concurrency ?? 10,
+      },
+      this.client.deadline(),
+    )
+    if (result.type === 'error') throw new InvalidArgumentError(`could not register: ${result.message}`)
+  }
+
+  /** Raft and RPC dial peers by id: the registry is the address book that survives restarts. */
+  private learnAddresses(agentId: string): void {
+    if (agentId === this.id) return
+    const agent = this.replica.state.agent(agentId)
+    if (agent === undefined || agent.addrs.length === 0) return
+    let multiaddrs: Multiaddr[]
+    try {
+      multiaddrs = agent.addrs.map(address => multiaddr(address))
+    } catch {
+      return
+    }
+    this.components.peerStore
+      .merge(peerIdOf(agentId), { multiaddrs })
+      .catch(err => this.log('could not store addresses of %s: %e', agentId, err))
+  }
+
+  private found(clusterId: string): void {
+    const storage = this.requireStorage()
+    storage.setMeta(META_LEFT, new Uint8Array([0]))
+    const config: Config = { voters: [this.id], nonVoters: [] }
+    storage.write({
+      hardState: { term: 0, vote: '', commit: 0 },
+      entries: [],
+      snapshot: { meta: { index: 0, term: 0, config }, data: new Uint8Array() },
+    })
+    storage.setMeta(META_CLUSTER_ID, encoder.encode(clusterId))
+    this.startRunner()
+    this.requireRunner().campaign()
+  }
+
+  private clusterId(): string | undefined {
+    const stored = this.storage?.getMeta(META_CLUSTER_ID)
+    return stored === undefined ? undefined : decoder.decode(stored)
+  }
+
+  /** Ask the bootstrap members, in turn, to have the leader add this agent as a non-voter. */
+  private async askToJoin(
+    peers: { peerId: PeerId }[],
+    clusterId: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const request: AdminRequest = { op: 'join', agentId: this.id, addrs: this.multiaddrs(), clusterId }
+    const deadline = performance.now() + this.timing.operationTimeoutMs
+    let lastError: unknown
+    while (performance.now() < deadline) {
+      for (const { peerId } of peers) {
+        try {
+          const response = await this.admin(peerId.toString(), request, signal)
+          this.requireStorage().setMeta(META_CLUSTER_ID, encoder.encode(response.clusterId))
+          return
+        } catch (err) {
+          if (err instanceof AbortError || err instanceof InvalidArgumentError) throw err
+          lastError = err
+        }
+      }
+      await this.tracker.waitChange(200, signal)
+    }
+    throw new NoLeaderError('No bootstrap member could add this agent', { cause: lastError })
+  }
+
+  /** After joining or restarting: wait for a leader that knows us, then open a session. */
+  private async becomeReady(deadline: number, signal?: AbortSignal): Promise<void> {
+    while (this.tracker.leader === '') {
+      if (performance.now() > deadline) throw new NoLeaderError('No leader appeared in time')
+      await this.tracker.waitChange(Math.max(1, deadline - performance.now()), signal)
+      this.checkOpen()
+    }
+    if (this.session.id === '') await this.session.open(deadline)
+  }
+
+  private startRunner(): void {
+    const storage = this.requireStorage()
+    this.runner = new RaftRunner({
+      id: this.id,
+      storage,
+      application: this.replica,
+      send: message => this.transport.send(message.to, message),
+      random: this.init.random ?? Math.random,
+      tickMs: this.timing.tickMs,
+      snapshotEntries: this.timing.snapshotEntries,
+      raftOptions: {
+        electionTicks: this.timing.electionTicks,
+        heartbeatTicks: this.timing.heartbeatTicks,
+        ...this.init.raft,
+      },
+      log: this.components.logger.forComponent('conclave:raft'),
+      onSoftState: (state, term) => {
+        if (state.role === 'leader' && state.leader === this.id) {
+          this.leaderSince = { local: performance.now(), stateTime: this.replica.state.time }
+        } else {
+          this.leaderSince = undefined
+        }
+        this.tracker.update(state.leader, term)
+      },
+    })
+    this.runner.start()
+    this.housekeeping = setInterval(() => this.houseKeep(), Math.max(this.timing.tickMs, 50))
+    this.housekeeping.unref()
+  }
+
+  private onRaftMessage(message: Message): void {
+    this.runner?.step(message)
+  }
+
+  /**
+   * The leader's duties: expire lapsed sessions and locks, and promote caught-up non-voters while the voter
+   * set is below its target.
+   *
+   * A lease is expired only when the state says so at this leader's wall time AND, for what a predecessor
+   * may have stamped, this leader's monotonic clock has seen the most the lease could still have had at
+   * takeover pass: min(ttl, expiresAt - state time at takeover). A lease never has more than its ttl left,
+   * and the predecessor's clock stood at or past the last state time when this leader took over. So a new
+   * leader whose clock runs ahead of its predecessor's cannot cut a lease short.
+   */
+  private houseKeep(): void {
+    const runner = this.runner
+    const since = this.leaderSince
+    if (runner === undefined || since === undefined || !this.isLeader()) return
+    const state = this.replica.state
+    const now = Date.now()
+    const elapsed = performance.now() - since.local
+    const due = state.dueExpiries(now)
+    const guard = (ttlMs: number, expiresAt: number): number => Math.min(ttlMs, expiresAt - since.stateTime)
+    for (const sessionId of due.sessions) {
+      const session = state.session(sessionId)
+      if (session === undefined || elapsed < guard(session.ttlMs, session.expiresAt)) continue
+      this.expire(`s:${sessionId}`, { type: 'expireSession', sessionId, reason: 'ttl' })
+    }
+    for (const { key, fencingToken } of due.locks) {
+      const holder = state.lock(key)?.holder
+      if (holder === undefined || elapsed < guard(holder.ttlMs, holder.expiresAt)) continue
+      this.expire(`l:${key}:${fencingToken}`, { type: 'lockExpire', key, fencingToken })
+    }
+    this.promote(runner)
+  }
+
+  private expire(
+    id: string,
+    command:
+      | { type: 'expireSession'; sessionId: string; reason: 'ttl' }
+      | { type: 'lockExpire'; key: string; fencingToken: number },
+  ): void {
+    if (this.expiring.has(id)) return
+    this.expiring.add(id)
+    this.client
+      .submitRaw(command, this.client.deadline())
+      .catch(err => this.log('housekeeping %s failed: %e', id, err))
+      .finally(() => this.expiring.delete(id))
+  }
+
+  private promote(runner: RaftRunner): void {
+    if (this.promoting) return
+    const status = runner.status()
+    if (status.config.voters.length >= this.targetVoters) return
+    const candidate = status.config.nonVoters.find(node => {
+      const progress = status.progress?.[node]
+      return progress?.recentActive && progress.match >= status.commit
+    })
+    if (candidate === undefined) return
+    this.promoting = true
+    runner
+      .proposeConfigChange({ type: 'promote', node: candidate })
+      .then(() => this.log('promoted %s to voter', candidate))
+      .catch(err => this.log('promotion of %s not done: %e', candidate, err))
+      .finally(() => {
+        this.promoting = false
+      })
+  }
+
+  private forwardContext(): Parameters<typeof serveForward>[0] {
+    return {
+      selfId: this.id,
+      leader: () => this.tracker.leader,
+      now: () => Date.now(),
+      proposeLocal: data => this.proposeLocal(data),
+    }
+  }
+
+  private async admin(peer: string, request: AdminRequest, signal?: AbortSignal): Promise<AdminResponse> {
+    try {
+      const response = await this.rpc.callRpc(peer, ADMIN_PROTOCOL, encodeAdmin(request), {
+        signal,
+        timeoutMs: this.timing.operationTimeoutMs,
+      })
+      return JSON.parse(decoder.decode(response)) as AdminResponse
+    } catch (err) {
+      if (
+        (err as Error).name === 'RpcRemoteError' &&
+        (err as { remoteName?: string }).remoteName === 'InvalidArgumentError'
+      ) {
+        throw new InvalidArgumentError((err as Error).message)
+      }
+      throw err
+    }
+  }
+
+  private async serveAdmin(request: Uint8Array, from: string): Promise<Uint8Array> {
+    const parsed = JSON.parse(decoder.decode(request)) as AdminRequest
+    const runner = this.requireRunner()
+    const leader = this.tracker.leader
+    if (leader !== this.id) {
+      // Not the leader: pass the request on, so a joining agent may contact any member.
+      if (leader === '' || from === leader) throw new NotLeaderError(leader)
+      return encodeAdmin(await this.admin(leader, parsed))
+    }
+    const clusterId = this.clusterId() ?? ''
+    const config = runner.status().config
+    switch (parsed.op) {
+      case 'join': {
+        if (parsed.clusterId !== undefined && parsed.clusterId !== clusterId) {
+          throw new InvalidArgumentError(`this cluster is ${clusterId}, not ${parsed.clusterId}`)
+        }
+        const peerId = parseBootstrap(`${parsed.addrs[0] ?? ''}`, parsed.agentId).peerId
+        await this.components.peerStore.merge(peerId, {
+          multiaddrs: parsed.addrs.map(address => multiaddr(address)),
+        })
+        if (!config.voters.includes(parsed.agentId) && !config.nonVoters.includes(parsed.agentId)) {
+          await this.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
+        }
+        break
+      }
+      case 'remove':
+        if (config.voters.includes(parsed.agentId))
+          await this.changeConfig({ type: 'removeVoter', node: parsed.agentId })
+        else if (config.nonVoters.includes(parsed.agentId)) {
+          await this.changeConfig({ type: 'removeNonVoter', node: parsed.agentId })
+        }
+        break
+      case 'transfer':
+        runner.transferLeadership(parsed.to)
+        break
+      default:
+        throw new InvalidArgumentError('unknown admin request')
+    }
+    return encodeAdmin({ clusterId })
+  }
+
+  /** One membership change, retried while another is still uncommitted. */
+  private async changeConfig(change: Parameters<RaftRunner['proposeConfigChange']>[0]): Promise<void> {
+    const deadline = this.client.deadline()
+    for (;;) {
+      try {
+        await this.requireRunner().proposeConfigChange(change)
+        return
+      } catch (err) {
+        if ((err as Error).name !== 'ConfigChangeError' || performance.now() > deadline) throw err
+        await this.tracker.waitChange(50)
+      }
+    }
+  }
+
+  /** Propose on this agent as leader; the result is the state machine's answer to the command. */
+  private async proposeLocal(data: Uint8Array): Promise<CommandResult> {
+    const output = (await this.requireRunner().propose(data)) as ApplyOutput
+    return output.result
+  }
+
+  private requireRunner(): RaftRunner {
+    if (this.stopped) throw new ClosedError()
+    if (this.runner === undefined) throw new NoLeaderError('The agent has not joined a cluster')
+    return this.runner
+  }
+
+  private requireStorage(): RaftStorage {
+    if (this.storage === undefined) throw new ClosedError('The agent is not started')
+    return this.storage
+  }
+
+  private checkOpen(): void {
+    if (this.stopped) throw new ClosedError()
+  }
+}
+
+function hasState(state: PersistedState): boolean {
+  return state.snapshot !== undefined || state.entries.length > 0 || state.hardState.term > 0
+}
+
+function encodeAdmin(value: AdminRequest | AdminResponse): Uint8Array {
+  return encoder.encode(JSON.stringify(value))
+}
+
+function parseBootstrap(address: string, expectedPeer?: string): { peerId: PeerId; address: Multiaddr } {
+  let parsed: Multiaddr
+  try {
+    parsed = multiaddr(address)
+  } catch (cause) {
+    throw new InvalidArgumentError(`invalid multiaddr ${address}`, { cause })
+  }
+  const peer = parsed.getComponents().findLast(component => component.name === 'p2p')?.value ?? expectedPeer
+  if (peer === undefined) throw new InvalidArgumentError(`bootstrap address ${address} has no /p2p/<peerId>`)
+  return { peerId: peerIdOf(peer), address: parsed }
+}
+
+import { peerIdFromString } from '@libp2p/peer-id'
+
+function peerIdOf(peer: string): PeerId {
+  try {
+    return peerIdFromString(peer)
+  } catch (cause) {
+    throw new InvalidArgumentError(`invalid peer id ${peer}`, { cause })
+  }
+}

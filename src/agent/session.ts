@@ -1,0 +1,165 @@
+import type { Logger } from '@libp2p/interface'
+import { ClosedError, NoLeaderError } from '../errors.ts'
+import type { CommandResult } from '../state/index.ts'
+import { leaseMargin, type ResolvedTiming } from './options.ts'
+
+/** What the session keeper needs: a way to get session commands committed. */
+export interface SessionTransport {
+  /** Commit a command without session numbering (session lifecycle commands). */
+  submitRaw(
+    command:
+      | { type: 'openSession'; sessionId: string; agentId: string; ttlMs: number }
+      | { type: 'keepAlive'; sessionId: string }
+      | { type: 'closeSession'; sessionId: string },
+    deadline: number,
+  ): Promise<CommandResult>
+}
+
+/** The numbering a command carries to be applied at most once (Raft dissertation section 6.3). */
+export interface SessionTicket {
+  id: string
+  seq: number
+  ackedBelow: number
+}
+
+/**
+ * This agent's session: the lease that carries its liveness into the replicated state. Locks, candidacies
+ * and (later) tasks are bound to it; when it lapses the leader expires it and all of them go at once.
+ *
+ * Locally the session is trusted only until `ttl - margin` after the *sending* of the last keep-alive that
+ * committed: the leader cannot expire it before `ttl` after it stamped that keep-alive, which happened after
+ * we sent it. So `validUntil()` never claims a session the cluster may already have expired.
+ */
+export class SessionKeeper {
+  private readonly agentId: string
+  private readonly timing: ResolvedTiming
+  private readonly transport: SessionTransport
+  private readonly log: Logger
+  private sessionId = ''
+  private nextSeq = 1
+  private readonly outstanding = new Set<number>()
+  private localDeadline = 0
+  private timer?: NodeJS.Timeout
+  private stopped = false
+  private opening?: Promise<void>
+  private readonly lostListeners = new Set<(sessionId: string) => void>()
+
+  /** Runs after every successful open, before `open()` resolves: the agent registers under the new session. */
+  afterOpen: (sessionId: string) => Promise<void> = async () => {}
+
+  constructor(agentId: string, timing: ResolvedTiming, transport: SessionTransport, log: Logger) {
+    this.agentId = agentId
+    this.timing = timing
+    this.transport = transport
+    this.log = log
+  }
+
+  get id(): string {
+    return this.sessionId
+  }
+
+  /** Local monotonic time (performance.now()) until which the session surely lives in the cluster. */
+  validUntil(): number {
+    return this.localDeadline
+  }
+
+  /** Open a fresh session (a new id: a lapsed session is never revived) and keep it alive. */
+  open(deadline: number): Promise<void> {
+    this.opening ??= this.openFresh(deadline).finally(() => {
+      this.opening = undefined
+    })
+    return this.opening
+  }
+
+  private async openFresh(deadline: number): Promise<void> {
+    const sessionId = `${this.agentId}/${crypto.randomUUID()}`
+    const ttlMs = this.timing.sessionTtlMs
+    const sentAt = performance.now()
+    const result = await this.transport.submitRaw(
+      { type: 'openSession', sessionId, agentId: this.agentId, ttlMs },
+      deadline,
+    )
+    if (result.type !== 'session') throw new Error(`Could not open a session: ${JSON.stringify(result)}`)
+    this.sessionId = sessionId
+    this.nextSeq = 1
+    this.outstanding.clear()
+    this.localDeadline = sentAt + ttlMs - leaseMargin(this.timing, ttlMs)
+    this.log('opened session %s', sessionId)
+    this.schedule()
+    await this.afterOpen(sessionId)
+  }
+
+  /** The ticket for the next command; pass it back to `done()` once its answer arrived (or was given up). */
+  ticket(): SessionTicket {
+    if (this.sessionId === '') throw new ClosedError('No session: the agent has not joined a cluster')
+    const seq = this.nextSeq++
+    this.outstanding.add(seq)
+    let ackedBelow = seq
+    for (const pending of this.outstanding) if (pending < ackedBelow) ackedBelow = pending
+    return { id: this.sessionId, seq, ackedBelow }
+  }
+
+  done(ticket: SessionTicket): void {
+    if (ticket.id === this.sessionId) this.outstanding.delete(ticket.seq)
+  }
+
+  /** Called when the replicated state says a session of ours ended. */
+  ended(sessionId: string): void {
+    if (sessionId !== this.sessionId || this.stopped) return
+    this.log('session %s ended in the cluster', sessionId)
+    this.sessionId = ''
+    this.localDeadline = 0
+    for (const listener of this.lostListeners) listener(sessionId)
+    // Come back with a new session: the agent is alive, only its old lease is gone.
+    this.open(performance.now() + this.timing.operationTimeoutMs).catch(err => {
+      this.log.error('could not reopen a session: %e', err)
+    })
+  }
+
+  onLost(listener: (sessionId: string) => void): () => void {
+    this.lostListeners.add(listener)
+    return () => this.lostListeners.delete(listener)
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer)
+    if (this.stopped) return
+    this.timer = setTimeout(() => {
+      this.keepAlive().catch(err => this.log.error('keep-alive failed: %e', err))
+    }, this.timing.sessionTtlMs / 3)
+  }
+
+  private async keepAlive(): Promise<void> {
+    const sessionId = this.sessionId
+    if (sessionId === '' || this.stopped) return
+    const ttlMs = this.timing.sessionTtlMs
+    const sentAt = performance.now()
+    try {
+      const result = await this.transport.submitRaw({ type: 'keepAlive', sessionId }, sentAt + ttlMs / 3)
+      if (sessionId !== this.sessionId) return
+      if (result.type === 'session') {
+        this.localDeadline = sentAt + ttlMs - leaseMargin(this.timing, ttlMs)
+      } else if (result.type === 'error' && result.code === 'SessionExpired') {
+        this.ended(sessionId)
+        return
+      }
+    } catch (err) {
+      if (err instanceof ClosedError) return
+      if (!(err instanceof NoLeaderError)) throw err
+      this.log('keep-alive of %s did not commit in time', sessionId)
+    }
+    this.schedule()
+  }
+
+  /** Stop keeping the session alive; with `close`, end it in the cluster now (leave). */
+  async stop(close: boolean, deadline: number): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.timer)
+    const sessionId = this.sessionId
+    if (close && sessionId !== '') {
+      await this.transport.submitRaw({ type: 'closeSession', sessionId }, deadline)
+    }
+    this.sessionId = ''
+    this.localDeadline = 0
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * conclave: peer-to-peer coordination for agents. Real Raft over direct libp2p streams, a replicated
+ * coordination state (KV, locks, elections, sessions), and the API of `API.md`.
+ */
+
+export { conclave, createAgent } from './agent/create-agent.ts'
+export type { AgentOptions, ServiceOptions, TimingOptions } from './agent/options.ts'
+export { type ConclaveComponents, ConclaveService } from './agent/service.ts'
+export type * from './api.ts'
+export {
+  AbortError,
+  ClosedError,
+  CompactedError,
+  ConclaveError,
+  InvalidArgumentError,
+  LockLostError,
+  NoLeaderError,
+  NotClaimableError,
+  NotFoundError,
+  NotVoterError,
+  RevisionMismatchError,
+  StaleAttemptError,
+} from './errors.ts'
