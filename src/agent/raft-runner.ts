@@ -142,21 +142,26 @@ export class RaftRunner {
    * It never times out by itself: the caller bounds it with a deadline, as the outcome is then unknown.
    */
   propose(data: Uint8Array): Promise<unknown> {
-    if (this.stopped) return Promise.reject(new ClosedError())
-    const { index, term } = this.node.propose(data)
-    this.schedule()
-    return new Promise((resolve, reject) => {
-      this.pendingProposals.set(index, { term, resolve, reject })
-    })
+    return this.track(() => this.node.propose(data))
   }
 
   /** Change membership by one server; resolves once the change is committed and applied. */
   proposeConfigChange(change: ConfigChange): Promise<unknown> {
+    return this.track(() => this.node.proposeConfigChange(change))
+  }
+
+  /** Appends through `append` and waits for the entry to apply. Core errors reject; they never throw. */
+  private track(append: () => { index: number; term: number }): Promise<unknown> {
     if (this.stopped) return Promise.reject(new ClosedError())
-    const { index, term } = this.node.proposeConfigChange(change)
+    let slot: { index: number; term: number }
+    try {
+      slot = append()
+    } catch (err) {
+      return Promise.reject(err)
+    }
     this.schedule()
     return new Promise((resolve, reject) => {
-      this.pendingProposals.set(index, { term, resolve, reject })
+      this.pendingProposals.set(slot.index, { term: slot.term, resolve, reject })
     })
   }
 
