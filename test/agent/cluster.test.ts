@@ -7,7 +7,7 @@ const agents: Agent[] = []
 async function start(count: number, options: Parameters<typeof createAgent>[0] = {}): Promise<Agent[]> {
   const started: Agent[] = []
   for (let i = 0; i < count; i++) {
-    const agent = await createAgent({ name: `a${i}`, transport: 'memory', ...options })
+    const agent = await createAgent({ name: `a${i}`, transport: 'tcp', ...options })
     agents.push(agent)
     started.push(agent)
   }
