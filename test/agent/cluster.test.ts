@@ -113,7 +113,30 @@ describe('a cluster of in-process agents', () => {
     await expect(a.consensus.get('k', { bogus: true } as never)).rejects.toMatchObject({
       name: 'InvalidArgumentError',
     })
+    await expect(a.consensus.delete('')).rejects.toMatchObject({ name: 'InvalidArgumentError' })
+    await expect(a.consensus.propose('k', 1, { expectedRevision: -1 })).rejects.toMatchObject({
+      name: 'InvalidArgumentError',
+    })
+    await expect(a.locks.tryAcquire('', 1000)).rejects.toMatchObject({ name: 'InvalidArgumentError' })
+    await expect(a.locks.tryAcquire('k', Number.POSITIVE_INFINITY)).rejects.toMatchObject({
+      name: 'InvalidArgumentError',
+    })
+    expect(() => a.elections('')).toThrow(expect.objectContaining({ name: 'InvalidArgumentError' }))
+    expect(() => a.consensus.watch(42 as never)).toThrow(
+      expect.objectContaining({ name: 'InvalidArgumentError' }),
+    )
+    await expect(a.join({ voters: 2 })).rejects.toMatchObject({ name: 'InvalidArgumentError' })
+    await expect(a.join({ bootstrap: ['not a multiaddr'] })).rejects.toMatchObject({
+      name: 'InvalidArgumentError',
+    })
+    await expect(a.join({ bootstrap: ['/ip4/127.0.0.1/tcp/1'] })).rejects.toMatchObject({
+      name: 'InvalidArgumentError',
+    })
+    // Nothing above reached the log: the store's revision is where it was, and nothing is locked.
     expect(await a.consensus.get('k')).toBeUndefined()
+    const { revision } = await a.consensus.propose('probe', 1)
+    expect(revision).toBe(1)
+    expect((await a.locks.tryAcquire('k', 1000)).acquired).toBe(true)
     await a.stop()
     await expect(a.consensus.propose('k', 1)).rejects.toMatchObject({ name: 'ClosedError' })
     await a.stop()

@@ -1,0 +1,20 @@
+/** Test-support checkers: linearizability of client histories, and the models they check against. */
+
+export {
+  describeKvOperation,
+  type KvInput,
+  type KvOperation,
+  type KvOutput,
+  type KvState,
+  kvModel,
+} from './kv-model.ts'
+export {
+  type CheckOptions,
+  type CheckOutcome,
+  type CheckResult,
+  checkOperations,
+  formatTime,
+  type Model,
+  type Operation,
+  type SearchStrategy,
+} from './linearizability.ts'
