@@ -217,10 +217,24 @@ export class RaftRunner {
 
   private handle(ready: Ready): void {
     const { storage, application } = this.init
-    if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
+    const persist = ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined
+    // A leader's appends may leave before its own log write (Raft dissertation 10.2.1): the network transfer
+    // and the followers' fsyncs then overlap the leader's. It is safe because the write below is synchronous:
+    // no acknowledgement can be processed, and so nothing can count the leader's copy toward a quorum, until
+    // the write is durable. Everything else (votes, append responses) depends on the write and waits for it.
+    let sentEarly = false
+    if (persist && this.softState.role === 'leader') {
+      for (const message of ready.messages) {
+        if (message.type === 'append') this.init.send(message)
+      }
+      sentEarly = true
+    }
+    if (persist) {
       storage.write({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot })
     }
-    for (const message of ready.messages) this.init.send(message)
+    for (const message of ready.messages) {
+      if (!sentEarly || message.type !== 'append') this.init.send(message)
+    }
     if (ready.snapshot !== undefined) {
       application.restore(ready.snapshot)
       this.applied = ready.snapshot.meta.index
