@@ -55,8 +55,10 @@ export class Client {
       const remaining = deadline - performance.now()
       if (remaining <= 0) throw new NoLeaderError('No leader confirmed a read point in time')
       // A request that meets no leader is dropped by the core; ask again after an election timeout's worth.
-      const settled = await raceTimeout(runner.readIndex(), Math.min(remaining, 500), signal)
+      const attempt = new AbortController()
+      const settled = await raceTimeout(runner.readIndex(attempt.signal), Math.min(remaining, 500), signal)
       if (settled) return
+      attempt.abort()
       if (this.context.closed) throw new ClosedError()
     }
   }

@@ -67,7 +67,7 @@ export class Locks implements DistributedLock {
           signal,
         )
         if (result.type === 'lockGranted') {
-          return new HeldLock(this.context, key, sessionId, result.fencingToken, sentAt + ttlMs)
+          return new HeldLock(this.context, key, sessionId, result.fencingToken, sentAt, ttlMs)
         }
         if (result.type === 'error' && result.code === 'Busy' && !wait) return undefined
         if (result.type === 'error' && result.code === 'SessionExpired') {
@@ -85,7 +85,7 @@ export class Locks implements DistributedLock {
           signal,
         )
         if (renewed.type === 'lockExtended') {
-          return new HeldLock(this.context, key, sessionId, granted.fencingToken, renewedAt + ttlMs)
+          return new HeldLock(this.context, key, sessionId, granted.fencingToken, renewedAt, ttlMs)
         }
         if (renewed.type === 'error' && (renewed.code === 'LockLost' || renewed.code === 'SessionExpired'))
           continue
@@ -174,14 +174,21 @@ class HeldLock implements Lock {
   private timer?: NodeJS.Timeout
   private readonly unsubscribe: (() => void)[] = []
 
-  constructor(context: LockContext, key: string, sessionId: string, token: number, leaseStart: number) {
+  /** `sentAt` is when the request that set the lease was sent (performance.now()); `ttlMs` its length. */
+  constructor(
+    context: LockContext,
+    key: string,
+    sessionId: string,
+    token: number,
+    sentAt: number,
+    ttlMs: number,
+  ) {
     this.context = context
     this.key = key
     this.sessionId = sessionId
     this.token = token
     this.fencingToken = BigInt(token)
-    const ttlMs = leaseStart - performance.now()
-    this.leaseEnd = leaseStart - leaseMargin(context.timing, Math.max(ttlMs, 0))
+    this.leaseEnd = sentAt + ttlMs - leaseMargin(context.timing, ttlMs)
     this.unsubscribe.push(
       context.replica.onEvent(event => {
         if (event.type === 'lockReleased' && event.key === key && event.fencingToken === token) {

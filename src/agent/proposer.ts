@@ -99,7 +99,6 @@ function isRetryable(err: unknown): boolean {
   ) {
     return true
   }
-  if (err instanceof DeadlineError) return false
   const name = (err as Error | undefined)?.name
   if (name === 'RpcRemoteError') {
     const remote = (err as RpcRemoteError).remoteName
@@ -107,9 +106,6 @@ function isRetryable(err: unknown): boolean {
   }
   return name === 'RpcTimeoutError' || name === 'RpcConnectionError'
 }
-
-/** Raised by `raceDeadline`; becomes `NoLeaderError` at the caller's deadline. */
-class DeadlineError extends Error {}
 
 function raceDeadline<T>(promise: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {

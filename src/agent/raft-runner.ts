@@ -178,13 +178,15 @@ export class RaftRunner {
   /**
    * Resolves once a linearizable read may be served from this node's application state: the leader
    * confirmed its leadership after the read began, and this node has applied up to that point.
-   * A request that meets no leader is dropped by the core; the caller retries within its deadline.
+   * A request that meets no leader is dropped by the core, so callers retry; aborting `signal` forgets the
+   * request (the promise then never settles).
    */
-  readIndex(): Promise<void> {
+  readIndex(signal?: AbortSignal): Promise<void> {
     if (this.stopped) return Promise.reject(new ClosedError())
     const context = `${this.id}:${++this.readSequence}`
     this.node.readIndex(context)
     this.schedule()
+    signal?.addEventListener('abort', () => this.pendingReadContexts.delete(context), { once: true })
     return new Promise(resolve => {
       this.pendingReadContexts.set(context, {
         resolve: index => {
@@ -193,11 +195,6 @@ export class RaftRunner {
         },
       })
     })
-  }
-
-  /** Forget read contexts that will never be answered (the caller gave up). */
-  cancelReads(): void {
-    this.pendingReadContexts.clear()
   }
 
   private schedule(): void {

@@ -1,4 +1,5 @@
 import type { ComponentLogger, Logger, PeerId, PeerStore, Startable } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type {
   Abortable,
@@ -673,8 +674,6 @@ function parseBootstrap(address: string, expectedPeer?: string): { peerId: PeerI
   if (peer === undefined) throw new InvalidArgumentError(`bootstrap address ${address} has no /p2p/<peerId>`)
   return { peerId: peerIdOf(peer), address: parsed }
 }
-
-import { peerIdFromString } from '@libp2p/peer-id'
 
 function peerIdOf(peer: string): PeerId {
   try {
