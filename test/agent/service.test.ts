@@ -25,7 +25,9 @@ async function agent(options: Parameters<typeof createAgent>[0] = {}): Promise<A
 describe('the conclave() libp2p service', () => {
   it('embeds in a libp2p node the user builds, and joins agents made by createAgent', async () => {
     const node = await createConclaveLibp2p({ services: { conclave: conclave({ name: 'embedded' }) } })
-    cleanups.push(() => node.stop())
+    cleanups.push(async () => {
+      await node.stop()
+    })
     const service = node.services.conclave
     expect(service).toBeInstanceOf(ConclaveService)
     await service.join({})
