@@ -489,8 +489,15 @@ export class RaftNode implements RaftCore {
     return new PeerProgress(next, this.options.maxInflightMessages, this.options.maxInflightBytes)
   }
 
+  /**
+   * Whether this node may campaign: it is a voter of its latest configuration, or one whose removal is not
+   * committed yet. The latter matters when a leader appended its own removal and lost leadership before it
+   * committed: its log may be the only up-to-date one, so the others cannot win its vote, and it must be able
+   * to lead again until the removal commits (dissertation §4.2.2). It asks and counts only the voters of its
+   * latest configuration, which overlaps every majority of the previous one.
+   */
   private promotable(): boolean {
-    return this.voters.includes(this.id)
+    return this.voters.includes(this.id) || this.configs.at(this.commit).voters.includes(this.id)
   }
 
   private startCampaign(kind: CampaignKind): void {
@@ -562,6 +569,7 @@ export class RaftNode implements RaftCore {
     if (this.heartbeatElapsed >= this.options.heartbeatTicks) {
       this.heartbeatElapsed = 0
       this.broadcastHeartbeat('')
+      this.pruneProgress()
     }
   }
 
@@ -908,13 +916,15 @@ export class RaftNode implements RaftCore {
     this.commit = index
     this.uncommittedBytes = Math.max(0, this.uncommittedBytes - this.log.bytesBetween(previous, index))
     this.releaseReads()
-    this.pruneProgress()
+    // Members this commit removed are dropped at the next heartbeat, not now: first they hear (in this Ready's
+    // appends and that heartbeat) that their removal is committed, which is what stops them campaigning.
     if (!this.voters.includes(this.id) && this.commit >= this.configs.currentIndex()) this.stepDownRemoved()
   }
 
   /**
-   * Stops tracking members removed by a committed configuration. Until the removal commits the leader keeps
-   * replicating to them, so they usually receive the entry that tells them they are out (and stop campaigning).
+   * Stops tracking members removed by a committed configuration. Until the removal commits, and for one more
+   * heartbeat, the leader keeps replicating to them, so they usually learn that their removal is committed
+   * (and stop campaigning: see `promotable`).
    */
   private pruneProgress(): void {
     if (this.commit < this.configs.currentIndex() || this.progress.size === 0) return

@@ -1,0 +1,526 @@
+/**
+ * The shell around one `RaftNode`, as a real one would be but against simulated parts: it takes one Ready at
+ * a time, writes its snapshot, entries and hard state to the simulated disk, and only once that write is
+ * durable sends the Ready's messages, applies its committed entries to the KV store, serves the reads its
+ * ReadStates allow and calls `advance`. It compacts its log now and then (its own snapshot goes to disk the
+ * same way). A crash drops the core, the KV state and everything not yet durable; a restart rebuilds them
+ * from the disk. Clients talk to it through `submitWrite` and `submitRead`.
+ */
+
+import type { KvOutput } from '../../src/check/index.ts'
+import { decodeConfig } from '../../src/raft/config.ts'
+import {
+  ConfigChangeError,
+  InvalidRequestError,
+  NotLeaderError,
+  ProposalDroppedError,
+} from '../../src/raft/errors.ts'
+import { RaftNode } from '../../src/raft/raft.ts'
+import type {
+  Config,
+  ConfigChange,
+  Entry,
+  Message,
+  NodeId,
+  PersistedState,
+  RaftOptions,
+  Random,
+  ReadContext,
+  ReadState,
+  Ready,
+  Role,
+} from '../../src/raft/types.ts'
+import type { SimDisk, StoredLog } from './disk.ts'
+import { type SafetyMonitor, Violation } from './invariants.ts'
+import { decodeCommand, encodeCommand, KvStore, type KvWrite } from './kv.ts'
+import type { Scheduler } from './scheduler.ts'
+
+/** A node's answer to a client request. */
+export type NodeReply =
+  | { type: 'ok'; output: KvOutput }
+  /** Not the leader: nothing was proposed. `leader` is the node's guess ('' if none). */
+  | { type: 'redirect'; leader: NodeId }
+  /** Refused before proposing (transfer in progress, too much uncommitted): nothing was proposed. */
+  | { type: 'refused' }
+  /** Another entry was committed at the proposal's index: the write did not and will never take effect. */
+  | { type: 'failed' }
+
+/** What the node needs from the world around it. */
+export interface NodeEnv {
+  readonly scheduler: Scheduler
+  readonly monitor: SafetyMonitor
+  readonly options: Partial<RaftOptions>
+  /** Latency of the next write to this node's disk, in ms. */
+  diskDelay(node: SimNode): number
+  /** The core's random source for one incarnation of a node. */
+  random(node: NodeId, incarnation: number): Random
+  send(from: SimNode, message: Message): void
+  /** Which operation applied first at which index: a write must take effect at most once. */
+  readonly appliedOps: Map<string, number>
+  readonly counters: NodeCounters
+  /** The node was seen leading `term` for the first time. */
+  onLeader(node: SimNode, term: number): void
+  /** A node's stable storage (for the commit durability check). */
+  durableLog(id: NodeId): StoredLog
+  /** The node became a pre-candidate or a candidate. */
+  onCampaign(node: SimNode): void
+  /** The node, as leader, advanced its commit index past `previous`. */
+  onCommit(node: SimNode, previous: number): void
+  trace(line: string): void
+}
+
+export interface NodeCounters {
+  snapshotsInstalled: number
+  compactions: number
+  entriesApplied: number
+  readsServed: number
+}
+
+interface PendingProposal {
+  term: number
+  opId: string
+  reply: (reply: NodeReply) => void
+}
+
+interface PendingRead {
+  key: string
+  reply: (reply: NodeReply) => void
+}
+
+export class SimNode {
+  readonly id: NodeId
+  readonly disk: SimDisk
+  raft: RaftNode | undefined
+  kv = new KvStore()
+  applied = 0
+  /** Bumped at every crash: events scheduled for an earlier incarnation are ignored. */
+  incarnation = 0
+  /** Compact once this many entries were applied past the last snapshot. */
+  compactEvery: number
+  /** Role and term as last observed, for the monitor and the fault schedule. */
+  role: Role = 'follower'
+  term = 0
+  leader: NodeId = ''
+  commit = 0
+  private readonly env: NodeEnv
+  private appliedTerm = 0
+  private appliedConfig: Config = { voters: [], nonVoters: [] }
+  /** Shut down for good by the operator (it was removed from the cluster): clients are refused at once. */
+  decommissioned = false
+  private inFlight: Ready | undefined
+  private readonly proposals = new Map<number, PendingProposal[]>()
+  private readonly reads = new Map<ReadContext, PendingRead>()
+  private readStates: ReadState[] = []
+  private readSeq = 0
+  private firstReadyPending = false
+
+  constructor(id: NodeId, disk: SimDisk, env: NodeEnv, compactEvery: number) {
+    this.id = id
+    this.disk = disk
+    this.env = env
+    this.compactEvery = compactEvery
+  }
+
+  get up(): boolean {
+    return this.raft !== undefined
+  }
+
+  /** The log as written (durable plus pending): what the invariants read. */
+  get log(): StoredLog {
+    return this.disk.written
+  }
+
+  /** Boots the node from its disk (first start or restart). */
+  start(): void {
+    if (this.raft) return
+    const state = this.disk.load()
+    const snapshot = state.snapshot
+    const snapshotIndex = snapshot?.meta.index ?? 0
+    this.raft = new RaftNode({
+      id: this.id,
+      state,
+      random: this.env.random(this.id, this.incarnation),
+      options: this.env.options,
+      applied: snapshotIndex,
+    })
+    this.kv = snapshot ? KvStore.restore(snapshot.data) : new KvStore()
+    this.applied = snapshotIndex
+    this.appliedTerm = snapshot?.meta.term ?? 0
+    this.appliedConfig = snapshot ? snapshot.meta.config : { voters: [], nonVoters: [] }
+    // Config entries up to the snapshot are in its meta; the ones after it apply again from the log.
+    this.role = 'follower'
+    this.leader = ''
+    this.term = state.hardState.term
+    this.commit = Math.max(state.hardState.commit, snapshotIndex)
+    if (this.incarnation > 0) {
+      this.env.monitor.observeRestart(this.id, snapshotIndex, state.hardState.commit)
+      this.firstReadyPending = true
+    }
+    this.pump()
+  }
+
+  /** Stops the node; the first `syncedWrites` pending disk writes had completed (see `SimDisk.crash`). */
+  crash(syncedWrites = 0): void {
+    if (!this.raft) return
+    this.raft = undefined
+    this.incarnation++
+    this.disk.crash(syncedWrites)
+    this.inFlight = undefined
+    this.proposals.clear()
+    this.reads.clear()
+    this.readStates = []
+    this.kv = new KvStore()
+    this.role = 'follower'
+    this.leader = ''
+    this.env.monitor.observeCrash(this.id)
+  }
+
+  tick(): void {
+    this.raft?.tick()
+    this.afterInput()
+  }
+
+  receive(message: Message): void {
+    if (!this.raft) return
+    this.raft.step(message)
+    this.afterInput()
+  }
+
+  /** Proposes a client write; the reply comes when its fate is known here (or never, if this node fails). */
+  submitWrite(opId: string, input: KvWrite, reply: (reply: NodeReply) => void): void {
+    if (this.decommissioned) {
+      reply({ type: 'redirect', leader: '' })
+      return
+    }
+    const raft = this.raft
+    if (!raft) return
+    if (!this.isMember()) {
+      reply({ type: 'redirect', leader: '' })
+      return
+    }
+    let proposal: { index: number; term: number }
+    try {
+      proposal = raft.propose(encodeCommand({ opId, input }))
+    } catch (error) {
+      if (error instanceof NotLeaderError) reply({ type: 'redirect', leader: error.leader })
+      else if (error instanceof ProposalDroppedError) reply({ type: 'refused' })
+      else throw error
+      return
+    }
+    const waiting = this.proposals.get(proposal.index)
+    const pending = { term: proposal.term, opId, reply }
+    if (waiting) waiting.push(pending)
+    else this.proposals.set(proposal.index, [pending])
+    this.afterInput()
+  }
+
+  /** A linearizable read through ReadIndex; a follower relays it to its leader. */
+  submitRead(opId: string, key: string, reply: (reply: NodeReply) => void): void {
+    if (this.decommissioned) {
+      reply({ type: 'redirect', leader: '' })
+      return
+    }
+    const raft = this.raft
+    if (!raft) return
+    const context = `${opId}#${++this.readSeq}`
+    if ((this.role !== 'leader' && this.leader === '') || !this.isMember()) {
+      // The core drops a read it cannot relay; say so at once instead of letting the client time out.
+      reply({ type: 'redirect', leader: '' })
+      return
+    }
+    try {
+      raft.readIndex(context)
+    } catch (error) {
+      if (error instanceof NotLeaderError) {
+        reply({ type: 'redirect', leader: error.leader })
+        return
+      }
+      throw error
+    }
+    this.reads.set(context, { key, reply })
+    this.afterInput()
+  }
+
+  /**
+   * Whether this node is in its own configuration. One that is not was removed (or never added): its idea of
+   * the leader may be long stale, so it sends clients elsewhere rather than relaying into the void.
+   */
+  private isMember(): boolean {
+    const config = this.raft?.status().config
+    return config !== undefined && (config.voters.includes(this.id) || config.nonVoters.includes(this.id))
+  }
+
+  /** Proposes a membership change on this node (its leader); returns whether the core took it. */
+  changeConfig(change: ConfigChange): boolean {
+    const raft = this.raft
+    if (!raft) return false
+    try {
+      raft.proposeConfigChange(change)
+    } catch (error) {
+      if (isRefusal(error)) return false
+      throw error
+    }
+    this.afterInput()
+    return true
+  }
+
+  /** Asks this node (the leader) to hand leadership to `to`; returns whether the core took it. */
+  transferLeadership(to: NodeId): boolean {
+    const raft = this.raft
+    if (!raft) return false
+    try {
+      raft.transferLeadership(to)
+    } catch (error) {
+      if (isRefusal(error)) return false
+      throw error
+    }
+    this.afterInput()
+    return true
+  }
+
+  /** Starts an election now, as if its election timer had fired. */
+  campaign(): void {
+    if (!this.raft) return
+    this.raft.campaign()
+    this.afterInput()
+  }
+
+  /** The configuration as this node's core sees it now. */
+  config(): Config | undefined {
+    return this.raft?.status().config
+  }
+
+  /** The configuration at the applied index (a committed one). */
+  get committedConfig(): Config {
+    return this.appliedConfig
+  }
+
+  /** The last index of the core's log (written or not yet), 0 when down. */
+  lastIndex(): number {
+    return this.raft?.status().lastIndex ?? 0
+  }
+
+  /** Takes a snapshot at the applied index if enough was applied since the last one. */
+  maybeCompact(force = false): boolean {
+    const raft = this.raft
+    if (!raft) return false
+    const snapshotIndex = this.disk.written.snapshotIndex
+    if (this.applied <= snapshotIndex) return false
+    if (!force && this.applied - snapshotIndex < this.compactEvery) return false
+    const data = this.kv.snapshot()
+    const snapshot = raft.compact(this.applied, data)
+    if (!snapshot) return false
+    // The core works out the snapshot's meta itself; it must agree with what this node applied.
+    const { meta } = snapshot
+    if (
+      meta.index !== this.applied ||
+      meta.term !== this.appliedTerm ||
+      meta.config.voters.join() !== this.appliedConfig.voters.join() ||
+      meta.config.nonVoters.join() !== this.appliedConfig.nonVoters.join()
+    ) {
+      throw new Violation(
+        'snapshot-meta',
+        this.env.scheduler.now,
+        `${this.id} compacted at ${this.applied}/${this.appliedTerm} with config ${JSON.stringify(this.appliedConfig)} but the core made ${JSON.stringify(meta)}`,
+      )
+    }
+    const id = this.disk.submit({ entries: [], compaction: snapshot })
+    const incarnation = this.incarnation
+    this.env.scheduler.after(this.env.diskDelay(this), () => {
+      if (this.incarnation === incarnation) this.disk.flush(id)
+    })
+    this.env.counters.compactions++
+    this.env.trace(`${this.id} compacts its log at ${this.applied}`)
+    return true
+  }
+
+  /** After any input: hand out the next Ready if none is in flight, then report what the monitor checks. */
+  private afterInput(): void {
+    this.pump()
+    this.observe()
+  }
+
+  private observe(): void {
+    const raft = this.raft
+    if (!raft) return
+    const status = raft.status()
+    const monitor = this.env.monitor
+    if (status.role !== this.role || status.term !== this.term || status.leader !== this.leader) {
+      const elected = status.role === 'leader' && (this.role !== 'leader' || status.term !== this.term)
+      const campaigning =
+        status.role !== this.role && (status.role === 'preCandidate' || status.role === 'candidate')
+      this.role = status.role
+      this.term = status.term
+      this.leader = status.leader
+      if (elected) {
+        this.env.trace(`${this.id} becomes leader in term ${status.term}`)
+        this.env.onLeader(this, status.term)
+      } else {
+        this.env.trace(`${this.id} is ${status.role} in term ${status.term}, leader '${status.leader}'`)
+        if (campaigning) this.env.onCampaign(this)
+      }
+    }
+    if (status.role === 'leader') monitor.observeLeader(this.id, status.term, this.disk.written)
+    else monitor.observeNotLeader(this.id)
+    if (status.commit > this.commit) {
+      const previous = this.commit
+      this.commit = status.commit
+      monitor.observeCommit(status.term, status.commit, this.disk.written)
+      if (status.role === 'leader') {
+        const term = this.disk.written.termAt(status.commit)
+        if (term !== undefined) {
+          monitor.observeLeaderCommit(this.id, status.commit, term, status.config.voters, id =>
+            this.env.durableLog(id),
+          )
+        }
+        this.env.onCommit(this, previous)
+      }
+    }
+  }
+
+  private pump(): void {
+    for (;;) {
+      const raft = this.raft
+      if (!raft || this.inFlight || !raft.hasReady()) return
+      const ready = raft.ready()
+      const hasWrite =
+        ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined
+      if (!hasWrite) {
+        this.complete(ready)
+        continue
+      }
+      const id = this.disk.submit({
+        snapshot: ready.snapshot,
+        entries: ready.entries,
+        hardState: ready.hardState,
+      })
+      if (ready.entries.length > 0) {
+        const prevTerm = this.disk.written.termAt(ready.entries[0].index - 1) ?? 0
+        this.env.monitor.observeWrite(this.id, prevTerm, ready.entries)
+      }
+      this.inFlight = ready
+      const incarnation = this.incarnation
+      this.env.scheduler.after(this.env.diskDelay(this), () => {
+        if (this.incarnation !== incarnation) return
+        this.disk.flush(id)
+        this.complete(ready)
+        this.afterInput()
+      })
+      return
+    }
+  }
+
+  /** The Ready's writes are durable: send, apply, serve reads, advance. */
+  private complete(ready: Ready): void {
+    const raft = this.raft!
+    for (const message of ready.messages) this.env.send(this, message)
+    if (ready.snapshot) this.restore(ready.snapshot.meta.index, ready.snapshot.meta.term, ready.snapshot)
+    for (const entry of ready.committed) this.apply(entry)
+    for (const readState of ready.readStates) this.readStates.push(readState)
+    this.serveReads()
+    raft.advance(ready)
+    this.inFlight = undefined
+    if (this.firstReadyPending) {
+      this.firstReadyPending = false
+      this.env.monitor.observeReadyDone(this.id)
+    }
+    this.maybeCompact()
+  }
+
+  private restore(index: number, term: number, snapshot: NonNullable<Ready['snapshot']>): void {
+    this.env.monitor.observeRestore(this.id, index, term)
+    this.kv = KvStore.restore(snapshot.data)
+    this.applied = index
+    this.appliedTerm = term
+    this.appliedConfig = snapshot.meta.config
+    this.env.counters.snapshotsInstalled++
+    this.env.trace(`${this.id} installs a snapshot at ${index}/${term}`)
+    // Proposals the snapshot skipped over: their fate is not visible here; the clients time out.
+    for (const index_ of [...this.proposals.keys()]) if (index_ <= index) this.proposals.delete(index_)
+  }
+
+  private apply(entry: Entry): void {
+    this.env.monitor.observeApply(this.id, entry)
+    this.applied = entry.index
+    this.appliedTerm = entry.term
+    this.env.counters.entriesApplied++
+    let output: KvOutput | undefined
+    let opId = ''
+    if (entry.type === 'config') {
+      this.appliedConfig = decodeConfig(entry.data)
+    } else if (entry.data.length > 0) {
+      const command = decodeCommand(entry.data)
+      opId = command.opId
+      const first = this.env.appliedOps.get(opId)
+      if (first === undefined) this.env.appliedOps.set(opId, entry.index)
+      else if (first !== entry.index) {
+        throw new Violation(
+          'exactly-once',
+          this.env.scheduler.now,
+          `operation ${opId} applied at ${entry.index} after it already took effect at ${first}`,
+        )
+      }
+      output = this.kv.apply(command.input)
+    }
+    const waiting = this.proposals.get(entry.index)
+    if (!waiting) return
+    this.proposals.delete(entry.index)
+    for (const pending of waiting) {
+      if (pending.term === entry.term && pending.opId === opId && output !== undefined) {
+        pending.reply({ type: 'ok', output })
+      } else if (pending.term === entry.term) {
+        throw new Violation(
+          'proposal-identity',
+          this.env.scheduler.now,
+          `${this.id} proposed ${pending.opId} at ${entry.index}/${entry.term} but applied another entry there`,
+        )
+      } else {
+        pending.reply({ type: 'failed' })
+      }
+    }
+  }
+
+  private serveReads(): void {
+    if (this.readStates.length === 0) return
+    const waiting: ReadState[] = []
+    for (const readState of this.readStates) {
+      if (readState.index > this.applied) {
+        waiting.push(readState)
+        continue
+      }
+      const read = this.reads.get(readState.context)
+      if (!read) continue
+      this.reads.delete(readState.context)
+      this.env.counters.readsServed++
+      read.reply({ type: 'ok', output: this.kv.get(read.key) })
+    }
+    this.readStates = waiting
+  }
+}
+
+/** The errors by which the core declines a request without anything having gone wrong. */
+function isRefusal(error: unknown): boolean {
+  return (
+    error instanceof NotLeaderError ||
+    error instanceof ProposalDroppedError ||
+    error instanceof ConfigChangeError ||
+    error instanceof InvalidRequestError
+  )
+}
+
+/** What a founding member finds on disk: a snapshot at 0 with the initial configuration. */
+export function foundingState(voters: NodeId[]): PersistedState {
+  return {
+    hardState: { term: 0, vote: '', commit: 0 },
+    snapshot: {
+      meta: { index: 0, term: 0, config: { voters: [...voters], nonVoters: [] } },
+      data: new Uint8Array(0),
+    },
+    entries: [],
+  }
+}
+
+/** What a node that will be added to a running cluster finds on disk: nothing. */
+export function emptyState(): PersistedState {
+  return { hardState: { term: 0, vote: '', commit: 0 }, entries: [] }
+}

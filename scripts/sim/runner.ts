@@ -1,0 +1,330 @@
+/**
+ * One simulation run, a pure function of its seed: build the cluster, start the clients and the fault
+ * schedule, run the fault window, stop the faults, run the liveness window, then check the history.
+ *
+ * Timeline (ticks of 10 virtual ms):
+ *   0 .. WARMUP                 the cluster elects its first leader; clients start
+ *   WARMUP .. faultEnd          faults (faultEnd = WARMUP + 150..250 ticks, drawn from the seed)
+ *   faultEnd                    every link healed and calm, every node restarted
+ *   faultEnd .. +LIVENESS_ISSUE clients keep issuing operations
+ *   then                        no new operations; the run ends when every client is idle
+ *
+ * Liveness, checked after faultEnd: some node is leader with a quorum of its voters following it within
+ * `leaderTicks`, and every operation called after faultEnd gets a definite answer within `opTicks` of
+ * its call (`livenessBounds`: 60 and 80 ticks with pre-vote, 200 and 220 without). The bounds are generous
+ * against what a healthy cluster needs (an election takes one or two election timeouts of 10..20 ticks, an
+ * operation a few ms, a snapshot to a lagging member a few round trips) but far below what a stuck one would
+ * show; after faultEnd a client only gives up after `clientTimeoutTicks`, later than the bound.
+ */
+
+import { checkOperations, describeKvOperation, type KvOperation, kvModel } from '../../src/check/index.ts'
+import type { RaftBugs, RaftOptions } from '../../src/raft/types.ts'
+import { SimClient } from './clients.ts'
+import { Cluster } from './cluster.ts'
+import { type FaultCounts, Nemesis } from './faults.ts'
+import { checkLogsMatch, type SafetyMonitor, Violation } from './invariants.ts'
+import { Prng } from './prng.ts'
+import { MS_PER_TICK, Scheduler } from './scheduler.ts'
+
+export const BUG_NAMES = ['vote-ignores-log', 'commit-previous-term', 'stale-read', 'forget-vote'] as const
+export type BugName = (typeof BUG_NAMES)[number]
+
+export const WARMUP_TICKS = 20
+export const LIVENESS_ISSUE_TICKS = 60
+/** A client gives up on an operation after this long while faults run (its outcome is then unknown). */
+export const CLIENT_TIMEOUT_TICKS = 30
+
+/** How fast the cluster must recover once the faults stop (see the file comment). */
+export interface LivenessBounds {
+  /** Ticks until a leader that a quorum of its voters follows. */
+  leaderTicks: number
+  /** Ticks from an operation's call to its answer. */
+  opTicks: number
+  /** Client time-out after the faults, above `opTicks` so that a slow operation is seen, not given up. */
+  clientTimeoutTicks: number
+}
+
+/**
+ * With pre-vote, a node that fell behind cannot disrupt: an election takes one or two randomized timeouts
+ * (10..20 ticks each). Without pre-vote, such a node keeps raising the term and resetting everyone's timer
+ * until someone else times out first, which each round has odds of about 2 in 3: no hard bound exists,
+ * and 200 ticks leave well under one chance in a million of a false alarm.
+ */
+export function livenessBounds(preVote: boolean): LivenessBounds {
+  return preVote
+    ? { leaderTicks: 60, opTicks: 80, clientTimeoutTicks: 100 }
+    : { leaderTicks: 200, opTicks: 220, clientTimeoutTicks: 240 }
+}
+
+export interface RunOptions {
+  seed: number
+  /** Founding voters (default 3). */
+  nodes?: number
+  bug?: BugName
+  /** Where trace lines go; none = no trace. */
+  log?: (line: string) => void
+  /** Budget of the linearizability check (default 10 s). */
+  checkTimeoutMs?: number
+}
+
+export interface RunResult {
+  seed: number
+  nodes: number
+  bug: BugName | undefined
+  /** The per-seed Raft options that shape liveness. */
+  preVote: boolean
+  checkQuorum: boolean
+  violation?: { property: string; message: string; tick: number }
+  /** Operations in the checked history (definite and unknown). */
+  ops: number
+  unknownOps: number
+  readsGivenUp: number
+  faults: FaultCounts
+  /** Virtual length of the run. */
+  ticks: number
+  events: number
+  linearizability: 'ok' | 'illegal' | 'unknown' | 'skipped'
+  liveness: { leaderAfterTicks: number | undefined; opsAfterFaults: number; slowestOpTicks: number }
+  messages: { sent: number; dropped: number; duplicated: number; cut: number }
+  commitIndex: number
+  terms: number
+  /** How many times each invariant was checked. */
+  checks: SafetyMonitor['checks']
+  elapsedMs: number
+}
+
+const ticks = (n: number) => n * MS_PER_TICK
+
+function bugsFor(bug: BugName | undefined): RaftBugs {
+  switch (bug) {
+    case 'vote-ignores-log':
+      return { voteIgnoresLog: true }
+    case 'commit-previous-term':
+      return { commitPreviousTerm: true }
+    case 'stale-read':
+      return { staleRead: true }
+    default:
+      return {}
+  }
+}
+
+/** Raft options drawn per seed, so that batching, flow control and chunking limits are all exercised. */
+function drawOptions(prng: Prng, bug: BugName | undefined): Partial<RaftOptions> {
+  return {
+    electionTicks: 10,
+    heartbeatTicks: prng.pick([1, 1, 2, 3]),
+    preVote: prng.chance(0.8),
+    checkQuorum: prng.chance(0.8),
+    maxMessageBytes: prng.pick([1, 150, 1024, 1024 * 1024]),
+    maxInflightMessages: prng.pick([1, 2, 8, 256]),
+    maxInflightBytes: prng.pick([300, 16 * 1024 * 1024]),
+    snapshotChunkBytes: prng.pick([64, 256, 4096, 256 * 1024]),
+    maxUncommittedBytes: prng.pick([400, 64 * 1024 * 1024, 64 * 1024 * 1024]),
+    bugs: bugsFor(bug),
+  }
+}
+
+export function runSeed(options: RunOptions): RunResult {
+  const started = performance.now()
+  const { seed, bug } = options
+  const voters = options.nodes ?? 3
+  const log = options.log
+  const root = new Prng(seed)
+  const setupPrng = root.stream('setup')
+  const raftOptions = drawOptions(setupPrng, bug)
+  const scheduler = new Scheduler()
+  const trace = log
+    ? (line: string) => log(`[tick ${(scheduler.now / MS_PER_TICK).toFixed(1).padStart(6)}] ${line}`)
+    : () => {}
+  const cluster = new Cluster({
+    scheduler,
+    prng: root,
+    voters,
+    spares: 1,
+    raftOptions,
+    forgetVote: bug === 'forget-vote',
+    trace,
+  })
+  const faultEnd = ticks(WARMUP_TICKS + setupPrng.between(150, 250))
+  const issueEnd = faultEnd + ticks(LIVENESS_ISSUE_TICKS)
+  const bounds = livenessBounds(raftOptions.preVote !== false)
+  const hardEnd = issueEnd + ticks(bounds.clientTimeoutTicks) + ticks(10)
+  trace(
+    `seed ${seed}: ${voters} voters + 1 spare, faults until tick ${faultEnd / MS_PER_TICK}, options ${JSON.stringify(raftOptions)}`,
+  )
+
+  const history: KvOperation[] = []
+  const afterFaults: { opId: string; completed: boolean; latency: number }[] = []
+  let stampMs = -1
+  let stampSub = 0
+  const clientPrng = root.stream('clients')
+  const keys = ['a', 'b', 'c'].slice(0, setupPrng.between(1, 3))
+  let processIds = 0
+  const clients: SimClient[] = []
+  const timing = {
+    opTimeoutMs: ticks(CLIENT_TIMEOUT_TICKS),
+    readAttemptMs: ticks(15),
+    thinkMaxMs: 10,
+    wanderRate: 0.25,
+    linkMinMs: 1,
+    linkMaxMs: 5,
+  }
+  const clientCount = setupPrng.between(voters - 1, voters + 2)
+  for (let i = 0; i < clientCount; i++) {
+    clients.push(
+      new SimClient(`c${i + 1}`, {
+        scheduler,
+        prng: clientPrng.stream(`c${i + 1}`),
+        timing,
+        keys,
+        node: id => cluster.node(id),
+        route: input => nemesis.route(input),
+        nodeIds: cluster.ids,
+        stamp: () => {
+          // Virtual µs, made distinct: events in one ms keep their order (the checker relies on it). Past
+          // 1000 events in one ms they tie, which the checker reads as concurrent: never a false alarm.
+          if (scheduler.now !== stampMs) {
+            stampMs = scheduler.now
+            stampSub = 0
+          }
+          return stampMs * 1000 + Math.min(stampSub++, 999)
+        },
+        issuing: () => scheduler.now < issueEnd,
+        record: (op, detail) => {
+          if (op) history.push(op)
+          // Called once the faults had stopped (operations called in the same ms ran before the stop).
+          if (detail.calledAt > faultEnd) {
+            afterFaults.push({
+              opId: detail.opId,
+              completed: detail.completed,
+              latency: detail.endedAt - detail.calledAt,
+            })
+          }
+          if (op && log) trace(`op ${describeKvOperation(op)}`)
+        },
+        newProcessId: () => ++processIds,
+        trace,
+      }),
+    )
+  }
+
+  const nemesis = new Nemesis({
+    cluster,
+    prng: root.stream('nemesis'),
+    startMs: ticks(WARMUP_TICKS),
+    endMs: faultEnd,
+    // Now and then down to a single voter, which commits and serves reads alone.
+    minVoters: setupPrng.chance(0.3) ? 1 : Math.max(2, voters - 1),
+    trace,
+  })
+
+  let violation: Violation | undefined
+  let linearizability: RunResult['linearizability'] = 'skipped'
+  let leaderAt: number | undefined
+  try {
+    cluster.startAll()
+    for (const client of clients) client.start(clientPrng.between(ticks(2), ticks(WARMUP_TICKS)))
+    nemesis.start()
+    scheduler.runUntil(faultEnd)
+    nemesis.stop()
+    // Without check-quorum, a leader that was removed from the cluster (or cut off from it) never steps down
+    // and takes writes that never commit: Raft expects removed servers to be shut down, so they are here.
+    if (raftOptions.checkQuorum === false) cluster.decommissionRemoved()
+    // From now on an operation must complete within the liveness bound: give it longer than that.
+    timing.opTimeoutMs = ticks(bounds.clientTimeoutTicks)
+    // Liveness window: watch for a leader followed by a quorum of its voters, tick by tick.
+    for (let time = faultEnd + ticks(1); time <= hardEnd; time += ticks(1)) {
+      scheduler.runUntil(time)
+      if (leaderAt === undefined && hasStableLeader(cluster)) {
+        leaderAt = scheduler.now
+        trace(
+          `leader established ${((leaderAt - faultEnd) / MS_PER_TICK).toFixed(1)} ticks after the faults stopped`,
+        )
+      }
+      if (leaderAt === undefined && time - faultEnd > ticks(bounds.leaderTicks)) {
+        throw new Violation(
+          'liveness',
+          time,
+          `no leader with a following quorum ${bounds.leaderTicks} ticks after the faults stopped`,
+        )
+      }
+      if (time >= issueEnd && clients.every(client => !client.busy)) break
+    }
+    for (const client of clients) client.abandon()
+    for (const op of afterFaults) {
+      if (!op.completed || op.latency > ticks(bounds.opTicks)) {
+        throw new Violation(
+          'liveness',
+          scheduler.now,
+          `operation ${op.opId}, called after the faults stopped, ${op.completed ? `took ${op.latency / MS_PER_TICK} ticks` : 'never completed'} (bound ${bounds.opTicks} ticks)`,
+        )
+      }
+    }
+    checkLogsMatch(new Map(cluster.nodes.map(node => [node.id, node.log])), scheduler.now)
+    const outcome = checkOperations(kvModel, history, { timeoutMs: options.checkTimeoutMs ?? 10_000 })
+    linearizability = outcome.result
+    if (outcome.result === 'illegal') {
+      throw new Violation(
+        'linearizability',
+        scheduler.now,
+        `the client history is not linearizable\n${outcome.explanation ?? ''}`,
+      )
+    }
+  } catch (error) {
+    if (error instanceof Violation) violation = error
+    else {
+      // The core or the shell threw: as much a failure as a broken invariant.
+      const message = error instanceof Error ? (error.stack ?? error.message) : String(error)
+      violation = new Violation('exception', scheduler.now, message)
+    }
+    trace(`VIOLATION ${violation.message}`)
+  }
+
+  const faults = { ...nemesis.counts }
+  faults.compaction = cluster.counters.compactions
+  faults.snapshotInstall = cluster.counters.snapshotsInstalled
+  const net = cluster.network.stats
+  return {
+    seed,
+    nodes: voters,
+    bug,
+    preVote: raftOptions.preVote !== false,
+    checkQuorum: raftOptions.checkQuorum !== false,
+    violation: violation && {
+      property: violation.property,
+      message: violation.message,
+      tick: violation.time / MS_PER_TICK,
+    },
+    ops: history.length,
+    unknownOps: history.filter(op => op.output === undefined).length,
+    readsGivenUp: clients.reduce((sum, client) => sum + client.gaveUp.reads, 0),
+    faults,
+    ticks: scheduler.now / MS_PER_TICK,
+    events: scheduler.steps,
+    linearizability,
+    liveness: {
+      leaderAfterTicks: leaderAt === undefined ? undefined : (leaderAt - faultEnd) / MS_PER_TICK,
+      opsAfterFaults: afterFaults.length,
+      slowestOpTicks: afterFaults.reduce((max, op) => Math.max(max, op.latency), 0) / MS_PER_TICK,
+    },
+    messages: { sent: net.sent, dropped: net.dropped, duplicated: net.duplicated, cut: net.cut },
+    commitIndex: cluster.monitor.commitIndex,
+    terms: cluster.monitor.terms,
+    checks: { ...cluster.monitor.checks },
+    elapsedMs: performance.now() - started,
+  }
+}
+
+/** A live leader that a quorum of its configuration's voters (itself included) follow in its term. */
+function hasStableLeader(cluster: Cluster): boolean {
+  const leader = cluster.leader()
+  if (!leader) return false
+  const config = leader.config()
+  if (!config?.voters.includes(leader.id)) return false
+  let following = 0
+  for (const id of config.voters) {
+    const node = cluster.node(id)
+    if (node.up && node.term === leader.term && (node === leader || node.leader === leader.id)) following++
+  }
+  return following > config.voters.length / 2
+}
