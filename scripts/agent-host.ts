@@ -4,8 +4,13 @@
  * `fork('scripts/agent-host.ts', [JSON.stringify(options)])`; it answers `{ type: 'ready', id, addrs }`
  * once started, then one `{ id, ok, value | error }` per `{ id, op, args }` request.
  */
-import type { Agent, AgentOptions, Lock } from '../src/index.ts'
+import type { Libp2p } from '@libp2p/interface'
+import type { ConclaveService } from '../src/agent/service.ts'
+import type { TaskProcessor, TaskWorkerEventDetail } from '../src/agent/tasks.ts'
+import type { Agent, AgentOptions, Lock, TaskInput } from '../src/index.ts'
 import { createAgent } from '../src/index.ts'
+import type { BenchRequest } from './bench-compare/protocol.ts'
+import { type ChaosRequest, faultLayer, serveChaos } from './chaos/host-ops.ts'
 
 export type HostRequest =
   | { id: number; op: 'join'; args: { bootstrap?: string[]; voters?: number } }
@@ -22,6 +27,21 @@ export type HostRequest =
   | { id: number; op: 'status'; args: Record<string, never> }
   | { id: number; op: 'leave'; args: Record<string, never> }
   | { id: number; op: 'stop'; args: Record<string, never> }
+  | { id: number; op: 'members'; args: Record<string, never> }
+  | { id: number; op: 'health'; args: Record<string, never> }
+  | { id: number; op: 'memberEvents'; args: { from?: number } }
+  | { id: number; op: 'membershipStats'; args: Record<string, never> }
+  /** Tasks (without deadlines: Dates do not cross IPC), submitted `concurrency` at a time. */
+  | { id: number; op: 'submitTasks'; args: { tasks: TaskInput[]; concurrency?: number } }
+  /** Starts a `process()` worker whose handler waits `durationMs` (or its signal) and returns the agent's name. */
+  | { id: number; op: 'startWorker'; args: { durationMs: number; concurrency?: number } }
+  /** The worker's log from entry `from` on. */
+  | { id: number; op: 'workerLog'; args: { from?: number } }
+  | { id: number; op: 'taskStatus'; args: { ids: string[] } }
+  /** The comparison benchmark's requests (scripts/bench-compare), run on this agent. */
+  | { id: number; op: 'bench'; args: BenchRequest }
+  /** The chaos suite's and the simulation's requests, and the fault layer's rules (scripts/chaos/host-ops.ts). */
+  | { id: number; op: 'chaos'; args: ChaosRequest }
 
 export interface HostStatus {
   id: string
@@ -32,8 +52,27 @@ export interface HostStatus {
   voters: number
 }
 
+/** A change of this agent's membership view, stamped with the host's wall clock when it happened. */
+export interface HostMemberEvent {
+  type: string
+  id: string
+  status: string
+  incarnation: number
+  at: number
+}
+
+/** What a worker of this host did with an attempt: `completed`/`failed` once the cluster accepted it. */
+export interface HostWorkerEntry {
+  taskId: string
+  attempt: number
+  event: 'started' | 'completed' | 'failed' | 'error'
+  error?: string
+}
+
 let agent: Agent
 const locks = new Map<number, Lock>()
+const workerLog: HostWorkerEntry[] = []
+const memberEvents: HostMemberEvent[] = []
 let nextHandle = 1
 
 async function serve(request: HostRequest): Promise<unknown> {
@@ -81,6 +120,77 @@ async function serve(request: HostRequest): Promise<unknown> {
       await agent.stop()
       setImmediate(() => process.exit(0))
       return null
+    case 'members':
+      return (await agent.members()).map(member => ({ ...member, lastSeen: member.lastSeen.getTime() }))
+    case 'health': {
+      const health = await agent.health()
+      return {
+        ...health,
+        members: health.members.map(member => ({ ...member, lastSeen: member.lastSeen.getTime() })),
+      }
+    }
+    case 'memberEvents':
+      return memberEvents.slice(request.args.from ?? 0)
+    case 'membershipStats': {
+      const membership = serviceOf(agent).membership
+      return { ...membership.stats(), localHealth: membership.localHealth() }
+    }
+    case 'submitTasks': {
+      const { tasks, concurrency = 16 } = request.args
+      let next = 0
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < tasks.length) await agent.tasks.submit(tasks[next++])
+        }),
+      )
+      return tasks.length
+    }
+    case 'startWorker':
+      startWorker(request.args)
+      return null
+    case 'workerLog':
+      return workerLog.slice(request.args.from ?? 0)
+    case 'taskStatus':
+      return Promise.all(
+        request.args.ids.map(async id => {
+          const status = await agent.tasks.status(id)
+          return { ...status, updatedAt: status.updatedAt.getTime() }
+        }),
+      )
+    case 'bench': {
+      // Loaded on first use: agents that never run the comparison do not load the benchmark's code.
+      const { serveConclaveBench } = await import('./bench-compare/conclave-side.ts')
+      return serveConclaveBench(agent, request.args)
+    }
+    case 'chaos':
+      return serveChaos(agent, request.args)
+  }
+}
+
+function startWorker(args: { durationMs: number; concurrency?: number }): void {
+  const options = args.concurrency === undefined ? {} : { concurrency: args.concurrency }
+  const worker = agent.tasks.process(async task => {
+    workerLog.push({ taskId: task.id, attempt: task.attempt, event: 'started' })
+    await new Promise(resolve => {
+      const timer = setTimeout(resolve, args.durationMs)
+      task.signal.addEventListener('abort', () => {
+        clearTimeout(timer)
+        resolve(undefined)
+      })
+    })
+    task.signal.throwIfAborted()
+    return agent.name
+  }, options) as TaskProcessor
+  for (const event of ['completed', 'failed', 'error'] as const) {
+    worker.addEventListener(event, e => {
+      const { task, error } = (e as CustomEvent<TaskWorkerEventDetail>).detail
+      workerLog.push({
+        taskId: task?.id ?? '',
+        attempt: task?.attempt ?? 0,
+        event,
+        ...(error === undefined ? {} : { error: error instanceof Error ? error.message : String(error) }),
+      })
+    })
   }
 }
 
@@ -103,9 +213,19 @@ async function proposeMany(args: { prefix: string; count: number; concurrency: n
   return { elapsedMs: performance.now() - started, latencies }
 }
 
+function serviceOf(running: Agent): ConclaveService {
+  return (running.libp2p as Libp2p<{ conclave: ConclaveService }>).services.conclave
+}
+
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? '{}') as AgentOptions
-  agent = await createAgent(options)
+  // The fault layer's gater and stream hook stay inert until the chaos suite sets rules.
+  agent = await createAgent({ ...options, connectionGater: faultLayer.gater })
+  faultLayer.attach(agent.libp2p)
+  serviceOf(agent).membership.onEvent(event => {
+    const { id, status, incarnation } = event.member
+    memberEvents.push({ type: event.type, id, status, incarnation, at: Date.now() })
+  })
   process.on('message', message => {
     const request = message as HostRequest
     serve(request).then(

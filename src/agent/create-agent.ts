@@ -28,6 +28,7 @@ const AGENT_OPTIONS = [
   'concurrency',
   'labels',
   'transport',
+  'psk',
   'raft',
   'tickMs',
   'electionTicks',
@@ -36,6 +37,9 @@ const AGENT_OPTIONS = [
   'operationTimeoutMs',
   'leaseSafetyMarginMs',
   'snapshotEntries',
+  'membership',
+  'voterReplaceAfterMs',
+  'connectionGater',
 ]
 
 /**
@@ -52,10 +56,12 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
   let node: Libp2p<{ conclave: ConclaveService }>
   try {
     const privateKey = await loadPeerKey(storage)
-    const { listen, transport, ...serviceOptions } = options
+    const { listen, transport, psk, connectionGater, ...serviceOptions } = options
     node = await createConclaveLibp2p({
       listen,
       transport,
+      connectionGater,
+      psk,
       privateKey,
       services: { conclave: conclave({ ...serviceOptions, storage }) },
     })

@@ -1,4 +1,7 @@
+import type { ConnectionGater } from '@libp2p/interface'
 import type { RaftOptions } from '../raft/types.ts'
+import { resolveConfig, SWIM_FAST_CONFIG, SWIM_LAN_CONFIG } from '../swim/config.ts'
+import type { SwimConfig } from '../swim/types.ts'
 
 /**
  * Timing of an agent. The defaults suit a LAN or one machine: a leader failure is noticed within
@@ -23,6 +26,26 @@ export interface TimingOptions {
   leaseSafetyMarginMs?: number
   /** Entries applied between two snapshots of the state (log compaction). Default 10,000. */
   snapshotEntries?: number
+  /**
+   * SWIM membership timing: the preset `'fast'` (default: probe every 500 ms, probe timeout 250 ms, suitable
+   * for loopback and LANs) or `'lan'` (memberlist's LAN defaults: probe every 1 s, timeout 500 ms), or an
+   * object naming a preset and overriding single parameters. See docs/membership.md for the detection bound.
+   */
+  membership?: MembershipPreset | MembershipTiming
+  /**
+   * How long a voter must have been dead (in the leader's membership view, and silent to Raft) before the
+   * leader takes it out of the voter set and promotes a healthy non-voter in its place. Default 10,000 ms.
+   */
+  voterReplaceAfterMs?: number
+}
+
+/** The membership timing presets: `fast` halves every period of memberlist's LAN defaults (`lan`). */
+export type MembershipPreset = 'fast' | 'lan'
+
+/** A membership preset with single SWIM parameters overridden (all durations in ms). */
+export interface MembershipTiming extends Partial<SwimConfig> {
+  /** Default `'fast'`. */
+  preset?: MembershipPreset
 }
 
 /** The agent options of API.md, plus conclave's own. */
@@ -40,12 +63,22 @@ export interface AgentOptions extends TimingOptions {
   labels?: Record<string, string>
   /** `memory` runs over in-process transports (tests). Default `tcp`. */
   transport?: 'tcp' | 'memory'
+  /**
+   * Private network: a pre-shared key, as the key file's bytes or its path (make one with
+   * `node src/security/psk-cli.ts swarm.key`). Agents without the same key cannot connect to this one.
+   */
+  psk?: Uint8Array | string
   /** Raft tuning beyond the timing options (tests). */
   raft?: Partial<RaftOptions>
+  /**
+   * libp2p's connection gater for the agent's own node: deny peers or addresses. The chaos suite partitions
+   * agents with it; a gater decides only when a connection is set up, so close existing ones as well.
+   */
+  connectionGater?: ConnectionGater
 }
 
 /** Options of the libp2p service factory `conclave()`: the same as an agent's, minus the libp2p node's own. */
-export type ServiceOptions = Omit<AgentOptions, 'listen' | 'transport'>
+export type ServiceOptions = Omit<AgentOptions, 'listen' | 'transport' | 'psk' | 'connectionGater'>
 
 export interface ResolvedTiming {
   tickMs: number
@@ -55,6 +88,8 @@ export interface ResolvedTiming {
   operationTimeoutMs: number
   leaseSafetyMarginMs: number | undefined
   snapshotEntries: number
+  membership: SwimConfig
+  voterReplaceAfterMs: number
 }
 
 export function resolveTiming(options: TimingOptions): ResolvedTiming {
@@ -66,9 +101,11 @@ export function resolveTiming(options: TimingOptions): ResolvedTiming {
     operationTimeoutMs: options.operationTimeoutMs ?? 10_000,
     leaseSafetyMarginMs: options.leaseSafetyMarginMs,
     snapshotEntries: options.snapshotEntries ?? 10_000,
+    membership: resolveMembership(options.membership),
+    voterReplaceAfterMs: options.voterReplaceAfterMs ?? 10_000,
   }
   for (const [name, value] of Object.entries(timing)) {
-    if (value === undefined) continue
+    if (value === undefined || name === 'membership') continue
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
       throw new RangeError(`${name} must be a positive number`)
     }
@@ -77,6 +114,17 @@ export function resolveTiming(options: TimingOptions): ResolvedTiming {
     throw new RangeError('heartbeatTicks must be below electionTicks')
   }
   return timing
+}
+
+/** The SWIM configuration of a membership option; throws RangeError on an unknown preset or a bad value. */
+export function resolveMembership(option: MembershipPreset | MembershipTiming | undefined): SwimConfig {
+  if (option !== undefined && typeof option !== 'string' && (typeof option !== 'object' || option === null)) {
+    throw new RangeError('membership must be a preset name or an object')
+  }
+  const { preset = 'fast', ...overrides } = typeof option === 'string' ? { preset: option } : (option ?? {})
+  if (preset !== 'fast' && preset !== 'lan')
+    throw new RangeError(`unknown membership preset ${String(preset)}`)
+  return resolveConfig({ ...(preset === 'fast' ? SWIM_FAST_CONFIG : SWIM_LAN_CONFIG), ...overrides })
 }
 
 /** The margin subtracted from a lease of `ttlMs` before it is no longer trusted locally. */

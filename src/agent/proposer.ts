@@ -91,6 +91,14 @@ export async function propose(
   }
 }
 
+const RETRYABLE_REMOTE = new Set([
+  'NotLeaderError',
+  'ProposalDroppedError',
+  'ProposalLostError',
+  'NoLeaderError',
+  'ClosedError',
+])
+
 function isRetryable(err: unknown): boolean {
   if (
     err instanceof NotLeaderError ||
@@ -101,8 +109,8 @@ function isRetryable(err: unknown): boolean {
   }
   const name = (err as Error | undefined)?.name
   if (name === 'RpcRemoteError') {
-    const remote = (err as RpcRemoteError).remoteName
-    return remote === 'NotLeaderError' || remote === 'ProposalDroppedError' || remote === 'ProposalLostError'
+    // The remote agent's own condition (not leader any more, stopping, between runners): find the leader again.
+    return RETRYABLE_REMOTE.has((err as RpcRemoteError).remoteName)
   }
   return name === 'RpcTimeoutError' || name === 'RpcConnectionError'
 }

@@ -18,19 +18,32 @@ import { RaftTransport } from '../net/raft-transport.ts'
 import { Rpc } from '../net/rpc.ts'
 import { NotLeaderError } from '../raft/errors.ts'
 import type { Config, Message, PersistedState } from '../raft/types.ts'
-import type { ApplyOutput, CommandResult } from '../state/index.ts'
+import type {
+  ApplyOutput,
+  CommandResult,
+  DueExpiries,
+  ExpireTaskCommand,
+  RetryDueCommand,
+  TimeoutTaskCommand,
+} from '../state/index.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
+import type { LocalFields, MemberStatus } from '../swim/types.ts'
 import { Client, type ClientContext } from './client.ts'
+import { CLIENT_PROTOCOL, clientProtocolHandler } from './client-protocol.ts'
 import { Consensus } from './consensus.ts'
 import { NamedElection, RaftElection } from './elections.ts'
 import { LeaderTracker } from './leader-tracker.ts'
 import { Locks } from './locks.ts'
+import { Membership, membershipPubSub } from './membership.ts'
 import { type ResolvedTiming, resolveTiming, type ServiceOptions } from './options.ts'
 import { FORWARD_PROTOCOL, serveForward } from './proposer.ts'
 import { RaftRunner } from './raft-runner.ts'
 import { Replica } from './replica.ts'
 import { SessionKeeper } from './session.ts'
+import { Tasks } from './tasks.ts'
 import { checkOptions } from './validate.ts'
+import { planVoterChange } from './voter-replacement.ts'
+import { pubsubOf, WorkStealing } from './work-stealing.ts'
 
 /** Cluster administration between agents: joining, leaving, leadership transfer. */
 export const ADMIN_PROTOCOL = '/conclave/admin/1.0.0'
@@ -38,6 +51,7 @@ export const ADMIN_PROTOCOL = '/conclave/admin/1.0.0'
 const META_PEER_ID = 'peer-id'
 const META_CLUSTER_ID = 'cluster-id'
 const META_LEFT = 'left'
+const META_INCARNATION = 'swim-incarnation'
 
 type AdminRequest =
   | { op: 'join'; agentId: string; addrs: string[]; clusterId?: string }
@@ -76,6 +90,8 @@ export class ConclaveService implements ConclaveApi, Startable {
   readonly election: LeaderElection
   readonly locks: DistributedLock
   readonly consensus: Consensus
+  private readonly taskDistributor: Tasks
+  private readonly stealer: WorkStealing
   private readonly components: ConclaveComponents
   private readonly init: ServiceInit
   private readonly timing: ResolvedTiming
@@ -86,6 +102,10 @@ export class ConclaveService implements ConclaveApi, Startable {
   private readonly tracker = new LeaderTracker()
   private readonly session: SessionKeeper
   private readonly client: Client
+  /** The SWIM view: liveness, lastSeen and load of every member. Runs while this agent is a member. */
+  readonly membership: Membership
+  /** Voters this leader took out of the voter set, to add back as non-voters. */
+  private readonly demoted = new Set<string>()
   private readonly closedController = new AbortController()
   private storage?: RaftStorage
   private runner?: RaftRunner
@@ -150,6 +170,39 @@ export class ConclaveService implements ConclaveApi, Startable {
         this.admin(leader, { op: 'transfer', to: this.id }, signal).then(() => {}),
       closed,
     })
+    this.taskDistributor = new Tasks({
+      selfId: this.id,
+      client: this.client,
+      replica: this.replica,
+      session: this.session,
+      closed,
+      concurrency: init.concurrency ?? 10,
+      log: components.logger.forComponent('conclave:tasks'),
+    })
+    this.stealer = new WorkStealing({
+      selfId: this.id,
+      client: this.client,
+      replica: this.replica,
+      session: this.session,
+      tasks: this.taskDistributor,
+      closed,
+      // Looked up when first needed: the pubsub service may be created after this one.
+      pubsub: () => pubsubOf(components),
+      clusterId: () => this.clusterId(),
+      log: components.logger.forComponent('conclave:work-stealing'),
+    })
+    this.membership = new Membership({
+      components,
+      pubsub: () => membershipPubSub(components),
+      config: this.timing.membership,
+      loadIncarnation: () => {
+        const stored = this.storage?.getMeta(META_INCARNATION)
+        return stored === undefined ? undefined : Number(decoder.decode(stored))
+      },
+      saveIncarnation: incarnation =>
+        this.storage?.setMeta(META_INCARNATION, encoder.encode(String(incarnation))),
+      refresh: () => this.membershipRefresh(),
+    })
     this.session.afterOpen = sessionId => this.register(sessionId)
     this.replica.onEvent(event => {
       if ((event.type === 'sessionExpired' || event.type === 'sessionClosed') && event.agentId === this.id) {
@@ -170,11 +223,11 @@ export class ConclaveService implements ConclaveApi, Startable {
   }
 
   get tasks(): TaskDistributor {
-    throw new Error('Task distribution is not available yet')
+    return this.taskDistributor
   }
 
   get workStealing(): WorkStealer {
-    throw new Error('Work stealing is not available yet')
+    return this.stealer
   }
 
   async start(): Promise<void> {
@@ -189,12 +242,22 @@ export class ConclaveService implements ConclaveApi, Startable {
     if (storedPeer === undefined) storage.setMeta(META_PEER_ID, encoder.encode(this.id))
     await this.rpc.registerRpc(FORWARD_PROTOCOL, request => serveForward(this.forwardContext(), request))
     await this.rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => this.serveAdmin(request, from))
+    await this.rpc.registerRpc(
+      CLIENT_PROTOCOL,
+      clientProtocolHandler({
+        api: this,
+        currentRevision: () => this.replica.state.revision,
+        closed: this.closedController.signal,
+        log: (message, err) => this.log('client protocol: %s: %e', message, err),
+      }),
+    )
     await this.transport.start()
     await this.rpc.start()
     const left = storage.getMeta(META_LEFT)?.[0] === 1
     if (!left && hasState(storage.load())) {
       // A restart of a member: Raft resumes at once; the session and registration follow in the background.
       this.startRunner()
+      this.startMembership([])
       this.ready = this.becomeReady(performance.now() + 60_000)
       this.ready.catch(err => this.log.error('could not resume the session after a restart: %e', err))
     }
@@ -207,6 +270,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     clearInterval(this.housekeeping)
     await this.session.stop(false, 0)
     this.runner?.stop()
+    await this.membership.stop()
     await this.rpc.stop()
     await this.transport.stop()
     this.storage?.close()
@@ -264,6 +328,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         this.startRunner()
         await this.askToJoin(peers, config.clusterId, signal)
       }
+      this.startMembership(peers.map(({ peerId }) => peerId.toString()))
       this.ready = this.becomeReady(deadline, signal)
     } else {
       const clusterId = this.clusterId()
@@ -273,6 +338,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       for (const { address } of peers) {
         this.components.connectionManager.openConnection(address).catch(() => {})
       }
+      this.membership.seed(peers.map(({ peerId }) => peerId.toString()))
     }
     await this.ready
   }
@@ -302,6 +368,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       }
       await this.tracker.waitChange(200, signal)
     }
+    await this.membership.leave()
     this.requireStorage().setMeta(META_LEFT, new Uint8Array([1]))
     clearInterval(this.housekeeping)
     runner.stop()
@@ -320,20 +387,40 @@ export class ConclaveService implements ConclaveApi, Startable {
       const agent = registered.get(id)
       const session = agent === undefined ? undefined : state.session(agent.sessionId)
       const load = state.agentLoad(id)
+      // Liveness, lastSeen and load come from the membership view; the registry stands in where it is silent.
+      const view = this.membership.member(id)
+      const seen = id === this.id ? this.membership.now() : view?.lastSeen
       return {
         id,
-        name: agent?.name ?? id.slice(-8),
-        addrs: agent?.addrs ?? [],
-        capabilities: agent?.capabilities ?? [],
-        labels: agent?.labels ?? {},
+        name: agent?.name ?? view?.name ?? id.slice(-8),
+        addrs: agent?.addrs ?? view?.addrs ?? [],
+        capabilities: agent?.capabilities ?? view?.capabilities ?? [],
+        labels: agent?.labels ?? view?.labels ?? {},
         role: config.voters.includes(id) ? 'voter' : 'nonvoter',
-        status: agent?.alive === true ? 'alive' : 'dead',
-        load: load === undefined || load.slots === 0 ? 0 : Math.min(1, load.running / load.slots),
+        status: this.memberStatus(id) ?? 'dead',
+        load:
+          view !== undefined && id !== this.id
+            ? view.load
+            : load === undefined || load.slots === 0
+              ? 0
+              : Math.min(1, load.running / load.slots),
         lastSeen: new Date(
-          session === undefined ? (agent?.updatedAt ?? 0) : session.expiresAt - session.ttlMs,
+          view !== undefined && seen !== undefined
+            ? seen
+            : session === undefined
+              ? (agent?.updatedAt ?? 0)
+              : session.expiresAt - session.ttlMs,
         ),
       }
     })
+  }
+
+  /** A member's status in the membership view, else alive or dead by the registry; undefined if unknown. */
+  private memberStatus(id: string): MemberStatus | undefined {
+    const status = this.membership.status(id)
+    if (status !== undefined) return status
+    const agent = this.replica.state.agent(id)
+    return agent === undefined ? undefined : agent.alive ? 'alive' : 'dead'
   }
 
   async leader(options?: Abortable): Promise<AgentInfo | undefined> {
@@ -487,8 +574,8 @@ export class ConclaveService implements ConclaveApi, Startable {
   }
 
   /**
-   * The leader's duties: expire lapsed sessions and locks, and promote caught-up non-voters while the voter
-   * set is below its target.
+   * The leader's duties: expire lapsed sessions and locks and the sessions of agents the membership view
+   * declares dead, and keep the voter set at its target (replacing dead voters).
    *
    * A lease is expired only when the state says so at this leader's wall time AND, for what a predecessor
    * may have stamped, this leader's monotonic clock has seen the most the lease could still have had at
@@ -515,13 +602,63 @@ export class ConclaveService implements ConclaveApi, Startable {
       if (holder === undefined || elapsed < guard(holder.ttlMs, holder.expiresAt)) continue
       this.expire(`l:${key}:${fencingToken}`, { type: 'lockExpire', key, fencingToken })
     }
+    // Sessions of agents the membership view declares dead (or left) go now, not a lease later. Only once a
+    // session has gone half its ttl without a keep-alive: an agent still renewing it is alive, whatever a view
+    // says, and an agent's lease is never cut below half its ttl.
+    const down = new Set(this.membership.down())
+    if (down.size > 0) {
+      for (const session of state.sessions()) {
+        if (!down.has(session.agentId) || session.agentId === this.id) continue
+        const grace = session.ttlMs / 2
+        const renewedAt = session.expiresAt - session.ttlMs
+        if (now - renewedAt < grace || elapsed < guard(grace, renewedAt + grace)) continue
+        const { sessionId } = session
+        this.expire(`s:${sessionId}`, { type: 'expireSession', sessionId, reason: 'dead' })
+      }
+    }
+    this.houseKeepTasks(due, elapsed, since.stateTime)
     this.promote(runner)
+  }
+
+  /**
+   * The leader's task duties: fail attempts past their timeout, make failed tasks due for retry pending, expire
+   * tasks past their deadline; each command re-checks against state time when applied. A timeout is treated
+   * like a lease (see `houseKeep`): a new leader whose clock runs ahead cannot cut an attempt short.
+   */
+  private houseKeepTasks(due: DueExpiries, elapsed: number, takeoverStateTime: number): void {
+    const state = this.replica.state
+    for (const { taskId, attempt } of due.timeouts) {
+      const task = state.task(taskId)
+      if (task?.startedAt === undefined) continue
+      const timeout = task.constraints.timeout
+      if (elapsed < Math.min(timeout, task.startedAt + timeout - takeoverStateTime)) continue
+      this.proposeTaskHousekeeping(`t:${taskId}:${attempt}`, { type: 'timeoutTask', taskId, attempt })
+    }
+    for (const taskId of due.retries) {
+      this.proposeTaskHousekeeping(`r:${taskId}`, { type: 'retryDue', taskId })
+    }
+    for (const taskId of due.expiries) {
+      this.proposeTaskHousekeeping(`e:${taskId}`, { type: 'expireTask', taskId })
+    }
+  }
+
+  /** One housekeeping proposal at a time per id, as `expire` does. */
+  private proposeTaskHousekeeping(
+    id: string,
+    command: TimeoutTaskCommand | RetryDueCommand | ExpireTaskCommand,
+  ): void {
+    if (this.expiring.has(id)) return
+    this.expiring.add(id)
+    this.client
+      .submitRaw(command, this.client.deadline())
+      .catch(err => this.log('housekeeping %s failed: %e', id, err))
+      .finally(() => this.expiring.delete(id))
   }
 
   private expire(
     id: string,
     command:
-      | { type: 'expireSession'; sessionId: string; reason: 'ttl' }
+      | { type: 'expireSession'; sessionId: string; reason: 'ttl' | 'dead' }
       | { type: 'lockExpire'; key: string; fencingToken: number },
   ): void {
     if (this.expiring.has(id)) return
@@ -532,23 +669,72 @@ export class ConclaveService implements ConclaveApi, Startable {
       .finally(() => this.expiring.delete(id))
   }
 
+  /**
+   * One voter-set change at a time (see `voter-replacement.ts`): a voter dead for `voterReplaceAfterMs` is
+   * taken out (and added back as a non-voter, so a restart of it can catch up and be promoted again), the
+   * most caught-up healthy non-voters are promoted up to the target, and the count stays odd.
+   */
   private promote(runner: RaftRunner): void {
     if (this.promoting) return
     const status = runner.status()
-    if (status.config.voters.length >= this.targetVoters) return
-    const candidate = status.config.nonVoters.find(node => {
-      const progress = status.progress?.[node]
-      return progress?.recentActive && progress.match >= status.commit
+    const { voters, nonVoters } = status.config
+    for (const node of this.demoted) {
+      // Back as a non-voter, or the removal did not happen: nothing left to do for it.
+      if (voters.includes(node) || nonVoters.includes(node)) this.demoted.delete(node)
+    }
+    const change = planVoterChange({
+      leader: this.id,
+      voters,
+      nonVoters,
+      target: this.targetVoters,
+      commit: status.commit,
+      progress: status.progress ?? {},
+      status: id => this.memberStatus(id),
+      downFor: id => this.membership.downFor(id),
+      replaceAfterMs: this.timing.voterReplaceAfterMs,
+      readd: [...this.demoted],
     })
-    if (candidate === undefined) return
+    if (change === undefined) return
+    if (change.type === 'removeVoter') this.demoted.add(change.node)
     this.promoting = true
     runner
-      .proposeConfigChange({ type: 'promote', node: candidate })
-      .then(() => this.log('promoted %s to voter', candidate))
-      .catch(err => this.log('promotion of %s not done: %e', candidate, err))
+      .proposeConfigChange(change)
+      .then(() => this.log('voter set: %s %s', change.type, change.node))
+      .catch(err => this.log('voter set: %s %s not done: %e', change.type, change.node, err))
       .finally(() => {
         this.promoting = false
       })
+  }
+
+  /** SWIM runs while this agent is a member: from join (or a restart as a member) until leave or stop. */
+  private startMembership(seeds: string[]): void {
+    const clusterId = this.clusterId()
+    if (clusterId === undefined || this.stopped) return
+    const { fields, known } = this.membershipRefresh()
+    this.membership
+      .start({ clusterId, self: { id: this.id, ...fields }, seeds: [...seeds, ...known] })
+      .catch(err => this.log.error('membership did not start: %e', err))
+  }
+
+  /** What this agent's member record says, and the agents the cluster knows of (seeds for the view). */
+  private membershipRefresh(): { fields: Required<LocalFields>; known: string[] } {
+    const config = this.runner?.status().config ?? { voters: [], nonVoters: [] }
+    const state = this.replica.state
+    const load = state.agentLoad(this.id)
+    const known = new Set([...config.voters, ...config.nonVoters])
+    for (const agent of state.agents()) if (agent.alive) known.add(agent.agentId)
+    known.delete(this.id)
+    return {
+      fields: {
+        name: this.name,
+        addrs: this.multiaddrs(),
+        capabilities: [...(this.init.capabilities ?? [])],
+        labels: { ...(this.init.labels ?? {}) },
+        role: config.voters.includes(this.id) ? 'voter' : 'nonvoter',
+        load: load === undefined || load.slots === 0 ? 0 : Math.min(1, load.running / load.slots),
+      },
+      known: [...known],
+    }
   }
 
   private forwardContext(): Parameters<typeof serveForward>[0] {

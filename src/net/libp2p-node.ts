@@ -12,6 +12,7 @@ import type { ConnectionGater, Libp2p, PrivateKey, ServiceMap } from '@libp2p/in
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
+import { pskProtector } from '../security/pnet.ts'
 
 /** The services every conclave node has (a type alias, so it satisfies libp2p's `ServiceMap`). */
 export type ConclaveServices = {
@@ -33,6 +34,11 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   gossipsub?: Partial<GossipsubOpts>
   /** Denies connections by rule; a test partition also needs the existing connections closed. */
   connectionGater?: ConnectionGater
+  /**
+   * Private network: a pre-shared key (key-file bytes, or the file's path; see `src/security/pnet.ts`).
+   * Nodes without the same key cannot connect to this one.
+   */
+  psk?: Uint8Array | string
 }
 
 /** Builds and starts a libp2p 3 node for conclave. */
@@ -59,6 +65,7 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     pubsub: gossipsub({ emitSelf: false, ...options.gossipsub }),
     ...options.services,
   } as ServiceFactoryMap<ConclaveServices & S>
+  const connectionProtector = options.psk === undefined ? undefined : await pskProtector(options.psk)
   return createLibp2p<ConclaveServices & S>({
     privateKey: options.privateKey,
     addresses: { listen },
@@ -66,6 +73,7 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: options.connectionGater,
+    connectionProtector,
     services,
     start: true,
   })

@@ -1,0 +1,222 @@
+/**
+ * One chaos run: agents as processes, the client workload, the nemesis; then every fault undone, the
+ * tasks drained, final reads, and the checks on the recorded history. Used by `npm run chaos` and by the
+ * short version in `npm test`.
+ */
+import type { AgentOptions } from '../../src/index.ts'
+import { Prng } from '../sim/prng.ts'
+import {
+  type CheckReport,
+  checkKvLinearizable,
+  checkLockSafety,
+  checkRegister,
+  checkTasks,
+} from './checkers.ts'
+import { Cluster, sleep } from './cluster.ts'
+import { EventCollector } from './events.ts'
+import { History, type OperationCounts } from './history.ts'
+import type { TaskRecord } from './host-ops.ts'
+import { FAULT_KINDS, type FaultKind, Nemesis, type NemesisOptions } from './nemesis.ts'
+import { REGISTER_KEY, Workload, type WorkloadOptions } from './workload.ts'
+
+export interface ChaosOptions {
+  agents: number
+  voters: number
+  durationMs: number
+  seed: number
+  faults: readonly FaultKind[]
+  workload: Partial<WorkloadOptions>
+  nemesis: Partial<NemesisOptions>
+  /** Timing of every agent. */
+  agentOptions: Partial<AgentOptions>
+  /** How long, after the faults end, the tasks may take to finish. */
+  drainTimeoutMs: number
+  /** Budget of the linearizability checker. */
+  checkTimeoutMs: number
+  /** Progress lines. */
+  log: (line: string) => void
+  stderr: 'inherit' | 'ignore'
+}
+
+export const DEFAULT_CHAOS: ChaosOptions = {
+  agents: 5,
+  voters: 5,
+  durationMs: 60_000,
+  seed: 1,
+  faults: FAULT_KINDS,
+  workload: {},
+  nemesis: {},
+  agentOptions: { sessionTtlMs: 3000 },
+  drainTimeoutMs: 60_000,
+  checkTimeoutMs: 60_000,
+  log: () => {},
+  stderr: 'ignore',
+}
+
+export interface ChaosResult {
+  ok: boolean
+  seed: number
+  agents: number
+  /** Time under faults, ms. */
+  durationMs: number
+  /** The whole run, start to verdict, ms. */
+  elapsedMs: number
+  operations: number
+  counts: OperationCounts
+  /** Errors the clients saw, by operation kind and error name. */
+  errors: Record<string, Record<string, number>>
+  /** One message per error name. */
+  errorExamples: Record<string, string>
+  faults: Record<string, number>
+  checks: CheckReport[]
+  leaderChanges: number
+  steals: number
+  suspicions: number
+  deaths: number
+  /** Things that are not check failures but deserve a look: refused operations, slow recoveries. */
+  notes: string[]
+}
+
+const TERMINAL = new Set(['completed', 'dead', 'expired'])
+
+export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<ChaosResult> {
+  const options: ChaosOptions = { ...DEFAULT_CHAOS, ...partial }
+  const { log } = options
+  const began = performance.now()
+  const rng = new Prng(options.seed, 'chaos')
+  const notes: string[] = []
+  log(`starting ${options.agents} agents (seed ${options.seed})`)
+  const cluster = await Cluster.start({
+    agents: options.agents,
+    voters: options.voters,
+    agentOptions: options.agentOptions,
+    prefix: 'a',
+    stderr: options.stderr,
+  })
+  try {
+    await cluster.waitForVoters(60_000)
+    const history = new History()
+    const collector = new EventCollector(cluster, history)
+    const startWorker = async (index: number): Promise<void> => {
+      await cluster.chaos(index, { op: 'worker', durationMs: 150, concurrency: 2, steal: true }, 10_000)
+    }
+    await Promise.all(cluster.slots.map(slot => startWorker(slot.index)))
+    cluster.afterRestart = async index => {
+      await startWorker(index).catch(err => {
+        notes.push(`worker restart: ${err}`)
+      })
+    }
+    collector.start()
+    const workload = new Workload(cluster, history, rng.stream('workload'), options.workload)
+    const nemesis = new Nemesis(
+      cluster,
+      history,
+      rng.stream('nemesis'),
+      { kinds: options.faults, ...options.nemesis },
+      text => log(`  fault: ${text}`),
+    )
+    log(
+      `cluster formed in ${Math.round(performance.now() - began)} ms; workload and faults for ${options.durationMs / 1000} s`,
+    )
+    workload.start()
+    nemesis.start()
+    const faultsFrom = performance.now()
+    while (performance.now() - faultsFrom < options.durationMs) {
+      await sleep(Math.min(5000, options.durationMs - (performance.now() - faultsFrom)))
+      log(`  ${Math.round((performance.now() - faultsFrom) / 1000)} s: ${history.total} operations`)
+    }
+    await nemesis.stop()
+    log('faults over: resuming, healing, restarting')
+    await cluster.recoverAll()
+    await workload.stop()
+    const recovered = performance.now()
+    await cluster.waitForLeader(30_000)
+    const leaderAfter = Math.round(performance.now() - recovered)
+    if (leaderAfter > 5000) notes.push(`a leader took ${leaderAfter} ms to appear after the faults ended`)
+
+    log('draining tasks')
+    const records = await drainTasks(cluster, history, options.drainTimeoutMs, notes)
+    log('final reads')
+    for (const key of [...workload.kvKeys, REGISTER_KEY]) await finalRead(workload, cluster, key, notes)
+    await collector.stop()
+    notes.push(...workload.errors)
+
+    log('checking')
+    const kvHistory = history.kv
+    const registerFinal = [...kvHistory]
+      .reverse()
+      .find(op => op.input.key === REGISTER_KEY && op.input.op === 'get' && op.output !== undefined)
+    const checks = [
+      checkKvLinearizable(kvHistory, options.checkTimeoutMs),
+      checkLockSafety(history.grants),
+      checkRegister(kvHistory, registerFinal?.output?.value),
+      checkTasks(history.tasks, records, history.completions),
+    ]
+    return {
+      ok: checks.every(check => check.ok),
+      seed: options.seed,
+      agents: options.agents,
+      durationMs: options.durationMs,
+      elapsedMs: Math.round(performance.now() - began),
+      operations: history.total,
+      counts: history.counts,
+      errors: history.errors,
+      errorExamples: history.errorExamples,
+      faults: nemesis.counts,
+      checks,
+      leaderChanges: collector.leaderChanges,
+      steals: collector.steals,
+      suspicions: collector.suspicions,
+      deaths: collector.deaths,
+      notes,
+    }
+  } finally {
+    await cluster.destroy()
+  }
+}
+
+/** Waits until every task that exists is completed, dead or expired; returns the final records. */
+async function drainTasks(
+  cluster: Cluster,
+  history: History,
+  timeoutMs: number,
+  notes: string[],
+): Promise<Map<string, TaskRecord | undefined>> {
+  // Refused submissions too: the check makes sure they created nothing.
+  const ids = history.tasks.map(task => task.id)
+  const records = new Map<string, TaskRecord | undefined>()
+  const end = performance.now() + timeoutMs
+  for (;;) {
+    const leader = await cluster.leader()
+    if (leader !== undefined) {
+      try {
+        const answer = (await cluster.chaos(leader, { op: 'tasks', ids, timeoutMs: 5000 }, 10_000)) as (
+          | TaskRecord
+          | undefined
+          | null
+        )[]
+        for (const [i, id] of ids.entries()) records.set(id, answer[i] ?? undefined)
+        const open = [...records.values()].filter(
+          record => record !== undefined && !TERMINAL.has(record.state),
+        )
+        if (open.length === 0) return records
+        if (performance.now() > end) {
+          notes.push(`${open.length} tasks still open ${timeoutMs} ms after the faults ended`)
+          return records
+        }
+      } catch {}
+    }
+    if (performance.now() > end && records.size > 0) return records
+    await sleep(500)
+  }
+}
+
+/** A last linearizable read of `key`, recorded like any other, retried on other agents until one answers. */
+async function finalRead(workload: Workload, cluster: Cluster, key: string, notes: string[]): Promise<void> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const agent = cluster.slots[attempt % cluster.size]
+    if (!agent.responsive) continue
+    if ((await workload.read(-1, agent.index, key)) !== undefined) return
+  }
+  notes.push(`no final read of ${key} succeeded`)
+}

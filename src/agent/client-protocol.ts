@@ -1,0 +1,345 @@
+/**
+ * The client protocol `/conclave/client/1.0.0`: how programs that are not members (the `conclave` CLI)
+ * use a cluster. A client is not a member because joining would churn the Raft configuration per command;
+ * instead it asks any agent, which runs the request with its own API and answers.
+ *
+ * A request is the JSON `{ op, args }` of one of `ClientOps`, the answer the JSON of its result. A failure
+ * reaches the caller as an RPC error carrying the error's name (`NoLeaderError`, `InvalidArgumentError`,
+ * ...). Waiting operations are long polls bounded by `waitMs`, so that no call outlives the RPC timeout
+ * and a client that goes away leaves nothing waiting for long: see `ClientLeases`.
+ */
+
+import type { ConclaveApi, ConsensusEvent, DistributedTask, TaskInput, TaskStatus } from '../api.ts'
+import { ClosedError, InvalidArgumentError } from '../errors.ts'
+import type { RpcHandler } from '../net/rpc.ts'
+import { type CampaignPoll, ClientLeases, type LockPoll } from './client-leases.ts'
+import { checkKey, checkOptions, checkPrefix, checkRevision, checkTtl, MAX_VALUE_BYTES } from './validate.ts'
+
+export const CLIENT_PROTOCOL = '/conclave/client/1.0.0'
+
+/** Largest request: a value of the largest size plus room for the key and the envelope. */
+export const MAX_CLIENT_REQUEST_BYTES = MAX_VALUE_BYTES + 64 * 1024
+/** Longest long poll. */
+export const MAX_WAIT_MS = 60_000
+/** How long a pending lock acquisition or candidacy waits for its client's next poll. */
+export const POLL_GRACE_MS = 5_000
+/** Most events one `kv.events` answer carries. */
+export const MAX_EVENTS_PER_POLL = 1_000
+/** An answer stops taking events past this many bytes of JSON (a single event may exceed it). */
+const EVENT_BYTES_PER_POLL = 1024 * 1024
+
+/** What a value of type `T` becomes as JSON: dates as ISO strings, bigints as decimal strings. */
+export type Wire<T> = T extends Date
+  ? string
+  : T extends bigint
+    ? string
+    : T extends (infer U)[]
+      ? Wire<U>[]
+      : T extends object
+        ? { [K in keyof T]: Wire<T[K]> }
+        : T
+
+export interface MemberStatus {
+  id: string
+  name: string
+  addrs: string[]
+  capabilities: string[]
+  labels: Record<string, string>
+  role: 'voter' | 'nonvoter'
+  status: 'alive' | 'suspect' | 'dead' | 'left'
+  load: number
+  lastSeen: string
+}
+
+/** The answer to `status`: the cluster as the serving agent sees it. */
+export interface ClusterStatus {
+  agent: { id: string; name: string; addrs: string[]; isLeader: boolean }
+  /** Leader id, '' if none is known. */
+  leader: string
+  /** The serving agent's Raft term. */
+  term: number
+  healthy: boolean
+  memberCount: number
+  healthyCount: number
+  members: MemberStatus[]
+}
+
+export type { CampaignPoll, LockPoll }
+
+type Empty = Record<string, never>
+
+/** Every operation: its arguments and its answer. */
+export interface ClientOps {
+  status: { args: Empty; result: ClusterStatus }
+  'kv.put': {
+    args: { key: string; value: unknown; expectedRevision?: number }
+    result: { revision: number }
+  }
+  'kv.get': {
+    args: { key: string; consistency?: 'linearizable' | 'local' }
+    result: { found: boolean; value?: unknown }
+  }
+  'kv.delete': { args: { key: string; expectedRevision?: number }; result: { revision: number } }
+  /**
+   * Events under `prefix` from `fromRevision` (default: the serving agent's next revision), waiting up to
+   * `waitMs` for at least one. Poll again from `nextRevision`: no revision is skipped or repeated.
+   */
+  'kv.events': {
+    args: { prefix?: string; fromRevision?: number; waitMs?: number; maxEvents?: number }
+    result: { events: Wire<ConsensusEvent>[]; nextRevision: number }
+  }
+  /** Starts an acquisition (`key`, `ttl`) or polls one (`handle`), waiting up to `waitMs`. */
+  'lock.acquire': {
+    args: { key: string; ttl: number; waitMs?: number } | { handle: string; waitMs?: number }
+    result: LockPoll
+  }
+  'lock.extend': { args: { handle: string; ttl?: number }; result: Empty }
+  'lock.release': { args: { handle: string }; result: Empty }
+  'task.submit': { args: { task: Wire<TaskInput> }; result: Wire<DistributedTask> }
+  'task.status': { args: { id: string }; result: Wire<TaskStatus> }
+  /** Starts a candidacy (`name`, `ttl`: how long leadership lasts without `elect.extend`) or polls one. */
+  'elect.campaign': {
+    args: { name: string; ttl: number; waitMs?: number } | { handle: string; waitMs?: number }
+    result: CampaignPoll
+  }
+  'elect.extend': { args: { handle: string }; result: { term: number } }
+  'elect.resign': { args: { handle: string }; result: Empty }
+}
+
+export type ClientOp = keyof ClientOps
+
+export interface ClientProtocolHost {
+  api: ConclaveApi
+  /** The last revision this agent's replica applied: where a watch without `fromRevision` starts. */
+  currentRevision(): number
+  /** Aborts when the agent stops. */
+  closed: AbortSignal
+  /** Default `POLL_GRACE_MS`. */
+  graceMs?: number
+  log?: (message: string, err: unknown) => void
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** The RPC handler an agent registers for `CLIENT_PROTOCOL`. */
+export function clientProtocolHandler(host: ClientProtocolHost): RpcHandler {
+  const server = new ClientProtocolServer(host)
+  return request => server.handle(request)
+}
+
+/** Runs client requests against the serving agent's API. */
+export class ClientProtocolServer {
+  readonly leases: ClientLeases
+  private readonly host: ClientProtocolHost
+
+  constructor(host: ClientProtocolHost) {
+    this.host = host
+    this.leases = new ClientLeases(host.api, {
+      graceMs: host.graceMs ?? POLL_GRACE_MS,
+      closed: host.closed,
+      log: host.log,
+    })
+  }
+
+  async handle(request: Uint8Array): Promise<Uint8Array> {
+    if (this.host.closed.aborted) throw new ClosedError()
+    if (request.byteLength > MAX_CLIENT_REQUEST_BYTES) {
+      throw new InvalidArgumentError(
+        `request of ${request.byteLength} bytes is over the limit of ${MAX_CLIENT_REQUEST_BYTES}`,
+      )
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(decoder.decode(request))
+    } catch {
+      throw new InvalidArgumentError('request is not JSON text')
+    }
+    if (!isRecord(parsed) || typeof parsed.op !== 'string') {
+      throw new InvalidArgumentError('request must be an object { op, args }')
+    }
+    checkOptions(parsed, ['op', 'args'])
+    const args = parsed.args ?? {}
+    if (!isRecord(args)) throw new InvalidArgumentError('args must be an object')
+    const result = await this.run(parsed.op, args)
+    return encoder.encode(
+      JSON.stringify(result, (_key, value) => (typeof value === 'bigint' ? `${value}` : value)),
+    )
+  }
+
+  private async run(op: string, args: Record<string, unknown>): Promise<unknown> {
+    const { api } = this.host
+    switch (op as ClientOp) {
+      case 'status':
+        checkOptions(args, [])
+        return this.status()
+      case 'kv.put': {
+        checkOptions(args, ['key', 'value', 'expectedRevision'])
+        if (!('value' in args)) throw new InvalidArgumentError('value is required')
+        return api.consensus.propose(checkKey(args.key), args.value, revisionOption(args))
+      }
+      case 'kv.get': {
+        checkOptions(args, ['key', 'consistency'])
+        const key = checkKey(args.key)
+        const consistency = args.consistency as 'linearizable' | 'local' | undefined
+        const value = await api.consensus.get(key, consistency === undefined ? {} : { consistency })
+        return value === undefined ? { found: false } : { found: true, value }
+      }
+      case 'kv.delete':
+        checkOptions(args, ['key', 'expectedRevision'])
+        return api.consensus.delete(checkKey(args.key), revisionOption(args))
+      case 'kv.events':
+        checkOptions(args, ['prefix', 'fromRevision', 'waitMs', 'maxEvents'])
+        return this.events(args)
+      case 'lock.acquire':
+        if ('handle' in args) {
+          checkOptions(args, ['handle', 'waitMs'])
+          return this.leases.pollLock(checkHandle(args.handle), checkWait(args.waitMs))
+        }
+        checkOptions(args, ['key', 'ttl', 'waitMs'])
+        return this.leases.acquireLock(checkKey(args.key), checkTtl(args.ttl), checkWait(args.waitMs))
+      case 'lock.extend':
+        checkOptions(args, ['handle', 'ttl'])
+        await this.leases.extendLock(
+          checkHandle(args.handle),
+          args.ttl === undefined ? undefined : checkTtl(args.ttl),
+        )
+        return {}
+      case 'lock.release':
+        checkOptions(args, ['handle'])
+        await this.leases.releaseLock(checkHandle(args.handle))
+        return {}
+      case 'task.submit':
+        checkOptions(args, ['task'])
+        return api.tasks.submit(taskInput(args.task))
+      case 'task.status':
+        checkOptions(args, ['id'])
+        return api.tasks.status(checkKey(args.id, 'task id'))
+      case 'elect.campaign':
+        if ('handle' in args) {
+          checkOptions(args, ['handle', 'waitMs'])
+          return this.leases.pollCampaign(checkHandle(args.handle), checkWait(args.waitMs))
+        }
+        checkOptions(args, ['name', 'ttl', 'waitMs'])
+        return this.leases.campaign(
+          checkKey(args.name, 'election name'),
+          checkTtl(args.ttl),
+          checkWait(args.waitMs),
+        )
+      case 'elect.extend':
+        checkOptions(args, ['handle'])
+        return this.leases.extendLeadership(checkHandle(args.handle))
+      case 'elect.resign':
+        checkOptions(args, ['handle'])
+        await this.leases.resign(checkHandle(args.handle))
+        return {}
+      default:
+        throw new InvalidArgumentError(`unknown operation ${JSON.stringify(op).slice(0, 80)}`)
+    }
+  }
+
+  private async status(): Promise<ClusterStatus> {
+    const { api } = this.host
+    const [health, members] = await Promise.all([api.health(), api.members()])
+    return {
+      agent: { id: api.id, name: api.name, addrs: api.multiaddrs(), isLeader: api.isLeader() },
+      leader: health.leader,
+      term: api.election.term(),
+      healthy: health.healthy,
+      memberCount: health.memberCount,
+      healthyCount: health.healthyCount,
+      members: members.map(member => ({ ...member, lastSeen: member.lastSeen.toISOString() })),
+    }
+  }
+
+  /**
+   * One long poll of a watch. Whatever the watch has queued when the poll ends is everything applied up to
+   * the revision read at that same instant (the replica delivers events synchronously as it applies), so
+   * the next poll may start after that revision even when no event matched the prefix.
+   */
+  private async events(args: Record<string, unknown>): Promise<ClientOps['kv.events']['result']> {
+    const prefix = checkPrefix(args.prefix ?? '')
+    const waitMs = checkWait(args.waitMs)
+    const maxEvents = args.maxEvents ?? MAX_EVENTS_PER_POLL
+    if (
+      !Number.isSafeInteger(maxEvents) ||
+      (maxEvents as number) < 1 ||
+      (maxEvents as number) > MAX_EVENTS_PER_POLL
+    ) {
+      throw new InvalidArgumentError(`maxEvents must be an integer from 1 to ${MAX_EVENTS_PER_POLL}`)
+    }
+    const fromRevision = checkRevision(args.fromRevision, 'fromRevision') ?? this.host.currentRevision() + 1
+    const controller = new AbortController()
+    let endRevision: number | undefined
+    const stop = (): void => {
+      if (endRevision !== undefined) return
+      endRevision = this.host.currentRevision()
+      controller.abort()
+    }
+    const timer = setTimeout(stop, waitMs)
+    const iterator = this.host.api.consensus
+      .watch(prefix, { fromRevision: Math.max(fromRevision, 1), signal: controller.signal })
+      [Symbol.asyncIterator]()
+    const events: Wire<ConsensusEvent>[] = []
+    let bytes = 0
+    let full = false
+    try {
+      for (;;) {
+        const next = await iterator.next()
+        if (next.done === true) break
+        const event = { ...next.value, timestamp: next.value.timestamp.toISOString() }
+        events.push(event)
+        bytes += JSON.stringify(event).length
+        if (events.length >= (maxEvents as number) || bytes >= EVENT_BYTES_PER_POLL) {
+          full = true
+          break
+        }
+        // One event is enough to answer: take what is already queued, wait for no more.
+        stop()
+      }
+    } finally {
+      clearTimeout(timer)
+      stop()
+      await iterator.return?.()
+    }
+    const last = events.length > 0 ? events[events.length - 1].revision + 1 : fromRevision
+    if (full || endRevision === undefined) return { events, nextRevision: last }
+    return { events, nextRevision: Math.max(last, fromRevision, endRevision + 1) }
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function revisionOption(args: Record<string, unknown>): { expectedRevision?: number } {
+  const expectedRevision = checkRevision(args.expectedRevision)
+  return expectedRevision === undefined ? {} : { expectedRevision }
+}
+
+function checkWait(value: unknown): number {
+  if (value === undefined) return 0
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_WAIT_MS) {
+    throw new InvalidArgumentError(`waitMs must be a number of ms from 0 to ${MAX_WAIT_MS}`)
+  }
+  return Math.ceil(value)
+}
+
+function checkHandle(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 64) {
+    throw new InvalidArgumentError('handle must be the string a previous answer gave')
+  }
+  return value
+}
+
+/** A task as JSON into the `TaskInput` of the API: the deadline back into a Date. */
+function taskInput(value: unknown): TaskInput {
+  if (!isRecord(value)) throw new InvalidArgumentError('task must be an object')
+  const { deadline, ...rest } = value
+  if (deadline === undefined) return rest as unknown as TaskInput
+  const date = typeof deadline === 'string' || typeof deadline === 'number' ? new Date(deadline) : undefined
+  if (date === undefined || Number.isNaN(date.getTime())) {
+    throw new InvalidArgumentError('task deadline must be an ISO date or a time in ms since the epoch')
+  }
+  return { ...rest, deadline: date } as unknown as TaskInput
+}

@@ -1,0 +1,629 @@
+/**
+ * The SWIM membership of an agent: the imperative shell around the pure core (`src/swim/swim.ts`). It feeds
+ * the core the clock (ticking at `nextTickAt()`), the messages of the network and the local record; it sends
+ * what the core drains, and tells the agent about every change of the view.
+ *
+ * Direct messages (ping, ack, ping-req, nack, push-pull) travel on `/conclave/swim/1.0.0` through an `Rpc`
+ * endpoint of its own, used fire-and-forget: the reply is empty and ignored, the core's own acks are separate
+ * messages. Rpc already gives what a probe path needs: one long-lived stream per peer (no stream set-up per
+ * probe), framing with a size bound, the authenticated sender, a malformed frame resetting only that stream,
+ * and timeouts that free whatever a paused peer never answers. A hand-written one-way stream would have to
+ * redo all of it to save a few bytes of empty reply per message.
+ *
+ * Dissemination: each batch the core hands out is published as one `gossip` message on the gossipsub topic
+ * `conclave/<clusterId>/swim/1.0.0`. Where no gossipsub is available, or a publish fails (no subscribed peer
+ * yet, just after joining), the batch goes to every live member directly instead. An `alive` or `left`
+ * update is only taken from the member it is about (the publisher, authenticated by gossipsub's signature):
+ * the core originates those only about itself, so anything else is forged. A message that does not decode is
+ * counted, logged and dropped; it never throws.
+ */
+
+import { type GossipSub, type Message as PubSubMessage, TopicValidatorResult } from '@libp2p/gossipsub'
+import type { Logger, PeerId, PeerStore } from '@libp2p/interface'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { type NetComponents, PeerIdCache } from '../net/components.ts'
+import { Rpc } from '../net/rpc.ts'
+import { decodeSwimMessage, encodeSwimMessage } from '../swim/codec.ts'
+import { suspicionTimeout } from '../swim/config.ts'
+import { Swim } from '../swim/swim.ts'
+import type {
+  DirectMessage,
+  LocalFields,
+  MemberEvent,
+  MemberId,
+  MemberInfo,
+  MemberRecord,
+  MemberStatus,
+  Random,
+  SwimConfig,
+  SwimMessage,
+  Update,
+} from '../swim/types.ts'
+import { SWIM_LIMITS, sameRecordContent } from '../swim/validate.ts'
+
+/** The protocol of direct SWIM messages. */
+export const SWIM_PROTOCOL = '/conclave/swim/1.0.0'
+
+/** The gossipsub topic SWIM updates of a cluster are published on. */
+export function swimTopic(clusterId: string): string {
+  return `conclave/${clusterId}/swim/1.0.0`
+}
+
+/**
+ * The time within which every live member marks a crashed one dead, for a cluster of `memberCount`: the
+ * confirmed suspicion timeout plus six probe periods (reaching the member in some probe order, the failed
+ * probe with its indirect probes, the confirmations of other members, the gossip of the verdict). Stalls of
+ * the detecting process itself push its deadlines out and add to it (Lifeguard).
+ */
+export function detectionBound(config: SwimConfig, memberCount: number): number {
+  return suspicionTimeout(config, memberCount) + 6 * config.probeInterval
+}
+
+/** What the membership uses of gossipsub. */
+export type MembershipPubSub = Pick<
+  GossipSub,
+  'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener'
+> &
+  Partial<Pick<GossipSub, 'topicValidators'>>
+
+/** The node's gossipsub among libp2p components (`pubsub`), if it has one. */
+export function membershipPubSub(components: object): MembershipPubSub | undefined {
+  try {
+    // libp2p's components throw for a service they do not have.
+    const service = (components as Record<string, unknown>).pubsub as Partial<MembershipPubSub> | undefined
+    if (
+      typeof service?.subscribe === 'function' &&
+      typeof service.unsubscribe === 'function' &&
+      typeof service.publish === 'function' &&
+      typeof service.addEventListener === 'function' &&
+      typeof service.removeEventListener === 'function'
+    ) {
+      return service as MembershipPubSub
+    }
+  } catch {}
+  return undefined
+}
+
+export interface MembershipComponents extends NetComponents {
+  peerId: PeerId
+  /** Where addresses learned from member records go, so that probes can dial by peer id. */
+  peerStore?: Pick<PeerStore, 'merge'>
+}
+
+/** What the local record should say now, and the agents the cluster knows of (Raft config, registry). */
+export interface MembershipRefresh {
+  fields?: LocalFields
+  known?: readonly MemberId[]
+}
+
+export interface MembershipInit {
+  components: MembershipComponents
+  /** The node's gossipsub, looked up at start; undefined sends every update directly instead. */
+  pubsub?: () => MembershipPubSub | undefined
+  config: SwimConfig
+  random?: Random
+  /** Milliseconds, monotonic. Default `performance.timeOrigin + performance.now()` (epoch-like). */
+  clock?: () => number
+  /** The highest incarnation a previous run used, and where to keep this run's. */
+  loadIncarnation?: () => number | undefined
+  saveIncarnation?: (incarnation: number) => void
+  /** Asked every `refreshIntervalMs` while running. */
+  refresh?: () => MembershipRefresh
+  /** Default: the probe interval. */
+  refreshIntervalMs?: number
+}
+
+export interface MembershipStats {
+  /** Direct messages handed to the network. */
+  sent: number
+  /** Direct sends that failed (unreachable, closed, timed out). */
+  sendFailures: number
+  /** Gossip batches published on the topic. */
+  published: number
+  /** Gossip batches that could not be published and went to the live members directly. */
+  publishFallbacks: number
+  /** Messages taken in, direct and gossip. */
+  received: number
+  /** Messages that did not decode, came on the wrong path, or updates forged for another member. */
+  dropped: number
+}
+
+export type MemberEventListener = (event: MemberEvent) => void
+
+/** Agents not in the view are asked to sync again after this long. */
+const RESEED_INTERVAL_MS = 30_000
+
+const EMPTY = new Uint8Array(0)
+
+/** The SWIM membership of one agent: start it once the agent is a member, stop it with the agent. */
+export class Membership {
+  readonly selfId: MemberId
+  readonly config: Readonly<SwimConfig>
+  private readonly init: MembershipInit
+  private readonly log: Logger
+  private readonly rpc: Rpc
+  private readonly clock: () => number
+  private readonly peerIds = new PeerIdCache()
+  private readonly listeners = new Set<MemberEventListener>()
+  private readonly asked = new Map<MemberId, number>()
+  private readonly counters: MembershipStats = {
+    sent: 0,
+    sendFailures: 0,
+    published: 0,
+    publishFallbacks: 0,
+    received: 0,
+    dropped: 0,
+  }
+  private swim?: Swim
+  private starting?: Promise<void>
+  private topic = ''
+  private pubsub?: MembershipPubSub
+  private tickTimer?: NodeJS.Timeout
+  private tickDue = Number.POSITIVE_INFINITY
+  private refreshTimer?: NodeJS.Timeout
+  private savedIncarnation = -1
+  private generation = 0
+
+  constructor(init: MembershipInit) {
+    this.init = init
+    this.config = Object.freeze({ ...init.config })
+    this.selfId = init.components.peerId.toString()
+    this.log = init.components.logger.forComponent('conclave:membership')
+    this.clock = init.clock ?? (() => performance.timeOrigin + performance.now())
+    const callTimeoutMs = Math.max(1000, 4 * this.config.probeInterval)
+    this.rpc = new Rpc(init.components, {
+      defaultTimeoutMs: callTimeoutMs,
+      dialTimeoutMs: callTimeoutMs,
+      maxFrameBytes: 4 * 1024 * 1024,
+    })
+  }
+
+  /** Whether the membership runs (started and neither stopped nor left). */
+  get running(): boolean {
+    return this.swim !== undefined
+  }
+
+  /**
+   * Starts probing and gossiping as `self` in `clusterId`, syncing first with `seeds` (member ids the peer
+   * store can dial). On a running membership, only syncs with the seeds it does not know yet.
+   */
+  async start(options: {
+    clusterId: string
+    self: Omit<MemberRecord, 'incarnation'>
+    seeds?: readonly MemberId[]
+  }): Promise<void> {
+    if (this.starting !== undefined) {
+      await this.starting
+      this.seed(options.seeds ?? [])
+      return
+    }
+    this.starting = this.open(options).finally(() => {
+      this.starting = undefined
+    })
+    await this.starting
+  }
+
+  private async open(options: {
+    clusterId: string
+    self: Omit<MemberRecord, 'incarnation'>
+    seeds?: readonly MemberId[]
+  }): Promise<void> {
+    if (this.swim !== undefined) {
+      this.seed(options.seeds ?? [])
+      return
+    }
+    const generation = ++this.generation
+    const persisted = this.init.loadIncarnation?.()
+    // Above every incarnation of an earlier run: the one it persisted, and the start time in ms.
+    const incarnation = Math.max(Number.isSafeInteger(persisted) ? (persisted as number) + 1 : 0, Date.now())
+    const self = fitFields(options.self)
+    await this.rpc.registerRpc(SWIM_PROTOCOL, async (request, from) => {
+      this.receive(from, request, 'direct')
+      return EMPTY
+    })
+    await this.rpc.start()
+    if (generation !== this.generation) return
+    const swim = new Swim({
+      self,
+      incarnation,
+      now: this.clock(),
+      random: this.init.random ?? Math.random,
+      config: this.config,
+    })
+    this.swim = swim
+    this.saveIncarnation()
+    this.topic = swimTopic(options.clusterId)
+    this.subscribe()
+    this.refreshTimer = setInterval(
+      () => this.refresh(),
+      this.init.refreshIntervalMs ?? this.config.probeInterval,
+    )
+    this.refreshTimer.unref()
+    this.asked.clear()
+    const seeds = (options.seeds ?? []).filter(seed => seed !== this.selfId)
+    for (const seed of seeds) this.asked.set(seed, this.clock())
+    if (seeds.length > 0) swim.join(seeds, this.clock())
+    this.flush()
+    this.log('started as %s (incarnation %d) with %d seeds', this.selfId, incarnation, seeds.length)
+  }
+
+  /**
+   * Leaves gracefully: announces `left`, keeps gossiping until the announcement went out its number of
+   * times (or `timeoutMs`), then stops.
+   */
+  async leave(timeoutMs = 3000): Promise<void> {
+    await this.starting
+    const swim = this.swim
+    if (swim === undefined) return
+    swim.leave(this.clock())
+    this.flush()
+    const end = performance.now() + timeoutMs
+    while (this.swim === swim && swim.pendingBroadcasts() > 0 && performance.now() < end) {
+      await new Promise(resolve => setTimeout(resolve, this.config.gossipInterval))
+    }
+    await this.stop()
+  }
+
+  /** Stops without announcing anything: to the others this member fails (a restart refutes that). */
+  async stop(): Promise<void> {
+    this.generation++
+    await this.starting?.catch(() => {})
+    const swim = this.swim
+    clearTimeout(this.tickTimer)
+    this.tickDue = Number.POSITIVE_INFINITY
+    clearInterval(this.refreshTimer)
+    if (swim !== undefined) {
+      this.saveIncarnation()
+      this.swim = undefined
+      this.unsubscribe()
+    }
+    await this.rpc.stop()
+  }
+
+  /** Calls `listener` with every change of this node's view; returns the unsubscribe function. */
+  onEvent(listener: MemberEventListener): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** One member as this node sees it (`lastSeen` and `statusChangedAt` on `clock`), or undefined. */
+  member(id: MemberId): MemberInfo | undefined {
+    return this.swim?.member(id)
+  }
+
+  /** Every member in the view, this one included, with dead and left ones. */
+  members(): MemberInfo[] {
+    return this.swim?.members() ?? []
+  }
+
+  status(id: MemberId): MemberStatus | undefined {
+    return this.swim?.member(id)?.status
+  }
+
+  /** How long (ms) `id` has been dead or left in this view; undefined if it is not (or unknown). */
+  downFor(id: MemberId): number | undefined {
+    const member = this.swim?.member(id)
+    if (member === undefined || (member.status !== 'dead' && member.status !== 'left')) return undefined
+    return Math.max(0, this.clock() - member.statusChangedAt)
+  }
+
+  /** The ids this view holds dead or left. */
+  down(): MemberId[] {
+    const ids: MemberId[] = []
+    for (const member of this.members()) {
+      if (member.status === 'dead' || member.status === 'left') ids.push(member.id)
+    }
+    return ids
+  }
+
+  /** The clock `lastSeen` and `statusChangedAt` are on, as epoch-like milliseconds. */
+  now(): number {
+    return this.clock()
+  }
+
+  /** Lifeguard's local health score of this node (0 = healthy). */
+  localHealth(): number {
+    return this.swim?.localHealth() ?? 0
+  }
+
+  stats(): MembershipStats {
+    return { ...this.counters }
+  }
+
+  /** Changes the local record if `fields` differ from it (a new incarnation, gossiped). */
+  update(fields: LocalFields): void {
+    const swim = this.swim
+    if (swim === undefined) return
+    const self = swim.member(this.selfId)
+    if (self === undefined || self.status === 'left') return
+    const fitted = fitFields(fields)
+    if (sameRecordContent({ ...self, ...fitted }, self)) return
+    swim.updateLocal(fitted, this.clock())
+    this.flush()
+  }
+
+  /** Syncs with the given agents that the view does not hold, unless asked recently. */
+  seed(ids: readonly MemberId[]): void {
+    const swim = this.swim
+    if (swim === undefined) return
+    const now = this.clock()
+    const fresh: MemberId[] = []
+    for (const id of ids) {
+      if (id === this.selfId || swim.member(id) !== undefined) continue
+      const askedAt = this.asked.get(id)
+      if (askedAt !== undefined && now - askedAt < RESEED_INTERVAL_MS) continue
+      this.asked.set(id, now)
+      fresh.push(id)
+    }
+    if (fresh.length === 0) return
+    swim.join(fresh, now)
+    this.flush()
+  }
+
+  // ---------- the core's inputs ----------
+
+  private tick(): void {
+    const swim = this.swim
+    if (swim === undefined) return
+    swim.tick(this.clock())
+    this.flush()
+  }
+
+  private receive(from: MemberId, bytes: Uint8Array, path: 'direct' | 'gossip'): void {
+    const swim = this.swim
+    if (swim === undefined || from === this.selfId) return
+    let message: SwimMessage
+    try {
+      message = decodeSwimMessage(bytes)
+    } catch (err) {
+      this.counters.dropped++
+      this.log('dropping an undecodable SWIM message from %s: %e', from, err)
+      return
+    }
+    if (path === 'gossip' && message.type !== 'gossip') {
+      this.counters.dropped++
+      this.log('dropping a direct SWIM message published on the topic by %s', from)
+      return
+    }
+    if (message.type === 'gossip') {
+      const updates = message.updates.filter(update => speaksForItself(update, from))
+      this.counters.dropped += message.updates.length - updates.length
+      message = { type: 'gossip', updates }
+    }
+    this.counters.received++
+    try {
+      swim.receive(from, message, this.clock())
+    } catch (err) {
+      // The core validates nothing twice: a decoded message is well-formed, so this is a bug; keep running.
+      this.log.error('SWIM core refused a message from %s: %e', from, err)
+    }
+    this.flush()
+  }
+
+  private refresh(): void {
+    const swim = this.swim
+    if (swim === undefined) return
+    let wanted: MembershipRefresh | undefined
+    try {
+      wanted = this.init.refresh?.()
+    } catch (err) {
+      this.log.error('membership refresh failed: %e', err)
+    }
+    if (wanted?.fields !== undefined) this.update(wanted.fields)
+    if (wanted?.known !== undefined) this.seed(wanted.known)
+    this.saveIncarnation()
+  }
+
+  // ---------- the core's outputs ----------
+
+  /** Takes everything the core produced and acts on it, then re-arms the tick timer. */
+  private flush(): void {
+    const swim = this.swim
+    if (swim === undefined) return
+    while (swim.hasReady()) {
+      const ready = swim.drain()
+      for (const send of ready.sends) this.send(send.to, send.message)
+      if (ready.broadcasts.length > 0) this.publish(ready.broadcasts)
+      for (const event of ready.events) this.deliver(event)
+    }
+    if (this.swim === swim) this.schedule(swim)
+  }
+
+  private schedule(swim: Swim): void {
+    const due = swim.nextTickAt()
+    if (due === this.tickDue) return
+    clearTimeout(this.tickTimer)
+    this.tickDue = due
+    if (!Number.isFinite(due)) return
+    this.tickTimer = setTimeout(
+      () => {
+        this.tickDue = Number.POSITIVE_INFINITY
+        this.tick()
+      },
+      Math.max(0, Math.ceil(due - this.clock())),
+    )
+    this.tickTimer.unref()
+  }
+
+  private send(to: MemberId, message: DirectMessage | SwimMessage): void {
+    let bytes: Uint8Array
+    try {
+      bytes = encodeSwimMessage(message)
+    } catch (err) {
+      this.log.error('could not encode a SWIM %s for %s: %e', message.type, to, err)
+      return
+    }
+    this.counters.sent++
+    this.rpc.callRpc(to, SWIM_PROTOCOL, bytes).catch(err => {
+      this.counters.sendFailures++
+      this.log.trace('SWIM %s to %s not delivered: %e', message.type, to, err)
+    })
+  }
+
+  private publish(updates: Update[]): void {
+    const message: SwimMessage = { type: 'gossip', updates }
+    let bytes: Uint8Array
+    try {
+      bytes = encodeSwimMessage(message)
+    } catch (err) {
+      this.log.error('could not encode a gossip batch: %e', err)
+      return
+    }
+    const pubsub = this.pubsub
+    if (pubsub === undefined) {
+      this.sendToLive(message)
+      return
+    }
+    pubsub.publish(this.topic, bytes).then(
+      () => {
+        this.counters.published++
+      },
+      err => {
+        // Typically no subscribed peer yet (just joined): the news must still get out.
+        this.counters.publishFallbacks++
+        this.log.trace('publish on %s failed, sending directly: %e', this.topic, err)
+        this.sendToLive(message)
+      },
+    )
+  }
+
+  private sendToLive(message: SwimMessage): void {
+    for (const member of this.members()) {
+      if (member.id === this.selfId) continue
+      if (member.status === 'alive' || member.status === 'suspect') this.send(member.id, message)
+    }
+  }
+
+  private deliver(event: MemberEvent): void {
+    if (event.type === 'joined') this.learnAddresses(event.member)
+    for (const listener of this.listeners) {
+      try {
+        listener(event)
+      } catch (err) {
+        this.log.error('membership listener failed: %e', err)
+      }
+    }
+  }
+
+  private learnAddresses(member: MemberInfo): void {
+    const peerStore = this.init.components.peerStore
+    if (peerStore === undefined || member.id === this.selfId || member.addrs.length === 0) return
+    let multiaddrs: Multiaddr[]
+    let peer: PeerId
+    try {
+      peer = this.peerIds.get(member.id)
+      multiaddrs = member.addrs.map(address => multiaddr(address))
+    } catch {
+      return
+    }
+    peerStore
+      .merge(peer, { multiaddrs })
+      .catch(err => this.log('could not store addresses of %s: %e', member.id, err))
+  }
+
+  // ---------- plumbing ----------
+
+  private readonly onPubSubMessage = (event: CustomEvent<PubSubMessage>): void => {
+    const message = event.detail
+    if (message.topic !== this.topic || message.type !== 'signed') return
+    this.receive(message.from.toString(), message.data, 'gossip')
+  }
+
+  private subscribe(): void {
+    let pubsub: MembershipPubSub | undefined
+    try {
+      pubsub = this.init.pubsub?.()
+    } catch {
+      pubsub = undefined
+    }
+    this.pubsub = pubsub
+    if (pubsub === undefined) {
+      this.log('no gossipsub: membership updates go to every member directly')
+      return
+    }
+    // Garbage is not relayed (and costs its sender gossipsub score).
+    pubsub.topicValidators?.set(this.topic, (_peer, message) => {
+      try {
+        return decodeSwimMessage(message.data).type === 'gossip'
+          ? TopicValidatorResult.Accept
+          : TopicValidatorResult.Reject
+      } catch {
+        return TopicValidatorResult.Reject
+      }
+    })
+    pubsub.addEventListener('message', this.onPubSubMessage)
+    pubsub.subscribe(this.topic)
+  }
+
+  private unsubscribe(): void {
+    const pubsub = this.pubsub
+    this.pubsub = undefined
+    if (pubsub === undefined) return
+    try {
+      pubsub.removeEventListener('message', this.onPubSubMessage)
+      pubsub.topicValidators?.delete(this.topic)
+      pubsub.unsubscribe(this.topic)
+    } catch (err) {
+      // gossipsub may already be stopped with the node.
+      this.log('could not unsubscribe from %s: %e', this.topic, err)
+    }
+  }
+
+  private saveIncarnation(): void {
+    const incarnation = this.swim?.incarnation()
+    if (incarnation === undefined || incarnation === this.savedIncarnation) return
+    try {
+      this.init.saveIncarnation?.(incarnation)
+      this.savedIncarnation = incarnation
+    } catch (err) {
+      this.log.error('could not persist the SWIM incarnation: %e', err)
+    }
+  }
+}
+
+/** Only a member itself says it is alive or has left; the core never relays those for others. */
+function speaksForItself(update: Update, publisher: MemberId): boolean {
+  if (update.type === 'alive') return update.member.id === publisher
+  if (update.type === 'left') return update.id === publisher
+  return true
+}
+
+/**
+ * The fields cut to what a SWIM record may carry, so an agent with, say, more labels than the wire allows
+ * still runs (its record in the view is partial; the registry holds everything).
+ */
+function fitFields<T extends LocalFields>(fields: T): T {
+  const fitted: T = { ...fields }
+  if (fields.name !== undefined) fitted.name = fitString(fields.name, SWIM_LIMITS.nameLength)
+  if (fields.addrs !== undefined) {
+    fitted.addrs = fields.addrs
+      .filter(address => address.length <= SWIM_LIMITS.addrLength && address.isWellFormed())
+      .slice(0, SWIM_LIMITS.addrs)
+  }
+  if (fields.capabilities !== undefined) {
+    fitted.capabilities = fields.capabilities
+      .filter(item => item.length <= SWIM_LIMITS.capabilityLength && item.isWellFormed())
+      .slice(0, SWIM_LIMITS.capabilities)
+  }
+  if (fields.labels !== undefined) {
+    const labels: Record<string, string> = {}
+    let count = 0
+    for (const [key, value] of Object.entries(fields.labels)) {
+      if (count === SWIM_LIMITS.labels) break
+      if (key.length > SWIM_LIMITS.labelKeyLength || value.length > SWIM_LIMITS.labelValueLength) continue
+      if (!key.isWellFormed() || !value.isWellFormed()) continue
+      labels[key] = value
+      count++
+    }
+    fitted.labels = labels
+  }
+  if (fields.load !== undefined) {
+    fitted.load = Number.isFinite(fields.load) ? Math.min(1, Math.max(0, fields.load)) : 0
+  }
+  return fitted
+}
+
+function fitString(text: string, maxLength: number): string {
+  const cut = text.length <= maxLength ? text : text.slice(0, maxLength)
+  return cut.isWellFormed() ? cut : cut.toWellFormed()
+}

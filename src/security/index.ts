@@ -1,0 +1,41 @@
+export { commandAction, commandAgent, commandSession, raftMessageAction, refuseCommand } from './actions.ts'
+export {
+  IdentityError,
+  type IdentityFailure,
+  SvidError,
+  type SvidRejection,
+  UnauthorizedError,
+} from './errors.ts'
+export { type Gate, type GateVerdict, OPEN_GATE, SpiffeGate, type SpiffeGateInit } from './gate.ts'
+export {
+  IDENTITY_PROTOCOL,
+  type IdentityComponents,
+  type IdentityEvents,
+  type IdentityInit,
+  IdentityService,
+  identityService,
+  type PeerIdentity,
+} from './identity-protocol.ts'
+export { type PemSource, type ResolvedSecurity, resolveSecurity, type SecurityOptions } from './options.ts'
+export {
+  type ConnectionProtectorFactory,
+  generatePsk,
+  loadPsk,
+  PSK_KEY_BYTES,
+  parsePsk,
+  pskProtector,
+} from './pnet.ts'
+export { ACTIONS, type Action, AuthorizationPolicy, type PolicyRule } from './policy.ts'
+export { ConclaveSecurity } from './security.ts'
+export { isTrustDomain, parseSpiffeId, type SpiffeId } from './spiffe-id.ts'
+export {
+  loadSvid,
+  parseCertificate,
+  parsePemCertificates,
+  parsePrivateKey,
+  parseTrustBundle,
+  type TrustBundleSet,
+  type VerifiedSvid,
+  verifySvid,
+  type X509Svid,
+} from './svid.ts'
