@@ -1,10 +1,14 @@
 /**
  * `npm run bench`: conclave as users run it — 3 agents in 3 processes over loopback TCP with durable storage
  * (SQLite, fsync per Raft batch) — driven from a follower. Prints proposals/s and p50/p99 latency at 1, 16
- * and 64 concurrent proposers of 100-byte values, and writes the figures to bench/results.json.
+ * and 64 concurrent proposers of 100-byte values (bench/propose.json), then the membership figure: time from
+ * kill -9 to the last survivor marking the agent dead, with 25 agents (scripts/bench-membership.ts).
  *
- * Options: --duration-ms N (per concurrency level, default 5000), --json.
+ * Options: --duration-ms N (per concurrency level, default 5000), --json, --skip-membership.
+ * `npm run bench -- --compare [...]` runs the side-by-side comparison with etcd and BullMQ instead
+ * (scripts/bench-compare.ts, docs/bench.md), which writes bench/results.json.
  */
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,6 +24,12 @@ interface LevelResult {
 }
 
 const args = process.argv.slice(2)
+if (args.includes('--compare')) {
+  const script = new URL('./bench-compare.ts', import.meta.url).pathname
+  const rest = args.filter(arg => arg !== '--compare')
+  const run = spawnSync(process.execPath, [script, ...rest], { stdio: 'inherit' })
+  process.exit(run.status ?? 1)
+}
 const durationMs = Number(args[args.indexOf('--duration-ms') + 1] || 0) || 5000
 const json = args.includes('--json')
 
@@ -81,7 +91,7 @@ async function main(): Promise<void> {
       results,
     }
     mkdirSync('bench', { recursive: true })
-    writeFileSync(join('bench', 'results.json'), `${JSON.stringify(report, null, 2)}\n`)
+    writeFileSync(join('bench', 'propose.json'), `${JSON.stringify(report, null, 2)}\n`)
     if (json) {
       console.log(JSON.stringify(report))
     } else {
@@ -100,7 +110,16 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch(err => {
-  console.error(err)
-  process.exit(1)
-})
+async function membership(): Promise<void> {
+  if (args.includes('--skip-membership')) return
+  const script = new URL('./bench-membership.ts', import.meta.url).pathname
+  const run = spawnSync(process.execPath, [script], { stdio: 'inherit' })
+  if (run.status !== 0) throw new Error(`membership benchmark failed with ${run.status}`)
+}
+
+main()
+  .then(membership)
+  .catch(err => {
+    console.error(err)
+    process.exit(1)
+  })
