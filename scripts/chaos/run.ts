@@ -121,8 +121,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     workload.start()
     nemesis.start()
     const faultsFrom = performance.now()
-    while (performance.now() - faultsFrom < options.durationMs) {
-      await sleep(Math.min(5000, options.durationMs - (performance.now() - faultsFrom)))
+    for (;;) {
+      const remaining = options.durationMs - (performance.now() - faultsFrom)
+      if (remaining <= 0) break
+      await sleep(Math.min(5000, remaining))
       log(`  ${Math.round((performance.now() - faultsFrom) / 1000)} s: ${history.total} operations`)
     }
     await nemesis.stop()

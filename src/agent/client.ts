@@ -27,13 +27,41 @@ export class Client {
   }
 
   /** Commit `command` numbered by this agent's session, so that retries apply it at most once. */
-  async submit(command: Command, signal?: AbortSignal): Promise<CommandResult> {
+  /**
+   * With `handlesSessionExpiry`, a `SessionExpired` answer is returned for the caller to act on (locks,
+   * elections and tasks re-establish what they need under a new session); otherwise it rejects with
+   * `NoLeaderError`, as the command's outcome is then unknown.
+   */
+  async submit(
+    command: Command,
+    signal?: AbortSignal,
+    options: { handlesSessionExpiry?: boolean } = {},
+  ): Promise<CommandResult> {
     this.check(signal)
-    const ticket = this.context.session.ticket()
+    const deadline = this.deadline()
+    const { session } = this.context
+    // Not joined: fail now rather than wait for a leader (the runner getter throws NoLeaderError).
+    void this.context.runner
+    // Between sessions (reopening after an expiry, or resuming after a restart): wait for the new one.
+    if (session.id === '') await session.open(deadline)
+    const ticket = session.ticket()
     try {
-      return await propose(this.context, command, { signal, deadline: this.deadline(), session: ticket })
+      const result = await propose(this.context, command, { signal, deadline, session: ticket })
+      if (
+        result.type === 'error' &&
+        result.code === 'SessionExpired' &&
+        options.handlesSessionExpiry !== true
+      ) {
+        // The session lapsed while the command was in flight. A resend of it may have applied before the
+        // lapse, so the outcome is unknown: the documented meaning of NoLeaderError, not InvalidArgumentError.
+        session.ended(ticket.id)
+        throw new NoLeaderError(
+          'The session expired while the operation was in flight; it may or may not have taken effect',
+        )
+      }
+      return result
     } finally {
-      this.context.session.done(ticket)
+      session.done(ticket)
     }
   }
 

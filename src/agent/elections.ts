@@ -159,6 +159,7 @@ export class NamedElection implements LeaderElection {
         const result = await client.submit(
           { type: 'campaign', name: this.name, sessionId, agentId: selfId, requestId: crypto.randomUUID() },
           signal,
+          { handlesSessionExpiry: true },
         )
         if (result.type === 'elected') return
         if (result.type === 'error' && result.code === 'SessionExpired') {
@@ -183,7 +184,9 @@ export class NamedElection implements LeaderElection {
     const { client, session, replica } = this.context
     const sessionId = session.id
     if (sessionId === '' || replica.state.election(this.name)?.leader?.sessionId !== sessionId) return
-    const result = await client.submit({ type: 'resign', name: this.name, sessionId }, options?.signal)
+    const result = await client.submit({ type: 'resign', name: this.name, sessionId }, options?.signal, {
+      handlesSessionExpiry: true,
+    })
     if (result.type !== 'ok' && !(result.type === 'error' && result.code === 'SessionExpired')) {
       throw unexpected(result)
     }

@@ -65,6 +65,7 @@ export class Locks implements DistributedLock {
         const result = await client.submit(
           { type: 'lockAcquire', key, sessionId, requestId, ttlMs, wait },
           signal,
+          { handlesSessionExpiry: true },
         )
         if (result.type === 'lockGranted') {
           return new HeldLock(this.context, key, sessionId, result.fencingToken, sentAt, ttlMs)
@@ -83,6 +84,7 @@ export class Locks implements DistributedLock {
         const renewed = await client.submit(
           { type: 'lockExtend', key, sessionId, fencingToken: granted.fencingToken, ttlMs },
           signal,
+          { handlesSessionExpiry: true },
         )
         if (renewed.type === 'lockExtended') {
           return new HeldLock(this.context, key, sessionId, granted.fencingToken, renewedAt, ttlMs)
@@ -225,6 +227,7 @@ class HeldLock implements Lock {
     const result = await this.context.client.submit(
       { type: 'lockExtend', key: this.key, sessionId: this.sessionId, fencingToken: this.token, ttlMs },
       options?.signal,
+      { handlesSessionExpiry: true },
     )
     if (result.type === 'lockExtended') {
       this.leaseEnd = sentAt + ttlMs - leaseMargin(this.context.timing, ttlMs)
@@ -247,6 +250,7 @@ class HeldLock implements Lock {
     const result = await this.context.client.submit(
       { type: 'lockRelease', key: this.key, sessionId: this.sessionId, fencingToken: this.token },
       options?.signal,
+      { handlesSessionExpiry: true },
     )
     // NotHolder: it expired meanwhile; either way nobody holds it on our behalf any more.
     if (result.type !== 'ok' && !(result.type === 'error' && result.code === 'NotHolder')) {

@@ -26,9 +26,11 @@ export interface SessionTicket {
  * This agent's session: the lease that carries its liveness into the replicated state. Locks, candidacies
  * and (later) tasks are bound to it; when it lapses the leader expires it and all of them go at once.
  *
- * Locally the session is trusted only until `ttl - margin` after the *sending* of the last keep-alive that
- * committed: the leader cannot expire it before `ttl` after it stamped that keep-alive, which happened after
- * we sent it. So `validUntil()` never claims a session the cluster may already have expired.
+ * Locally the session is trusted only until `ttl / 2 - margin` after the *sending* of the last keep-alive
+ * that committed. The leader expires a session no sooner than `ttl` after it stamped the last keep-alive, or
+ * `ttl / 2` after it when the membership view declares the agent dead; the stamp came after our send. So
+ * `validUntil()` never claims a session the cluster may already have expired, even for an agent cut off by
+ * a partition that the others declare dead. Keep-alives go every `ttl / 4` so a live agent stays trusted.
  */
 export class SessionKeeper {
   private readonly agentId: string
@@ -83,7 +85,7 @@ export class SessionKeeper {
     this.sessionId = sessionId
     this.nextSeq = 1
     this.outstanding.clear()
-    this.localDeadline = sentAt + ttlMs - leaseMargin(this.timing, ttlMs)
+    this.localDeadline = trustedUntil(this.timing, sentAt)
     this.log('opened session %s', sessionId)
     this.schedule()
     await this.afterOpen(sessionId)
@@ -126,7 +128,7 @@ export class SessionKeeper {
     if (this.stopped) return
     this.timer = setTimeout(() => {
       this.keepAlive().catch(err => this.log.error('keep-alive failed: %e', err))
-    }, this.timing.sessionTtlMs / 3)
+    }, this.timing.sessionTtlMs / 4)
   }
 
   private async keepAlive(): Promise<void> {
@@ -135,10 +137,10 @@ export class SessionKeeper {
     const ttlMs = this.timing.sessionTtlMs
     const sentAt = performance.now()
     try {
-      const result = await this.transport.submitRaw({ type: 'keepAlive', sessionId }, sentAt + ttlMs / 3)
+      const result = await this.transport.submitRaw({ type: 'keepAlive', sessionId }, sentAt + ttlMs / 4)
       if (sessionId !== this.sessionId) return
       if (result.type === 'session') {
-        this.localDeadline = sentAt + ttlMs - leaseMargin(this.timing, ttlMs)
+        this.localDeadline = trustedUntil(this.timing, sentAt)
       } else if (result.type === 'error' && result.code === 'SessionExpired') {
         this.ended(sessionId)
         return
@@ -162,4 +164,13 @@ export class SessionKeeper {
     this.sessionId = ''
     this.localDeadline = 0
   }
+}
+
+/**
+ * The end of local trust in a session whose last committed keep-alive was sent at `sentAt`: half the ttl (the
+ * earliest a leader may expire the session of an agent declared dead), less the safety margin.
+ */
+export function trustedUntil(timing: ResolvedTiming, sentAt: number): number {
+  const window = timing.sessionTtlMs / 2
+  return sentAt + window - leaseMargin(timing, window)
 }

@@ -134,13 +134,21 @@ export class Tasks implements TaskDistributor {
   async submit(task: TaskInput, options?: Abortable): Promise<DistributedTask> {
     checkOptions(options, ['signal'])
     const spec = toTaskSpec(task)
-    const { result } = await submitWithSession(
+    const { result, retried } = await submitWithSession(
       this.context,
       () => ({ type: 'submitTask', task: spec }),
       options?.signal,
     )
     if (result.type === 'taskSubmitted') return toDistributedTask({ ...spec, createdAt: result.createdAt })
     if (result.type === 'error' && result.code === 'AlreadyExists') {
+      // Resent under a new session after the old one lapsed: the first send may be what created it.
+      if (retried) {
+        await this.context.client.barrier(options?.signal)
+        const existing = this.context.replica.state.task(spec.id)
+        if (existing !== undefined && sameSpec(existing, spec)) {
+          return toDistributedTask({ ...spec, createdAt: existing.createdAt })
+        }
+      }
       throw new InvalidArgumentError(result.message)
     }
     throw unexpected(result)
@@ -699,18 +707,20 @@ export async function submitWithSession(
   context: Pick<TaskContext, 'client' | 'session'>,
   build: (sessionId: string) => Command,
   signal?: AbortSignal,
-): Promise<{ result: CommandResult; sessionId: string }> {
+): Promise<{ result: CommandResult; sessionId: string; retried: boolean }> {
   const { client, session } = context
+  let retried = false
   for (;;) {
     if (session.id === '') await session.open(client.deadline())
     const sessionId = session.id
     if (sessionId === '') continue
-    const result = await client.submit(build(sessionId), signal)
+    const result = await client.submit(build(sessionId), signal, { handlesSessionExpiry: true })
     if (result.type === 'error' && result.code === 'SessionExpired') {
       session.ended(sessionId)
+      retried = true
       continue
     }
-    return { result, sessionId }
+    return { result, sessionId, retried }
   }
 }
 
@@ -896,4 +906,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
   const prototype = Object.getPrototypeOf(value)
   return prototype === Object.prototype || prototype === null
+}
+
+/** Whether a stored task is the one `spec` describes (same id, type, priority, payload, constraints, deadline). */
+function sameSpec(existing: TaskSpec, spec: TaskSpec): boolean {
+  const pick = (task: TaskSpec) =>
+    JSON.stringify([task.id, task.type, task.priority, task.payload, task.constraints, task.deadline ?? null])
+  return pick(existing) === pick(spec)
 }
