@@ -23,6 +23,7 @@ import type { Logger, PeerId, PeerStore } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { type NetComponents, PeerIdCache } from '../net/components.ts'
 import { Rpc } from '../net/rpc.ts'
+import { updateIncarnation, updateSubject } from '../swim/broadcast-queue.ts'
 import { decodeSwimMessage, encodeSwimMessage } from '../swim/codec.ts'
 import { suspicionTimeout } from '../swim/config.ts'
 import { Swim } from '../swim/swim.ts'
@@ -133,6 +134,19 @@ export type MemberEventListener = (event: MemberEvent) => void
 /** Agents not in the view are asked to sync again after this long. */
 const RESEED_INTERVAL_MS = 30_000
 
+/** Push-pull partners at start: one answer brings the whole view, more only cost a dial each. */
+const MAX_START_SEEDS = 3
+
+/**
+ * An agent the cluster knows of (Raft, registry) but the view does not is synced with only after this many
+ * probe periods: its own announcement usually arrives first, and every member syncing with a joiner at once
+ * is a burst of dials and full-state messages for nothing.
+ */
+const SEED_DELAY_PERIODS = 4
+
+/** A change of load alone is published at most once per this many probe periods. */
+const LOAD_UPDATE_PERIODS = 5
+
 const EMPTY = new Uint8Array(0)
 
 /** The SWIM membership of one agent: start it once the agent is a member, stop it with the agent. */
@@ -145,7 +159,10 @@ export class Membership {
   private readonly clock: () => number
   private readonly peerIds = new PeerIdCache()
   private readonly listeners = new Set<MemberEventListener>()
-  private readonly asked = new Map<MemberId, number>()
+  /** Agents named as seeds that the view lacks: when first named, and when last synced with. */
+  private readonly unseen = new Map<MemberId, { notedAt: number; syncedAt?: number }>()
+  /** Updates already sent directly to every live member (see `sendToLive`). */
+  private readonly sentDirect = new Map<string, Set<MemberId>>()
   private readonly counters: MembershipStats = {
     sent: 0,
     sendFailures: 0,
@@ -162,6 +179,9 @@ export class Membership {
   private tickDue = Number.POSITIVE_INFINITY
   private refreshTimer?: NodeJS.Timeout
   private savedIncarnation = -1
+  private loadPublishedAt = Number.NEGATIVE_INFINITY
+  /** Whether this run re-announced itself once its view first held other members. */
+  private announced = false
   private generation = 0
 
   constructor(init: MembershipInit) {
@@ -194,7 +214,7 @@ export class Membership {
   }): Promise<void> {
     if (this.starting !== undefined) {
       await this.starting
-      this.seed(options.seeds ?? [])
+      this.seed(options.seeds ?? [], true)
       return
     }
     this.starting = this.open(options).finally(() => {
@@ -209,7 +229,7 @@ export class Membership {
     seeds?: readonly MemberId[]
   }): Promise<void> {
     if (this.swim !== undefined) {
-      this.seed(options.seeds ?? [])
+      this.seed(options.seeds ?? [], true)
       return
     }
     const generation = ++this.generation
@@ -239,11 +259,14 @@ export class Membership {
       this.init.refreshIntervalMs ?? this.config.probeInterval,
     )
     this.refreshTimer.unref()
-    this.asked.clear()
-    const seeds = (options.seeds ?? []).filter(seed => seed !== this.selfId)
-    for (const seed of seeds) this.asked.set(seed, this.clock())
-    if (seeds.length > 0) swim.join(seeds, this.clock())
+    this.unseen.clear()
+    this.announced = false
+    const seeds = [...new Set(options.seeds ?? [])].filter(seed => seed !== this.selfId)
+    const first = seeds.slice(0, MAX_START_SEEDS)
+    if (first.length > 0) swim.join(first, this.clock())
     this.flush()
+    // The rest only if the first ones do not bring them.
+    this.seed(seeds.slice(MAX_START_SEEDS))
     this.log('started as %s (incarnation %d) with %d seeds', this.selfId, incarnation, seeds.length)
   }
 
@@ -330,7 +353,11 @@ export class Membership {
     return { ...this.counters }
   }
 
-  /** Changes the local record if `fields` differ from it (a new incarnation, gossiped). */
+  /**
+   * Changes the local record if `fields` differ from it (a new incarnation, gossiped to every member). A
+   * change of load alone goes out at most every few probe periods: a busy agent's load changes with every
+   * task, and each change is a message to the whole cluster.
+   */
   update(fields: LocalFields): void {
     const swim = this.swim
     if (swim === undefined) return
@@ -338,26 +365,59 @@ export class Membership {
     if (self === undefined || self.status === 'left') return
     const fitted = fitFields(fields)
     if (sameRecordContent({ ...self, ...fitted }, self)) return
-    swim.updateLocal(fitted, this.clock())
+    const now = this.clock()
+    const loadOnly = sameRecordContent({ ...self, ...fitted, load: self.load }, self)
+    if (loadOnly && now - this.loadPublishedAt < LOAD_UPDATE_PERIODS * this.config.probeInterval) return
+    this.loadPublishedAt = now
+    swim.updateLocal(fitted, now)
     this.flush()
   }
 
-  /** Syncs with the given agents that the view does not hold, unless asked recently. */
-  seed(ids: readonly MemberId[]): void {
+  /**
+   * Syncs (push-pull) with the given agents that the view does not hold: at once if `now`, else once they
+   * have stayed unknown for a few probe periods; again every 30 s while they stay unknown.
+   */
+  seed(ids: readonly MemberId[], now = false): void {
     const swim = this.swim
     if (swim === undefined) return
-    const now = this.clock()
-    const fresh: MemberId[] = []
+    const time = this.clock()
+    const delay = SEED_DELAY_PERIODS * this.config.probeInterval
+    for (const [id] of this.unseen) if (swim.member(id) !== undefined) this.unseen.delete(id)
     for (const id of ids) {
       if (id === this.selfId || swim.member(id) !== undefined) continue
-      const askedAt = this.asked.get(id)
-      if (askedAt !== undefined && now - askedAt < RESEED_INTERVAL_MS) continue
-      this.asked.set(id, now)
-      fresh.push(id)
+      let entry = this.unseen.get(id)
+      if (entry === undefined) {
+        // A random phase spreads the members that noticed the same agent at the same time.
+        const jitter = (this.init.random ?? Math.random)() * this.config.probeInterval
+        entry = { notedAt: now ? time - delay : time + jitter }
+        this.unseen.set(id, entry)
+      }
+      if (time - entry.notedAt < delay) continue
+      if (entry.syncedAt !== undefined && time - entry.syncedAt < RESEED_INTERVAL_MS) continue
+      entry.syncedAt = time
+      this.pushPull(id, swim)
     }
-    if (fresh.length === 0) return
-    swim.join(fresh, now)
-    this.flush()
+  }
+
+  /**
+   * A push-pull request built here rather than through the core's `join`, which would also re-announce this
+   * member to everyone: the answer is merged by the core like any other.
+   */
+  private pushPull(to: MemberId, swim: Swim): void {
+    const members = swim
+      .members()
+      .map(({ id, name, addrs, capabilities, labels, role, load, incarnation, status }) => ({
+        id,
+        name,
+        addrs,
+        capabilities,
+        labels,
+        role,
+        load,
+        incarnation,
+        status,
+      }))
+    this.send(to, { type: 'pushPull', reply: false, members })
   }
 
   // ---------- the core's inputs ----------
@@ -471,7 +531,7 @@ export class Membership {
     }
     const pubsub = this.pubsub
     if (pubsub === undefined) {
-      this.sendToLive(message)
+      this.sendToLive(updates)
       return
     }
     pubsub.publish(this.topic, bytes).then(
@@ -479,23 +539,66 @@ export class Membership {
         this.counters.published++
       },
       err => {
-        // Typically no subscribed peer yet (just joined): the news must still get out.
+        // No subscribed peer yet (just joined), or gossipsub scores every peer below its publish threshold
+        // (many agents behind one IP address): the news must still get out.
         this.counters.publishFallbacks++
         this.log.trace('publish on %s failed, sending directly: %e', this.topic, err)
-        this.sendToLive(message)
+        this.sendToLive(updates)
       },
     )
   }
 
-  private sendToLive(message: SwimMessage): void {
-    for (const member of this.members()) {
-      if (member.id === this.selfId) continue
-      if (member.status === 'alive' || member.status === 'suspect') this.send(member.id, message)
+  /**
+   * The direct stand-in for gossip: each update once to every live member, including members that come
+   * into the view while the core still retransmits it. Streams are reliable, so the retransmissions
+   * themselves (meant for lossy gossip) would only multiply the traffic.
+   */
+  private sendToLive(updates: Update[]): void {
+    const live = this.members().filter(
+      member => member.id !== this.selfId && (member.status === 'alive' || member.status === 'suspect'),
+    )
+    const batches = new Map<MemberId, Update[]>()
+    for (const update of updates) {
+      // Suspicions from distinct accusers are distinct news (Lifeguard counts confirmations).
+      const from = update.type === 'suspect' || update.type === 'dead' ? update.from : ''
+      const key = `${update.type}\n${updateSubject(update)}\n${updateIncarnation(update)}\n${from}`
+      let sentTo = this.sentDirect.get(key)
+      if (sentTo === undefined) {
+        sentTo = new Set()
+        this.sentDirect.set(key, sentTo)
+      }
+      for (const member of live) {
+        if (sentTo.has(member.id)) continue
+        sentTo.add(member.id)
+        let batch = batches.get(member.id)
+        if (batch === undefined) {
+          batch = []
+          batches.set(member.id, batch)
+        }
+        batch.push(update)
+      }
     }
+    // Forget the oldest half now and then: a repeat after that is only a duplicate, never wrong.
+    if (this.sentDirect.size > 1024) {
+      for (const key of [...this.sentDirect.keys()].slice(0, 512)) this.sentDirect.delete(key)
+    }
+    for (const [to, batch] of batches) this.send(to, { type: 'gossip', updates: batch })
   }
 
   private deliver(event: MemberEvent): void {
-    if (event.type === 'joined') this.learnAddresses(event.member)
+    if (event.type === 'joined') {
+      this.learnAddresses(event.member)
+      // The first members this one hears of (a seed's answer) arrive after its start announcement went out
+      // to a view of one; a restarted member must be heard, or it stays dead in the views that missed it.
+      if (!this.announced && event.member.id !== this.selfId) {
+        this.announced = true
+        queueMicrotask(() => {
+          if (this.swim?.member(this.selfId)?.status !== 'alive') return
+          this.swim.updateLocal({}, this.clock())
+          this.flush()
+        })
+      }
+    }
     for (const listener of this.listeners) {
       try {
         listener(event)

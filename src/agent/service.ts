@@ -338,7 +338,10 @@ export class ConclaveService implements ConclaveApi, Startable {
       for (const { address } of peers) {
         this.components.connectionManager.openConnection(address).catch(() => {})
       }
-      this.membership.seed(peers.map(({ peerId }) => peerId.toString()))
+      this.membership.seed(
+        peers.map(({ peerId }) => peerId.toString()),
+        true,
+      )
     }
     await this.ready
   }
