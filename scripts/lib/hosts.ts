@@ -87,7 +87,13 @@ export class AgentHost {
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
-      this.child.send({ id, op, args })
+      // A child killed but not yet reaped has a closed channel: without a callback, send() would raise an
+      // 'error' event on the child (an uncaught exception) instead of failing this one request.
+      this.child.send({ id, op, args }, err => {
+        if (err === null || !this.pending.has(id)) return
+        this.pending.delete(id)
+        reject(new HostError('HostExited', `agent process unreachable: ${err.message}`))
+      })
     })
   }
 

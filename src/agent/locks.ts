@@ -258,11 +258,16 @@ class HeldLock implements Lock {
     }
   }
 
+  /**
+   * `lost` aborts only on a definitive loss: the lock's own lease running out unextended (here), a release
+   * or expiry in the replicated state, or the end of the session (events). A lapse of the session's local
+   * trust window (a slow keep-alive, a paused process) only makes `isHeld()` false until the next keep-alive
+   * commits: the lock may still be held, and usually is.
+   */
   private watchLease(): void {
     clearTimeout(this.timer)
     if (this.released || this.controller.signal.aborted) return
-    const end = Math.min(this.leaseEnd, this.context.session.validUntil())
-    const wait = end - performance.now()
+    const wait = this.leaseEnd - performance.now()
     if (wait <= 0) {
       this.markLost('the lease ran out before it was extended')
       return
