@@ -11,11 +11,19 @@
  * redo all of it to save a few bytes of empty reply per message.
  *
  * Dissemination: each batch the core hands out is published as one `gossip` message on the gossipsub topic
- * `conclave/<clusterId>/swim/1.0.0`. Where no gossipsub is available, or a publish fails (no subscribed peer
- * yet, just after joining), the batch goes to every live member directly instead. An `alive` or `left`
- * update is only taken from the member it is about (the publisher, authenticated by gossipsub's signature):
- * the core originates those only about itself, so anything else is forged. A message that does not decode is
- * counted, logged and dropped; it never throws.
+ * `conclave/<clusterId>/swim/1.0.0` (each update ceil(log10(n + 1)) times with the agent's presets: gossipsub
+ * floods every publish by itself). What a member says of itself (alive, refutations, left) also goes to every
+ * live member directly, once: nobody else may repeat it, and gossipsub can accept a publish and still drop
+ * it (a peer it scores low, a mesh not formed yet after a restart). Where there is no gossipsub or a publish
+ * fails, the whole batch goes directly, each update once per member. An `alive` or `left` update is only
+ * taken from the member it is about (the authenticated publisher or sender). A message that does not decode
+ * is counted, logged and dropped; it never throws.
+ *
+ * Seeding: a member starts by syncing (push-pull) with up to 3 seeds, and announces itself again once its
+ * view first holds others. Agents the Raft configuration or the registry name but the view lacks are synced
+ * with only after a few probe periods (at a random phase), and without re-announcing this member: every
+ * member syncing with each joiner at once and re-announcing itself to all was a storm of dials, full states
+ * and signed gossip that stalled a 16-agent cluster on a 2-core machine.
  */
 
 import { type GossipSub, type Message as PubSubMessage, TopicValidatorResult } from '@libp2p/gossipsub'
@@ -161,7 +169,7 @@ export class Membership {
   private readonly listeners = new Set<MemberEventListener>()
   /** Agents named as seeds that the view lacks: when first named, and when last synced with. */
   private readonly unseen = new Map<MemberId, { notedAt: number; syncedAt?: number }>()
-  /** Updates already sent directly to every live member (see `sendToLive`). */
+  /** For each update sent directly (see `sendToLive`), the members it went to. */
   private readonly sentDirect = new Map<string, Set<MemberId>>()
   private readonly counters: MembershipStats = {
     sent: 0,
@@ -534,6 +542,11 @@ export class Membership {
       this.sendToLive(updates)
       return
     }
+    // What this member says of itself (alive, refutations, left) nobody else can repeat for it: it also goes
+    // to every member directly, so a publish gossipsub accepts and then drops (a peer scored low, a mesh not
+    // formed yet after a restart) cannot leave it suspected or dead in views that missed it.
+    const own = updates.filter(update => update.type !== 'suspect' && updateSubject(update) === this.selfId)
+    if (own.length > 0) this.sendToLive(own)
     pubsub.publish(this.topic, bytes).then(
       () => {
         this.counters.published++

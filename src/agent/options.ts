@@ -124,7 +124,13 @@ export function resolveMembership(option: MembershipPreset | MembershipTiming | 
   const { preset = 'fast', ...overrides } = typeof option === 'string' ? { preset: option } : (option ?? {})
   if (preset !== 'fast' && preset !== 'lan')
     throw new RangeError(`unknown membership preset ${String(preset)}`)
-  return resolveConfig({ ...(preset === 'fast' ? SWIM_FAST_CONFIG : SWIM_LAN_CONFIG), ...overrides })
+  // Gossipsub already floods each publish to every subscriber: SWIM's retransmissions, meant for lossy
+  // piggybacked UDP gossip, would multiply the cluster's gossip load (and signature checks) by up to 8.
+  return resolveConfig({
+    ...(preset === 'fast' ? SWIM_FAST_CONFIG : SWIM_LAN_CONFIG),
+    retransmitMult: 1,
+    ...overrides,
+  })
 }
 
 /** The margin subtracted from a lease of `ttlMs` before it is no longer trusted locally. */
