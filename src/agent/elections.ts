@@ -45,6 +45,8 @@ export interface RaftElectionContext {
   tracker: LeaderTracker
   /** Ask the current leader to hand leadership to this agent. */
   requestTransfer(leader: string, signal?: AbortSignal): Promise<void>
+  /** Catch this agent up with everything committed (a ReadIndex barrier). */
+  barrier(signal?: AbortSignal): Promise<void>
   closed: AbortSignal
 }
 
@@ -61,6 +63,9 @@ export class RaftElection implements LeaderElection {
     checkOptions(options, ['signal'])
     const { tracker, selfId } = this.context
     const signal = options?.signal
+    // Judge voter status on the committed configuration: a just-promoted voter may not have its promotion
+    // entry yet, and must not be told it is not a voter.
+    if (this.context.runner() !== undefined) await this.context.barrier(signal)
     for (;;) {
       if (signal?.aborted) throw new AbortError()
       if (this.context.closed.aborted) throw new ClosedError()

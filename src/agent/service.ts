@@ -166,6 +166,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       selfId: this.id,
       runner: () => this.runner,
       tracker: this.tracker,
+      barrier: signal => this.client.barrier(signal),
       requestTransfer: (leader, signal) =>
         this.admin(leader, { op: 'transfer', to: this.id }, signal).then(() => {}),
       closed,
