@@ -26,7 +26,13 @@ import { checkLogsMatch, type SafetyMonitor, Violation } from './invariants.ts'
 import { Prng } from './prng.ts'
 import { MS_PER_TICK, Scheduler } from './scheduler.ts'
 
-export const BUG_NAMES = ['vote-ignores-log', 'commit-previous-term', 'stale-read', 'forget-vote'] as const
+export const BUG_NAMES = [
+  'vote-ignores-log',
+  'commit-previous-term',
+  'stale-read',
+  'forget-vote',
+  'read-ack-any-quorum',
+] as const
 export type BugName = (typeof BUG_NAMES)[number]
 
 export const WARMUP_TICKS = 20
@@ -103,6 +109,8 @@ function bugsFor(bug: BugName | undefined): RaftBugs {
       return { commitPreviousTerm: true }
     case 'stale-read':
       return { staleRead: true }
+    case 'read-ack-any-quorum':
+      return { readAckAnyQuorum: true }
     default:
       return {}
   }

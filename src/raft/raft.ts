@@ -17,7 +17,7 @@ import { ConfigChangeError, InvalidRequestError, NotLeaderError, ProposalDropped
 import { RaftLog } from './log.ts'
 import { isWellFormed } from './messages.ts'
 import { PeerProgress } from './progress.ts'
-import { majorityIndex, tallyVotes } from './quorum.ts'
+import { majorityIndex, quorumSize, tallyVotes } from './quorum.ts'
 import { ReadOnlyQueue, type ReadRound } from './read-only.ts'
 import type {
   AppendRequest,
@@ -970,6 +970,20 @@ export class RaftNode implements RaftCore {
       return
     }
     if (this.voters.length === 1 && this.voters[0] === this.id) {
+      this.answerRead(from, context, this.commit)
+      return
+    }
+    // A voter's request, in this term, is itself an acknowledgement of this leader sent after its read
+    // began: with at most three voters it and the leader are a quorum, so no heartbeat round is needed (one
+    // round trip instead of two). It vouches for this request only: reads batched with it may have begun
+    // after it was sent.
+    if (
+      from !== this.id &&
+      this.voters.includes(from) &&
+      this.voters.includes(this.id) &&
+      (quorumSize(this.voters.length) <= 2 || this.options.bugs.readAckAnyQuorum === true) &&
+      this.committedInCurrentTerm()
+    ) {
       this.answerRead(from, context, this.commit)
       return
     }

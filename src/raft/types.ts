@@ -261,6 +261,8 @@ export interface RaftBugs {
   commitPreviousTerm?: boolean
   /** Serve ReadIndex at once, without confirming leadership with a heartbeat round. */
   staleRead?: boolean
+  /** Count a follower's ReadIndex request as the quorum's acknowledgement whatever the number of voters. */
+  readAckAnyQuorum?: boolean
 }
 
 export interface RaftInit {

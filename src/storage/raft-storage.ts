@@ -11,7 +11,10 @@ export interface StorageUpdate {
  * Stable storage for one Raft node and its agent. Calls are synchronous on purpose: the shell persists a
  * Ready between `ready()` and sending its messages, and nothing may interleave with that.
  *
- * Every mutating call is atomic and durable (fsync'd) before it returns. A call rejected with
+ * Every mutating call is atomic and durable (fsync'd) before it returns, with one exception: a `write` that
+ * changes nothing but the commit index may reach the disk only with the next write or at `close` (Raft never
+ * needs the commit index on disk: a restarted node may come back with an older one and relearns it); `load`
+ * returns it at once either way. A call rejected with
  * `InvalidArgumentError` changed nothing. Any other failure (I/O, disk full) leaves the storage failed:
  * every later call throws `StorageFailedError`, and the process should restart from what is on disk.
  *

@@ -77,6 +77,8 @@ export class SqliteRaftStorage implements RaftStorage {
   #lastTerm: number
   #closed = false
   #failure: unknown
+  /** The cached hard state has a commit index the file does not have yet (see `#apply`). */
+  #commitUnwritten = false
 
   /** Open the storage file at `path` (its directory must exist), creating it if it does not exist. */
   constructor(path: string) {
@@ -192,6 +194,14 @@ export class SqliteRaftStorage implements RaftStorage {
 
   close(): void {
     if (this.#closed) return
+    if (this.#commitUnwritten && this.#failure === undefined) {
+      const { term, vote, commit } = this.#hardState
+      try {
+        this.#transaction(() => this.#statements.updateHardState.run(term, vote, commit))
+      } catch {
+        // Closing anyway: the commit index on disk is allowed to lag.
+      }
+    }
     this.#closed = true
     this.#db.close()
   }
@@ -222,6 +232,23 @@ export class SqliteRaftStorage implements RaftStorage {
 
   #apply(plan: WritePlan): void {
     const statements = this.#statements
+    // Raft needs the log, the term and the vote on disk before it acts on them, but never the commit index
+    // (a restarted node relearns it from the leader; etcd's MustSync). A write that only moves the commit
+    // index stays in memory and goes to disk with the next write or at close: the leader would otherwise
+    // write (and fsync) twice per round, entries and then commit, and the WAL would grow twice as fast.
+    const commitOnly =
+      plan.snapshot === undefined &&
+      plan.truncateFrom === undefined &&
+      plan.entries.length === 0 &&
+      plan.hardState !== undefined &&
+      plan.hardState.term === this.#hardState.term &&
+      plan.hardState.vote === this.#hardState.vote
+    if (commitOnly && plan.hardState !== undefined) {
+      this.#hardState = { ...this.#hardState, commit: plan.hardState.commit }
+      this.#commitUnwritten = true
+      return
+    }
+    const hardState = plan.hardState ?? (this.#commitUnwritten ? this.#hardState : undefined)
     this.#transaction(() => {
       const { snapshot } = plan
       if (snapshot !== undefined) {
@@ -235,11 +262,12 @@ export class SqliteRaftStorage implements RaftStorage {
       for (const entry of plan.entries) {
         insert.run(entry.index, entry.term, entry.type === 'config' ? 1 : 0, entry.data)
       }
-      if (plan.hardState !== undefined) {
-        const { term, vote, commit } = plan.hardState
+      if (hardState !== undefined) {
+        const { term, vote, commit } = hardState
         statements.updateHardState.run(term, vote, commit)
       }
     })
+    this.#commitUnwritten = false
     // Only now, with the commit durable, does the cache move.
     if (plan.snapshot !== undefined) {
       const { index, term, config } = plan.snapshot.meta

@@ -73,4 +73,28 @@ describe('bugs switches', () => {
     expect(broken.states).toHaveLength(1)
     expect(broken.states[0].index).toBeLessThan(broken.newCommit)
   })
+
+  test('readAckAnyQuorum: with 5 voters, an old leader and one follower cut off together serve a stale read', () => {
+    const run = (readAckAnyQuorum: boolean) => {
+      const cluster = Cluster.create(['a', 'b', 'c', 'd', 'e'], {
+        checkQuorum: false,
+        bugs: { readAckAnyQuorum },
+      })
+      cluster.elect('a')
+      cluster.propose('x')
+      cluster.deliverAll()
+      cluster.partition(['a', 'b'], ['c', 'd', 'e'])
+      cluster.elect('c')
+      cluster.propose('y', 'c')
+      cluster.deliverAll()
+      // b still follows a (it heard of no election): its read goes to a, which answers at once with the bug.
+      cluster.raft('b').readIndex('r')
+      cluster.deliverAll()
+      return { states: cluster.node('b').readStates, newCommit: cluster.raft('c').status().commit }
+    }
+    expect(run(false).states).toEqual([])
+    const broken = run(true)
+    expect(broken.states).toHaveLength(1)
+    expect(broken.states[0].index).toBeLessThan(broken.newCommit)
+  })
 })

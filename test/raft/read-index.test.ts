@@ -74,6 +74,50 @@ describe('ReadIndex (§6.4)', () => {
     expect(cluster.node('a').readStates).toEqual([])
   })
 
+  test("with 3 voters a follower's request is its own acknowledgement: answered with no heartbeat round", () => {
+    const cluster = Cluster.create(['a', 'b', 'c'])
+    cluster.elect('a')
+    cluster.propose('x')
+    cluster.deliverAll()
+    cluster.raft('c').readIndex('fast')
+    const request = cluster.collect()
+    expect(request.map(m => m.type)).toEqual(['readIndex'])
+    cluster.deliver(request)
+    const answer = cluster.collect()
+    expect(answer.map(m => m.type)).toEqual(['readIndexResponse'])
+    cluster.deliver(answer)
+    cluster.process('c')
+    expect(cluster.node('c').readStates).toEqual([{ context: 'fast', index: 2 }])
+  })
+
+  test('with 5 voters a follower and the leader are no quorum: the leader still confirms with a heartbeat round', () => {
+    const cluster = Cluster.create(['a', 'b', 'c', 'd', 'e'])
+    cluster.elect('a')
+    cluster.propose('x')
+    cluster.deliverAll()
+    cluster.raft('c').readIndex('slow')
+    cluster.deliver(cluster.collect())
+    const round = cluster.collect()
+    expect(round.some(m => m.type === 'readIndexResponse')).toBe(false)
+    expect(round.filter(m => m.type === 'heartbeat')).toHaveLength(4)
+    cluster.deliver(round)
+    cluster.deliverAll()
+    expect(cluster.node('c').readStates).toEqual([{ context: 'slow', index: 2 }])
+  })
+
+  test('a request from a non-voter is no acknowledgement of the leader', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'])
+    cluster.elect('a')
+    cluster.propose('x')
+    cluster.deliverAll()
+    cluster
+      .raft('a')
+      .step({ type: 'readIndex', from: 'z', to: 'a', term: cluster.raft('a').status().term, context: 'z1' })
+    const round = cluster.collect()
+    expect(round.some(m => m.type === 'readIndexResponse')).toBe(false)
+    expect(round.filter(m => m.type === 'heartbeat')).toHaveLength(2)
+  })
+
   test('with no known leader the request is dropped', () => {
     const cluster = Cluster.create(['a', 'b', 'c'])
     cluster.raft('b').readIndex('nobody')

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -39,6 +39,35 @@ describe('SqliteRaftStorage files', () => {
     storage.compact(snapshot(2, 1))
     storage.close()
   }
+
+  it('a write of nothing but the commit index touches no file; the next write or close carries it', () => {
+    const path = join(dir, 'raft.sqlite')
+    const crashImage = (name: string): string => {
+      // What a crash at this point leaves: the database and its WAL as they are on disk.
+      const copy = join(dir, name)
+      copyFileSync(path, copy)
+      copyFileSync(`${path}-wal`, `${copy}-wal`)
+      return copy
+    }
+    const storage = new SqliteRaftStorage(path)
+    storage.write({ hardState: hardState(1, 'a', 0), entries: entries(1, 6, 1) })
+    const walBytes = statSync(`${path}-wal`).size
+    storage.write({ hardState: hardState(1, 'a', 4), entries: [] })
+    expect(statSync(`${path}-wal`).size).toBe(walBytes)
+    expect(storage.load().hardState).toEqual(hardState(1, 'a', 4))
+    const beforeNextWrite = new SqliteRaftStorage(crashImage('crash1.sqlite'))
+    expect(beforeNextWrite.load().hardState).toEqual(hardState(1, 'a', 0))
+    beforeNextWrite.close()
+    storage.write({ entries: entries(7, 7, 1) })
+    const afterNextWrite = new SqliteRaftStorage(crashImage('crash2.sqlite'))
+    expect(afterNextWrite.load().hardState).toEqual(hardState(1, 'a', 4))
+    afterNextWrite.close()
+    storage.write({ hardState: hardState(1, 'a', 7), entries: [] })
+    storage.close()
+    const reopened = new SqliteRaftStorage(path)
+    expect(reopened.load().hardState).toEqual(hardState(1, 'a', 7))
+    reopened.close()
+  })
 
   it('open(dir) creates the directory and a private file inside it', () => {
     const dataDir = join(dir, 'a', 'b')
