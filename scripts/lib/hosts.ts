@@ -64,7 +64,9 @@ export class AgentHost {
   static async spawn(options: AgentOptions, stderr: 'inherit' | 'ignore' = 'inherit'): Promise<AgentHost> {
     const child = fork(HOST_SCRIPT, [JSON.stringify(options)], {
       execPath: process.execPath,
-      execArgv: [],
+      // CONCLAVE_AGENT_EXEC_ARGV (space-separated Node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+      // reaches the agent processes only: profiling one agent of a benchmark without the harness.
+      execArgv: (process.env.CONCLAVE_AGENT_EXEC_ARGV ?? '').split(' ').filter(flag => flag !== ''),
       stdio: ['ignore', 'ignore', stderr, 'ipc'],
     })
     const ready = await new Promise<{ id: string; addrs: string[] }>((resolve, reject) => {
