@@ -84,7 +84,8 @@ const F_META = 18
 const F_OFFSET = 19
 const F_DATA = 20
 const F_DONE = 21
-const LAST_FIELD = F_DONE
+const F_COMMIT_ONLY = 22
+const LAST_FIELD = F_COMMIT_ONLY
 
 // Tags: field number and wire type, the values the decoder switches on.
 const T_TYPE = fieldTag(F_TYPE, VARINT)
@@ -108,6 +109,7 @@ const T_META = fieldTag(F_META, LEN)
 const T_OFFSET = fieldTag(F_OFFSET, VARINT)
 const T_DATA = fieldTag(F_DATA, LEN)
 const T_DONE = fieldTag(F_DONE, VARINT)
+const T_COMMIT_ONLY = fieldTag(F_COMMIT_ONLY, VARINT)
 
 // Entry, SnapshotMeta and Config tags.
 const T_ENTRY_TERM = fieldTag(1, VARINT)
@@ -152,7 +154,7 @@ const REQUIRED_FIELDS: readonly number[] = [
 
 /** Per type code: known fields that may be present (required plus optional ones). */
 const ALLOWED_FIELDS: readonly number[] = REQUIRED_FIELDS.map((mask, code) =>
-  MESSAGE_TYPES[code] === 'append' ? mask | bits(F_ENTRIES) : mask,
+  MESSAGE_TYPES[code] === 'append' ? mask | bits(F_ENTRIES, F_COMMIT_ONLY) : mask,
 )
 
 // ---------------------------------------------------------------------------------------------------------
@@ -276,6 +278,10 @@ const encodeRaftMessageFields: EncodeFunction<Message> = (msg, w, opts: EncodeOp
         encodeEntry(entries[i], w)
       }
       writeUint(w, T_LEADER_COMMIT, msg.leaderCommit, 'leaderCommit')
+      if (msg.commitOnly !== undefined && msg.commitOnly !== false) {
+        if (entries.length > 0) throw new FrameError('A commitOnly append carries no entries')
+        writeBool(w, T_COMMIT_ONLY, msg.commitOnly, 'commitOnly')
+      }
       break
     }
     case 'appendResponse':
@@ -473,6 +479,7 @@ const decodeRaftMessageFields: DecodeFunction<Message> = (reader, length) => {
   let offset = 0
   let data: Uint8Array | undefined
   let done = false
+  let commitOnly = false
   while (reader.pos < end) {
     const tag = readTag(reader, end)
     let field: number
@@ -562,6 +569,10 @@ const decodeRaftMessageFields: DecodeFunction<Message> = (reader, length) => {
         done = readBool(reader, end)
         field = F_DONE
         break
+      case T_COMMIT_ONLY:
+        commitOnly = readBool(reader, end)
+        field = F_COMMIT_ONLY
+        break
       default:
         unexpectedField(reader, tag, end, LAST_FIELD)
         continue
@@ -592,7 +603,9 @@ const decodeRaftMessageFields: DecodeFunction<Message> = (reader, length) => {
       for (let i = 0; i < list.length; i++) {
         if (list[i].index !== prevLogIndex + 1 + i) throw new FrameError('Entries are not contiguous')
       }
-      return { type, from, to, term, prevLogIndex, prevLogTerm, entries: list, leaderCommit }
+      if (!commitOnly) return { type, from, to, term, prevLogIndex, prevLogTerm, entries: list, leaderCommit }
+      if (list.length > 0) throw new FrameError('A commitOnly append carries no entries')
+      return { type, from, to, term, prevLogIndex, prevLogTerm, entries: list, leaderCommit, commitOnly }
     }
     case 'appendResponse':
       return { type, from, to, term, success, index, hintIndex, hintTerm }

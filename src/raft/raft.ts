@@ -691,6 +691,7 @@ export class RaftNode implements RaftCore {
     const lastNew = prevLogIndex + entries.length
     const newCommit = Math.min(message.leaderCommit, lastNew)
     if (newCommit > this.commit) this.commit = newCommit
+    if (message.commitOnly === true && entries.length === 0) return
     this.sendAppendResponse(message.from, true, lastNew, 0, 0)
   }
 
@@ -1088,6 +1089,12 @@ export class RaftNode implements RaftCore {
         prevLogTerm,
         entries,
         leaderCommit: this.commit,
+      }
+      // An entry-less append to a follower that acknowledged everything up to it, with nothing in flight,
+      // only carries the commit index: its answer would tell us nothing, so ask for none (a rejection is
+      // still sent). Anything weaker loses answers the leader needs: the simulator finds stalls.
+      if (entries.length === 0 && progress.state === 'replicate' && prevLogIndex === progress.match) {
+        append.commitOnly = true
       }
       this.send(append)
       progress.sentEntries(entries.length, bytes)

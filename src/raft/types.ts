@@ -119,6 +119,12 @@ export interface AppendRequest extends MessageBase {
   prevLogTerm: number
   entries: Entry[]
   leaderCommit: number
+  /**
+   * Set on an entry-less append that only tells a caught-up follower of a new commit index: the follower
+   * does not answer it when it succeeds (the leader learns nothing from that answer), which saves two
+   * messages per commit and follower. Absent means false.
+   */
+  commitOnly?: boolean
 }
 
 export interface AppendResponse extends MessageBase {

@@ -38,11 +38,14 @@ const appendArb: fc.Arbitrary<Message> = fc
       ),
       { maxLength: 5 },
     ),
+    commitOnly: fc.boolean(),
   })
-  .map(({ entries, ...rest }) => ({
+  .map(({ entries, commitOnly, ...rest }) => ({
     type: 'append' as const,
     ...rest,
     entries: entries.map((entry, i): Entry => ({ ...entry, index: rest.prevLogIndex + 1 + i })),
+    // On the wire only as true, and only without entries.
+    ...(commitOnly && entries.length === 0 ? { commitOnly: true } : {}),
   }))
 
 export const messageArb: fc.Arbitrary<Message> = fc.oneof(

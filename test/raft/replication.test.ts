@@ -18,6 +18,28 @@ describe('log replication (§5.3)', () => {
     }
   })
 
+  test('the commit notice to a caught-up follower asks for no answer, and gets none', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'])
+    cluster.elect('a')
+    cluster.raft('a').propose(bytes('x'))
+    const withEntries = appends(cluster.collect())
+    expect(withEntries.every(m => m.entries.length === 1 && m.commitOnly === undefined)).toBe(true)
+    cluster.deliver(withEntries)
+    const acks = cluster.collect()
+    expect(acks.map(m => m.type)).toEqual(['appendResponse', 'appendResponse'])
+    cluster.deliver(acks)
+    const notices = appends(cluster.collect())
+    expect(notices).toHaveLength(2)
+    expect(notices.every(m => m.entries.length === 0 && m.commitOnly === true)).toBe(true)
+    cluster.deliver(notices)
+    expect(cluster.collect()).toEqual([])
+    expect(cluster.raft('b').status().commit).toBe(cluster.raft('a').status().commit)
+    // A notice that does not match the follower's log is still answered, with a rejection.
+    cluster.raft('b').step({ ...notices[0], prevLogIndex: 9, prevLogTerm: 9, leaderCommit: 2 })
+    const rejection = cluster.collect()
+    expect(rejection).toMatchObject([{ type: 'appendResponse', success: false }])
+  })
+
   test('propose on a follower throws NotLeaderError naming the leader; with no leader the hint is empty', () => {
     const cluster = Cluster.create(['a', 'b', 'c'])
     expect(() => cluster.raft('b').propose(bytes('x'))).toThrow(NotLeaderError)
