@@ -18,8 +18,8 @@ import {
   NotFoundError,
   StaleAttemptError,
 } from '../errors.ts'
+import type { RunTaskOp } from '../state/commands.ts'
 import {
-  type Command,
   type CommandResult,
   isJsonValue,
   type JsonValue,
@@ -34,6 +34,7 @@ import type { Client } from './client.ts'
 import { unexpected } from './consensus.ts'
 import type { Replica } from './replica.ts'
 import type { SessionKeeper } from './session.ts'
+import { type BatchAnswer, submitWithSession, TaskBatcher } from './task-batch.ts'
 import {
   checkKey,
   checkOptions,
@@ -69,12 +70,31 @@ interface Attempt {
   settling: boolean
 }
 
+export { submitWithSession }
+
+/** About the JSON size of a claim or next operation, for the batch size limit. */
+const CLAIM_OP_BYTES = 100
+/** About the JSON size of a complete or fail operation without its result or error. */
+const SETTLE_OP_BYTES = 120
+
+/** A caller of `waitApplied`. */
+interface AppliedWaiter {
+  readonly index: number
+  /** performance.now() past which it gives up. */
+  readonly deadline: number
+  resolve(): void
+  reject(err: Error): void
+}
+
+/** How often the `waitApplied` calls are checked against their deadline. */
+const APPLIED_CHECK_MS = 250
+
 /** Longest failure message kept in the log; the rest is cut. */
 const MAX_ERROR_LENGTH = 8192
 /** Most handlers one worker runs at once. */
 const MAX_WORKER_CONCURRENCY = 10_000
-/** How long `next()` waits before looking again at a task it could not claim (another agent took it). */
-const RECHECK_MS = 100
+/** How often `next()` looks at every running task of this agent for an orphan, at the most. */
+const ORPHAN_SCAN_MS = 1000
 /** A worker's pause after an unexpected error from `next()` (no leader, say) before it tries again. */
 const WORKER_RETRY_MS = 200
 
@@ -94,6 +114,11 @@ const CONSTRAINT_FIELDS = [
  * (attempt number and fencing token), so that `complete`/`fail` speak for exactly that attempt and its
  * `signal` aborts as soon as the replicated state ends it (timeout, deadline, session end, cancel).
  *
+ * Concurrent calls share log entries: submissions go out together as one `submitTasks`, and claims, `next()`
+ * calls, completions and failures as one `runTasks` (`task-batch.ts`), each call still answered for itself.
+ * `next()` sends a `next` operation, with which the state machine starts the best task for this agent as of
+ * that entry, so concurrent callers never race for the same task.
+ *
  * A claim, once sent, is always awaited to its answer, even if the caller's signal aborts meanwhile: an
  * abandoned claim could commit and leave a running attempt nobody works on. Should that happen anyway (the
  * answer was lost to a `NoLeaderError`), `next()` adopts such an attempt as its next task.
@@ -104,6 +129,22 @@ export class Tasks implements TaskDistributor {
   private readonly attempts = new Map<string, Attempt>()
   /** Tasks with a claim on its way. */
   private readonly claiming = new Set<string>()
+  /**
+   * `next` operations on their way, with the index this replica had applied when each was queued: what they
+   * start is not known until they answer, but its fencing token (the index of their entry) is above that.
+   */
+  private readonly nextOps = new Map<number, number>()
+  private nextOpId = 0
+  /** When `findOrphan` last looked at every running task of this agent (performance.now()). */
+  private orphanScanAt = 0
+  /** `waitApplied` calls, by index. */
+  private readonly appliedWaiters: AppliedWaiter[] = []
+  private appliedTimer?: NodeJS.Timeout
+  /** Index of the entry whose events `onEvent` saw last. */
+  private lastEventIndex = 0
+  /** complete and fail operations on their way: capacity about to be freed on this agent. */
+  private settlingCount = 0
+  private readonly batcher: TaskBatcher
   private readonly waiters = new Set<() => void>()
   /** Bumped (once per batch of applied events) whenever something `next()` looks at may have changed. */
   private generation = 0
@@ -114,7 +155,8 @@ export class Tasks implements TaskDistributor {
 
   constructor(context: TaskContext) {
     this.context = context
-    context.replica.onEvent(event => this.onEvent(event))
+    this.batcher = new TaskBatcher(context)
+    context.replica.onEvent((event, index) => this.onEvent(event, index))
     context.replica.onRestore(() => this.onRestore())
     context.session.onLost(sessionId => this.onSessionLost(sessionId))
     context.closed.addEventListener('abort', () => this.onClosed(), { once: true })
@@ -133,20 +175,18 @@ export class Tasks implements TaskDistributor {
 
   async submit(task: TaskInput, options?: Abortable): Promise<DistributedTask> {
     checkOptions(options, ['signal'])
-    const spec = toTaskSpec(task)
-    const { result, retried } = await submitWithSession(
-      this.context,
-      () => ({ type: 'submitTask', task: spec }),
-      options?.signal,
-    )
-    if (result.type === 'taskSubmitted') return toDistributedTask({ ...spec, createdAt: result.createdAt })
+    const { spec, bytes } = checkTaskInput(task)
+    const { result, retried } = await this.batcher.submit(spec, bytes, options?.signal)
+    // The spec is this call's own copy of the input, sent already: its payload goes to the caller as is.
+    if (result.type === 'taskSubmitted')
+      return toDistributedTask({ ...spec, createdAt: result.createdAt }, true)
     if (result.type === 'error' && result.code === 'AlreadyExists') {
       // Resent under a new session after the old one lapsed: the first send may be what created it.
       if (retried) {
         await this.context.client.barrier(options?.signal)
         const existing = this.context.replica.state.task(spec.id)
         if (existing !== undefined && sameSpec(existing, spec)) {
-          return toDistributedTask({ ...spec, createdAt: existing.createdAt })
+          return toDistributedTask({ ...spec, createdAt: existing.createdAt }, true)
         }
       }
       throw new InvalidArgumentError(result.message)
@@ -212,27 +252,42 @@ export class Tasks implements TaskDistributor {
   async next(options?: Abortable): Promise<ClaimedTask> {
     checkOptions(options, ['signal'])
     const signal = options?.signal
-    // Tasks another agent claimed first, skipped until our replica shows that (or a short while passes).
-    const skip = new Set<string>()
     for (;;) {
       this.check(signal)
       const seen = this.generation
       const orphan = this.findOrphan()
       if (orphan !== undefined) return this.adopt(orphan)
-      const candidate = this.findCandidate(skip)
-      if (candidate !== undefined) {
-        try {
-          const claimed = await this.claimTask(candidate.id)
+      if (this.worthAsking()) {
+        const claimed = await this.claimNext()
+        if (claimed !== undefined) {
           if (!claimed.signal.aborted) return claimed
-        } catch (err) {
-          if (!(err instanceof NotClaimableError || err instanceof NotFoundError)) throw err
-          skip.add(candidate.id)
+          continue
         }
-        continue
+        // Nothing for us in the leader's state (or not registered under our session yet): this replica
+        // lags, and the events that catch it up (an assignment, a registration) are the change to wait for.
       }
-      await this.waitForChange(seen, signal, skip.size > 0 ? RECHECK_MS : undefined)
-      skip.clear()
+      await this.waitForChange(seen, signal)
     }
+  }
+
+  /**
+   * Whether a `next` operation may find something, as this replica sees it (it may lag: the leader's state
+   * decides): tasks assigned to this agent, or pending tasks with a slot here free or being freed by a
+   * complete or fail on its way, beyond what the `next` operations in flight will take.
+   */
+  private worthAsking(): boolean {
+    const state = this.context.replica.state
+    const load = state.agentLoad(this.context.selfId)
+    if (load === undefined) return false
+    let candidates = load.assigned - this.claiming.size
+    const pending = state.pendingCount
+    if (pending > 0) {
+      // A free slot next to a pending task it may take happens only until the scheduler's pass places it.
+      const free = Math.max(0, load.slots - load.running - load.assigned)
+      const usable = free > 0 && state.bestTaskFor(this.context.selfId)?.state === 'pending' ? free : 0
+      candidates += Math.min(pending, usable + this.settlingCount)
+    }
+    return candidates > this.nextOps.size
   }
 
   process(
@@ -250,27 +305,37 @@ export class Tasks implements TaskDistributor {
   }
 
   /** Ends the attempt with success, by its exact (attempt, fencing token). */
-  async completeAttempt(task: AttemptRef, result: JsonValue, signal?: AbortSignal): Promise<void> {
+  completeAttempt(task: AttemptRef, result: JsonValue, signal?: AbortSignal): Promise<void> {
     const { taskId, attempt, fencingToken } = attemptKey(task)
-    this.markSettling(taskId, fencingToken)
-    const { result: answer } = await submitWithSession(
-      this.context,
-      () => ({ type: 'completeTask', taskId, attempt, fencingToken, result }),
-      signal,
-    )
-    settled(answer)
+    const bytes = SETTLE_OP_BYTES + Buffer.byteLength(JSON.stringify(result))
+    return this.settleOp({ op: 'complete', taskId, attempt, fencingToken, result }, bytes, signal)
   }
 
   /** Ends the attempt with failure, by its exact (attempt, fencing token): retried or dead. */
-  async failAttempt(task: AttemptRef, error: string, signal?: AbortSignal): Promise<void> {
+  failAttempt(task: AttemptRef, error: string, signal?: AbortSignal): Promise<void> {
     const { taskId, attempt, fencingToken } = attemptKey(task)
-    this.markSettling(taskId, fencingToken)
-    const { result: answer } = await submitWithSession(
-      this.context,
-      () => ({ type: 'failTask', taskId, attempt, fencingToken, error }),
-      signal,
-    )
-    settled(answer)
+    const bytes = SETTLE_OP_BYTES + Buffer.byteLength(error)
+    return this.settleOp({ op: 'fail', taskId, attempt, fencingToken, error }, bytes, signal)
+  }
+
+  /**
+   * Queues the complete or fail at once (a worker's `next()` that follows joins the same batch, after it),
+   * and counts it as capacity about to be freed here until it is answered.
+   */
+  private async settleOp(
+    op: Extract<RunTaskOp, { op: 'complete' | 'fail' }>,
+    bytes: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    this.markSettling(op.taskId, op.fencingToken)
+    this.settlingCount++
+    let answer: BatchAnswer
+    try {
+      answer = await this.batcher.run(op, bytes, signal)
+    } finally {
+      this.settlingCount--
+    }
+    settled(answer.result)
   }
 
   /**
@@ -314,16 +379,10 @@ export class Tasks implements TaskDistributor {
 
   /** Sends the claim and waits for its answer whatever happens to the caller; then builds the ClaimedTask. */
   private async claimTask(taskId: string): Promise<ClaimedTask> {
-    const { selfId, replica } = this.context
     this.claiming.add(taskId)
     let held: Attempt
     try {
-      const { result, sessionId } = await submitWithSession(this.context, sessionId => ({
-        type: 'claimTask',
-        taskId,
-        agentId: selfId,
-        sessionId,
-      }))
+      const { result, sessionId } = await this.batcher.run({ op: 'claim', taskId }, CLAIM_OP_BYTES)
       if (result.type !== 'taskClaimed') {
         if (result.type === 'error' && result.code === 'NotFound') throw new NotFoundError(result.message)
         if (result.type === 'error' && result.code === 'NotClaimable')
@@ -339,6 +398,41 @@ export class Tasks implements TaskDistributor {
     } finally {
       this.claiming.delete(taskId)
     }
+    return this.started(held)
+  }
+
+  /**
+   * Sends a `next` operation: the state machine starts the best task for this agent as of that entry, so
+   * concurrent callers (and agents) never race for the same task. Undefined when there was none, or when
+   * this agent is not (yet) registered under its session.
+   */
+  private async claimNext(): Promise<ClaimedTask | undefined> {
+    const id = ++this.nextOpId
+    this.nextOps.set(id, this.context.replica.state.appliedIndex)
+    let held: Attempt | undefined
+    try {
+      const { result, sessionId } = await this.batcher.run({ op: 'next' }, CLAIM_OP_BYTES)
+      if (result.type === 'noTask') return undefined
+      if (result.type === 'error' && result.code === 'NotClaimable') return undefined
+      if (result.type !== 'taskClaimed') throw unexpected(result)
+      // Held before the operation leaves `nextOps`, with no await in between: never taken for an orphan.
+      held = this.hold(result.taskId, result.attempt, result.fencingToken, sessionId)
+    } catch (err) {
+      // Not the cluster's answer: the operation may still commit, and `next()` looks for the orphan.
+      this.wake()
+      throw err
+    } finally {
+      this.nextOps.delete(id)
+    }
+    // Callers that left the candidates to this operation look again: on a leader, the start applied before
+    // this answer arrived, and no event follows it.
+    this.wake()
+    return this.started(held)
+  }
+
+  /** Builds the ClaimedTask of an attempt just started, once this replica has applied its start. */
+  private async started(held: Attempt): Promise<ClaimedTask> {
+    const { taskId } = held
     // The task's fields come from this replica, which may not have applied the claim (or even the submit) yet.
     try {
       await this.waitApplied(held.fencingToken)
@@ -348,7 +442,7 @@ export class Tasks implements TaskDistributor {
       this.wake()
       throw err
     }
-    const info = replica.state.task(taskId)
+    const info = this.context.replica.state.task(taskId)
     if (info === undefined) {
       // Finished and forgotten already: the attempt is long over.
       this.release(held, 'the task finished before the claim was seen')
@@ -384,10 +478,21 @@ export class Tasks implements TaskDistributor {
    */
   private findOrphan(): TaskInfo | undefined {
     const { replica, selfId, session } = this.context
-    const registered = replica.state.agent(selfId)
+    const state = replica.state
+    const load = state.agentLoad(selfId)
+    if (load === undefined || load.running === 0) return undefined
+    // An orphan makes more attempts run here than this agent holds, unless held ones not applied here yet
+    // hide it: those pass, so a full look every ORPHAN_SCAN_MS finds it even under a steady load.
+    const now = performance.now()
+    if (load.running <= this.attempts.size && now - this.orphanScanAt < ORPHAN_SCAN_MS) return undefined
+    this.orphanScanAt = now
+    const registered = state.agent(selfId)
     if (registered === undefined || !registered.alive || registered.sessionId !== session.id) return undefined
-    for (const task of replica.state.tasksAssignedTo(selfId)) {
-      if (task.state !== 'running' || this.claiming.has(task.id)) continue
+    // A `next` on its way may have started any task with a later index than the replica had applied then.
+    let limit = Number.POSITIVE_INFINITY
+    for (const index of this.nextOps.values()) limit = Math.min(limit, index)
+    for (const task of state.tasksAssignedTo(selfId)) {
+      if (task.state !== 'running' || this.claiming.has(task.id) || task.fencingToken > limit) continue
       if (this.attempts.get(task.id)?.fencingToken !== task.fencingToken) return task
     }
     return undefined
@@ -397,18 +502,6 @@ export class Tasks implements TaskDistributor {
     this.context.log('adopting attempt %d of task %s, whose claim answer was lost', task.attempt, task.id)
     const held = this.hold(task.id, task.attempt, task.fencingToken, this.context.session.id)
     return toClaimedTask(task, held)
-  }
-
-  /** Our best assigned task, else the best pending one we may take; none that is being claimed or skipped. */
-  private findCandidate(skip: ReadonlySet<string>): TaskInfo | undefined {
-    const { replica, selfId } = this.context
-    const state = replica.state
-    for (const task of state.tasksAssignedTo(selfId)) {
-      if (task.state === 'assigned' && !this.claiming.has(task.id) && !skip.has(task.id)) return task
-    }
-    const best = state.bestTaskFor(selfId)
-    if (best?.state === 'pending' && !this.claiming.has(best.id) && !skip.has(best.id)) return best
-    return undefined
   }
 
   private isCurrent(held: Attempt): boolean {
@@ -436,7 +529,11 @@ export class Tasks implements TaskDistributor {
     throw new StaleAttemptError(`this agent holds no current attempt of task ${taskId}`)
   }
 
-  private onEvent(event: StateEvent): void {
+  private onEvent(event: StateEvent, index: number): void {
+    if (index !== this.lastEventIndex) {
+      this.lastEventIndex = index
+      this.releaseAppliedWaiters()
+    }
     const selfId = this.context.selfId
     switch (event.type) {
       case 'taskAttemptEnded': {
@@ -468,6 +565,7 @@ export class Tasks implements TaskDistributor {
 
   /** The state was replaced by a snapshot: the events in between were never seen here. */
   private onRestore(): void {
+    this.releaseAppliedWaiters()
     const state = this.context.replica.state
     for (const held of [...this.attempts.values()]) {
       if (state.appliedIndex < held.fencingToken || this.isCurrent(held)) continue
@@ -489,6 +587,8 @@ export class Tasks implements TaskDistributor {
 
   private onClosed(): void {
     clearTimeout(this.leaseTimer)
+    for (const waiter of this.appliedWaiters.splice(0)) waiter.reject(new ClosedError())
+    this.stopAppliedTimer()
     for (const held of this.attempts.values()) held.controller.abort(new ClosedError())
     this.attempts.clear()
     this.flushWaiters()
@@ -531,29 +631,50 @@ export class Tasks implements TaskDistributor {
   private waitApplied(index: number): Promise<void> {
     const { replica, closed, client } = this.context
     if (replica.state.appliedIndex >= index) return Promise.resolve()
+    if (closed.aborted) return Promise.reject(new ClosedError())
     return new Promise<void>((resolve, reject) => {
-      const cleanups: (() => void)[] = []
-      const finish = (err?: Error): void => {
-        for (const cleanup of cleanups) cleanup()
-        if (err === undefined) resolve()
-        else reject(err)
+      const waiter: AppliedWaiter = { index, deadline: client.deadline(), resolve, reject }
+      // Sorted by index (mostly appended: claims are answered in log order), released from the front.
+      const waiters = this.appliedWaiters
+      let at = waiters.length
+      while (at > 0 && waiters[at - 1].index > index) at--
+      waiters.splice(at, 0, waiter)
+      if (this.appliedTimer === undefined) {
+        this.appliedTimer = setInterval(() => this.expireAppliedWaiters(), APPLIED_CHECK_MS)
+        this.appliedTimer.unref()
       }
-      const check = (): void => {
-        if (replica.state.appliedIndex >= index) finish()
-      }
-      const onClose = (): void => finish(new ClosedError())
-      const timer = setTimeout(
-        () => finish(new NoLeaderError(`this agent did not apply entry ${index} in time`)),
-        Math.max(1, client.deadline() - performance.now()),
-      )
-      closed.addEventListener('abort', onClose, { once: true })
-      cleanups.push(
-        replica.onEvent(check),
-        replica.onRestore(check),
-        () => clearTimeout(timer),
-        () => closed.removeEventListener('abort', onClose),
-      )
     })
+  }
+
+  /** Resolves the `waitApplied` calls this replica has caught up with. */
+  private releaseAppliedWaiters(): void {
+    const waiters = this.appliedWaiters
+    if (waiters.length === 0) return
+    const applied = this.context.replica.state.appliedIndex
+    let released = 0
+    while (released < waiters.length && waiters[released].index <= applied) released++
+    if (released === 0) return
+    for (const waiter of waiters.splice(0, released)) waiter.resolve()
+    this.stopAppliedTimer()
+  }
+
+  /** Rejects the `waitApplied` calls past their deadline: the outcome is then unknown to the caller. */
+  private expireAppliedWaiters(): void {
+    const now = performance.now()
+    const waiters = this.appliedWaiters
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const waiter = waiters[i]
+      if (waiter.deadline > now) continue
+      waiters.splice(i, 1)
+      waiter.reject(new NoLeaderError(`this agent did not apply entry ${waiter.index} in time`))
+    }
+    this.stopAppliedTimer()
+  }
+
+  private stopAppliedTimer(): void {
+    if (this.appliedWaiters.length > 0 || this.appliedTimer === undefined) return
+    clearInterval(this.appliedTimer)
+    this.appliedTimer = undefined
   }
 
   /** Coalesces the events of one batch of applied entries into one wake-up of the waiting `next()` calls. */
@@ -613,10 +734,11 @@ export interface TaskWorkerEventDetail {
 
 /**
  * The worker loop of `process()`, in the BullMQ spirit: `concurrency` slots, each `next()` → handler →
- * `complete(result)` or `fail(error)` for exactly the attempt it claimed. A slot claims only when its previous
- * task is done, so the worker never holds more attempts than it runs. `close()` (or the signal) stops the
- * claiming, then waits for running handlers. Dispatches `completed`, `failed` and `error` events
- * (`CustomEvent<TaskWorkerEventDetail>`).
+ * `complete(result)` or `fail(error)` for exactly the attempt it claimed. A slot claims its next task once its
+ * handler is done, in the same entry as the completion and after it (BullMQ's moveToCompleted fetches the next
+ * job the same way), so the worker holds no more attempts than it runs. `close()` (or the signal) stops the
+ * claiming, then waits for running handlers and their completions. Dispatches `completed`, `failed` and
+ * `error` events (`CustomEvent<TaskWorkerEventDetail>`).
  */
 export class TaskProcessor extends EventTarget implements TaskWorker {
   private readonly tasks: Tasks
@@ -651,76 +773,55 @@ export class TaskProcessor extends EventTarget implements TaskWorker {
 
   private async loop(): Promise<void> {
     const stopping = this.stopping.signal
-    while (!stopping.aborted) {
-      let task: ClaimedTask
-      try {
-        task = await this.tasks.next({ signal: stopping })
-      } catch (err) {
-        if (stopping.aborted || err instanceof ClosedError) return
-        this.emit('error', { error: err })
-        await sleep(WORKER_RETRY_MS, stopping)
-        continue
+    let settling: Promise<void> = Promise.resolve()
+    try {
+      while (!stopping.aborted) {
+        let task: ClaimedTask
+        try {
+          task = await this.tasks.next({ signal: stopping })
+        } catch (err) {
+          if (stopping.aborted || err instanceof ClosedError) return
+          this.emit('error', { error: err })
+          await sleep(WORKER_RETRY_MS, stopping)
+          continue
+        }
+        const outcome = await this.run(task)
+        // One settle per slot at a time; it is queued before the `next()` that follows, so both travel in
+        // the same batch, the completion first: the slot it frees is the one the next task takes.
+        await settling
+        settling = this.settle(task, outcome)
       }
-      await this.run(task)
+    } finally {
+      await settling
     }
   }
 
-  private async run(task: ClaimedTask): Promise<void> {
+  /** Runs the handler: the attempt's result, or why it failed. */
+  private async run(task: ClaimedTask): Promise<{ result: JsonValue } | { error: string }> {
     this.activeCount++
     try {
-      let failure: string | undefined
-      let value: unknown
-      try {
-        value = await this.handler(task)
-        if (value === undefined) value = null
-        if (!isJsonValue(value)) failure = 'the handler resolved with a value that is not JSON data'
-      } catch (err) {
-        failure = errorMessage(err)
-      }
-      try {
-        if (failure === undefined) {
-          await this.tasks.settleAttempt(task, { result: value as JsonValue })
-          this.emit('completed', { task, result: value as JsonValue })
-        } else {
-          await this.tasks.settleAttempt(task, { error: failure })
-          this.emit('failed', { task, error: failure })
-        }
-      } catch (err) {
-        this.emit('error', { task, error: err })
-      }
+      const value = (await this.handler(task)) ?? null
+      if (!isJsonValue(value)) return { error: 'the handler resolved with a value that is not JSON data' }
+      return { result: value }
+    } catch (err) {
+      return { error: errorMessage(err) }
     } finally {
       this.activeCount--
     }
   }
 
+  private async settle(task: ClaimedTask, outcome: { result: JsonValue } | { error: string }): Promise<void> {
+    try {
+      await this.tasks.settleAttempt(task, outcome)
+      if ('result' in outcome) this.emit('completed', { task, result: outcome.result })
+      else this.emit('failed', { task, error: outcome.error })
+    } catch (err) {
+      this.emit('error', { task, error: err })
+    }
+  }
+
   private emit(type: 'completed' | 'failed' | 'error', detail: TaskWorkerEventDetail): void {
     this.dispatchEvent(new CustomEvent<TaskWorkerEventDetail>(type, { detail }))
-  }
-}
-
-/**
- * Commits a command numbered by this agent's session (applied at most once however often it is retried),
- * opening a session first if there is none; a command refused because the session ended is sent again
- * under a new one (it was not applied). `build` gets the session id for commands that carry it.
- */
-export async function submitWithSession(
-  context: Pick<TaskContext, 'client' | 'session'>,
-  build: (sessionId: string) => Command,
-  signal?: AbortSignal,
-): Promise<{ result: CommandResult; sessionId: string; retried: boolean }> {
-  const { client, session } = context
-  let retried = false
-  for (;;) {
-    if (session.id === '') await session.open(client.deadline())
-    const sessionId = session.id
-    if (sessionId === '') continue
-    const result = await client.submit(build(sessionId), signal, { handlesSessionExpiry: true })
-    if (result.type === 'error' && result.code === 'SessionExpired') {
-      session.ended(sessionId)
-      retried = true
-      continue
-    }
-    return { result, sessionId, retried }
   }
 }
 
@@ -773,12 +874,15 @@ function errorMessage(error: unknown): string {
 /** A DistributedTask from what the log holds (a copy: the caller may mutate it). */
 export function toDistributedTask(
   task: Pick<TaskInfo, 'id' | 'type' | 'priority' | 'payload' | 'constraints' | 'createdAt' | 'deadline'>,
+  ownPayload = false,
 ): DistributedTask {
   const distributed: DistributedTask = {
     id: task.id,
     type: task.type,
     priority: task.priority,
-    payload: structuredClone(task.payload),
+    // JSON data by construction (and with no -0, having come through JSON): a JSON round trip copies it
+    // exactly, and faster than structuredClone for the small payloads tasks mostly carry.
+    payload: ownPayload ? task.payload : (JSON.parse(JSON.stringify(task.payload)) as TaskSpec['payload']),
     constraints: toConstraints(task.constraints),
     createdAt: new Date(task.createdAt),
   }
@@ -812,6 +916,11 @@ function toConstraints(spec: TaskConstraintsSpec): TaskConstraints {
  * required capabilities): anything unknown or malformed is an InvalidArgumentError, before anything is sent.
  */
 export function toTaskSpec(input: unknown): TaskSpec {
+  return checkTaskInput(input).spec
+}
+
+/** `toTaskSpec`, and the spec's size as JSON. */
+function checkTaskInput(input: unknown): { spec: TaskSpec; bytes: number } {
   if (!isPlainObject(input)) throw new InvalidArgumentError('task must be an object')
   checkFields(input, TASK_FIELDS, 'task')
   const id = input.id === undefined ? crypto.randomUUID() : checkKey(input.id, 'task id')
@@ -832,10 +941,11 @@ export function toTaskSpec(input: unknown): TaskSpec {
     }
     spec.deadline = deadline.getTime()
   }
-  if (Buffer.byteLength(JSON.stringify(spec)) > MAX_VALUE_BYTES) {
+  const bytes = Buffer.byteLength(JSON.stringify(spec))
+  if (bytes > MAX_VALUE_BYTES) {
     throw new InvalidArgumentError(`task is larger than ${MAX_VALUE_BYTES} bytes as JSON`)
   }
-  return spec
+  return { spec, bytes }
 }
 
 function checkPayload(payload: unknown): TaskSpec['payload'] {

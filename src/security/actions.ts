@@ -29,6 +29,8 @@ const COMMAND_ACTIONS: Record<CommandType, Action> = {
   completeTask: 'runTask',
   failTask: 'runTask',
   stealTask: 'runTask',
+  submitTasks: 'submitTask',
+  runTasks: 'runTask',
   // The leader's housekeeping: only a (former) leader proposes these, and a leader is a voter.
   expireSession: 'vote',
   lockExpire: 'vote',
@@ -81,6 +83,7 @@ export function commandAgent(command: Command): string | undefined {
     case 'updateAgent':
     case 'deregisterAgent':
     case 'claimTask':
+    case 'runTasks':
     case 'campaign':
       return command.agentId
     case 'stealTask':

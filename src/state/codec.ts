@@ -1,6 +1,6 @@
 import type { Command, CommandType, Envelope } from './commands.ts'
 import { isJsonValue } from './json.ts'
-import { isConcurrency, isIdList, isLabels, isTaskSpec } from './task-spec.ts'
+import { isConcurrency, isIdList, isLabels, isRunTaskOps, isTaskSpec, isTaskSpecList } from './task-spec.ts'
 import { isBoundedCount, isCount, isId, isPositive, isRecord, isTtl } from './validate.ts'
 
 /** The outcome of decoding an entry: a typed error instead of an exception, so apply never throws. */
@@ -19,6 +19,8 @@ type FieldKind =
   | 'labels'
   | 'concurrency'
   | 'task'
+  | 'tasks'
+  | 'taskOps'
 
 interface FieldSpec {
   kind: FieldKind
@@ -69,6 +71,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
       capabilities: field('idList'),
       labels: field('labels'),
       concurrency: field('concurrency'),
+      spiffeId: field('id', true),
     },
   ],
   [
@@ -108,6 +111,8 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
   ['retryDue', { taskId: field('id') }],
   ['expireTask', { taskId: field('id') }],
   ['cancelTask', { taskId: field('id') }],
+  ['submitTasks', { tasks: field('tasks') }],
+  ['runTasks', { agentId: field('id'), sessionId: field('id'), ops: field('taskOps') }],
 ])
 
 function fieldValid(kind: FieldKind, value: unknown): boolean {
@@ -136,6 +141,10 @@ function fieldValid(kind: FieldKind, value: unknown): boolean {
       return isConcurrency(value)
     case 'task':
       return isTaskSpec(value)
+    case 'tasks':
+      return isTaskSpecList(value)
+    case 'taskOps':
+      return isRunTaskOps(value)
   }
 }
 

@@ -129,6 +129,11 @@ export interface RegisterAgentCommand {
   labels: Record<string, string>
   /** Task slots. */
   concurrency: number
+  /**
+   * The agent's SPIFFE ID, when identities are on. The leader admits a registration forwarded by an agent
+   * only with that agent's own verified ID here, so the registry holds verified IDs.
+   */
+  spiffeId?: string
 }
 
 /** Change fields of a registered agent; absent fields keep their value. */
@@ -220,6 +225,40 @@ export interface CancelTaskCommand {
   taskId: string
 }
 
+/**
+ * Several submissions in one entry (concurrent `submit` calls of one agent, coalesced): each is applied as its
+ * own `submitTask` would be, in order, and answers for itself in a `taskResults` result. Exactly once as a
+ * whole, through the envelope's session numbering.
+ */
+export interface SubmitTasksCommand {
+  type: 'submitTasks'
+  tasks: TaskSpec[]
+}
+
+/**
+ * One operation of a `runTasks` batch. `claim` and `next` act for the batch's agent and session, as
+ * `claimTask` does; `complete` and `fail` are `completeTask` and `failTask`. `next` starts the task `next()`
+ * would pick: the agent's best assigned task, else the best pending one it may take; `noTask` if there is
+ * none.
+ */
+export type RunTaskOp =
+  | { op: 'claim'; taskId: string }
+  | { op: 'next' }
+  | { op: 'complete'; taskId: string; attempt: number; fencingToken: number; result: JsonValue }
+  | { op: 'fail'; taskId: string; attempt: number; fencingToken: number; error: string }
+
+/**
+ * A worker agent's task operations in one entry (its concurrent claims, `next()` calls, completions and
+ * failures, coalesced), applied in order, each answering for itself in a `taskResults` result. A task is
+ * started at most once per entry, so that every attempt has its own fencing token.
+ */
+export interface RunTasksCommand {
+  type: 'runTasks'
+  agentId: string
+  sessionId: string
+  ops: RunTaskOp[]
+}
+
 export type Command =
   | PutCommand
   | DeleteCommand
@@ -246,6 +285,8 @@ export type Command =
   | RetryDueCommand
   | ExpireTaskCommand
   | CancelTaskCommand
+  | SubmitTasksCommand
+  | RunTasksCommand
 
 export type CommandType = Command['type']
 

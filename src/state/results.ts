@@ -33,6 +33,10 @@ export type CommandResult =
    * before the entry's placement pass (a task back to `pending` may be `assigned` by the same entry).
    */
   | { type: 'taskState'; taskId: string; state: TaskState }
+  /** A `next` operation found no task this agent may start now. */
+  | { type: 'noTask' }
+  /** submitTasks / runTasks: one result per task or operation, in order. */
+  | { type: 'taskResults'; results: CommandResult[] }
   | { type: 'error'; code: ErrorCode; message: string }
 
 export type ErrorCode =
@@ -76,3 +80,4 @@ export function errorResult(code: ErrorCode, message: string): ErrorResult {
 // Shared immutable results: returned on hot paths without allocating.
 export const OK: CommandResult = Object.freeze({ type: 'ok' })
 export const UNCHANGED: CommandResult = Object.freeze({ type: 'unchanged' })
+export const NO_TASK: CommandResult = Object.freeze({ type: 'noTask' })

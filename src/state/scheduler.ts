@@ -63,7 +63,66 @@ function preferenceRank(constraints: TaskConstraintsSpec, agent: AgentRecord): n
 interface PendingClass<Task extends SchedulableTask> {
   /** Constraints of the class's first task: the same filters as every other task of it. */
   readonly constraints: TaskConstraintsSpec
-  readonly queue: Task[]
+  readonly queue: TaskQueue<Task>
+}
+
+/**
+ * Tasks in schedule order: an array with a moving head. Tasks mostly leave from the front (the best goes
+ * first) and arrive at the back (equal priorities in submission order), both O(1) here, so that a backlog
+ * of any length costs nothing per placement; other positions are found by binary search.
+ */
+class TaskQueue<Task extends SchedulableTask> {
+  private items: (Task | undefined)[] = []
+  private head = 0
+
+  get length(): number {
+    return this.items.length - this.head
+  }
+
+  /** The task at position `i` (0 is the best), for `i` below `length`. */
+  at(i: number): Task {
+    return this.items[this.head + i] as Task
+  }
+
+  insert(task: Task): void {
+    const position = this.position(task)
+    if (position === this.items.length) this.items.push(task)
+    else if (position === this.head && this.head > 0) this.items[--this.head] = task
+    else this.items.splice(position, 0, task)
+  }
+
+  /** Position of `task` in the queue, or -1. */
+  indexOf(task: Task): number {
+    const position = this.position(task)
+    return this.items[position] === task ? position - this.head : -1
+  }
+
+  removeAt(i: number): void {
+    if (i > 0) {
+      this.items.splice(this.head + i, 1)
+      return
+    }
+    this.items[this.head++] = undefined
+    if (this.head === this.items.length) {
+      this.items = []
+      this.head = 0
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  /** First array position from the head whose task does not go before `task`. */
+  private position(task: Task): number {
+    let low = this.head
+    let high = this.items.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if (compareTasks(this.items[middle] as Task, task) < 0) low = middle + 1
+      else high = middle
+    }
+    return low
+  }
 }
 
 /** An alive agent with free capacity at the start of a pass, and its use as the pass goes. */
@@ -125,8 +184,8 @@ export class Scheduler<Task extends SchedulableTask> {
     if (this.fresh.delete(task)) return
     const pending = this.classes.get(task.classKey)
     if (pending === undefined) return
-    const position = findPosition(pending.queue, task)
-    if (pending.queue[position] === task) this.removeAt(task.classKey, pending, position)
+    const position = pending.queue.indexOf(task)
+    if (position >= 0) this.removeAt(task.classKey, pending, position)
   }
 
   /** The agent may take more (freed capacity, new capabilities, registered). */
@@ -144,7 +203,7 @@ export class Scheduler<Task extends SchedulableTask> {
     if (!agent.alive || this.host.used(agent.agentId) >= agent.concurrency) return undefined
     let best: Task | undefined
     for (const pending of this.classes.values()) {
-      const head = pending.queue[0]
+      const head = pending.queue.at(0)
       if (!meetsConstraints(pending.constraints, agent)) continue
       if (best === undefined || compareTasks(head, best) < 0) best = head
     }
@@ -189,7 +248,7 @@ export class Scheduler<Task extends SchedulableTask> {
           stream.cursor = queue.length
           continue
         }
-        const head = queue[stream.cursor]
+        const head = queue.at(stream.cursor)
         if (best === undefined || compareTasks(head, best) < 0) {
           best = head
           source = stream
@@ -248,15 +307,15 @@ export class Scheduler<Task extends SchedulableTask> {
   private insert(task: Task): void {
     let pending = this.classes.get(task.classKey)
     if (pending === undefined) {
-      pending = { constraints: task.constraints, queue: [] }
+      pending = { constraints: task.constraints, queue: new TaskQueue() }
       this.classes.set(task.classKey, pending)
     }
-    pending.queue.splice(findPosition(pending.queue, task), 0, task)
+    pending.queue.insert(task)
     this.indexed++
   }
 
   private removeAt(key: string, pending: PendingClass<Task>, position: number): void {
-    pending.queue.splice(position, 1)
+    pending.queue.removeAt(position)
     this.indexed--
     if (pending.queue.length === 0 && this.classes.get(key) === pending) this.classes.delete(key)
   }
@@ -264,16 +323,4 @@ export class Scheduler<Task extends SchedulableTask> {
 
 function hasRoom(slot: Slot): boolean {
   return slot.used < slot.agent.concurrency
-}
-
-/** First position in `queue` (schedule-ordered) whose task does not go before `task`. */
-function findPosition<Task extends SchedulableTask>(queue: Task[], task: Task): number {
-  let low = 0
-  let high = queue.length
-  while (low < high) {
-    const middle = (low + high) >>> 1
-    if (compareTasks(queue[middle], task) < 0) low = middle + 1
-    else high = middle
-  }
-  return low
 }

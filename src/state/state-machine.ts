@@ -382,6 +382,10 @@ export class StateMachine {
         return this.tasks.expire(command, context)
       case 'cancelTask':
         return this.tasks.cancel(command, context)
+      case 'submitTasks':
+        return this.tasks.submitMany(command, context)
+      case 'runTasks':
+        return this.tasks.run(command, context)
     }
   }
 }

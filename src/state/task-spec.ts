@@ -1,5 +1,6 @@
+import type { RunTaskOp } from './commands.ts'
 import { isJsonValue, type JsonValue } from './json.ts'
-import { isBoundedCount, isCount, isId, isRecord } from './validate.ts'
+import { isBoundedCount, isCount, isId, isPositive, isRecord } from './validate.ts'
 
 /** Where a task is in its lifecycle (see `tasks.ts`). */
 export type TaskState = 'pending' | 'assigned' | 'running' | 'completed' | 'failed' | 'dead' | 'expired'
@@ -38,6 +39,8 @@ export const MAX_LIST_LENGTH = 256
 export const MAX_RETRIES = 1_000_000
 /** Most task slots an agent may advertise. */
 export const MAX_CONCURRENCY = 1_000_000
+/** Most tasks in one `submitTasks`, and operations in one `runTasks`: bounds the work of one entry. */
+export const MAX_BATCH_OPS = 4096
 
 /** Non-empty strings, at most MAX_LIST_LENGTH of them. */
 export function isIdList(value: unknown): value is string[] {
@@ -106,4 +109,51 @@ export function isTaskSpec(value: unknown): value is TaskSpec {
     isConstraints(value.constraints) &&
     (value.deadline === undefined || isBoundedCount(value.deadline))
   )
+}
+
+/** The tasks of a `submitTasks`: 1 to MAX_BATCH_OPS task specs. */
+export function isTaskSpecList(value: unknown): value is TaskSpec[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_BATCH_OPS) return false
+  for (let i = 0; i < value.length; i++) if (!isTaskSpec(value[i])) return false
+  return true
+}
+
+const claimOpKeys = new Set(['op', 'taskId'])
+const nextOpKeys = new Set(['op'])
+const completeOpKeys = new Set(['op', 'taskId', 'attempt', 'fencingToken', 'result'])
+const failOpKeys = new Set(['op', 'taskId', 'attempt', 'fencingToken', 'error'])
+
+function isRunTaskOp(value: unknown): boolean {
+  if (!isRecord(value)) return false
+  switch (value.op) {
+    case 'claim':
+      return onlyKeys(value, claimOpKeys) && isId(value.taskId)
+    case 'next':
+      return onlyKeys(value, nextOpKeys)
+    case 'complete':
+      return (
+        onlyKeys(value, completeOpKeys) &&
+        isId(value.taskId) &&
+        isPositive(value.attempt) &&
+        isPositive(value.fencingToken) &&
+        isJsonValue(value.result)
+      )
+    case 'fail':
+      return (
+        onlyKeys(value, failOpKeys) &&
+        isId(value.taskId) &&
+        isPositive(value.attempt) &&
+        isPositive(value.fencingToken) &&
+        typeof value.error === 'string'
+      )
+    default:
+      return false
+  }
+}
+
+/** The operations of a `runTasks`: 1 to MAX_BATCH_OPS of them, each of an exact shape. */
+export function isRunTaskOps(value: unknown): value is RunTaskOp[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_BATCH_OPS) return false
+  for (let i = 0; i < value.length; i++) if (!isRunTaskOp(value[i])) return false
+  return true
 }

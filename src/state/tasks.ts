@@ -5,15 +5,17 @@ import type {
   ExpireTaskCommand,
   FailTaskCommand,
   RetryDueCommand,
+  RunTasksCommand,
   StealTaskCommand,
   SubmitTaskCommand,
+  SubmitTasksCommand,
   TimeoutTaskCommand,
 } from './commands.ts'
 import type { ApplyContext } from './context.ts'
 import type { TaskAttemptEndedEvent, TaskUnassignedEvent } from './events.ts'
 import { isJsonValue, type JsonValue } from './json.ts'
 import type { AgentDownReason, AgentListener, AgentRecord, MemberTable } from './members.ts'
-import { type CommandResult, errorResult, UNCHANGED } from './results.ts'
+import { type CommandResult, errorResult, NO_TASK, UNCHANGED } from './results.ts'
 import { classKeyOf, compareTasks, meetsConstraints, Scheduler, type SchedulerHost } from './scheduler.ts'
 import { type SessionTable, sessionExpired } from './sessions.ts'
 import { isTaskSpec, type TaskConstraintsSpec, type TaskSpec, type TaskState } from './task-spec.ts'
@@ -123,6 +125,11 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   private readonly unfinished = new Map<string, TaskRecord>()
   /** Ids of finished tasks still kept, oldest finished first. */
   private readonly finished = new Set<string>()
+  /**
+   * Unfinished tasks that something may happen to with time alone: with a deadline, running with a timeout,
+   * or failed (waiting for their retry). What the leader's housekeeping looks at. Derived.
+   */
+  private readonly timed = new Set<TaskRecord>()
   private readonly affinity = new Map<string, string>()
   private readonly byAgent = new Map<string, AgentTasks>()
   private readonly scheduler: Scheduler<TaskRecord>
@@ -169,17 +176,13 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   bestTaskFor(agentId: string): TaskInfo | undefined {
     const agent = this.members.record(agentId)
     if (agent === undefined || !agent.alive) return undefined
-    let best: TaskRecord | undefined
-    for (const task of this.byAgent.get(agentId)?.assigned ?? []) {
-      if (best === undefined || compareTasks(task, best) < 0) best = task
-    }
-    best ??= this.scheduler.bestPendingFor(agent)
+    const best = this.bestRecordFor(agent)
     return best === undefined ? undefined : toInfo(best)
   }
 
   due(now: number): DueTaskActions {
     const due: DueTaskActions = { timeouts: [], retries: [], expiries: [] }
-    for (const task of this.unfinished.values()) {
+    for (const task of this.timed) {
       if (task.deadline !== undefined && task.deadline <= now) due.expiries.push(task.id)
       else if (task.state === 'running' && timedOut(task, now)) {
         due.timeouts.push({ taskId: task.id, attempt: task.attempt })
@@ -209,20 +212,93 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     }
     this.records.set(record.id, record)
     this.unfinished.set(record.id, record)
+    this.track(record)
     this.scheduler.addPending(record)
     return { type: 'taskSubmitted', taskId: record.id, createdAt: record.createdAt }
   }
 
-  claim(command: ClaimTaskCommand, context: ApplyContext): CommandResult {
-    const { taskId, agentId, sessionId } = command
-    if (!this.sessions.isLive(sessionId, context)) return sessionExpired(sessionId)
-    const agent = this.members.record(agentId)
-    if (agent === undefined || !agent.alive || agent.sessionId !== sessionId) {
-      return notClaimable(`agent ${agentId} is not registered with session ${sessionId}`)
+  /** Each task as its own `submitTask`, in order. */
+  submitMany(command: SubmitTasksCommand, context: ApplyContext): CommandResult {
+    const results: CommandResult[] = []
+    for (const task of command.tasks) results.push(this.submit({ type: 'submitTask', task }, context))
+    return { type: 'taskResults', results }
+  }
+
+  /** A worker's batch: each operation in order, answering for itself. */
+  run(command: RunTasksCommand, context: ApplyContext): CommandResult {
+    const { agentId, sessionId } = command
+    const results: CommandResult[] = []
+    for (const op of command.ops) {
+      switch (op.op) {
+        case 'claim':
+          results.push(this.claim({ type: 'claimTask', taskId: op.taskId, agentId, sessionId }, context))
+          break
+        case 'next':
+          results.push(this.next(agentId, sessionId, context))
+          break
+        case 'complete':
+          results.push(
+            this.complete(
+              {
+                type: 'completeTask',
+                taskId: op.taskId,
+                attempt: op.attempt,
+                fencingToken: op.fencingToken,
+                result: op.result,
+              },
+              context,
+            ),
+          )
+          break
+        case 'fail':
+          results.push(
+            this.fail(
+              {
+                type: 'failTask',
+                taskId: op.taskId,
+                attempt: op.attempt,
+                fencingToken: op.fencingToken,
+                error: op.error,
+              },
+              context,
+            ),
+          )
+          break
+      }
     }
+    return { type: 'taskResults', results }
+  }
+
+  /**
+   * Starts the task `next()` would pick for the agent: its best assigned task, else the best pending one it
+   * may take (its hard filters and a free slot), settling each candidate's due time first.
+   */
+  next(agentId: string, sessionId: string, context: ApplyContext): CommandResult {
+    const claimant = this.claimant(agentId, sessionId, context)
+    if (claimant.ok === false) return claimant.error
+    const agent = claimant.record
+    for (;;) {
+      const task = this.bestRecordFor(agent)
+      if (task === undefined) return NO_TASK
+      // A candidate whose deadline passed expires here instead, and the next one is looked at.
+      this.settle(task, context)
+      if (task.state === 'pending') this.scheduler.removePending(task)
+      else if (task.state !== 'assigned' || task.assignee !== agentId) continue
+      this.start(task, agent, context)
+      return { type: 'taskClaimed', taskId: task.id, attempt: task.attempt, fencingToken: task.fencingToken }
+    }
+  }
+
+  claim(command: ClaimTaskCommand, context: ApplyContext): CommandResult {
+    const { taskId, agentId } = command
+    const claimant = this.claimant(agentId, command.sessionId, context)
+    if (claimant.ok === false) return claimant.error
+    const agent = claimant.record
     const task = this.records.get(taskId)
     if (task === undefined) return notFound(taskId)
     this.settle(task, context)
+    // One attempt per task and entry: a second would share the first's fencing token.
+    if (task.fencingToken === context.index) return notClaimable(`task ${taskId} was started in this entry`)
     switch (task.state) {
       case 'assigned': {
         const from = task.assignee!
@@ -402,6 +478,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
       this.records.set(record.id, record)
       if (TERMINAL.has(record.state)) continue
       this.unfinished.set(record.id, record)
+      this.track(record)
       if (record.state === 'pending') this.scheduler.restorePending(record)
       if (record.assignee === undefined) continue
       // Only live agents hold tasks: a session end or a leave takes them back in the same entry.
@@ -427,6 +504,31 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     }
   }
 
+  private bestRecordFor(agent: AgentRecord): TaskRecord | undefined {
+    let best: TaskRecord | undefined
+    for (const task of this.byAgent.get(agent.agentId)?.assigned ?? []) {
+      if (best === undefined || compareTasks(task, best) < 0) best = task
+    }
+    return best ?? this.scheduler.bestPendingFor(agent)
+  }
+
+  /** The agent, if it is alive and registered with the live session `sessionId`: who may start attempts. */
+  private claimant(
+    agentId: string,
+    sessionId: string,
+    context: ApplyContext,
+  ): { ok: true; record: AgentRecord } | { ok: false; error: CommandResult } {
+    if (!this.sessions.isLive(sessionId, context)) return { ok: false, error: sessionExpired(sessionId) }
+    const record = this.members.record(agentId)
+    if (record === undefined || !record.alive || record.sessionId !== sessionId) {
+      return {
+        ok: false,
+        error: notClaimable(`agent ${agentId} is not registered with session ${sessionId}`),
+      }
+    }
+    return { ok: true, record }
+  }
+
   /** Applies what state time says already happened: deadline passed, attempt timed out, retry due. */
   private settle(task: TaskRecord, context: ApplyContext): void {
     if (TERMINAL.has(task.state)) return
@@ -449,6 +551,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     tasks.assigned.delete(task)
     tasks.running.add(task)
     task.state = 'running'
+    this.track(task)
     task.assignee = agentId
     task.lastAgentId = agentId
     task.attempt++
@@ -530,6 +633,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     // The exponent is capped so the product stays finite; the cap applies anyway.
     const backoff = Math.min(retryBackoffMaxMs, retryBackoffBaseMs * 2 ** Math.min(task.attempt - 1, 52))
     task.state = 'failed'
+    this.track(task)
     task.retryAt = context.time + backoff
     context.events.push({
       type: 'taskFailed',
@@ -574,6 +678,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
 
   private toPending(task: TaskRecord, context: ApplyContext): void {
     task.state = 'pending'
+    this.track(task)
     task.assignee = undefined
     task.updatedAt = context.time
     this.scheduler.addPending(task)
@@ -581,6 +686,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
 
   private finish(task: TaskRecord, state: 'completed' | 'dead' | 'expired', context: ApplyContext): void {
     task.state = state
+    this.timed.delete(task)
     task.assignee = undefined
     task.updatedAt = context.time
     this.unfinished.delete(task.id)
@@ -590,6 +696,16 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
       this.finished.delete(oldest)
       this.records.delete(oldest)
     }
+  }
+
+  /** Keeps `timed` up to date after a change of the unfinished task's state. */
+  private track(task: TaskRecord): void {
+    const timed =
+      task.deadline !== undefined ||
+      task.state === 'failed' ||
+      (task.state === 'running' && task.constraints.timeout > 0)
+    if (timed) this.timed.add(task)
+    else this.timed.delete(task)
   }
 
   private tasksOf(agentId: string): AgentTasks {

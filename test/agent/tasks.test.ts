@@ -187,6 +187,37 @@ describe('task distribution', () => {
     expect(held.signal.aborted).toBe(false)
   })
 
+  it('coalesces concurrent calls into shared entries, each answered for itself', async () => {
+    const [a, b] = await start([{ concurrency: 1 }, { concurrency: 20 }])
+    await a.tasks.submit({ id: 'dup', type: 'x' })
+    // Queued and aborted before its batch left: never sent.
+    const controller = new AbortController()
+    const aborted = a.tasks.submit({ id: 'never', type: 'x' }, { signal: controller.signal })
+    controller.abort()
+    const abortedCheck = expect(aborted).rejects.toMatchObject({ name: 'AbortError' })
+    let applied = stateOf(a).appliedIndex
+    const submits = await Promise.allSettled(
+      Array.from({ length: 100 }, (_, i) => a.tasks.submit({ id: i === 50 ? 'dup' : `c${i}`, type: 'x' })),
+    )
+    await abortedCheck
+    expect(submits.filter(outcome => outcome.status === 'fulfilled')).toHaveLength(99)
+    expect(submits[50]).toMatchObject({ status: 'rejected', reason: { name: 'InvalidArgumentError' } })
+    expect((submits[7] as PromiseFulfilledResult<{ id: string }>).value.id).toBe('c7')
+    // A hundred submissions in a few entries, not a hundred.
+    expect(stateOf(a).appliedIndex - applied).toBeLessThan(10)
+    await b.tasks.status('c0')
+    expect(stateOf(b).task('never')).toBeUndefined()
+
+    // A follower's worker: completions and the claims that follow them share entries too.
+    applied = stateOf(b).appliedIndex
+    const done = new Set<string>()
+    const processor = worker(b, async task => task.id, 20)
+    on(processor, 'completed', ({ task }) => done.add(task!.id))
+    await until(() => done.size >= 98)
+    // Singly, the 98 tasks b may take (a holds one) cost 98 claims and 98 completions.
+    expect(stateOf(b).appliedIndex - applied).toBeLessThan(30)
+  })
+
   it('runs 2,000 tasks of mixed priorities and capabilities over TCP exactly once, highest priority first', async () => {
     const cluster = await start([
       { capabilities: ['cpu'], transport: 'tcp' },

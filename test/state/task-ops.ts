@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { expect } from 'vitest'
-import type { Command } from '../../src/state/commands.ts'
+import type { Command, FailTaskCommand, RunTaskOp, SubmitTaskCommand } from '../../src/state/commands.ts'
 import type { StateEvent } from '../../src/state/events.ts'
 import type { RegisteredAgent } from '../../src/state/members.ts'
 import type { StateMachine } from '../../src/state/state-machine.ts'
@@ -52,11 +52,61 @@ export type TaskOp =
   | { kind: 'retryDue' | 'expireTask'; task: number }
   /** `running`: the task-th running task, if any runs. */
   | { kind: 'cancel'; task: number; running: boolean }
+  /** A worker's batch (`runTasks`): its parts resolved against the state before the entry. */
+  | { kind: 'run'; agent: number; wrongSession: boolean; parts: RunPart[] }
+  /** Several submissions in one entry (`submitTasks`). */
+  | { kind: 'submitMany'; tasks: Extract<TaskOp, { kind: 'submit' }>[] }
+
+/** One operation of a `run` batch; `complete` and `fail` as the single ops, `claim` of any task. */
+export type RunPart =
+  | { part: 'next' }
+  | { part: 'claim'; task: number; own: boolean }
+  | { part: 'complete' | 'fail'; task: number; running: boolean; stale: number }
 
 const weighted = <T>(weight: number, arbitrary: fc.Arbitrary<T>) => ({ weight, arbitrary })
 const index = (length: number) => fc.nat({ max: length - 1 })
 const caps = fc.subarray(capabilities)
 const agentRef = fc.oneof(fc.constantFrom(...agentIds), fc.constantFrom(...names))
+
+const submitOp = fc.record({
+  kind: fc.constant('submit' as const),
+  task: index(taskIds.length),
+  priority: fc.integer({ min: 0, max: 2 }),
+  caps,
+  exclude: fc.oneof(
+    weighted(3, fc.constant<string[]>([])),
+    weighted(1, fc.array(agentRef, { maxLength: 2 })),
+  ),
+  preferred: fc.oneof(
+    weighted(3, fc.constant<string[]>([])),
+    weighted(1, fc.array(agentRef, { maxLength: 2 })),
+  ),
+  maxRetries: fc.integer({ min: 0, max: 2 }),
+  timeout: fc.constantFrom(0, 0, 300),
+  deadlineIn: fc.option(fc.integer({ min: 0, max: 2_000 }), { nil: undefined, freq: 3 }),
+  affinity: fc.option(fc.constantFrom('k1', 'k2'), { nil: undefined, freq: 2 }),
+})
+
+const runPart: fc.Arbitrary<RunPart> = fc.oneof(
+  weighted(3, fc.record({ part: fc.constant('next' as const) })),
+  weighted(
+    1,
+    fc.record({
+      part: fc.constant('claim' as const),
+      task: index(taskIds.length),
+      own: fc.boolean(),
+    }),
+  ),
+  weighted(
+    3,
+    fc.record({
+      part: fc.constantFrom('complete' as const, 'fail' as const),
+      task: index(taskIds.length),
+      running: fc.oneof(weighted(4, fc.constant(true)), weighted(1, fc.constant(false))),
+      stale: fc.oneof(weighted(4, fc.constant(0)), weighted(1, fc.integer({ min: 1, max: 2 }))),
+    }),
+  ),
+)
 
 export const taskOp: fc.Arbitrary<TaskOp> = fc.oneof(
   weighted(
@@ -81,27 +131,7 @@ export const taskOp: fc.Arbitrary<TaskOp> = fc.oneof(
     }),
   ),
   weighted(2, fc.record({ kind: fc.constant('deregister' as const), agent: index(agentIds.length) })),
-  weighted(
-    5,
-    fc.record({
-      kind: fc.constant('submit' as const),
-      task: index(taskIds.length),
-      priority: fc.integer({ min: 0, max: 2 }),
-      caps,
-      exclude: fc.oneof(
-        weighted(3, fc.constant<string[]>([])),
-        weighted(1, fc.array(agentRef, { maxLength: 2 })),
-      ),
-      preferred: fc.oneof(
-        weighted(3, fc.constant<string[]>([])),
-        weighted(1, fc.array(agentRef, { maxLength: 2 })),
-      ),
-      maxRetries: fc.integer({ min: 0, max: 2 }),
-      timeout: fc.constantFrom(0, 0, 300),
-      deadlineIn: fc.option(fc.integer({ min: 0, max: 2_000 }), { nil: undefined, freq: 3 }),
-      affinity: fc.option(fc.constantFrom('k1', 'k2'), { nil: undefined, freq: 2 }),
-    }),
-  ),
+  weighted(5, submitOp),
   weighted(
     6,
     fc.record({
@@ -152,6 +182,22 @@ export const taskOp: fc.Arbitrary<TaskOp> = fc.oneof(
       kind: fc.constant('cancel' as const),
       task: index(taskIds.length),
       running: fc.oneof(weighted(3, fc.constant(true)), weighted(1, fc.constant(false))),
+    }),
+  ),
+  weighted(
+    5,
+    fc.record({
+      kind: fc.constant('run' as const),
+      agent: index(agentIds.length),
+      wrongSession: fc.oneof(weighted(8, fc.constant(false)), weighted(1, fc.constant(true))),
+      parts: fc.array(runPart, { minLength: 1, maxLength: 5 }),
+    }),
+  ),
+  weighted(
+    2,
+    fc.record({
+      kind: fc.constant('submitMany' as const),
+      tasks: fc.array(submitOp, { minLength: 1, maxLength: 3 }),
     }),
   ),
 )
@@ -278,7 +324,42 @@ export function taskCommand(
         type: 'cancelTask',
         taskId: op.running ? pick(machine, 'running', op.task) : taskIds[op.task],
       }
+    case 'run': {
+      const agentId = agentIds[op.agent]
+      const registered = machine.agent(agentId)?.sessionId
+      const sessionId =
+        op.wrongSession || registered === undefined ? sessionIds[op.agent % sessionIds.length] : registered
+      const ops = op.parts.map(part => runOp(part, machine, sessionIds, attempts))
+      return { type: 'runTasks', agentId, sessionId, ops }
+    }
+    case 'submitMany':
+      return {
+        type: 'submitTasks',
+        tasks: op.tasks.map(
+          task => (taskCommand(task, machine, sessionIds, attempts) as SubmitTaskCommand).task,
+        ),
+      }
   }
+}
+
+/** The `runTasks` operation for `part` in the current state. */
+function runOp(
+  part: RunPart,
+  machine: StateMachine,
+  sessionIds: readonly string[],
+  attempts: AttemptLog,
+): RunTaskOp {
+  if (part.part === 'next') return { op: 'next' }
+  if (part.part === 'claim') {
+    return { op: 'claim', taskId: part.own ? pick(machine, 'assigned', part.task) : taskIds[part.task] }
+  }
+  const single = taskCommand({ ...part, kind: part.part }, machine, sessionIds, attempts)
+  if (single.type === 'completeTask') {
+    const { taskId, attempt, fencingToken, result } = single
+    return { op: 'complete', taskId, attempt, fencingToken, result }
+  }
+  const { taskId, attempt, fencingToken, error } = single as FailTaskCommand
+  return { op: 'fail', taskId, attempt, fencingToken, error }
 }
 
 /** The n-th task (cyclically) in `state`, or the n-th task if none is. */

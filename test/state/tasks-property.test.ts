@@ -121,6 +121,7 @@ function checkHistory(steps: Step[], see: (what: string) => void, replay?: { cut
         : sessionCommand(step.op.session)
     const before =
       command.type === 'completeTask' || command.type === 'failTask' ? live.get(command.taskId) : undefined
+    const liveBefore = new Map(live)
     const { result, events } = apply({ index: ++index, term: 1, data: encodeEnvelope({ ts: now, command }) })
     attempts.record(events)
     see(result.type === 'error' ? result.code : result.type)
@@ -128,6 +129,26 @@ function checkHistory(steps: Step[], see: (what: string) => void, replay?: { cut
     if ((command.type === 'completeTask' || command.type === 'failTask') && result.type === 'taskState') {
       // Accepted: it was the live attempt when the entry began.
       expect(before).toMatchObject({ attempt: command.attempt, fencingToken: command.fencingToken })
+    }
+    if (command.type === 'runTasks' || command.type === 'submitTasks') {
+      const parts = command.type === 'runTasks' ? command.ops : command.tasks
+      if (result.type === 'taskResults') {
+        expect(result.results.length).toBe(parts.length)
+        for (const part of result.results) see(`batch:${part.type === 'error' ? part.code : part.type}`)
+      }
+      if (command.type === 'runTasks' && result.type === 'taskResults') {
+        const startedHere = events.filter(event => event.type === 'taskStarted')
+        command.ops.forEach((op, i) => {
+          if ((op.op !== 'complete' && op.op !== 'fail') || result.results[i].type !== 'taskState') return
+          // Accepted: the live attempt when the entry began, or one an earlier op of it started.
+          const attempt = { attempt: op.attempt, fencingToken: op.fencingToken }
+          const wasLive = liveBefore.get(op.taskId)
+          const matches =
+            (wasLive?.attempt === op.attempt && wasLive.fencingToken === op.fencingToken) ||
+            startedHere.some(event => event.taskId === op.taskId && event.attempt === op.attempt)
+          expect(matches, `${op.op} of ${op.taskId} ${JSON.stringify(attempt)}`).toBe(true)
+        })
+      }
     }
     for (const event of events) {
       see(event.type === 'taskAttemptEnded' ? `ended:${event.reason}` : event.type)
@@ -207,6 +228,14 @@ it('random interleavings never run a task twice, accept a stale attempt, complet
     'ended:left',
     'ended:expired',
     'ended:cancelled',
+    'taskResults',
+    'batch:taskSubmitted',
+    'batch:AlreadyExists',
+    'batch:taskClaimed',
+    'batch:noTask',
+    'batch:taskState',
+    'batch:StaleAttempt',
+    'batch:NotClaimable',
   ]
   for (const what of wanted) expect(seen.get(what) ?? 0, what).toBeGreaterThan(10)
 })

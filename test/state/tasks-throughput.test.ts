@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import { encodeEnvelope } from '../../src/state/codec.ts'
-import type { Command } from '../../src/state/commands.ts'
+import type { Command, RunTaskOp } from '../../src/state/commands.ts'
 import { StateMachine } from '../../src/state/state-machine.ts'
 import { taskSpec } from './helpers.ts'
 
@@ -107,4 +107,89 @@ it('applies submit + claim + complete cycles for 2,000 tasks on 10 agents far fa
   // Loose on purpose (shared 2-core machine); the log line carries the real figures.
   expect(perSecond(plain)).toBeGreaterThan(10_000)
   expect(perSecond(blocked)).toBeGreaterThan(10_000)
+})
+
+/**
+ * Worker batches as agents send them (`runTasks`: each finished task's complete, then a `next`), with
+ * `backlog` tasks waiting in the pending index throughout (submitted in `submitTasks` batches of 100).
+ * Measures apply time per operation, and the leader's housekeeping query over that state.
+ */
+function runBatches(backlog: number): { nsPerOp: number; dueNs: number } {
+  const machine = new StateMachine()
+  let index = 0
+  let ts = 1_700_000_000_000
+  let elapsedNs = 0
+  let ops = 0
+  const apply = (command: Command, timed: boolean) => {
+    const data = encodeEnvelope({ ts: ts++, command })
+    const started = process.hrtime.bigint()
+    const output = machine.apply({ index: ++index, term: 1, data })
+    if (timed) elapsedNs += Number(process.hrtime.bigint() - started)
+    return output.result
+  }
+  for (let i = 0; i < AGENTS; i++) {
+    const agentId = `agent-${i}`
+    apply({ type: 'openSession', sessionId: `s-${i}`, agentId, ttlMs: 3_600_000 }, false)
+    apply(
+      {
+        type: 'registerAgent',
+        agentId,
+        name: agentId,
+        sessionId: `s-${i}`,
+        addrs: [],
+        capabilities: ['cpu'],
+        labels: {},
+        concurrency: SLOTS,
+      },
+      false,
+    )
+  }
+  for (let first = 0; first < backlog + TASKS; first += 100) {
+    const tasks = Array.from({ length: Math.min(100, backlog + TASKS - first) }, (_, i) =>
+      taskSpec(`task-${first + i}`, { priority: (first + i) % 3 }),
+    )
+    apply({ type: 'submitTasks', tasks }, false)
+  }
+  const running = new Map<string, { taskId: string; attempt: number; fencingToken: number }[]>()
+  for (let done = 0; done < TASKS; ) {
+    for (let i = 0; i < AGENTS && done < TASKS; i++) {
+      const agentId = `agent-${i}`
+      const finished = running.get(agentId) ?? []
+      const batch: RunTaskOp[] = finished.map(attempt => ({ op: 'complete', ...attempt, result: null }))
+      const nexts = Math.max(1, finished.length)
+      for (let n = 0; n < nexts; n++) batch.push({ op: 'next' })
+      const result = apply({ type: 'runTasks', agentId, sessionId: `s-${i}`, ops: batch }, true)
+      if (result.type !== 'taskResults') throw new Error(JSON.stringify(result))
+      ops += batch.length
+      done += finished.length
+      const claimed: { taskId: string; attempt: number; fencingToken: number }[] = []
+      for (const answer of result.results) {
+        if (answer.type === 'taskClaimed') {
+          const { taskId, attempt, fencingToken } = answer
+          claimed.push({ taskId, attempt, fencingToken })
+        }
+      }
+      running.set(agentId, claimed)
+    }
+  }
+  expect(machine.pendingCount).toBeGreaterThanOrEqual(backlog - AGENTS * SLOTS)
+  const dueStarted = process.hrtime.bigint()
+  for (let i = 0; i < 1000; i++) machine.dueExpiries(ts)
+  const dueNs = Number(process.hrtime.bigint() - dueStarted) / 1000
+  return { nsPerOp: elapsedNs / ops, dueNs }
+}
+
+it('costs the same per batched operation, and per housekeeping look, with 30,000 tasks waiting', () => {
+  runBatches(200) // warm-up
+  const small = runBatches(200)
+  const large = runBatches(30_000)
+  console.log(
+    `batched task ops: ${Math.round(1e9 / small.nsPerOp)} ops/s with 200 tasks waiting, ` +
+      `${Math.round(1e9 / large.nsPerOp)} ops/s with 30,000; housekeeping look ` +
+      `${(small.dueNs / 1000).toFixed(1)} µs and ${(large.dueNs / 1000).toFixed(1)} µs`,
+  )
+  // A scan of the backlog per operation or per look makes the large case 10 to 100 times slower (the look
+  // about 150 µs); loose bounds for a shared machine.
+  expect(large.nsPerOp).toBeLessThan(small.nsPerOp * 4)
+  expect(large.dueNs).toBeLessThan(25_000)
 })

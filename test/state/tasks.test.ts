@@ -772,3 +772,196 @@ function withoutAppliedIndex(bytes: Uint8Array): unknown {
   delete parsed.appliedIndex
   return parsed
 }
+
+describe('batched task commands', () => {
+  it('submitTasks answers each task in order, as its own submitTask would, in one entry', () => {
+    const log = new LogDriver()
+    registerAgent(log, 'a', { concurrency: 2 })
+    submit(log, 'old')
+    const before = log.index
+    const output = log.at(2_000).apply({
+      type: 'submitTasks',
+      tasks: [
+        taskSpec('t1', { priority: 1 }),
+        taskSpec('old'),
+        taskSpec('t2', { priority: 5 }),
+        taskSpec('t1'),
+      ],
+    })
+    expect(log.index).toBe(before + 1)
+    expect(output.result).toEqual({
+      type: 'taskResults',
+      results: [
+        { type: 'taskSubmitted', taskId: 't1', createdAt: 2_000 },
+        { type: 'error', code: 'AlreadyExists', message: 'task old exists' },
+        { type: 'taskSubmitted', taskId: 't2', createdAt: 2_000 },
+        { type: 'error', code: 'AlreadyExists', message: 'task t1 exists' },
+      ],
+    })
+    // The entry's placement pass sees the batch whole: the higher priority takes the last free slot.
+    expect(ofType(output.events, 'taskAssigned')).toEqual([
+      { type: 'taskAssigned', taskId: 't2', agentId: 'a' },
+    ])
+    expect(log.machine.task('t1')).toMatchObject({ state: 'pending', priority: 1 })
+    expect(log.machine.task('old')?.priority).toBe(0)
+  })
+
+  it('runTasks completes and starts the next task in one entry: assigned first, then the best pending', () => {
+    const log = new LogDriver()
+    registerAgent(log, 'a', { concurrency: 2 })
+    submit(log, 'first')
+    submit(log, 'second')
+    submit(log, 'low', { priority: 0 })
+    submit(log, 'high', { priority: 3 })
+    const running = claim(log, 'first', 'a')
+    const run = (ops: unknown[]) =>
+      log.apply({ type: 'runTasks', agentId: 'a', sessionId: 'session-a', ops } as never)
+    const output = run([
+      { op: 'complete', taskId: 'first', ...running, result: 'done' },
+      { op: 'next' },
+      { op: 'next' },
+      { op: 'next' },
+    ])
+    const token = log.index
+    expect(output.result).toEqual({
+      type: 'taskResults',
+      results: [
+        { type: 'taskState', taskId: 'first', state: 'completed' },
+        { type: 'taskClaimed', taskId: 'second', attempt: 1, fencingToken: token },
+        { type: 'taskClaimed', taskId: 'high', attempt: 1, fencingToken: token },
+        { type: 'noTask' },
+      ],
+    })
+    expect(ofType(output.events, 'taskStarted').map(event => (event as { taskId: string }).taskId)).toEqual([
+      'second',
+      'high',
+    ])
+    expect(log.machine.task('first')).toMatchObject({ state: 'completed', result: 'done' })
+    expect(log.machine.agentLoad('a')).toEqual({ running: 2, assigned: 0, slots: 2 })
+    expect(log.machine.task('low')?.state).toBe('pending')
+  })
+
+  it('runTasks ops answer for themselves: stale, unknown, refused and claimed side by side', () => {
+    const log = new LogDriver({ retryBackoffBaseMs: 0 })
+    registerAgent(log, 'a', { concurrency: 3 })
+    registerAgent(log, 'b', { concurrency: 1, capabilities: ['gpu'] })
+    submit(log, 'x')
+    submit(log, 'gpu', { constraints: { requiredCapabilities: ['gpu'] } })
+    const token = log.index + 1
+    const output = log.apply({
+      type: 'runTasks',
+      agentId: 'a',
+      sessionId: 'session-a',
+      ops: [
+        { op: 'claim', taskId: 'x' },
+        { op: 'complete', taskId: 'x', attempt: 1, fencingToken: token + 1, result: 1 },
+        { op: 'claim', taskId: 'missing' },
+        { op: 'claim', taskId: 'gpu' },
+        // Failed with no back-off, x is pending again: its next attempt waits for another entry, so that no
+        // two attempts share a fencing token.
+        { op: 'fail', taskId: 'x', attempt: 1, fencingToken: token, error: 'boom' },
+        { op: 'claim', taskId: 'x' },
+        { op: 'next' },
+      ],
+    })
+    expect(output.result).toMatchObject({
+      type: 'taskResults',
+      results: [
+        { type: 'taskClaimed', taskId: 'x', attempt: 1, fencingToken: token },
+        { type: 'error', code: 'StaleAttempt' },
+        { type: 'error', code: 'NotFound' },
+        { type: 'error', code: 'NotClaimable' },
+        { type: 'taskState', taskId: 'x', state: 'pending' },
+        { type: 'error', code: 'NotClaimable', message: 'task x was started in this entry' },
+        { type: 'noTask' },
+      ],
+    })
+    // Placed by the entry's pass instead, and claimed in the next one with its own token.
+    expect(log.machine.task('x')).toMatchObject({ state: 'assigned', assignee: 'a', attempt: 1 })
+    expect(claim(log, 'x', 'a')).toEqual({ attempt: 2, fencingToken: log.index })
+    // An agent acting under a session that is not its registered one starts nothing.
+    submit(log, 'y')
+    log.open('stray', 60_000, 'a')
+    const stray = log.apply({
+      type: 'runTasks',
+      agentId: 'a',
+      sessionId: 'stray',
+      ops: [{ op: 'next' }, { op: 'claim', taskId: 'y' }],
+    })
+    expect(stray.result).toMatchObject({
+      type: 'taskResults',
+      results: [
+        { type: 'error', code: 'NotClaimable' },
+        { type: 'error', code: 'NotClaimable' },
+      ],
+    })
+    expect(stray.events).toEqual([])
+    expect(log.machine.task('y')?.state).toBe('assigned')
+  })
+
+  it('a retried batch is answered from the session: nothing starts or completes twice', () => {
+    const log = new LogDriver()
+    registerAgent(log, 'a', { concurrency: 1 })
+    submit(log, 't1')
+    submit(log, 't2')
+    const attempt = claim(log, 't1', 'a')
+    const command = {
+      type: 'runTasks' as const,
+      agentId: 'a',
+      sessionId: 'session-a',
+      ops: [{ op: 'complete' as const, taskId: 't1', ...attempt, result: null }, { op: 'next' as const }],
+    }
+    const first = log.apply(command, { session: 'session-a', seq: 7 })
+    expect(first.result).toMatchObject({ results: [{ state: 'completed' }, { taskId: 't2', attempt: 1 }] })
+    const again = log.apply(command, { session: 'session-a', seq: 7 })
+    expect(again).toEqual({ result: first.result, events: [] })
+    expect(log.machine.task('t2')).toMatchObject({ state: 'running', attempt: 1 })
+  })
+
+  it('the codec refuses malformed batches, which then change nothing', () => {
+    const op = { op: 'complete', taskId: 't', attempt: 1, fencingToken: 1, result: null }
+    const bad: unknown[] = [
+      { type: 'submitTasks', tasks: [] },
+      { type: 'submitTasks', tasks: [taskSpec('t'), { ...taskSpec('u'), id: '' }] },
+      { type: 'submitTasks', tasks: taskSpec('t') },
+      { type: 'submitTasks', tasks: Array.from({ length: 4097 }, (_, i) => taskSpec(`t${i}`)) },
+      { type: 'runTasks', agentId: 'a', sessionId: 's', ops: [] },
+      {
+        type: 'runTasks',
+        agentId: 'a',
+        sessionId: 's',
+        ops: Array.from({ length: 4097 }, () => ({ op: 'next' })),
+      },
+      { type: 'runTasks', agentId: '', sessionId: 's', ops: [{ op: 'next' }] },
+      { type: 'runTasks', agentId: 'a', ops: [{ op: 'next' }] },
+      { type: 'runTasks', agentId: 'a', sessionId: 's', ops: [{ op: 'next', taskId: 't' }] },
+      { type: 'runTasks', agentId: 'a', sessionId: 's', ops: [{ op: 'start' }] },
+      { type: 'runTasks', agentId: 'a', sessionId: 's', ops: [{ op: 'claim' }] },
+      { type: 'runTasks', agentId: 'a', sessionId: 's', ops: [{ ...op, attempt: 0 }] },
+      { type: 'runTasks', agentId: 'a', sessionId: 's', ops: [{ ...op, result: undefined }] },
+      { type: 'runTasks', agentId: 'a', sessionId: 's', ops: [{ ...op, op: 'fail' }] },
+      { type: 'runTasks', agentId: 'a', sessionId: 's', ops: [{ op: 'next' }, null] },
+      { type: 'runTasks', agentId: 'a', sessionId: 's', ops: [{ op: 'next' }], extra: 1 },
+    ]
+    const encoder = new TextEncoder()
+    const decode = (command: unknown) => decodeEnvelope(encoder.encode(JSON.stringify({ ts: 1, command })))
+    expect(decode({ type: 'submitTasks', tasks: [taskSpec('t')] }).ok).toBe(true)
+    expect(decode({ type: 'runTasks', agentId: 'a', sessionId: 's', ops: [op, { op: 'next' }] }).ok).toBe(
+      true,
+    )
+    for (const command of bad) expect(decode(command).ok, JSON.stringify(command).slice(0, 200)).toBe(false)
+
+    const log = new LogDriver()
+    registerAgent(log, 'a', { concurrency: 1 })
+    submit(log, 't')
+    const before = textDecoder.decode(log.machine.snapshot())
+    for (const command of bad) {
+      expect(log.apply(command as never)).toMatchObject({
+        result: { type: 'error', code: 'InvalidCommand' },
+        events: [],
+      })
+    }
+    const after = JSON.parse(textDecoder.decode(log.machine.snapshot()))
+    expect({ ...after, appliedIndex: 0 }).toEqual({ ...JSON.parse(before), appliedIndex: 0 })
+  })
+})
