@@ -96,3 +96,25 @@ export class CompactedError extends ConclaveError {
     super(message, 'CompactedError', 'ERR_COMPACTED', options)
   }
 }
+
+/**
+ * A per-agent limit was reached (open watches, waiting calls; see docs/limits.md): nothing was started.
+ * Retry once some of them have ended.
+ */
+export class LimitExceededError extends ConclaveError {
+  static override readonly name = 'LimitExceededError'
+  constructor(message = 'Limit exceeded', options?: ErrorOptions) {
+    super(message, 'LimitExceededError', 'ERR_LIMIT_EXCEEDED', options)
+  }
+}
+
+/**
+ * The SPIFFE authorization policy does not allow the call: this agent's own identity may not make it, or
+ * the agent that received it refused the sender's. Nothing was done; sending it again changes nothing.
+ */
+export class UnauthorizedError extends ConclaveError {
+  static override readonly name = 'UnauthorizedError'
+  constructor(message = 'Not authorized', options?: ErrorOptions) {
+    super(message, 'UnauthorizedError', 'ERR_UNAUTHORIZED', options)
+  }
+}

@@ -13,6 +13,7 @@ export {
   CompactedError,
   ConclaveError,
   InvalidArgumentError,
+  LimitExceededError,
   LockLostError,
   NoLeaderError,
   NotClaimableError,

@@ -70,7 +70,7 @@ export class Consensus implements ConsensusProtocol {
     const fromRevision = checkRevision(options?.fromRevision, 'fromRevision')
     const signal = options?.signal
     let lastRevision = fromRevision === undefined ? this.replica.state.revision : fromRevision - 1
-    const cleanups: (() => void)[] = []
+    const cleanups: (() => void)[] = [this.replica.watchers.take()]
     const queue = new AsyncQueue<ConsensusEvent>(() => {
       for (const cleanup of cleanups) cleanup()
     })

@@ -137,8 +137,17 @@ export class NamedElection implements LeaderElection {
 
   async campaign(options?: Abortable): Promise<void> {
     checkOptions(options, ['signal'])
-    const { client, replica, session, selfId } = this.context
     const signal = options?.signal
+    const release = this.context.replica.waiters.take()
+    try {
+      await this.stand(signal)
+    } finally {
+      release()
+    }
+  }
+
+  private async stand(signal: AbortSignal | undefined): Promise<void> {
+    const { client, replica, session, selfId } = this.context
     for (;;) {
       if (session.id === '') await session.open(client.deadline())
       const sessionId = session.id
@@ -200,8 +209,12 @@ export class NamedElection implements LeaderElection {
   watch(options?: Abortable): AsyncIterable<LeaderEvent> {
     checkOptions(options, ['signal'])
     const { replica } = this.context
+    const release = replica.watchers.take()
     let unsubscribe = (): void => {}
-    const queue = closingQueue<LeaderEvent>(options?.signal, this.context.closed, () => unsubscribe())
+    const queue = closingQueue<LeaderEvent>(options?.signal, this.context.closed, () => {
+      unsubscribe()
+      release()
+    })
     const current = replica.state.election(this.name)
     let previous = current?.leader?.agentId ?? ''
     if (current?.leader !== undefined) {

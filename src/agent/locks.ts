@@ -52,8 +52,22 @@ export class Locks implements DistributedLock {
     checkKey(key)
     const ttlMs = checkTtl(ttl)
     checkOptions(options, ['signal'])
-    const { client, replica, session } = this.context
     const signal = options?.signal
+    const release = this.context.replica.waiters.take()
+    try {
+      return await this.attempt(key, ttlMs, wait, signal)
+    } finally {
+      release()
+    }
+  }
+
+  private async attempt(
+    key: string,
+    ttlMs: number,
+    wait: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<Lock | undefined> {
+    const { client, replica, session } = this.context
     for (;;) {
       if (session.id === '') await session.open(client.deadline())
       const sessionId = session.id

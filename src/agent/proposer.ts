@@ -1,4 +1,4 @@
-import { AbortError, ClosedError, NoLeaderError } from '../errors.ts'
+import { AbortError, ClosedError, InvalidArgumentError, NoLeaderError } from '../errors.ts'
 import type { RpcRemoteError } from '../net/rpc.ts'
 import { NotLeaderError, ProposalDroppedError } from '../raft/errors.ts'
 import type { NodeId } from '../raft/types.ts'
@@ -97,6 +97,8 @@ const RETRYABLE_REMOTE = new Set([
   'ProposalLostError',
   'NoLeaderError',
   'ClosedError',
+  // The leader's per-peer request rate (net/rpc.ts): the back-off below is the pause it asks for.
+  'RateLimitedError',
 ])
 
 function isRetryable(err: unknown): boolean {
@@ -152,7 +154,7 @@ export async function serveForward(
 ): Promise<Uint8Array> {
   if (context.leader() !== context.selfId) throw new NotLeaderError(context.leader())
   const decoded = decodeEnvelope(request)
-  if (!decoded.ok) throw new TypeError(`Invalid forwarded command: ${decoded.error}`)
+  if (!decoded.ok) throw new InvalidArgumentError(`Invalid forwarded command: ${decoded.error}`)
   decoded.envelope.ts = context.now()
   const result = await context.proposeLocal(encodeEnvelope(decoded.envelope))
   return encoder.encode(JSON.stringify(result))

@@ -1,6 +1,7 @@
 import type { Entry, Snapshot } from '../raft/types.ts'
 import { type ApplyOutput, type StateEvent, StateMachine } from '../state/index.ts'
 import type { ReplicatedApplication } from './raft-runner.ts'
+import { MAX_WAITERS, MAX_WATCHERS, Quota } from './validate.ts'
 
 export type StateEventListener = (event: StateEvent, index: number) => void
 
@@ -10,6 +11,10 @@ export type StateEventListener = (event: StateEvent, index: number) => void
  */
 export class Replica implements ReplicatedApplication {
   state = new StateMachine()
+  /** Open watch streams on this agent (`MAX_WATCHERS`). */
+  readonly watchers = new Quota('open watches', MAX_WATCHERS)
+  /** Lock acquisitions and campaigns waiting on this agent (`MAX_WAITERS`). */
+  readonly waiters = new Quota('waiting lock acquisitions and campaigns', MAX_WAITERS)
   private readonly eventListeners = new Set<StateEventListener>()
   private readonly restoreListeners = new Set<() => void>()
 

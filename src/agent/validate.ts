@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.ts'
+import { InvalidArgumentError, LimitExceededError } from '../errors.ts'
 import { isJsonValue, type JsonValue } from '../state/index.ts'
 
 /** Longest key, election or lock name, in UTF-16 code units. */
@@ -7,6 +7,51 @@ export const MAX_KEY_LENGTH = 1024
 export const MAX_VALUE_BYTES = 1024 * 1024
 /** Longest lease: about 24 days, far below the state machine's time cap. */
 export const MAX_TTL_MS = 2 ** 31 - 1
+/**
+ * Watch streams open at once on one agent: `consensus.watch` and named-election `watch` iterators, each
+ * client `kv.events` poll while it waits. Each holds a listener that runs for every applied change.
+ */
+export const MAX_WATCHERS = 10_000
+/**
+ * Calls waiting at once on one agent for the cluster to grant something: lock acquisitions and
+ * named-election campaigns in progress, a client's pending ones included.
+ */
+export const MAX_WAITERS = 10_000
+
+/**
+ * How many of something are held at once, up to `limit`: `take()` one before starting, call the function
+ * it returns when done. Over the limit, `take()` throws `LimitExceededError` and nothing is counted.
+ */
+export class Quota {
+  readonly what: string
+  /** The limit; lowering it affects only later `take()` calls. */
+  limit: number
+  private held = 0
+
+  constructor(what: string, limit: number) {
+    this.what = what
+    this.limit = limit
+  }
+
+  /** How many are held now. */
+  get size(): number {
+    return this.held
+  }
+
+  /** Counts one more; the returned function gives it back (calling it again does nothing). */
+  take(): () => void {
+    if (this.held >= this.limit) {
+      throw new LimitExceededError(`${this.what}: at most ${this.limit} at once on this agent`)
+    }
+    this.held++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.held--
+    }
+  }
+}
 
 export function checkKey(key: unknown, what = 'key'): string {
   if (typeof key !== 'string' || key.length === 0) {

@@ -8,6 +8,7 @@ import type { Replica } from './replica.ts'
 import type { SessionKeeper } from './session.ts'
 import { submitWithSession, type Tasks, toDistributedTask } from './tasks.ts'
 import { checkKey, checkOptions, MAX_KEY_LENGTH } from './validate.ts'
+import { tryDecodeWorkAdvert } from './work-stealing-codec.ts'
 
 /** Largest advert accepted, in bytes. */
 export const MAX_ADVERT_BYTES = 64 * 1024
@@ -323,7 +324,7 @@ export class WorkStealing implements WorkStealer {
 
   private receive(message: PubSubMessage): void {
     if (!this.enabled || message.topic !== this.subscription?.topic) return
-    const advert = parseAdvert(message.data)
+    const advert = tryDecodeWorkAdvert(message.data)
     if (advert === undefined || advert.agentId === this.context.selfId) return
     // An advert speaks for its publisher only.
     if (message.type === 'signed' && message.from?.toString() !== advert.agentId) return

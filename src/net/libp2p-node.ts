@@ -2,6 +2,10 @@
  * The libp2p node conclave runs on: TCP (or in-process memory, for tests), Noise, Yamux, identify, ping
  * and gossipsub. Gossipsub is `@libp2p/gossipsub`, the libp2p team's build for libp2p 3:
  * `@chainsafe/libp2p-gossipsub` 14 targets libp2p 2 and, on libp2p 3, delivers nothing.
+ *
+ * A few libp2p defaults assume one node per host and an idle CPU; conclave runs many agents on one host
+ * (tests, the benchmark, small deployments), so `CONCLAVE_LIBP2P_DEFAULTS` changes them. Each stays
+ * overridable through the options.
  */
 
 import { noise } from '@chainsafe/libp2p-noise'
@@ -11,7 +15,13 @@ import { type Identify, identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PrivateKey, ServiceMap } from '@libp2p/interface'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { createLibp2p, type Libp2pOptions, type ServiceFactoryMap } from 'libp2p'
+import {
+  type ConnectionManagerInit,
+  type ConnectionMonitorInit,
+  createLibp2p,
+  type Libp2pOptions,
+  type ServiceFactoryMap,
+} from 'libp2p'
 import { pskProtector } from '../security/pnet.ts'
 
 /** The services every conclave node has (a type alias, so it satisfies libp2p's `ServiceMap`). */
@@ -20,6 +30,28 @@ export type ConclaveServices = {
   ping: Ping
   pubsub: GossipSub
 }
+
+/** What conclave changes in libp2p's and gossipsub's defaults, and why. */
+export const CONCLAVE_LIBP2P_DEFAULTS = Object.freeze({
+  /**
+   * libp2p refuses a host's inbound connections past 5 per second: 25 agents on one host restarting at once
+   * dial each other from one IP far faster. 100/s still stops a connection flood from one address.
+   */
+  inboundConnectionThreshold: 100,
+  /** libp2p allows 10 inbound connections in their handshake at once; a restarting host needs more. */
+  maxIncomingPendingConnections: 64,
+  /**
+   * libp2p aborts a connection whose ping fails. Under CPU starvation (many agents on few cores) pings
+   * time out on healthy connections, and aborting them resets every Raft and RPC stream on them; SWIM
+   * judges liveness, so the connection is left up.
+   */
+  abortConnectionOnPingFailure: false,
+  /**
+   * Gossipsub lowers the score of peers sharing an IP (a Sybil defence), which on one host mutes every
+   * agent's gossip to the others. 0 disables the penalty.
+   */
+  IPColocationFactorWeight: 0,
+})
 
 export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   /** Addresses to listen on. Default: one ephemeral loopback TCP port, or a fresh `/memory/` address. */
@@ -30,8 +62,15 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   transport?: 'tcp' | 'memory'
   /** More services, next to identify, ping and pubsub. */
   services?: ServiceFactoryMap<S>
-  /** Gossipsub tuning. Defaults keep gossipsub's own, except that a node's own messages are not echoed back. */
+  /**
+   * Gossipsub tuning. Defaults keep gossipsub's own, except that a node's own messages are not echoed back
+   * and `scoreParams.IPColocationFactorWeight` is 0 (see `CONCLAVE_LIBP2P_DEFAULTS`).
+   */
   gossipsub?: Partial<GossipsubOpts>
+  /** libp2p connection manager settings, over conclave's defaults (`CONCLAVE_LIBP2P_DEFAULTS`). */
+  connectionManager?: ConnectionManagerInit
+  /** libp2p connection monitor settings, over conclave's defaults (`CONCLAVE_LIBP2P_DEFAULTS`). */
+  connectionMonitor?: ConnectionMonitorInit
   /** Denies connections by rule; a test partition also needs the existing connections closed. */
   connectionGater?: ConnectionGater
   /**
@@ -62,7 +101,14 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
   const services = {
     identify: identify(),
     ping: ping(),
-    pubsub: gossipsub({ emitSelf: false, ...options.gossipsub }),
+    pubsub: gossipsub({
+      emitSelf: false,
+      ...options.gossipsub,
+      scoreParams: {
+        IPColocationFactorWeight: CONCLAVE_LIBP2P_DEFAULTS.IPColocationFactorWeight,
+        ...options.gossipsub?.scoreParams,
+      },
+    }),
     ...options.services,
   } as ServiceFactoryMap<ConclaveServices & S>
   const connectionProtector = options.psk === undefined ? undefined : await pskProtector(options.psk)
@@ -74,6 +120,15 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     streamMuxers: [yamux()],
     connectionGater: options.connectionGater,
     connectionProtector,
+    connectionManager: {
+      inboundConnectionThreshold: CONCLAVE_LIBP2P_DEFAULTS.inboundConnectionThreshold,
+      maxIncomingPendingConnections: CONCLAVE_LIBP2P_DEFAULTS.maxIncomingPendingConnections,
+      ...options.connectionManager,
+    },
+    connectionMonitor: {
+      abortConnectionOnPingFailure: CONCLAVE_LIBP2P_DEFAULTS.abortConnectionOnPingFailure,
+      ...options.connectionMonitor,
+    },
     services,
     start: true,
   })

@@ -14,7 +14,10 @@
  * Inbound: each stream is read frame by frame. A frame that does not decode, is over the size limit, or
  * carries a `from` other than the remote peer (a peer cannot speak for another) resets that stream and is
  * logged; the peer may open a new one. If `onMessage` returns a promise, the stream is paused until it
- * settles, which pushes back through the muxer's flow control to the sender's queue.
+ * settles, which pushes back through the muxer's flow control to the sender's queue. Each remote peer may
+ * also deliver at most `messageRate` messages per second (a token bucket): over it, its streams are paused
+ * until the bucket refills, the same backpressure, so nothing is dropped and a real leader is never slowed
+ * (the default is many times what one sends).
  */
 
 import type { Connection, Logger, Startable, Stream, StreamCloseEvent } from '@libp2p/interface'
@@ -28,8 +31,18 @@ import {
   FrameError,
 } from './frame.ts'
 import { decodeRaftMessage, encodeRaftFrame } from './raft-codec.ts'
+import { checkRateLimit, PeerRateLimiter, type RateLimit } from './rate-limit.ts'
 
 export const RAFT_PROTOCOL = '/conclave/raft/1.0.0'
+
+/**
+ * Default inbound message rate per remote peer: 100,000/s sustained and in a burst. A leader coalesces a
+ * follower's traffic into one append per flush, so even 10,000 writes/s make far fewer messages than this.
+ */
+export const DEFAULT_MESSAGE_RATE: Readonly<Required<RateLimit>> = Object.freeze({
+  perSecond: 100_000,
+  burst: 100_000,
+})
 
 /** Receives each decoded message with the remote peer id. A returned promise pauses that stream until it settles. */
 export type RaftMessageHandler = (msg: Message, from: string) => void | Promise<void>
@@ -55,6 +68,11 @@ export interface RaftTransportInit {
    * stream window (yamux: 16 MiB), or a paused stream is reset by libp2p. Default 24 MiB.
    */
   inboundBufferBytes?: number
+  /**
+   * Messages one remote peer may deliver per second, over all its streams; over it, its streams are paused
+   * until the bucket refills. Default `DEFAULT_MESSAGE_RATE`; `{ perSecond: Infinity }` turns it off.
+   */
+  messageRate?: RateLimit
 }
 
 export interface RaftTransportStats {
@@ -68,6 +86,8 @@ export interface RaftTransportStats {
   dropped: number
   /** Inbound streams reset for a bad frame or a forged sender. */
   resets: number
+  /** Times an inbound stream was paused because its peer went over `messageRate`. */
+  throttled: number
   /** Outbound streams opened. */
   streamsOpened: number
   /** Failed attempts to open an outbound stream. */
@@ -115,12 +135,14 @@ export class RaftTransport implements Startable {
   private readonly peers = new Map<string, OutboundPeer>()
   private readonly inbound = new Map<string, Set<Stream>>()
   private readonly peerIds = new PeerIdCache()
+  private readonly limiter: PeerRateLimiter
   private readonly counters: RaftTransportStats = {
     sent: 0,
     writes: 0,
     received: 0,
     dropped: 0,
     resets: 0,
+    throttled: 0,
     streamsOpened: 0,
     dialFailures: 0,
     drainWaits: 0,
@@ -147,6 +169,7 @@ export class RaftTransport implements Startable {
     this.maxBackoffMs = init.maxBackoffMs ?? 2_000
     this.maxInboundStreams = init.maxInboundStreams ?? 4
     this.inboundBufferBytes = init.inboundBufferBytes ?? 24 * 1024 * 1024
+    this.limiter = new PeerRateLimiter(checkRateLimit(init.messageRate, DEFAULT_MESSAGE_RATE))
   }
 
   readonly [Symbol.toStringTag] = 'conclave:raft-transport'
@@ -447,6 +470,9 @@ export class RaftTransport implements Startable {
     const self = this.components.peerId?.toString()
     const decoder = new FrameDecoder(this.maxFrameBytes)
     let waiting = false
+    /** A frame read while the peer was over its rate: delivered first once the bucket refills. */
+    let held: Uint8Array | undefined
+    let throttleTimer: ReturnType<typeof setTimeout> | undefined
 
     const resume = (): void => {
       waiting = false
@@ -454,12 +480,27 @@ export class RaftTransport implements Startable {
       if (stream.readStatus === 'paused') stream.resume()
       deliver()
     }
+    const throttle = (): void => {
+      waiting = true
+      this.counters.throttled++
+      if (stream.readStatus === 'readable') stream.pause()
+      throttleTimer = setTimeout(() => {
+        throttleTimer = undefined
+        resume()
+      }, this.limiter.waitMs(remote))
+    }
     const deliver = (): void => {
       while (!waiting) {
         let msg: Message
         try {
-          const frame = decoder.next()
+          const frame = held ?? decoder.next()
+          held = undefined
           if (frame === undefined) return
+          if (!this.limiter.take(remote)) {
+            held = frame
+            throttle()
+            return
+          }
           msg = decodeRaftMessage(frame)
           if (msg.from !== remote) throw new FrameError(`Message claims to be from ${msg.from}`)
           if (self !== undefined && msg.to !== self) throw new FrameError(`Message addressed to ${msg.to}`)
@@ -489,6 +530,8 @@ export class RaftTransport implements Startable {
       stream.close().catch(err => stream.abort(err))
     })
     stream.addEventListener('close', () => {
+      clearTimeout(throttleTimer)
+      held = undefined
       const current = this.inbound.get(remote)
       if (current === undefined) return
       current.delete(stream)

@@ -9,6 +9,10 @@
  * pays them once, coalesces concurrent requests into one write, and lets a slow request not delay
  * others. The server runs up to `maxConcurrentRequests` handlers per stream and then stops reading it,
  * which holds callers back through the muxer's flow control.
+ *
+ * Each remote peer may make `requestRate` requests per second per protocol (a token bucket). A request over
+ * the rate is not run: it is answered at once with an error named `RateLimitedError`, which callers take as
+ * a cue to retry later (the forwarding path does). The default is far above what a busy agent makes.
  */
 
 import type { Connection, Logger, Startable, Stream } from '@libp2p/interface'
@@ -16,7 +20,21 @@ import { AbortError, ClosedError, ConclaveError, InvalidArgumentError } from '..
 import { type NetComponents, PeerIdCache } from './components.ts'
 import { checkMaxFrameBytes, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError } from './frame.ts'
 import { FrameWriter } from './frame-writer.ts'
+import { checkRateLimit, PeerRateLimiter, type RateLimit } from './rate-limit.ts'
 import { decodeRpcFrame, encodeRpcFrame, type RpcFrame } from './rpc-codec.ts'
+
+/**
+ * Default request rate per remote peer and protocol: 25,000/s sustained, bursts of 50,000. An agent
+ * forwarding its writes to the leader makes about one request per write, and conclave's benchmark drives
+ * over 10,000 forwarded writes/s from one agent: the limit must sit well above that.
+ */
+export const DEFAULT_REQUEST_RATE: Readonly<Required<RateLimit>> = Object.freeze({
+  perSecond: 25_000,
+  burst: 50_000,
+})
+
+/** The `errorName` of the answer to a request over the caller's rate: retry after a pause. */
+export const RATE_LIMITED_ERROR = 'RateLimitedError'
 
 /** Serves one request; what it resolves to is the response. A rejection reaches the caller as `RpcRemoteError`. */
 export type RpcHandler = (request: Uint8Array, from: string) => Promise<Uint8Array>
@@ -40,6 +58,11 @@ export interface RpcInit {
   maxQueueBytes?: number
   /** Inbound streams per connection and protocol. Default 4. */
   maxInboundStreams?: number
+  /**
+   * Requests one remote peer may make per second on one protocol; over it, requests are answered with
+   * `RateLimitedError` without running. Default `DEFAULT_REQUEST_RATE`; `{ perSecond: Infinity }` turns it off.
+   */
+  requestRate?: RateLimit
 }
 
 /** The remote handler failed; `remoteName` is its error's name (e.g. `NotLeaderError`). */
@@ -75,6 +98,8 @@ export interface RpcStats {
   requestsServed: number
   /** Streams reset for a malformed frame, either side. */
   resets: number
+  /** Requests refused with `RateLimitedError` because their peer was over `requestRate`. */
+  rateLimited: number
 }
 
 interface PendingCall {
@@ -108,12 +133,14 @@ export class Rpc implements Startable {
   private readonly channels = new Map<string, Promise<Channel>>()
   private readonly serverStreams = new Set<Stream>()
   private readonly peerIds = new PeerIdCache()
+  private readonly limiter: PeerRateLimiter
   private readonly counters: RpcStats = {
     callsStarted: 0,
     callsSucceeded: 0,
     callsFailed: 0,
     requestsServed: 0,
     resets: 0,
+    rateLimited: 0,
   }
   private started = false
   private shutdown = new AbortController()
@@ -127,6 +154,7 @@ export class Rpc implements Startable {
     this.maxConcurrentRequests = init.maxConcurrentRequests ?? 64
     this.maxQueueBytes = Math.max(init.maxQueueBytes ?? 16 * 1024 * 1024, this.maxFrameBytes + 8)
     this.maxInboundStreams = init.maxInboundStreams ?? 4
+    this.limiter = new PeerRateLimiter(checkRateLimit(init.requestRate, DEFAULT_REQUEST_RATE))
   }
 
   readonly [Symbol.toStringTag] = 'conclave:rpc'
@@ -372,6 +400,7 @@ export class Rpc implements Startable {
       return
     }
     const from = connection.remotePeer.toString()
+    const limitKey = `${from}\n${protocol}`
     const writer = new FrameWriter(stream, this.maxQueueBytes)
     const decoder = new FrameDecoder(this.maxFrameBytes)
     let running = 0
@@ -392,10 +421,31 @@ export class Rpc implements Startable {
           stream.abort(err instanceof Error ? err : new FrameError(String(err)))
           return
         }
+        if (!this.limiter.take(limitKey)) {
+          if (!refuse(frame.id)) return
+          continue
+        }
         running++
         run(frame.id, frame.body)
       }
       if (stream.readStatus === 'readable') stream.pause()
+    }
+
+    // Over the rate: answered without running the handler, and without `answer()`, which would call
+    // `pump()` again (a burst of refusals must not nest calls).
+    const refuse = (id: number): boolean => {
+      this.counters.rateLimited++
+      const refusal = encodeRpcFrame({
+        kind: 'error',
+        id,
+        errorMessage: `Over the rate of ${this.limiter.perSecond} requests/s on ${protocol}: retry later`,
+        errorName: RATE_LIMITED_ERROR,
+      })
+      if (writer.write(refusal)) return true
+      if (stream.writeStatus === 'writable') {
+        stream.abort(new Error(`The caller is not reading ${protocol} answers`))
+      }
+      return false
     }
 
     const run = (id: number, body: Uint8Array): void => {

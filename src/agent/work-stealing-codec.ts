@@ -1,0 +1,82 @@
+/**
+ * The work-stealing advert as it travels on the gossipsub work topic: UTF-8 JSON text of exactly
+ * `{ agentId, load, surplus }`. Anyone connected can publish on the topic, so the decoder takes nothing on
+ * trust: bytes that are not exactly a well-formed advert within bounds give a `FrameError`, never another
+ * exception.
+ */
+
+import { FrameError } from '../net/frame.ts'
+import { MAX_KEY_LENGTH } from './validate.ts'
+import { MAX_ADVERT_BYTES, MAX_SURPLUS, type WorkAdvert } from './work-stealing.ts'
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+const FIELDS = new Set(['agentId', 'load', 'surplus'])
+
+/** Encodes an advert; `FrameError` if it is not one the decoder would accept. */
+export function encodeWorkAdvert(advert: WorkAdvert): Uint8Array {
+  const bytes = encoder.encode(
+    JSON.stringify({ agentId: advert.agentId, load: advert.load, surplus: advert.surplus }),
+  )
+  checkAdvert(bytes, { agentId: advert.agentId, load: advert.load, surplus: advert.surplus })
+  return bytes
+}
+
+/**
+ * The advert in `bytes`, its surplus without duplicates. Throws `FrameError` for anything else: over
+ * `MAX_ADVERT_BYTES`, not UTF-8 JSON, another shape or an extra field, an empty or over-long id or task id,
+ * a load that is negative or not finite, more than `MAX_SURPLUS` task ids.
+ */
+export function decodeWorkAdvert(bytes: Uint8Array): WorkAdvert {
+  if (!(bytes instanceof Uint8Array)) throw new FrameError('Advert must be bytes')
+  if (bytes.byteLength > MAX_ADVERT_BYTES) {
+    throw new FrameError(`Advert of ${bytes.byteLength} bytes is over the limit of ${MAX_ADVERT_BYTES}`)
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(decoder.decode(bytes))
+  } catch (cause) {
+    throw new FrameError('Advert is not UTF-8 JSON', { cause })
+  }
+  const advert = checkAdvert(bytes, value)
+  return { agentId: advert.agentId, load: advert.load, surplus: [...new Set(advert.surplus)] }
+}
+
+/** `decodeWorkAdvert`, or undefined for what it refuses: what a gossip receiver wants. */
+export function tryDecodeWorkAdvert(bytes: Uint8Array): WorkAdvert | undefined {
+  try {
+    return decodeWorkAdvert(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+function checkAdvert(bytes: Uint8Array, value: unknown): WorkAdvert {
+  if (bytes.byteLength > MAX_ADVERT_BYTES) {
+    throw new FrameError(`Advert of ${bytes.byteLength} bytes is over the limit of ${MAX_ADVERT_BYTES}`)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new FrameError('Advert must be an object')
+  }
+  for (const key of Object.keys(value)) {
+    if (!FIELDS.has(key)) throw new FrameError(`Advert has an unknown field ${key.slice(0, 40)}`)
+  }
+  const { agentId, load, surplus } = value as Record<string, unknown>
+  if (!isId(agentId)) throw new FrameError('Advert agentId must be a non-empty string within bounds')
+  if (typeof load !== 'number' || !Number.isFinite(load) || load < 0) {
+    throw new FrameError('Advert load must be a finite number >= 0')
+  }
+  if (!Array.isArray(surplus) || surplus.length > MAX_SURPLUS) {
+    throw new FrameError(`Advert surplus must be an array of at most ${MAX_SURPLUS} task ids`)
+  }
+  for (const id of surplus) {
+    if (!isId(id)) throw new FrameError('Advert task ids must be non-empty strings within bounds')
+  }
+  return { agentId, load, surplus: surplus as string[] }
+}
+
+function isId(value: unknown): value is string {
+  return (
+    typeof value === 'string' && value.length > 0 && value.length <= MAX_KEY_LENGTH && value.isWellFormed()
+  )
+}
