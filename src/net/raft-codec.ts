@@ -270,6 +270,11 @@ const encodeRaftMessageFields: EncodeFunction<Message> = (msg, w, opts: EncodeOp
       writeUint(w, T_PREV_LOG_TERM, msg.prevLogTerm, 'prevLogTerm')
       const entries = msg.entries
       if (!Array.isArray(entries)) throw new FrameError('entries must be an array')
+      // Before leaderCommit, so that the last field is a required one: any truncation is refused.
+      if (msg.commitOnly !== undefined && msg.commitOnly !== false) {
+        if (entries.length > 0) throw new FrameError('A commitOnly append carries no entries')
+        writeBool(w, T_COMMIT_ONLY, msg.commitOnly, 'commitOnly')
+      }
       for (let i = 0; i < entries.length; i++) {
         if (entries[i].index !== msg.prevLogIndex + 1 + i) {
           throw new FrameError(`Entry ${i} has index ${entries[i].index}, not prevLogIndex + ${1 + i}`)
@@ -278,10 +283,6 @@ const encodeRaftMessageFields: EncodeFunction<Message> = (msg, w, opts: EncodeOp
         encodeEntry(entries[i], w)
       }
       writeUint(w, T_LEADER_COMMIT, msg.leaderCommit, 'leaderCommit')
-      if (msg.commitOnly !== undefined && msg.commitOnly !== false) {
-        if (entries.length > 0) throw new FrameError('A commitOnly append carries no entries')
-        writeBool(w, T_COMMIT_ONLY, msg.commitOnly, 'commitOnly')
-      }
       break
     }
     case 'appendResponse':
