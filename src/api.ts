@@ -37,6 +37,8 @@ export interface AgentInfo {
   /** 0..1, share of this agent's task slots in use. */
   load: number
   lastSeen: Date
+  /** The member's verified SPIFFE ID, when SPIFFE identities are on (`security` option). */
+  spiffeId?: string
 }
 
 export interface LeaderElection {

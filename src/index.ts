@@ -21,4 +21,9 @@ export {
   NotVoterError,
   RevisionMismatchError,
   StaleAttemptError,
+  UnauthorizedError,
 } from './errors.ts'
+export { IdentityError, type IdentityFailure, SvidError, type SvidRejection } from './security/errors.ts'
+export type { PemSource, SecurityOptions, SecurityRefusal } from './security/options.ts'
+export { generatePsk, loadPsk } from './security/pnet.ts'
+export { type Action, AuthorizationPolicy, type PolicyRule } from './security/policy.ts'

@@ -12,6 +12,7 @@
 import type { ConclaveApi, ConsensusEvent, DistributedTask, TaskInput, TaskStatus } from '../api.ts'
 import { ClosedError, InvalidArgumentError } from '../errors.ts'
 import type { RpcHandler } from '../net/rpc.ts'
+import type { Action } from '../security/policy.ts'
 import { type CampaignPoll, ClientLeases, type LockPoll } from './client-leases.ts'
 import { checkKey, checkOptions, checkPrefix, checkRevision, checkTtl, MAX_VALUE_BYTES } from './validate.ts'
 
@@ -49,6 +50,8 @@ export interface MemberStatus {
   status: 'alive' | 'suspect' | 'dead' | 'left'
   load: number
   lastSeen: string
+  /** With SPIFFE identities on. */
+  spiffeId?: string
 }
 
 /** The answer to `status`: the cluster as the serving agent sees it. */
@@ -108,6 +111,28 @@ export interface ClientOps {
 
 export type ClientOp = keyof ClientOps
 
+/** The policy action each operation needs of a client (SPIFFE identities on); reads need only an identity. */
+const CLIENT_OP_ACTIONS: Record<ClientOp, Action | undefined> = {
+  status: undefined,
+  'kv.get': undefined,
+  'kv.events': undefined,
+  'task.status': undefined,
+  'kv.put': 'write',
+  'kv.delete': 'write',
+  'lock.acquire': 'lock',
+  'lock.extend': 'lock',
+  'lock.release': 'lock',
+  'elect.campaign': 'lock',
+  'elect.extend': 'lock',
+  'elect.resign': 'lock',
+  'task.submit': 'submitTask',
+}
+
+/** The action a client operation needs; undefined for reads (and for an unknown operation, refused later). */
+export function clientOpAction(op: string): Action | undefined {
+  return Object.hasOwn(CLIENT_OP_ACTIONS, op) ? CLIENT_OP_ACTIONS[op as ClientOp] : undefined
+}
+
 export interface ClientProtocolHost {
   api: ConclaveApi
   /** The last revision this agent's replica applied: where a watch without `fromRevision` starts. */
@@ -117,6 +142,8 @@ export interface ClientProtocolHost {
   /** Default `POLL_GRACE_MS`. */
   graceMs?: number
   log?: (message: string, err: unknown) => void
+  /** Refuses (rejects with `UnauthorizedError`) a request `from` may not make, before it runs. */
+  authorize?: (from: string, op: string) => Promise<void>
 }
 
 const encoder = new TextEncoder()
@@ -125,7 +152,7 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 /** The RPC handler an agent registers for `CLIENT_PROTOCOL`. */
 export function clientProtocolHandler(host: ClientProtocolHost): RpcHandler {
   const server = new ClientProtocolServer(host)
-  return request => server.handle(request)
+  return (request, from) => server.handle(request, from)
 }
 
 /** Runs client requests against the serving agent's API. */
@@ -142,7 +169,8 @@ export class ClientProtocolServer {
     })
   }
 
-  async handle(request: Uint8Array): Promise<Uint8Array> {
+  /** `from` is the client's peer id, for `authorize`. */
+  async handle(request: Uint8Array, from = ''): Promise<Uint8Array> {
     if (this.host.closed.aborted) throw new ClosedError()
     if (request.byteLength > MAX_CLIENT_REQUEST_BYTES) {
       throw new InvalidArgumentError(
@@ -161,6 +189,7 @@ export class ClientProtocolServer {
     checkOptions(parsed, ['op', 'args'])
     const args = parsed.args ?? {}
     if (!isRecord(args)) throw new InvalidArgumentError('args must be an object')
+    await this.host.authorize?.(from, parsed.op)
     const result = await this.run(parsed.op, args)
     return encoder.encode(
       JSON.stringify(result, (_key, value) => (typeof value === 'bigint' ? `${value}` : value)),

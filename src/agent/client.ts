@@ -1,6 +1,8 @@
 import { AbortError, ClosedError, NoLeaderError } from '../errors.ts'
+import type { RpcRemoteError } from '../net/rpc.ts'
+import { UnauthorizedError } from '../security/errors.ts'
 import type { Command, CommandResult } from '../state/index.ts'
-import { type ProposerContext, propose } from './proposer.ts'
+import { type ProposeOptions, type ProposerContext, propose } from './proposer.ts'
 import type { RaftRunner } from './raft-runner.ts'
 import type { SessionKeeper } from './session.ts'
 
@@ -8,6 +10,8 @@ export interface ClientContext extends ProposerContext {
   readonly runner: RaftRunner
   readonly session: SessionKeeper
   readonly operationTimeoutMs: number
+  /** Throws `UnauthorizedError` for a command this agent's own identity may not send. */
+  authorize?(command: Command): void
 }
 
 /**
@@ -38,6 +42,7 @@ export class Client {
     options: { handlesSessionExpiry?: boolean } = {},
   ): Promise<CommandResult> {
     this.check(signal)
+    this.context.authorize?.(command)
     const deadline = this.deadline()
     const { session } = this.context
     // Not joined: fail now rather than wait for a leader (the runner getter throws NoLeaderError).
@@ -46,7 +51,7 @@ export class Client {
     if (session.id === '') await session.open(deadline)
     const ticket = session.ticket()
     try {
-      const result = await propose(this.context, command, { signal, deadline, session: ticket })
+      const result = await this.propose(command, { signal, deadline, session: ticket })
       if (
         result.type === 'error' &&
         result.code === 'SessionExpired' &&
@@ -66,9 +71,25 @@ export class Client {
   }
 
   /** Commit a command that needs no numbering (idempotent by construction). */
-  submitRaw(command: Command, deadline: number, signal?: AbortSignal): Promise<CommandResult> {
+  async submitRaw(command: Command, deadline: number, signal?: AbortSignal): Promise<CommandResult> {
     this.check(signal)
-    return propose(this.context, command, { signal, deadline })
+    this.context.authorize?.(command)
+    return this.propose(command, { signal, deadline })
+  }
+
+  /** `propose`, with the leader's refusal of this agent's identity as the `UnauthorizedError` it is. */
+  private async propose(command: Command, options: ProposeOptions): Promise<CommandResult> {
+    try {
+      return await propose(this.context, command, options)
+    } catch (err) {
+      if (
+        (err as Error).name === 'RpcRemoteError' &&
+        (err as RpcRemoteError).remoteName === 'UnauthorizedError'
+      ) {
+        throw new UnauthorizedError((err as Error).message, { cause: err })
+      }
+      throw err
+    }
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Agent } from '../api.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { createConclaveLibp2p } from '../net/libp2p-node.ts'
+import { resolveSecurity } from '../security/options.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
 import type { AgentOptions } from './options.ts'
 import { resolveTiming } from './options.ts'
@@ -13,11 +14,14 @@ const META_PEER_KEY = 'peer-key'
 
 /**
  * The libp2p service factory: `createLibp2p({ ..., services: { conclave: conclave({...}) } })` embeds
- * conclave in an existing node; the service exposes the same members as `Agent`.
+ * conclave in an existing node; the service exposes the same members as `Agent`. Throws
+ * `InvalidArgumentError` at once for bad `security` options (unreadable files, an invalid own SVID, a bad
+ * policy), and `RangeError` for bad timing.
  */
 export function conclave(options: ServiceInit = {}): (components: ConclaveComponents) => ConclaveService {
   resolveTiming(options)
-  return components => new ConclaveService(components, options)
+  const resolvedSecurity = options.resolvedSecurity ?? resolveSecurity(options.security)
+  return components => new ConclaveService(components, { ...options, resolvedSecurity })
 }
 
 const AGENT_OPTIONS = [
@@ -40,6 +44,7 @@ const AGENT_OPTIONS = [
   'membership',
   'voterReplaceAfterMs',
   'connectionGater',
+  'security',
 ]
 
 /**
@@ -52,6 +57,7 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
     throw new InvalidArgumentError('dataDir must be a non-empty path')
   }
   resolveTiming(options)
+  const resolvedSecurity = resolveSecurity(options.security)
   const storage = openRaftStorage(options.dataDir)
   let node: Libp2p<{ conclave: ConclaveService }>
   try {
@@ -63,7 +69,7 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
       connectionGater,
       psk,
       privateKey,
-      services: { conclave: conclave({ ...serviceOptions, storage }) },
+      services: { conclave: conclave({ ...serviceOptions, storage, resolvedSecurity }) },
     })
   } catch (err) {
     storage.close()

@@ -29,6 +29,7 @@
 import { type GossipSub, type Message as PubSubMessage, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Logger, PeerId, PeerStore } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { UnauthorizedError } from '../errors.ts'
 import { type NetComponents, PeerIdCache } from '../net/components.ts'
 import { Rpc } from '../net/rpc.ts'
 import { updateIncarnation, updateSubject } from '../swim/broadcast-queue.ts'
@@ -120,6 +121,11 @@ export interface MembershipInit {
   refresh?: () => MembershipRefresh
   /** Default: the probe interval. */
   refreshIntervalMs?: number
+  /**
+   * Whether a peer's messages may reach the view (SPIFFE identities: its ID may `join`): direct messages
+   * and the gossip it originates. `true` at once or a promise. Default: every peer.
+   */
+  admit?: (peer: MemberId) => true | Promise<boolean>
 }
 
 export interface MembershipStats {
@@ -246,6 +252,10 @@ export class Membership {
     const incarnation = Math.max(Number.isSafeInteger(persisted) ? (persisted as number) + 1 : 0, Date.now())
     const self = fitFields(options.self)
     await this.rpc.registerRpc(SWIM_PROTOCOL, async (request, from) => {
+      if (!(await this.admits(from))) {
+        this.counters.dropped++
+        throw new UnauthorizedError(`${from} may not take part in the membership`)
+      }
       this.receive(from, request, 'direct')
       return EMPTY
     })
@@ -657,15 +667,19 @@ export class Membership {
       this.log('no gossipsub: membership updates go to every member directly')
       return
     }
-    // Garbage is not relayed (and costs its sender gossipsub score).
-    pubsub.topicValidators?.set(this.topic, (_peer, message) => {
+    // Garbage is not relayed (and costs its sender gossipsub score), nor gossip from a publisher the
+    // policy does not admit: that is ignored, not rejected, unless the publisher sent it itself, as a member
+    // relaying it cannot know (it dropped it too, unless its view of the publisher differs).
+    pubsub.topicValidators?.set(this.topic, async (peer, message) => {
+      if (message.type !== 'signed') return TopicValidatorResult.Reject
       try {
-        return decodeSwimMessage(message.data).type === 'gossip'
-          ? TopicValidatorResult.Accept
-          : TopicValidatorResult.Reject
+        if (decodeSwimMessage(message.data).type !== 'gossip') return TopicValidatorResult.Reject
       } catch {
         return TopicValidatorResult.Reject
       }
+      if (await this.admits(message.from.toString())) return TopicValidatorResult.Accept
+      this.counters.dropped++
+      return peer.equals(message.from) ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
     })
     pubsub.addEventListener('message', this.onPubSubMessage)
     pubsub.subscribe(this.topic)
@@ -683,6 +697,10 @@ export class Membership {
       // gossipsub may already be stopped with the node.
       this.log('could not unsubscribe from %s: %e', this.topic, err)
     }
+  }
+
+  private admits(peer: MemberId): boolean | Promise<boolean> {
+    return this.init.admit?.(peer) ?? true
   }
 
   private saveIncarnation(): void {

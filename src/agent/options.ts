@@ -1,5 +1,6 @@
 import type { ConnectionGater } from '@libp2p/interface'
 import type { RaftOptions } from '../raft/types.ts'
+import type { SecurityOptions } from '../security/options.ts'
 import { resolveConfig, SWIM_FAST_CONFIG, SWIM_LAN_CONFIG } from '../swim/config.ts'
 import type { SwimConfig } from '../swim/types.ts'
 
@@ -68,6 +69,14 @@ export interface AgentOptions extends TimingOptions {
    * `node src/security/psk-cli.ts swarm.key`). Agents without the same key cannot connect to this one.
    */
   psk?: Uint8Array | string
+  /**
+   * SPIFFE identities and authorization: this agent's X509-SVID, the trust bundle(s), and a policy saying
+   * which SPIFFE IDs may join, vote, submit and run tasks, take locks and write keys. Every peer proves its
+   * SVID on connection; one that fails, or asks for what the policy does not allow, is refused on every
+   * conclave protocol. Checked at start: a bad file, an invalid own SVID or a bad policy is an
+   * `InvalidArgumentError`. See docs/security.md.
+   */
+  security?: SecurityOptions
   /** Raft tuning beyond the timing options (tests). */
   raft?: Partial<RaftOptions>
   /**

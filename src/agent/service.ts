@@ -1,3 +1,4 @@
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { ComponentLogger, Logger, PeerId, PeerStore, Startable } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
@@ -12,24 +13,32 @@ import type {
   TaskDistributor,
   WorkStealer,
 } from '../api.ts'
-import { AbortError, ClosedError, InvalidArgumentError, NoLeaderError } from '../errors.ts'
+import { AbortError, ClosedError, InvalidArgumentError, NoLeaderError, UnauthorizedError } from '../errors.ts'
 import type { NetConnectionManager, NetRegistrar } from '../net/components.ts'
 import { RaftTransport } from '../net/raft-transport.ts'
 import { Rpc } from '../net/rpc.ts'
 import { NotLeaderError } from '../raft/errors.ts'
 import type { Config, Message, PersistedState } from '../raft/types.ts'
-import type {
-  ApplyOutput,
-  CommandResult,
-  DueExpiries,
-  ExpireTaskCommand,
-  RetryDueCommand,
-  TimeoutTaskCommand,
+import { commandAction, raftMessageAction } from '../security/actions.ts'
+import type { IdentityEvents } from '../security/identity-protocol.ts'
+import { MemberGate } from '../security/member-gate.ts'
+import { type ResolvedSecurity, resolveSecurity } from '../security/options.ts'
+import type { Action } from '../security/policy.ts'
+import { ConclaveSecurity } from '../security/security.ts'
+import {
+  type ApplyOutput,
+  type Command,
+  type CommandResult,
+  type DueExpiries,
+  decodeEnvelope,
+  type ExpireTaskCommand,
+  type RetryDueCommand,
+  type TimeoutTaskCommand,
 } from '../state/index.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
 import type { LocalFields, MemberStatus } from '../swim/types.ts'
 import { Client, type ClientContext } from './client.ts'
-import { CLIENT_PROTOCOL, clientProtocolHandler } from './client-protocol.ts'
+import { CLIENT_PROTOCOL, clientOpAction, clientProtocolHandler } from './client-protocol.ts'
 import { Consensus } from './consensus.ts'
 import { NamedElection, RaftElection } from './elections.ts'
 import { LeaderTracker } from './leader-tracker.ts'
@@ -43,7 +52,7 @@ import { SessionKeeper } from './session.ts'
 import { Tasks } from './tasks.ts'
 import { checkOptions } from './validate.ts'
 import { planVoterChange } from './voter-replacement.ts'
-import { pubsubOf, WorkStealing } from './work-stealing.ts'
+import { pubsubOf, WorkStealing, workTopic } from './work-stealing.ts'
 
 /** Cluster administration between agents: joining, leaving, leadership transfer. */
 export const ADMIN_PROTOCOL = '/conclave/admin/1.0.0'
@@ -57,9 +66,12 @@ type AdminRequest =
   | { op: 'join'; agentId: string; addrs: string[]; clusterId?: string }
   | { op: 'remove'; agentId: string }
   | { op: 'transfer'; to: string }
+  /** Whether `agentId` is in the answering member's configuration (asked by a member whose log lags). */
+  | { op: 'member'; agentId: string }
 
 interface AdminResponse {
   clusterId: string
+  member?: boolean
 }
 
 const encoder = new TextEncoder()
@@ -69,16 +81,24 @@ const decoder = new TextDecoder()
 export interface ConclaveComponents {
   peerId: PeerId
   registrar: NetRegistrar
-  connectionManager: NetConnectionManager & { openConnection(peer: Multiaddr | PeerId): Promise<unknown> }
+  connectionManager: NetConnectionManager & {
+    openConnection(peer: Multiaddr | PeerId): Promise<unknown>
+    /** Needed by SPIFFE identities to close the connections of refused peers. */
+    closeConnections?(peer: PeerId): Promise<void>
+  }
   peerStore: Pick<PeerStore, 'merge'>
   addressManager: { getAddresses(): Multiaddr[] }
   logger: ComponentLogger
+  /** libp2p's event bus: SPIFFE identities authenticate peers as connections open and forget them as they close. */
+  events?: IdentityEvents
 }
 
 /** Internal: createAgent opens the storage first (it holds the peer key) and hands it over. */
 export interface ServiceInit extends ServiceOptions {
   storage?: RaftStorage
   random?: () => number
+  /** `security`, loaded and checked by the factory (so that a bad file fails at once). */
+  resolvedSecurity?: ResolvedSecurity
 }
 
 /**
@@ -98,6 +118,10 @@ export class ConclaveService implements ConclaveApi, Startable {
   private readonly log: Logger
   private readonly transport: RaftTransport
   private readonly rpc: Rpc
+  /** SPIFFE identities and the policy gate (open when `security` is off). */
+  private readonly security: ConclaveSecurity
+  /** Only members of the cluster's configuration reach Raft or propose through this agent. */
+  private readonly memberGate: MemberGate
   private readonly replica = new Replica()
   private readonly tracker = new LeaderTracker()
   private readonly session: SessionKeeper
@@ -114,6 +138,8 @@ export class ConclaveService implements ConclaveApi, Startable {
   private leaderSince?: { local: number; stateTime: number }
   private readonly expiring = new Set<string>()
   private promoting = false
+  /** Peers whose `vote` permission is being checked (promotion waits for the answer). */
+  private readonly checkingVote = new Set<string>()
   private started = false
   private stopped = false
   private ready?: Promise<void>
@@ -124,7 +150,17 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.timing = resolveTiming(init)
     this.id = components.peerId.toString()
     this.log = components.logger.forComponent('conclave')
-    this.transport = new RaftTransport(components, { onMessage: message => this.onRaftMessage(message) })
+    this.security = new ConclaveSecurity(components, init.resolvedSecurity ?? resolveSecurity(init.security))
+    this.memberGate = new MemberGate({
+      config: () => this.runner?.status().config,
+      isLeader: () => this.isLeader(),
+      vouch: (peer, signal) => this.vouch(peer, signal),
+      log: components.logger.forComponent('conclave:members'),
+      onRefusal: (peer, reason) => this.security.refused({ peer, action: 'join', reason }),
+    })
+    this.transport = new RaftTransport(components, {
+      onMessage: (message, from) => this.admitRaftMessage(message, from),
+    })
     this.rpc = new Rpc(components, { defaultTimeoutMs: this.timing.operationTimeoutMs })
     const context: ClientContext = {
       selfId: this.id,
@@ -144,6 +180,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         return self.session
       },
       operationTimeoutMs: this.timing.operationTimeoutMs,
+      authorize: command => this.authorizeOwn(command),
     }
     const self = this
     const closed = this.closedController.signal
@@ -203,6 +240,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       saveIncarnation: incarnation =>
         this.storage?.setMeta(META_INCARNATION, encoder.encode(String(incarnation))),
       refresh: () => this.membershipRefresh(),
+      admit: peer => this.security.gate.admit(peer, 'join'),
     })
     this.session.afterOpen = sessionId => this.register(sessionId)
     this.replica.onEvent(event => {
@@ -241,7 +279,9 @@ export class ConclaveService implements ConclaveApi, Startable {
       throw new InvalidArgumentError(`dataDir belongs to peer ${decoder.decode(storedPeer)}, not ${this.id}`)
     }
     if (storedPeer === undefined) storage.setMeta(META_PEER_ID, encoder.encode(this.id))
-    await this.rpc.registerRpc(FORWARD_PROTOCOL, request => serveForward(this.forwardContext(), request))
+    // The identity protocol answers before any conclave protocol does: a peer's first request may wait on it.
+    await this.security.start()
+    await this.rpc.registerRpc(FORWARD_PROTOCOL, (request, from) => this.serveForwardRequest(request, from))
     await this.rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => this.serveAdmin(request, from))
     await this.rpc.registerRpc(
       CLIENT_PROTOCOL,
@@ -250,6 +290,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         currentRevision: () => this.replica.state.revision,
         closed: this.closedController.signal,
         log: (message, err) => this.log('client protocol: %s: %e', message, err),
+        authorize: (from, op) => this.authorizeClient(from, op),
       }),
     )
     await this.transport.start()
@@ -274,6 +315,8 @@ export class ConclaveService implements ConclaveApi, Startable {
     await this.membership.stop()
     await this.rpc.stop()
     await this.transport.stop()
+    this.memberGate.stop()
+    await this.security.stop()
     this.storage?.close()
   }
 
@@ -314,6 +357,8 @@ export class ConclaveService implements ConclaveApi, Startable {
       throw new InvalidArgumentError('clusterId must be a non-empty string')
     }
     const peers = bootstrap.map(address => parseBootstrap(address))
+    // Founding makes this agent the first voter; joining makes it a member.
+    this.requireOwn(this.runner === undefined && peers.length === 0 ? 'vote' : 'join', 'join a cluster')
     this.targetVoters = voters
     const signal = options?.signal
     const deadline = performance.now() + this.timing.operationTimeoutMs
@@ -394,6 +439,9 @@ export class ConclaveService implements ConclaveApi, Startable {
       // Liveness, lastSeen and load come from the membership view; the registry stands in where it is silent.
       const view = this.membership.member(id)
       const seen = id === this.id ? this.membership.now() : view?.lastSeen
+      // The registry holds IDs the leader verified; this agent's own, and those of peers it met, fill in.
+      const spiffeId =
+        agent?.spiffeId ?? (id === this.id ? this.security.spiffeId : this.security.gate.spiffeIdOf(id))
       return {
         id,
         name: agent?.name ?? view?.name ?? id.slice(-8),
@@ -415,6 +463,7 @@ export class ConclaveService implements ConclaveApi, Startable {
               ? (agent?.updatedAt ?? 0)
               : session.expiresAt - session.ttlMs,
         ),
+        ...(spiffeId === undefined ? {} : { spiffeId }),
       }
     })
   }
@@ -467,6 +516,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         capabilities: [...(this.init.capabilities ?? [])],
         labels: { ...(this.init.labels ?? {}) },
         concurrency: this.init.concurrency ?? 10,
+        ...(this.security.spiffeId === undefined ? {} : { spiffeId: this.security.spiffeId }),
       },
       this.client.deadline(),
     )
@@ -518,6 +568,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     const deadline = performance.now() + this.timing.operationTimeoutMs
     let lastError: unknown
     while (performance.now() < deadline) {
+      let refusals = 0
       for (const { peerId } of peers) {
         try {
           const response = await this.admin(peerId.toString(), request, signal)
@@ -525,12 +576,26 @@ export class ConclaveService implements ConclaveApi, Startable {
           return
         } catch (err) {
           if (err instanceof AbortError || err instanceof InvalidArgumentError) throw err
-          lastError = err
+          // A refused identity often shows as a closed connection: the identity exchange tells why.
+          const refusal = err instanceof UnauthorizedError ? err : this.identityRefusal(peerId.toString())
+          if (refusal !== undefined) refusals++
+          lastError = refusal ?? err
         }
       }
+      // Every bootstrap member refused this agent's identity or policy: asking again will not change that.
+      if (refusals === peers.length) throw lastError
       await this.tracker.waitChange(200, signal)
     }
     throw new NoLeaderError('No bootstrap member could add this agent', { cause: lastError })
+  }
+
+  /** Why the identity exchange with `peer` failed, either way, while that is remembered. */
+  private identityRefusal(peer: string): UnauthorizedError | undefined {
+    const theirs = this.security.identity?.refusal(peer)
+    if (theirs !== undefined) return new UnauthorizedError(`${peer} refused this agent's identity: ${theirs}`)
+    const ours = this.security.gate.peek(peer, 'join')
+    if (ours?.ok === false) return new UnauthorizedError(`${peer} is refused: ${ours.reason}`)
+    return undefined
   }
 
   /** After joining or restarting: wait for a leader that knows us, then open a session. */
@@ -549,7 +614,12 @@ export class ConclaveService implements ConclaveApi, Startable {
       id: this.id,
       storage,
       application: this.replica,
-      send: message => this.transport.send(message.to, message),
+      send: message => {
+        // Nothing goes to a peer whose identity or policy is refused (known at once; others are checked on
+        // their side).
+        if (this.security.gate.peek(message.to, 'join')?.ok === false) return
+        this.transport.send(message.to, message)
+      },
       random: this.init.random ?? Math.random,
       tickMs: this.timing.tickMs,
       snapshotEntries: this.timing.snapshotEntries,
@@ -559,7 +629,9 @@ export class ConclaveService implements ConclaveApi, Startable {
         ...this.init.raft,
       },
       log: this.components.logger.forComponent('conclave:raft'),
+      onConfigApplied: () => this.memberGate.refresh(),
       onSoftState: (state, term) => {
+        this.memberGate.refresh()
         if (state.role === 'leader' && state.leader === this.id) {
           this.leaderSince = { local: performance.now(), stateTime: this.replica.state.time }
         } else {
@@ -573,8 +645,27 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.housekeeping.unref()
   }
 
-  private onRaftMessage(message: Message): void {
-    this.runner?.step(message)
+  /**
+   * Every inbound Raft message passes the policy gate (the sender may send this type: `vote` for what
+   * candidates and leaders send, `join` for what followers answer) and the member gate (the sender is in
+   * the configuration). The policy gate answers at once for a known peer; a new peer's first message waits
+   * for its identity exchange, and the transport stops reading that stream meanwhile.
+   */
+  private admitRaftMessage(message: Message, from: string): void | Promise<void> {
+    const admitted = this.security.gate.admit(from, raftMessageAction(message.type))
+    if (admitted === true) {
+      this.onRaftMessage(message, from)
+      return
+    }
+    return admitted.then(ok => {
+      if (ok) this.onRaftMessage(message, from)
+    })
+  }
+
+  private onRaftMessage(message: Message, from: string): void {
+    const runner = this.runner
+    if (runner === undefined || !this.memberGate.admitRaft(from)) return
+    runner.step(message)
   }
 
   /**
@@ -689,7 +780,8 @@ export class ConclaveService implements ConclaveApi, Startable {
     const change = planVoterChange({
       leader: this.id,
       voters,
-      nonVoters,
+      // Only non-voters whose SPIFFE ID may vote are ever promoted; the others stay non-voters.
+      nonVoters: nonVoters.filter(id => this.mayVote(id)),
       target: this.targetVoters,
       commit: status.commit,
       progress: status.progress ?? {},
@@ -701,8 +793,9 @@ export class ConclaveService implements ConclaveApi, Startable {
     if (change === undefined) return
     if (change.type === 'removeVoter') this.demoted.add(change.node)
     this.promoting = true
-    runner
-      .proposeConfigChange(change)
+    const applied = runner.proposeConfigChange(change)
+    this.memberGate.refresh()
+    applied
       .then(() => this.log('voter set: %s %s', change.type, change.node))
       .catch(err => this.log('voter set: %s %s not done: %e', change.type, change.node, err))
       .finally(() => {
@@ -718,6 +811,22 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.membership
       .start({ clusterId, self: { id: this.id, ...fields }, seeds: [...seeds, ...known] })
       .catch(err => this.log.error('membership did not start: %e', err))
+    this.guardWorkTopic(clusterId)
+  }
+
+  /**
+   * With SPIFFE identities, work-stealing adverts are taken (and relayed) only from publishers that may
+   * `join`, as SWIM gossip is (see `Membership`): ignored when relayed, rejected from the publisher itself.
+   */
+  private guardWorkTopic(clusterId: string): void {
+    if (!this.security.enabled) return
+    const gate = this.security.gate
+    membershipPubSub(this.components)?.topicValidators?.set(workTopic(clusterId), async (peer, message) => {
+      if (message.type !== 'signed') return TopicValidatorResult.Reject
+      const admitted = gate.admit(message.from.toString(), 'join')
+      if (admitted === true || (await admitted)) return TopicValidatorResult.Accept
+      return peer.equals(message.from) ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
+    })
   }
 
   /** What this agent's member record says, and the agents the cluster knows of (seeds for the view). */
@@ -758,19 +867,26 @@ export class ConclaveService implements ConclaveApi, Startable {
       })
       return JSON.parse(decoder.decode(response)) as AdminResponse
     } catch (err) {
-      if (
-        (err as Error).name === 'RpcRemoteError' &&
-        (err as { remoteName?: string }).remoteName === 'InvalidArgumentError'
-      ) {
-        throw new InvalidArgumentError((err as Error).message)
+      if ((err as Error).name === 'RpcRemoteError') {
+        const remoteName = (err as { remoteName?: string }).remoteName
+        if (remoteName === 'InvalidArgumentError') throw new InvalidArgumentError((err as Error).message)
+        if (remoteName === 'UnauthorizedError') throw new UnauthorizedError((err as Error).message)
       }
       throw err
     }
   }
 
   private async serveAdmin(request: Uint8Array, from: string): Promise<Uint8Array> {
-    const parsed = JSON.parse(decoder.decode(request)) as AdminRequest
+    const parsed = parseAdmin(request)
     const runner = this.requireRunner()
+    // Every hop checks its sender; this agent's own requests (leave on the leader) are its own business.
+    if (from !== this.id) await this.authorizeAdmin(parsed, from)
+    if (parsed.op === 'member') {
+      return encodeAdmin({
+        clusterId: this.clusterId() ?? '',
+        member: this.memberGate.isMember(parsed.agentId),
+      })
+    }
     const leader = this.tracker.leader
     if (leader !== this.id) {
       // Not the leader: pass the request on, so a joining agent may contact any member.
@@ -788,6 +904,9 @@ export class ConclaveService implements ConclaveApi, Startable {
         await this.components.peerStore.merge(peerId, {
           multiaddrs: parsed.addrs.map(address => multiaddr(address)),
         })
+        // Passed on by a member: the leader authenticates the joiner itself, so that no member can add a
+        // peer that has not proved its own identity.
+        if (parsed.agentId !== from) await this.security.gate.require(parsed.agentId, 'join')
         if (!config.voters.includes(parsed.agentId) && !config.nonVoters.includes(parsed.agentId)) {
           await this.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
         }
@@ -801,12 +920,135 @@ export class ConclaveService implements ConclaveApi, Startable {
         }
         break
       case 'transfer':
+        if (parsed.to !== this.id) await this.security.gate.require(parsed.to, 'vote')
         runner.transferLeadership(parsed.to)
         break
-      default:
-        throw new InvalidArgumentError('unknown admin request')
     }
     return encodeAdmin({ clusterId })
+  }
+
+  /**
+   * Who may ask what: anyone with `join` may ask to join for itself, and any member may pass a joiner's
+   * request on (the leader then authenticates the joiner); an agent may remove itself; removing another
+   * agent, moving leadership and asking about the configuration take a member (with `vote` for the first
+   * two). Throws `UnauthorizedError`.
+   */
+  private async authorizeAdmin(request: AdminRequest, from: string): Promise<void> {
+    const gate = this.security.gate
+    switch (request.op) {
+      case 'join':
+        await gate.require(from, 'join')
+        if (request.agentId !== from) this.requireMember(from, 'pass on a join request')
+        return
+      case 'remove':
+        if (request.agentId === from) {
+          await gate.require(from, 'join')
+          return
+        }
+        await gate.require(from, 'vote')
+        this.requireMember(from, 'remove another agent')
+        return
+      case 'transfer':
+        await gate.require(from, 'vote')
+        this.requireMember(from, 'move leadership')
+        return
+      case 'member':
+        await gate.require(from, 'join')
+        this.requireMember(from, 'ask about the configuration')
+    }
+  }
+
+  private requireMember(peer: string, what: string): void {
+    if (this.memberGate.isMember(peer)) return
+    const reason = `${peer} is not a member of this cluster: it may not ${what}`
+    this.security.refused({ peer, action: 'join', reason })
+    throw new UnauthorizedError(reason)
+  }
+
+  /**
+   * A command forwarded to this agent as leader: only from a member of the configuration, and with SPIFFE
+   * identities, only what the sender's policy allows, acting only for itself (its own agent id, sessions
+   * and SPIFFE ID). The leader check comes first: only the leader's configuration is sure to be the newest.
+   */
+  private async serveForwardRequest(request: Uint8Array, from: string): Promise<Uint8Array> {
+    const leader = this.tracker.leader
+    if (leader !== this.id) throw new NotLeaderError(leader)
+    this.requireMember(from, 'propose')
+    if (this.security.enabled) {
+      const decoded = decodeEnvelope(request)
+      // A malformed envelope is refused by serveForward below.
+      if (decoded.ok) {
+        const { envelope } = decoded
+        const sessionOwner = (sessionId: string) => this.replica.state.session(sessionId)?.agentId
+        const verdict = await this.security.gate.checkCommand(from, envelope.command, sessionOwner)
+        if (!verdict.ok) throw new UnauthorizedError(verdict.reason)
+        const owner = envelope.session === undefined ? undefined : sessionOwner(envelope.session)
+        if (owner !== undefined && owner !== from) {
+          const reason = `${from} may not number its commands in the session of agent ${owner}`
+          this.security.refused({ peer: from, action: commandAction(envelope.command), reason })
+          throw new UnauthorizedError(reason)
+        }
+      }
+    }
+    return serveForward(this.forwardContext(), request)
+  }
+
+  /** This agent's own identity must allow `command`: what it may not do fails here, before any network. */
+  private authorizeOwn(command: Command): void {
+    const action = commandAction(command)
+    if (this.security.gate.allowsSelf(action)) return
+    const reason = `this agent (${this.security.spiffeId}) may not ${action} (command ${command.type})`
+    this.security.refused({ peer: this.id, action, reason })
+    throw new UnauthorizedError(reason)
+  }
+
+  private requireOwn(action: Action, what: string): void {
+    if (this.security.gate.allowsSelf(action)) return
+    const reason = `this agent (${this.security.spiffeId}) may not ${action}: it cannot ${what}`
+    this.security.refused({ peer: this.id, action, reason })
+    throw new UnauthorizedError(reason)
+  }
+
+  /**
+   * A client-protocol request (the CLI): with SPIFFE identities, the client must hold a valid SVID, and one
+   * allowing the operation's action (reads need only the SVID). The agent then runs it as itself, so its
+   * own policy must allow it too.
+   */
+  private async authorizeClient(from: string, op: string): Promise<void> {
+    if (!this.security.enabled) return
+    const action = clientOpAction(op)
+    const verdict =
+      action === undefined
+        ? await this.security.gate.identify(from)
+        : await this.security.gate.check(from, action)
+    if (!verdict.ok) throw new UnauthorizedError(`Refused ${op} from ${from}: ${verdict.reason}`)
+  }
+
+  /** Whether `id` may be promoted to voter; an unknown peer is authenticated now and considered next round. */
+  private mayVote(id: string): boolean {
+    const verdict = this.security.gate.peek(id, 'vote')
+    if (verdict !== undefined) return verdict.ok
+    if (!this.checkingVote.has(id)) {
+      this.checkingVote.add(id)
+      void this.security.gate.check(id, 'vote').finally(() => this.checkingVote.delete(id))
+    }
+    return false
+  }
+
+  /**
+   * Asks up to three members this agent knows whether `peer` is in their configuration: this agent's log
+   * may lag behind the entry that added it (see `MemberGate`).
+   */
+  private async vouch(peer: string, signal: AbortSignal): Promise<boolean> {
+    const config = this.runner?.status().config
+    if (config === undefined) return false
+    const asked = [...config.voters, ...config.nonVoters]
+      .filter(id => id !== this.id && id !== peer)
+      .slice(0, 3)
+    const answers = await Promise.allSettled(
+      asked.map(id => this.admin(id, { op: 'member', agentId: peer }, signal)),
+    )
+    return answers.some(answer => answer.status === 'fulfilled' && answer.value.member === true)
   }
 
   /** One membership change, retried while another is still uncommitted. */
@@ -814,7 +1056,9 @@ export class ConclaveService implements ConclaveApi, Startable {
     const deadline = this.client.deadline()
     for (;;) {
       try {
-        await this.requireRunner().proposeConfigChange(change)
+        const applied = this.requireRunner().proposeConfigChange(change)
+        this.memberGate.refresh()
+        await applied
         return
       } catch (err) {
         if ((err as Error).name !== 'ConfigChangeError' || performance.now() > deadline) throw err
@@ -851,6 +1095,41 @@ function hasState(state: PersistedState): boolean {
 
 function encodeAdmin(value: AdminRequest | AdminResponse): Uint8Array {
   return encoder.encode(JSON.stringify(value))
+}
+
+/** An admin request from a peer, checked for shape: anything else is an `InvalidArgumentError`. */
+function parseAdmin(request: Uint8Array): AdminRequest {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(decoder.decode(request))
+  } catch {
+    throw new InvalidArgumentError('admin request is not JSON')
+  }
+  const value = parsed as Record<string, unknown> | null
+  const isText = (field: unknown): field is string => typeof field === 'string' && field.length > 0
+  if (value !== null && typeof value === 'object') {
+    switch (value.op) {
+      case 'join':
+        if (
+          isText(value.agentId) &&
+          Array.isArray(value.addrs) &&
+          value.addrs.length <= 64 &&
+          value.addrs.every(isText) &&
+          (value.clusterId === undefined || isText(value.clusterId))
+        ) {
+          return value as AdminRequest
+        }
+        break
+      case 'remove':
+      case 'member':
+        if (isText(value.agentId)) return value as AdminRequest
+        break
+      case 'transfer':
+        if (isText(value.to)) return value as AdminRequest
+        break
+    }
+  }
+  throw new InvalidArgumentError('unknown or malformed admin request')
 }
 
 function parseBootstrap(address: string, expectedPeer?: string): { peerId: PeerId; address: Multiaddr } {

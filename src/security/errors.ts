@@ -5,6 +5,9 @@
 
 import { ConclaveError } from '../errors.ts'
 
+// Defined with the other errors of the public API; the security layer is where it is thrown.
+export { UnauthorizedError } from '../errors.ts'
+
 /** Why an X509-SVID (or its chain, or a SPIFFE ID) was rejected. */
 export type SvidRejection =
   | 'malformed'
@@ -52,13 +55,5 @@ export class IdentityError extends ConclaveError {
   constructor(reason: IdentityFailure, message: string, options?: ErrorOptions) {
     super(message, 'IdentityError', 'ERR_IDENTITY', options)
     this.reason = reason
-  }
-}
-
-/** A peer (or this agent) is not allowed the action it asked for; nothing was done. */
-export class UnauthorizedError extends ConclaveError {
-  static override readonly name = 'UnauthorizedError'
-  constructor(message = 'Not authorized', options?: ErrorOptions) {
-    super(message, 'UnauthorizedError', 'ERR_UNAUTHORIZED', options)
   }
 }

@@ -38,6 +38,11 @@ export interface Gate {
   ): Promise<GateVerdict>
   /** Like `check`, but resolves to the SPIFFE ID or rejects with `UnauthorizedError` (for RPC handlers). */
   require(peer: string, action: Action, options?: { signal?: AbortSignal }): Promise<string | undefined>
+  /**
+   * Whether `peer` holds a valid identity at all, whatever the policy allows it (authenticating it if
+   * needed): for requests no action covers, such as reads. Never rejects.
+   */
+  identify(peer: string, options?: { signal?: AbortSignal }): Promise<GateVerdict>
   /** Whether this agent's own identity allows `action` (checked before local operations). */
   allowsSelf(action: Action): boolean
   /** The verified SPIFFE ID of `peer`, if known. */
@@ -132,6 +137,18 @@ export class SpiffeGate implements Gate {
     return verdict.spiffeId
   }
 
+  async identify(peer: string, options: { signal?: AbortSignal } = {}): Promise<GateVerdict> {
+    const known = this.identity.identity(peer)
+    if (known !== undefined) return { ok: true, spiffeId: known.spiffeId }
+    try {
+      const identity = await this.identity.authenticate(peer, options)
+      return { ok: true, spiffeId: identity.spiffeId }
+    } catch (err) {
+      // The identity service has logged and reported the failure.
+      return { ok: false, reason: `identity not established: ${(err as Error).message}` }
+    }
+  }
+
   allowsSelf(action: Action): boolean {
     return this.policy.authorize(this.identity.spiffeId, action)
   }
@@ -164,6 +181,7 @@ export const OPEN_GATE: Gate = {
   peek: () => ({ ok: true, spiffeId: undefined }),
   admit: () => true,
   require: async () => undefined,
+  identify: async () => ({ ok: true, spiffeId: undefined }),
   allowsSelf: () => true,
   spiffeIdOf: () => undefined,
 }

@@ -118,6 +118,9 @@ export class IdentityService implements Startable {
   private readonly streams = new Set<Stream>()
   private readonly peerIds = new PeerIdCache()
   private readonly listeners = new Set<(identity: PeerIdentity) => void>()
+  private readonly failureListeners = new Set<(peer: string, error: IdentityError) => void>()
+  /** Peers that refused this node's identity, why, and until when that is remembered. */
+  private readonly refusals = new Map<string, { reason: string; until: number }>()
   private started = false
   private shutdown = new AbortController()
 
@@ -168,6 +171,7 @@ export class IdentityService implements Startable {
     this.streams.clear()
     this.identities.clear()
     this.failures.clear()
+    this.refusals.clear()
     await this.components.registrar.unhandle(this.protocol).catch(err => {
       this.log.error('could not unregister %s - %e', this.protocol, err)
     })
@@ -205,16 +209,37 @@ export class IdentityService implements Startable {
     return failed.error
   }
 
+  /** Why `peer` refused this node's identity in an exchange, while that is remembered (`retryAfterMs`). */
+  refusal(peer: string): string | undefined {
+    const refused = this.refusals.get(peer)
+    if (refused === undefined) return undefined
+    if (this.now() >= refused.until) {
+      this.refusals.delete(peer)
+      return undefined
+    }
+    return refused.reason
+  }
+
   /** Forgets what is known of `peer`: the next `authenticate` runs a new exchange. */
   forget(peer: string): void {
     this.identities.delete(peer)
     this.failures.delete(peer)
+    this.refusals.delete(peer)
   }
 
   /** Calls `listener` with every identity newly verified. Returns a function that removes it. */
   onIdentity(listener: (identity: PeerIdentity) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
+  }
+
+  /**
+   * Calls `listener` with every failed exchange (a refused SVID or proof, a timeout, an unreachable peer),
+   * for an audit log. Returns a function that removes it.
+   */
+  onFailure(listener: (peer: string, error: IdentityError) => void): () => void {
+    this.failureListeners.add(listener)
+    return () => this.failureListeners.delete(listener)
   }
 
   /**
@@ -285,7 +310,7 @@ export class IdentityService implements Startable {
       )
       const verdict = await readMessage(lp, signal)
       // Their verdict on us does not change who they are; it only means they will not talk to us.
-      if (verdict.error !== undefined) this.log.error('%s refused our identity: %s', peer, verdict.error)
+      if (verdict.error !== undefined) this.refusedBy(peer, verdict.error)
       await stream.close({ signal }).catch(err => stream.abort(err))
       this.accept(identity)
       return identity
@@ -331,7 +356,7 @@ export class IdentityService implements Startable {
       )
       const proof = await readMessage(lp, signal)
       if (proof.error !== undefined) {
-        this.log.error('%s refused our identity: %s', peer, proof.error)
+        this.refusedBy(peer, proof.error)
         await stream.close({ signal }).catch(err => stream.abort(err))
         return
       }
@@ -339,8 +364,9 @@ export class IdentityService implements Startable {
       try {
         identity = this.verify(peer, proof, nonce)
       } catch (err) {
-        this.fail(peer, err as IdentityError)
+        // The reason first: closing the peer's connections (`fail`) could cut it off.
         await this.refuse(lp, err as IdentityError, signal)
+        this.fail(peer, err as IdentityError)
         await stream.close({ signal }).catch(closeErr => stream.abort(closeErr))
         return
       }
@@ -415,12 +441,26 @@ export class IdentityService implements Startable {
     }
     this.failures.set(peer, { error, until: now + this.retryAfterMs })
     this.log.error('identity of %s not established (%s): %s', peer, error.reason, error.message)
+    for (const listener of this.failureListeners) {
+      try {
+        listener(peer, error)
+      } catch (err) {
+        this.log.error('identity failure listener failed - %e', err)
+      }
+    }
     if (this.closeUnauthenticated) {
       this.components.connectionManager
         .closeConnections?.(this.peerIds.get(peer))
         .catch(err => this.log.error('could not close the connections of %s - %e', peer, err))
     }
     return error
+  }
+
+  /** `peer` refused our identity: it will not talk to us, whatever we think of it. */
+  private refusedBy(peer: string, reason: string): void {
+    this.log.error('%s refused our identity: %s', peer, reason)
+    if (this.refusals.size >= 1_000) this.refusals.clear()
+    this.refusals.set(peer, { reason, until: this.now() + this.retryAfterMs })
   }
 
   private async refuse(

@@ -16,7 +16,14 @@ export {
   identityService,
   type PeerIdentity,
 } from './identity-protocol.ts'
-export { type PemSource, type ResolvedSecurity, resolveSecurity, type SecurityOptions } from './options.ts'
+export { MemberGate, type MemberGateInit } from './member-gate.ts'
+export {
+  type PemSource,
+  type ResolvedSecurity,
+  resolveSecurity,
+  type SecurityOptions,
+  type SecurityRefusal,
+} from './options.ts'
 export {
   type ConnectionProtectorFactory,
   generatePsk,

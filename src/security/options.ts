@@ -7,9 +7,18 @@
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError } from '../errors.ts'
 import { SvidError } from './errors.ts'
-import { AuthorizationPolicy, type PolicyRule } from './policy.ts'
+import { type Action, AuthorizationPolicy, type PolicyRule } from './policy.ts'
 import { isTrustDomain } from './spiffe-id.ts'
 import { loadSvid, parseTrustBundle, type TrustBundleSet, verifySvid, type X509Svid } from './svid.ts'
+
+/** A peer (or this agent's own call) refused: for metrics or an audit log. */
+export interface SecurityRefusal {
+  /** The peer's id (this agent's own id for a local call it may not make). */
+  peer: string
+  /** The action refused; undefined when the peer's identity could not be established at all. */
+  action: Action | undefined
+  reason: string
+}
 
 /** Text given inline (PEM, or JSON for a SPIFFE bundle) or as the path of a file holding it. */
 export type PemSource = string | Uint8Array
@@ -34,6 +43,11 @@ export interface SecurityOptions {
    * set false when the libp2p node also serves peers that are not conclave agents.
    */
   closeUnauthenticated?: boolean
+  /**
+   * Called with every refusal (a failed identity exchange, a request the policy does not allow), besides
+   * the log line. Must not throw.
+   */
+  onRefusal?: (refusal: SecurityRefusal) => void
 }
 
 /** Loaded, checked security configuration. */
@@ -43,6 +57,7 @@ export interface ResolvedSecurity {
   policy: AuthorizationPolicy
   identityTimeoutMs: number
   closeUnauthenticated: boolean
+  onRefusal: ((refusal: SecurityRefusal) => void) | undefined
 }
 
 const SECURITY_KEYS = new Set([
@@ -52,6 +67,7 @@ const SECURITY_KEYS = new Set([
   'policy',
   'identityTimeoutMs',
   'closeUnauthenticated',
+  'onRefusal',
 ])
 
 /**
@@ -108,7 +124,11 @@ export function resolveSecurity(
   if (typeof closeUnauthenticated !== 'boolean') {
     throw new InvalidArgumentError('security.closeUnauthenticated must be a boolean')
   }
-  return { svid, bundles, policy, identityTimeoutMs: timeout, closeUnauthenticated }
+  const onRefusal = options.onRefusal
+  if (onRefusal !== undefined && typeof onRefusal !== 'function') {
+    throw new InvalidArgumentError('security.onRefusal must be a function')
+  }
+  return { svid, bundles, policy, identityTimeoutMs: timeout, closeUnauthenticated, onRefusal }
 }
 
 /** Inline text (PEM or JSON) as it is; anything else is a path to read. */

@@ -23,6 +23,8 @@ export interface RegisteredAgent {
   registeredAt: number
   /** State time of its last registration, update or end of session. */
   updatedAt: number
+  /** Its SPIFFE ID, when it registered with one (SPIFFE identities on). */
+  spiffeId?: string
 }
 
 /** What the scheduler reads of an agent. Internal records: do not mutate. */
@@ -124,6 +126,7 @@ export class MemberTable implements SessionEndListener {
       updatedAt: context.time,
       capabilitySet: new Set(command.capabilities),
     }
+    if (command.spiffeId !== undefined) record.spiffeId = command.spiffeId
     // Replacing in place keeps the table order (first registration) for an existing agent.
     this.records.set(agentId, record)
     this.index(record)
@@ -204,6 +207,7 @@ export class MemberTable implements SessionEndListener {
           typeof agent.alive === 'boolean' &&
           isCount(agent.registeredAt) &&
           isCount(agent.updatedAt) &&
+          (agent.spiffeId === undefined || isId(agent.spiffeId)) &&
           !this.records.has(agent.agentId) &&
           !this.idsByName.has(agent.name),
         'agents',
@@ -221,6 +225,7 @@ export class MemberTable implements SessionEndListener {
         updatedAt: agent.updatedAt,
         capabilitySet: new Set(agent.capabilities),
       }
+      if (agent.spiffeId !== undefined) record.spiffeId = agent.spiffeId as string
       this.records.set(record.agentId, record)
       this.index(record)
     }
@@ -286,5 +291,6 @@ function toView(record: AgentRecord): RegisteredAgent {
     alive: record.alive,
     registeredAt: record.registeredAt,
     updatedAt: record.updatedAt,
+    ...(record.spiffeId === undefined ? {} : { spiffeId: record.spiffeId }),
   }
 }
