@@ -3,6 +3,7 @@ import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import type { CliCommand } from './command.ts'
 import { onStopSignal } from './hold.ts'
+import { identityOptions, loadIdentity, readIdentityFiles } from './identity.ts'
 import { formatError, printError, printJson, printLine } from './output.ts'
 
 /** How often the member list is compared with the last one, for the join/leave/role log lines. */
@@ -16,7 +17,10 @@ export const agentCommand: CliCommand = {
       'Without --bootstrap it founds a new cluster (or, with --data-dir, resumes the one stored there).\n' +
       'It prints the addresses other agents and clients use: pass one as --bootstrap or --peer.\n' +
       'SIGINT/SIGTERM stop it without leaving the cluster: a restart on the same --data-dir rejoins as the\n' +
-      'same member.',
+      'same member.\n' +
+      'With --svid, --svid-key and --trust-bundle (all three), it runs with SPIFFE identities: only peers\n' +
+      'and clients with an SVID of the trust domain may talk to it (all of them may do everything: a policy\n' +
+      'is set through createAgent).',
     positionals: [],
     options: [
       {
@@ -50,6 +54,7 @@ export const agentCommand: CliCommand = {
         placeholder: '<file>',
         description: 'private network key file: only holders of the same key can connect',
       },
+      ...identityOptions('agent'),
       { name: 'capabilities', kind: 'list', placeholder: '<a,b>', description: 'what this agent can run' },
       { name: 'labels', kind: 'list', placeholder: '<k=v,...>', description: 'labels of this agent' },
       { name: 'concurrency', kind: 'integer', placeholder: '<n>', description: 'task slots (default 10)' },
@@ -93,6 +98,9 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   if (voters !== undefined && (voters < 1 || voters > 7 || voters % 2 === 0)) {
     throw new UsageError('--voters must be odd, from 1 to 7')
   }
+  const identityFiles = readIdentityFiles(args, false)
+  // Checked here too, so that a wrong file is reported under its option's name.
+  if (identityFiles !== undefined) loadIdentity(identityFiles)
   const log = logger(options.json === true)
   // Signals are caught from the start: a stop while starting or joining still stops cleanly.
   const stop = onStopSignal()
@@ -110,6 +118,14 @@ async function runAgent(args: ParsedArgs): Promise<number> {
       labels: options.labels === undefined ? undefined : labels,
       concurrency: options.concurrency as number | undefined,
       ...(options.psk === undefined ? {} : { psk: options.psk as string }),
+      ...(identityFiles === undefined
+        ? {}
+        : {
+            security: {
+              svid: { certificate: identityFiles.certificate, key: identityFiles.key },
+              trustBundle: identityFiles.trustBundle,
+            },
+          }),
     })
   } catch (err) {
     stop.dispose()

@@ -364,9 +364,15 @@ export class IdentityService implements Startable {
       try {
         identity = this.verify(peer, proof, nonce)
       } catch (err) {
-        // The reason first: closing the peer's connections (`fail`) could cut it off.
+        // The reason first: closing the peer's connections (`fail`) could cut it off. They are closed once
+        // the peer has read it (it ends the stream then): closed while it still sends, they are reset, and
+        // its transport drops what it has not read.
         await this.refuse(lp, err as IdentityError, signal)
-        this.fail(peer, err as IdentityError)
+        this.fail(
+          peer,
+          err as IdentityError,
+          lp.read({ signal }).catch(() => {}),
+        )
         await stream.close({ signal }).catch(closeErr => stream.abort(closeErr))
         return
       }
@@ -428,10 +434,10 @@ export class IdentityService implements Startable {
   }
 
   /**
-   * Records a failure with `peer` (unless stopping), closes its connections if so configured, and returns
-   * the error, for `throw this.fail(...)`.
+   * Records a failure with `peer` (unless stopping), closes its connections if so configured (once
+   * `closeAfter` settles), and returns the error, for `throw this.fail(...)`.
    */
-  private fail(peer: string, error: IdentityError): IdentityError {
+  private fail(peer: string, error: IdentityError, closeAfter?: Promise<unknown>): IdentityError {
     if (!this.started) return error
     this.identities.delete(peer)
     const now = this.now()
@@ -449,8 +455,8 @@ export class IdentityService implements Startable {
       }
     }
     if (this.closeUnauthenticated) {
-      this.components.connectionManager
-        .closeConnections?.(this.peerIds.get(peer))
+      void Promise.resolve(closeAfter)
+        .then(() => this.components.connectionManager.closeConnections?.(this.peerIds.get(peer)))
         .catch(err => this.log.error('could not close the connections of %s - %e', peer, err))
     }
     return error

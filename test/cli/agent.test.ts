@@ -1,7 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { TD, trustDomain } from '../security/agents.ts'
+import { chainPem, leafSvid } from '../security/pki.ts'
 import { cli, RunningCli } from './helpers.ts'
 
 const running: RunningCli[] = []
@@ -78,5 +80,42 @@ describe('conclave agent', () => {
     const result = await cli(['agent', '--listen', 'not-a-multiaddr'])
     expect(result.code).toBe(1)
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1)
+  })
+
+  it('runs with SPIFFE identities given --svid, --svid-key and --trust-bundle (all three)', async () => {
+    const td = trustDomain()
+    const write = (name: string, text: string): string => {
+      const path = join(dataRoot, name)
+      writeFileSync(path, text)
+      return path
+    }
+    const bundle = write('bundle.pem', td.root.pem)
+    const identity = (name: string): string[] => {
+      const leaf = leafSvid(td.ca, `spiffe://${TD}/${name}`)
+      const svid = write(`${name.replace('/', '-')}.pem`, chainPem(leaf, td.ca))
+      const key = write(`${name.replace('/', '-')}-key.pem`, leaf.keyPem)
+      return ['--svid', svid, '--svid-key', key, '--trust-bundle', bundle]
+    }
+    const agentFlags = identity('agent/s')
+    const partial = await cli(['agent', ...agentFlags.slice(0, 4)])
+    expect(partial.code).toBe(2)
+    expect(partial.stderr).toBe(
+      'UsageError: --svid, --svid-key and --trust-bundle go together: --trust-bundle missing\n',
+    )
+
+    const agent = start(['--name', 'cli-s', '--voters', '1', ...agentFlags])
+    const address = ADDRESS.exec(await agent.line(ADDRESS))![1]
+    await agent.line(/this agent is now the leader$/)
+    const [status, anonymous] = await Promise.all([
+      cli(['status', '--json', '--peer', address, ...identity('cli/ops')]),
+      cli(['status', '--peer', address]),
+    ])
+    expect(status.stderr).toBe('')
+    expect(status.code).toBe(0)
+    expect(JSON.parse(status.stdout).members).toMatchObject([
+      { name: 'cli-s', spiffeId: `spiffe://${TD}/agent/s` },
+    ])
+    expect(anonymous.code).toBe(1)
+    expect(anonymous.stderr).toMatch(/^UnauthorizedError: .*this client has no SVID/)
   })
 })

@@ -58,6 +58,11 @@ describe('conclave command line', () => {
       ).toBe(true)
     })
     expect(results[4].stdout).toContain('--peer <multiaddr>')
+    for (const flag of ['--svid <cert.pem>', '--svid-key <key.pem>', '--trust-bundle <bundle.pem>']) {
+      expect(results[4].stdout).toContain(flag)
+      expect(results[1].stdout).toContain(flag)
+    }
+    expect(results[4].stdout).toContain('CONCLAVE_SVID')
     expect(results[8].stdout).toContain('CONCLAVE_LOCK_TOKEN')
   })
 
