@@ -155,10 +155,10 @@ export class PeerProgress {
       case 'probe':
         return !this.paused
       case 'replicate':
-        if (this.match < lastIndex && (!this.paused || this.canSendEntries(lastIndex))) return true
-        // A commit notice alone waits while entries sent to this follower are unanswered: the answer
-        // brings the notice (as a commitOnly append), and the follower then need not answer an empty append.
-        return this.canBumpCommit(commit) && !(this.paused && this.match < this.next - 1)
+        return (
+          this.canBumpCommit(commit) ||
+          (this.match < lastIndex && (!this.paused || this.canSendEntries(lastIndex)))
+        )
       default:
         return false
     }

@@ -40,33 +40,6 @@ describe('log replication (§5.3)', () => {
     expect(rejection).toMatchObject([{ type: 'appendResponse', success: false }])
   })
 
-  test('a follower whose entries are unanswered gets no separate commit notice until it answers', () => {
-    const cluster = Cluster.create(['a', 'b', 'c'])
-    cluster.elect('a')
-    cluster.raft('a').propose(bytes('x'))
-    const sent = appends(cluster.collect())
-    cluster.deliver(sent)
-    // Only b's answer reaches a: the entry commits with a and b.
-    cluster.deliver(cluster.collect().filter(m => m.from === 'b'))
-    const afterCommit = appends(cluster.collect())
-    expect(afterCommit.map(m => [m.to, m.entries.length, m.commitOnly])).toEqual([['b', 0, true]])
-    // c's answer arrives late: now c is told, with a notice it need not answer.
-    cluster.deliver([
-      {
-        type: 'appendResponse',
-        from: 'c',
-        to: 'a',
-        term: cluster.raft('a').status().term,
-        success: true,
-        index: sent[0].prevLogIndex + 1,
-        hintIndex: 0,
-        hintTerm: 0,
-      },
-    ])
-    const late = appends(cluster.collect())
-    expect(late.map(m => [m.to, m.entries.length, m.commitOnly])).toEqual([['c', 0, true]])
-  })
-
   test('propose on a follower throws NotLeaderError naming the leader; with no leader the hint is empty', () => {
     const cluster = Cluster.create(['a', 'b', 'c'])
     expect(() => cluster.raft('b').propose(bytes('x'))).toThrow(NotLeaderError)
