@@ -201,7 +201,9 @@ it('random interleavings never run a task twice, accept a stale attempt, complet
   const see = (what: string) => seen.set(what, (seen.get(what) ?? 0) + 1)
   fc.assert(
     fc.property(history, steps => checkHistory(steps, see)),
-    { numRuns: 200 },
+    // 400 runs: with 200, steals (about 25 per 200 runs, clustered in few histories) fell to 10 about one run
+    // in a dozen, and the coverage check below failed by chance.
+    { numRuns: 400 },
   )
   // The generator must reach the interesting paths, or the property proves little.
   const wanted = [
