@@ -11,7 +11,10 @@ export interface Abortable {
 export interface ClusterConfig {
   /** Multiaddrs of any existing members (with /p2p/<peerId>); empty = found a new cluster. */
   bootstrap?: string[]
-  /** Target size of the Raft voter set (default 3, odd, max 7); other agents are non-voters. */
+  /**
+   * Target size of the Raft voter set (default 3, odd, max 7); other agents are non-voters. Only the founding
+   * agent's value counts: it is committed to the replicated state, and every later leader keeps to it.
+   */
   voters?: number
   /** Refuse to join a cluster with another id. */
   clusterId?: string

@@ -61,6 +61,11 @@ const META_PEER_ID = 'peer-id'
 const META_CLUSTER_ID = 'cluster-id'
 const META_LEFT = 'left'
 const META_INCARNATION = 'swim-incarnation'
+/**
+ * The founder's `voters`, until its `setVoterTarget` is committed (then empty): a founder that stops before
+ * committing it commits it when it leads again, rather than leave the cluster at the default target.
+ */
+const META_VOTER_TARGET = 'voter-target'
 
 type AdminRequest =
   | { op: 'join'; agentId: string; addrs: string[]; clusterId?: string }
@@ -128,13 +133,17 @@ export class ConclaveService implements ConclaveApi, Startable {
   private readonly client: Client
   /** The SWIM view: liveness, lastSeen and load of every member. Runs while this agent is a member. */
   readonly membership: Membership
-  /** Voters this leader took out of the voter set, to add back as non-voters. */
-  private readonly demoted = new Set<string>()
   private readonly closedController = new AbortController()
   private storage?: RaftStorage
   private runner?: RaftRunner
   private housekeeping?: NodeJS.Timeout
-  private targetVoters = 3
+  /** When this agent last heard from a leader (or led), monotonic ms: see `rejoinIfRemoved`. */
+  private leaderContact = 0
+  private lastRejoin = 0
+  private rejoining = false
+  /** The founder's `voters` while its `setVoterTarget` is not known committed (see META_VOTER_TARGET). */
+  private pendingVoterTarget?: number
+  private settingVoterTarget?: Promise<void>
   private leaderSince?: { local: number; stateTime: number }
   private readonly expiring = new Set<string>()
   private promoting = false
@@ -279,6 +288,11 @@ export class ConclaveService implements ConclaveApi, Startable {
       throw new InvalidArgumentError(`dataDir belongs to peer ${decoder.decode(storedPeer)}, not ${this.id}`)
     }
     if (storedPeer === undefined) storage.setMeta(META_PEER_ID, encoder.encode(this.id))
+    const pendingTarget = storage.getMeta(META_VOTER_TARGET)
+    if (pendingTarget !== undefined && pendingTarget.length > 0) {
+      const voters = Number(decoder.decode(pendingTarget))
+      if (Number.isInteger(voters)) this.pendingVoterTarget = voters
+    }
     // The identity protocol answers before any conclave protocol does: a peer's first request may wait on it.
     await this.security.start()
     await this.rpc.registerRpc(FORWARD_PROTOCOL, (request, from) => this.serveForwardRequest(request, from))
@@ -359,7 +373,6 @@ export class ConclaveService implements ConclaveApi, Startable {
     const peers = bootstrap.map(address => parseBootstrap(address))
     // Founding makes this agent the first voter; joining makes it a member.
     this.requireOwn(this.runner === undefined && peers.length === 0 ? 'vote' : 'join', 'join a cluster')
-    this.targetVoters = voters
     const signal = options?.signal
     const deadline = performance.now() + this.timing.operationTimeoutMs
     const storage = this.requireStorage()
@@ -368,7 +381,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     }
     if (this.runner === undefined) {
       if (peers.length === 0) {
-        this.found(config.clusterId ?? crypto.randomUUID())
+        this.found(config.clusterId ?? crypto.randomUUID(), voters)
       } else {
         storage.setMeta(META_LEFT, new Uint8Array([0]))
         this.startRunner()
@@ -376,6 +389,9 @@ export class ConclaveService implements ConclaveApi, Startable {
       }
       this.startMembership(peers.map(({ peerId }) => peerId.toString()))
       this.ready = this.becomeReady(deadline, signal)
+      // The founder's voter target goes into the replicated state before join returns; later leaders and
+      // restarts read it from there. A joiner's `voters` is not used.
+      if (peers.length === 0) this.ready = this.ready.then(() => this.commitVoterTarget(deadline, signal))
     } else {
       const clusterId = this.clusterId()
       if (config.clusterId !== undefined && clusterId !== undefined && clusterId !== config.clusterId) {
@@ -539,9 +555,11 @@ export class ConclaveService implements ConclaveApi, Startable {
       .catch(err => this.log('could not store addresses of %s: %e', agentId, err))
   }
 
-  private found(clusterId: string): void {
+  private found(clusterId: string, voters: number): void {
     const storage = this.requireStorage()
     storage.setMeta(META_LEFT, new Uint8Array([0]))
+    storage.setMeta(META_VOTER_TARGET, encoder.encode(String(voters)))
+    this.pendingVoterTarget = voters
     const config: Config = { voters: [this.id], nonVoters: [] }
     storage.write({
       hardState: { term: 0, vote: '', commit: 0 },
@@ -632,6 +650,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       onConfigApplied: () => this.memberGate.refresh(),
       onSoftState: (state, term) => {
         this.memberGate.refresh()
+        if (state.leader !== '') this.leaderContact = performance.now()
         if (state.role === 'leader' && state.leader === this.id) {
           this.leaderSince = { local: performance.now(), stateTime: this.replica.state.time }
         } else {
@@ -640,6 +659,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         this.tracker.update(state.leader, term)
       },
     })
+    this.leaderContact = performance.now()
     this.runner.start()
     this.housekeeping = setInterval(() => this.houseKeep(), Math.max(this.timing.tickMs, 50))
     this.housekeeping.unref()
@@ -665,6 +685,9 @@ export class ConclaveService implements ConclaveApi, Startable {
   private onRaftMessage(message: Message, from: string): void {
     const runner = this.runner
     if (runner === undefined || !this.memberGate.admitRaft(from)) return
+    if (message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot') {
+      this.leaderContact = performance.now()
+    }
     runner.step(message)
   }
 
@@ -681,7 +704,13 @@ export class ConclaveService implements ConclaveApi, Startable {
   private houseKeep(): void {
     const runner = this.runner
     const since = this.leaderSince
-    if (runner === undefined || since === undefined || !this.isLeader()) return
+    if (runner === undefined) return
+    if (since === undefined || !this.isLeader()) {
+      this.rejoinIfRemoved()
+      return
+    }
+    // A leader that steps down starts counting from its last moment as leader.
+    this.leaderContact = performance.now()
     const state = this.replica.state
     const now = Date.now()
     const elapsed = performance.now() - since.local
@@ -712,7 +741,84 @@ export class ConclaveService implements ConclaveApi, Startable {
       }
     }
     this.houseKeepTasks(due, elapsed, since.stateTime)
+    if (this.pendingVoterTarget !== undefined && this.settingVoterTarget === undefined) {
+      this.commitVoterTarget(this.client.deadline()).catch(err => this.log('voter target not set: %e', err))
+    }
     this.promote(runner)
+  }
+
+  /** Commits the founder's voter target (if not done yet) into the replicated state; one attempt at a time. */
+  private commitVoterTarget(deadline: number, signal?: AbortSignal): Promise<void> {
+    const voters = this.pendingVoterTarget
+    if (voters === undefined) return Promise.resolve()
+    this.settingVoterTarget ??= (async () => {
+      // Idempotent: a retry after an unknown outcome sets the same value again.
+      const result = await this.client.submitRaw({ type: 'setVoterTarget', voters }, deadline, signal)
+      if (result.type === 'error') {
+        throw new InvalidArgumentError(`could not set the voter target: ${result.message}`)
+      }
+      this.requireStorage().setMeta(META_VOTER_TARGET, new Uint8Array())
+      this.pendingVoterTarget = undefined
+      this.log('voter target: %d', voters)
+    })().finally(() => {
+      this.settingVoterTarget = undefined
+    })
+    return this.settingVoterTarget
+  }
+
+  /**
+   * A member that has heard from no leader for a while may have been taken out of the configuration (the
+   * leader removes an agent dead for `voterReplaceAfterMs`): the members that remain drop its Raft messages,
+   * and no leader writes to it, so it would wait forever. It asks a member it knows to add it again, as a
+   * join does. For an agent still in the configuration this changes nothing; with no leader anywhere
+   * (no quorum), the members answer that and it asks again later.
+   */
+  private rejoinIfRemoved(): void {
+    const now = performance.now()
+    const after = 4 * this.timing.electionTicks * this.timing.tickMs
+    if (this.rejoining || now - this.leaderContact < after || now - this.lastRejoin < after) return
+    const clusterId = this.clusterId()
+    if (clusterId === undefined) return
+    this.lastRejoin = now
+    this.rejoining = true
+    this.rejoin(clusterId)
+      .catch(err => {
+        // Refused for good (another cluster, or this identity): said rarely, as asking again rarely helps.
+        this.lastRejoin = performance.now() + 30_000
+        this.log.error(
+          'cluster %s refuses this agent, which is no longer in its configuration: %e',
+          clusterId,
+          err,
+        )
+      })
+      .finally(() => {
+        this.rejoining = false
+      })
+  }
+
+  private async rejoin(clusterId: string): Promise<void> {
+    const request: AdminRequest = { op: 'join', agentId: this.id, addrs: this.multiaddrs(), clusterId }
+    // Members the view holds alive first: a removed agent's configuration may name dead ones.
+    const known = this.membershipRefresh().known
+    const alive = known.filter(id => this.membership.status(id) === 'alive')
+    const asked = [...alive, ...known.filter(id => !alive.includes(id))].slice(0, 3)
+    let lastError: unknown
+    for (const peer of asked) {
+      const signal = AbortSignal.any([
+        this.closedController.signal,
+        AbortSignal.timeout(Math.min(this.timing.operationTimeoutMs, 5_000)),
+      ])
+      try {
+        await this.admin(peer, request, signal)
+        this.log('asked %s to keep this agent in cluster %s', peer, clusterId)
+        return
+      } catch (err) {
+        // Another cluster's member, or a refused identity: asking the others will not help.
+        if (err instanceof InvalidArgumentError || err instanceof UnauthorizedError) throw err
+        lastError = err
+      }
+    }
+    if (lastError !== undefined) this.log('no member could take this agent back yet: %e', lastError)
   }
 
   /**
@@ -765,33 +871,30 @@ export class ConclaveService implements ConclaveApi, Startable {
   }
 
   /**
-   * One voter-set change at a time (see `voter-replacement.ts`): a voter dead for `voterReplaceAfterMs` is
-   * taken out (and added back as a non-voter, so a restart of it can catch up and be promoted again), the
-   * most caught-up healthy non-voters are promoted up to the target, and the count stays odd.
+   * One configuration change at a time (see `voter-replacement.ts`): a voter dead for `voterReplaceAfterMs`
+   * is taken out, the most caught-up healthy non-voters are promoted up to the replicated voter target, the
+   * count stays odd, and a non-voter dead for `voterReplaceAfterMs` is taken out (if it comes back, it asks
+   * to join again: see `rejoinIfRemoved`).
    */
   private promote(runner: RaftRunner): void {
     if (this.promoting) return
     const status = runner.status()
     const { voters, nonVoters } = status.config
-    for (const node of this.demoted) {
-      // Back as a non-voter, or the removal did not happen: nothing left to do for it.
-      if (voters.includes(node) || nonVoters.includes(node)) this.demoted.delete(node)
-    }
     const change = planVoterChange({
       leader: this.id,
       voters,
-      // Only non-voters whose SPIFFE ID may vote are ever promoted; the others stay non-voters.
-      nonVoters: nonVoters.filter(id => this.mayVote(id)),
-      target: this.targetVoters,
+      nonVoters,
+      // Until the founder's target is committed, the founder (then the only voter) uses it already.
+      target: this.pendingVoterTarget ?? this.replica.state.voterTarget,
       commit: status.commit,
       progress: status.progress ?? {},
       status: id => this.memberStatus(id),
       downFor: id => this.membership.downFor(id),
       replaceAfterMs: this.timing.voterReplaceAfterMs,
-      readd: [...this.demoted],
+      // Only non-voters whose SPIFFE ID may vote are ever promoted; the others stay non-voters.
+      mayVote: id => this.mayVote(id),
     })
     if (change === undefined) return
-    if (change.type === 'removeVoter') this.demoted.add(change.node)
     this.promoting = true
     const applied = runner.proposeConfigChange(change)
     this.memberGate.refresh()

@@ -4,11 +4,14 @@
  * change, waits for it to commit, and asks again.
  *
  * Goals, in order: a voter dead for longer than `replaceAfterMs` leaves the voter set; healthy caught-up
- * non-voters are promoted up to the target; the voter count ends odd. An even count is never the goal: with
- * too few healthy candidates the set stays one below (promotions) or keeps one dead voter (removals) rather
- * than demote a live voter, which gives the same fault tolerance without touching a healthy node. A voter
- * leaves the set only when both the membership view (dead or left for `replaceAfterMs`) and Raft (not
- * recently active) agree.
+ * non-voters are promoted up to the target; the voter count ends odd; a non-voter dead for longer than
+ * `replaceAfterMs` leaves the configuration. An even count is never the goal: with too few healthy
+ * candidates the set stays one below (promotions) or keeps one dead voter (removals) rather than demote a
+ * live voter, which gives the same fault tolerance without touching a healthy node. A node leaves only
+ * when both the membership view (dead or left for `replaceAfterMs`) and Raft (not recently active) agree.
+ *
+ * A removed voter is not kept as a non-voter: it has already been dead for `replaceAfterMs`, so it would
+ * be removed as a dead non-voter next. If it comes back, it asks to join again (see the service).
  */
 
 import type { ConfigChange, NodeId, Progress } from '../raft/types.ts'
@@ -19,7 +22,7 @@ export interface VoterPlanInput {
   leader: NodeId
   voters: readonly NodeId[]
   nonVoters: readonly NodeId[]
-  /** The voter count wanted (odd). */
+  /** The voter count wanted; an even target is kept one below. */
   target: number
   /** The leader's commit index: a non-voter is caught up when its match reaches it. */
   commit: number
@@ -29,25 +32,26 @@ export interface VoterPlanInput {
   /** How long (ms) the node has been dead or left in the view; undefined while it is not. */
   downFor(id: NodeId): number | undefined
   replaceAfterMs: number
-  /** Nodes this leader took out of the voter set and must add back as non-voters. */
-  readd: readonly NodeId[]
+  /** Whether a non-voter may be promoted (its identity may vote). Default: every non-voter may. */
+  mayVote?(id: NodeId): boolean
 }
 
-/** The next single membership change, or undefined when the voter set is as it should be. */
+/** The next single membership change, or undefined when the configuration is as it should be. */
 export function planVoterChange(input: VoterPlanInput): ConfigChange | undefined {
-  const { voters, nonVoters, progress } = input
-  for (const node of input.readd) {
-    if (!voters.includes(node) && !nonVoters.includes(node)) return { type: 'addNonVoter', node }
-  }
-  const longDead = voters.filter(
-    id =>
-      id !== input.leader &&
-      isDown(input.status(id)) &&
-      (input.downFor(id) ?? 0) >= input.replaceAfterMs &&
-      progress[id]?.recentActive !== true,
-  )
+  return voterChange(input) ?? deadNonVoterRemoval(input)
+}
+
+/** Removal of a dead voter or promotion of a non-voter, to keep the voter set at its target. */
+function voterChange(input: VoterPlanInput): ConfigChange | undefined {
+  const { voters, progress } = input
+  const longDead = voters.filter(id => id !== input.leader && isLongDown(input, id))
   // Healthy non-voters: alive in the view and answering Raft. Only caught-up ones are promoted now.
-  const healthy = nonVoters.filter(id => input.status(id) === 'alive' && progress[id]?.recentActive === true)
+  const healthy = input.nonVoters.filter(
+    id =>
+      input.status(id) === 'alive' &&
+      progress[id]?.recentActive === true &&
+      (input.mayVote === undefined || input.mayVote(id)),
+  )
   const standing = voters.length - longDead.length
   let promotions = Math.min(healthy.length, Math.max(0, input.target - standing))
   let keepDead = 0
@@ -55,11 +59,7 @@ export function planVoterChange(input: VoterPlanInput): ConfigChange | undefined
     if (promotions > 0) promotions--
     else if (longDead.length > 0) keepDead = 1
   }
-  if (longDead.length > keepDead) {
-    // The longest dead goes first.
-    const node = [...longDead].sort((a, b) => (input.downFor(b) ?? 0) - (input.downFor(a) ?? 0))[0]
-    return { type: 'removeVoter', node }
-  }
+  if (longDead.length > keepDead) return { type: 'removeVoter', node: longestDown(input, longDead) }
   if (voters.length - keepDead >= standing + promotions) return undefined
   const caughtUp = healthy
     .filter(id => (progress[id]?.match ?? 0) >= input.commit)
@@ -68,6 +68,27 @@ export function planVoterChange(input: VoterPlanInput): ConfigChange | undefined
   return { type: 'promote', node: caughtUp[0] }
 }
 
-function isDown(status: MemberStatus | undefined): boolean {
-  return status === 'dead' || status === 'left'
+/**
+ * A non-voter dead for `replaceAfterMs` (a replaced voter, or a non-voter that crashed) leaves the
+ * configuration: else the leader replicates to it, and every member counts it, forever.
+ */
+function deadNonVoterRemoval(input: VoterPlanInput): ConfigChange | undefined {
+  const dead = input.nonVoters.filter(id => id !== input.leader && isLongDown(input, id))
+  if (dead.length === 0) return undefined
+  return { type: 'removeNonVoter', node: longestDown(input, dead) }
+}
+
+/** Down in the view for `replaceAfterMs`, and silent to Raft. */
+function isLongDown(input: VoterPlanInput, id: NodeId): boolean {
+  const status = input.status(id)
+  return (
+    (status === 'dead' || status === 'left') &&
+    (input.downFor(id) ?? 0) >= input.replaceAfterMs &&
+    input.progress[id]?.recentActive !== true
+  )
+}
+
+/** The longest down first (ties by id, so that the choice does not depend on the configuration's order). */
+function longestDown(input: VoterPlanInput, ids: readonly NodeId[]): NodeId {
+  return [...ids].sort((a, b) => (input.downFor(b) ?? 0) - (input.downFor(a) ?? 0) || (a < b ? -1 : 1))[0]
 }

@@ -37,6 +37,8 @@ const COMMAND_ACTIONS: Record<CommandType, Action> = {
   timeoutTask: 'vote',
   retryDue: 'vote',
   expireTask: 'vote',
+  // Cluster administration: the agent that founds the cluster, a voter, sets the voter target.
+  setVoterTarget: 'vote',
 }
 
 /** The action a command needs from the agent that sends it. */

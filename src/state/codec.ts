@@ -21,6 +21,7 @@ type FieldKind =
   | 'task'
   | 'tasks'
   | 'taskOps'
+  | 'voterTarget'
 
 interface FieldSpec {
   kind: FieldKind
@@ -113,6 +114,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
   ['cancelTask', { taskId: field('id') }],
   ['submitTasks', { tasks: field('tasks') }],
   ['runTasks', { agentId: field('id'), sessionId: field('id'), ops: field('taskOps') }],
+  ['setVoterTarget', { voters: field('voterTarget') }],
 ])
 
 function fieldValid(kind: FieldKind, value: unknown): boolean {
@@ -145,6 +147,8 @@ function fieldValid(kind: FieldKind, value: unknown): boolean {
       return isTaskSpecList(value)
     case 'taskOps':
       return isRunTaskOps(value)
+    case 'voterTarget':
+      return isVoterTarget(value)
   }
 }
 
@@ -171,6 +175,14 @@ function commandError(value: unknown): string | undefined {
   for (const name in value) if (value[name] !== undefined) keys++
   if (keys !== present) return `command ${type} has unknown fields`
   return undefined
+}
+
+/** Largest voter target a `setVoterTarget` may set. */
+export const MAX_VOTER_TARGET = 9
+
+/** A voter-set size: an integer from 1 to `MAX_VOTER_TARGET`. */
+export function isVoterTarget(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_VOTER_TARGET
 }
 
 const envelopeKeys = new Set(['ts', 'session', 'seq', 'ackedBelow', 'command'])

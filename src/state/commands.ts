@@ -259,6 +259,17 @@ export interface RunTasksCommand {
   ops: RunTaskOp[]
 }
 
+/**
+ * The size the leader keeps the Raft voter set at (voter replacement and promotion), cluster-wide: committed
+ * by the agent that founds the cluster, so every later leader, and every restart, uses the same target.
+ * Any integer from 1 to 9; an even target is kept one below (the voter count is kept odd). A state where none
+ * was ever committed (a cluster founded before this command) has the default target, 3.
+ */
+export interface SetVoterTargetCommand {
+  type: 'setVoterTarget'
+  voters: number
+}
+
 export type Command =
   | PutCommand
   | DeleteCommand
@@ -287,6 +298,7 @@ export type Command =
   | CancelTaskCommand
   | SubmitTasksCommand
   | RunTasksCommand
+  | SetVoterTargetCommand
 
 export type CommandType = Command['type']
 

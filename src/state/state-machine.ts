@@ -1,5 +1,5 @@
 import type { EntryType } from '../raft/types.ts'
-import { decodeEnvelope } from './codec.ts'
+import { decodeEnvelope, isVoterTarget } from './codec.ts'
 import type { Command } from './commands.ts'
 import type { ApplyContext } from './context.ts'
 import { type ElectionInfo, ElectionTable } from './elections.ts'
@@ -8,7 +8,7 @@ import type { HistoryResult } from './history.ts'
 import { type KeyValue, KvStore } from './kv.ts'
 import { type LockInfo, LockTable } from './locks.ts'
 import { MemberTable, type RegisteredAgent } from './members.ts'
-import { type CommandResult, errorResult, OK } from './results.ts'
+import { type CommandResult, errorResult, OK, UNCHANGED } from './results.ts'
 import { type SessionInfo, SessionTable } from './sessions.ts'
 import { type AgentLoad, type DueTaskActions, type TaskInfo, TaskTable } from './tasks.ts'
 import { checkSnapshot, isBoundedCount, isCount, isRecord } from './validate.ts'
@@ -69,6 +69,8 @@ const DEFAULT_RETRY_BACKOFF_BASE_MS = 1_000
 const DEFAULT_RETRY_BACKOFF_MAX_MS = 300_000
 const DEFAULT_MAX_FINISHED_TASKS = 10_000
 const DEFAULT_MAX_AFFINITY_KEYS = 10_000
+/** The voter target of a state where no `setVoterTarget` was ever applied. */
+export const DEFAULT_VOTER_TARGET = 3
 
 const NO_EVENTS: readonly StateEvent[] = Object.freeze([])
 const OK_OUTPUT: ApplyOutput = Object.freeze({ result: OK, events: NO_EVENTS })
@@ -86,6 +88,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 export class StateMachine {
   private appliedIndexValue = 0
   private timeValue = 0
+  /** Set by `setVoterTarget`; undefined until then (snapshots without it included). */
+  private voterTargetValue: number | undefined
   private readonly options: Required<StateMachineOptions>
   private readonly kv: KvStore
   private readonly sessionTable: SessionTable
@@ -138,6 +142,14 @@ export class StateMachine {
   /** State time in ms: the highest envelope timestamp applied so far. */
   get time(): number {
     return this.timeValue
+  }
+
+  /**
+   * The size the leader keeps the Raft voter set at: the last `setVoterTarget` applied, else
+   * `DEFAULT_VOTER_TARGET`.
+   */
+  get voterTarget(): number {
+    return this.voterTargetValue ?? DEFAULT_VOTER_TARGET
   }
 
   /** Revision of the last KV mutation. */
@@ -278,11 +290,11 @@ export class StateMachine {
   }
 
   /**
-   * The complete state (KV, history, sessions with dedup tables, locks, elections, agents, tasks, time,
-   * appliedIndex).
+   * The complete state (KV, history, sessions with dedup tables, locks, elections, agents, tasks, voter
+   * target, time, appliedIndex).
    */
   snapshot(): Uint8Array {
-    const snapshot = {
+    const snapshot: Record<string, unknown> = {
       format: SNAPSHOT_FORMAT,
       version: SNAPSHOT_VERSION,
       appliedIndex: this.appliedIndexValue,
@@ -294,6 +306,8 @@ export class StateMachine {
       agents: this.members.toSnapshot(),
       tasks: this.tasks.toSnapshot(),
     }
+    // Only once set: a state that never had one keeps the bytes it had before the field existed.
+    if (this.voterTargetValue !== undefined) snapshot.voterTarget = this.voterTargetValue
     return encoder.encode(JSON.stringify(snapshot))
   }
 
@@ -319,6 +333,9 @@ export class StateMachine {
     checkSnapshot(isCount(parsed.appliedIndex) && isCount(parsed.time), 'appliedIndex or time')
     machine.appliedIndexValue = parsed.appliedIndex
     machine.timeValue = parsed.time
+    // Optional within version 2: absent in snapshots of states that never set it (the default applies).
+    checkSnapshot(parsed.voterTarget === undefined || isVoterTarget(parsed.voterTarget), 'voterTarget')
+    machine.voterTargetValue = parsed.voterTarget as number | undefined
     machine.kv.restore(parsed.kv)
     machine.sessionTable.restore(parsed.sessions)
     machine.locks.restore(parsed.locks)
@@ -386,6 +403,10 @@ export class StateMachine {
         return this.tasks.submitMany(command, context)
       case 'runTasks':
         return this.tasks.run(command, context)
+      case 'setVoterTarget':
+        if (command.voters === this.voterTargetValue) return UNCHANGED
+        this.voterTargetValue = command.voters
+        return OK
     }
   }
 }
