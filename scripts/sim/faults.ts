@@ -110,6 +110,8 @@ export class Nemesis {
   readonly counts: FaultCounts = emptyFaultCounts()
   private readonly cluster: Cluster
   private readonly prng: Prng
+  /** Its own stream, so that choosing a companion never shifts the schedule drawn from `prng`. */
+  private readonly pairPrng: Prng
   private readonly setup: NemesisSetup
   private readonly weights: Record<Action, number>
   /** While set, client reads start at `reads` and writes at `writes` (read-from-nearest clients). */
@@ -131,6 +133,7 @@ export class Nemesis {
     this.setup = setup
     this.cluster = setup.cluster
     this.prng = setup.prng
+    this.pairPrng = setup.prng.stream('isolate-pair')
     // Swarm testing: each seed enables a random subset of actions with random weights (never none).
     const weights = {} as Record<Action, number>
     for (const action of ACTIONS) weights[action] = this.prng.chance(0.75) ? this.prng.between(1, 10) : 0
@@ -234,8 +237,21 @@ export class Nemesis {
       }
       case 'isolateLeader': {
         if (!leader) return
-        this.isolate(leader.id)
-        this.count('isolateLeader', leader.id)
+        // With five voters or more, half the time a follower goes with the old leader: it keeps following
+        // it in the old term while the majority elects and writes, the case a read shortcut must not
+        // mistake for a quorum.
+        const followers = cluster.ids.filter(id => id !== leader.id)
+        if (cluster.ids.length >= 5 && this.pairPrng.chance(0.5)) {
+          const companion = this.pairPrng.pick(followers)
+          cluster.network.partition(
+            [leader.id, companion],
+            followers.filter(id => id !== companion),
+          )
+          this.count('isolateLeader', `${leader.id} with ${companion}`)
+        } else {
+          this.isolate(leader.id)
+          this.count('isolateLeader', leader.id)
+        }
         this.healAfter(prng.between(ticks(10), ticks(80)))
         return
       }
