@@ -1,5 +1,5 @@
 /**
- * The simulator's only source of randomness: sfc32 (Chris Doty-Humphrey's Small Fast Counting generator),
+ * The simulators' only source of randomness (Raft's and SWIM's): sfc32 (Chris Doty-Humphrey's Small Fast Counting generator),
  * seeded through splitmix32. One root seed yields independent streams by label, so adding a draw in one
  * concern (say, the network) does not shift the draws of another (the clients) and a seed stays comparable
  * across small changes of the simulator.
@@ -119,7 +119,18 @@ export class Prng {
     return copy
   }
 
-  /** The `Random` shape the Raft core takes. */
+  /** `count` distinct items of `items` (all of them if fewer), in random order. */
+  sample<T>(items: readonly T[], count: number): T[] {
+    const copy = [...items]
+    const n = Math.min(count, copy.length)
+    for (let i = 0; i < n; i++) {
+      const j = i + this.int(copy.length - i)
+      ;[copy[i], copy[j]] = [copy[j], copy[i]]
+    }
+    return copy.slice(0, n)
+  }
+
+  /** The `Random` shape the Raft and SWIM cores take. */
   asRandom(): () => number {
     return () => this.next()
   }

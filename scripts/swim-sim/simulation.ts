@@ -7,8 +7,8 @@
 import { SWIM_FAST_CONFIG, SWIM_LAN_CONFIG, suspicionTimeout } from '../../src/swim/config.ts'
 import { Swim } from '../../src/swim/swim.ts'
 import type { GossipMessage, MemberEvent, SwimConfig, SwimMessage } from '../../src/swim/types.ts'
+import { Prng } from '../sim/prng.ts'
 import { resolveSimOptions, type SwimSimOptions } from './options.ts'
-import { SimRandom } from './prng.ts'
 import {
   type CrashReport,
   type FalsePositive,
@@ -58,9 +58,11 @@ export function runSwimSimulation(overrides: Partial<SwimSimOptions> = {}): Swim
     ...(options.preset === 'fast' ? SWIM_FAST_CONFIG : SWIM_LAN_CONFIG),
     ...options.config,
   }
-  const root = new SimRandom(options.seed)
-  const network = root.stream('network')
-  const plan = root.stream('plan')
+  // Streams named at the top level (not `root/...` as `stream()` names them): the draws every recorded SWIM
+  // seed was run with.
+  const stream = (name: string): Prng => new Prng(options.seed, name)
+  const network = stream('network')
+  const plan = stream('plan')
   const timeline = new Timeline<SimEvent>()
   const n = options.members
 
@@ -272,7 +274,7 @@ export function runSwimSimulation(overrides: Partial<SwimSimOptions> = {}): Swim
           },
           incarnation: 1,
           now,
-          random: root.stream(`core/${member.id}`).asRandom(),
+          random: stream(`core/${member.id}`).asRandom(),
           config,
         })
         if (member.index > 0) member.core.join(['m0'], now)
