@@ -144,17 +144,19 @@ function raceDeadline<T>(promise: Promise<T>, ms: number, signal?: AbortSignal):
 }
 
 /**
- * The leader's side of forwarding: validates the envelope, stamps it with the leader's clock (the only
- * time the state machine sees) and proposes it. Throws `NotLeaderError` on a follower, which the caller
- * takes as a cue to find the new leader.
+ * The leader's side of forwarding: validates the envelope (and, with `authorize`, its sender's right to
+ * send it), stamps it with the leader's clock (the only time the state machine sees) and proposes it.
+ * Throws `NotLeaderError` on a follower, which the caller takes as a cue to find the new leader.
  */
 export async function serveForward(
   context: Pick<ProposerContext, 'proposeLocal' | 'now' | 'leader' | 'selfId'>,
   request: Uint8Array,
+  authorize?: (envelope: Envelope) => Promise<void>,
 ): Promise<Uint8Array> {
   if (context.leader() !== context.selfId) throw new NotLeaderError(context.leader())
   const decoded = decodeEnvelope(request)
   if (!decoded.ok) throw new InvalidArgumentError(`Invalid forwarded command: ${decoded.error}`)
+  if (authorize !== undefined) await authorize(decoded.envelope)
   decoded.envelope.ts = context.now()
   const result = await context.proposeLocal(encodeEnvelope(decoded.envelope))
   return encoder.encode(JSON.stringify(result))

@@ -25,15 +25,15 @@ import { MemberGate } from '../security/member-gate.ts'
 import { type ResolvedSecurity, resolveSecurity } from '../security/options.ts'
 import type { Action } from '../security/policy.ts'
 import { ConclaveSecurity } from '../security/security.ts'
-import {
-  type ApplyOutput,
-  type Command,
-  type CommandResult,
-  type DueExpiries,
-  decodeEnvelope,
-  type ExpireTaskCommand,
-  type RetryDueCommand,
-  type TimeoutTaskCommand,
+import type {
+  ApplyOutput,
+  Command,
+  CommandResult,
+  DueExpiries,
+  Envelope,
+  ExpireTaskCommand,
+  RetryDueCommand,
+  TimeoutTaskCommand,
 } from '../state/index.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
 import type { LocalFields, MemberStatus } from '../swim/types.ts'
@@ -1077,23 +1077,21 @@ export class ConclaveService implements ConclaveApi, Startable {
     const leader = this.tracker.leader
     if (leader !== this.id) throw new NotLeaderError(leader)
     this.requireMember(from, 'propose')
-    if (this.security.enabled) {
-      const decoded = decodeEnvelope(request)
-      // A malformed envelope is refused by serveForward below.
-      if (decoded.ok) {
-        const { envelope } = decoded
-        const sessionOwner = (sessionId: string) => this.replica.state.session(sessionId)?.agentId
-        const verdict = await this.security.gate.checkCommand(from, envelope.command, sessionOwner)
-        if (!verdict.ok) throw new UnauthorizedError(verdict.reason)
-        const owner = envelope.session === undefined ? undefined : sessionOwner(envelope.session)
-        if (owner !== undefined && owner !== from) {
-          const reason = `${from} may not number its commands in the session of agent ${owner}`
-          this.security.refused({ peer: from, action: commandAction(envelope.command), reason })
-          throw new UnauthorizedError(reason)
-        }
-      }
+    if (!this.security.enabled) return serveForward(this.forwardContext(), request)
+    return serveForward(this.forwardContext(), request, envelope => this.authorizeForwarded(envelope, from))
+  }
+
+  /** With SPIFFE identities: `from` may make this command, and numbers it only in its own session. */
+  private async authorizeForwarded(envelope: Envelope, from: string): Promise<void> {
+    const sessionOwner = (sessionId: string) => this.replica.state.session(sessionId)?.agentId
+    const verdict = await this.security.gate.checkCommand(from, envelope.command, sessionOwner)
+    if (!verdict.ok) throw new UnauthorizedError(verdict.reason)
+    const owner = envelope.session === undefined ? undefined : sessionOwner(envelope.session)
+    if (owner !== undefined && owner !== from) {
+      const reason = `${from} may not number its commands in the session of agent ${owner}`
+      this.security.refused({ peer: from, action: commandAction(envelope.command), reason })
+      throw new UnauthorizedError(reason)
     }
-    return serveForward(this.forwardContext(), request)
   }
 
   /** This agent's own identity must allow `command`: what it may not do fails here, before any network. */
