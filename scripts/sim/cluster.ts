@@ -2,12 +2,13 @@
  * The simulated cluster: the nodes (founding voters plus one spare that membership changes can add), their
  * disks, the network between them, their tick schedules and the safety monitor, wired to one scheduler.
  * Crash and restart go through here so the tick loops and the monitor stay in step with the nodes.
+ * Writes a follower forwards to its leader, and the leader's answers, cross the same links (see `link`).
  */
 
 import type { Message, NodeId, RaftOptions } from '../../src/raft/types.ts'
 import { SimDisk } from './disk.ts'
 import { SafetyMonitor } from './invariants.ts'
-import { Network } from './network.ts'
+import { LATE_MAX_DELAY_MS, Network } from './network.ts'
 import { emptyState, foundingState, type NodeCounters, type NodeEnv, SimNode } from './node.ts'
 import type { Prng } from './prng.ts'
 import { MS_PER_TICK, type Scheduler } from './scheduler.ts'
@@ -22,6 +23,8 @@ export interface ClusterSetup {
   raftOptions: Partial<RaftOptions>
   /** `--bug forget-vote`: disks lose the vote at a crash. */
   forgetVote: boolean
+  /** Chance that a follower which knows the leader forwards a client write to it rather than redirecting. */
+  forwardRate: number
   trace: (line: string) => void
 }
 
@@ -45,6 +48,12 @@ export class Cluster {
     compactions: 0,
     entriesApplied: 0,
     readsServed: 0,
+    writesForwarded: 0,
+    forwardsRefused: 0,
+    writesAppliedByFollower: 0,
+    writesAnsweredByLeader: 0,
+    forwardsFailed: 0,
+    peerCommits: 0,
   }
   readonly hooks: ClusterHooks = {}
   /** Extra write latency per node (a slow disk), ms. */
@@ -54,12 +63,15 @@ export class Cluster {
   private readonly byId = new Map<NodeId, SimNode>()
   private readonly diskPrng: Prng
   private readonly prng: Prng
+  /** Forwarding: which writes are forwarded, and the fate of each forward and answer on its link. */
+  private readonly forwardPrng: Prng
   private readonly trace: (line: string) => void
 
   constructor(setup: ClusterSetup) {
     this.scheduler = setup.scheduler
     this.prng = setup.prng.stream('cluster')
     this.diskPrng = setup.prng.stream('disk')
+    this.forwardPrng = setup.prng.stream('forward')
     this.trace = setup.trace
     this.monitor = new SafetyMonitor(() => this.scheduler.now)
     this.network = new Network(this.scheduler, setup.prng.stream('network'), message => this.deliver(message))
@@ -86,6 +98,13 @@ export class Cluster {
       onLeader: (node, term) => this.hooks.onLeader?.(node, term),
       onCommit: (node, previous) => this.hooks.onCommit?.(node, previous),
       onCampaign: node => this.hooks.onCampaign?.(node),
+      shouldForward: () => this.forwardPrng.chance(setup.forwardRate),
+      forward: (from, to, request, answer) =>
+        this.link(from.id, to, () =>
+          this.byId
+            .get(to)
+            ?.serveForward(from.id, request, reply => this.link(to, from.id, () => answer(reply))),
+        ),
       durableLog: id => this.node(id).disk.durable,
       trace: line => this.trace(line),
     }
@@ -184,6 +203,25 @@ export class Cluster {
     }
     // A random phase: nodes do not tick in lockstep.
     this.scheduler.after(this.prng.between(1, MS_PER_TICK), loop)
+  }
+
+  /**
+   * Runs `arrive` after a trip over the link `from` -> `to`, under the network's faults of the moment: drop,
+   * delay, slow and late messages, slow nodes, and the cuts as they are on arrival. Never duplicated: a
+   * forward rides a request/response stream (a duplicate would be the shell proposing a write twice).
+   */
+  private link(from: NodeId, to: NodeId, arrive: () => void): void {
+    const network = this.network
+    const faults = network.faults
+    const prng = this.forwardPrng
+    if (prng.chance(faults.dropRate)) return
+    let delay = prng.between(faults.minDelayMs, faults.maxDelayMs)
+    if (prng.chance(faults.slowRate)) delay += prng.between(0, faults.slowMaxDelayMs)
+    if (faults.lateRate && prng.chance(faults.lateRate)) delay += prng.between(0, LATE_MAX_DELAY_MS)
+    delay += (network.slowNodes.get(from) ?? 0) + (network.slowNodes.get(to) ?? 0)
+    this.scheduler.after(delay, () => {
+      if (!network.isCut(from, to)) arrive()
+    })
   }
 
   private deliver(message: Message): void {

@@ -5,6 +5,12 @@
  * ReadStates allow and calls `advance`. It compacts its log now and then (its own snapshot goes to disk the
  * same way). A crash drops the core, the KV state and everything not yet durable; a restart rebuilds them
  * from the disk. Clients talk to it through `submitWrite` and `submitRead`.
+ *
+ * A follower that knows the leader forwards some writes to it (`forwardWrite`) instead of redirecting the
+ * client: the leader proposes them naming the follower as their origin, so the core asks the other followers
+ * to copy their acknowledgements to it and it may commit them itself before the leader says so. The follower
+ * answers the client when it applies the entry carrying the operation or when the leader's answer arrives,
+ * whichever is first, as the agent does.
  */
 
 import type { KvOutput } from '../../src/check/index.ts'
@@ -45,6 +51,24 @@ export type NodeReply =
   /** Another entry was committed at the proposal's index: the write did not and will never take effect. */
   | { type: 'failed' }
 
+/** A write a follower forwarded to its leader. */
+export interface ForwardRequest {
+  opId: string
+  input: KvWrite
+}
+
+/** The leader's answer to a forwarded write. */
+export type ForwardReply =
+  /** Proposed at `index` in `term`: the follower answers its client when it applies the entry. */
+  | { type: 'accepted'; index: number; term: number }
+  /** Nothing was proposed (as `NodeReply`): the follower relays this to its client. */
+  | { type: 'redirect'; leader: NodeId }
+  | { type: 'refused' }
+  /** The leader applied it: its output (the follower answers with this or its own apply, whichever is first). */
+  | { type: 'done'; output: KvOutput }
+  /** Another entry was committed at its index. */
+  | { type: 'failed' }
+
 /** What the node needs from the world around it. */
 export interface NodeEnv {
   readonly scheduler: Scheduler
@@ -66,6 +90,13 @@ export interface NodeEnv {
   onCampaign(node: SimNode): void
   /** The node, as leader, advanced its commit index past `previous`. */
   onCommit(node: SimNode, previous: number): void
+  /** Whether a write that reached this follower (which knows a leader) is forwarded rather than redirected. */
+  shouldForward(node: SimNode): boolean
+  /**
+   * Carries a forwarded write to `to` over the simulated network; the answer comes back the same way, or
+   * never (lost, cut off, or a node went down).
+   */
+  forward(from: SimNode, to: NodeId, request: ForwardRequest, answer: (reply: ForwardReply) => void): void
   trace(line: string): void
 }
 
@@ -74,12 +105,32 @@ export interface NodeCounters {
   compactions: number
   entriesApplied: number
   readsServed: number
+  /** Writes a follower forwarded to its leader. */
+  writesForwarded: number
+  /** Forwarded writes the leader did not propose (not leader, refused): the client was redirected. */
+  forwardsRefused: number
+  /** Forwarded writes answered by the follower's own apply of their entry. */
+  writesAppliedByFollower: number
+  /** Forwarded writes answered by the leader's answer, which came before the follower applied the entry. */
+  writesAnsweredByLeader: number
+  /** Forwarded writes answered 'failed': another entry was applied at the index the leader reported. */
+  forwardsFailed: number
+  /** Times a follower advanced its commit index on a peer's acknowledgement (commits learned from peers). */
+  peerCommits: number
 }
 
 interface PendingProposal {
   term: number
   opId: string
   reply: (reply: NodeReply) => void
+}
+
+interface ForwardedWrite {
+  opId: string
+  reply: (reply: NodeReply) => void
+  /** Where the leader proposed it (0 until its answer arrives). */
+  index: number
+  term: number
 }
 
 interface PendingRead {
@@ -109,6 +160,10 @@ export class SimNode {
   decommissioned = false
   private inFlight: Ready | undefined
   private readonly proposals = new Map<number, PendingProposal[]>()
+  /** Writes forwarded to the leader, by operation id, until this node applies them (or learns they failed). */
+  private readonly forwarded = new Map<string, ForwardedWrite>()
+  /** Highest index this incarnation reached through a snapshot: entries up to it were never applied here. */
+  private restoredUpTo = 0
   private readonly reads = new Map<ReadContext, PendingRead>()
   private readStates: ReadState[] = []
   private readSeq = 0
@@ -145,6 +200,7 @@ export class SimNode {
     })
     this.kv = snapshot ? KvStore.restore(snapshot.data) : new KvStore()
     this.applied = snapshotIndex
+    this.restoredUpTo = snapshotIndex
     this.appliedTerm = snapshot?.meta.term ?? 0
     this.appliedConfig = snapshot ? snapshot.meta.config : { voters: [], nonVoters: [] }
     // Config entries up to the snapshot are in its meta; the ones after it apply again from the log.
@@ -167,6 +223,7 @@ export class SimNode {
     this.disk.crash(syncedWrites)
     this.inFlight = undefined
     this.proposals.clear()
+    this.forwarded.clear()
     this.reads.clear()
     this.readStates = []
     this.kv = new KvStore()
@@ -181,8 +238,17 @@ export class SimNode {
   }
 
   receive(message: Message): void {
-    if (!this.raft) return
-    this.raft.step(message)
+    const raft = this.raft
+    if (!raft) return
+    // A peer's copy of its acknowledgement (see `notify`), or the leader's own, may let a follower commit
+    // before the leader tells it.
+    const peerAck = message.type === 'appendResponse' && this.role === 'follower'
+    const commitBefore = peerAck ? raft.status().commit : 0
+    raft.step(message)
+    if (peerAck && raft.status().commit > commitBefore) {
+      this.env.counters.peerCommits++
+      this.env.trace(`${this.id} commits up to ${raft.status().commit} on ${message.from}'s acknowledgement`)
+    }
     this.afterInput()
   }
 
@@ -198,6 +264,15 @@ export class SimNode {
       reply({ type: 'redirect', leader: '' })
       return
     }
+    if (
+      this.role !== 'leader' &&
+      this.leader !== '' &&
+      this.leader !== this.id &&
+      this.env.shouldForward(this)
+    ) {
+      this.forwardWrite(opId, input, reply)
+      return
+    }
     let proposal: { index: number; term: number }
     try {
       proposal = raft.propose(encodeCommand({ opId, input }))
@@ -207,11 +282,115 @@ export class SimNode {
       else throw error
       return
     }
+    this.track(proposal, opId, reply)
+    this.afterInput()
+  }
+
+  /** Waits for the entry proposed at `proposal` to apply here, to answer `reply`. */
+  private track(
+    proposal: { index: number; term: number },
+    opId: string,
+    reply: (reply: NodeReply) => void,
+  ): void {
     const waiting = this.proposals.get(proposal.index)
     const pending = { term: proposal.term, opId, reply }
     if (waiting) waiting.push(pending)
     else this.proposals.set(proposal.index, [pending])
+  }
+
+  /**
+   * Sends a client write to the leader. The client hears back when this node applies the entry carrying
+   * `opId` (which, with commits learned from peers, may come before the leader's answer) or when the leader
+   * says it applied it, whichever is first; at once if the leader did not propose it. If the forward, the
+   * answer or the entry is lost, the client times out.
+   */
+  private forwardWrite(opId: string, input: KvWrite, reply: (reply: NodeReply) => void): void {
+    const leader = this.leader
+    const pending: ForwardedWrite = { opId, reply, index: 0, term: 0 }
+    // One operation id is never proposed twice (clients retry only what was not proposed or failed).
+    this.forwarded.set(opId, pending)
+    this.env.counters.writesForwarded++
+    this.env.trace(`${this.id} forwards ${opId} to ${leader}`)
+    this.env.forward(this, leader, { opId, input }, answer => {
+      // Answered already (applied here), or this node crashed since: the map was cleared.
+      if (this.forwarded.get(opId) !== pending) return
+      const counters = this.env.counters
+      switch (answer.type) {
+        case 'accepted': {
+          pending.index = answer.index
+          pending.term = answer.term
+          // Not applied here yet, or skipped by a snapshot (then the leader's answer tells the outcome).
+          if (answer.index > this.applied || answer.index <= this.restoredUpTo) return
+          // Applied here before this answer came, and not with this operation (it would have been answered):
+          // which entry it was is in the log, unless compacted away since (then the leader's answer tells).
+          const term = this.disk.written.termAt(answer.index)
+          if (term === undefined) return
+          this.forwarded.delete(opId)
+          this.forwardedLost(pending, term)
+          return
+        }
+        case 'done':
+          this.forwarded.delete(opId)
+          counters.writesAnsweredByLeader++
+          this.env.trace(`${this.id} answers its forwarded ${opId} from ${leader}'s answer`)
+          reply({ type: 'ok', output: answer.output })
+          return
+        case 'failed':
+          this.forwarded.delete(opId)
+          counters.forwardsFailed++
+          reply(answer)
+          return
+        default:
+          this.forwarded.delete(opId)
+          counters.forwardsRefused++
+          this.env.trace(`${this.id}: ${leader} did not take ${opId} (${answer.type})`)
+          reply(answer)
+      }
+    })
+  }
+
+  /** The leader asks to propose a write a follower forwarded; `origin` names that follower. */
+  serveForward(origin: NodeId, request: ForwardRequest, answer: (reply: ForwardReply) => void): void {
+    if (this.decommissioned) {
+      answer({ type: 'redirect', leader: '' })
+      return
+    }
+    const raft = this.raft
+    if (!raft) return
+    if (!this.isMember()) {
+      answer({ type: 'redirect', leader: '' })
+      return
+    }
+    let proposal: { index: number; term: number }
+    try {
+      proposal = raft.propose(encodeCommand({ opId: request.opId, input: request.input }), origin)
+    } catch (error) {
+      if (error instanceof NotLeaderError) answer({ type: 'redirect', leader: error.leader })
+      else if (error instanceof ProposalDroppedError) answer({ type: 'refused' })
+      else throw error
+      return
+    }
+    this.env.trace(`${this.id} proposes ${request.opId} for ${origin} at ${proposal.index}/${proposal.term}`)
+    answer({ type: 'accepted', index: proposal.index, term: proposal.term })
+    this.track(proposal, request.opId, reply => {
+      if (reply.type === 'ok') answer({ type: 'done', output: reply.output })
+      else if (reply.type === 'failed') answer({ type: 'failed' })
+    })
     this.afterInput()
+  }
+
+  /** Another entry of `term` was applied at the index where the leader proposed a forwarded write. */
+  private forwardedLost(pending: ForwardedWrite, term: number): void {
+    if (term === pending.term) {
+      throw new Violation(
+        'proposal-identity',
+        this.env.scheduler.now,
+        `${this.id} forwarded ${pending.opId}, proposed at ${pending.index}/${pending.term}, but applied another entry there`,
+      )
+    }
+    // The entry the leader proposed was overwritten: it can never take effect, so the client may retry.
+    this.env.counters.forwardsFailed++
+    pending.reply({ type: 'failed' })
   }
 
   /** A linearizable read through ReadIndex; a follower relays it to its leader. */
@@ -431,6 +610,7 @@ export class SimNode {
     this.env.monitor.observeRestore(this.id, index, term)
     this.kv = KvStore.restore(snapshot.data)
     this.applied = index
+    this.restoredUpTo = Math.max(this.restoredUpTo, index)
     this.appliedTerm = term
     this.appliedConfig = snapshot.meta.config
     this.env.counters.snapshotsInstalled++
@@ -462,6 +642,7 @@ export class SimNode {
       }
       output = this.kv.apply(command.input)
     }
+    if (this.forwarded.size > 0) this.settleForwarded(entry, opId, output)
     const waiting = this.proposals.get(entry.index)
     if (!waiting) return
     this.proposals.delete(entry.index)
@@ -480,6 +661,30 @@ export class SimNode {
     }
   }
 
+  /** Answers the forwarded write `entry` carries, and fails the one the leader had proposed at its index. */
+  private settleForwarded(entry: Entry, opId: string, output: KvOutput | undefined): void {
+    const mine = output === undefined ? undefined : this.forwarded.get(opId)
+    if (mine && output) {
+      if (mine.index !== 0 && (mine.index !== entry.index || mine.term !== entry.term)) {
+        throw new Violation(
+          'proposal-identity',
+          this.env.scheduler.now,
+          `${this.id} forwarded ${opId}, proposed at ${mine.index}/${mine.term}, but applied it at ${entry.index}/${entry.term}`,
+        )
+      }
+      this.forwarded.delete(opId)
+      this.env.counters.writesAppliedByFollower++
+      this.env.trace(`${this.id} answers its forwarded ${opId} on applying it at ${entry.index}`)
+      mine.reply({ type: 'ok', output })
+      return
+    }
+    for (const [id, pending] of this.forwarded) {
+      if (pending.index !== entry.index) continue
+      this.forwarded.delete(id)
+      this.forwardedLost(pending, entry.term)
+    }
+  }
+
   private serveReads(): void {
     if (this.readStates.length === 0) return
     const waiting: ReadState[] = []
@@ -492,6 +697,9 @@ export class SimNode {
       if (!read) continue
       this.reads.delete(readState.context)
       this.env.counters.readsServed++
+      this.env.trace(
+        `${this.id} serves read ${readState.context} at index ${readState.index} (applied ${this.applied}, commit ${this.commit})`,
+      )
       read.reply({ type: 'ok', output: this.kv.get(read.key) })
     }
     this.readStates = waiting

@@ -32,6 +32,7 @@ export const BUG_NAMES = [
   'stale-read',
   'forget-vote',
   'read-ack-any-quorum',
+  'peer-commit-any-term',
 ] as const
 export type BugName = (typeof BUG_NAMES)[number]
 
@@ -39,6 +40,11 @@ export const WARMUP_TICKS = 20
 export const LIVENESS_ISSUE_TICKS = 60
 /** A client gives up on an operation after this long while faults run (its outcome is then unknown). */
 export const CLIENT_TIMEOUT_TICKS = 30
+/**
+ * Chance that a follower which knows the leader forwards a client write to it (the rest are redirected, so
+ * both paths stay covered). A forwarded write is answered when the follower applies it.
+ */
+export const FORWARD_RATE = 0.5
 
 /** How fast the cluster must recover once the faults stop (see the file comment). */
 export interface LivenessBounds {
@@ -71,6 +77,8 @@ export interface RunOptions {
   log?: (line: string) => void
   /** Budget of the linearizability check (default 10 s). */
   checkTimeoutMs?: number
+  /** Chance that a follower forwards a write to the leader (default `FORWARD_RATE`; 0 = always redirect). */
+  forwardRate?: number
 }
 
 export interface RunResult {
@@ -92,6 +100,15 @@ export interface RunResult {
   linearizability: 'ok' | 'illegal' | 'unknown' | 'skipped'
   liveness: { leaderAfterTicks: number | undefined; opsAfterFaults: number; slowestOpTicks: number }
   messages: { sent: number; dropped: number; duplicated: number; cut: number }
+  /** Writes forwarded by followers, and how they ended on the follower (see `NodeCounters`). */
+  forwarding: {
+    forwarded: number
+    refused: number
+    appliedByFollower: number
+    answeredByLeader: number
+    failed: number
+    peerCommits: number
+  }
   commitIndex: number
   terms: number
   /** How many times each invariant was checked. */
@@ -111,6 +128,8 @@ function bugsFor(bug: BugName | undefined): RaftBugs {
       return { staleRead: true }
     case 'read-ack-any-quorum':
       return { readAckAnyQuorum: true }
+    case 'peer-commit-any-term':
+      return { peerCommitAnyTerm: true }
     default:
       return {}
   }
@@ -151,6 +170,7 @@ export function runSeed(options: RunOptions): RunResult {
     spares: 1,
     raftOptions,
     forgetVote: bug === 'forget-vote',
+    forwardRate: options.forwardRate ?? FORWARD_RATE,
     trace,
   })
   const faultEnd = ticks(WARMUP_TICKS + setupPrng.between(150, 250))
@@ -292,6 +312,7 @@ export function runSeed(options: RunOptions): RunResult {
   faults.compaction = cluster.counters.compactions
   faults.snapshotInstall = cluster.counters.snapshotsInstalled
   const net = cluster.network.stats
+  const counters = cluster.counters
   return {
     seed,
     nodes: voters,
@@ -316,6 +337,14 @@ export function runSeed(options: RunOptions): RunResult {
       slowestOpTicks: afterFaults.reduce((max, op) => Math.max(max, op.latency), 0) / MS_PER_TICK,
     },
     messages: { sent: net.sent, dropped: net.dropped, duplicated: net.duplicated, cut: net.cut },
+    forwarding: {
+      forwarded: counters.writesForwarded,
+      refused: counters.forwardsRefused,
+      appliedByFollower: counters.writesAppliedByFollower,
+      answeredByLeader: counters.writesAnsweredByLeader,
+      failed: counters.forwardsFailed,
+      peerCommits: counters.peerCommits,
+    },
     commitIndex: cluster.monitor.commitIndex,
     terms: cluster.monitor.terms,
     checks: { ...cluster.monitor.checks },

@@ -11,6 +11,14 @@ export interface Summary {
   byProperty: Record<string, number>
   ops: number
   unknownOps: number
+  /** Writes followers forwarded, and those answered by the follower's own apply of their entry. */
+  writesForwarded: number
+  writesAppliedByFollower: number
+  /** Forwarded writes answered from the leader's answer (it came first), or not proposed (redirected). */
+  writesAnsweredByLeader: number
+  forwardsRefused: number
+  /** Follower commits learned from peers' acknowledgements. */
+  peerCommits: number
   faults: FaultCounts
   /** Seeds whose linearizability check ran out of time (no verdict). */
   checkTimeouts: number
@@ -29,6 +37,11 @@ export function summarize(results: readonly RunResult[]): Summary {
     byProperty: {},
     ops: 0,
     unknownOps: 0,
+    writesForwarded: 0,
+    writesAppliedByFollower: 0,
+    writesAnsweredByLeader: 0,
+    forwardsRefused: 0,
+    peerCommits: 0,
     faults: emptyFaultCounts(),
     checkTimeouts: 0,
     slowestOpAfterFaultsTicks: 0,
@@ -47,6 +60,11 @@ export function summarize(results: readonly RunResult[]): Summary {
     }
     summary.ops += result.ops
     summary.unknownOps += result.unknownOps
+    summary.writesForwarded += result.forwarding.forwarded
+    summary.writesAppliedByFollower += result.forwarding.appliedByFollower
+    summary.writesAnsweredByLeader += result.forwarding.answeredByLeader
+    summary.forwardsRefused += result.forwarding.refused
+    summary.peerCommits += result.forwarding.peerCommits
     for (const kind of FAULT_KINDS) summary.faults[kind] += result.faults[kind]
     if (result.linearizability === 'unknown') summary.checkTimeouts++
     summary.slowestOpAfterFaultsTicks = Math.max(
@@ -85,6 +103,7 @@ export function summaryLines(summary: Summary, elapsedMs: number): string[] {
   return [
     `seeds: ${summary.seeds} in ${seconds.toFixed(1)} s (${(summary.seeds / seconds).toFixed(1)} seeds/s, ${(summary.runMs / Math.max(1, summary.seeds)).toFixed(1)} ms/seed)`,
     `ops: ${summary.ops} (${(summary.ops / Math.max(1, summary.seeds)).toFixed(1)}/seed, ${summary.unknownOps} with unknown outcome); events: ${summary.events}`,
+    `forwarded writes: ${summary.writesForwarded} (answered on the follower's own apply ${summary.writesAppliedByFollower}, from the leader's answer ${summary.writesAnsweredByLeader}, not proposed ${summary.forwardsRefused}); follower commits learned from peers: ${summary.peerCommits}`,
     `faults: ${faults}`,
     `liveness after faults: slowest leader ${summary.slowestLeaderAfterFaultsTicks} ticks, slowest op ${summary.slowestOpAfterFaultsTicks} ticks`,
     `linearizability checks without verdict (timeout): ${summary.checkTimeouts}`,

@@ -26,6 +26,11 @@ export interface ProposerContext {
   proposeLocal(data: Uint8Array): Promise<unknown>
   /** Send an envelope to the leader's forwarding handler; resolves with its encoded result. */
   forward(leader: NodeId, request: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array>
+  /**
+   * The result of a numbered command once this agent applies its entry (`Replica.waitForResult`): a
+   * forwarded command is answered by whichever comes first, this or the leader's reply.
+   */
+  appliedHere?(sessionId: string, seq: number): { result: Promise<CommandResult>; cancel(): void }
   /** Resolves at the next leader change or after `ms`, whichever is first. */
   leaderChange(ms: number, signal?: AbortSignal): Promise<void>
   /** Wall clock, for envelope timestamps on the leader. */
@@ -58,6 +63,21 @@ export async function propose(
     envelope.seq = options.session.seq
     envelope.ackedBelow = options.session.ackedBelow
   }
+  const session = options.session
+  const here = session === undefined ? undefined : context.appliedHere?.(session.id, session.seq)
+  try {
+    return await proposeUntilDone(context, envelope, options, here?.result)
+  } finally {
+    here?.cancel()
+  }
+}
+
+async function proposeUntilDone(
+  context: ProposerContext,
+  envelope: Envelope,
+  options: ProposeOptions,
+  appliedHere: Promise<CommandResult> | undefined,
+): Promise<CommandResult> {
   let lastError: unknown
   for (let attempt = 0; ; attempt++) {
     if (options.signal?.aborted) throw new AbortError()
@@ -79,8 +99,10 @@ export async function propose(
           options.signal,
         )) as CommandResult
       }
-      const response = await context.forward(leader, encodeEnvelope(envelope), remaining, options.signal)
-      return JSON.parse(decoder.decode(response)) as CommandResult
+      const answered = context
+        .forward(leader, encodeEnvelope(envelope), remaining, options.signal)
+        .then(response => JSON.parse(decoder.decode(response)) as CommandResult)
+      return await (appliedHere === undefined ? answered : Promise.race([answered, appliedHere]))
     } catch (err) {
       if (err instanceof AbortError || err instanceof ClosedError) throw err
       if (!isRetryable(err)) throw err

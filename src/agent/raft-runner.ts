@@ -140,9 +140,10 @@ export class RaftRunner {
    * Propose on this node, which must lead (the core throws `NotLeaderError` otherwise). Resolves with the
    * application's result once the entry is applied here; rejects if another entry took its index.
    * It never times out by itself: the caller bounds it with a deadline, as the outcome is then unknown.
+   * `origin`: the follower that forwarded the proposal (it learns of the commit from its peers).
    */
-  propose(data: Uint8Array): Promise<unknown> {
-    return this.track(() => this.node.propose(data))
+  propose(data: Uint8Array, origin?: NodeId): Promise<unknown> {
+    return this.track(() => this.node.propose(data, origin))
   }
 
   /** Change membership by one server; resolves once the change is committed and applied. */

@@ -1,5 +1,5 @@
 import type { Entry, Snapshot } from '../raft/types.ts'
-import { type ApplyOutput, type StateEvent, StateMachine } from '../state/index.ts'
+import { type ApplyOutput, type CommandResult, type StateEvent, StateMachine } from '../state/index.ts'
 import type { ReplicatedApplication } from './raft-runner.ts'
 import { MAX_WAITERS, MAX_WATCHERS, Quota } from './validate.ts'
 
@@ -17,9 +17,19 @@ export class Replica implements ReplicatedApplication {
   readonly waiters = new Quota('waiting lock acquisitions and campaigns', MAX_WAITERS)
   private readonly eventListeners = new Set<StateEventListener>()
   private readonly restoreListeners = new Set<() => void>()
+  /** Commands this agent forwarded, by session and seq: answered when their entry applies here. */
+  private readonly resultWaiters = new Map<string, (result: CommandResult) => void>()
 
   apply(entry: Entry): ApplyOutput {
     const output = this.state.apply(entry)
+    if (output.session !== undefined && this.resultWaiters.size > 0) {
+      const key = `${output.session.seq}\n${output.session.id}`
+      const waiter = this.resultWaiters.get(key)
+      if (waiter !== undefined) {
+        this.resultWaiters.delete(key)
+        waiter(output.result)
+      }
+    }
     if (output.events.length > 0 && this.eventListeners.size > 0) {
       for (const event of output.events) {
         for (const listener of this.eventListeners) listener(event, entry.index)
@@ -35,6 +45,18 @@ export class Replica implements ReplicatedApplication {
 
   snapshot(): Uint8Array {
     return this.state.snapshot()
+  }
+
+  /**
+   * The result of the command numbered (`sessionId`, `seq`) once its entry applies on this agent; `cancel`
+   * forgets the wait. A forwarding agent applies the entry itself and often before the leader's answer
+   * arrives (its peers tell it of the commit, see `notify` in the Raft core); the result is the same, the
+   * state machine being deterministic. One waiter per (session, seq): a session numbers each command once.
+   */
+  waitForResult(sessionId: string, seq: number): { result: Promise<CommandResult>; cancel(): void } {
+    const key = `${seq}\n${sessionId}`
+    const result = new Promise<CommandResult>(resolve => this.resultWaiters.set(key, resolve))
+    return { result, cancel: () => this.resultWaiters.delete(key) }
   }
 
   /** Calls `listener` for every event applied from now on; returns the unsubscribe function. */

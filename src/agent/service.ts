@@ -177,6 +177,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       proposeLocal: data => this.proposeLocal(data),
       forward: (leader, request, timeoutMs, signal) =>
         this.rpc.callRpc(leader, FORWARD_PROTOCOL, request, { timeoutMs, signal }),
+      appliedHere: (sessionId, seq) => this.replica.waitForResult(sessionId, seq),
       leaderChange: (ms, signal) => this.tracker.waitChange(ms, signal),
       now: () => Date.now(),
       get closed() {
@@ -953,12 +954,13 @@ export class ConclaveService implements ConclaveApi, Startable {
     }
   }
 
-  private forwardContext(): Parameters<typeof serveForward>[0] {
+  /** For commands forwarded by `from`, which the Raft core then tells of their commit through its peers. */
+  private forwardContext(from: string): Parameters<typeof serveForward>[0] {
     return {
       selfId: this.id,
       leader: () => this.tracker.leader,
       now: () => Date.now(),
-      proposeLocal: data => this.proposeLocal(data),
+      proposeLocal: data => this.proposeLocal(data, from),
     }
   }
 
@@ -1077,8 +1079,10 @@ export class ConclaveService implements ConclaveApi, Startable {
     const leader = this.tracker.leader
     if (leader !== this.id) throw new NotLeaderError(leader)
     this.requireMember(from, 'propose')
-    if (!this.security.enabled) return serveForward(this.forwardContext(), request)
-    return serveForward(this.forwardContext(), request, envelope => this.authorizeForwarded(envelope, from))
+    if (!this.security.enabled) return serveForward(this.forwardContext(from), request)
+    return serveForward(this.forwardContext(from), request, envelope =>
+      this.authorizeForwarded(envelope, from),
+    )
   }
 
   /** With SPIFFE identities: `from` may make this command, and numbers it only in its own session. */
@@ -1168,9 +1172,12 @@ export class ConclaveService implements ConclaveApi, Startable {
     }
   }
 
-  /** Propose on this agent as leader; the result is the state machine's answer to the command. */
-  private async proposeLocal(data: Uint8Array): Promise<CommandResult> {
-    const output = (await this.requireRunner().propose(data)) as ApplyOutput
+  /**
+   * Propose on this agent as leader; the result is the state machine's answer to the command. `origin`:
+   * the agent that forwarded it.
+   */
+  private async proposeLocal(data: Uint8Array, origin?: string): Promise<CommandResult> {
+    const output = (await this.requireRunner().propose(data, origin)) as ApplyOutput
     return output.result
   }
 

@@ -11,6 +11,7 @@
 import type { Codec, DecodeFunction, EncodeFunction, EncodeOptions, Reader, Writer } from 'protons-runtime'
 import { writer as createWriter, decodeMessage, encodeMessage, message } from 'protons-runtime'
 import type {
+  AppendRequest,
   Config,
   Entry,
   EntryType,
@@ -85,7 +86,8 @@ const F_OFFSET = 19
 const F_DATA = 20
 const F_DONE = 21
 const F_COMMIT_ONLY = 22
-const LAST_FIELD = F_COMMIT_ONLY
+const F_NOTIFY = 23
+const LAST_FIELD = F_NOTIFY
 
 // Tags: field number and wire type, the values the decoder switches on.
 const T_TYPE = fieldTag(F_TYPE, VARINT)
@@ -110,6 +112,7 @@ const T_OFFSET = fieldTag(F_OFFSET, VARINT)
 const T_DATA = fieldTag(F_DATA, LEN)
 const T_DONE = fieldTag(F_DONE, VARINT)
 const T_COMMIT_ONLY = fieldTag(F_COMMIT_ONLY, VARINT)
+const T_NOTIFY = fieldTag(F_NOTIFY, LEN)
 
 // Entry, SnapshotMeta and Config tags.
 const T_ENTRY_TERM = fieldTag(1, VARINT)
@@ -154,7 +157,7 @@ const REQUIRED_FIELDS: readonly number[] = [
 
 /** Per type code: known fields that may be present (required plus optional ones). */
 const ALLOWED_FIELDS: readonly number[] = REQUIRED_FIELDS.map((mask, code) =>
-  MESSAGE_TYPES[code] === 'append' ? mask | bits(F_ENTRIES, F_COMMIT_ONLY) : mask,
+  MESSAGE_TYPES[code] === 'append' ? mask | bits(F_ENTRIES, F_COMMIT_ONLY, F_NOTIFY) : mask,
 )
 
 // ---------------------------------------------------------------------------------------------------------
@@ -274,6 +277,14 @@ const encodeRaftMessageFields: EncodeFunction<Message> = (msg, w, opts: EncodeOp
       if (msg.commitOnly !== undefined && msg.commitOnly !== false) {
         if (entries.length > 0) throw new FrameError('A commitOnly append carries no entries')
         writeBool(w, T_COMMIT_ONLY, msg.commitOnly, 'commitOnly')
+      }
+      if (msg.notify !== undefined) {
+        if (!Array.isArray(msg.notify)) throw new FrameError('notify must be an array')
+        for (const peer of msg.notify) {
+          checkNodeId(peer, 'notify')
+          w.uint32(T_NOTIFY)
+          w.string(peer)
+        }
       }
       for (let i = 0; i < entries.length; i++) {
         if (entries[i].index !== msg.prevLogIndex + 1 + i) {
@@ -481,6 +492,7 @@ const decodeRaftMessageFields: DecodeFunction<Message> = (reader, length) => {
   let data: Uint8Array | undefined
   let done = false
   let commitOnly = false
+  let notify: NodeId[] | undefined
   while (reader.pos < end) {
     const tag = readTag(reader, end)
     let field: number
@@ -574,6 +586,14 @@ const decodeRaftMessageFields: DecodeFunction<Message> = (reader, length) => {
         commitOnly = readBool(reader, end)
         field = F_COMMIT_ONLY
         break
+      case T_NOTIFY: {
+        const peer = readString(reader, end)
+        if (peer.length === 0) throw new FrameError('Empty node id in notify')
+        if (notify === undefined) notify = []
+        notify.push(peer)
+        field = F_NOTIFY
+        break
+      }
       default:
         unexpectedField(reader, tag, end, LAST_FIELD)
         continue
@@ -604,9 +624,22 @@ const decodeRaftMessageFields: DecodeFunction<Message> = (reader, length) => {
       for (let i = 0; i < list.length; i++) {
         if (list[i].index !== prevLogIndex + 1 + i) throw new FrameError('Entries are not contiguous')
       }
-      if (!commitOnly) return { type, from, to, term, prevLogIndex, prevLogTerm, entries: list, leaderCommit }
-      if (list.length > 0) throw new FrameError('A commitOnly append carries no entries')
-      return { type, from, to, term, prevLogIndex, prevLogTerm, entries: list, leaderCommit, commitOnly }
+      const append: AppendRequest = {
+        type,
+        from,
+        to,
+        term,
+        prevLogIndex,
+        prevLogTerm,
+        entries: list,
+        leaderCommit,
+      }
+      if (commitOnly) {
+        if (list.length > 0) throw new FrameError('A commitOnly append carries no entries')
+        append.commitOnly = true
+      }
+      if (notify !== undefined) append.notify = notify
+      return append
     }
     case 'appendResponse':
       return { type, from, to, term, success, index, hintIndex, hintTerm }

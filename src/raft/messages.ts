@@ -48,6 +48,8 @@ export function isWellFormed(message: Message): boolean {
         isIndex(message.prevLogTerm) &&
         isIndex(message.leaderCommit) &&
         Array.isArray(message.entries) &&
+        (message.notify === undefined ||
+          (Array.isArray(message.notify) && message.notify.every(peer => typeof peer === 'string'))) &&
         entriesWellFormed(message.entries, message.prevLogIndex, message.prevLogTerm, message.term)
       )
     case 'appendResponse':

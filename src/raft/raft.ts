@@ -149,6 +149,15 @@ export class RaftNode implements RaftCore {
   private pendingConfigIndex = 0
   private uncommittedBytes = 0
   private readonly readOnly = new ReadOnlyQueue()
+  /** Uncommitted entries forwarded by a follower, by index: who to name in `notify` when sending them. */
+  private readonly origins = new Map<number, NodeId>()
+  /** Highest index a follower may have committed from notified acknowledgements: reads must wait for it. */
+  private notifiedUpTo = 0
+
+  // Follower state for commits learned from peers (`notify`): how far our log is known to be the current
+  // leader's, and how far each peer said (after making it durable) its log is.
+  private matched = 0
+  private readonly peerMatch = new Map<NodeId, number>()
 
   // Snapshots: the latest one this node has (to send), one being received, one to hand to the shell.
   private snapshot: Snapshot | undefined
@@ -252,7 +261,7 @@ export class RaftNode implements RaftCore {
     else this.stepFollower(message)
   }
 
-  propose(data: Uint8Array): { index: number; term: number } {
+  propose(data: Uint8Array, origin?: NodeId): { index: number; term: number } {
     this.checkCanPropose()
     const size = data.length
     if (
@@ -263,7 +272,9 @@ export class RaftNode implements RaftCore {
       throw new ProposalDroppedError('Too many uncommitted bytes on the leader')
     }
     this.uncommittedBytes += size
-    return this.appendEntry('normal', data)
+    const slot = this.appendEntry('normal', data)
+    if (origin !== undefined && origin !== this.id && origin !== '') this.origins.set(slot.index, origin)
+    return slot
   }
 
   proposeConfigChange(change: ConfigChange): { index: number; term: number } {
@@ -346,8 +357,10 @@ export class RaftNode implements RaftCore {
 
   ready(): Ready {
     if (this.role === 'leader') this.flushLeader()
+    const entries = this.log.takeUnstable()
+    if (this.role === 'leader' && entries.length > 0 && this.origins.size > 0) this.notifyOrigins(entries)
     const ready: Ready = {
-      entries: this.log.takeUnstable(),
+      entries,
       messages: this.outbox,
       committed: [],
       readStates: this.readStates,
@@ -441,6 +454,10 @@ export class RaftNode implements RaftCore {
     this.transferElapsed = 0
     this.uncommittedBytes = 0
     this.readOnly.reset()
+    this.origins.clear()
+    this.notifiedUpTo = 0
+    this.matched = 0
+    this.peerMatch.clear()
   }
 
   private becomeFollower(term: number, leader: NodeId): void {
@@ -649,6 +666,9 @@ export class RaftNode implements RaftCore {
       case 'readIndexResponse':
         if (this.role === 'follower') this.readStates.push({ context: message.context, index: message.index })
         return
+      case 'appendResponse':
+        this.handlePeerAcknowledgement(message)
+        return
       default:
         // Responses meant for a leader, and ReadIndex requests sent to a node that is not one: ignored.
         return
@@ -691,8 +711,66 @@ export class RaftNode implements RaftCore {
     const lastNew = prevLogIndex + entries.length
     const newCommit = Math.min(message.leaderCommit, lastNew)
     if (newCommit > this.commit) this.commit = newCommit
+    if (lastNew > this.matched) this.matched = lastNew
     if (message.commitOnly === true && entries.length === 0) return
     this.sendAppendResponse(message.from, true, lastNew, 0, 0)
+    if (entries.length > 0 && message.notify !== undefined) {
+      // Copies of the answer, sent (like it) only once these entries are durable here.
+      for (const peer of message.notify) {
+        // Members only: a leader cannot make us send to anyone else.
+        if (peer === this.id || peer === message.from || !this.isMember(peer)) continue
+        this.sendAppendResponse(peer, true, lastNew, 0, 0)
+      }
+    }
+    if (this.peerMatch.size > 0) this.maybeCommitFromPeers()
+  }
+
+  private isMember(id: NodeId): boolean {
+    return this.voters.includes(id) || this.config.nonVoters.includes(id)
+  }
+
+  /**
+   * The leader's own acknowledgement, to the followers that forwarded some of `entries`: sent with this
+   * Ready's other messages, after the shell made them durable. With it a forwarding follower of a 3-voter
+   * cluster knows of the commit once its own copy is durable too: one hop, instead of its answer to the leader
+   * and the leader's notice back.
+   */
+  private notifyOrigins(entries: readonly Entry[]): void {
+    const notify = this.notifyFor(entries, this.id)
+    if (notify === undefined) return
+    const index = entries[entries.length - 1].index
+    if (index > this.notifiedUpTo) this.notifiedUpTo = index
+    for (const origin of notify) this.sendAppendResponse(origin, true, index, 0, 0)
+  }
+
+  /**
+   * A peer's copy of its answer to the current leader (see `notify`), or the leader's own: how far its
+   * durable log matches the leader's.
+   */
+  private handlePeerAcknowledgement(message: AppendResponse): void {
+    if (this.role !== 'follower' || !message.success || this.leader === '') return
+    if (!this.voters.includes(message.from)) return
+    if (message.index <= (this.peerMatch.get(message.from) ?? 0)) return
+    this.peerMatch.set(message.from, message.index)
+    this.maybeCommitFromPeers()
+  }
+
+  /**
+   * Commits what a majority of voters holds in the current term, counted from our own log and the
+   * acknowledgements of our peers and the leader. Sound for the same reason a leader's
+   * commit is: an entry of the current term on a majority is in every future leader's log. Only a log the
+   * leader has fully matched counts (a stale suffix of an earlier term must not), and peers are counted only
+   * up to it, since their acknowledgement covers their log, which equals the leader's up to there.
+   */
+  private maybeCommitFromPeers(): void {
+    const anyTerm = this.options.bugs.peerCommitAnyTerm === true
+    const ours = anyTerm ? this.log.lastIndex() : this.matched
+    if (ours !== this.log.lastIndex() || ours <= this.commit) return
+    const index = majorityIndex(this.voters, id =>
+      id === this.id ? ours : Math.min(this.peerMatch.get(id) ?? 0, ours),
+    )
+    if (index <= this.commit || (!anyTerm && this.log.term(index) !== this.term)) return
+    this.commit = index
   }
 
   /** Rejects an append whose `prevLogIndex` does not match, with a hint to skip a whole term at a time. */
@@ -916,6 +994,13 @@ export class RaftNode implements RaftCore {
     const previous = this.commit
     this.commit = index
     this.uncommittedBytes = Math.max(0, this.uncommittedBytes - this.log.bytesBetween(previous, index))
+    if (this.origins.size > 0) {
+      // Map order is index order: committed entries leave from the front.
+      for (const entryIndex of this.origins.keys()) {
+        if (entryIndex > index) break
+        this.origins.delete(entryIndex)
+      }
+    }
     this.releaseReads()
     // Members this commit removed are dropped at the next heartbeat, not now: first they hear (in this Ready's
     // appends and that heartbeat) that their removal is committed, which is what stops them campaigning.
@@ -985,7 +1070,7 @@ export class RaftNode implements RaftCore {
       (quorumSize(this.voters.length) <= 2 || this.options.bugs.readAckAnyQuorum === true) &&
       this.committedInCurrentTerm()
     ) {
-      this.answerRead(from, context, this.commit)
+      this.answerRead(from, context, Math.max(this.commit, this.notifiedUpTo))
       return
     }
     this.readOnly.add({ from, context })
@@ -1046,7 +1131,7 @@ export class RaftNode implements RaftCore {
   /** Builds this Ready's replication traffic: batched appends, snapshot chunks, ReadIndex rounds. */
   private flushLeader(): void {
     if (this.readOnly.hasWaiting() && this.committedInCurrentTerm()) {
-      const context = this.readOnly.startRound(this.commit)
+      const context = this.readOnly.startRound(Math.max(this.commit, this.notifiedUpTo))
       this.broadcastHeartbeat(context)
       this.releaseReads()
     }
@@ -1096,6 +1181,14 @@ export class RaftNode implements RaftCore {
       if (entries.length === 0 && progress.state === 'replicate' && prevLogIndex === progress.match) {
         append.commitOnly = true
       }
+      if (entries.length > 0 && this.origins.size > 0) {
+        const notify = this.notifyFor(entries, to)
+        if (notify !== undefined) {
+          append.notify = notify
+          const last = prevLogIndex + entries.length
+          if (last > this.notifiedUpTo) this.notifiedUpTo = last
+        }
+      }
       this.send(append)
       progress.sentEntries(entries.length, bytes)
       progress.sentCommit(this.commit)
@@ -1103,6 +1196,18 @@ export class RaftNode implements RaftCore {
       if (entries.length === 0 || progress.state !== 'replicate' || !progress.canSendEntries(lastIndex))
         return
     }
+  }
+
+  /** The followers, other than `to`, that forwarded any of `entries` and are still waiting for them. */
+  private notifyFor(entries: readonly Entry[], to: NodeId): NodeId[] | undefined {
+    let notify: NodeId[] | undefined
+    for (const entry of entries) {
+      const origin = this.origins.get(entry.index)
+      if (origin === undefined || origin === to) continue
+      notify ??= []
+      if (!notify.includes(origin)) notify.push(origin)
+    }
+    return notify
   }
 
   private sendSnapshotChunk(to: NodeId, progress: PeerProgress): void {

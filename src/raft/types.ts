@@ -125,6 +125,14 @@ export interface AppendRequest extends MessageBase {
    * messages per commit and follower. Absent means false.
    */
   commitOnly?: boolean
+  /**
+   * Followers that proposed some of `entries` through this leader and want to learn early that they are
+   * committed: the receiver sends each of them a copy of its successful answer, after making the entries
+   * durable (a peer acknowledgement). With copies from enough voters a follower knows an entry of the
+   * current term is on a majority and commits it itself, one network hop before the leader could tell it.
+   * A hint: absent, empty or ignored, nothing but that early commit is lost.
+   */
+  notify?: NodeId[]
 }
 
 export interface AppendResponse extends MessageBase {
@@ -269,6 +277,11 @@ export interface RaftBugs {
   staleRead?: boolean
   /** Count a follower's ReadIndex request as the quorum's acknowledgement whatever the number of voters. */
   readAckAnyQuorum?: boolean
+  /**
+   * Let a follower commit from peer acknowledgements whatever the term of the entry, counting its whole log
+   * (a suffix of an earlier term it has not matched with the current leader included).
+   */
+  peerCommitAnyTerm?: boolean
 }
 
 export interface RaftInit {
@@ -315,8 +328,11 @@ export interface RaftCore {
   tick(): void
   /** Handle a message from a peer. Messages of stale terms or from unknown peers are handled as Raft says. */
   step(message: Message): void
-  /** Append application data on the leader. The entry commits if a later Ready lists it in `committed`. */
-  propose(data: Uint8Array): { index: number; term: number }
+  /**
+   * Append application data on the leader. The entry commits if a later Ready lists it in `committed`.
+   * `origin`: the follower that forwarded it, which then learns of its commit from its peers (`notify`).
+   */
+  propose(data: Uint8Array, origin?: NodeId): { index: number; term: number }
   /** Change membership by one server; throws if a change is still uncommitted or the change is invalid. */
   proposeConfigChange(change: ConfigChange): { index: number; term: number }
   /** Hand leadership to `to` (a voter): catch it up, then send it TimeoutNow. */

@@ -46,6 +46,11 @@ export interface ApplyOutput {
   result: CommandResult
   /** Do not mutate: KV events are shared with the watch history. */
   events: readonly StateEvent[]
+  /**
+   * The session numbering the entry carried, if any: a replica that forwarded the command to the leader
+   * answers its caller from here when it applies the entry first.
+   */
+  session?: { id: string; seq: number }
 }
 
 /**
@@ -201,7 +206,11 @@ export class StateMachine {
     // Any entry may have freed capacity or made tasks pending (even a deduplicated one, by ending an
     // overdue session): place what can be placed before the next entry.
     this.tasks.schedule(context)
-    return { result, events: events.length === 0 ? NO_EVENTS : events }
+    const output: ApplyOutput = { result, events: events.length === 0 ? NO_EVENTS : events }
+    if (envelope.session !== undefined && envelope.seq !== undefined) {
+      output.session = { id: envelope.session, seq: envelope.seq }
+    }
+    return output
   }
 
   get(key: string): KeyValue | undefined {

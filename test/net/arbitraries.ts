@@ -39,13 +39,15 @@ const appendArb: fc.Arbitrary<Message> = fc
       { maxLength: 5 },
     ),
     commitOnly: fc.boolean(),
+    notify: fc.option(fc.array(nodeIdArb, { minLength: 1, maxLength: 3 }), { nil: undefined }),
   })
-  .map(({ entries, commitOnly, ...rest }) => ({
+  .map(({ entries, commitOnly, notify, ...rest }) => ({
     type: 'append' as const,
     ...rest,
     entries: entries.map((entry, i): Entry => ({ ...entry, index: rest.prevLogIndex + 1 + i })),
     // On the wire only as true, and only without entries.
     ...(commitOnly && entries.length === 0 ? { commitOnly: true } : {}),
+    ...(notify === undefined ? {} : { notify }),
   }))
 
 export const messageArb: fc.Arbitrary<Message> = fc.oneof(

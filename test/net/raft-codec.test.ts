@@ -341,6 +341,8 @@ describe('raft codec', () => {
       { type: 'vote', from: 'a\ud800', to: 'b', term: 1, lastLogIndex: 0, lastLogTerm: 0, transfer: false },
       { type: 'nope', from: 'a', to: 'b', term: 1 },
       { ...smallAppend('a', 'b', 3), prevLogIndex: 5 },
+      { ...smallAppend('a', 'b', 1), notify: [''] },
+      { ...smallAppend('a', 'b', 1), notify: 'c' },
       { type: 'snapshotResponse', from: 'a', to: 'b', term: 1, index: 1, offset: -2, done: false },
       {
         type: 'snapshot',

@@ -117,7 +117,11 @@ describe('exactly-once requests', () => {
     log.apply({ type: 'put', key: 'other', value: 0 })
     // The retry of seq 1 (say, the leader died before answering) is committed again.
     const retry = log.apply({ type: 'put', key: 'counter', value: 1 }, { session: 's', seq: 1 })
-    expect(retry).toEqual({ result: { type: 'revision', revision: 1 }, events: [] })
+    expect(retry).toEqual({
+      result: { type: 'revision', revision: 1 },
+      events: [],
+      session: { id: 's', seq: 1 },
+    })
     expect(log.machine.revision).toBe(2)
     expect(log.machine.get('counter')?.modRevision).toBe(1)
     // Errors are remembered too: a retried conditional put does not succeed the second time around.

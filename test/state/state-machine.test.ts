@@ -136,7 +136,11 @@ describe('snapshots', () => {
         command: { type: 'put', key: 'k2', value: { i: 5 } },
       }),
     })
-    expect(retry).toEqual({ result: { type: 'revision', revision: 6 }, events: [] })
+    expect(retry).toEqual({
+      result: { type: 'revision', revision: 6 },
+      events: [],
+      session: { id: 'a', seq: 5 },
+    })
     expect(restored.revision).toBe(7)
   })
 

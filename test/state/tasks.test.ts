@@ -914,7 +914,7 @@ describe('batched task commands', () => {
     const first = log.apply(command, { session: 'session-a', seq: 7 })
     expect(first.result).toMatchObject({ results: [{ state: 'completed' }, { taskId: 't2', attempt: 1 }] })
     const again = log.apply(command, { session: 'session-a', seq: 7 })
-    expect(again).toEqual({ result: first.result, events: [] })
+    expect(again).toEqual({ result: first.result, events: [], session: { id: 'session-a', seq: 7 } })
     expect(log.machine.task('t2')).toMatchObject({ state: 'running', attempt: 1 })
   })
 
