@@ -14,7 +14,6 @@ import { type GossipSub, type GossipsubOpts, gossipsub } from '@libp2p/gossipsub
 import { type Identify, identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PrivateKey, ServiceMap } from '@libp2p/interface'
 import { type Ping, ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
 import {
   type ConnectionManagerInit,
   type ConnectionMonitorInit,
@@ -23,6 +22,7 @@ import {
   type ServiceFactoryMap,
 } from 'libp2p'
 import { pskProtector } from '../security/pnet.ts'
+import { coalescingTcp } from './coalescing-tcp.ts'
 
 /** The services every conclave node has (a type alias, so it satisfies libp2p's `ServiceMap`). */
 export type ConclaveServices = {
@@ -93,7 +93,7 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     transports = [memory()]
     listen ??= [`/memory/${crypto.randomUUID()}`]
   } else if (transportKind === 'tcp') {
-    transports = [tcp()]
+    transports = [coalescingTcp()]
     listen ??= ['/ip4/127.0.0.1/tcp/0']
   } else {
     throw new TypeError(`Unknown transport ${String(transportKind)}`)

@@ -32,6 +32,7 @@ import {
 } from './frame.ts'
 import { decodeRaftMessage, encodeRaftFrame } from './raft-codec.ts'
 import { checkRateLimit, PeerRateLimiter, type RateLimit } from './rate-limit.ts'
+import { lazyWindowUpdates } from './window-updates.ts'
 
 export const RAFT_PROTOCOL = '/conclave/raft/1.0.0'
 
@@ -417,6 +418,7 @@ export class RaftTransport implements Startable {
     this.counters.streamsOpened++
     peer.failures = 0
     peer.stream = stream
+    lazyWindowUpdates(stream)
     stream.addEventListener('close', (evt: StreamCloseEvent) => {
       if (peer.stream !== stream) return
       peer.stream = undefined
@@ -460,6 +462,7 @@ export class RaftTransport implements Startable {
       return
     }
     stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, this.inboundBufferBytes)
+    lazyWindowUpdates(stream)
     let streams = this.inbound.get(remote)
     if (streams === undefined) {
       streams = new Set()

@@ -22,6 +22,7 @@ import { checkMaxFrameBytes, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError }
 import { FrameWriter } from './frame-writer.ts'
 import { checkRateLimit, PeerRateLimiter, type RateLimit } from './rate-limit.ts'
 import { decodeRpcFrame, encodeRpcFrame, type RpcFrame } from './rpc-codec.ts'
+import { lazyWindowUpdates } from './window-updates.ts'
 
 /**
  * Default request rate per remote peer and protocol: 25,000/s sustained, bursts of 50,000. An agent
@@ -310,6 +311,7 @@ export class Rpc implements Startable {
       stream.abort(new ClosedError('RPC endpoint stopped'))
       throw new ClosedError('RPC endpoint stopped')
     }
+    lazyWindowUpdates(stream)
     const channel: Channel = {
       key,
       stream,
@@ -401,6 +403,7 @@ export class Rpc implements Startable {
     }
     const from = connection.remotePeer.toString()
     const limitKey = `${from}\n${protocol}`
+    lazyWindowUpdates(stream)
     const writer = new FrameWriter(stream, this.maxQueueBytes)
     const decoder = new FrameDecoder(this.maxFrameBytes)
     let running = 0
