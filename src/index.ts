@@ -23,6 +23,7 @@ export {
   StaleAttemptError,
   UnauthorizedError,
 } from './errors.ts'
+export { coalescingTcp } from './net/coalescing-tcp.ts'
 export { IdentityError, type IdentityFailure, SvidError, type SvidRejection } from './security/errors.ts'
 export type { PemSource, SecurityOptions, SecurityRefusal } from './security/options.ts'
 export { generatePsk, loadPsk } from './security/pnet.ts'
