@@ -24,6 +24,7 @@ export {
   UnauthorizedError,
 } from './errors.ts'
 export { coalescingTcp } from './net/coalescing-tcp.ts'
+export { YAMUX_MAX_STREAM_WINDOW } from './net/libp2p-node.ts'
 export { IdentityError, type IdentityFailure, SvidError, type SvidRejection } from './security/errors.ts'
 export type { PemSource, SecurityOptions, SecurityRefusal } from './security/options.ts'
 export { generatePsk, loadPsk } from './security/pnet.ts'

@@ -80,6 +80,9 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   psk?: Uint8Array | string
 }
 
+/** Yamux's largest receive window per stream: libp2p's default unread-buffer limit per stream (4 MiB). */
+export const YAMUX_MAX_STREAM_WINDOW = 4 * 1024 * 1024
+
 /** Builds and starts a libp2p 3 node for conclave. */
 export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
   options: ConclaveLibp2pOptions<S> = {},
@@ -117,7 +120,10 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     addresses: { listen },
     transports,
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // js-yamux lets a stream's receive window grow to 16 MiB while a stream buffers at most 4 MiB unread: a
+    // paused reader (conclave pauses streams for backpressure) could then be sent more than it may hold and
+    // its stream is reset. A window no larger than the read buffer keeps a fast sender within bounds.
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     connectionGater: options.connectionGater,
     connectionProtector,
     connectionManager: {

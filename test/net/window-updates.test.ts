@@ -12,6 +12,7 @@ type Node = Awaited<ReturnType<typeof createConclaveLibp2p>>
 
 const ECHO = '/conclave-test/echo/1.0.0'
 const SINK = '/conclave-test/sink/1.0.0'
+const FLAPPING = '/conclave-test/flapping/1.0.0'
 
 let a: Node
 let b: Node
@@ -47,6 +48,23 @@ beforeAll(async () => {
         }, SINK_PAUSE_MS)
         sink.pausedFor = -1
       }
+    })
+  })
+})
+
+/** Streams of a reader that pauses and resumes every few ms, with what each received and how it closed. */
+const flapping: { stream: Stream; bytes: number; closeError?: Error }[] = []
+
+beforeAll(async () => {
+  await b.handle(FLAPPING, stream => {
+    lazyWindowUpdates(stream)
+    const reader: (typeof flapping)[number] = { stream, bytes: 0 }
+    flapping.push(reader)
+    stream.addEventListener('message', evt => {
+      reader.bytes += evt.data.byteLength
+    })
+    stream.addEventListener('close', evt => {
+      reader.closeError = evt.error
     })
   })
 })
@@ -112,6 +130,35 @@ describe('a stream with lazy window updates', () => {
     const all = Buffer.concat(sink.received)
     for (let n = 0; n < total / chunk; n++) expect(all.readUInt32BE(n * chunk)).toBe(n)
     expect(sink.pausedFor).toBeGreaterThanOrEqual(SINK_PAUSE_MS - 5)
+  }, 30_000)
+})
+
+describe('a reader that pauses and resumes every 3 ms', () => {
+  it('is never sent more than it may buffer: 12 MiB arrive and the stream stays open', async () => {
+    // Before conclave capped Yamux's window at the read buffer (4 MiB), the window grew to 16 MiB and a
+    // paused reader's stream was reset in most runs of this test.
+    const stream = await a.dialProtocol(b.getMultiaddrs()[0], FLAPPING)
+    expect(lazyWindowUpdates(stream)).toBe(true)
+    const total = 12 * 1024 * 1024
+    const flap = setInterval(() => {
+      const reader = flapping.at(-1)?.stream
+      if (reader?.readStatus === 'readable') reader.pause()
+      else if (reader?.readStatus === 'paused') reader.resume()
+    }, 3)
+    try {
+      for (let sent = 0; sent < total; sent += 16 * 1024) {
+        if (!stream.send(new Uint8Array(16 * 1024))) await stream.onDrain()
+      }
+      const reader = await waitFor(() => flapping.at(-1))
+      await waitFor(() => (reader.bytes === total || reader.stream.status !== 'open' ? true : undefined))
+      expect(reader.closeError).toBeUndefined()
+      expect(reader.stream.status).toBe('open')
+      expect(reader.bytes).toBe(total)
+    } finally {
+      clearInterval(flap)
+      const reader = flapping.at(-1)?.stream
+      if (reader?.readStatus === 'paused') reader.resume()
+    }
   }, 30_000)
 })
 
