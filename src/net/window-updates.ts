@@ -6,7 +6,7 @@
  * message, one more Noise frame and socket write on the receiver, one more read and frame on the sender.
  * Go's yamux, which the protocol comes from, sends an update only once the unused window falls below half.
  * `lazyWindowUpdates` gives one stream that behaviour: the leader of a 3-agent cluster handles about ten
- * fewer frames per write, which measured (interleaved A/B, 3 agent processes, 2 cores) as 15-25 % more
+ * fewer frames per write, which measured (interleaved A/B, 3 agent processes, 2 cores) as 10-29 % more
  * uncontended lock cycles and 8-20 % more puts at 64 concurrent.
  *
  * It changes only the stream it is given, and only if the stream is the Yamux stream this was written
