@@ -8,7 +8,7 @@
 import type { Message, NodeId, RaftOptions } from '../../src/raft/types.ts'
 import { SimDisk } from './disk.ts'
 import { SafetyMonitor } from './invariants.ts'
-import { LATE_MAX_DELAY_MS, Network } from './network.ts'
+import { Network } from './network.ts'
 import { emptyState, foundingState, type NodeCounters, type NodeEnv, SimNode } from './node.ts'
 import type { Prng } from './prng.ts'
 import { MS_PER_TICK, type Scheduler } from './scheduler.ts'
@@ -205,23 +205,9 @@ export class Cluster {
     this.scheduler.after(this.prng.between(1, MS_PER_TICK), loop)
   }
 
-  /**
-   * Runs `arrive` after a trip over the link `from` -> `to`, under the network's faults of the moment: drop,
-   * delay, slow and late messages, slow nodes, and the cuts as they are on arrival. Never duplicated: a
-   * forward rides a request/response stream (a duplicate would be the shell proposing a write twice).
-   */
+  /** Carries forwarded-write traffic over the link `from` -> `to` (see `Network.carry`). */
   private link(from: NodeId, to: NodeId, arrive: () => void): void {
-    const network = this.network
-    const faults = network.faults
-    const prng = this.forwardPrng
-    if (prng.chance(faults.dropRate)) return
-    let delay = prng.between(faults.minDelayMs, faults.maxDelayMs)
-    if (prng.chance(faults.slowRate)) delay += prng.between(0, faults.slowMaxDelayMs)
-    if (faults.lateRate && prng.chance(faults.lateRate)) delay += prng.between(0, LATE_MAX_DELAY_MS)
-    delay += (network.slowNodes.get(from) ?? 0) + (network.slowNodes.get(to) ?? 0)
-    this.scheduler.after(delay, () => {
-      if (!network.isCut(from, to)) arrive()
-    })
+    this.network.carry(from, to, this.forwardPrng, arrive)
   }
 
   private deliver(message: Message): void {

@@ -101,13 +101,28 @@ export class Network {
     this.cuts.clear()
   }
 
-  private schedule(message: Message): void {
+  /**
+   * Runs `arrive` after one trip over the link `from` -> `to` under the faults of the moment (drop, delay,
+   * slow and late trips, slow nodes, the cuts as they are on arrival), drawing from `prng`. Never duplicated:
+   * for traffic on request/response streams (the simulator's forwarded writes), kept out of the counters.
+   */
+  carry(from: NodeId, to: NodeId, prng: Prng, arrive: () => void): void {
+    if (prng.chance(this.faults.dropRate)) return
+    this.scheduler.after(this.tripDelay(from, to, prng), () => {
+      if (!this.isCut(from, to)) arrive()
+    })
+  }
+
+  private tripDelay(from: NodeId, to: NodeId, prng: Prng): number {
     const faults = this.faults
-    let delay = this.prng.between(faults.minDelayMs, faults.maxDelayMs)
-    if (this.prng.chance(faults.slowRate)) delay += this.prng.between(0, faults.slowMaxDelayMs)
-    if (faults.lateRate && this.prng.chance(faults.lateRate)) delay += this.prng.between(0, LATE_MAX_DELAY_MS)
-    delay += (this.slowNodes.get(message.from) ?? 0) + (this.slowNodes.get(message.to) ?? 0)
-    this.scheduler.after(delay, () => {
+    let delay = prng.between(faults.minDelayMs, faults.maxDelayMs)
+    if (prng.chance(faults.slowRate)) delay += prng.between(0, faults.slowMaxDelayMs)
+    if (faults.lateRate && prng.chance(faults.lateRate)) delay += prng.between(0, LATE_MAX_DELAY_MS)
+    return delay + (this.slowNodes.get(from) ?? 0) + (this.slowNodes.get(to) ?? 0)
+  }
+
+  private schedule(message: Message): void {
+    this.scheduler.after(this.tripDelay(message.from, message.to, this.prng), () => {
       if (this.isCut(message.from, message.to)) {
         this.stats.cut++
         return

@@ -51,6 +51,9 @@ export type NodeReply =
   /** Another entry was committed at the proposal's index: the write did not and will never take effect. */
   | { type: 'failed' }
 
+/** Why a node did not propose a write: answered alike to a client and to a forwarding follower. */
+type WriteRefusal = { type: 'redirect'; leader: NodeId } | { type: 'refused' }
+
 /** A write a follower forwarded to its leader. */
 export interface ForwardRequest {
   opId: string
@@ -254,16 +257,8 @@ export class SimNode {
 
   /** Proposes a client write; the reply comes when its fate is known here (or never, if this node fails). */
   submitWrite(opId: string, input: KvWrite, reply: (reply: NodeReply) => void): void {
-    if (this.decommissioned) {
-      reply({ type: 'redirect', leader: '' })
-      return
-    }
-    const raft = this.raft
-    if (!raft) return
-    if (!this.isMember()) {
-      reply({ type: 'redirect', leader: '' })
-      return
-    }
+    const raft = this.writableRaft(reply)
+    if (raft === undefined) return
     if (
       this.role !== 'leader' &&
       this.leader !== '' &&
@@ -273,17 +268,24 @@ export class SimNode {
       this.forwardWrite(opId, input, reply)
       return
     }
-    let proposal: { index: number; term: number }
-    try {
-      proposal = raft.propose(encodeCommand({ opId, input }))
-    } catch (error) {
-      if (error instanceof NotLeaderError) reply({ type: 'redirect', leader: error.leader })
-      else if (error instanceof ProposalDroppedError) reply({ type: 'refused' })
-      else throw error
-      return
-    }
+    const proposal = proposeWrite(raft, opId, input, undefined, reply)
+    if (proposal === undefined) return
     this.track(proposal, opId, reply)
     this.afterInput()
+  }
+
+  /** The core, if this node may take a write now; if not, `refuse` is told so (or nothing is, if it is down). */
+  private writableRaft(refuse: (reply: WriteRefusal) => void): RaftNode | undefined {
+    if (this.decommissioned) {
+      refuse({ type: 'redirect', leader: '' })
+      return undefined
+    }
+    if (!this.raft) return undefined
+    if (!this.isMember()) {
+      refuse({ type: 'redirect', leader: '' })
+      return undefined
+    }
+    return this.raft
   }
 
   /** Waits for the entry proposed at `proposal` to apply here, to answer `reply`. */
@@ -351,25 +353,10 @@ export class SimNode {
 
   /** The leader asks to propose a write a follower forwarded; `origin` names that follower. */
   serveForward(origin: NodeId, request: ForwardRequest, answer: (reply: ForwardReply) => void): void {
-    if (this.decommissioned) {
-      answer({ type: 'redirect', leader: '' })
-      return
-    }
-    const raft = this.raft
-    if (!raft) return
-    if (!this.isMember()) {
-      answer({ type: 'redirect', leader: '' })
-      return
-    }
-    let proposal: { index: number; term: number }
-    try {
-      proposal = raft.propose(encodeCommand({ opId: request.opId, input: request.input }), origin)
-    } catch (error) {
-      if (error instanceof NotLeaderError) answer({ type: 'redirect', leader: error.leader })
-      else if (error instanceof ProposalDroppedError) answer({ type: 'refused' })
-      else throw error
-      return
-    }
+    const raft = this.writableRaft(answer)
+    if (raft === undefined) return
+    const proposal = proposeWrite(raft, request.opId, request.input, origin, answer)
+    if (proposal === undefined) return
     this.env.trace(`${this.id} proposes ${request.opId} for ${origin} at ${proposal.index}/${proposal.term}`)
     answer({ type: 'accepted', index: proposal.index, term: proposal.term })
     this.track(proposal, request.opId, reply => {
@@ -731,4 +718,22 @@ export function foundingState(voters: NodeId[]): PersistedState {
 /** What a node that will be added to a running cluster finds on disk: nothing. */
 export function emptyState(): PersistedState {
   return { hardState: { term: 0, vote: '', commit: 0 }, entries: [] }
+}
+
+/** Proposes a write (forwarded by `origin`, if given); undefined if the core refused it, told to `refuse`. */
+function proposeWrite(
+  raft: RaftNode,
+  opId: string,
+  input: KvWrite,
+  origin: NodeId | undefined,
+  refuse: (reply: WriteRefusal) => void,
+): { index: number; term: number } | undefined {
+  try {
+    return raft.propose(encodeCommand({ opId, input }), origin)
+  } catch (error) {
+    if (error instanceof NotLeaderError) refuse({ type: 'redirect', leader: error.leader })
+    else if (error instanceof ProposalDroppedError) refuse({ type: 'refused' })
+    else throw error
+    return undefined
+  }
 }
