@@ -3,19 +3,13 @@ import { DEFAULT_MESSAGE_RATE } from '../../src/net/raft-transport.ts'
 import { checkRateLimit, PeerRateLimiter } from '../../src/net/rate-limit.ts'
 import { DEFAULT_REQUEST_RATE, RATE_LIMITED_ERROR, RpcRemoteError } from '../../src/net/rpc.ts'
 import { smallAppend } from './arbitraries.ts'
-import { createTestNode, introduce, type TestNode, type TestNodeOptions, waitFor } from './nodes.ts'
+import { introducedPair, type TestNode, type TestNodeOptions, waitFor } from './nodes.ts'
 
 const ECHO = '/conclave/test-echo/1.0.0'
 const OTHER = '/conclave/test-other/1.0.0'
 const nodes: TestNode[] = []
 
-async function pair(caller: TestNodeOptions, server: TestNodeOptions): Promise<[TestNode, TestNode]> {
-  const a = await createTestNode(caller)
-  const b = await createTestNode(server)
-  nodes.push(a, b)
-  await introduce([a, b])
-  return [a, b]
-}
+const pair = (caller: TestNodeOptions, server: TestNodeOptions) => introducedPair(nodes, caller, server)
 
 afterEach(async () => {
   for (const node of nodes.splice(0)) await node.stop()

@@ -29,6 +29,19 @@ export async function introduce(nodes: TestNode[]): Promise<void> {
   }
 }
 
+/** Two nodes that know each other's addresses (`server` options default to `caller`'s), added to `started`. */
+export async function introducedPair(
+  started: TestNode[],
+  caller: TestNodeOptions = {},
+  server: TestNodeOptions = caller,
+): Promise<[TestNode, TestNode]> {
+  const a = await createTestNode(caller)
+  const b = await createTestNode(server)
+  started.push(a, b)
+  await introduce([a, b])
+  return [a, b]
+}
+
 /** Resolves once `check` holds, polling; rejects after `timeoutMs` with `what`. */
 export async function waitFor(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs

@@ -6,20 +6,14 @@ import { AbortError, ClosedError, InvalidArgumentError } from '../../src/errors.
 import { encodeFrame, FrameDecoder, FrameError } from '../../src/net/frame.ts'
 import { RpcConnectionError, RpcRemoteError, RpcTimeoutError } from '../../src/net/rpc.ts'
 import { decodeRpcFrame, encodeRpcFrame, type RpcFrame } from '../../src/net/rpc-codec.ts'
-import { createTestNode, introduce, type TestNode, type TestNodeOptions, waitFor } from './nodes.ts'
+import { introducedPair, type TestNode, type TestNodeOptions, waitFor } from './nodes.ts'
 
 const ECHO = '/conclave/test-echo/1.0.0'
 const nodes: TestNode[] = []
 const text = new TextEncoder()
 const untext = new TextDecoder()
 
-async function pair(options: TestNodeOptions = {}): Promise<[TestNode, TestNode]> {
-  const a = await createTestNode(options)
-  const b = await createTestNode(options)
-  nodes.push(a, b)
-  await introduce([a, b])
-  return [a, b]
-}
+const pair = (options: TestNodeOptions = {}) => introducedPair(nodes, options)
 
 afterEach(async () => {
   for (const node of nodes.splice(0)) await node.stop()

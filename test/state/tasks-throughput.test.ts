@@ -14,6 +14,27 @@ interface Measured {
   elapsedNs: number
 }
 
+/** Opens a session for each of the `AGENTS` agents and registers it with `SLOTS` slots, untimed. */
+function registerAgents(apply: (command: Command, timed: boolean) => unknown): void {
+  for (let i = 0; i < AGENTS; i++) {
+    const agentId = `agent-${i}`
+    apply({ type: 'openSession', sessionId: `s-${i}`, agentId, ttlMs: 3_600_000 }, false)
+    apply(
+      {
+        type: 'registerAgent',
+        agentId,
+        name: agentId,
+        sessionId: `s-${i}`,
+        addrs: [],
+        capabilities: ['cpu'],
+        labels: {},
+        concurrency: SLOTS,
+      },
+      false,
+    )
+  }
+}
+
 /**
  * 10 agents of 10 slots; 2,000 tasks submitted at once (so 1,900 wait in the pending index), then every
  * agent claims and completes its best task until all are done: 6,000 task entries. With `blocked`, 2,000
@@ -34,23 +55,7 @@ function run(blocked: boolean): Measured {
     }
     return output
   }
-  for (let i = 0; i < AGENTS; i++) {
-    const agentId = `agent-${i}`
-    apply({ type: 'openSession', sessionId: `s-${i}`, agentId, ttlMs: 3_600_000 }, false)
-    apply(
-      {
-        type: 'registerAgent',
-        agentId,
-        name: agentId,
-        sessionId: `s-${i}`,
-        addrs: [],
-        capabilities: ['cpu'],
-        labels: {},
-        concurrency: SLOTS,
-      },
-      false,
-    )
-  }
+  registerAgents(apply)
   if (blocked) {
     for (let i = 0; i < TASKS; i++) {
       apply(
@@ -127,23 +132,7 @@ function runBatches(backlog: number): { nsPerOp: number; dueNs: number } {
     if (timed) elapsedNs += Number(process.hrtime.bigint() - started)
     return output.result
   }
-  for (let i = 0; i < AGENTS; i++) {
-    const agentId = `agent-${i}`
-    apply({ type: 'openSession', sessionId: `s-${i}`, agentId, ttlMs: 3_600_000 }, false)
-    apply(
-      {
-        type: 'registerAgent',
-        agentId,
-        name: agentId,
-        sessionId: `s-${i}`,
-        addrs: [],
-        capabilities: ['cpu'],
-        labels: {},
-        concurrency: SLOTS,
-      },
-      false,
-    )
-  }
+  registerAgents(apply)
   for (let first = 0; first < backlog + TASKS; first += 100) {
     const tasks = Array.from({ length: Math.min(100, backlog + TASKS - first) }, (_, i) =>
       taskSpec(`task-${first + i}`, { priority: (first + i) % 3 }),
