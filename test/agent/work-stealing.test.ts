@@ -203,6 +203,9 @@ describe('work stealing', () => {
     await picky.workStealing.enable()
     await busy.workStealing.offer(offered)
     await until(() => ran.includes('offered'))
+    // The handler has started; its completion commits after it returns.
+    const settled = new Set(['completed', 'failed', 'dead', 'expired'])
+    await until(async () => settled.has((await busy.tasks.status('offered')).state))
     expect(await busy.tasks.status('offered')).toMatchObject({ state: 'completed', assignee: picky.id })
     await expect(busy.workStealing.offer(null as never)).rejects.toMatchObject({
       name: 'InvalidArgumentError',
