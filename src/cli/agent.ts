@@ -3,7 +3,7 @@ import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import type { CliCommand } from './command.ts'
 import { onStopSignal } from './hold.ts'
-import { identityOptions, loadIdentity, readIdentityFiles } from './identity.ts'
+import { identityOptions, loadIdentity, readIdentityFiles, readPolicyFile } from './identity.ts'
 import { formatError, printError, printJson, printLine } from './output.ts'
 
 /** How often the member list is compared with the last one, for the join/leave/role log lines. */
@@ -19,8 +19,11 @@ export const agentCommand: CliCommand = {
       'SIGINT/SIGTERM stop it without leaving the cluster: a restart on the same --data-dir rejoins as the\n' +
       'same member.\n' +
       'With --svid, --svid-key and --trust-bundle (all three), it runs with SPIFFE identities: only peers\n' +
-      'and clients with an SVID of the trust domain may talk to it (all of them may do everything: a policy\n' +
-      'is set through createAgent).',
+      'and clients with an SVID of the trust domain may talk to it; --policy <file> says which of them may do\n' +
+      'what (default: all of them everything). The file is JSON, the rules createAgent takes as\n' +
+      'security.policy: [{ "ids": ["spiffe://example.org/agent/*"], "allow": "*" },\n' +
+      '{ "ids": ["spiffe://example.org/ci"], "allow": ["submitTask", "write"] }]; an ID no rule names may only\n' +
+      'read. Actions: join, vote, submitTask, runTask, lock, write.',
     positionals: [],
     options: [
       {
@@ -55,6 +58,12 @@ export const agentCommand: CliCommand = {
         description: 'private network key file: only holders of the same key can connect',
       },
       ...identityOptions('agent'),
+      {
+        name: 'policy',
+        kind: 'string',
+        placeholder: '<rules.json>',
+        description: 'who may do what, by SPIFFE ID (needs --svid; default: every valid SVID everything)',
+      },
       { name: 'capabilities', kind: 'list', placeholder: '<a,b>', description: 'what this agent can run' },
       { name: 'labels', kind: 'list', placeholder: '<k=v,...>', description: 'labels of this agent' },
       { name: 'concurrency', kind: 'integer', placeholder: '<n>', description: 'task slots (default 10)' },
@@ -101,6 +110,11 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   const identityFiles = readIdentityFiles(args, false)
   // Checked here too, so that a wrong file is reported under its option's name.
   if (identityFiles !== undefined) loadIdentity(identityFiles)
+  const policyPath = options.policy as string | undefined
+  if (policyPath !== undefined && identityFiles === undefined) {
+    throw new UsageError('--policy needs --svid, --svid-key and --trust-bundle')
+  }
+  const policy = policyPath === undefined ? undefined : readPolicyFile(policyPath)
   const log = logger(options.json === true)
   // Signals are caught from the start: a stop while starting or joining still stops cleanly.
   const stop = onStopSignal()
@@ -124,6 +138,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
             security: {
               svid: { certificate: identityFiles.certificate, key: identityFiles.key },
               trustBundle: identityFiles.trustBundle,
+              ...(policy === undefined ? {} : { policy }),
             },
           }),
     })

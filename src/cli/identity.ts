@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError } from '../errors.ts'
 import { SvidError } from '../security/errors.ts'
+import { AuthorizationPolicy, type PolicyRule } from '../security/policy.ts'
 import {
   loadSvid,
   parseTrustBundle,
@@ -111,4 +112,33 @@ function check<T>(what: string, load: () => T): T {
     }
     throw err
   }
+}
+
+/**
+ * Reads and checks `conclave agent --policy`: a JSON file holding the rules `createAgent` takes as
+ * `security.policy` (an array of `{ "ids": [...], "allow": [...] | "*" }`). A bad file is an
+ * `InvalidArgumentError` naming the option, before the agent starts.
+ */
+export function readPolicyFile(path: string): PolicyRule[] {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    throw new InvalidArgumentError(`--policy: could not read ${path} (${why})`, { cause: err })
+  }
+  let rules: unknown
+  try {
+    rules = JSON.parse(text)
+  } catch (err) {
+    throw new InvalidArgumentError(`--policy: ${path} is not JSON (${(err as Error).message})`, {
+      cause: err,
+    })
+  }
+  try {
+    new AuthorizationPolicy(rules as PolicyRule[])
+  } catch (err) {
+    throw new InvalidArgumentError(`--policy: ${(err as Error).message}`, { cause: err })
+  }
+  return rules as PolicyRule[]
 }

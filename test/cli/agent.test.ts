@@ -82,7 +82,7 @@ describe('conclave agent', () => {
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1)
   })
 
-  it('runs with SPIFFE identities given --svid, --svid-key and --trust-bundle (all three)', async () => {
+  it('runs with SPIFFE identities given --svid, --svid-key and --trust-bundle (all three), and a --policy', async () => {
     const td = trustDomain()
     const write = (name: string, text: string): string => {
       const path = join(dataRoot, name)
@@ -103,12 +103,46 @@ describe('conclave agent', () => {
       'UsageError: --svid, --svid-key and --trust-bundle go together: --trust-bundle missing\n',
     )
 
-    const agent = start(['--name', 'cli-s', '--voters', '1', ...agentFlags])
+    // --policy: agents may do everything, cli/admin may write, cli/ops (no rule) may only read.
+    const policy = write(
+      'policy.json',
+      JSON.stringify([
+        { ids: [`spiffe://${TD}/agent/*`], allow: '*' },
+        { ids: [`spiffe://${TD}/cli/admin`], allow: ['write'] },
+      ]),
+    )
+    const badPolicies = await Promise.all([
+      cli(['agent', '--policy', policy]),
+      cli(['agent', ...agentFlags, '--policy', join(dataRoot, 'absent.json')]),
+      cli(['agent', ...agentFlags, '--policy', write('not-json.json', '[{"ids": [')]),
+      cli(['agent', ...agentFlags, '--policy', write('bad-action.json', '[{"ids": [], "allow": ["fly"]}]')]),
+      cli(['agent', ...agentFlags, '--policy', write('bad-id.json', '[{"ids": ["agent/*"], "allow": "*"}]')]),
+    ])
+    expect(badPolicies.map(result => [result.code, result.stderr.split(':')[0]])).toEqual([
+      [2, 'UsageError'],
+      [1, 'InvalidArgumentError'],
+      [1, 'InvalidArgumentError'],
+      [1, 'InvalidArgumentError'],
+      [1, 'InvalidArgumentError'],
+    ])
+    expect(badPolicies[0].stderr).toBe('UsageError: --policy needs --svid, --svid-key and --trust-bundle\n')
+    expect(badPolicies[1].stderr).toMatch(
+      /^InvalidArgumentError: --policy: could not read \S+absent\.json \(ENOENT\)\n$/,
+    )
+    expect(badPolicies[2].stderr).toMatch(/^InvalidArgumentError: --policy: \S+not-json\.json is not JSON/)
+    expect(badPolicies[3].stderr).toMatch(/^InvalidArgumentError: --policy: unknown action "fly"/)
+    expect(badPolicies[4].stderr).toMatch(/^InvalidArgumentError: --policy: /)
+    for (const result of badPolicies) expect(result.stderr.trimEnd().split('\n')).toHaveLength(1)
+
+    const agent = start(['--name', 'cli-s', '--voters', '1', ...agentFlags, '--policy', policy])
     const address = ADDRESS.exec(await agent.line(ADDRESS))![1]
     await agent.line(/this agent is now the leader$/)
-    const [status, anonymous] = await Promise.all([
-      cli(['status', '--json', '--peer', address, ...identity('cli/ops')]),
+    const ops = identity('cli/ops')
+    const [status, anonymous, opsPut, adminPut] = await Promise.all([
+      cli(['status', '--json', '--peer', address, ...ops]),
       cli(['status', '--peer', address]),
+      cli(['kv', 'put', 'policy/k', 'ops', '--peer', address, ...ops]),
+      cli(['kv', 'put', 'policy/k', 'admin', '--peer', address, ...identity('cli/admin')]),
     ])
     expect(status.stderr).toBe('')
     expect(status.code).toBe(0)
@@ -117,5 +151,11 @@ describe('conclave agent', () => {
     ])
     expect(anonymous.code).toBe(1)
     expect(anonymous.stderr).toMatch(/^UnauthorizedError: .*this client has no SVID/)
+    expect(opsPut.code).toBe(1)
+    expect(opsPut.stderr).toMatch(/^UnauthorizedError: .*spiffe:\/\/example\.org\/cli\/ops may not write\n$/)
+    expect(adminPut.stderr).toBe('')
+    expect(adminPut.code).toBe(0)
+    const get = await cli(['kv', 'get', 'policy/k', '--peer', address, ...ops])
+    expect(get.stdout).toBe('admin\n')
   })
 })
