@@ -407,6 +407,9 @@ export class RaftNode implements RaftCore {
     if (this.role === 'leader') {
       const self = this.progress.get(this.id)
       if (self?.maybeUpdate(this.log.stableIndex)) this.maybeCommit()
+    } else if (this.peerMatch.size > 0 && entries.length > 0) {
+      // Our copy became durable: it may complete a majority the peers' acknowledgements started.
+      this.maybeCommitFromPeers()
     }
   }
 
@@ -759,13 +762,17 @@ export class RaftNode implements RaftCore {
    * Commits what a majority of voters holds in the current term, counted from our own log and the
    * acknowledgements of our peers and the leader. Sound for the same reason a leader's
    * commit is: an entry of the current term on a majority is in every future leader's log. Only a log the
-   * leader has fully matched counts (a stale suffix of an earlier term must not), and peers are counted only
-   * up to it, since their acknowledgement covers their log, which equals the leader's up to there.
+   * leader has fully matched counts (a stale suffix of an earlier term must not), only as far as it is
+   * durable, and peers are counted only up to it, since their acknowledgement covers their log, which equals
+   * the leader's up to there.
    */
   private maybeCommitFromPeers(): void {
     const anyTerm = this.options.bugs.peerCommitAnyTerm === true
-    const ours = anyTerm ? this.log.lastIndex() : this.matched
-    if (ours !== this.log.lastIndex() || ours <= this.commit) return
+    const last = this.log.lastIndex()
+    if (!anyTerm && this.matched !== last) return
+    // Our own copy counts once durable, as the leader's does: a commit is then on a majority of disks.
+    const ours = anyTerm ? last : Math.min(this.matched, this.log.stableIndex)
+    if (ours <= this.commit) return
     const index = majorityIndex(this.voters, id =>
       id === this.id ? ours : Math.min(this.peerMatch.get(id) ?? 0, ours),
     )

@@ -38,4 +38,12 @@ describe('forwarded writes in the simulator', () => {
       expect(sum.peerCommits).toBeGreaterThan(0)
     })
   }
+
+  it('a follower counts its own copy toward a commit only once it is durable (seed 12539)', () => {
+    // It committed an index from the new leader's acknowledgement while its disk still held a stale entry
+    // of an earlier term there: a commit index ahead of what a majority held on disk.
+    const result = runSeed({ seed: 12539, nodes: 3 })
+    expect(violationLines(result)).toEqual([])
+    expect(result.forwarding.peerCommits).toBeGreaterThan(0)
+  })
 })
