@@ -65,6 +65,14 @@ function slotsOf(index: number): number {
   return 2 + (index % 3)
 }
 
+/**
+ * How each agent's worker runs: agent0 registers its slots but works through one task of about a second at a
+ * time, so the tasks assigned to it wait (a busy agent) and idle agents steal them.
+ */
+function workerOf(index: number): { durationMs: number; concurrency: number } {
+  return index === 0 ? { durationMs: 1000, concurrency: 1 } : { durationMs: 300, concurrency: slotsOf(index) }
+}
+
 export async function simulate(options: SimulateOptions, reporter: Reporter): Promise<SimulationResult> {
   const started = performance.now()
   const elapsed = (): number => performance.now() - started
@@ -100,8 +108,7 @@ export async function simulate(options: SimulateOptions, reporter: Reporter): Pr
     await cluster.waitForVoters(60_000)
     note(`${options.agents} agents joined, ${voters} of them voters`)
     const startAgent = async (index: number): Promise<void> => {
-      const slots = slotsOf(index)
-      await cluster.chaos(index, { op: 'worker', durationMs: 300, concurrency: slots, steal: true }, 10_000)
+      await cluster.chaos(index, { op: 'worker', ...workerOf(index), steal: true }, 10_000)
       const watch = watches[index]
       watch.restart(cluster.slots[index].generation)
       await cluster.chaos(
@@ -159,7 +166,7 @@ export async function simulate(options: SimulateOptions, reporter: Reporter): Pr
       taskRate: 6,
       taskConstraints: taskRng => {
         const roll = taskRng.next()
-        // Half the tasks prefer agent0, which cannot keep up: the others steal them.
+        // Half the tasks prefer agent0, which cannot keep up (see workerOf): the others steal them.
         const preferredAgents = taskRng.chance(0.5) ? ['agent0'] : undefined
         const requiredCapabilities = roll < 0.25 ? ['gpu'] : roll < 0.35 ? ['io'] : ['cpu']
         return preferredAgents === undefined
