@@ -3,6 +3,7 @@
  * repository are written against. Add freely; rename nothing.
  */
 import type { Libp2p } from '@libp2p/interface'
+import type { SvidRotation } from './security/options.ts'
 
 export interface Abortable {
   signal?: AbortSignal
@@ -224,6 +225,14 @@ export interface ConclaveApi extends Coordinator {
   readonly consensus: ConsensusProtocol
   readonly workStealing: WorkStealer
   health(options?: Abortable): Promise<ClusterHealth>
+  /**
+   * Rotates this agent to a renewed X509-SVID (same SPIFFE ID) and, if given, renewed trust bundles,
+   * without a restart: checked first (`InvalidArgumentError` for a bad file, another SPIFFE ID, an SVID
+   * the bundles do not validate, or identities off; nothing changes then), then proved to every
+   * authenticated peer before it resolves, so none drops this agent when the old SVID expires. See also
+   * `security.reloadIntervalMs`.
+   */
+  rotateSvid(rotation: SvidRotation): Promise<void>
 }
 
 export interface Agent extends ConclaveApi {

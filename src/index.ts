@@ -26,6 +26,6 @@ export {
 export { coalescingTcp } from './net/coalescing-tcp.ts'
 export { YAMUX_MAX_STREAM_WINDOW } from './net/libp2p-node.ts'
 export { IdentityError, type IdentityFailure, SvidError, type SvidRejection } from './security/errors.ts'
-export type { PemSource, SecurityOptions, SecurityRefusal } from './security/options.ts'
+export type { PemSource, SecurityOptions, SecurityRefusal, SvidRotation } from './security/options.ts'
 export { generatePsk, loadPsk } from './security/pnet.ts'
 export { type Action, AuthorizationPolicy, type PolicyRule } from './security/policy.ts'

@@ -109,6 +109,7 @@ function agentOf(node: Libp2p<{ conclave: ConclaveService }>): Agent {
       return service.workStealing
     },
     health: options => service.health(options),
+    rotateSvid: rotation => service.rotateSvid(rotation),
     join: (config, options) => service.join(config, options),
     leave: options => service.leave(options),
     members: options => service.members(options),

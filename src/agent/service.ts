@@ -22,7 +22,7 @@ import type { Config, Message, PersistedState } from '../raft/types.ts'
 import { commandAction, raftMessageAction } from '../security/actions.ts'
 import type { IdentityEvents } from '../security/identity-protocol.ts'
 import { MemberGate } from '../security/member-gate.ts'
-import { type ResolvedSecurity, resolveSecurity } from '../security/options.ts'
+import { type ResolvedSecurity, resolveSecurity, type SvidRotation } from '../security/options.ts'
 import type { Action } from '../security/policy.ts'
 import { ConclaveSecurity } from '../security/security.ts'
 import type {
@@ -497,6 +497,11 @@ export class ConclaveService implements ConclaveApi, Startable {
     const leader = this.tracker.leader
     if (leader === '') return undefined
     return (await this.members(options)).find(member => member.id === leader)
+  }
+
+  async rotateSvid(rotation: SvidRotation): Promise<void> {
+    this.checkOpen()
+    await this.security.rotate(rotation)
   }
 
   async health(options?: Abortable): Promise<ClusterHealth> {

@@ -6,6 +6,9 @@ import { onStopSignal } from './hold.ts'
 import { identityOptions, loadIdentity, readIdentityFiles, readPolicyFile } from './identity.ts'
 import { formatError, printError, printJson, printLine } from './output.ts'
 
+/** How often the SVID files are re-read for a renewal. */
+const SVID_RELOAD_MS = 5_000
+
 /** How often the member list is compared with the last one, for the join/leave/role log lines. */
 const MEMBERS_POLL_MS = 1000
 
@@ -23,7 +26,8 @@ export const agentCommand: CliCommand = {
       'what (default: all of them everything). The file is JSON, the rules createAgent takes as\n' +
       'security.policy: [{ "ids": ["spiffe://example.org/agent/*"], "allow": "*" },\n' +
       '{ "ids": ["spiffe://example.org/ci"], "allow": ["submitTask", "write"] }]; an ID no rule names may only\n' +
-      'read. Actions: join, vote, submitTask, runTask, lock, write.',
+      'read. Actions: join, vote, submitTask, runTask, lock, write. The SVID files are re-read every 5 s: a\n' +
+      'renewed SVID written over them (by a SPIRE helper) is used without a restart.',
     positionals: [],
     options: [
       {
@@ -136,8 +140,10 @@ async function runAgent(args: ParsedArgs): Promise<number> {
         ? {}
         : {
             security: {
-              svid: { certificate: identityFiles.certificate, key: identityFiles.key },
-              trustBundle: identityFiles.trustBundle,
+              // Paths, re-read every few seconds: a renewed SVID (a SPIRE helper) is taken without a restart.
+              svid: { certificate: identityFiles.paths.certificate, key: identityFiles.paths.key },
+              trustBundle: identityFiles.paths.trustBundle,
+              reloadIntervalMs: SVID_RELOAD_MS,
               ...(policy === undefined ? {} : { policy }),
             },
           }),

@@ -53,6 +53,8 @@ export interface IdentityFiles {
   certificate: Uint8Array
   key: Uint8Array
   trustBundle: Uint8Array
+  /** Where they were read from (`conclave agent` re-reads them to follow renewals). */
+  paths: { certificate: string; key: string; trustBundle: string }
 }
 
 /**
@@ -81,7 +83,12 @@ export function readIdentityFiles(args: ParsedArgs, env: boolean): IdentityFiles
       })
     }
   })
-  return { certificate, key, trustBundle }
+  return {
+    certificate,
+    key,
+    trustBundle,
+    paths: { certificate: paths[0]!, key: paths[1]!, trustBundle: paths[2]! },
+  }
 }
 
 /** A loaded identity: the SVID, and the bundle of its trust domain (a client checks agents with it). */

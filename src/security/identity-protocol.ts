@@ -101,7 +101,7 @@ export class IdentityService implements Startable {
   readonly protocol = IDENTITY_PROTOCOL
   private readonly components: IdentityComponents
   private readonly log: Logger
-  private readonly bundles: TrustBundleSet
+  private bundles: TrustBundleSet
   private readonly now: () => number
   private readonly timeoutMs: number
   private readonly retryAfterMs: number
@@ -181,10 +181,32 @@ export class IdentityService implements Startable {
     return this.started
   }
 
-  /** Uses `svid` from now on (rotation). Peers already authenticated keep their verdicts. */
-  setSvid(svid: X509Svid): void {
+  /**
+   * Uses `svid` (and `bundles`, if given) from now on: a rotation. Peers already authenticated keep their
+   * verdicts until `refresh` or their SVIDs' expiry.
+   */
+  setSvid(svid: X509Svid, bundles?: TrustBundleSet): void {
     this.svid = svid
     this.chainDer = derChain(svid)
+    if (bundles !== undefined) this.bundles = bundles
+  }
+
+  /**
+   * Runs a new exchange with every peer whose identity is known, so that each learns this node's current
+   * SVID (and its later expiry) now, and we theirs, rather than when the old one expires. A failed refresh
+   * is only logged: the identity known before stays until it expires, and the next exchange then decides.
+   */
+  async refresh(): Promise<void> {
+    const peers = [...this.identities.keys()]
+    await Promise.all(
+      peers.map(async peer => {
+        try {
+          await this.initiate(peer, true)
+        } catch (err) {
+          this.log('refreshing the identity exchange with %s failed - %e', peer, err)
+        }
+      }),
+    )
   }
 
   /** The identity `peer` proved, if it did and it has not expired. */
@@ -271,7 +293,8 @@ export class IdentityService implements Startable {
 
   // ---------- initiator ----------
 
-  private async initiate(peer: string): Promise<PeerIdentity> {
+  /** With `refresh`, a failure is returned to the caller only: the peer's known identity stands. */
+  private async initiate(peer: string, refresh = false): Promise<PeerIdentity> {
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.timeoutMs)])
     let stream: Stream
     try {
@@ -279,10 +302,8 @@ export class IdentityService implements Startable {
         signal,
       })
     } catch (cause) {
-      throw this.fail(
-        peer,
-        new IdentityError('unreachable', `Could not open ${this.protocol} to ${peer}`, { cause }),
-      )
+      const error = new IdentityError('unreachable', `Could not open ${this.protocol} to ${peer}`, { cause })
+      throw refresh ? error : this.fail(peer, error)
     }
     this.streams.add(stream)
     try {
@@ -316,7 +337,8 @@ export class IdentityService implements Startable {
       return identity
     } catch (err) {
       stream.abort(err as Error)
-      throw this.fail(peer, asIdentityError(err, peer, signal))
+      const error = asIdentityError(err, peer, signal)
+      throw refresh ? error : this.fail(peer, error)
     } finally {
       this.streams.delete(stream)
     }

@@ -4,6 +4,7 @@
  * than being refused by every peer later.
  */
 
+import type { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError } from '../errors.ts'
 import { SvidError } from './errors.ts'
@@ -48,6 +49,23 @@ export interface SecurityOptions {
    * the log line. Must not throw.
    */
   onRefusal?: (refusal: SecurityRefusal) => void
+  /**
+   * Re-read `svid` (and the bundles) every this many ms, and rotate to them when they changed: for SVIDs
+   * renewed on disk (a SPIRE helper). Needs `svid.certificate` and `svid.key` as file paths. A renewed pair
+   * that does not load or validate (a certificate written before its key) is skipped until it does.
+   * Default: off (`agent.rotateSvid` rotates by hand).
+   */
+  reloadIntervalMs?: number
+}
+
+/** A renewed SVID, and optionally renewed bundles: what `agent.rotateSvid` takes. */
+export interface SvidRotation {
+  /** The new SVID (same SPIFFE ID): chain and key, each PEM text (or bytes) or a file path. */
+  svid: { certificate: PemSource; key: PemSource }
+  /** The own trust domain's new CA certificates. Default: the current ones. */
+  trustBundle?: PemSource
+  /** The federated trust domains' bundles, all of them. Default: the current ones. */
+  federatedBundles?: Record<string, PemSource>
 }
 
 /** Loaded, checked security configuration. */
@@ -58,6 +76,8 @@ export interface ResolvedSecurity {
   identityTimeoutMs: number
   closeUnauthenticated: boolean
   onRefusal: ((refusal: SecurityRefusal) => void) | undefined
+  /** With `reloadIntervalMs`: where the SVID and bundles are re-read from. */
+  reload: { intervalMs: number; sources: SvidRotation } | undefined
 }
 
 const SECURITY_KEYS = new Set([
@@ -68,6 +88,7 @@ const SECURITY_KEYS = new Set([
   'identityTimeoutMs',
   'closeUnauthenticated',
   'onRefusal',
+  'reloadIntervalMs',
 ])
 
 /**
@@ -92,28 +113,14 @@ export function resolveSecurity(
     }
     return undefined
   }
-  const svid = wrap('svid', () =>
-    loadSvid(readSource(options.svid!.certificate), readSource(options.svid!.key)),
-  )
-  if (options.trustBundle === undefined)
+  if (options.trustBundle === undefined) {
     throw new InvalidArgumentError('security.svid needs security.trustBundle')
-  const bundles = new Map<string, ReturnType<typeof parseTrustBundle>>()
-  bundles.set(
-    svid.spiffeId.trustDomain,
-    wrap('trustBundle', () => parseTrustBundle(readSource(options.trustBundle!))),
-  )
-  for (const [trustDomain, source] of Object.entries(options.federatedBundles ?? {})) {
-    if (!isTrustDomain(trustDomain))
-      throw new InvalidArgumentError(`invalid trust domain name ${trustDomain}`)
-    if (bundles.has(trustDomain)) {
-      throw new InvalidArgumentError(`federatedBundles repeats this agent's own trust domain ${trustDomain}`)
-    }
-    bundles.set(
-      trustDomain,
-      wrap(`federatedBundles.${trustDomain}`, () => parseTrustBundle(readSource(source))),
-    )
   }
-  wrap('svid', () => verifySvid(svid.chain, bundles, now))
+  const { svid, bundles } = loadSvidMaterial(
+    { svid: options.svid, trustBundle: options.trustBundle, federatedBundles: options.federatedBundles },
+    undefined,
+    now,
+  )
   const timeout = options.identityTimeoutMs ?? 5_000
   if (!(typeof timeout === 'number' && timeout > 0 && timeout <= 2 ** 31 - 1)) {
     throw new InvalidArgumentError('security.identityTimeoutMs must be a positive number of ms')
@@ -128,14 +135,97 @@ export function resolveSecurity(
   if (onRefusal !== undefined && typeof onRefusal !== 'function') {
     throw new InvalidArgumentError('security.onRefusal must be a function')
   }
-  return { svid, bundles, policy, identityTimeoutMs: timeout, closeUnauthenticated, onRefusal }
+  const reloadIntervalMs = options.reloadIntervalMs
+  let reload: ResolvedSecurity['reload']
+  if (reloadIntervalMs !== undefined) {
+    if (
+      !(typeof reloadIntervalMs === 'number' && reloadIntervalMs >= 10 && reloadIntervalMs <= 2 ** 31 - 1)
+    ) {
+      throw new InvalidArgumentError('security.reloadIntervalMs must be a number of ms, at least 10')
+    }
+    if (!isPath(options.svid.certificate) || !isPath(options.svid.key)) {
+      throw new InvalidArgumentError('security.reloadIntervalMs needs security.svid as file paths')
+    }
+    reload = {
+      intervalMs: reloadIntervalMs,
+      sources: {
+        svid: options.svid,
+        trustBundle: options.trustBundle,
+        federatedBundles: options.federatedBundles,
+      },
+    }
+  }
+  return { svid, bundles, policy, identityTimeoutMs: timeout, closeUnauthenticated, onRefusal, reload }
+}
+
+/**
+ * Loads an SVID and its bundles and checks them together at `now`. With `current` (a rotation), the SVID
+ * must keep the current SPIFFE ID, and bundles not given stay as they are. Throws `InvalidArgumentError`.
+ */
+export function loadSvidMaterial(
+  sources: SvidRotation,
+  current: { svid: X509Svid; bundles: TrustBundleSet } | undefined,
+  now: number,
+): { svid: X509Svid; bundles: TrustBundleSet } {
+  if (
+    sources === null ||
+    typeof sources !== 'object' ||
+    sources.svid === null ||
+    typeof sources.svid !== 'object'
+  ) {
+    throw new InvalidArgumentError('svid must be { certificate, key }')
+  }
+  const svid = wrap('svid', () =>
+    loadSvid(readSource(sources.svid.certificate), readSource(sources.svid.key)),
+  )
+  const ownDomain = svid.spiffeId.trustDomain
+  if (current !== undefined && svid.spiffeId.id !== current.svid.spiffeId.id) {
+    throw new InvalidArgumentError(
+      `a rotated SVID must keep the SPIFFE ID ${current.svid.spiffeId.id}, not ${svid.spiffeId.id}`,
+    )
+  }
+  const bundles = new Map<string, readonly X509Certificate[]>()
+  if (sources.trustBundle !== undefined) {
+    bundles.set(
+      ownDomain,
+      wrap('trustBundle', () => parseTrustBundle(readSource(sources.trustBundle!))),
+    )
+  } else if (current !== undefined) {
+    bundles.set(ownDomain, current.bundles.get(ownDomain) ?? [])
+  }
+  if (sources.federatedBundles === undefined && current !== undefined) {
+    for (const [trustDomain, bundle] of current.bundles)
+      if (trustDomain !== ownDomain) bundles.set(trustDomain, bundle)
+  }
+  for (const [trustDomain, source] of Object.entries(sources.federatedBundles ?? {})) {
+    if (!isTrustDomain(trustDomain))
+      throw new InvalidArgumentError(`invalid trust domain name ${trustDomain}`)
+    if (trustDomain === ownDomain) {
+      throw new InvalidArgumentError(`federatedBundles repeats this agent's own trust domain ${trustDomain}`)
+    }
+    bundles.set(
+      trustDomain,
+      wrap(`federatedBundles.${trustDomain}`, () => parseTrustBundle(readSource(source))),
+    )
+  }
+  wrap('svid', () => verifySvid(svid.chain, bundles, now))
+  return { svid, bundles }
+}
+
+/** Whether `source` names a file (rather than holding the text inline). */
+export function isPath(source: PemSource): boolean {
+  return typeof source === 'string' && !isInline(source)
+}
+
+function isInline(source: string): boolean {
+  return source.includes('-----BEGIN') || source.trimStart().startsWith('{')
 }
 
 /** Inline text (PEM or JSON) as it is; anything else is a path to read. */
 function readSource(source: PemSource): string | Uint8Array {
   if (source instanceof Uint8Array) return source
   if (typeof source !== 'string') throw new InvalidArgumentError('expected PEM text, bytes or a file path')
-  if (source.includes('-----BEGIN') || source.trimStart().startsWith('{')) return source
+  if (isInline(source)) return source
   try {
     return readFileSync(source)
   } catch (cause) {

@@ -4,9 +4,17 @@
  * do nothing.
  */
 
+import type { Logger } from '@libp2p/interface'
+import { InvalidArgumentError } from '../errors.ts'
 import { type Gate, OPEN_GATE, SpiffeGate } from './gate.ts'
 import { type IdentityComponents, IdentityService } from './identity-protocol.ts'
-import type { ResolvedSecurity, SecurityRefusal } from './options.ts'
+import {
+  loadSvidMaterial,
+  type ResolvedSecurity,
+  type SecurityRefusal,
+  type SvidRotation,
+} from './options.ts'
+import { SvidReloader } from './svid-reloader.ts'
 
 export class ConclaveSecurity {
   readonly gate: Gate
@@ -14,6 +22,11 @@ export class ConclaveSecurity {
   readonly identity: IdentityService | undefined
   private readonly resolved: ResolvedSecurity | undefined
   private report: (refusal: SecurityRefusal) => void = () => {}
+  private readonly now: () => number
+  private log: Logger | undefined
+  private reloader: SvidReloader | undefined
+  /** The rotation under way: rotations run one at a time, in order. */
+  private rotating: Promise<void> = Promise.resolve()
 
   constructor(
     components: IdentityComponents,
@@ -21,12 +34,14 @@ export class ConclaveSecurity {
     hooks: { onRefusal?: (refusal: SecurityRefusal) => void; now?: () => number } = {},
   ) {
     this.resolved = resolved
+    this.now = hooks.now ?? Date.now
     if (resolved === undefined) {
       this.identity = undefined
       this.gate = OPEN_GATE
       return
     }
     const log = components.logger.forComponent('conclave:security')
+    this.log = log
     const listeners = [resolved.onRefusal, hooks.onRefusal].filter(listener => listener !== undefined)
     const report = (refusal: SecurityRefusal): void => {
       for (const listener of listeners) {
@@ -75,11 +90,45 @@ export class ConclaveSecurity {
     this.report(refusal)
   }
 
+  /**
+   * Rotates to a renewed SVID (same SPIFFE ID) and, if given, renewed bundles: checked first (an
+   * `InvalidArgumentError` changes nothing), then used for every new exchange, and proved again to every
+   * authenticated peer before this resolves, so none of them drops this agent when the old SVID expires.
+   */
+  rotate(rotation: SvidRotation): Promise<void> {
+    const run = this.rotating.then(() => this.rotateNow(rotation))
+    this.rotating = run.catch(() => {})
+    return run
+  }
+
+  private async rotateNow(rotation: SvidRotation): Promise<void> {
+    const resolved = this.resolved
+    const identity = this.identity
+    if (resolved === undefined || identity === undefined) {
+      throw new InvalidArgumentError('SPIFFE identities are off: there is no SVID to rotate')
+    }
+    const loaded = loadSvidMaterial(rotation, resolved, this.now())
+    resolved.svid = loaded.svid
+    resolved.bundles = loaded.bundles
+    identity.setSvid(loaded.svid, loaded.bundles)
+    this.log?.('rotated to an SVID valid until %s', loaded.svid.chain[0].validTo)
+    await identity.refresh()
+  }
+
   async start(): Promise<void> {
     await this.identity?.start()
+    const reload = this.resolved?.reload
+    if (reload !== undefined && this.reloader === undefined) {
+      this.reloader = new SvidReloader(reload.sources, reload.intervalMs, {
+        rotate: rotation => this.rotate(rotation),
+        onError: err => this.log?.error('the renewed SVID files were not used - %e', err),
+      })
+    }
   }
 
   async stop(): Promise<void> {
+    this.reloader?.stop()
+    this.reloader = undefined
     await this.identity?.stop()
   }
 }
