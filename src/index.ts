@@ -4,7 +4,7 @@
  */
 
 export { conclave, createAgent } from './agent/create-agent.ts'
-export type { AgentOptions, ServiceOptions, TimingOptions } from './agent/options.ts'
+export type { AgentOptions, RateLimits, ServiceOptions, TimingOptions } from './agent/options.ts'
 export { type ConclaveComponents, ConclaveService } from './agent/service.ts'
 export type * from './api.ts'
 export {
@@ -29,3 +29,4 @@ export { IdentityError, type IdentityFailure, SvidError, type SvidRejection } fr
 export type { PemSource, SecurityOptions, SecurityRefusal, SvidRotation } from './security/options.ts'
 export { generatePsk, loadPsk } from './security/pnet.ts'
 export { type Action, AuthorizationPolicy, type PolicyRule } from './security/policy.ts'
+export type { RateLimit } from './net/rate-limit.ts'

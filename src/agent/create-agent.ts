@@ -6,7 +6,7 @@ import { createConclaveLibp2p } from '../net/libp2p-node.ts'
 import { resolveSecurity } from '../security/options.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
 import type { AgentOptions } from './options.ts'
-import { resolveTiming } from './options.ts'
+import { checkRateLimits, resolveTiming } from './options.ts'
 import { type ConclaveComponents, ConclaveService, type ServiceInit } from './service.ts'
 import { checkOptions } from './validate.ts'
 
@@ -20,6 +20,7 @@ const META_PEER_KEY = 'peer-key'
  */
 export function conclave(options: ServiceInit = {}): (components: ConclaveComponents) => ConclaveService {
   resolveTiming(options)
+  checkRateLimits(options.rateLimits)
   const resolvedSecurity = options.resolvedSecurity ?? resolveSecurity(options.security)
   return components => new ConclaveService(components, { ...options, resolvedSecurity })
 }
@@ -45,6 +46,7 @@ const AGENT_OPTIONS = [
   'voterReplaceAfterMs',
   'connectionGater',
   'security',
+  'rateLimits',
 ]
 
 /**
@@ -57,6 +59,7 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
     throw new InvalidArgumentError('dataDir must be a non-empty path')
   }
   resolveTiming(options)
+  checkRateLimits(options.rateLimits)
   const resolvedSecurity = resolveSecurity(options.security)
   const storage = openRaftStorage(options.dataDir)
   let node: Libp2p<{ conclave: ConclaveService }>

@@ -1,4 +1,8 @@
 import type { ConnectionGater } from '@libp2p/interface'
+import { InvalidArgumentError } from '../errors.ts'
+import { DEFAULT_MESSAGE_RATE } from '../net/raft-transport.ts'
+import { checkRateLimit, type RateLimit } from '../net/rate-limit.ts'
+import { DEFAULT_REQUEST_RATE } from '../net/rpc.ts'
 import type { RaftOptions } from '../raft/types.ts'
 import type { SecurityOptions } from '../security/options.ts'
 import { resolveConfig, SWIM_FAST_CONFIG, SWIM_LAN_CONFIG } from '../swim/config.ts'
@@ -79,6 +83,8 @@ export interface AgentOptions extends TimingOptions {
   security?: SecurityOptions
   /** Raft tuning beyond the timing options (tests). */
   raft?: Partial<RaftOptions>
+  /** Per-peer rates this agent serves (see `RateLimits`). */
+  rateLimits?: RateLimits
   /**
    * libp2p's connection gater for the agent's own node: deny peers or addresses. The chaos suite partitions
    * agents with it; a gater decides only when a connection is set up, so close existing ones as well.
@@ -145,4 +151,32 @@ export function resolveMembership(option: MembershipPreset | MembershipTiming | 
 /** The margin subtracted from a lease of `ttlMs` before it is no longer trusted locally. */
 export function leaseMargin(timing: ResolvedTiming, ttlMs: number): number {
   return timing.leaseSafetyMarginMs ?? Math.max(50, ttlMs * 0.1)
+}
+
+/**
+ * How much one remote peer may ask of this agent. The defaults sit far above what a busy agent or client
+ * sends; raise them for a client that alone drives more, lower them to bound what a misbehaving peer costs.
+ */
+export interface RateLimits {
+  /**
+   * Requests per second per peer and protocol on the request/response protocols (forwarded writes, reads,
+   * the client protocol, administration); over it a request is answered with `RateLimitedError` (the write
+   * path retries it). Default 25,000/s, bursts of 50,000. SWIM's probes keep the default.
+   */
+  requests?: RateLimit
+  /** Raft messages per second per peer; over it the peer's stream is paused (backpressure). Default 100,000/s. */
+  raftMessages?: RateLimit
+}
+
+/** Checks `rateLimits`: `InvalidArgumentError` for an unknown key, `RangeError` for a bad rate. */
+export function checkRateLimits(limits: RateLimits | undefined): void {
+  if (limits === undefined) return
+  if (limits === null || typeof limits !== 'object')
+    throw new InvalidArgumentError('rateLimits must be an object')
+  for (const key of Object.keys(limits)) {
+    if (key !== 'requests' && key !== 'raftMessages')
+      throw new InvalidArgumentError(`unknown rateLimits option ${key}`)
+  }
+  checkRateLimit(limits.requests, DEFAULT_REQUEST_RATE)
+  checkRateLimit(limits.raftMessages, DEFAULT_MESSAGE_RATE)
 }

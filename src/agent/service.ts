@@ -169,8 +169,12 @@ export class ConclaveService implements ConclaveApi, Startable {
     })
     this.transport = new RaftTransport(components, {
       onMessage: (message, from) => this.admitRaftMessage(message, from),
+      messageRate: init.rateLimits?.raftMessages,
     })
-    this.rpc = new Rpc(components, { defaultTimeoutMs: this.timing.operationTimeoutMs })
+    this.rpc = new Rpc(components, {
+      defaultTimeoutMs: this.timing.operationTimeoutMs,
+      requestRate: init.rateLimits?.requests,
+    })
     const context: ClientContext = {
       selfId: this.id,
       leader: () => this.tracker.leader,

@@ -10,7 +10,7 @@ import type { Replica } from '../../src/agent/replica.ts'
 import { MAX_KEY_LENGTH, MAX_VALUE_BYTES, MAX_WAITERS, MAX_WATCHERS } from '../../src/agent/validate.ts'
 import type { Agent } from '../../src/index.ts'
 import { createAgent, InvalidArgumentError, LimitExceededError } from '../../src/index.ts'
-import { RATE_LIMITED_ERROR, RpcRemoteError } from '../../src/net/rpc.ts'
+import { RATE_LIMITED_ERROR, type Rpc, RpcRemoteError } from '../../src/net/rpc.ts'
 
 let agent: Agent
 
@@ -117,6 +117,34 @@ describe('per-agent limits', () => {
       quota.limit = saved
     }
     await expect.poll(() => quota.size).toBe(0)
+  })
+
+  it('serves each peer at most its rateLimits; a follower over it retries, and every write lands', async () => {
+    const leader = await createAgent({
+      name: 'rated',
+      transport: 'memory',
+      rateLimits: { requests: { perSecond: 50, burst: 5 } },
+    })
+    const follower = await createAgent({ name: 'rated-follower', transport: 'memory' })
+    try {
+      await leader.join({})
+      await follower.join({ bootstrap: leader.multiaddrs() })
+      await Promise.all(Array.from({ length: 40 }, (_, i) => follower.consensus.propose(`rated/${i}`, i)))
+      for (let i = 0; i < 40; i++) expect(await leader.consensus.get(`rated/${i}`)).toBe(i)
+      const rpc = (leader.libp2p.services as unknown as { conclave: { rpc: Rpc } }).conclave.rpc
+      expect(rpc.stats().rateLimited).toBeGreaterThan(0)
+    } finally {
+      await Promise.all([follower.stop(), leader.stop()])
+    }
+    await expect(createAgent({ rateLimits: { requests: { perSecond: 0 } } })).rejects.toBeInstanceOf(
+      RangeError,
+    )
+    await expect(
+      createAgent({ rateLimits: { raftMessages: { perSecond: 10, burst: 0 } } }),
+    ).rejects.toBeInstanceOf(RangeError)
+    await expect(createAgent({ rateLimits: { replies: {} } as never })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    )
   })
 
   it('retries a forwarded write the leader refused for its request rate', async () => {
