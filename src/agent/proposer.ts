@@ -9,7 +9,7 @@ import {
   type Envelope,
   encodeEnvelope,
 } from '../state/index.ts'
-import { ProposalLostError } from './raft-runner.ts'
+import { ProposalLostError, ProposalSkippedError } from './raft-runner.ts'
 
 /** The forwarding protocol: a follower hands a command envelope to the leader, which proposes it. */
 export const FORWARD_PROTOCOL = '/conclave/forward/1.0.0'
@@ -105,6 +105,10 @@ async function proposeUntilDone(
       return await (appliedHere === undefined ? answered : Promise.race([answered, appliedHere]))
     } catch (err) {
       if (err instanceof AbortError || err instanceof ClosedError) throw err
+      if (isSkipped(err) && envelope.session === undefined) {
+        // Without a session a retry could apply it twice: the outcome stays unknown.
+        throw new NoLeaderError('The operation may or may not have taken effect', { cause: err })
+      }
       if (!isRetryable(err)) throw err
       lastError = err
       // Give the cluster a moment to settle: an election, a transfer, a reconnect.
@@ -121,13 +125,23 @@ const RETRYABLE_REMOTE = new Set([
   'ClosedError',
   // The leader's per-peer request rate (net/rpc.ts): the back-off below is the pause it asks for.
   'RateLimitedError',
+  // Only with a session (see proposeUntilDone): the session answers the retry if it took effect.
+  'ProposalSkippedError',
 ])
+
+/** A snapshot covered the proposal's slot, here or at the leader it was forwarded to: outcome unknown. */
+function isSkipped(err: unknown): boolean {
+  if (err instanceof ProposalSkippedError) return true
+  const name = (err as Error | undefined)?.name
+  return name === 'RpcRemoteError' && (err as RpcRemoteError).remoteName === 'ProposalSkippedError'
+}
 
 function isRetryable(err: unknown): boolean {
   if (
     err instanceof NotLeaderError ||
     err instanceof ProposalDroppedError ||
-    err instanceof ProposalLostError
+    err instanceof ProposalLostError ||
+    err instanceof ProposalSkippedError
   ) {
     return true
   }

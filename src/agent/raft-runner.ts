@@ -254,6 +254,7 @@ export class RaftRunner {
       application.restore(ready.snapshot)
       this.applied = ready.snapshot.meta.index
       this.snapshotIndex = this.applied
+      this.skipProposals(this.applied)
     }
     for (const entry of ready.committed) this.applyEntry(entry)
     for (const readState of ready.readStates) {
@@ -288,6 +289,19 @@ export class RaftRunner {
     else pending.reject(new ProposalLostError(entry.index))
   }
 
+  /**
+   * Proposals a snapshot replaced the log under (this node led, fell behind, and caught up by snapshot):
+   * whether each took effect is in the restored state, not here. Rejected at once, rather than left to the
+   * caller's deadline; a write with a session retries and its session answers with the result if it did.
+   */
+  private skipProposals(index: number): void {
+    for (const [slot, pending] of this.pendingProposals) {
+      if (slot > index) continue
+      this.pendingProposals.delete(slot)
+      pending.reject(new ProposalSkippedError(slot))
+    }
+  }
+
   private releaseReads(): void {
     if (this.pendingReads.length === 0) return
     let kept = 0
@@ -309,6 +323,17 @@ export class RaftRunner {
       snapshot.meta.index,
       snapshot.data.byteLength,
     )
+  }
+}
+
+/**
+ * A snapshot was installed over the proposal's log slot before it applied here: it may or may not have
+ * taken effect (the restored state knows; a session's retry gets its result).
+ */
+export class ProposalSkippedError extends Error {
+  override name = 'ProposalSkippedError'
+  constructor(index: number) {
+    super(`proposal at index ${index} was covered by an installed snapshot before it applied here`)
   }
 }
 

@@ -1,16 +1,19 @@
 import { defaultLogger } from '@libp2p/logger'
 import { describe, expect, it } from 'vitest'
-import { RaftRunner } from '../../src/agent/raft-runner.ts'
+import { type ProposerContext, propose } from '../../src/agent/proposer.ts'
+import { ProposalSkippedError, RaftRunner } from '../../src/agent/raft-runner.ts'
 import { Replica } from '../../src/agent/replica.ts'
+import { NoLeaderError } from '../../src/index.ts'
+import type { Message } from '../../src/raft/types.ts'
 import { MemoryRaftStorage } from '../../src/storage/index.ts'
 
-function singleVoter(): RaftRunner {
+function singleVoter(voters = ['a'], send: (message: Message) => void = () => {}): RaftRunner {
   const storage = new MemoryRaftStorage()
   storage.write({
     hardState: { term: 0, vote: '', commit: 0 },
     entries: [],
     snapshot: {
-      meta: { index: 0, term: 0, config: { voters: ['a'], nonVoters: [] } },
+      meta: { index: 0, term: 0, config: { voters, nonVoters: [] } },
       data: new Uint8Array(),
     },
   })
@@ -18,7 +21,7 @@ function singleVoter(): RaftRunner {
     id: 'a',
     storage,
     application: new Replica(),
-    send: () => {},
+    send,
     random: () => 0.5,
     tickMs: 5,
     snapshotEntries: 1000,
@@ -46,5 +49,63 @@ describe('RaftRunner', () => {
     await first
     runner.stop()
     await expect(runner.propose(new Uint8Array())).rejects.toMatchObject({ name: 'ClosedError' })
+  })
+
+  it("rejects a proposal a snapshot was installed over at once, rather than at the caller's deadline", async () => {
+    // a leads voters a and b; b grants every vote and acknowledges nothing, so a's proposal stays pending.
+    let runner: RaftRunner | undefined
+    runner = singleVoter(['a', 'b'], message => {
+      if (message.type !== 'vote' && message.type !== 'preVote') return
+      const type = message.type === 'vote' ? 'voteResponse' : 'preVoteResponse'
+      queueMicrotask(() => runner?.step({ type, from: 'b', to: 'a', term: message.term, granted: true }))
+    })
+    runner.start()
+    runner.campaign()
+    while (runner.leader !== 'a') await new Promise(resolve => setTimeout(resolve, 5))
+    const pending = runner.propose(new Uint8Array())
+    const { term, lastIndex } = runner.status()
+    // b, leading a later term, catches a up with a snapshot past that proposal.
+    runner.step({
+      type: 'snapshot',
+      from: 'b',
+      to: 'a',
+      term: term + 1,
+      meta: { index: lastIndex + 3, term: term + 1, config: { voters: ['a', 'b'], nonVoters: [] } },
+      offset: 0,
+      data: new Replica().snapshot(),
+      done: true,
+    })
+    const late = new Promise(resolve => setTimeout(() => resolve('still pending'), 2_000))
+    await expect(Promise.race([pending, late])).rejects.toBeInstanceOf(ProposalSkippedError)
+    expect(runner.appliedIndex).toBe(lastIndex + 3)
+    runner.stop()
+  })
+
+  it('retries a skipped proposal only with a session, whose dedup answers it; without one, its outcome is unknown', async () => {
+    const context = (calls: { count: number }): ProposerContext => ({
+      selfId: 'a',
+      leader: () => 'a',
+      proposeLocal: async () => {
+        if (++calls.count === 1) throw new ProposalSkippedError(7)
+        return { type: 'revision', revision: 7 }
+      },
+      forward: async () => new Uint8Array(),
+      leaderChange: ms => new Promise(resolve => setTimeout(resolve, Math.min(ms, 5))),
+      now: () => 0,
+      closed: false,
+    })
+    const command = { type: 'put', key: 'k', value: 1 } as const
+    const withSession = { count: 0 }
+    const result = await propose(context(withSession), command, {
+      deadline: performance.now() + 5_000,
+      session: { id: 's', seq: 1, ackedBelow: 0 },
+    })
+    expect(result).toEqual({ type: 'revision', revision: 7 })
+    expect(withSession.count).toBe(2)
+    const without = { count: 0 }
+    await expect(
+      propose(context(without), command, { deadline: performance.now() + 5_000 }),
+    ).rejects.toBeInstanceOf(NoLeaderError)
+    expect(without.count).toBe(1)
   })
 })
