@@ -60,6 +60,8 @@ export interface OpDetail {
   /** Whether the operation got a definite answer. */
   completed: boolean
   attempts: number
+  /** The node its last attempt went to. */
+  lastTarget: NodeId
 }
 
 interface Current {
@@ -207,6 +209,7 @@ export class SimClient {
         endedAt: env.scheduler.now,
         completed: true,
         attempts: current.attempt,
+        lastTarget: this.target,
       },
     )
     this.next()
@@ -216,15 +219,16 @@ export class SimClient {
     const env = this.env
     const current = this.current!
     this.current = undefined
-    // The next attempt goes elsewhere: this node may be down or cut off.
-    this.target = this.otherNode(this.target)
     const detail = {
       opId: current.opId,
       calledAt: current.calledAt,
       endedAt: env.scheduler.now,
       completed: false,
       attempts: current.attempt,
+      lastTarget: this.target,
     }
+    // The next attempt goes elsewhere: this node may be down or cut off.
+    this.target = this.otherNode(this.target)
     if (current.input.op === 'get') {
       this.gaveUp.reads++
       env.record(undefined, detail)

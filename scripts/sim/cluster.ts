@@ -169,7 +169,7 @@ export class Cluster {
       const config = this.node(id).config()
       for (const other of [...(config?.voters ?? []), ...(config?.nonVoters ?? [])]) wanted.add(other)
     }
-    const gone = this.nodes.filter(node => !wanted.has(node.id))
+    const gone = this.nodes.filter(node => !wanted.has(node.id) && !node.decommissioned)
     for (const node of gone) {
       this.crash(node)
       node.decommissioned = true

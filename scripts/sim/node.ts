@@ -82,8 +82,11 @@ export interface NodeEnv {
   /** The core's random source for one incarnation of a node. */
   random(node: NodeId, incarnation: number): Random
   send(from: SimNode, message: Message): void
-  /** Which operation applied first at which index: a write must take effect at most once. */
-  readonly appliedOps: Map<string, number>
+  /**
+   * Which operation applied first at which index, with its output: a write must take effect at most once,
+   * and a proposal a snapshot skipped over is answered from it (as an agent's session answers a retry).
+   */
+  readonly appliedOps: Map<string, { index: number; output: KvOutput }>
   readonly counters: NodeCounters
   /** The node was seen leading `term` for the first time. */
   onLeader(node: SimNode, term: number): void
@@ -602,8 +605,18 @@ export class SimNode {
     this.appliedConfig = snapshot.meta.config
     this.env.counters.snapshotsInstalled++
     this.env.trace(`${this.id} installs a snapshot at ${index}/${term}`)
-    // Proposals the snapshot skipped over: their fate is not visible here; the clients time out.
-    for (const index_ of [...this.proposals.keys()]) if (index_ <= index) this.proposals.delete(index_)
+    // Proposals the snapshot skipped over: the entry at each one's index was applied by the node that made
+    // the snapshot. If the operation took effect (there, or at another index through another proposal of
+    // it), the answer is its output, as an agent's session keeps it for a retry; if not, the entry there is
+    // another and ours can never take effect. Without an answer, the client would wait out its timeout.
+    for (const [slot, waiting] of [...this.proposals]) {
+      if (slot > index) continue
+      this.proposals.delete(slot)
+      for (const pending of waiting) {
+        const applied = this.env.appliedOps.get(pending.opId)
+        pending.reply(applied === undefined ? { type: 'failed' } : { type: 'ok', output: applied.output })
+      }
+    }
   }
 
   private apply(entry: Entry): void {
@@ -618,16 +631,16 @@ export class SimNode {
     } else if (entry.data.length > 0) {
       const command = decodeCommand(entry.data)
       opId = command.opId
+      output = this.kv.apply(command.input)
       const first = this.env.appliedOps.get(opId)
-      if (first === undefined) this.env.appliedOps.set(opId, entry.index)
-      else if (first !== entry.index) {
+      if (first === undefined) this.env.appliedOps.set(opId, { index: entry.index, output })
+      else if (first.index !== entry.index) {
         throw new Violation(
           'exactly-once',
           this.env.scheduler.now,
-          `operation ${opId} applied at ${entry.index} after it already took effect at ${first}`,
+          `operation ${opId} applied at ${entry.index} after it already took effect at ${first.index}`,
         )
       }
-      output = this.kv.apply(command.input)
     }
     if (this.forwarded.size > 0) this.settleForwarded(entry, opId, output)
     const waiting = this.proposals.get(entry.index)
