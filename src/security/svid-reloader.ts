@@ -44,8 +44,8 @@ export class SvidReloader {
     clearInterval(this.timer)
   }
 
-  /** One look at the files; resolves when any rotation it started is done. Exposed for tests. */
-  async poll(): Promise<void> {
+  /** One look at the files; resolves when any rotation it started is done. */
+  private async poll(): Promise<void> {
     if (this.polling || this.stopped) return
     this.polling = true
     try {
