@@ -73,16 +73,9 @@ export function readIdentityFiles(args: ParsedArgs, env: boolean): IdentityFiles
     const names = missing.map(flag => `--${flag.name}${env ? ` (or ${flag.env})` : ''}`).join(' and ')
     throw new UsageError(`--svid, --svid-key and --trust-bundle go together: ${names} missing`)
   }
-  const [certificate, key, trustBundle] = paths.map((path, index) => {
-    try {
-      return new Uint8Array(readFileSync(path!))
-    } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message
-      throw new InvalidArgumentError(`--${IDENTITY_FLAGS[index].name}: could not read ${path} (${why})`, {
-        cause: err,
-      })
-    }
-  })
+  const [certificate, key, trustBundle] = paths.map(
+    (path, index) => new Uint8Array(readOptionFile(IDENTITY_FLAGS[index].name, path!)),
+  )
   return {
     certificate,
     key,
@@ -127,13 +120,7 @@ function check<T>(what: string, load: () => T): T {
  * `InvalidArgumentError` naming the option, before the agent starts.
  */
 export function readPolicyFile(path: string): PolicyRule[] {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message
-    throw new InvalidArgumentError(`--policy: could not read ${path} (${why})`, { cause: err })
-  }
+  const text = readOptionFile('policy', path).toString('utf8')
   let rules: unknown
   try {
     rules = JSON.parse(text)
@@ -148,4 +135,14 @@ export function readPolicyFile(path: string): PolicyRule[] {
     throw new InvalidArgumentError(`--policy: ${(err as Error).message}`, { cause: err })
   }
   return rules as PolicyRule[]
+}
+
+/** The file an option names; an `InvalidArgumentError` naming the option if it cannot be read. */
+function readOptionFile(option: string, path: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    throw new InvalidArgumentError(`--${option}: could not read ${path} (${why})`, { cause: err })
+  }
 }
