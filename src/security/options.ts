@@ -116,11 +116,12 @@ export function resolveSecurity(
   if (options.trustBundle === undefined) {
     throw new InvalidArgumentError('security.svid needs security.trustBundle')
   }
-  const { svid, bundles } = loadSvidMaterial(
-    { svid: options.svid, trustBundle: options.trustBundle, federatedBundles: options.federatedBundles },
-    undefined,
-    now,
-  )
+  const sources: SvidRotation = {
+    svid: options.svid,
+    trustBundle: options.trustBundle,
+    federatedBundles: options.federatedBundles,
+  }
+  const { svid, bundles } = loadSvidMaterial(sources, undefined, now)
   const timeout = options.identityTimeoutMs ?? 5_000
   if (!(typeof timeout === 'number' && timeout > 0 && timeout <= 2 ** 31 - 1)) {
     throw new InvalidArgumentError('security.identityTimeoutMs must be a positive number of ms')
@@ -146,14 +147,7 @@ export function resolveSecurity(
     if (!isPath(options.svid.certificate) || !isPath(options.svid.key)) {
       throw new InvalidArgumentError('security.reloadIntervalMs needs security.svid as file paths')
     }
-    reload = {
-      intervalMs: reloadIntervalMs,
-      sources: {
-        svid: options.svid,
-        trustBundle: options.trustBundle,
-        federatedBundles: options.federatedBundles,
-      },
-    }
+    reload = { intervalMs: reloadIntervalMs, sources }
   }
   return { svid, bundles, policy, identityTimeoutMs: timeout, closeUnauthenticated, onRefusal, reload }
 }
