@@ -6,20 +6,19 @@ import { encodeRaftFrame } from '../../src/net/raft-codec.ts'
 import { RAFT_PROTOCOL } from '../../src/net/raft-transport.ts'
 import type { Message } from '../../src/raft/types.ts'
 import { smallAppend } from './arbitraries.ts'
-import { createTestNode, introduce, type TestNode, waitFor } from './nodes.ts'
+import {
+  createTestNode,
+  introduce,
+  introducedPair,
+  type TestNode,
+  type TestNodeOptions,
+  waitFor,
+} from './nodes.ts'
 
 const nodes: TestNode[] = []
 
-async function pair(
-  options: Parameters<typeof createTestNode>[0] = {},
-  receiverOptions = options,
-): Promise<[TestNode, TestNode]> {
-  const a = await createTestNode(options)
-  const b = await createTestNode(receiverOptions)
-  nodes.push(a, b)
-  await introduce([a, b])
-  return [a, b]
-}
+const pair = (options: TestNodeOptions = {}, receiverOptions = options) =>
+  introducedPair(nodes, options, receiverOptions)
 
 afterEach(async () => {
   // One at a time: memory connections closed from both ends at once wait out a 500 ms close timeout.
