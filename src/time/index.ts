@@ -1,0 +1,3 @@
+export type { Cancel, Scheduler } from './scheduler.ts'
+export { systemScheduler } from './system-scheduler.ts'
+export { VirtualScheduler } from './virtual-scheduler.ts'

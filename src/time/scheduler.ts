@@ -1,0 +1,26 @@
+/**
+ * The one way the shell reads time and defers work.
+ *
+ * The pure cores (Raft, SWIM, the state machine) take time as an input; the shell around them gets it from a
+ * `Scheduler`. Production passes {@link systemScheduler} (Node's clocks and timers); the simulator passes a
+ * {@link VirtualScheduler} whose time moves only when it is told to, so a failing seed replays exactly.
+ * No file under `src/` other than `system-scheduler.ts` may read a clock or start a timer (a test enforces it).
+ */
+
+/** Cancels a call made with {@link Scheduler.after} or {@link Scheduler.every}. Idempotent. */
+export type Cancel = () => void
+
+export interface Scheduler {
+  /** Monotonic milliseconds: never goes back, unaffected by wall-clock steps. Use for every duration and expiry. */
+  now(): number
+  /** Wall-clock milliseconds since the epoch. For display and for timestamps that leave the process only. */
+  wallNow(): number
+  /**
+   * Runs `fn` once, `delayMs` from now. A delay of 0 runs it after the I/O already queued (as `setImmediate`),
+   * never synchronously. Calls that fall due together run in the order they were made.
+   * Pending calls do not keep the process alive (as `unref()` timers).
+   */
+  after(delayMs: number, fn: () => void): Cancel
+  /** Runs `fn` every `intervalMs` (> 0) until cancelled. Does not keep the process alive. */
+  every(intervalMs: number, fn: () => void): Cancel
+}
