@@ -7,7 +7,7 @@
 
 import type { Libp2p } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import { CLIENT_PROTOCOL, type ClientOp, type ClientOps } from '../agent/client-protocol.ts'
+import { CLIENT_PROTOCOL, type ClientOp, type ClientOps } from '../agent/api/client-protocol.ts'
 import { UnauthorizedError } from '../errors.ts'
 import type { Rpc, RpcRemoteError } from '../net/rpc.ts'
 import type { IdentityError } from '../security/errors.ts'

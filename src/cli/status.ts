@@ -1,4 +1,4 @@
-import type { ClusterStatus } from '../agent/client-protocol.ts'
+import type { ClusterStatus } from '../agent/api/client-protocol.ts'
 import type { ParsedArgs } from './args.ts'
 import type { CliCommand } from './command.ts'
 import { CLIENT_OPTIONS, withConnection } from './connection.ts'

@@ -1,4 +1,4 @@
-import type { Wire } from '../agent/client-protocol.ts'
+import type { Wire } from '../agent/api/client-protocol.ts'
 import type { TaskStatus } from '../api.ts'
 import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'

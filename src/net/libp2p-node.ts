@@ -21,8 +21,8 @@ import {
   type Libp2pOptions,
   type ServiceFactoryMap,
 } from 'libp2p'
-import { pskProtector } from '../security/pnet.ts'
 import { coalescingTcp } from './coalescing-tcp.ts'
+import { pskProtector } from './pnet.ts'
 
 /** The services every conclave node has (a type alias, so it satisfies libp2p's `ServiceMap`). */
 export type ConclaveServices = {
@@ -74,7 +74,7 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   /** Denies connections by rule; a test partition also needs the existing connections closed. */
   connectionGater?: ConnectionGater
   /**
-   * Private network: a pre-shared key (key-file bytes, or the file's path; see `src/security/pnet.ts`).
+   * Private network: a pre-shared key (key-file bytes, or the file's path; see `src/net/pnet.ts`).
    * Nodes without the same key cannot connect to this one.
    */
   psk?: Uint8Array | string

@@ -1,3 +1,11 @@
+export {
+  type ConnectionProtectorFactory,
+  generatePsk,
+  loadPsk,
+  PSK_KEY_BYTES,
+  parsePsk,
+  pskProtector,
+} from '../net/pnet.ts'
 export { commandAction, commandAgent, commandSession, raftMessageAction, refuseCommand } from './actions.ts'
 export {
   IdentityError,
@@ -24,14 +32,6 @@ export {
   type SecurityOptions,
   type SecurityRefusal,
 } from './options.ts'
-export {
-  type ConnectionProtectorFactory,
-  generatePsk,
-  loadPsk,
-  PSK_KEY_BYTES,
-  parsePsk,
-  pskProtector,
-} from './pnet.ts'
 export { ACTIONS, type Action, AuthorizationPolicy, type PolicyRule } from './policy.ts'
 export { ConclaveSecurity } from './security.ts'
 export { isTrustDomain, parseSpiffeId, type SpiffeId } from './spiffe-id.ts'

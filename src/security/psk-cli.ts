@@ -5,7 +5,7 @@
  */
 
 import { writeFileSync } from 'node:fs'
-import { generatePsk } from './pnet.ts'
+import { generatePsk } from '../net/pnet.ts'
 
 export interface PskCommandIo {
   stdout(bytes: Uint8Array): void

@@ -1,5 +1,5 @@
 import type { JsonValue } from './json.ts'
-import type { TaskSpec } from './task-spec.ts'
+import type { RunTaskOp, TaskSpec } from './task-spec.ts'
 
 /**
  * The commands of the replicated coordination state. Each normal Raft entry carries one `Envelope`
@@ -235,17 +235,7 @@ export interface SubmitTasksCommand {
   tasks: TaskSpec[]
 }
 
-/**
- * One operation of a `runTasks` batch. `claim` and `next` act for the batch's agent and session, as
- * `claimTask` does; `complete` and `fail` are `completeTask` and `failTask`. `next` starts the task `next()`
- * would pick: the agent's best assigned task, else the best pending one it may take; `noTask` if there is
- * none.
- */
-export type RunTaskOp =
-  | { op: 'claim'; taskId: string }
-  | { op: 'next' }
-  | { op: 'complete'; taskId: string; attempt: number; fencingToken: number; result: JsonValue }
-  | { op: 'fail'; taskId: string; attempt: number; fencingToken: number; error: string }
+export type { RunTaskOp } from './task-spec.ts'
 
 /**
  * A worker agent's task operations in one entry (its concurrent claims, `next()` calls, completions and

@@ -1,6 +1,17 @@
-import type { RunTaskOp } from './commands.ts'
 import { isJsonValue, type JsonValue } from './json.ts'
 import { isBoundedCount, isCount, isId, isPositive, isRecord } from './validate.ts'
+
+/**
+ * One operation of a `runTasks` batch. `claim` and `next` act for the batch's agent and session, as
+ * `claimTask` does; `complete` and `fail` are `completeTask` and `failTask`. `next` starts the task `next()`
+ * would pick: the agent's best assigned task, else the best pending one it may take; `noTask` if there is
+ * none.
+ */
+export type RunTaskOp =
+  | { op: 'claim'; taskId: string }
+  | { op: 'next' }
+  | { op: 'complete'; taskId: string; attempt: number; fencingToken: number; result: JsonValue }
+  | { op: 'fail'; taskId: string; attempt: number; fencingToken: number; error: string }
 
 /** Where a task is in its lifecycle (see `tasks.ts`). */
 export type TaskState = 'pending' | 'assigned' | 'running' | 'completed' | 'failed' | 'dead' | 'expired'

@@ -7,7 +7,7 @@ import {
   type ClientOps,
   ClientProtocolServer,
   MAX_CLIENT_REQUEST_BYTES,
-} from '../../src/agent/client-protocol.ts'
+} from '../../src/agent/api/client-protocol.ts'
 import type { Agent } from '../../src/index.ts'
 import { createAgent } from '../../src/index.ts'
 import { createConclaveLibp2p } from '../../src/net/libp2p-node.ts'

@@ -7,11 +7,16 @@
 
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type ClientOp, ClientProtocolServer } from '../../src/agent/client-protocol.ts'
-import { serveForward } from '../../src/agent/proposer.ts'
+import { type ClientOp, ClientProtocolServer } from '../../src/agent/api/client-protocol.ts'
+import {
+  decodeWorkAdvert,
+  encodeWorkAdvert,
+  MAX_ADVERT_BYTES,
+  MAX_SURPLUS,
+  type WorkAdvert,
+} from '../../src/agent/api/work-stealing-codec.ts'
+import { serveForward } from '../../src/agent/node/proposer.ts'
 import { checkValue } from '../../src/agent/validate.ts'
-import { MAX_ADVERT_BYTES, MAX_SURPLUS, type WorkAdvert } from '../../src/agent/work-stealing.ts'
-import { decodeWorkAdvert, encodeWorkAdvert } from '../../src/agent/work-stealing-codec.ts'
 import type { ConclaveApi } from '../../src/api.ts'
 import { AbortError, ConclaveError, InvalidArgumentError, NotFoundError } from '../../src/errors.ts'
 import { FrameError } from '../../src/net/frame.ts'

@@ -5,8 +5,8 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { propose } from '../../src/agent/proposer.ts'
-import type { Replica } from '../../src/agent/replica.ts'
+import { propose } from '../../src/agent/node/proposer.ts'
+import type { Replica } from '../../src/agent/node/replica.ts'
 import { MAX_KEY_LENGTH, MAX_VALUE_BYTES, MAX_WAITERS, MAX_WATCHERS } from '../../src/agent/validate.ts'
 import type { Agent } from '../../src/index.ts'
 import { createAgent, InvalidArgumentError, LimitExceededError } from '../../src/index.ts'

@@ -5,8 +5,8 @@
 
 import type { Libp2p } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
-import { CLIENT_PROTOCOL } from '../../src/agent/client-protocol.ts'
-import { type Membership, SWIM_PROTOCOL, swimTopic } from '../../src/agent/membership.ts'
+import { CLIENT_PROTOCOL } from '../../src/agent/api/client-protocol.ts'
+import { type Membership, SWIM_PROTOCOL, swimTopic } from '../../src/agent/cluster/membership.ts'
 import {
   type Agent,
   conclave,

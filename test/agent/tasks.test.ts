@@ -1,8 +1,8 @@
 import type { Libp2p } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { Replica } from '../../src/agent/replica.ts'
+import type { TaskProcessor, Tasks, TaskWorkerEventDetail } from '../../src/agent/api/tasks/tasks.ts'
+import type { Replica } from '../../src/agent/node/replica.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'
-import type { TaskProcessor, Tasks, TaskWorkerEventDetail } from '../../src/agent/tasks.ts'
 import type { Agent, AgentOptions, ClaimedTask, TaskInput } from '../../src/index.ts'
 import { createAgent, NoLeaderError } from '../../src/index.ts'
 

@@ -4,7 +4,7 @@
  */
 
 import type { Libp2p } from '@libp2p/interface'
-import { FORWARD_PROTOCOL } from '../../src/agent/proposer.ts'
+import { FORWARD_PROTOCOL } from '../../src/agent/node/proposer.ts'
 import { ADMIN_PROTOCOL } from '../../src/agent/service.ts'
 import { type Agent, createAgent } from '../../src/index.ts'
 import { type ConclaveServices, createConclaveLibp2p } from '../../src/net/libp2p-node.ts'

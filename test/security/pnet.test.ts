@@ -7,7 +7,7 @@ import { InvalidArgumentError } from '../../src/errors.ts'
 import { type Agent, createAgent } from '../../src/index.ts'
 import type { ConclaveServices } from '../../src/net/libp2p-node.ts'
 import { createConclaveLibp2p } from '../../src/net/libp2p-node.ts'
-import { generatePsk, loadPsk, parsePsk } from '../../src/security/pnet.ts'
+import { generatePsk, loadPsk, parsePsk } from '../../src/net/pnet.ts'
 import { runPskCommand } from '../../src/security/psk-cli.ts'
 
 const text = new TextDecoder()

@@ -1,7 +1,7 @@
-import type { Entry, Snapshot } from '../raft/types.ts'
-import { type ApplyOutput, type CommandResult, type StateEvent, StateMachine } from '../state/index.ts'
+import type { Entry, Snapshot } from '../../raft/types.ts'
+import { type ApplyOutput, type CommandResult, type StateEvent, StateMachine } from '../../state/index.ts'
+import { MAX_WAITERS, MAX_WATCHERS, Quota } from '../validate.ts'
 import type { ReplicatedApplication } from './raft-runner.ts'
-import { MAX_WAITERS, MAX_WATCHERS, Quota } from './validate.ts'
 
 export type StateEventListener = (event: StateEvent, index: number) => void
 

@@ -29,13 +29,13 @@
 import { type GossipSub, type Message as PubSubMessage, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { Logger, PeerId, PeerStore } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import { UnauthorizedError } from '../errors.ts'
-import { type NetComponents, PeerIdCache } from '../net/components.ts'
-import { Rpc } from '../net/rpc.ts'
-import { updateIncarnation, updateSubject } from '../swim/broadcast-queue.ts'
-import { decodeSwimMessage, encodeSwimMessage } from '../swim/codec.ts'
-import { suspicionTimeout } from '../swim/config.ts'
-import { Swim } from '../swim/swim.ts'
+import { UnauthorizedError } from '../../errors.ts'
+import { type NetComponents, PeerIdCache } from '../../net/components.ts'
+import { Rpc } from '../../net/rpc.ts'
+import { updateIncarnation, updateSubject } from '../../swim/broadcast-queue.ts'
+import { decodeSwimMessage, encodeSwimMessage } from '../../swim/codec.ts'
+import { suspicionTimeout } from '../../swim/config.ts'
+import { Swim } from '../../swim/swim.ts'
 import type {
   DirectMessage,
   LocalFields,
@@ -48,8 +48,8 @@ import type {
   SwimConfig,
   SwimMessage,
   Update,
-} from '../swim/types.ts'
-import { SWIM_LIMITS, sameRecordContent } from '../swim/validate.ts'
+} from '../../swim/types.ts'
+import { SWIM_LIMITS, sameRecordContent } from '../../swim/validate.ts'
 
 /** The protocol of direct SWIM messages. */
 export const SWIM_PROTOCOL = '/conclave/swim/1.0.0'

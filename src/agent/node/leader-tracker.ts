@@ -1,4 +1,4 @@
-import { AbortError } from '../errors.ts'
+import { AbortError } from '../../errors.ts'
 
 export type LeaderListener = (leader: string, previous: string, term: number) => void
 

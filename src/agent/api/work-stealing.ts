@@ -1,19 +1,15 @@
 import type { Logger } from '@libp2p/interface'
-import type { Abortable, DistributedTask, WorkStealer } from '../api.ts'
-import { AbortError, ClosedError, InvalidArgumentError, NotFoundError } from '../errors.ts'
-import type { RegisteredAgent, StateEvent, TaskInfo } from '../state/index.ts'
-import type { Client } from './client.ts'
+import type { Abortable, DistributedTask, WorkStealer } from '../../api.ts'
+import { AbortError, ClosedError, InvalidArgumentError, NotFoundError } from '../../errors.ts'
+import type { RegisteredAgent, StateEvent, TaskInfo } from '../../state/index.ts'
+import type { Client } from '../node/client.ts'
+import type { Replica } from '../node/replica.ts'
+import type { SessionKeeper } from '../node/session.ts'
+import { checkKey, checkOptions } from '../validate.ts'
 import { unexpected } from './consensus.ts'
-import type { Replica } from './replica.ts'
-import type { SessionKeeper } from './session.ts'
-import { submitWithSession, type Tasks, toDistributedTask } from './tasks.ts'
-import { checkKey, checkOptions, MAX_KEY_LENGTH } from './validate.ts'
-import { tryDecodeWorkAdvert } from './work-stealing-codec.ts'
+import { submitWithSession, type Tasks, toDistributedTask } from './tasks/tasks.ts'
+import { encodeAdvert, MAX_SURPLUS, tryDecodeWorkAdvert, type WorkAdvert } from './work-stealing-codec.ts'
 
-/** Largest advert accepted, in bytes. */
-export const MAX_ADVERT_BYTES = 64 * 1024
-/** Most task ids one advert names. */
-export const MAX_SURPLUS = 256
 /** An advert older than this is no longer a reason to steal. */
 const ADVERT_TTL_MS = 3000
 /** Changes to this agent's queue are gathered this long before one advert goes out. */
@@ -28,15 +24,6 @@ const MAX_STEALS_PER_ROUND = 16
 const MAX_ADVERTISED_PER_AGENT = 1024
 /** Default of `stealAfterMs`. */
 const DEFAULT_STEAL_AFTER_MS = 500
-
-/** A busy agent's load and the tasks it will not start soon, as published on the work topic. */
-export interface WorkAdvert {
-  agentId: string
-  /** (running + assigned) / slots in the replicated state. */
-  load: number
-  /** Ids of tasks assigned to it and not running, that it would like another agent to take. */
-  surplus: string[]
-}
 
 /** A message as gossipsub delivers it (only what is read of it). */
 export interface PubSubMessage {
@@ -78,33 +65,6 @@ export function pubsubOf(components: object): WorkPubSub | undefined {
     }
   } catch {}
   return undefined
-}
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
-
-export function encodeAdvert(advert: WorkAdvert): Uint8Array {
-  return encoder.encode(JSON.stringify(advert))
-}
-
-/** The advert in `data`, or undefined for anything that is not exactly a well-formed one within bounds. */
-export function parseAdvert(data: unknown): WorkAdvert | undefined {
-  if (!(data instanceof Uint8Array) || data.length > MAX_ADVERT_BYTES) return undefined
-  let value: unknown
-  try {
-    value = JSON.parse(decoder.decode(data))
-  } catch {
-    return undefined
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
-  const { agentId, load, surplus } = value as Record<string, unknown>
-  if (typeof agentId !== 'string' || agentId.length === 0 || agentId.length > MAX_KEY_LENGTH) return undefined
-  if (typeof load !== 'number' || !Number.isFinite(load) || load < 0) return undefined
-  if (!Array.isArray(surplus) || surplus.length > MAX_SURPLUS) return undefined
-  for (const id of surplus) {
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_KEY_LENGTH) return undefined
-  }
-  return { agentId, load, surplus: [...new Set(surplus as string[])] }
 }
 
 export interface WorkStealingContext {

@@ -1,7 +1,7 @@
 import type { Logger } from '@libp2p/interface'
-import { ClosedError } from '../errors.ts'
-import { decodeConfig } from '../raft/config.ts'
-import { RaftNode } from '../raft/raft.ts'
+import { ClosedError } from '../../errors.ts'
+import { decodeConfig } from '../../raft/config.ts'
+import { RaftNode } from '../../raft/raft.ts'
 import type {
   Config,
   ConfigChange,
@@ -14,8 +14,8 @@ import type {
   Ready,
   Snapshot,
   SoftState,
-} from '../raft/types.ts'
-import type { RaftStorage } from '../storage/index.ts'
+} from '../../raft/types.ts'
+import type { RaftStorage } from '../../storage/index.ts'
 
 /** What the runner needs from the application it replicates. */
 export interface ReplicatedApplication {

@@ -1,7 +1,7 @@
 import type { Logger } from '@libp2p/interface'
-import { ClosedError, NoLeaderError } from '../errors.ts'
-import type { CommandResult } from '../state/index.ts'
-import { leaseMargin, type ResolvedTiming } from './options.ts'
+import { ClosedError, NoLeaderError } from '../../errors.ts'
+import type { CommandResult } from '../../state/index.ts'
+import { leaseMargin, type ResolvedTiming } from '../options.ts'
 
 /** What the session keeper needs: a way to get session commands committed. */
 export interface SessionTransport {

@@ -9,12 +9,12 @@
  * and a client that goes away leaves nothing waiting for long: see `ClientLeases`.
  */
 
-import type { ConclaveApi, ConsensusEvent, DistributedTask, TaskInput, TaskStatus } from '../api.ts'
-import { ClosedError, InvalidArgumentError } from '../errors.ts'
-import type { RpcHandler } from '../net/rpc.ts'
-import type { Action } from '../security/policy.ts'
+import type { ConclaveApi, ConsensusEvent, DistributedTask, TaskInput, TaskStatus } from '../../api.ts'
+import { ClosedError, InvalidArgumentError } from '../../errors.ts'
+import type { RpcHandler } from '../../net/rpc.ts'
+import type { Action } from '../../security/policy.ts'
+import { checkKey, checkOptions, checkPrefix, checkRevision, checkTtl, MAX_VALUE_BYTES } from '../validate.ts'
 import { type CampaignPoll, ClientLeases, type LockPoll } from './client-leases.ts'
-import { checkKey, checkOptions, checkPrefix, checkRevision, checkTtl, MAX_VALUE_BYTES } from './validate.ts'
 
 export const CLIENT_PROTOCOL = '/conclave/client/1.0.0'
 

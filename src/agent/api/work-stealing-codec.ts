@@ -5,9 +5,22 @@
  * exception.
  */
 
-import { FrameError } from '../net/frame.ts'
-import { MAX_KEY_LENGTH } from './validate.ts'
-import { MAX_ADVERT_BYTES, MAX_SURPLUS, type WorkAdvert } from './work-stealing.ts'
+import { FrameError } from '../../net/frame.ts'
+import { MAX_KEY_LENGTH } from '../validate.ts'
+
+/** Largest advert accepted, in bytes. */
+export const MAX_ADVERT_BYTES = 64 * 1024
+/** Most task ids one advert names. */
+export const MAX_SURPLUS = 256
+
+/** A busy agent's load and the tasks it will not start soon, as published on the work topic. */
+export interface WorkAdvert {
+  agentId: string
+  /** (running + assigned) / slots in the replicated state. */
+  load: number
+  /** Ids of tasks assigned to it and not running, that it would like another agent to take. */
+  surplus: string[]
+}
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
@@ -79,4 +92,28 @@ function isId(value: unknown): value is string {
   return (
     typeof value === 'string' && value.length > 0 && value.length <= MAX_KEY_LENGTH && value.isWellFormed()
   )
+}
+
+export function encodeAdvert(advert: WorkAdvert): Uint8Array {
+  return encoder.encode(JSON.stringify(advert))
+}
+
+/** The advert in `data`, or undefined for anything that is not exactly a well-formed one within bounds. */
+export function parseAdvert(data: unknown): WorkAdvert | undefined {
+  if (!(data instanceof Uint8Array) || data.length > MAX_ADVERT_BYTES) return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(decoder.decode(data))
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const { agentId, load, surplus } = value as Record<string, unknown>
+  if (typeof agentId !== 'string' || agentId.length === 0 || agentId.length > MAX_KEY_LENGTH) return undefined
+  if (typeof load !== 'number' || !Number.isFinite(load) || load < 0) return undefined
+  if (!Array.isArray(surplus) || surplus.length > MAX_SURPLUS) return undefined
+  for (const id of surplus) {
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_KEY_LENGTH) return undefined
+  }
+  return { agentId, load, surplus: [...new Set(surplus as string[])] }
 }

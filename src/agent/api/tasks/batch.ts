@@ -1,9 +1,9 @@
-import { AbortError, NoLeaderError } from '../errors.ts'
-import type { Command, RunTaskOp } from '../state/commands.ts'
-import type { CommandResult } from '../state/index.ts'
-import { MAX_BATCH_OPS, type TaskSpec } from '../state/task-spec.ts'
-import type { Client } from './client.ts'
-import type { SessionKeeper } from './session.ts'
+import { AbortError, NoLeaderError } from '../../../errors.ts'
+import type { Command, RunTaskOp } from '../../../state/commands.ts'
+import type { CommandResult } from '../../../state/index.ts'
+import { MAX_BATCH_OPS, type TaskSpec } from '../../../state/task-spec.ts'
+import type { Client } from '../../node/client.ts'
+import type { SessionKeeper } from '../../node/session.ts'
 
 /** The answer to one operation of a batch, and the session the batch was applied in. */
 export interface BatchAnswer {

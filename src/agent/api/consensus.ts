@@ -1,10 +1,10 @@
-import type { Abortable, ConsensusEvent, ConsensusProtocol } from '../api.ts'
-import { CompactedError, InvalidArgumentError, RevisionMismatchError } from '../errors.ts'
-import type { CommandResult, KvEvent } from '../state/index.ts'
-import { AsyncQueue } from './async-queue.ts'
-import type { Client } from './client.ts'
-import type { Replica } from './replica.ts'
-import { checkKey, checkOptions, checkPrefix, checkRevision, checkValue } from './validate.ts'
+import type { Abortable, ConsensusEvent, ConsensusProtocol } from '../../api.ts'
+import { CompactedError, InvalidArgumentError, RevisionMismatchError } from '../../errors.ts'
+import type { CommandResult, KvEvent } from '../../state/index.ts'
+import { AsyncQueue } from '../node/async-queue.ts'
+import type { Client } from '../node/client.ts'
+import type { Replica } from '../node/replica.ts'
+import { checkKey, checkOptions, checkPrefix, checkRevision, checkValue } from '../validate.ts'
 
 /** The consensus key-value store: every write through the log, reads linearizable by default. */
 export class Consensus implements ConsensusProtocol {

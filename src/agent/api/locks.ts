@@ -1,12 +1,12 @@
-import type { Abortable, DistributedLock, Lock } from '../api.ts'
-import { AbortError, ClosedError, LockLostError } from '../errors.ts'
-import type { LockGrantedEvent } from '../state/index.ts'
-import type { Client } from './client.ts'
+import type { Abortable, DistributedLock, Lock } from '../../api.ts'
+import { AbortError, ClosedError, LockLostError } from '../../errors.ts'
+import type { LockGrantedEvent } from '../../state/index.ts'
+import type { Client } from '../node/client.ts'
+import type { Replica } from '../node/replica.ts'
+import type { SessionKeeper } from '../node/session.ts'
+import { leaseMargin, type ResolvedTiming } from '../options.ts'
+import { checkKey, checkOptions, checkTtl } from '../validate.ts'
 import { unexpected } from './consensus.ts'
-import { leaseMargin, type ResolvedTiming } from './options.ts'
-import type { Replica } from './replica.ts'
-import type { SessionKeeper } from './session.ts'
-import { checkKey, checkOptions, checkTtl } from './validate.ts'
 
 interface LockContext {
   client: Client

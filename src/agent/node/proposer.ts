@@ -1,14 +1,14 @@
-import { AbortError, ClosedError, InvalidArgumentError, NoLeaderError } from '../errors.ts'
-import type { RpcRemoteError } from '../net/rpc.ts'
-import { NotLeaderError, ProposalDroppedError } from '../raft/errors.ts'
-import type { NodeId } from '../raft/types.ts'
+import { AbortError, ClosedError, InvalidArgumentError, NoLeaderError } from '../../errors.ts'
+import type { RpcRemoteError } from '../../net/rpc.ts'
+import { NotLeaderError, ProposalDroppedError } from '../../raft/errors.ts'
+import type { NodeId } from '../../raft/types.ts'
 import {
   type Command,
   type CommandResult,
   decodeEnvelope,
   type Envelope,
   encodeEnvelope,
-} from '../state/index.ts'
+} from '../../state/index.ts'
 import { ProposalLostError, ProposalSkippedError } from './raft-runner.ts'
 
 /** The forwarding protocol: a follower hands a command envelope to the leader, which proposes it. */

@@ -1,5 +1,5 @@
-import type { ConclaveApi, LeaderEvent, Lock } from '../api.ts'
-import { AbortError, ClosedError, ConclaveError, InvalidArgumentError, LockLostError } from '../errors.ts'
+import type { ConclaveApi, LeaderEvent, Lock } from '../../api.ts'
+import { AbortError, ClosedError, ConclaveError, InvalidArgumentError, LockLostError } from '../../errors.ts'
 
 /** A client's candidacy ended: this agent no longer leads the election on the client's behalf. */
 export class LeadershipLostError extends ConclaveError {

@@ -8,7 +8,7 @@ import type {
   TaskInput,
   TaskStatus,
   TaskWorker,
-} from '../api.ts'
+} from '../../../api.ts'
 import {
   AbortError,
   ClosedError,
@@ -17,8 +17,8 @@ import {
   NotClaimableError,
   NotFoundError,
   StaleAttemptError,
-} from '../errors.ts'
-import type { RunTaskOp } from '../state/commands.ts'
+} from '../../../errors.ts'
+import type { RunTaskOp } from '../../../state/commands.ts'
 import {
   type CommandResult,
   isJsonValue,
@@ -29,12 +29,10 @@ import {
   type TaskConstraintsSpec,
   type TaskInfo,
   type TaskSpec,
-} from '../state/index.ts'
-import type { Client } from './client.ts'
-import { unexpected } from './consensus.ts'
-import type { Replica } from './replica.ts'
-import type { SessionKeeper } from './session.ts'
-import { type BatchAnswer, submitWithSession, TaskBatcher } from './task-batch.ts'
+} from '../../../state/index.ts'
+import type { Client } from '../../node/client.ts'
+import type { Replica } from '../../node/replica.ts'
+import type { SessionKeeper } from '../../node/session.ts'
 import {
   checkKey,
   checkOptions,
@@ -42,7 +40,9 @@ import {
   MAX_KEY_LENGTH,
   MAX_TTL_MS,
   MAX_VALUE_BYTES,
-} from './validate.ts'
+} from '../../validate.ts'
+import { unexpected } from '../consensus.ts'
+import { type BatchAnswer, submitWithSession, TaskBatcher } from './batch.ts'
 
 /** What the task API needs from the agent. */
 export interface TaskContext {

@@ -14,8 +14,8 @@
  * be removed as a dead non-voter next. If it comes back, it asks to join again (see the service).
  */
 
-import type { ConfigChange, NodeId, Progress } from '../raft/types.ts'
-import type { MemberStatus } from '../swim/types.ts'
+import type { ConfigChange, NodeId, Progress } from '../../raft/types.ts'
+import type { MemberStatus } from '../../swim/types.ts'
 
 export interface VoterPlanInput {
   /** This node, the leader: never removed. */
