@@ -5,7 +5,8 @@
  * Writes a follower forwards to its leader, and the leader's answers, cross the same links (see `link`).
  */
 
-import type { Message, NodeId, RaftOptions } from '../../src/raft/types.ts'
+import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
+import type { Message, NodeId } from '../../src/raft/types.ts'
 import { SimDisk } from './disk.ts'
 import { SafetyMonitor } from './invariants.ts'
 import { Network } from './network.ts'
@@ -20,7 +21,7 @@ export interface ClusterSetup {
   voters: number
   /** Extra nodes, not members at first, that membership changes may add. */
   spares: number
-  raftOptions: Partial<RaftOptions>
+  raftOptions: Partial<RaftCoreOptions>
   /** `--bug forget-vote`: disks lose the vote at a crash. */
   forgetVote: boolean
   /** Chance that a follower which knows the leader forwards a client write to it rather than redirecting. */

@@ -15,6 +15,7 @@
 
 import type { KvOutput } from '../../src/check/index.ts'
 import { decodeConfig } from '../../src/raft/config.ts'
+import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
 import {
   ConfigChangeError,
   InvalidRequestError,
@@ -29,7 +30,6 @@ import type {
   Message,
   NodeId,
   PersistedState,
-  RaftOptions,
   Random,
   ReadContext,
   ReadState,
@@ -76,7 +76,7 @@ export type ForwardReply =
 export interface NodeEnv {
   readonly scheduler: Scheduler
   readonly monitor: SafetyMonitor
-  readonly options: Partial<RaftOptions>
+  readonly options: Partial<RaftCoreOptions>
   /** Latency of the next write to this node's disk, in ms. */
   diskDelay(node: SimNode): number
   /** The core's random source for one incarnation of a node. */

@@ -18,7 +18,7 @@
  */
 
 import { checkOperations, describeKvOperation, type KvOperation, kvModel } from '../../src/check/index.ts'
-import type { RaftBugs, RaftOptions } from '../../src/raft/types.ts'
+import type { RaftBugs, RaftCoreOptions } from '../../src/raft/core-options.ts'
 import { SimClient } from './clients.ts'
 import { Cluster } from './cluster.ts'
 import { type FaultCounts, Nemesis } from './faults.ts'
@@ -136,7 +136,7 @@ function bugsFor(bug: BugName | undefined): RaftBugs {
 }
 
 /** Raft options drawn per seed, so that batching, flow control and chunking limits are all exercised. */
-function drawOptions(prng: Prng, bug: BugName | undefined): Partial<RaftOptions> {
+function drawOptions(prng: Prng, bug: BugName | undefined): Partial<RaftCoreOptions> {
   return {
     electionTicks: 10,
     heartbeatTicks: prng.pick([1, 1, 2, 3]),

@@ -180,3 +180,14 @@ export function checkRateLimits(limits: RateLimits | undefined): void {
   checkRateLimit(limits.requests, DEFAULT_REQUEST_RATE)
   checkRateLimit(limits.raftMessages, DEFAULT_MESSAGE_RATE)
 }
+
+/**
+ * An agent's Raft tuning as the core gets it: the bug switches of `RaftCoreOptions` are not agent options
+ * (tests and simulators set them on a `RaftNode` or `RaftRunner` they build), so one smuggled past the types
+ * is dropped here.
+ */
+export function agentRaftOptions(raft: Partial<RaftOptions> | undefined): Partial<RaftOptions> {
+  if (raft === undefined) return {}
+  const { bugs: _dropped, ...tuning } = raft as Partial<RaftOptions> & { bugs?: unknown }
+  return tuning
+}

@@ -51,7 +51,7 @@ import { FORWARD_PROTOCOL, serveForward } from './node/proposer.ts'
 import { RaftRunner } from './node/raft-runner.ts'
 import { Replica } from './node/replica.ts'
 import { SessionKeeper } from './node/session.ts'
-import { type ResolvedTiming, resolveTiming, type ServiceOptions } from './options.ts'
+import { agentRaftOptions, type ResolvedTiming, resolveTiming, type ServiceOptions } from './options.ts'
 import { checkOptions } from './validate.ts'
 
 /** Cluster administration between agents: joining, leaving, leadership transfer. */
@@ -654,7 +654,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       raftOptions: {
         electionTicks: this.timing.electionTicks,
         heartbeatTicks: this.timing.heartbeatTicks,
-        ...this.init.raft,
+        ...agentRaftOptions(this.init.raft),
       },
       log: this.components.logger.forComponent('conclave:raft'),
       onConfigApplied: () => this.memberGate.refresh(),

@@ -1,6 +1,7 @@
 /** The Raft core: a pure state machine (see `types.ts` for the data it exchanges with its shell). */
 
 export { applyConfigChange, ConfigHistory, decodeConfig, emptyConfig, encodeConfig } from './config.ts'
+export type { RaftBugs, RaftCoreOptions, RaftInit } from './core-options.ts'
 export {
   ConfigChangeError,
   InvalidRequestError,

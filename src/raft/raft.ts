@@ -13,6 +13,7 @@ import {
   emptyConfig,
   encodeConfig,
 } from './config.ts'
+import type { RaftCoreOptions, RaftInit } from './core-options.ts'
 import { ConfigChangeError, InvalidRequestError, NotLeaderError, ProposalDroppedError } from './errors.ts'
 import { RaftLog } from './log.ts'
 import { isWellFormed } from './messages.ts'
@@ -31,7 +32,6 @@ import type {
   Message,
   NodeId,
   RaftCore,
-  RaftInit,
   RaftOptions,
   RaftStatus,
   Random,
@@ -50,7 +50,7 @@ import type {
 } from './types.ts'
 
 /** The defaults of every option. */
-export const DEFAULT_RAFT_OPTIONS: Readonly<RaftOptions> = Object.freeze({
+export const DEFAULT_RAFT_OPTIONS: Readonly<RaftCoreOptions> = Object.freeze({
   electionTicks: 10,
   heartbeatTicks: 1,
   preVote: true,
@@ -124,7 +124,7 @@ function validateOptions(options: RaftOptions): void {
  */
 export class RaftNode implements RaftCore {
   readonly id: NodeId
-  private readonly options: RaftOptions
+  private readonly options: RaftCoreOptions
   private readonly random: Random
   private readonly log: RaftLog
   private readonly configs: ConfigHistory

@@ -4,6 +4,7 @@
  */
 
 import { encodeConfig } from '../../src/raft/config.ts'
+import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
 import { RaftNode } from '../../src/raft/raft.ts'
 import type {
   Config,
@@ -12,7 +13,6 @@ import type {
   Message,
   NodeId,
   PersistedState,
-  RaftOptions,
   ReadState,
   Ready,
   Snapshot,
@@ -57,7 +57,7 @@ export interface TestNode {
   appliedIndex: number
   readStates: ReadState[]
   readies: Ready[]
-  options: Partial<RaftOptions>
+  options: Partial<RaftCoreOptions>
   seed: number
 }
 
@@ -85,7 +85,7 @@ export class Cluster {
   private down = new Set<NodeId>()
 
   /** A cluster whose voters all found it from the same initial snapshot. */
-  static create(voters: NodeId[], options: Partial<RaftOptions> = {}, seed = 1): Cluster {
+  static create(voters: NodeId[], options: Partial<RaftCoreOptions> = {}, seed = 1): Cluster {
     const cluster = new Cluster()
     const config: Config = { voters: [...voters], nonVoters: [] }
     voters.forEach((id, i) => {
@@ -94,7 +94,7 @@ export class Cluster {
     return cluster
   }
 
-  add(id: NodeId, state: PersistedState, options: Partial<RaftOptions> = {}, seed = 7): TestNode {
+  add(id: NodeId, state: PersistedState, options: Partial<RaftCoreOptions> = {}, seed = 7): TestNode {
     const storage: Storage = {
       hardState: { ...state.hardState },
       snapshot: state.snapshot,

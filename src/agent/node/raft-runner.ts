@@ -1,6 +1,7 @@
 import type { Logger } from '@libp2p/interface'
 import { ClosedError } from '../../errors.ts'
 import { decodeConfig } from '../../raft/config.ts'
+import type { RaftCoreOptions } from '../../raft/core-options.ts'
 import { RaftNode } from '../../raft/raft.ts'
 import type {
   Config,
@@ -8,7 +9,6 @@ import type {
   Entry,
   Message,
   NodeId,
-  RaftOptions,
   RaftStatus,
   Random,
   Ready,
@@ -38,7 +38,8 @@ export interface RaftRunnerInit {
   tickMs: number
   /** Take a snapshot and compact the log after this many entries applied since the last one. */
   snapshotEntries: number
-  raftOptions?: Partial<RaftOptions>
+  /** Tuning; tests and simulators that build a runner may set the core's bug switches here. */
+  raftOptions?: Partial<RaftCoreOptions>
   log: Logger
   /** Role or leader changed. */
   onSoftState?(state: SoftState, term: number): void
