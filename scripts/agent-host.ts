@@ -5,7 +5,7 @@
  * once started, then one `{ id, ok, value | error }` per `{ id, op, args }` request.
  */
 import type { Libp2p } from '@libp2p/interface'
-import type { TaskProcessor, TaskWorkerEventDetail } from '../src/agent/api/tasks/tasks.ts'
+import type { TaskProcessor, TaskWorkerEventDetail } from '../src/agent/api/tasks/worker.ts'
 import type { ConclaveService } from '../src/agent/service.ts'
 import type { Agent, AgentOptions, Lock, TaskInput } from '../src/index.ts'
 import { createAgent } from '../src/index.ts'

@@ -8,7 +8,7 @@
  * possible through the API alone) and applied task steals (for the event log). See `replicaOf`.
  */
 import type { Libp2p } from '@libp2p/interface'
-import type { TaskProcessor, TaskWorkerEventDetail } from '../../src/agent/api/tasks/tasks.ts'
+import type { TaskProcessor, TaskWorkerEventDetail } from '../../src/agent/api/tasks/worker.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'
 import type { Agent, Lock, TaskInput } from '../../src/index.ts'
 import type { StateEvent, StateMachine } from '../../src/state/index.ts'

@@ -1,3 +1,4 @@
+import { sleep } from '../agent/node/abort.ts'
 import type { Agent, AgentInfo } from '../api.ts'
 import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
@@ -288,16 +289,4 @@ function followMembers(agent: Agent, log: Log, signal: AbortSignal): void {
     }
   }
   loop().catch(() => {})
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>(resolve => {
-    const done = (): void => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-  })
 }

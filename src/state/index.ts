@@ -82,6 +82,8 @@ export {
   MAX_RETRIES,
   type TaskConstraintsSpec,
   type TaskSpec,
+  type TaskSpecLimits,
   type TaskState,
+  taskSpecProblem,
 } from './task-spec.ts'
 export type { AgentLoad, DueTaskActions, TaskInfo } from './tasks.ts'

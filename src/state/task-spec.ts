@@ -1,5 +1,5 @@
 import { isJsonValue, type JsonValue } from './json.ts'
-import { isBoundedCount, isCount, isId, isPositive, isRecord } from './validate.ts'
+import { isBoundedCount, isCount, isId, isPositive, isRecord, MAX_TIME_VALUE } from './validate.ts'
 
 /**
  * One operation of a `runTasks` batch. `claim` and `next` act for the batch's agent and session, as
@@ -92,34 +92,93 @@ function onlyKeys(value: Record<string, unknown>, allowed: ReadonlySet<string>):
   return true
 }
 
-function isConstraints(value: unknown): value is TaskConstraintsSpec {
-  return (
-    isRecord(value) &&
-    onlyKeys(value, constraintKeys) &&
-    isIdList(value.requiredCapabilities) &&
-    (value.preferredAgents === undefined || isIdList(value.preferredAgents)) &&
-    (value.excludeAgents === undefined || isIdList(value.excludeAgents)) &&
-    isCount(value.maxRetries) &&
-    value.maxRetries <= MAX_RETRIES &&
-    isBoundedCount(value.timeout) &&
-    (value.affinity === undefined || isId(value.affinity))
-  )
+/** Bounds a spec is checked against beyond its shape: the log's own, or an API's tighter ones. */
+export interface TaskSpecLimits {
+  /** Longest task id, type, affinity key and agent or capability name. */
+  maxNameLength: number
+  /** Longest attempt timeout, ms. */
+  maxTimeoutMs: number
 }
 
-/** Exact shape check of a submitted task: no unknown fields, JSON payload, bounded numbers and lists. */
+/** What the log accepts: any non-empty name, any timeout a timestamp can carry. */
+const LOG_LIMITS: TaskSpecLimits = { maxNameLength: Number.POSITIVE_INFINITY, maxTimeoutMs: MAX_TIME_VALUE }
+
+/**
+ * The one rule set of a task spec, for the log (the codec, snapshot restore) and for the API (the agent
+ * checks a submission against it, with its tighter `limits`, before anything is sent): no unknown fields,
+ * plain JSON payload, a safe-integer priority, bounded numbers and lists. Returns what is wrong first, in
+ * words fit for an `InvalidArgumentError`, or undefined for a valid spec.
+ */
+export function taskSpecProblem(value: unknown, limits: TaskSpecLimits = LOG_LIMITS): string | undefined {
+  if (!isPlainRecord(value)) return 'task must be an object'
+  const unknown = unknownKey(value, taskKeys)
+  if (unknown !== undefined) return `unknown task field ${unknown}`
+  const idProblem = nameProblem(value.id, 'task id', limits) ?? nameProblem(value.type, 'task type', limits)
+  if (idProblem !== undefined) return idProblem
+  if (!Number.isSafeInteger(value.priority)) return 'priority must be an integer'
+  if (!isPlainRecord(value.payload) || !isJsonValue(value.payload)) {
+    return 'payload must be a plain object of JSON data (no undefined, functions, NaN, cycles or classes)'
+  }
+  const constraintsProblem = constraintsSpecProblem(value.constraints, limits)
+  if (constraintsProblem !== undefined) return constraintsProblem
+  if (value.deadline !== undefined && !isBoundedCount(value.deadline)) {
+    return 'deadline must be a valid Date after 1970'
+  }
+  return undefined
+}
+
+/** Exact shape check of a submitted task (see `taskSpecProblem`). */
 export function isTaskSpec(value: unknown): value is TaskSpec {
-  return (
-    isRecord(value) &&
-    onlyKeys(value, taskKeys) &&
-    isId(value.id) &&
-    isId(value.type) &&
-    typeof value.priority === 'number' &&
-    Number.isFinite(value.priority) &&
-    isRecord(value.payload) &&
-    isJsonValue(value.payload) &&
-    isConstraints(value.constraints) &&
-    (value.deadline === undefined || isBoundedCount(value.deadline))
-  )
+  return taskSpecProblem(value) === undefined
+}
+
+function constraintsSpecProblem(value: unknown, limits: TaskSpecLimits): string | undefined {
+  if (!isPlainRecord(value)) return 'constraints must be an object'
+  const unknown = unknownKey(value, constraintKeys)
+  if (unknown !== undefined) return `unknown constraint field ${unknown}`
+  if (!isCount(value.maxRetries) || value.maxRetries > MAX_RETRIES) {
+    return `maxRetries must be an integer from 0 to ${MAX_RETRIES}`
+  }
+  if (!isBoundedCount(value.timeout) || value.timeout > limits.maxTimeoutMs) {
+    return `timeout must be a number of ms from 0 to ${limits.maxTimeoutMs}`
+  }
+  for (const list of ['requiredCapabilities', 'preferredAgents', 'excludeAgents'] as const) {
+    if (list !== 'requiredCapabilities' && value[list] === undefined) continue
+    const problem = nameListProblem(value[list], list, limits)
+    if (problem !== undefined) return problem
+  }
+  return value.affinity === undefined ? undefined : nameProblem(value.affinity, 'affinity', limits)
+}
+
+function nameProblem(value: unknown, what: string, limits: TaskSpecLimits): string | undefined {
+  if (!isId(value)) return `${what} must be a non-empty string`
+  if (value.length > limits.maxNameLength) return `${what} is longer than ${limits.maxNameLength}`
+  return undefined
+}
+
+function nameListProblem(value: unknown, what: string, limits: TaskSpecLimits): string | undefined {
+  if (!Array.isArray(value) || value.length > MAX_LIST_LENGTH) {
+    return `${what} must be an array of at most ${MAX_LIST_LENGTH} strings`
+  }
+  for (let i = 0; i < value.length; i++) {
+    if (!isId(value[i]) || value[i].length > limits.maxNameLength) {
+      return `${what} must hold non-empty strings of at most ${limits.maxNameLength}`
+    }
+  }
+  return undefined
+}
+
+/** The first key of `value` with a defined value that is not in `allowed` (undefined is absent, as in JSON). */
+function unknownKey(value: Record<string, unknown>, allowed: ReadonlySet<string>): string | undefined {
+  for (const key in value) if (value[key] !== undefined && !allowed.has(key)) return key
+  return undefined
+}
+
+/** A record whose prototype is Object's or null: what JSON gives, and no class instance. */
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  if (!isRecord(value)) return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
 }
 
 /** The tasks of a `submitTasks`: 1 to MAX_BATCH_OPS task specs. */

@@ -1,6 +1,7 @@
 import type { Libp2p } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { TaskProcessor, Tasks, TaskWorkerEventDetail } from '../../src/agent/api/tasks/tasks.ts'
+import type { Tasks } from '../../src/agent/api/tasks/tasks.ts'
+import type { TaskProcessor, TaskWorkerEventDetail } from '../../src/agent/api/tasks/worker.ts'
 import type { Replica } from '../../src/agent/node/replica.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'
 import type { Agent, AgentOptions, ClaimedTask, TaskInput } from '../../src/index.ts'

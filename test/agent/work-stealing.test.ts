@@ -1,7 +1,7 @@
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Libp2p } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { TaskProcessor, TaskWorkerEventDetail } from '../../src/agent/api/tasks/tasks.ts'
+import type { TaskProcessor, TaskWorkerEventDetail } from '../../src/agent/api/tasks/worker.ts'
 import { encodeAdvert, parseAdvert } from '../../src/agent/api/work-stealing-codec.ts'
 import type { Agent, AgentOptions, ClaimedTask } from '../../src/index.ts'
 import { createAgent } from '../../src/index.ts'

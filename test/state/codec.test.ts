@@ -117,7 +117,7 @@ describe('agent and task command codec', () => {
     const task = {
       id: 't',
       type: 'resize',
-      priority: -1.5,
+      priority: -2,
       payload: { image: 'x', sizes: [1, 2] },
       constraints: {
         requiredCapabilities: ['gpu'],

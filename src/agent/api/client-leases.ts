@@ -1,5 +1,6 @@
 import type { ConclaveApi, LeaderEvent, Lock } from '../../api.ts'
-import { AbortError, ClosedError, ConclaveError, InvalidArgumentError, LockLostError } from '../../errors.ts'
+import { ClosedError, ConclaveError, InvalidArgumentError, LockLostError } from '../../errors.ts'
+import { abortable, settlesWithin } from '../node/abort.ts'
 
 /** A client's candidacy ended: this agent no longer leads the election on the client's behalf. */
 export class LeadershipLostError extends ConclaveError {
@@ -200,7 +201,7 @@ export class ClientLeases {
     })
     this.handles.set(entry.id, entry)
     entry.settled = (async () => {
-      await untilAborted(previous, controller.signal)
+      await abortable(previous, { signal: controller.signal })
       const election = this.api.elections(name)
       await election.campaign({ signal: controller.signal })
       entry.campaigned = true
@@ -371,37 +372,12 @@ export class ClientLeases {
     }
   }
 
-  private waitFor(settled: Promise<void>, ms: number): Promise<void> {
-    const closed = this.options.closed
-    return new Promise<void>((resolve, reject) => {
-      const finish = (): void => {
-        clearTimeout(timer)
-        closed.removeEventListener('abort', onClose)
-        resolve()
-      }
-      const onClose = (): void => {
-        clearTimeout(timer)
-        reject(new ClosedError())
-      }
-      const timer = setTimeout(finish, ms)
-      closed.addEventListener('abort', onClose, { once: true })
-      settled.then(finish)
-    })
+  /** Until `settled` or `ms` pass, whichever is first; `ClosedError` if the agent closes meanwhile. */
+  private async waitFor(settled: Promise<void>, ms: number): Promise<void> {
+    await settlesWithin(settled, ms, { closed: this.options.closed })
   }
 
   private checkOpen(): void {
     if (this.options.closed.aborted) throw new ClosedError()
   }
-}
-
-function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortError())
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    })
-  })
 }

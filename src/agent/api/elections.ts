@@ -1,6 +1,7 @@
 import type { Abortable, LeaderElection, LeaderEvent } from '../../api.ts'
 import { AbortError, ClosedError, NotVoterError } from '../../errors.ts'
 import type { ElectionChangedEvent } from '../../state/index.ts'
+import { abortable } from '../node/abort.ts'
 import { AsyncQueue } from '../node/async-queue.ts'
 import type { Client } from '../node/client.ts'
 import type { LeaderTracker } from '../node/leader-tracker.ts'
@@ -181,7 +182,7 @@ export class NamedElection implements LeaderElection {
           continue
         }
         if (result.type !== 'candidate') throw unexpected(result)
-        if (await abortable(win, signal, this.context.closed)) return
+        if (await abortable(win, { signal, closed: this.context.closed })) return
       } catch (err) {
         if (err instanceof AbortError) {
           client.submitRaw({ type: 'resign', name: this.name, sessionId }, client.deadline()).catch(() => {})
@@ -239,20 +240,4 @@ export class NamedElection implements LeaderElection {
   term(): number {
     return this.context.replica.state.election(this.name)?.term ?? 0
   }
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, closed: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortError())
-    const onClose = (): void => reject(new ClosedError())
-    if (signal?.aborted) return onAbort()
-    if (closed.aborted) return onClose()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    closed.addEventListener('abort', onClose, { once: true })
-    promise.then(value => {
-      signal?.removeEventListener('abort', onAbort)
-      closed.removeEventListener('abort', onClose)
-      resolve(value)
-    }, reject)
-  })
 }

@@ -1,6 +1,7 @@
 import type { Abortable, DistributedLock, Lock } from '../../api.ts'
-import { AbortError, ClosedError, LockLostError } from '../../errors.ts'
+import { AbortError, LockLostError } from '../../errors.ts'
 import type { LockGrantedEvent } from '../../state/index.ts'
+import { abortable } from '../node/abort.ts'
 import type { Client } from '../node/client.ts'
 import type { Replica } from '../node/replica.ts'
 import type { SessionKeeper } from '../node/session.ts'
@@ -156,19 +157,12 @@ function waitForGrant(
     cancel,
     wait(signal, closed) {
       if (early !== null) return Promise.resolve(early)
-      return new Promise((resolve, reject) => {
-        const onAbort = (): void => reject(new AbortError())
-        const onClose = (): void => reject(new ClosedError())
-        if (signal?.aborted) return onAbort()
-        if (closed.aborted) return onClose()
-        signal?.addEventListener('abort', onAbort, { once: true })
-        closed.addEventListener('abort', onClose, { once: true })
-        settle = event => {
-          signal?.removeEventListener('abort', onAbort)
-          closed.removeEventListener('abort', onClose)
-          resolve(event)
-        }
-      })
+      return abortable(
+        new Promise<LockGrantedEvent | undefined>(resolve => {
+          settle = resolve
+        }),
+        { signal, closed },
+      )
     },
   }
 }

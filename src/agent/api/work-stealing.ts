@@ -7,7 +7,9 @@ import type { Replica } from '../node/replica.ts'
 import type { SessionKeeper } from '../node/session.ts'
 import { checkKey, checkOptions } from '../validate.ts'
 import { unexpected } from './consensus.ts'
-import { submitWithSession, type Tasks, toDistributedTask } from './tasks/tasks.ts'
+import { submitWithSession } from './tasks/batch.ts'
+import { toDistributedTask } from './tasks/input.ts'
+import type { Tasks } from './tasks/tasks.ts'
 import { encodeAdvert, MAX_SURPLUS, tryDecodeWorkAdvert, type WorkAdvert } from './work-stealing-codec.ts'
 
 /** An advert older than this is no longer a reason to steal. */

@@ -1,9 +1,9 @@
 import { AbortError, ClosedError, NoLeaderError } from '../../errors.ts'
-import type { RpcRemoteError } from '../../net/rpc.ts'
-import { UnauthorizedError } from '../../security/errors.ts'
 import type { Command, CommandResult } from '../../state/index.ts'
+import { settlesWithin } from './abort.ts'
 import { type ProposeOptions, type ProposerContext, propose } from './proposer.ts'
 import type { RaftRunner } from './raft-runner.ts'
+import { localError } from './remote-errors.ts'
 import type { SessionKeeper } from './session.ts'
 
 export interface ClientContext extends ProposerContext {
@@ -77,18 +77,12 @@ export class Client {
     return this.propose(command, { signal, deadline })
   }
 
-  /** `propose`, with the leader's refusal of this agent's identity as the `UnauthorizedError` it is. */
+  /** `propose`, with the leader's definite refusals (this agent's identity, say) as the typed errors they are. */
   private async propose(command: Command, options: ProposeOptions): Promise<CommandResult> {
     try {
       return await propose(this.context, command, options)
     } catch (err) {
-      if (
-        (err as Error).name === 'RpcRemoteError' &&
-        (err as RpcRemoteError).remoteName === 'UnauthorizedError'
-      ) {
-        throw new UnauthorizedError((err as Error).message, { cause: err })
-      }
-      throw err
+      throw localError(err)
     }
   }
 
@@ -105,7 +99,9 @@ export class Client {
       if (remaining <= 0) throw new NoLeaderError('No leader confirmed a read point in time')
       // A request that meets no leader is dropped by the core; ask again after an election timeout's worth.
       const attempt = new AbortController()
-      const settled = await raceTimeout(runner.readIndex(attempt.signal), Math.min(remaining, 500), signal)
+      const settled = await settlesWithin(runner.readIndex(attempt.signal), Math.min(remaining, 500), {
+        signal,
+      })
       if (settled) return
       attempt.abort()
       if (this.context.closed) throw new ClosedError()
@@ -116,31 +112,4 @@ export class Client {
     if (this.context.closed) throw new ClosedError()
     if (signal?.aborted) throw new AbortError()
   }
-}
-
-/** True if `promise` settled within `ms`; rejects with AbortError on abort. */
-function raceTimeout(promise: Promise<void>, ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise<boolean>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      reject(new AbortError())
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve(false)
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      () => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        resolve(true)
-      },
-      err => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
 }

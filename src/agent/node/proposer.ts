@@ -1,5 +1,4 @@
 import { AbortError, ClosedError, InvalidArgumentError, NoLeaderError } from '../../errors.ts'
-import type { RpcRemoteError } from '../../net/rpc.ts'
 import { NotLeaderError, ProposalDroppedError } from '../../raft/errors.ts'
 import type { NodeId } from '../../raft/types.ts'
 import {
@@ -9,7 +8,9 @@ import {
   type Envelope,
   encodeEnvelope,
 } from '../../state/index.ts'
+import { withTimeout } from './abort.ts'
 import { ProposalLostError, ProposalSkippedError } from './raft-runner.ts'
+import { remoteErrorName } from './remote-errors.ts'
 
 /** The forwarding protocol: a follower hands a command envelope to the leader, which proposes it. */
 export const FORWARD_PROTOCOL = '/conclave/forward/1.0.0'
@@ -93,10 +94,11 @@ async function proposeUntilDone(
       }
       if (leader === context.selfId) {
         envelope.ts = context.now()
-        return (await raceDeadline(
+        return (await withTimeout(
           context.proposeLocal(encodeEnvelope(envelope)),
           remaining,
-          options.signal,
+          () => new NoLeaderError('The operation did not commit in time; it may or may not take effect'),
+          { signal: options.signal },
         )) as CommandResult
       }
       const answered = context
@@ -132,8 +134,7 @@ const RETRYABLE_REMOTE = new Set([
 /** A snapshot covered the proposal's slot, here or at the leader it was forwarded to: outcome unknown. */
 function isSkipped(err: unknown): boolean {
   if (err instanceof ProposalSkippedError) return true
-  const name = (err as Error | undefined)?.name
-  return name === 'RpcRemoteError' && (err as RpcRemoteError).remoteName === 'ProposalSkippedError'
+  return remoteErrorName(err) === 'ProposalSkippedError'
 }
 
 function isRetryable(err: unknown): boolean {
@@ -145,38 +146,11 @@ function isRetryable(err: unknown): boolean {
   ) {
     return true
   }
+  const remoteName = remoteErrorName(err)
+  // The remote agent's own condition (not leader any more, stopping, between runners): find the leader again.
+  if (remoteName !== undefined) return RETRYABLE_REMOTE.has(remoteName)
   const name = (err as Error | undefined)?.name
-  if (name === 'RpcRemoteError') {
-    // The remote agent's own condition (not leader any more, stopping, between runners): find the leader again.
-    return RETRYABLE_REMOTE.has((err as RpcRemoteError).remoteName)
-  }
   return name === 'RpcTimeoutError' || name === 'RpcConnectionError'
-}
-
-function raceDeadline<T>(promise: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      reject(new AbortError())
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      reject(new NoLeaderError('The operation did not commit in time; it may or may not take effect'))
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      value => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      err => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
 }
 
 /**

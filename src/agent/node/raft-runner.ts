@@ -16,6 +16,7 @@ import type {
   SoftState,
 } from '../../raft/types.ts'
 import type { RaftStorage } from '../../storage/index.ts'
+import { AppliedWaiters } from './applied-waiters.ts'
 
 /** What the runner needs from the application it replicates. */
 export interface ReplicatedApplication {
@@ -53,11 +54,6 @@ interface PendingProposal {
   reject(err: Error): void
 }
 
-interface PendingRead {
-  index: number
-  resolve(): void
-}
-
 /**
  * The imperative shell around the pure Raft core: real timers, durable storage, the transport and the
  * application. Each Ready is handled in the order the core requires: persist (one durable write), send,
@@ -70,7 +66,8 @@ export class RaftRunner {
   private readonly node: RaftNode
   private readonly pendingProposals = new Map<number, PendingProposal>()
   private readonly pendingReadContexts = new Map<string, { resolve(index: number): void }>()
-  private readonly pendingReads: PendingRead[] = []
+  /** Reads the leader confirmed, waiting for this node to apply up to their index. */
+  private readonly reads = new AppliedWaiters()
   private ticker?: NodeJS.Timeout
   private scheduled = false
   private stopped = false
@@ -112,7 +109,7 @@ export class RaftRunner {
     for (const pending of this.pendingProposals.values()) pending.reject(closed)
     this.pendingProposals.clear()
     this.pendingReadContexts.clear()
-    this.pendingReads.length = 0
+    this.reads.clear()
   }
 
   get role(): SoftState['role'] {
@@ -192,8 +189,7 @@ export class RaftRunner {
     return new Promise(resolve => {
       this.pendingReadContexts.set(context, {
         resolve: index => {
-          if (this.applied >= index) resolve()
-          else this.pendingReads.push({ index, resolve })
+          void this.reads.wait(index).then(resolve)
         },
       })
     })
@@ -269,7 +265,7 @@ export class RaftRunner {
       this.softState = ready.softState
       this.init.onSoftState?.(ready.softState, this.node.status().term)
     }
-    this.releaseReads()
+    this.reads.advance(this.applied)
     this.maybeCompact()
   }
 
@@ -301,16 +297,6 @@ export class RaftRunner {
       this.pendingProposals.delete(slot)
       pending.reject(new ProposalSkippedError(slot))
     }
-  }
-
-  private releaseReads(): void {
-    if (this.pendingReads.length === 0) return
-    let kept = 0
-    for (const read of this.pendingReads) {
-      if (read.index <= this.applied) read.resolve()
-      else this.pendingReads[kept++] = read
-    }
-    this.pendingReads.length = kept
   }
 
   private maybeCompact(): void {

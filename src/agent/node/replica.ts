@@ -1,6 +1,8 @@
 import type { Entry, Snapshot } from '../../raft/types.ts'
 import { type ApplyOutput, type CommandResult, type StateEvent, StateMachine } from '../../state/index.ts'
 import { MAX_WAITERS, MAX_WATCHERS, Quota } from '../validate.ts'
+import type { Interrupts } from './abort.ts'
+import { AppliedWaiters, type Timeout } from './applied-waiters.ts'
 import type { ReplicatedApplication } from './raft-runner.ts'
 
 export type StateEventListener = (event: StateEvent, index: number) => void
@@ -19,6 +21,8 @@ export class Replica implements ReplicatedApplication {
   private readonly restoreListeners = new Set<() => void>()
   /** Commands this agent forwarded, by session and seq: answered when their entry applies here. */
   private readonly resultWaiters = new Map<string, (result: CommandResult) => void>()
+  /** Calls waiting for this replica to apply an index (`waitApplied`). */
+  private readonly appliedWaiters = new AppliedWaiters()
 
   apply(entry: Entry): ApplyOutput {
     const output = this.state.apply(entry)
@@ -35,11 +39,13 @@ export class Replica implements ReplicatedApplication {
         for (const listener of this.eventListeners) listener(event, entry.index)
       }
     }
+    if (this.appliedWaiters.size > 0) this.appliedWaiters.advance(this.state.appliedIndex)
     return output
   }
 
   restore(snapshot: Snapshot): void {
     this.state = StateMachine.restore(snapshot.data)
+    this.appliedWaiters.advance(this.state.appliedIndex)
     for (const listener of this.restoreListeners) listener()
   }
 
@@ -57,6 +63,15 @@ export class Replica implements ReplicatedApplication {
     const key = `${seq}\n${sessionId}`
     const result = new Promise<CommandResult>(resolve => this.resultWaiters.set(key, resolve))
     return { result, cancel: () => this.resultWaiters.delete(key) }
+  }
+
+  /**
+   * Resolves once this replica applied the entry at `index` (see `AppliedWaiters.wait`): for a call that
+   * learned of an entry from the leader's answer and must see it here before it answers its caller.
+   */
+  waitApplied(index: number, interrupts?: Interrupts, timeout?: Timeout): Promise<void> {
+    if (this.state.appliedIndex >= index) return Promise.resolve()
+    return this.appliedWaiters.wait(index, interrupts, timeout)
   }
 
   /** Calls `listener` for every event applied from now on; returns the unsubscribe function. */

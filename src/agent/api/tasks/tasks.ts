@@ -3,11 +3,9 @@ import type {
   Abortable,
   ClaimedTask,
   DistributedTask,
-  TaskConstraints,
   TaskDistributor,
   TaskInput,
   TaskStatus,
-  TaskWorker,
 } from '../../../api.ts'
 import {
   AbortError,
@@ -19,30 +17,28 @@ import {
   StaleAttemptError,
 } from '../../../errors.ts'
 import type { RunTaskOp } from '../../../state/commands.ts'
-import {
-  type CommandResult,
-  isJsonValue,
-  type JsonValue,
-  MAX_LIST_LENGTH,
-  MAX_RETRIES,
-  type StateEvent,
-  type TaskConstraintsSpec,
-  type TaskInfo,
-  type TaskSpec,
-} from '../../../state/index.ts'
+import type { JsonValue, StateEvent, TaskInfo } from '../../../state/index.ts'
+import { sleep } from '../../node/abort.ts'
 import type { Client } from '../../node/client.ts'
 import type { Replica } from '../../node/replica.ts'
 import type { SessionKeeper } from '../../node/session.ts'
-import {
-  checkKey,
-  checkOptions,
-  checkValue,
-  MAX_KEY_LENGTH,
-  MAX_TTL_MS,
-  MAX_VALUE_BYTES,
-} from '../../validate.ts'
+import { checkKey, checkOptions, checkValue } from '../../validate.ts'
 import { unexpected } from '../consensus.ts'
-import { type BatchAnswer, submitWithSession, TaskBatcher } from './batch.ts'
+import { type BatchAnswer, TaskBatcher } from './batch.ts'
+import { TaskChanges } from './changes.ts'
+
+import {
+  type AttemptRef,
+  attemptKey,
+  checkTaskInput,
+  errorMessage,
+  isAnswer,
+  sameSpec,
+  settled,
+  toClaimedTask,
+  toDistributedTask,
+} from './input.ts'
+import { TaskProcessor, WORKER_RETRY_MS } from './worker.ts'
 
 /** What the task API needs from the agent. */
 export interface TaskContext {
@@ -56,9 +52,6 @@ export interface TaskContext {
   log: Logger
 }
 
-/** Names one attempt of a task: what `complete`/`fail` of an attempt need. */
-export type AttemptRef = Pick<ClaimedTask, 'id' | 'attempt' | 'fencingToken'>
-
 /** This agent's hold on one attempt it started. */
 interface Attempt {
   readonly taskId: string
@@ -70,43 +63,15 @@ interface Attempt {
   settling: boolean
 }
 
-export { submitWithSession }
-
 /** About the JSON size of a claim or next operation, for the batch size limit. */
 const CLAIM_OP_BYTES = 100
 /** About the JSON size of a complete or fail operation without its result or error. */
 const SETTLE_OP_BYTES = 120
 
-/** A caller of `waitApplied`. */
-interface AppliedWaiter {
-  readonly index: number
-  /** performance.now() past which it gives up. */
-  readonly deadline: number
-  resolve(): void
-  reject(err: Error): void
-}
-
-/** How often the `waitApplied` calls are checked against their deadline. */
-const APPLIED_CHECK_MS = 250
-
-/** Longest failure message kept in the log; the rest is cut. */
-const MAX_ERROR_LENGTH = 8192
 /** Most handlers one worker runs at once. */
 const MAX_WORKER_CONCURRENCY = 10_000
 /** How often `next()` looks at every running task of this agent for an orphan, at the most. */
 const ORPHAN_SCAN_MS = 1000
-/** A worker's pause after an unexpected error from `next()` (no leader, say) before it tries again. */
-const WORKER_RETRY_MS = 200
-
-const TASK_FIELDS = ['id', 'type', 'priority', 'payload', 'constraints', 'deadline']
-const CONSTRAINT_FIELDS = [
-  'requiredCapabilities',
-  'preferredAgents',
-  'excludeAgents',
-  'maxRetries',
-  'timeout',
-  'affinity',
-]
 
 /**
  * Task distribution for this agent (API.md `TaskDistributor`): every state change is an entry in the log,
@@ -137,26 +102,17 @@ export class Tasks implements TaskDistributor {
   private nextOpId = 0
   /** When `findOrphan` last looked at every running task of this agent (performance.now()). */
   private orphanScanAt = 0
-  /** `waitApplied` calls, by index. */
-  private readonly appliedWaiters: AppliedWaiter[] = []
-  private appliedTimer?: NodeJS.Timeout
-  /** Index of the entry whose events `onEvent` saw last. */
-  private lastEventIndex = 0
   /** complete and fail operations on their way: capacity about to be freed on this agent. */
   private settlingCount = 0
   private readonly batcher: TaskBatcher
-  private readonly waiters = new Set<() => void>()
-  /** Bumped (once per batch of applied events) whenever something `next()` looks at may have changed. */
-  private generation = 0
-  private wakeScheduled = false
-  private idleCount = 0
+  private readonly changes: TaskChanges
   private leaseTimer?: NodeJS.Timeout
-  private readonly idleListeners = new Set<() => void>()
 
   constructor(context: TaskContext) {
     this.context = context
     this.batcher = new TaskBatcher(context)
-    context.replica.onEvent((event, index) => this.onEvent(event, index))
+    this.changes = new TaskChanges(context.closed)
+    context.replica.onEvent(event => this.onEvent(event))
     context.replica.onRestore(() => this.onRestore())
     context.session.onLost(sessionId => this.onSessionLost(sessionId))
     context.closed.addEventListener('abort', () => this.onClosed(), { once: true })
@@ -164,13 +120,12 @@ export class Tasks implements TaskDistributor {
 
   /** `next()` calls now waiting for work: free capacity the work stealer may fill. */
   get idleWaiters(): number {
-    return this.idleCount
+    return this.changes.idle
   }
 
   /** Calls `listener` whenever a `next()` starts waiting with nothing to claim; returns the unsubscribe. */
   onIdle(listener: () => void): () => void {
-    this.idleListeners.add(listener)
-    return () => this.idleListeners.delete(listener)
+    return this.changes.onIdle(listener)
   }
 
   async submit(task: TaskInput, options?: Abortable): Promise<DistributedTask> {
@@ -254,7 +209,7 @@ export class Tasks implements TaskDistributor {
     const signal = options?.signal
     for (;;) {
       this.check(signal)
-      const seen = this.generation
+      const seen = this.changes.generation
       const orphan = this.findOrphan()
       if (orphan !== undefined) return this.adopt(orphan)
       if (this.worthAsking()) {
@@ -266,7 +221,7 @@ export class Tasks implements TaskDistributor {
         // Nothing for us in the leader's state (or not registered under our session yet): this replica
         // lags, and the events that catch it up (an assignment, a registration) are the change to wait for.
       }
-      await this.waitForChange(seen, signal)
+      await this.changes.wait(seen, signal)
     }
   }
 
@@ -393,7 +348,7 @@ export class Tasks implements TaskDistributor {
       held = this.hold(taskId, result.attempt, result.fencingToken, sessionId)
     } catch (err) {
       // Not the cluster's answer: the claim may still commit, and waiting `next()` calls look for the orphan.
-      if (!(err instanceof NotClaimableError || err instanceof NotFoundError)) this.wake()
+      if (!(err instanceof NotClaimableError || err instanceof NotFoundError)) this.changes.wake()
       throw err
     } finally {
       this.claiming.delete(taskId)
@@ -419,14 +374,14 @@ export class Tasks implements TaskDistributor {
       held = this.hold(result.taskId, result.attempt, result.fencingToken, sessionId)
     } catch (err) {
       // Not the cluster's answer: the operation may still commit, and `next()` looks for the orphan.
-      this.wake()
+      this.changes.wake()
       throw err
     } finally {
       this.nextOps.delete(id)
     }
     // Callers that left the candidates to this operation look again: on a leader, the start applied before
     // this answer arrived, and no event follows it.
-    this.wake()
+    this.changes.wake()
     return this.started(held)
   }
 
@@ -439,7 +394,7 @@ export class Tasks implements TaskDistributor {
     } catch (err) {
       // Let go, so that a later `next()` adopts the attempt once this replica catches up.
       if (this.attempts.get(taskId) === held) this.attempts.delete(taskId)
-      this.wake()
+      this.changes.wake()
       throw err
     }
     const info = this.context.replica.state.task(taskId)
@@ -529,11 +484,7 @@ export class Tasks implements TaskDistributor {
     throw new StaleAttemptError(`this agent holds no current attempt of task ${taskId}`)
   }
 
-  private onEvent(event: StateEvent, index: number): void {
-    if (index !== this.lastEventIndex) {
-      this.lastEventIndex = index
-      this.releaseAppliedWaiters()
-    }
+  private onEvent(event: StateEvent): void {
     const selfId = this.context.selfId
     switch (event.type) {
       case 'taskAttemptEnded': {
@@ -550,13 +501,13 @@ export class Tasks implements TaskDistributor {
       case 'taskAssigned':
       case 'taskUnassigned':
       case 'taskStarted':
-        if (event.agentId === selfId) this.wake()
+        if (event.agentId === selfId) this.changes.wake()
         return
       case 'taskStolen':
-        if (event.from === selfId || event.to === selfId) this.wake()
+        if (event.from === selfId || event.to === selfId) this.changes.wake()
         return
       case 'agentChanged':
-        if (event.agentId === selfId) this.wake()
+        if (event.agentId === selfId) this.changes.wake()
         return
       default:
         return
@@ -565,14 +516,13 @@ export class Tasks implements TaskDistributor {
 
   /** The state was replaced by a snapshot: the events in between were never seen here. */
   private onRestore(): void {
-    this.releaseAppliedWaiters()
     const state = this.context.replica.state
     for (const held of [...this.attempts.values()]) {
       if (state.appliedIndex < held.fencingToken || this.isCurrent(held)) continue
       this.attempts.delete(held.taskId)
       if (!held.settling) this.abort(held, `attempt ${held.attempt} of task ${held.taskId} ended`)
     }
-    this.wake()
+    this.changes.wake()
   }
 
   /**
@@ -587,11 +537,9 @@ export class Tasks implements TaskDistributor {
 
   private onClosed(): void {
     clearTimeout(this.leaseTimer)
-    for (const waiter of this.appliedWaiters.splice(0)) waiter.reject(new ClosedError())
-    this.stopAppliedTimer()
     for (const held of this.attempts.values()) held.controller.abort(new ClosedError())
     this.attempts.clear()
-    this.flushWaiters()
+    this.changes.flush()
   }
 
   /**
@@ -627,96 +575,17 @@ export class Tasks implements TaskDistributor {
     if (!held.controller.signal.aborted) held.controller.abort(new StaleAttemptError(reason))
   }
 
-  /** Resolves once this replica applied the entry at `index`. */
+  /** Resolves once this replica applied the entry at `index`; `NoLeaderError` past the operation timeout. */
   private waitApplied(index: number): Promise<void> {
     const { replica, closed, client } = this.context
-    if (replica.state.appliedIndex >= index) return Promise.resolve()
-    if (closed.aborted) return Promise.reject(new ClosedError())
-    return new Promise<void>((resolve, reject) => {
-      const waiter: AppliedWaiter = { index, deadline: client.deadline(), resolve, reject }
-      // Sorted by index (mostly appended: claims are answered in log order), released from the front.
-      const waiters = this.appliedWaiters
-      let at = waiters.length
-      while (at > 0 && waiters[at - 1].index > index) at--
-      waiters.splice(at, 0, waiter)
-      if (this.appliedTimer === undefined) {
-        this.appliedTimer = setInterval(() => this.expireAppliedWaiters(), APPLIED_CHECK_MS)
-        this.appliedTimer.unref()
-      }
-    })
-  }
-
-  /** Resolves the `waitApplied` calls this replica has caught up with. */
-  private releaseAppliedWaiters(): void {
-    const waiters = this.appliedWaiters
-    if (waiters.length === 0) return
-    const applied = this.context.replica.state.appliedIndex
-    let released = 0
-    while (released < waiters.length && waiters[released].index <= applied) released++
-    if (released === 0) return
-    for (const waiter of waiters.splice(0, released)) waiter.resolve()
-    this.stopAppliedTimer()
-  }
-
-  /** Rejects the `waitApplied` calls past their deadline: the outcome is then unknown to the caller. */
-  private expireAppliedWaiters(): void {
-    const now = performance.now()
-    const waiters = this.appliedWaiters
-    for (let i = waiters.length - 1; i >= 0; i--) {
-      const waiter = waiters[i]
-      if (waiter.deadline > now) continue
-      waiters.splice(i, 1)
-      waiter.reject(new NoLeaderError(`this agent did not apply entry ${waiter.index} in time`))
-    }
-    this.stopAppliedTimer()
-  }
-
-  private stopAppliedTimer(): void {
-    if (this.appliedWaiters.length > 0 || this.appliedTimer === undefined) return
-    clearInterval(this.appliedTimer)
-    this.appliedTimer = undefined
-  }
-
-  /** Coalesces the events of one batch of applied entries into one wake-up of the waiting `next()` calls. */
-  private wake(): void {
-    if (this.wakeScheduled) return
-    this.wakeScheduled = true
-    queueMicrotask(() => {
-      this.wakeScheduled = false
-      this.flushWaiters()
-    })
-  }
-
-  private flushWaiters(): void {
-    this.generation++
-    const waiters = [...this.waiters]
-    this.waiters.clear()
-    for (const waiter of waiters) waiter()
-  }
-
-  /** Resolves at the next change after `seen` (or after `timeoutMs`); rejects on abort or close. */
-  private waitForChange(seen: number, signal: AbortSignal | undefined, timeoutMs?: number): Promise<void> {
-    if (this.generation !== seen) return Promise.resolve()
-    const closed = this.context.closed
-    this.idleCount++
-    const waiting = new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
-      const done = (): void => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', done)
-        this.waiters.delete(done)
-        if (closed.aborted) reject(new ClosedError())
-        else if (signal?.aborted) reject(new AbortError())
-        else resolve()
-      }
-      if (timeoutMs !== undefined) timer = setTimeout(done, timeoutMs)
-      signal?.addEventListener('abort', done, { once: true })
-      this.waiters.add(done)
-    }).finally(() => {
-      this.idleCount--
-    })
-    for (const listener of this.idleListeners) listener()
-    return waiting
+    return replica.waitApplied(
+      index,
+      { closed },
+      {
+        ms: client.deadline() - performance.now(),
+        error: () => new NoLeaderError(`this agent did not apply entry ${index} in time`),
+      },
+    )
   }
 
   private check(signal?: AbortSignal): void {
@@ -725,302 +594,6 @@ export class Tasks implements TaskDistributor {
   }
 }
 
-/** What a worker reports: `completed` and `failed` once the cluster accepted the outcome, else `error`. */
-export interface TaskWorkerEventDetail {
-  task?: ClaimedTask
-  result?: JsonValue
-  error?: unknown
-}
-
-/**
- * The worker loop of `process()`, in the BullMQ spirit: `concurrency` slots, each `next()` → handler →
- * `complete(result)` or `fail(error)` for exactly the attempt it claimed. A slot claims its next task once its
- * handler is done, in the same entry as the completion and after it (BullMQ's moveToCompleted fetches the next
- * job the same way), so the worker holds no more attempts than it runs. `close()` (or the signal) stops the
- * claiming, then waits for running handlers and their completions. Dispatches `completed`, `failed` and
- * `error` events (`CustomEvent<TaskWorkerEventDetail>`).
- */
-export class TaskProcessor extends EventTarget implements TaskWorker {
-  private readonly tasks: Tasks
-  private readonly handler: (task: ClaimedTask) => Promise<unknown>
-  private readonly stopping = new AbortController()
-  private readonly loops: Promise<void>[]
-  private activeCount = 0
-
-  constructor(
-    tasks: Tasks,
-    handler: (task: ClaimedTask) => Promise<unknown>,
-    concurrency: number,
-    signal?: AbortSignal,
-  ) {
-    super()
-    this.tasks = tasks
-    this.handler = handler
-    if (signal?.aborted) this.stopping.abort()
-    else signal?.addEventListener('abort', () => this.stopping.abort(), { once: true })
-    this.loops = Array.from({ length: concurrency }, () => this.loop())
-  }
-
-  /** Handlers running now. */
-  get active(): number {
-    return this.activeCount
-  }
-
-  async close(): Promise<void> {
-    this.stopping.abort()
-    await Promise.all(this.loops)
-  }
-
-  private async loop(): Promise<void> {
-    const stopping = this.stopping.signal
-    let settling: Promise<void> = Promise.resolve()
-    try {
-      while (!stopping.aborted) {
-        let task: ClaimedTask
-        try {
-          task = await this.tasks.next({ signal: stopping })
-        } catch (err) {
-          if (stopping.aborted || err instanceof ClosedError) return
-          this.emit('error', { error: err })
-          await sleep(WORKER_RETRY_MS, stopping)
-          continue
-        }
-        const outcome = await this.run(task)
-        // One settle per slot at a time; it is queued before the `next()` that follows, so both travel in
-        // the same batch, the completion first: the slot it frees is the one the next task takes.
-        await settling
-        settling = this.settle(task, outcome)
-      }
-    } finally {
-      await settling
-    }
-  }
-
-  /** Runs the handler: the attempt's result, or why it failed. */
-  private async run(task: ClaimedTask): Promise<{ result: JsonValue } | { error: string }> {
-    this.activeCount++
-    try {
-      const value = (await this.handler(task)) ?? null
-      if (!isJsonValue(value)) return { error: 'the handler resolved with a value that is not JSON data' }
-      return { result: value }
-    } catch (err) {
-      return { error: errorMessage(err) }
-    } finally {
-      this.activeCount--
-    }
-  }
-
-  private async settle(task: ClaimedTask, outcome: { result: JsonValue } | { error: string }): Promise<void> {
-    try {
-      await this.tasks.settleAttempt(task, outcome)
-      if ('result' in outcome) this.emit('completed', { task, result: outcome.result })
-      else this.emit('failed', { task, error: outcome.error })
-    } catch (err) {
-      this.emit('error', { task, error: err })
-    }
-  }
-
-  private emit(type: 'completed' | 'failed' | 'error', detail: TaskWorkerEventDetail): void {
-    this.dispatchEvent(new CustomEvent<TaskWorkerEventDetail>(type, { detail }))
-  }
-}
-
-/** The answer to completeTask / failTask: the task's new state, or why the attempt was not current. */
-function settled(result: CommandResult): void {
-  if (result.type === 'taskState') return
-  if (result.type === 'error' && result.code === 'StaleAttempt') throw new StaleAttemptError(result.message)
-  if (result.type === 'error' && result.code === 'NotFound') throw new NotFoundError(result.message)
-  throw unexpected(result)
-}
-
-/** An error that is the cluster's (or the caller's) definite answer, which sending again cannot change. */
-function isAnswer(err: unknown): boolean {
-  return (
-    err instanceof StaleAttemptError ||
-    err instanceof NotFoundError ||
-    err instanceof InvalidArgumentError ||
-    err instanceof ClosedError ||
-    err instanceof AbortError
-  )
-}
-
-function attemptKey(task: AttemptRef): { taskId: string; attempt: number; fencingToken: number } {
-  return { taskId: task.id, attempt: task.attempt, fencingToken: Number(task.fencingToken) }
-}
-
 function refOf(held: Attempt): AttemptRef {
   return { id: held.taskId, attempt: held.attempt, fencingToken: BigInt(held.fencingToken) }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise(resolve => {
-    const done = (): void => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-  })
-}
-
-function errorMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : typeof error === 'string' ? error : String(error)
-  return message.length > MAX_ERROR_LENGTH ? message.slice(0, MAX_ERROR_LENGTH) : message
-}
-
-// ---------- conversions between the API's shapes and the log's ----------
-
-/** A DistributedTask from what the log holds (a copy: the caller may mutate it). */
-export function toDistributedTask(
-  task: Pick<TaskInfo, 'id' | 'type' | 'priority' | 'payload' | 'constraints' | 'createdAt' | 'deadline'>,
-  ownPayload = false,
-): DistributedTask {
-  const distributed: DistributedTask = {
-    id: task.id,
-    type: task.type,
-    priority: task.priority,
-    // JSON data by construction (and with no -0, having come through JSON): a JSON round trip copies it
-    // exactly, and faster than structuredClone for the small payloads tasks mostly carry.
-    payload: ownPayload ? task.payload : (JSON.parse(JSON.stringify(task.payload)) as TaskSpec['payload']),
-    constraints: toConstraints(task.constraints),
-    createdAt: new Date(task.createdAt),
-  }
-  if (task.deadline !== undefined) distributed.deadline = new Date(task.deadline)
-  return distributed
-}
-
-function toClaimedTask(info: TaskInfo, held: Attempt): ClaimedTask {
-  return {
-    ...toDistributedTask(info),
-    attempt: held.attempt,
-    fencingToken: BigInt(held.fencingToken),
-    signal: held.controller.signal,
-  }
-}
-
-function toConstraints(spec: TaskConstraintsSpec): TaskConstraints {
-  const constraints: TaskConstraints = {
-    requiredCapabilities: [...spec.requiredCapabilities],
-    maxRetries: spec.maxRetries,
-    timeout: spec.timeout,
-  }
-  if (spec.preferredAgents !== undefined) constraints.preferredAgents = [...spec.preferredAgents]
-  if (spec.excludeAgents !== undefined) constraints.excludeAgents = [...spec.excludeAgents]
-  if (spec.affinity !== undefined) constraints.affinity = spec.affinity
-  return constraints
-}
-
-/**
- * Validates a TaskInput and applies the defaults (priority 0, payload {}, maxRetries 3, timeout 0, no
- * required capabilities): anything unknown or malformed is an InvalidArgumentError, before anything is sent.
- */
-export function toTaskSpec(input: unknown): TaskSpec {
-  return checkTaskInput(input).spec
-}
-
-/** `toTaskSpec`, and the spec's size as JSON. */
-function checkTaskInput(input: unknown): { spec: TaskSpec; bytes: number } {
-  if (!isPlainObject(input)) throw new InvalidArgumentError('task must be an object')
-  checkFields(input, TASK_FIELDS, 'task')
-  const id = input.id === undefined ? crypto.randomUUID() : checkKey(input.id, 'task id')
-  const type = checkKey(input.type, 'task type')
-  const priority = input.priority ?? 0
-  if (!Number.isSafeInteger(priority)) throw new InvalidArgumentError('priority must be an integer')
-  const spec: TaskSpec = {
-    id,
-    type,
-    priority: priority as number,
-    payload: checkPayload(input.payload),
-    constraints: toConstraintsSpec(input.constraints),
-  }
-  if (input.deadline !== undefined) {
-    const deadline = input.deadline
-    if (!(deadline instanceof Date) || !Number.isSafeInteger(deadline.getTime()) || deadline.getTime() < 0) {
-      throw new InvalidArgumentError('deadline must be a valid Date after 1970')
-    }
-    spec.deadline = deadline.getTime()
-  }
-  const bytes = Buffer.byteLength(JSON.stringify(spec))
-  if (bytes > MAX_VALUE_BYTES) {
-    throw new InvalidArgumentError(`task is larger than ${MAX_VALUE_BYTES} bytes as JSON`)
-  }
-  return { spec, bytes }
-}
-
-function checkPayload(payload: unknown): TaskSpec['payload'] {
-  if (payload === undefined) return {}
-  if (!isPlainObject(payload) || !isJsonValue(payload)) {
-    throw new InvalidArgumentError(
-      'payload must be a plain object of JSON data (no undefined, functions, NaN, cycles or classes)',
-    )
-  }
-  // A copy, so the caller keeps theirs and the log gets exactly what JSON carries.
-  return JSON.parse(JSON.stringify(payload)) as TaskSpec['payload']
-}
-
-function toConstraintsSpec(input: unknown): TaskConstraintsSpec {
-  if (input === undefined) return { requiredCapabilities: [], maxRetries: 3, timeout: 0 }
-  if (!isPlainObject(input)) throw new InvalidArgumentError('constraints must be an object')
-  checkFields(input, CONSTRAINT_FIELDS, 'constraint')
-  const maxRetries = input.maxRetries ?? 3
-  if (
-    !Number.isSafeInteger(maxRetries) ||
-    (maxRetries as number) < 0 ||
-    (maxRetries as number) > MAX_RETRIES
-  ) {
-    throw new InvalidArgumentError(`maxRetries must be an integer from 0 to ${MAX_RETRIES}`)
-  }
-  const timeout = input.timeout ?? 0
-  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 0 || timeout > MAX_TTL_MS) {
-    throw new InvalidArgumentError(`timeout must be a number of ms from 0 to ${MAX_TTL_MS}`)
-  }
-  const spec: TaskConstraintsSpec = {
-    requiredCapabilities:
-      input.requiredCapabilities === undefined
-        ? []
-        : checkNameList(input.requiredCapabilities, 'requiredCapabilities'),
-    maxRetries: maxRetries as number,
-    timeout: Math.ceil(timeout),
-  }
-  if (input.preferredAgents !== undefined) {
-    spec.preferredAgents = checkNameList(input.preferredAgents, 'preferredAgents')
-  }
-  if (input.excludeAgents !== undefined) {
-    spec.excludeAgents = checkNameList(input.excludeAgents, 'excludeAgents')
-  }
-  if (input.affinity !== undefined) spec.affinity = checkKey(input.affinity, 'affinity')
-  return spec
-}
-
-function checkNameList(value: unknown, what: string): string[] {
-  if (!Array.isArray(value) || value.length > MAX_LIST_LENGTH) {
-    throw new InvalidArgumentError(`${what} must be an array of at most ${MAX_LIST_LENGTH} strings`)
-  }
-  return value.map(item => {
-    if (typeof item !== 'string' || item.length === 0 || item.length > MAX_KEY_LENGTH) {
-      throw new InvalidArgumentError(`${what} must hold non-empty strings of at most ${MAX_KEY_LENGTH}`)
-    }
-    return item
-  })
-}
-
-/** Rejects fields the call does not know: a typo must not silently change a task. */
-function checkFields(value: Record<string, unknown>, allowed: readonly string[], what: string): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) throw new InvalidArgumentError(`unknown ${what} field ${key}`)
-  }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
-  const prototype = Object.getPrototypeOf(value)
-  return prototype === Object.prototype || prototype === null
-}
-
-/** Whether a stored task is the one `spec` describes (same id, type, priority, payload, constraints, deadline). */
-function sameSpec(existing: TaskSpec, spec: TaskSpec): boolean {
-  const pick = (task: TaskSpec) =>
-    JSON.stringify([task.id, task.type, task.priority, task.payload, task.constraints, task.deadline ?? null])
-  return pick(existing) === pick(spec)
 }

@@ -1,0 +1,169 @@
+/**
+ * The task API's shapes and the log's: a submission checked (by the state's rules) and turned into a
+ * `TaskSpec`, and what the log holds turned back into `DistributedTask`s and `ClaimedTask`s.
+ */
+
+import type { ClaimedTask, DistributedTask, TaskConstraints } from '../../../api.ts'
+import {
+  AbortError,
+  ClosedError,
+  InvalidArgumentError,
+  NotFoundError,
+  StaleAttemptError,
+} from '../../../errors.ts'
+import {
+  type CommandResult,
+  type TaskConstraintsSpec,
+  type TaskInfo,
+  type TaskSpec,
+  type TaskSpecLimits,
+  taskSpecProblem,
+} from '../../../state/index.ts'
+import { MAX_KEY_LENGTH, MAX_TTL_MS, MAX_VALUE_BYTES } from '../../validate.ts'
+import { unexpected } from '../consensus.ts'
+
+/** Longest failure message kept in the log; the rest is cut. */
+const MAX_ERROR_LENGTH = 8192
+
+/** A DistributedTask from what the log holds (a copy: the caller may mutate it). */
+export function toDistributedTask(
+  task: Pick<TaskInfo, 'id' | 'type' | 'priority' | 'payload' | 'constraints' | 'createdAt' | 'deadline'>,
+  ownPayload = false,
+): DistributedTask {
+  const distributed: DistributedTask = {
+    id: task.id,
+    type: task.type,
+    priority: task.priority,
+    // JSON data by construction (and with no -0, having come through JSON): a JSON round trip copies it
+    // exactly, and faster than structuredClone for the small payloads tasks mostly carry.
+    payload: ownPayload ? task.payload : (JSON.parse(JSON.stringify(task.payload)) as TaskSpec['payload']),
+    constraints: toConstraints(task.constraints),
+    createdAt: new Date(task.createdAt),
+  }
+  if (task.deadline !== undefined) distributed.deadline = new Date(task.deadline)
+  return distributed
+}
+
+/** A ClaimedTask: the task, and the attempt this agent holds of it. */
+export function toClaimedTask(
+  info: TaskInfo,
+  held: { attempt: number; fencingToken: number; controller: AbortController },
+): ClaimedTask {
+  return {
+    ...toDistributedTask(info),
+    attempt: held.attempt,
+    fencingToken: BigInt(held.fencingToken),
+    signal: held.controller.signal,
+  }
+}
+
+function toConstraints(spec: TaskConstraintsSpec): TaskConstraints {
+  const constraints: TaskConstraints = {
+    requiredCapabilities: [...spec.requiredCapabilities],
+    maxRetries: spec.maxRetries,
+    timeout: spec.timeout,
+  }
+  if (spec.preferredAgents !== undefined) constraints.preferredAgents = [...spec.preferredAgents]
+  if (spec.excludeAgents !== undefined) constraints.excludeAgents = [...spec.excludeAgents]
+  if (spec.affinity !== undefined) constraints.affinity = spec.affinity
+  return constraints
+}
+
+/**
+ * Validates a TaskInput and applies the defaults (priority 0, payload {}, maxRetries 3, timeout 0, no
+ * required capabilities): anything unknown or malformed is an InvalidArgumentError, before anything is sent.
+ */
+export function toTaskSpec(input: unknown): TaskSpec {
+  return checkTaskInput(input).spec
+}
+
+/**
+ * `toTaskSpec`, and the spec's size as JSON. The rules are the state's (`taskSpecProblem`), with the API's
+ * tighter limits; here the API's shape becomes the log's: defaults, a `Date` deadline in ms, a copy of the
+ * payload.
+ */
+export function checkTaskInput(input: unknown): { spec: TaskSpec; bytes: number } {
+  if (!isPlainObject(input)) throw new InvalidArgumentError('task must be an object')
+  const constraints = input.constraints ?? {}
+  const candidate: Record<string, unknown> = {
+    ...input,
+    id: input.id === undefined ? crypto.randomUUID() : input.id,
+    priority: input.priority ?? 0,
+    payload: input.payload ?? {},
+    constraints: isPlainObject(constraints) ? withDefaults(constraints) : constraints,
+  }
+  if (input.deadline !== undefined) {
+    // Only a Date is a deadline here (the log's number of ms is not the API's shape).
+    const deadline = input.deadline instanceof Date ? input.deadline.getTime() : Number.NaN
+    candidate.deadline = Number.isSafeInteger(deadline) ? deadline : -1
+  }
+  const problem = taskSpecProblem(candidate, API_LIMITS)
+  if (problem !== undefined) throw new InvalidArgumentError(problem)
+  const spec = candidate as unknown as TaskSpec
+  // A copy, so the caller keeps theirs and the log gets exactly what JSON carries.
+  spec.payload = JSON.parse(JSON.stringify(spec.payload)) as TaskSpec['payload']
+  const bytes = Buffer.byteLength(JSON.stringify(spec))
+  if (bytes > MAX_VALUE_BYTES) {
+    throw new InvalidArgumentError(`task is larger than ${MAX_VALUE_BYTES} bytes as JSON`)
+  }
+  return { spec, bytes }
+}
+
+/** The API's bounds on a task: its key length for names, its longest ttl for a timeout. */
+const API_LIMITS: TaskSpecLimits = { maxNameLength: MAX_KEY_LENGTH, maxTimeoutMs: MAX_TTL_MS }
+
+/** The constraints with their defaults; a fractional timeout rounds up to whole ms. */
+function withDefaults(input: Record<string, unknown>): Record<string, unknown> {
+  const timeout = input.timeout ?? 0
+  return {
+    ...input,
+    requiredCapabilities: input.requiredCapabilities ?? [],
+    maxRetries: input.maxRetries ?? 3,
+    timeout: typeof timeout === 'number' ? Math.ceil(timeout) : timeout,
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
+}
+
+/** A failure as the log keeps it: the error's message, cut at `MAX_ERROR_LENGTH`. */
+export function errorMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : typeof error === 'string' ? error : String(error)
+  return message.length > MAX_ERROR_LENGTH ? message.slice(0, MAX_ERROR_LENGTH) : message
+}
+
+/** Whether a stored task is the one `spec` describes (same id, type, priority, payload, constraints, deadline). */
+export function sameSpec(existing: TaskSpec, spec: TaskSpec): boolean {
+  const pick = (task: TaskSpec) =>
+    JSON.stringify([task.id, task.type, task.priority, task.payload, task.constraints, task.deadline ?? null])
+  return pick(existing) === pick(spec)
+}
+
+/** Names one attempt of a task: what `complete`/`fail` of an attempt need. */
+export type AttemptRef = Pick<ClaimedTask, 'id' | 'attempt' | 'fencingToken'>
+
+/** The answer to completeTask / failTask: the task's new state, or why the attempt was not current. */
+export function settled(result: CommandResult): void {
+  if (result.type === 'taskState') return
+  if (result.type === 'error' && result.code === 'StaleAttempt') throw new StaleAttemptError(result.message)
+  if (result.type === 'error' && result.code === 'NotFound') throw new NotFoundError(result.message)
+  throw unexpected(result)
+}
+
+/** An error that is the cluster's (or the caller's) definite answer, which sending again cannot change. */
+export function isAnswer(err: unknown): boolean {
+  return (
+    err instanceof StaleAttemptError ||
+    err instanceof NotFoundError ||
+    err instanceof InvalidArgumentError ||
+    err instanceof ClosedError ||
+    err instanceof AbortError
+  )
+}
+
+export function attemptKey(task: AttemptRef): { taskId: string; attempt: number; fencingToken: number } {
+  return { taskId: task.id, attempt: task.attempt, fencingToken: Number(task.fencingToken) }
+}
