@@ -120,9 +120,9 @@ describe('a peer that never joined (security off)', () => {
     const vouch = (peer: string): Promise<boolean> =>
       (
         (follower.libp2p.services as Record<string, unknown>).conclave as {
-          vouch(peer: string, signal: AbortSignal): Promise<boolean>
+          joining: { vouch(peer: string, signal: AbortSignal): Promise<boolean> }
         }
-      ).vouch(peer, AbortSignal.timeout(2_000))
+      ).joining.vouch(peer, AbortSignal.timeout(2_000))
     for (const agent of group) expect(await vouch(agent.id)).toBe(true)
     expect(await vouch(stranger.peerId.toString())).toBe(false)
   })

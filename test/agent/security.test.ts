@@ -67,17 +67,17 @@ const POLICY = [
 
 /** The agent's service, reached into as a modified agent would be (its TypeScript-private parts). */
 function serviceOf(agent: Agent): {
-  authorizeOwn(command: unknown): void
+  authorization: { authorizeOwn(command: unknown): void }
   transport: RaftTransport
   membership: Membership
-  clusterId(): string | undefined
+  meta: { clusterId(): string | undefined }
 } {
   return (agent.libp2p.services as Record<string, unknown>).conclave as ReturnType<typeof serviceOf>
 }
 
 /** Switches off an agent's check of its own calls, as a modified agent would: the leader must still refuse. */
 function withoutOwnCheck(agent: Agent): void {
-  serviceOf(agent).authorizeOwn = () => {}
+  serviceOf(agent).authorization.authorizeOwn = () => {}
 }
 
 async function clientCall(node: Outsider, agent: Agent, op: string, args: unknown): Promise<unknown> {
@@ -389,7 +389,7 @@ describe('agents with SPIFFE identities', () => {
       remoteName: 'UnauthorizedError',
     })
     // Gossip it publishes itself, and a forged death of a member, are not taken either.
-    const topic = swimTopic(serviceOf(leader).clusterId()!)
+    const topic = swimTopic(serviceOf(leader).meta.clusterId()!)
     ci.services.pubsub.subscribe(topic)
     await until(() => ci.services.pubsub.getSubscribers(topic).length === 2, 'the members on the topic')
     const gossip = encodeSwimMessage({

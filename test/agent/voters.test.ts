@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { planVoterChange, type VoterPlanInput } from '../../src/agent/cluster/voter-replacement.ts'
-import type { RaftRunner } from '../../src/agent/node/raft-runner.ts'
+import type { RaftHost } from '../../src/agent/node/raft-host.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'
 import type { Agent, AgentOptions } from '../../src/index.ts'
 import { createAgent } from '../../src/index.ts'
@@ -107,7 +107,7 @@ function serviceOf(agent: Agent): ConclaveService {
 
 /** Raft's view on `agent`: read to show that nothing disturbed the leader (no election, no new term). */
 function raftStatus(agent: Agent) {
-  return (serviceOf(agent) as unknown as { runner: RaftRunner }).runner.status()
+  return (serviceOf(agent) as unknown as { host: RaftHost }).host.require().status()
 }
 
 async function voterIds(agent: Agent): Promise<string[]> {

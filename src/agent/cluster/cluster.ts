@@ -1,0 +1,137 @@
+import type { Logger } from '@libp2p/interface'
+import type { MemberGate } from '../../security/member-gate.ts'
+import type { ConclaveSecurity } from '../../security/security.ts'
+import type { RaftStorage } from '../../storage/index.ts'
+import type { Scheduler } from '../../time/index.ts'
+import type { ConclaveComponents, ServiceInit } from '../components.ts'
+import type { Client } from '../node/client.ts'
+import type { LeaderTracker } from '../node/leader-tracker.ts'
+import type { RaftHost } from '../node/raft-host.ts'
+import type { Replica } from '../node/replica.ts'
+import type { SessionKeeper } from '../node/session.ts'
+import type { ResolvedTiming } from '../options.ts'
+import type { AdminCall } from './admin-protocol.ts'
+import { AdminServer } from './admin-server.ts'
+import type { Authorization } from './authorization.ts'
+import { Directory } from './directory.ts'
+import { Housekeeping } from './housekeeping.ts'
+import { Joining } from './join.ts'
+import { LeaderDuties } from './leader-duties.ts'
+import type { Membership } from './membership.ts'
+import type { NodeMeta } from './meta.ts'
+import { Voters } from './voters.ts'
+
+/** The node parts and options the cluster duties are built on. */
+export interface ClusterPartsInit {
+  selfId: string
+  name: string
+  options: ServiceInit
+  timing: ResolvedTiming
+  components: ConclaveComponents
+  host: RaftHost
+  tracker: LeaderTracker
+  session: SessionKeeper
+  client: Client
+  replica: Replica
+  membership: Membership
+  security: ConclaveSecurity
+  memberGate: MemberGate
+  authorization: Authorization
+  admin: AdminCall
+  storage(): RaftStorage
+  meta(): NodeMeta
+  resign(signal?: AbortSignal): Promise<void>
+  scheduler: Scheduler
+  closed: AbortSignal
+  log: Logger
+}
+
+/** The cluster duties of an agent that holds the log, wired to each other through their ports. */
+export interface ClusterParts {
+  directory: Directory
+  voters: Voters
+  adminServer: AdminServer
+  joining: Joining
+  housekeeping: Housekeeping
+}
+
+/** Builds the cluster duties (the composition root's share for `cluster/`). */
+export function clusterParts(init: ClusterPartsInit): ClusterParts {
+  const { selfId, options, timing, components, host, tracker, session, client, replica, membership } = init
+  const { security, memberGate, authorization, admin, closed, log } = init
+  const logger = components.logger
+  const directory = new Directory({
+    selfId,
+    name: init.name,
+    capabilities: options.capabilities ?? [],
+    labels: options.labels ?? {},
+    concurrency: options.concurrency ?? 10,
+    addresses: () => components.addressManager.getAddresses(),
+    peerStore: components.peerStore,
+    replica,
+    runner: host,
+    membership,
+    security,
+    commit: client,
+    logger,
+  })
+  const voters = new Voters({
+    selfId,
+    runner: host,
+    leader: tracker,
+    commit: client,
+    liveness: membership,
+    gate: security.gate,
+    meta: () => init.meta(),
+    replicatedTarget: () => replica.state.voterTarget,
+    memberStatus: id => directory.memberStatus(id),
+    onConfigChange: () => memberGate.refresh(),
+    voterReplaceAfterMs: timing.voterReplaceAfterMs,
+    log,
+  })
+  const adminServer = new AdminServer({
+    selfId,
+    runner: host,
+    leader: tracker,
+    clusterId: () => init.meta().clusterId(),
+    memberGate,
+    gate: security.gate,
+    authorization,
+    voters: voters,
+    peerStore: components.peerStore,
+    admin,
+  })
+  const joining = new Joining({
+    selfId,
+    timing,
+    components,
+    storage: () => init.storage(),
+    meta: () => init.meta(),
+    host,
+    tracker,
+    session,
+    commit: client,
+    voters: voters,
+    admin,
+    adminServer: adminServer,
+    authorization,
+    membership,
+    directory: directory,
+    security,
+    resign: signal => init.resign(signal),
+    closed,
+    log,
+  })
+  const housekeeping = new Housekeeping({
+    selfId,
+    host,
+    replica,
+    liveness: membership,
+    duties: new LeaderDuties(client, log),
+    voters: voters,
+    joining: joining,
+    scheduler: init.scheduler,
+    intervalMs: Math.max(timing.tickMs, 50),
+  })
+  return { directory, voters, adminServer, joining, housekeeping }
+}

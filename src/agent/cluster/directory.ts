@@ -1,0 +1,180 @@
+import type { ComponentLogger, PeerStore } from '@libp2p/interface'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import type { AgentInfo, ClusterHealth } from '../../api.ts'
+import { InvalidArgumentError } from '../../errors.ts'
+import type { ConclaveSecurity } from '../../security/security.ts'
+import type { LocalFields, MemberStatus } from '../../swim/types.ts'
+import type { CommitPort, RunnerPort } from '../node/port.ts'
+import type { Replica } from '../node/replica.ts'
+import { peerIdOf } from './admin-protocol.ts'
+import type { Membership } from './membership.ts'
+
+export interface DirectoryInit {
+  selfId: string
+  name: string
+  capabilities: readonly string[]
+  labels: Readonly<Record<string, string>>
+  concurrency: number
+  addresses(): Multiaddr[]
+  peerStore: Pick<PeerStore, 'merge'>
+  replica: Replica
+  runner: RunnerPort
+  membership: Membership
+  security: ConclaveSecurity
+  commit: CommitPort
+  logger: ComponentLogger
+}
+
+/**
+ * Who is in the cluster, as this agent tells it: the configuration, the replicated registry (this agent's
+ * own entry included, which it writes) and the membership view, joined into `AgentInfo`s and a health
+ * summary. The registry is also the address book Raft and RPC dial by.
+ */
+export class Directory {
+  private readonly init: DirectoryInit
+  private readonly log
+
+  constructor(init: DirectoryInit) {
+    this.init = init
+    this.log = init.logger.forComponent('conclave')
+    init.replica.onEvent(event => {
+      if (event.type === 'agentChanged' && event.change !== 'left') this.learnAddresses(event.agentId)
+    })
+    init.replica.onRestore(() => {
+      for (const agent of init.replica.state.agents()) this.learnAddresses(agent.agentId)
+    })
+  }
+
+  multiaddrs(): string[] {
+    return this.init.addresses().map(address => {
+      const text = address.toString()
+      return text.includes('/p2p/') ? text : `${text}/p2p/${this.init.selfId}`
+    })
+  }
+
+  /** Put this agent in the replicated registry (addresses, name, capabilities, slots) under `sessionId`. */
+  async register(sessionId: string): Promise<void> {
+    const { commit, security, selfId } = this.init
+    const result = await commit.submitRaw(
+      {
+        type: 'registerAgent',
+        agentId: selfId,
+        name: this.init.name,
+        sessionId,
+        addrs: this.multiaddrs(),
+        capabilities: [...this.init.capabilities],
+        labels: { ...this.init.labels },
+        concurrency: this.init.concurrency,
+        ...(security.spiffeId === undefined ? {} : { spiffeId: security.spiffeId }),
+      },
+      commit.deadline(),
+    )
+    if (result.type === 'error') throw new InvalidArgumentError(`could not register: ${result.message}`)
+  }
+
+  members(): AgentInfo[] {
+    const { selfId, replica, membership, security } = this.init
+    const config = this.init.runner.current()?.status().config ?? { voters: [], nonVoters: [] }
+    const state = replica.state
+    const registered = new Map(state.agents().map(agent => [agent.agentId, agent]))
+    const ids = new Set([...config.voters, ...config.nonVoters])
+    return [...ids].map(id => {
+      const agent = registered.get(id)
+      const session = agent === undefined ? undefined : state.session(agent.sessionId)
+      const load = state.agentLoad(id)
+      // Liveness, lastSeen and load come from the membership view; the registry stands in where it is silent.
+      const view = membership.member(id)
+      const seen = id === selfId ? membership.now() : view?.lastSeen
+      // The registry holds IDs the leader verified; this agent's own, and those of peers it met, fill in.
+      const spiffeId = agent?.spiffeId ?? (id === selfId ? security.spiffeId : security.gate.spiffeIdOf(id))
+      return {
+        id,
+        name: agent?.name ?? view?.name ?? id.slice(-8),
+        addrs: agent?.addrs ?? view?.addrs ?? [],
+        capabilities: agent?.capabilities ?? view?.capabilities ?? [],
+        labels: agent?.labels ?? view?.labels ?? {},
+        role: config.voters.includes(id) ? 'voter' : 'nonvoter',
+        status: this.memberStatus(id) ?? 'dead',
+        load:
+          view !== undefined && id !== selfId
+            ? view.load
+            : load === undefined || load.slots === 0
+              ? 0
+              : Math.min(1, load.running / load.slots),
+        lastSeen: new Date(
+          view !== undefined && seen !== undefined
+            ? seen
+            : session === undefined
+              ? (agent?.updatedAt ?? 0)
+              : session.expiresAt - session.ttlMs,
+        ),
+        ...(spiffeId === undefined ? {} : { spiffeId }),
+      }
+    })
+  }
+
+  health(leader: string): ClusterHealth {
+    const members = this.members()
+    const config = this.init.runner.current()?.status().config ?? { voters: [], nonVoters: [] }
+    const alive = new Set(members.filter(member => member.status === 'alive').map(member => member.id))
+    const aliveVoters = config.voters.filter(voter => alive.has(voter)).length
+    return {
+      healthy: leader !== '' && aliveVoters > config.voters.length / 2,
+      memberCount: members.length,
+      healthyCount: alive.size,
+      leader,
+      members: members.map(member => ({
+        id: member.id,
+        healthy: member.status === 'alive',
+        lastSeen: member.lastSeen,
+        load: member.load,
+      })),
+    }
+  }
+
+  /** A member's status in the membership view, else alive or dead by the registry; undefined if unknown. */
+  memberStatus(id: string): MemberStatus | undefined {
+    const status = this.init.membership.status(id)
+    if (status !== undefined) return status
+    const agent = this.init.replica.state.agent(id)
+    return agent === undefined ? undefined : agent.alive ? 'alive' : 'dead'
+  }
+
+  /** What this agent's member record says, and the agents the cluster knows of (seeds for the view). */
+  localView(): { fields: Required<LocalFields>; known: string[] } {
+    const { selfId, replica } = this.init
+    const config = this.init.runner.current()?.status().config ?? { voters: [], nonVoters: [] }
+    const state = replica.state
+    const load = state.agentLoad(selfId)
+    const known = new Set([...config.voters, ...config.nonVoters])
+    for (const agent of state.agents()) if (agent.alive) known.add(agent.agentId)
+    known.delete(selfId)
+    return {
+      fields: {
+        name: this.init.name,
+        addrs: this.multiaddrs(),
+        capabilities: [...this.init.capabilities],
+        labels: { ...this.init.labels },
+        role: config.voters.includes(selfId) ? 'voter' : 'nonvoter',
+        load: load === undefined || load.slots === 0 ? 0 : Math.min(1, load.running / load.slots),
+      },
+      known: [...known],
+    }
+  }
+
+  /** Raft and RPC dial peers by id: the registry is the address book that survives restarts. */
+  private learnAddresses(agentId: string): void {
+    if (agentId === this.init.selfId) return
+    const agent = this.init.replica.state.agent(agentId)
+    if (agent === undefined || agent.addrs.length === 0) return
+    let multiaddrs: Multiaddr[]
+    try {
+      multiaddrs = agent.addrs.map(address => multiaddr(address))
+    } catch {
+      return
+    }
+    this.init.peerStore
+      .merge(peerIdOf(agentId), { multiaddrs })
+      .catch(err => this.log('could not store addresses of %s: %e', agentId, err))
+  }
+}

@@ -1,0 +1,39 @@
+import { NotLeaderError } from '../../raft/errors.ts'
+import type { ConclaveSecurity } from '../../security/security.ts'
+import type { LeaderPort } from '../node/port.ts'
+import { serveForward } from '../node/proposer.ts'
+import type { RaftHost } from '../node/raft-host.ts'
+import type { Authorization } from './authorization.ts'
+
+export interface ForwardingInit {
+  selfId: string
+  leader: LeaderPort
+  host: Pick<RaftHost, 'proposeLocal'>
+  authorization: Pick<Authorization, 'requireMember' | 'authorizeForwarded'>
+  security: Pick<ConclaveSecurity, 'enabled'>
+  wallNow(): number
+}
+
+/**
+ * A command forwarded to this agent as leader: only from a member of the configuration, and with SPIFFE
+ * identities, only what the sender's policy allows, acting only for itself (its own agent id, sessions
+ * and SPIFFE ID). The leader check comes first: only the leader's configuration is sure to be the newest.
+ */
+export function forwardHandler(
+  init: ForwardingInit,
+): (request: Uint8Array, from: string) => Promise<Uint8Array> {
+  const { selfId, leader, host, authorization, security } = init
+  return async (request, from) => {
+    if (leader.leader !== selfId) throw new NotLeaderError(leader.leader)
+    authorization.requireMember(from, 'propose')
+    // The Raft core then tells `from` of the commit through its peers.
+    const context = {
+      selfId,
+      leader: () => leader.leader,
+      now: init.wallNow,
+      proposeLocal: (data: Uint8Array) => host.proposeLocal(data, from),
+    }
+    if (!security.enabled) return serveForward(context, request)
+    return serveForward(context, request, envelope => authorization.authorizeForwarded(envelope, from))
+  }
+}

@@ -1,0 +1,331 @@
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { Logger, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { ClusterConfig } from '../../api.ts'
+import {
+  AbortError,
+  ClosedError,
+  InvalidArgumentError,
+  NoLeaderError,
+  UnauthorizedError,
+} from '../../errors.ts'
+import type { Config } from '../../raft/types.ts'
+import type { ConclaveSecurity } from '../../security/security.ts'
+import type { RaftStorage } from '../../storage/index.ts'
+import { workTopic } from '../api/work-stealing.ts'
+import { deadlineSignal } from '../node/abort.ts'
+import type { LeaderTracker } from '../node/leader-tracker.ts'
+import type { CommitPort } from '../node/port.ts'
+import type { RaftHost } from '../node/raft-host.ts'
+import type { SessionKeeper } from '../node/session.ts'
+import type { ResolvedTiming } from '../options.ts'
+import { type AdminCall, type AdminRequest, encodeAdmin, parseBootstrap } from './admin-protocol.ts'
+import type { AdminServer } from './admin-server.ts'
+import type { Authorization } from './authorization.ts'
+import type { Directory } from './directory.ts'
+import { type Membership, membershipPubSub } from './membership.ts'
+import type { NodeMeta } from './meta.ts'
+import type { Voters } from './voters.ts'
+
+export interface JoiningInit {
+  selfId: string
+  timing: ResolvedTiming
+  components: {
+    peerStore: { merge(peer: PeerId, data: { multiaddrs: Multiaddr[] }): Promise<unknown> }
+    connectionManager: { openConnection(peer: Multiaddr | PeerId): Promise<unknown> }
+  }
+  storage(): RaftStorage
+  meta(): NodeMeta
+  host: RaftHost
+  tracker: LeaderTracker
+  session: SessionKeeper
+  commit: CommitPort
+  voters: Voters
+  admin: AdminCall
+  adminServer: AdminServer
+  authorization: Authorization
+  membership: Membership
+  directory: Directory
+  security: ConclaveSecurity
+  /** Hands leadership on before this agent leaves. */
+  resign(signal?: AbortSignal): Promise<void>
+  closed: AbortSignal
+  log: Logger
+}
+
+/**
+ * How an agent gets into a cluster and out of it: founding one, joining through bootstrap members,
+ * resuming after a restart, leaving, and asking to be taken back when the leader removed it while it was
+ * away. Joining and leaving are configuration changes the leader makes on an admin request.
+ */
+export class Joining {
+  private readonly init: JoiningInit
+  private ready?: Promise<void>
+  private lastRejoin = 0
+  private rejoining = false
+
+  constructor(init: JoiningInit) {
+    this.init = init
+  }
+
+  /** At start: a member that did not leave resumes at once; its session and registration follow. */
+  resume(): void {
+    const { storage, meta, host, log } = this.init
+    if (meta().left() || !hasState(storage())) return
+    host.start(storage())
+    this.startMembership([])
+    this.ready = this.becomeReady(performance.now() + 60_000)
+    this.ready.catch(err => log.error('could not resume the session after a restart: %e', err))
+  }
+
+  async join(config: ClusterConfig, signal?: AbortSignal): Promise<void> {
+    const bootstrap = config.bootstrap ?? []
+    if (!Array.isArray(bootstrap) || bootstrap.some(address => typeof address !== 'string')) {
+      throw new InvalidArgumentError('bootstrap must be an array of multiaddr strings')
+    }
+    const voters = config.voters ?? 3
+    if (!Number.isInteger(voters) || voters < 1 || voters > 7 || voters % 2 === 0) {
+      throw new InvalidArgumentError('voters must be an odd integer from 1 to 7')
+    }
+    if (config.clusterId !== undefined && (typeof config.clusterId !== 'string' || config.clusterId === '')) {
+      throw new InvalidArgumentError('clusterId must be a non-empty string')
+    }
+    const peers = bootstrap.map(address => parseBootstrap(address))
+    const { host, components, meta } = this.init
+    // Founding makes this agent the first voter; joining makes it a member.
+    this.init.authorization.requireOwn(
+      host.current() === undefined && peers.length === 0 ? 'vote' : 'join',
+      'join a cluster',
+    )
+    const deadline = performance.now() + this.init.timing.operationTimeoutMs
+    const storage = this.init.storage()
+    for (const { peerId, address } of peers) {
+      await components.peerStore.merge(peerId, { multiaddrs: [address] })
+    }
+    if (host.current() === undefined) {
+      if (peers.length === 0) {
+        this.found(config.clusterId ?? crypto.randomUUID(), voters)
+      } else {
+        meta().setLeft(false)
+        host.start(storage)
+        await this.askToJoin(peers, config.clusterId, signal)
+      }
+      this.startMembership(peers.map(({ peerId }) => peerId.toString()))
+      this.ready = this.becomeReady(deadline, signal)
+      // The founder's voter target goes into the replicated state before join returns; later leaders and
+      // restarts read it from there. A joiner's `voters` is not used.
+      if (peers.length === 0) {
+        this.ready = this.ready.then(() => this.init.voters.commitTarget(deadline, signal))
+      }
+    } else {
+      const clusterId = meta().clusterId()
+      if (config.clusterId !== undefined && clusterId !== undefined && clusterId !== config.clusterId) {
+        throw new InvalidArgumentError(`this agent belongs to cluster ${clusterId}, not ${config.clusterId}`)
+      }
+      for (const { address } of peers) components.connectionManager.openConnection(address).catch(() => {})
+      this.init.membership.seed(
+        peers.map(({ peerId }) => peerId.toString()),
+        true,
+      )
+    }
+    await this.ready
+  }
+
+  async leave(signal?: AbortSignal): Promise<void> {
+    const { host, tracker, selfId, session, commit, log } = this.init
+    if (host.current() === undefined) return
+    if (host.isLeader()) await this.init.resign(signal)
+    await session.stop(true, commit.deadline()).catch(err => log('could not close session: %e', err))
+    const deadline = commit.deadline()
+    for (;;) {
+      if (performance.now() > deadline) throw new NoLeaderError('No leader removed this agent in time')
+      const leader = tracker.leader
+      try {
+        if (leader === selfId)
+          await this.init.adminServer.serve(encodeAdmin({ op: 'remove', agentId: selfId }), selfId)
+        else if (leader !== '') await this.init.admin(leader, { op: 'remove', agentId: selfId }, signal)
+        if (leader !== '') break
+      } catch (err) {
+        if (err instanceof AbortError) throw err
+        log('leave: removal not done yet: %e', err)
+      }
+      await tracker.waitChange(200, signal)
+    }
+    await this.init.membership.leave()
+    this.init.meta().setLeft(true)
+    host.stop()
+    tracker.update('', 0)
+  }
+
+  /**
+   * Asks up to three members this agent knows whether `peer` is in their configuration: this agent's log
+   * may lag behind the entry that added it (see `MemberGate`).
+   */
+  async vouch(peer: string, signal: AbortSignal): Promise<boolean> {
+    const config = this.init.host.current()?.status().config
+    if (config === undefined) return false
+    const asked = [...config.voters, ...config.nonVoters]
+      .filter(id => id !== this.init.selfId && id !== peer)
+      .slice(0, 3)
+    const answers = await Promise.allSettled(
+      asked.map(id => this.init.admin(id, { op: 'member', agentId: peer }, signal)),
+    )
+    return answers.some(answer => answer.status === 'fulfilled' && answer.value.member === true)
+  }
+
+  private found(clusterId: string, voters: number): void {
+    const storage = this.init.storage()
+    const meta = this.init.meta()
+    meta.setLeft(false)
+    this.init.voters.found(voters)
+    const config: Config = { voters: [this.init.selfId], nonVoters: [] }
+    storage.write({
+      hardState: { term: 0, vote: '', commit: 0 },
+      entries: [],
+      snapshot: { meta: { index: 0, term: 0, config }, data: new Uint8Array() },
+    })
+    meta.setClusterId(clusterId)
+    this.init.host.start(storage).campaign()
+  }
+
+  /** Ask the bootstrap members, in turn, to have the leader add this agent as a non-voter. */
+  private async askToJoin(
+    peers: { peerId: PeerId }[],
+    clusterId: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const request: AdminRequest = {
+      op: 'join',
+      agentId: this.init.selfId,
+      addrs: this.init.directory.multiaddrs(),
+      clusterId,
+    }
+    const deadline = performance.now() + this.init.timing.operationTimeoutMs
+    let lastError: unknown
+    while (performance.now() < deadline) {
+      let refusals = 0
+      for (const { peerId } of peers) {
+        try {
+          const response = await this.init.admin(peerId.toString(), request, signal)
+          this.init.meta().setClusterId(response.clusterId)
+          return
+        } catch (err) {
+          if (err instanceof AbortError || err instanceof InvalidArgumentError) throw err
+          // A refused identity often shows as a closed connection: the identity exchange tells why.
+          const refusal =
+            err instanceof UnauthorizedError
+              ? err
+              : this.init.authorization.identityRefusal(peerId.toString())
+          if (refusal !== undefined) refusals++
+          lastError = refusal ?? err
+        }
+      }
+      // Every bootstrap member refused this agent's identity or policy: asking again will not change that.
+      if (refusals === peers.length) throw lastError
+      await this.init.tracker.waitChange(200, signal)
+    }
+    throw new NoLeaderError('No bootstrap member could add this agent', { cause: lastError })
+  }
+
+  /** After joining or restarting: wait for a leader that knows us, then open a session. */
+  private async becomeReady(deadline: number, signal?: AbortSignal): Promise<void> {
+    const { tracker, session, closed } = this.init
+    while (tracker.leader === '') {
+      if (performance.now() > deadline) throw new NoLeaderError('No leader appeared in time')
+      await tracker.waitChange(Math.max(1, deadline - performance.now()), signal)
+      if (closed.aborted) throw new ClosedError()
+    }
+    if (session.id === '') await session.open(deadline)
+  }
+
+  /**
+   * A member that has heard from no leader for a while may have been taken out of the configuration (the
+   * leader removes an agent dead for `voterReplaceAfterMs`): the members that remain drop its Raft messages,
+   * and no leader writes to it, so it would wait forever. It asks a member it knows to add it again, as a
+   * join does. For an agent still in the configuration this changes nothing; with no leader anywhere
+   * (no quorum), the members answer that and it asks again later.
+   */
+  rejoinIfRemoved(): void {
+    const now = performance.now()
+    const { timing, host, log } = this.init
+    const after = 4 * timing.electionTicks * timing.tickMs
+    if (this.rejoining || now - host.leaderContact < after || now - this.lastRejoin < after) return
+    const clusterId = this.init.meta().clusterId()
+    if (clusterId === undefined) return
+    this.lastRejoin = now
+    this.rejoining = true
+    this.rejoin(clusterId)
+      .catch(err => {
+        // Refused for good (another cluster, or this identity): said rarely, as asking again rarely helps.
+        this.lastRejoin = performance.now() + 30_000
+        log.error(
+          'cluster %s refuses this agent, which is no longer in its configuration: %e',
+          clusterId,
+          err,
+        )
+      })
+      .finally(() => {
+        this.rejoining = false
+      })
+  }
+
+  private async rejoin(clusterId: string): Promise<void> {
+    const { selfId, directory, membership, timing, log } = this.init
+    const request: AdminRequest = { op: 'join', agentId: selfId, addrs: directory.multiaddrs(), clusterId }
+    // Members the view holds alive first: a removed agent's configuration may name dead ones.
+    const known = directory.localView().known
+    const alive = known.filter(id => membership.status(id) === 'alive')
+    const asked = [...alive, ...known.filter(id => !alive.includes(id))].slice(0, 3)
+    let lastError: unknown
+    for (const peer of asked) {
+      const bound = deadlineSignal(Math.min(timing.operationTimeoutMs, 5_000), [this.init.closed])
+      try {
+        await this.init.admin(peer, request, bound.signal)
+        log('asked %s to keep this agent in cluster %s', peer, clusterId)
+        return
+      } catch (err) {
+        // Another cluster's member, or a refused identity: asking the others will not help.
+        if (err instanceof InvalidArgumentError || err instanceof UnauthorizedError) throw err
+        lastError = err
+      } finally {
+        bound.cancel()
+      }
+    }
+    if (lastError !== undefined) log('no member could take this agent back yet: %e', lastError)
+  }
+
+  /** SWIM runs while this agent is a member: from join (or a restart as a member) until leave or stop. */
+  private startMembership(seeds: string[]): void {
+    const clusterId = this.init.meta().clusterId()
+    if (clusterId === undefined || this.init.closed.aborted) return
+    const { fields, known } = this.init.directory.localView()
+    this.init.membership
+      .start({ clusterId, self: { id: this.init.selfId, ...fields }, seeds: [...seeds, ...known] })
+      .catch(err => this.init.log.error('membership did not start: %e', err))
+    this.guardWorkTopic(clusterId)
+  }
+
+  /**
+   * With SPIFFE identities, work-stealing adverts are taken (and relayed) only from publishers that may
+   * `join`, as SWIM gossip is (see `Membership`): ignored when relayed, rejected from the publisher itself.
+   */
+  private guardWorkTopic(clusterId: string): void {
+    const { security } = this.init
+    if (!security.enabled) return
+    const gate = security.gate
+    membershipPubSub(this.init.components)?.topicValidators?.set(
+      workTopic(clusterId),
+      async (peer, message) => {
+        if (message.type !== 'signed') return TopicValidatorResult.Reject
+        const admitted = gate.admit(message.from.toString(), 'join')
+        if (admitted === true || (await admitted)) return TopicValidatorResult.Accept
+        return peer.equals(message.from) ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
+      },
+    )
+  }
+}
+
+function hasState(storage: RaftStorage): boolean {
+  const state = storage.load()
+  return state.snapshot !== undefined || state.entries.length > 0 || state.hardState.term > 0
+}

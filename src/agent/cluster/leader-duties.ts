@@ -1,0 +1,106 @@
+import type { Logger } from '@libp2p/interface'
+import type {
+  ExpireSessionCommand,
+  ExpireTaskCommand,
+  LockExpireCommand,
+  RetryDueCommand,
+  StateMachine,
+  TimeoutTaskCommand,
+} from '../../state/index.ts'
+import type { CommitPort } from '../node/port.ts'
+
+/** One housekeeping entry the leader proposes, with the id that keeps it to one proposal at a time. */
+export interface Duty {
+  id: string
+  command: ExpireSessionCommand | LockExpireCommand | TimeoutTaskCommand | RetryDueCommand | ExpireTaskCommand
+}
+
+/** What the planner reads: the replicated state, the leader's clocks, and the liveness view. */
+export interface DutyInput {
+  state: Pick<StateMachine, 'dueExpiries' | 'session' | 'lock' | 'sessions' | 'task'>
+  selfId: string
+  /** The leader's wall clock (ms since the epoch): what the state's expiry times are compared with. */
+  now: number
+  /** Monotonic ms since this agent took over as leader. */
+  elapsed: number
+  /** The state time when it took over. */
+  takeoverStateTime: number
+  /** Agents the membership view holds dead or left. */
+  down: ReadonlySet<string>
+}
+
+/**
+ * The leader's expiries, planned: lapsed sessions and locks, the sessions of agents the membership view
+ * declares dead, attempts past their timeout, failed tasks due for retry, tasks past their deadline. A pure
+ * function, as `planVoterChange` is; each command re-checks against state time when applied.
+ *
+ * A lease is expired only when the state says so at this leader's wall time AND, for what a predecessor
+ * may have stamped, this leader's monotonic clock has seen the most the lease could still have had at
+ * takeover pass: min(ttl, expiresAt - state time at takeover). A lease never has more than its ttl left,
+ * and the predecessor's clock stood at or past the last state time when this leader took over. So a new
+ * leader whose clock runs ahead of its predecessor's cannot cut a lease short. A task's timeout is treated
+ * like a lease.
+ */
+export function planLeaderDuties(input: DutyInput): Duty[] {
+  const { state, now, elapsed, takeoverStateTime, down } = input
+  const duties: Duty[] = []
+  const due = state.dueExpiries(now)
+  const guard = (ttlMs: number, expiresAt: number): number => Math.min(ttlMs, expiresAt - takeoverStateTime)
+  for (const sessionId of due.sessions) {
+    const session = state.session(sessionId)
+    if (session === undefined || elapsed < guard(session.ttlMs, session.expiresAt)) continue
+    duties.push({ id: `s:${sessionId}`, command: { type: 'expireSession', sessionId, reason: 'ttl' } })
+  }
+  for (const { key, fencingToken } of due.locks) {
+    const holder = state.lock(key)?.holder
+    if (holder === undefined || elapsed < guard(holder.ttlMs, holder.expiresAt)) continue
+    duties.push({ id: `l:${key}:${fencingToken}`, command: { type: 'lockExpire', key, fencingToken } })
+  }
+  // Sessions of agents the membership view declares dead (or left) go now, not a lease later. Only once a
+  // session has gone half its ttl without a keep-alive: an agent still renewing it is alive, whatever a view
+  // says, and an agent's lease is never cut below half its ttl.
+  if (down.size > 0) {
+    for (const session of state.sessions()) {
+      if (!down.has(session.agentId) || session.agentId === input.selfId) continue
+      const grace = session.ttlMs / 2
+      const renewedAt = session.expiresAt - session.ttlMs
+      if (now - renewedAt < grace || elapsed < guard(grace, renewedAt + grace)) continue
+      const { sessionId } = session
+      duties.push({ id: `s:${sessionId}`, command: { type: 'expireSession', sessionId, reason: 'dead' } })
+    }
+  }
+  for (const { taskId, attempt } of due.timeouts) {
+    const task = state.task(taskId)
+    if (task?.startedAt === undefined) continue
+    const timeout = task.constraints.timeout
+    if (elapsed < Math.min(timeout, task.startedAt + timeout - takeoverStateTime)) continue
+    duties.push({ id: `t:${taskId}:${attempt}`, command: { type: 'timeoutTask', taskId, attempt } })
+  }
+  for (const taskId of due.retries) duties.push({ id: `r:${taskId}`, command: { type: 'retryDue', taskId } })
+  for (const taskId of due.expiries)
+    duties.push({ id: `e:${taskId}`, command: { type: 'expireTask', taskId } })
+  return duties
+}
+
+/** Proposes the planned duties, one proposal at a time per duty id. */
+export class LeaderDuties {
+  private readonly commit: CommitPort
+  private readonly log: Logger
+  private readonly proposing = new Set<string>()
+
+  constructor(commit: CommitPort, log: Logger) {
+    this.commit = commit
+    this.log = log
+  }
+
+  run(duties: Duty[]): void {
+    for (const { id, command } of duties) {
+      if (this.proposing.has(id)) continue
+      this.proposing.add(id)
+      this.commit
+        .submitRaw(command, this.commit.deadline())
+        .catch(err => this.log('housekeeping %s failed: %e', id, err))
+        .finally(() => this.proposing.delete(id))
+    }
+  }
+}
