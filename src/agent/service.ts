@@ -38,6 +38,7 @@ import { NodeMeta } from './cluster/meta.ts'
 import type { Voters } from './cluster/voters.ts'
 import type { ConclaveComponents, ServiceInit } from './components.ts'
 import { Client } from './node/client.ts'
+import { replicaClientContext } from './node/client-context.ts'
 import { LeaderTracker } from './node/leader-tracker.ts'
 import { FORWARD_PROTOCOL } from './node/proposer.ts'
 import { RaftHost } from './node/raft-host.ts'
@@ -157,25 +158,20 @@ export class ConclaveService implements ConclaveApi, Startable {
       this.log,
     )
     this.session = session
-    this.client = new Client({
-      selfId,
-      leader: () => tracker.leader,
-      proposeLocal: data => host.proposeLocal(data),
-      forward: (leader, request, timeoutMs, signal) =>
-        this.rpc.callRpc(leader, FORWARD_PROTOCOL, request, { timeoutMs, signal }),
-      appliedHere: (sessionId, seq) => replica.waitForResult(sessionId, seq),
-      leaderChange: (ms, signal) => tracker.waitChange(ms, signal),
-      now: () => this.scheduler.wallNow(),
-      get closed() {
-        return closed.aborted
-      },
-      get runner() {
-        return host.require()
-      },
-      session,
-      operationTimeoutMs: timing.operationTimeoutMs,
-      authorize: command => authorization.authorizeOwn(command),
-    })
+    this.client = new Client(
+      replicaClientContext({
+        selfId,
+        tracker,
+        host,
+        replica,
+        session,
+        rpc: this.rpc,
+        authorization,
+        operationTimeoutMs: timing.operationTimeoutMs,
+        scheduler: this.scheduler,
+        closed,
+      }),
+    )
     const client = this.client
     this.consensus = new Consensus(client, replica, closed)
     this.locks = new Locks({ client, replica, session, timing, closed })

@@ -1,0 +1,52 @@
+import type { Rpc } from '../../net/rpc.ts'
+import type { Command } from '../../state/index.ts'
+import type { Scheduler } from '../../time/index.ts'
+import type { ClientContext } from './client.ts'
+import type { LeaderTracker } from './leader-tracker.ts'
+import { FORWARD_PROTOCOL } from './proposer.ts'
+import type { RaftHost } from './raft-host.ts'
+import type { Replica } from './replica.ts'
+import type { SessionKeeper } from './session.ts'
+
+/** The node parts a replica's client reaches the log through. */
+export interface ReplicaClientPorts {
+  selfId: string
+  tracker: LeaderTracker
+  host: RaftHost
+  replica: Replica
+  session: SessionKeeper
+  rpc: Pick<Rpc, 'callRpc'>
+  /** Throws `UnauthorizedError` for a command this agent's own identity may not send. */
+  authorization: { authorizeOwn(command: Command): void }
+  operationTimeoutMs: number
+  scheduler: Scheduler
+  closed: AbortSignal
+}
+
+/**
+ * How the client of an agent that holds the log gets a command committed: proposed through its own runner
+ * when it leads, forwarded to the leader otherwise, and answered by its own replica when that applies the
+ * entry first. (An agent without the log would forward every command and read through a replica.)
+ */
+export function replicaClientContext(ports: ReplicaClientPorts): ClientContext {
+  const { selfId, tracker, host, replica, session, rpc, authorization, scheduler, closed } = ports
+  return {
+    selfId,
+    leader: () => tracker.leader,
+    proposeLocal: data => host.proposeLocal(data),
+    forward: (leader, request, timeoutMs, signal) =>
+      rpc.callRpc(leader, FORWARD_PROTOCOL, request, { timeoutMs, signal }),
+    appliedHere: (sessionId, seq) => replica.waitForResult(sessionId, seq),
+    leaderChange: (ms, signal) => tracker.waitChange(ms, signal),
+    now: () => scheduler.wallNow(),
+    get closed() {
+      return closed.aborted
+    },
+    get runner() {
+      return host.require()
+    },
+    session,
+    operationTimeoutMs: ports.operationTimeoutMs,
+    authorize: command => authorization.authorizeOwn(command),
+  }
+}
