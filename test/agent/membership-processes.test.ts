@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { HostMemberEvent, HostStatus } from '../../scripts/agent-host.ts'
 import { AgentHost } from '../../scripts/lib/hosts.ts'
-import { detectionBound } from '../../src/agent/cluster/membership.ts'
+import { detectionBound } from '../../src/agent/cluster/swim-wire.ts'
 import { resolveMembership } from '../../src/agent/options.ts'
 import type { AgentOptions } from '../../src/index.ts'
 

@@ -1,7 +1,7 @@
 import type { Libp2p } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { afterEach, describe, expect, it } from 'vitest'
-import { detectionBound, SWIM_PROTOCOL } from '../../src/agent/cluster/membership.ts'
+import { detectionBound, SWIM_PROTOCOL } from '../../src/agent/cluster/swim-wire.ts'
 import { planVoterChange, type VoterPlanInput } from '../../src/agent/cluster/voter-replacement.ts'
 import { resolveMembership, resolveTiming } from '../../src/agent/options.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'

@@ -6,7 +6,8 @@
 import type { Libp2p } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CLIENT_PROTOCOL } from '../../src/agent/api/client-protocol.ts'
-import { type Membership, SWIM_PROTOCOL, swimTopic } from '../../src/agent/cluster/membership.ts'
+import type { Membership } from '../../src/agent/cluster/membership.ts'
+import { SWIM_PROTOCOL, swimTopic } from '../../src/agent/cluster/swim-wire.ts'
 import {
   type Agent,
   conclave,

@@ -1,11 +1,12 @@
 import type { ComponentLogger, PeerStore } from '@libp2p/interface'
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { AgentInfo, ClusterHealth } from '../../api.ts'
 import { InvalidArgumentError } from '../../errors.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
 import type { LocalFields, MemberStatus } from '../../swim/types.ts'
 import type { CommitPort, RunnerPort } from '../node/port.ts'
 import type { Replica } from '../node/replica.ts'
+import { learnAddresses } from './address-book.ts'
 import { peerIdOf } from './admin-protocol.ts'
 import type { Membership } from './membership.ts'
 
@@ -166,15 +167,7 @@ export class Directory {
   private learnAddresses(agentId: string): void {
     if (agentId === this.init.selfId) return
     const agent = this.init.replica.state.agent(agentId)
-    if (agent === undefined || agent.addrs.length === 0) return
-    let multiaddrs: Multiaddr[]
-    try {
-      multiaddrs = agent.addrs.map(address => multiaddr(address))
-    } catch {
-      return
-    }
-    this.init.peerStore
-      .merge(peerIdOf(agentId), { multiaddrs })
-      .catch(err => this.log('could not store addresses of %s: %e', agentId, err))
+    if (agent !== undefined)
+      learnAddresses(this.init.peerStore, () => peerIdOf(agentId), agent.addrs, this.log)
   }
 }

@@ -23,8 +23,9 @@ import { type AdminCall, type AdminRequest, encodeAdmin, parseBootstrap } from '
 import type { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
 import type { Directory } from './directory.ts'
-import { type Membership, membershipPubSub } from './membership.ts'
+import type { Membership } from './membership.ts'
 import type { NodeMeta } from './meta.ts'
+import { membershipPubSub } from './swim-wire.ts'
 import type { Voters } from './voters.ts'
 
 export interface JoiningInit {

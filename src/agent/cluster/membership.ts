@@ -26,15 +26,13 @@
  * and signed gossip that stalled a 16-agent cluster on a 2-core machine.
  */
 
-import { type GossipSub, type Message as PubSubMessage, TopicValidatorResult } from '@libp2p/gossipsub'
-import type { Logger, PeerId, PeerStore } from '@libp2p/interface'
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { type Message as PubSubMessage, TopicValidatorResult } from '@libp2p/gossipsub'
+import type { Logger } from '@libp2p/interface'
 import { UnauthorizedError } from '../../errors.ts'
-import { type NetComponents, PeerIdCache } from '../../net/components.ts'
+import { PeerIdCache } from '../../net/components.ts'
 import { Rpc } from '../../net/rpc.ts'
-import { updateIncarnation, updateSubject } from '../../swim/broadcast-queue.ts'
+import { updateSubject } from '../../swim/broadcast-queue.ts'
 import { decodeSwimMessage, encodeSwimMessage } from '../../swim/codec.ts'
-import { suspicionTimeout } from '../../swim/config.ts'
 import { Swim } from '../../swim/swim.ts'
 import type {
   DirectMessage,
@@ -44,106 +42,26 @@ import type {
   MemberInfo,
   MemberRecord,
   MemberStatus,
-  Random,
   SwimConfig,
   SwimMessage,
   Update,
 } from '../../swim/types.ts'
-import { SWIM_LIMITS, sameRecordContent } from '../../swim/validate.ts'
-
-/** The protocol of direct SWIM messages. */
-export const SWIM_PROTOCOL = '/conclave/swim/1.0.0'
-
-/** The gossipsub topic SWIM updates of a cluster are published on. */
-export function swimTopic(clusterId: string): string {
-  return `conclave/${clusterId}/swim/1.0.0`
-}
-
-/**
- * The time within which every live member marks a crashed one dead, for a cluster of `memberCount`: the
- * confirmed suspicion timeout plus six probe periods (reaching the member in some probe order, the failed
- * probe with its indirect probes, the confirmations of other members, the gossip of the verdict). Stalls of
- * the detecting process itself push its deadlines out and add to it (Lifeguard).
- */
-export function detectionBound(config: SwimConfig, memberCount: number): number {
-  return suspicionTimeout(config, memberCount) + 6 * config.probeInterval
-}
-
-/** What the membership uses of gossipsub. */
-export type MembershipPubSub = Pick<
-  GossipSub,
-  'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener'
-> &
-  Partial<Pick<GossipSub, 'topicValidators'>>
-
-/** The node's gossipsub among libp2p components (`pubsub`), if it has one. */
-export function membershipPubSub(components: object): MembershipPubSub | undefined {
-  try {
-    // libp2p's components throw for a service they do not have.
-    const service = (components as Record<string, unknown>).pubsub as Partial<MembershipPubSub> | undefined
-    if (
-      typeof service?.subscribe === 'function' &&
-      typeof service.unsubscribe === 'function' &&
-      typeof service.publish === 'function' &&
-      typeof service.addEventListener === 'function' &&
-      typeof service.removeEventListener === 'function'
-    ) {
-      return service as MembershipPubSub
-    }
-  } catch {}
-  return undefined
-}
-
-export interface MembershipComponents extends NetComponents {
-  peerId: PeerId
-  /** Where addresses learned from member records go, so that probes can dial by peer id. */
-  peerStore?: Pick<PeerStore, 'merge'>
-}
-
-/** What the local record should say now, and the agents the cluster knows of (Raft config, registry). */
-export interface MembershipRefresh {
-  fields?: LocalFields
-  known?: readonly MemberId[]
-}
-
-export interface MembershipInit {
-  components: MembershipComponents
-  /** The node's gossipsub, looked up at start; undefined sends every update directly instead. */
-  pubsub?: () => MembershipPubSub | undefined
-  config: SwimConfig
-  random?: Random
-  /** Milliseconds, monotonic. Default `performance.timeOrigin + performance.now()` (epoch-like). */
-  clock?: () => number
-  /** The highest incarnation a previous run used, and where to keep this run's. */
-  loadIncarnation?: () => number | undefined
-  saveIncarnation?: (incarnation: number) => void
-  /** Asked every `refreshIntervalMs` while running. */
-  refresh?: () => MembershipRefresh
-  /** Default: the probe interval. */
-  refreshIntervalMs?: number
-  /**
-   * Whether a peer's messages may reach the view (SPIFFE identities: its ID may `join`): direct messages
-   * and the gossip it originates. `true` at once or a promise. Default: every peer.
-   */
-  admit?: (peer: MemberId) => true | Promise<boolean>
-}
-
-export interface MembershipStats {
-  /** Direct messages handed to the network. */
-  sent: number
-  /** Direct sends that failed (unreachable, closed, timed out). */
-  sendFailures: number
-  /** Gossip batches published on the topic. */
-  published: number
-  /** Gossip batches that could not be published and went to the live members directly. */
-  publishFallbacks: number
-  /** Messages taken in, direct and gossip. */
-  received: number
-  /** Messages that did not decode, came on the wrong path, or updates forged for another member. */
-  dropped: number
-}
-
-export type MemberEventListener = (event: MemberEvent) => void
+import { sameRecordContent } from '../../swim/validate.ts'
+import { learnAddresses } from './address-book.ts'
+import type {
+  MemberEventListener,
+  MembershipInit,
+  MembershipRefresh,
+  MembershipStats,
+} from './membership-init.ts'
+import {
+  DirectFanout,
+  fitFields,
+  type MembershipPubSub,
+  SWIM_PROTOCOL,
+  speaksForItself,
+  swimTopic,
+} from './swim-wire.ts'
 
 /** Agents not in the view are asked to sync again after this long. */
 const RESEED_INTERVAL_MS = 30_000
@@ -175,8 +93,8 @@ export class Membership {
   private readonly listeners = new Set<MemberEventListener>()
   /** Agents named as seeds that the view lacks: when first named, and when last synced with. */
   private readonly unseen = new Map<MemberId, { notedAt: number; syncedAt?: number }>()
-  /** For each update sent directly (see `sendToLive`), the members it went to. */
-  private readonly sentDirect = new Map<string, Set<MemberId>>()
+  /** What went to whom directly, so that each update goes to each live member once. */
+  private readonly fanout = new DirectFanout()
   private readonly counters: MembershipStats = {
     sent: 0,
     sendFailures: 0,
@@ -571,40 +489,12 @@ export class Membership {
     )
   }
 
-  /**
-   * The direct stand-in for gossip: each update once to every live member, including members that come
-   * into the view while the core still retransmits it. Streams are reliable, so the retransmissions
-   * themselves (meant for lossy gossip) would only multiply the traffic.
-   */
+  /** The direct stand-in for gossip (see `DirectFanout`). */
   private sendToLive(updates: Update[]): void {
     const live = this.members().filter(
       member => member.id !== this.selfId && (member.status === 'alive' || member.status === 'suspect'),
     )
-    const batches = new Map<MemberId, Update[]>()
-    for (const update of updates) {
-      // Suspicions from distinct accusers are distinct news (Lifeguard counts confirmations).
-      const from = update.type === 'suspect' || update.type === 'dead' ? update.from : ''
-      const key = `${update.type}\n${updateSubject(update)}\n${updateIncarnation(update)}\n${from}`
-      let sentTo = this.sentDirect.get(key)
-      if (sentTo === undefined) {
-        sentTo = new Set()
-        this.sentDirect.set(key, sentTo)
-      }
-      for (const member of live) {
-        if (sentTo.has(member.id)) continue
-        sentTo.add(member.id)
-        let batch = batches.get(member.id)
-        if (batch === undefined) {
-          batch = []
-          batches.set(member.id, batch)
-        }
-        batch.push(update)
-      }
-    }
-    // Forget the oldest half now and then: a repeat after that is only a duplicate, never wrong.
-    if (this.sentDirect.size > 1024) {
-      for (const key of [...this.sentDirect.keys()].slice(0, 512)) this.sentDirect.delete(key)
-    }
+    const batches = this.fanout.plan(updates, live)
     for (const [to, batch] of batches) this.send(to, { type: 'gossip', updates: batch })
   }
 
@@ -633,18 +523,8 @@ export class Membership {
 
   private learnAddresses(member: MemberInfo): void {
     const peerStore = this.init.components.peerStore
-    if (peerStore === undefined || member.id === this.selfId || member.addrs.length === 0) return
-    let multiaddrs: Multiaddr[]
-    let peer: PeerId
-    try {
-      peer = this.peerIds.get(member.id)
-      multiaddrs = member.addrs.map(address => multiaddr(address))
-    } catch {
-      return
-    }
-    peerStore
-      .merge(peer, { multiaddrs })
-      .catch(err => this.log('could not store addresses of %s: %e', member.id, err))
+    if (peerStore === undefined || member.id === this.selfId) return
+    learnAddresses(peerStore, () => this.peerIds.get(member.id), member.addrs, this.log)
   }
 
   // ---------- plumbing ----------
@@ -713,51 +593,4 @@ export class Membership {
       this.log.error('could not persist the SWIM incarnation: %e', err)
     }
   }
-}
-
-/** Only a member itself says it is alive or has left; the core never relays those for others. */
-function speaksForItself(update: Update, publisher: MemberId): boolean {
-  if (update.type === 'alive') return update.member.id === publisher
-  if (update.type === 'left') return update.id === publisher
-  return true
-}
-
-/**
- * The fields cut to what a SWIM record may carry, so an agent with, say, more labels than the wire allows
- * still runs (its record in the view is partial; the registry holds everything).
- */
-function fitFields<T extends LocalFields>(fields: T): T {
-  const fitted: T = { ...fields }
-  if (fields.name !== undefined) fitted.name = fitString(fields.name, SWIM_LIMITS.nameLength)
-  if (fields.addrs !== undefined) {
-    fitted.addrs = fields.addrs
-      .filter(address => address.length <= SWIM_LIMITS.addrLength && address.isWellFormed())
-      .slice(0, SWIM_LIMITS.addrs)
-  }
-  if (fields.capabilities !== undefined) {
-    fitted.capabilities = fields.capabilities
-      .filter(item => item.length <= SWIM_LIMITS.capabilityLength && item.isWellFormed())
-      .slice(0, SWIM_LIMITS.capabilities)
-  }
-  if (fields.labels !== undefined) {
-    const labels: Record<string, string> = {}
-    let count = 0
-    for (const [key, value] of Object.entries(fields.labels)) {
-      if (count === SWIM_LIMITS.labels) break
-      if (key.length > SWIM_LIMITS.labelKeyLength || value.length > SWIM_LIMITS.labelValueLength) continue
-      if (!key.isWellFormed() || !value.isWellFormed()) continue
-      labels[key] = value
-      count++
-    }
-    fitted.labels = labels
-  }
-  if (fields.load !== undefined) {
-    fitted.load = Number.isFinite(fields.load) ? Math.min(1, Math.max(0, fields.load)) : 0
-  }
-  return fitted
-}
-
-function fitString(text: string, maxLength: number): string {
-  const cut = text.length <= maxLength ? text : text.slice(0, maxLength)
-  return cut.isWellFormed() ? cut : cut.toWellFormed()
 }

@@ -1,0 +1,57 @@
+/** What the membership shell is given and what it reports: its components, options and counters. */
+
+import type { PeerId, PeerStore } from '@libp2p/interface'
+import type { NetComponents } from '../../net/components.ts'
+import type { LocalFields, MemberEvent, MemberId, Random, SwimConfig } from '../../swim/types.ts'
+import type { MembershipPubSub } from './swim-wire.ts'
+
+export interface MembershipComponents extends NetComponents {
+  peerId: PeerId
+  /** Where addresses learned from member records go, so that probes can dial by peer id. */
+  peerStore?: Pick<PeerStore, 'merge'>
+}
+
+/** What the local record should say now, and the agents the cluster knows of (Raft config, registry). */
+export interface MembershipRefresh {
+  fields?: LocalFields
+  known?: readonly MemberId[]
+}
+
+export interface MembershipInit {
+  components: MembershipComponents
+  /** The node's gossipsub, looked up at start; undefined sends every update directly instead. */
+  pubsub?: () => MembershipPubSub | undefined
+  config: SwimConfig
+  random?: Random
+  /** Milliseconds, monotonic. Default `performance.timeOrigin + performance.now()` (epoch-like). */
+  clock?: () => number
+  /** The highest incarnation a previous run used, and where to keep this run's. */
+  loadIncarnation?: () => number | undefined
+  saveIncarnation?: (incarnation: number) => void
+  /** Asked every `refreshIntervalMs` while running. */
+  refresh?: () => MembershipRefresh
+  /** Default: the probe interval. */
+  refreshIntervalMs?: number
+  /**
+   * Whether a peer's messages may reach the view (SPIFFE identities: its ID may `join`): direct messages
+   * and the gossip it originates. `true` at once or a promise. Default: every peer.
+   */
+  admit?: (peer: MemberId) => true | Promise<boolean>
+}
+
+export interface MembershipStats {
+  /** Direct messages handed to the network. */
+  sent: number
+  /** Direct sends that failed (unreachable, closed, timed out). */
+  sendFailures: number
+  /** Gossip batches published on the topic. */
+  published: number
+  /** Gossip batches that could not be published and went to the live members directly. */
+  publishFallbacks: number
+  /** Messages taken in, direct and gossip. */
+  received: number
+  /** Messages that did not decode, came on the wrong path, or updates forged for another member. */
+  dropped: number
+}
+
+export type MemberEventListener = (event: MemberEvent) => void

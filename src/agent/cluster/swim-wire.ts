@@ -1,0 +1,140 @@
+/**
+ * What SWIM puts on the wire beyond the core's codec: the protocol and topic names, the gossipsub it uses,
+ * what a member may say (only of itself: alive, left), record fields cut to the wire's limits, and the plan
+ * of direct sends that stands in for gossip.
+ */
+
+import type { GossipSub } from '@libp2p/gossipsub'
+import { updateIncarnation, updateSubject } from '../../swim/broadcast-queue.ts'
+import { suspicionTimeout } from '../../swim/config.ts'
+import type { LocalFields, MemberId, SwimConfig, Update } from '../../swim/types.ts'
+import { SWIM_LIMITS } from '../../swim/validate.ts'
+
+/** The protocol of direct SWIM messages. */
+export const SWIM_PROTOCOL = '/conclave/swim/1.0.0'
+
+/** The gossipsub topic SWIM updates of a cluster are published on. */
+export function swimTopic(clusterId: string): string {
+  return `conclave/${clusterId}/swim/1.0.0`
+}
+
+/**
+ * The time within which every live member marks a crashed one dead, for a cluster of `memberCount`: the
+ * confirmed suspicion timeout plus six probe periods (reaching the member in some probe order, the failed
+ * probe with its indirect probes, the confirmations of other members, the gossip of the verdict). Stalls of
+ * the detecting process itself push its deadlines out and add to it (Lifeguard).
+ */
+export function detectionBound(config: SwimConfig, memberCount: number): number {
+  return suspicionTimeout(config, memberCount) + 6 * config.probeInterval
+}
+
+/** What the membership uses of gossipsub. */
+export type MembershipPubSub = Pick<
+  GossipSub,
+  'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener'
+> &
+  Partial<Pick<GossipSub, 'topicValidators'>>
+
+/** The node's gossipsub among libp2p components (`pubsub`), if it has one. */
+export function membershipPubSub(components: object): MembershipPubSub | undefined {
+  try {
+    // libp2p's components throw for a service they do not have.
+    const service = (components as Record<string, unknown>).pubsub as Partial<MembershipPubSub> | undefined
+    if (
+      typeof service?.subscribe === 'function' &&
+      typeof service.unsubscribe === 'function' &&
+      typeof service.publish === 'function' &&
+      typeof service.addEventListener === 'function' &&
+      typeof service.removeEventListener === 'function'
+    ) {
+      return service as MembershipPubSub
+    }
+  } catch {}
+  return undefined
+}
+
+/**
+ * The direct stand-in for gossip, planned: each update once to every live member, including members that
+ * come into the view while the core still retransmits it. Streams are reliable, so the retransmissions
+ * themselves (meant for lossy gossip) would only multiply the traffic.
+ */
+export class DirectFanout {
+  private readonly sentDirect = new Map<string, Set<MemberId>>()
+
+  /** The batches to send now, by member, of `updates` to the `live` members that have not had them. */
+  plan(updates: Update[], live: readonly { id: MemberId }[]): Map<MemberId, Update[]> {
+    const batches = new Map<MemberId, Update[]>()
+    for (const update of updates) {
+      // Suspicions from distinct accusers are distinct news (Lifeguard counts confirmations).
+      const from = update.type === 'suspect' || update.type === 'dead' ? update.from : ''
+      const key = `${update.type}\n${updateSubject(update)}\n${updateIncarnation(update)}\n${from}`
+      let sentTo = this.sentDirect.get(key)
+      if (sentTo === undefined) {
+        sentTo = new Set()
+        this.sentDirect.set(key, sentTo)
+      }
+      for (const member of live) {
+        if (sentTo.has(member.id)) continue
+        sentTo.add(member.id)
+        let batch = batches.get(member.id)
+        if (batch === undefined) {
+          batch = []
+          batches.set(member.id, batch)
+        }
+        batch.push(update)
+      }
+    }
+    // Forget the oldest half now and then: a repeat after that is only a duplicate, never wrong.
+    if (this.sentDirect.size > 1024) {
+      for (const key of [...this.sentDirect.keys()].slice(0, 512)) this.sentDirect.delete(key)
+    }
+    return batches
+  }
+}
+
+/** Only a member itself says it is alive or has left; the core never relays those for others. */
+export function speaksForItself(update: Update, publisher: MemberId): boolean {
+  if (update.type === 'alive') return update.member.id === publisher
+  if (update.type === 'left') return update.id === publisher
+  return true
+}
+
+/**
+ * The fields cut to what a SWIM record may carry, so an agent with, say, more labels than the wire allows
+ * still runs (its record in the view is partial; the registry holds everything).
+ */
+export function fitFields<T extends LocalFields>(fields: T): T {
+  const fitted: T = { ...fields }
+  if (fields.name !== undefined) fitted.name = fitString(fields.name, SWIM_LIMITS.nameLength)
+  if (fields.addrs !== undefined) {
+    fitted.addrs = fields.addrs
+      .filter(address => address.length <= SWIM_LIMITS.addrLength && address.isWellFormed())
+      .slice(0, SWIM_LIMITS.addrs)
+  }
+  if (fields.capabilities !== undefined) {
+    fitted.capabilities = fields.capabilities
+      .filter(item => item.length <= SWIM_LIMITS.capabilityLength && item.isWellFormed())
+      .slice(0, SWIM_LIMITS.capabilities)
+  }
+  if (fields.labels !== undefined) {
+    const labels: Record<string, string> = {}
+    let count = 0
+    for (const [key, value] of Object.entries(fields.labels)) {
+      if (count === SWIM_LIMITS.labels) break
+      if (key.length > SWIM_LIMITS.labelKeyLength || value.length > SWIM_LIMITS.labelValueLength) continue
+      if (!key.isWellFormed() || !value.isWellFormed()) continue
+      labels[key] = value
+      count++
+    }
+    fitted.labels = labels
+  }
+  if (fields.load !== undefined) {
+    fitted.load = Number.isFinite(fields.load) ? Math.min(1, Math.max(0, fields.load)) : 0
+  }
+  return fitted
+}
+
+function fitString(text: string, maxLength: number): string {
+  const cut = text.length <= maxLength ? text : text.slice(0, maxLength)
+  return cut.isWellFormed() ? cut : cut.toWellFormed()
+}
