@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { decodeEnvelope, encodeEnvelope, validateEnvelope } from '../../src/state/codec.ts'
 import type { Envelope } from '../../src/state/commands.ts'
+import { taskSpecProblem } from '../../src/state/task-spec.ts'
 
 const encoder = new TextEncoder()
 const decodeText = (text: string) => decodeEnvelope(encoder.encode(text))
@@ -158,5 +159,22 @@ describe('agent and task command codec', () => {
     for (const envelope of envelopes) {
       expect(decodeEnvelope(encodeEnvelope(envelope))).toEqual({ ok: true, envelope })
     }
+  })
+
+  it('holds a task to the same rules as the task API: a priority must be a safe integer', () => {
+    const task = {
+      id: 't',
+      type: 'resize',
+      priority: 1,
+      payload: {},
+      constraints: { requiredCapabilities: [], maxRetries: 3, timeout: 0 },
+    }
+    const submit = (priority: number) =>
+      decodeEnvelope(encodeEnvelope({ ts: 1, command: { type: 'submitTask', task: { ...task, priority } } }))
+    expect(submit(-7).ok).toBe(true)
+    for (const priority of [1.5, Number.MAX_SAFE_INTEGER + 1]) {
+      expect(submit(priority)).toEqual({ ok: false, error: 'command submitTask has an invalid task' })
+    }
+    expect(taskSpecProblem({ ...task, priority: 1.5 })).toBe('priority must be an integer')
   })
 })
