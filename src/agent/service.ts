@@ -150,6 +150,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       admit: (message, from) => security.gate.admit(from, raftMessageAction(message.type)),
       isMember: from => memberGate.admitRaft(from),
       closed,
+      scheduler: this.scheduler,
     })
     const host = this.host
     const session = new SessionKeeper(

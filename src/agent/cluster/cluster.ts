@@ -87,6 +87,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     memberStatus: id => directory.memberStatus(id),
     onConfigChange: () => memberGate.refresh(),
     voterReplaceAfterMs: timing.voterReplaceAfterMs,
+    scheduler: init.scheduler,
     log,
   })
   const adminServer = new AdminServer({
@@ -120,6 +121,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     security,
     resign: signal => init.resign(signal),
     closed,
+    scheduler: init.scheduler,
     log,
   })
   const housekeeping = new Housekeeping({

@@ -50,13 +50,13 @@ export class Housekeeping {
       return
     }
     // A leader that steps down starts counting from its last moment as leader.
-    host.leaderContact = performance.now()
+    host.leaderContact = this.init.scheduler.now()
     this.init.duties.run(
       planLeaderDuties({
         state: this.init.replica.state,
         selfId,
         now: this.init.scheduler.wallNow(),
-        elapsed: performance.now() - since.local,
+        elapsed: this.init.scheduler.now() - since.local,
         takeoverStateTime: since.stateTime,
         down: new Set(this.init.liveness.down()),
       }),

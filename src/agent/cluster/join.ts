@@ -12,6 +12,7 @@ import {
 import type { Config } from '../../raft/types.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
 import type { RaftStorage } from '../../storage/index.ts'
+import type { Scheduler } from '../../time/index.ts'
 import { workTopic } from '../api/work-stealing.ts'
 import { deadlineSignal } from '../node/abort.ts'
 import type { LeaderTracker } from '../node/leader-tracker.ts'
@@ -51,6 +52,7 @@ export interface JoiningInit {
   /** Hands leadership on before this agent leaves. */
   resign(signal?: AbortSignal): Promise<void>
   closed: AbortSignal
+  scheduler: Scheduler
   log: Logger
 }
 
@@ -75,7 +77,7 @@ export class Joining {
     if (meta().left() || !hasState(storage())) return
     host.start(storage())
     this.startMembership([])
-    this.ready = this.becomeReady(performance.now() + 60_000)
+    this.ready = this.becomeReady(this.init.scheduler.now() + 60_000)
     this.ready.catch(err => log.error('could not resume the session after a restart: %e', err))
   }
 
@@ -98,7 +100,7 @@ export class Joining {
       host.current() === undefined && peers.length === 0 ? 'vote' : 'join',
       'join a cluster',
     )
-    const deadline = performance.now() + this.init.timing.operationTimeoutMs
+    const deadline = this.init.scheduler.now() + this.init.timing.operationTimeoutMs
     const storage = this.init.storage()
     for (const { peerId, address } of peers) {
       await components.peerStore.merge(peerId, { multiaddrs: [address] })
@@ -139,7 +141,8 @@ export class Joining {
     await session.stop(true, commit.deadline()).catch(err => log('could not close session: %e', err))
     const deadline = commit.deadline()
     for (;;) {
-      if (performance.now() > deadline) throw new NoLeaderError('No leader removed this agent in time')
+      if (this.init.scheduler.now() > deadline)
+        throw new NoLeaderError('No leader removed this agent in time')
       const leader = tracker.leader
       try {
         if (leader === selfId)
@@ -201,9 +204,9 @@ export class Joining {
       addrs: this.init.directory.multiaddrs(),
       clusterId,
     }
-    const deadline = performance.now() + this.init.timing.operationTimeoutMs
+    const deadline = this.init.scheduler.now() + this.init.timing.operationTimeoutMs
     let lastError: unknown
-    while (performance.now() < deadline) {
+    while (this.init.scheduler.now() < deadline) {
       let refusals = 0
       for (const { peerId } of peers) {
         try {
@@ -232,8 +235,8 @@ export class Joining {
   private async becomeReady(deadline: number, signal?: AbortSignal): Promise<void> {
     const { tracker, session, closed } = this.init
     while (tracker.leader === '') {
-      if (performance.now() > deadline) throw new NoLeaderError('No leader appeared in time')
-      await tracker.waitChange(Math.max(1, deadline - performance.now()), signal)
+      if (this.init.scheduler.now() > deadline) throw new NoLeaderError('No leader appeared in time')
+      await tracker.waitChange(Math.max(1, deadline - this.init.scheduler.now()), signal)
       if (closed.aborted) throw new ClosedError()
     }
     if (session.id === '') await session.open(deadline)
@@ -247,7 +250,7 @@ export class Joining {
    * (no quorum), the members answer that and it asks again later.
    */
   rejoinIfRemoved(): void {
-    const now = performance.now()
+    const now = this.init.scheduler.now()
     const { timing, host, log } = this.init
     const after = 4 * timing.electionTicks * timing.tickMs
     if (this.rejoining || now - host.leaderContact < after || now - this.lastRejoin < after) return
@@ -258,7 +261,7 @@ export class Joining {
     this.rejoin(clusterId)
       .catch(err => {
         // Refused for good (another cluster, or this identity): said rarely, as asking again rarely helps.
-        this.lastRejoin = performance.now() + 30_000
+        this.lastRejoin = this.init.scheduler.now() + 30_000
         log.error(
           'cluster %s refuses this agent, which is no longer in its configuration: %e',
           clusterId,
@@ -279,7 +282,11 @@ export class Joining {
     const asked = [...alive, ...known.filter(id => !alive.includes(id))].slice(0, 3)
     let lastError: unknown
     for (const peer of asked) {
-      const bound = deadlineSignal(Math.min(timing.operationTimeoutMs, 5_000), [this.init.closed])
+      const bound = deadlineSignal(
+        Math.min(timing.operationTimeoutMs, 5_000),
+        [this.init.closed],
+        this.init.scheduler,
+      )
       try {
         await this.init.admin(peer, request, bound.signal)
         log('asked %s to keep this agent in cluster %s', peer, clusterId)

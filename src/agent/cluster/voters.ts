@@ -2,6 +2,7 @@ import type { Logger } from '@libp2p/interface'
 import { InvalidArgumentError } from '../../errors.ts'
 import type { Gate } from '../../security/gate.ts'
 import type { MemberStatus } from '../../swim/types.ts'
+import type { Scheduler } from '../../time/index.ts'
 import type { CommitPort, LeaderPort, LivenessPort, RunnerPort } from '../node/port.ts'
 import type { RaftRunner } from '../node/raft-runner.ts'
 import type { NodeMeta } from './meta.ts'
@@ -22,6 +23,7 @@ export interface VotersInit {
   /** The configuration may have changed: the member gate reads it again. */
   onConfigChange(): void
   voterReplaceAfterMs: number
+  scheduler: Scheduler
   log: Logger
 }
 
@@ -128,7 +130,7 @@ export class Voters {
         await applied
         return
       } catch (err) {
-        if ((err as Error).name !== 'ConfigChangeError' || performance.now() > deadline) throw err
+        if ((err as Error).name !== 'ConfigChangeError' || this.init.scheduler.now() > deadline) throw err
         await this.init.leader.waitChange(50)
       }
     }

@@ -4,6 +4,7 @@ import type { RaftCoreOptions } from '../../raft/core-options.ts'
 import type { Message, NodeId, Random } from '../../raft/types.ts'
 import type { ApplyOutput, CommandResult } from '../../state/index.ts'
 import type { RaftStorage } from '../../storage/index.ts'
+import type { Scheduler } from '../../time/index.ts'
 import type { ResolvedTiming } from '../options.ts'
 import type { LeaderTracker } from './leader-tracker.ts'
 import type { RunnerPort } from './port.ts'
@@ -31,6 +32,7 @@ export interface RaftHostInit {
   isMember(from: string): boolean
   /** The agent stopped: every call then fails with `ClosedError`. */
   closed: AbortSignal
+  scheduler: Scheduler
 }
 
 /**
@@ -79,16 +81,16 @@ export class RaftHost implements RunnerPort {
       onConfigApplied: () => this.init.onConfigChange(),
       onSoftState: (state, term) => {
         this.init.onConfigChange()
-        if (state.leader !== '') this.leaderContact = performance.now()
+        if (state.leader !== '') this.leaderContact = this.init.scheduler.now()
         if (state.role === 'leader' && state.leader === selfId) {
-          this.leaderSince = { local: performance.now(), stateTime: replica.state.time }
+          this.leaderSince = { local: this.init.scheduler.now(), stateTime: replica.state.time }
         } else {
           this.leaderSince = undefined
         }
         tracker.update(state.leader, term)
       },
     })
-    this.leaderContact = performance.now()
+    this.leaderContact = this.init.scheduler.now()
     this.runner.start()
     return this.runner
   }
@@ -118,7 +120,7 @@ export class RaftHost implements RunnerPort {
     const runner = this.runner
     if (runner === undefined || !this.init.isMember(from)) return
     if (message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot') {
-      this.leaderContact = performance.now()
+      this.leaderContact = this.init.scheduler.now()
     }
     runner.step(message)
   }
