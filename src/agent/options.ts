@@ -182,9 +182,9 @@ export function checkRateLimits(limits: RateLimits | undefined): void {
 }
 
 /**
- * An agent's Raft tuning as the core gets it: the bug switches of `RaftCoreOptions` are not agent options
- * (tests and simulators set them on a `RaftNode` or `RaftRunner` they build), so one smuggled past the types
- * is dropped here.
+ * An agent's Raft tuning as the core gets it: only the tuning of `RaftOptions`. Raft's test-only switches
+ * are no agent option (tests and simulators set them on a `RaftNode` or `RaftRunner` they build, see
+ * `src/raft/core-options.ts`), so one smuggled past the types is dropped here.
  */
 export function agentRaftOptions(raft: Partial<RaftOptions> | undefined): Partial<RaftOptions> {
   if (raft === undefined) return {}

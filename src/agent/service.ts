@@ -5,6 +5,7 @@ import type {
   ClusterConfig,
   ClusterHealth,
   ConclaveApi,
+  ConsensusProtocol,
   DistributedLock,
   LeaderElection,
   TaskDistributor,
@@ -59,9 +60,9 @@ export { ADMIN_PROTOCOL }
  */
 export class ConclaveService implements ConclaveApi, Startable {
   readonly id: string
-  readonly election: RaftElection
+  readonly election: LeaderElection
   readonly locks: DistributedLock
-  readonly consensus: Consensus
+  readonly consensus: ConsensusProtocol
   /** The SWIM view: liveness, lastSeen and load of every member. Runs while this agent is a member. */
   readonly membership: Membership
   private readonly taskDistributor: Tasks
