@@ -47,6 +47,11 @@ const GROUPS: Group[] = [
     summary: 'lead a named election while a command runs',
     load: async () => [(await import('./elect.ts')).electCommand],
   },
+  {
+    name: 'repair-term',
+    summary: "lower a stopped agent's poisoned Raft term (operator repair)",
+    load: async () => [(await import('./repair-term.ts')).repairTermCommand],
+  },
 ]
 
 function topHelp(): string {

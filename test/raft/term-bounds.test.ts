@@ -31,9 +31,15 @@ describe('who may raise a term', () => {
       expect(cluster.raft('a').status()).toMatchObject({ role: 'leader', term })
     }
     // A vote request or response from a non-voter moves nobody either.
-    cluster
-      .raft('b')
-      .step({ type: 'vote', from: 'd', to: 'b', term: term + 5, lastLogIndex: 99, lastLogTerm: term })
+    cluster.raft('b').step({
+      type: 'vote',
+      from: 'd',
+      to: 'b',
+      term: term + 5,
+      lastLogIndex: 99,
+      lastLogTerm: term,
+      transfer: false,
+    })
     expect(cluster.raft('b').status().term).toBe(term)
     // Nor does one from a stranger outside the configuration.
     cluster.raft('a').step(response('stranger', term + 1))
