@@ -88,6 +88,9 @@ export function commandAgent(command: Command): string | undefined {
     case 'runTasks':
     case 'campaign':
       return command.agentId
+    case 'completeTask':
+    case 'failTask':
+      return command.agentId
     case 'stealTask':
       return command.toAgentId
     default:
@@ -117,6 +120,10 @@ export function refuseCommand(
     return `${sender.spiffeId} may not ${action} (command ${command.type})`
   }
   if (authorize(sender.spiffeId, 'vote')) return undefined
+  if ((command.type === 'completeTask' || command.type === 'failTask') && command.agentId === undefined) {
+    // Unnamed, the state machine could not hold the attempt to its assignee.
+    return `${sender.spiffeId} (${sender.peerId}) must name itself as the agent of ${command.type}`
+  }
   const agent = commandAgent(command)
   if (agent !== undefined && agent !== sender.peerId) {
     return `${sender.spiffeId} (${sender.peerId}) may not send ${command.type} for agent ${agent}`

@@ -96,6 +96,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
       attempt: field('positive'),
       fencingToken: field('positive'),
       result: field('json'),
+      agentId: field('id', true),
     },
   ],
   [
@@ -105,6 +106,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
       attempt: field('positive'),
       fencingToken: field('positive'),
       error: field('string'),
+      agentId: field('id', true),
     },
   ],
   ['stealTask', { taskId: field('id'), fromAgentId: field('id'), toAgentId: field('id') }],

@@ -178,6 +178,11 @@ export interface CompleteTaskCommand {
   attempt: number
   fencingToken: number
   result: JsonValue
+  /**
+   * The agent whose attempt this is: refused (`NotAssignee`) unless it is the task's assignee. Absent only in
+   * entries of older versions; with `security`, a member that may not `vote` must name itself here.
+   */
+  agentId?: string
 }
 
 /** End the current attempt with failure: retried after a back-off, or dead once retries are used up. */
@@ -187,6 +192,8 @@ export interface FailTaskCommand {
   attempt: number
   fencingToken: number
   error: string
+  /** As on `completeTask`: the agent whose attempt this is. */
+  agentId?: string
 }
 
 /**

@@ -64,6 +64,8 @@ export type ErrorCode =
   | 'NotClaimable'
   /** completeTask / failTask from an attempt that is not the task's running one. */
   | 'StaleAttempt'
+  /** completeTask / failTask (or a batch's complete / fail) from an agent that is not the task's assignee. */
+  | 'NotAssignee'
   /** stealTask whose conditions no longer hold; nothing changed. */
   | 'NotStealable'
   /** registerAgent / updateAgent with a name another live agent holds. */

@@ -245,6 +245,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
                 attempt: op.attempt,
                 fencingToken: op.fencingToken,
                 result: op.result,
+                agentId,
               },
               context,
             ),
@@ -259,6 +260,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
                 attempt: op.attempt,
                 fencingToken: op.fencingToken,
                 error: op.error,
+                agentId,
               },
               context,
             ),
@@ -329,6 +331,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     if (task === undefined) return notFound(command.taskId)
     this.settle(task, context)
     if (!isCurrent(task, command.attempt, command.fencingToken)) return staleAttempt(task, command.attempt)
+    if (!isAssignee(task, command.agentId)) return notAssignee(task, command.agentId)
     const agentId = this.endAttempt(task, 'completed', context)
     task.result = command.result
     task.error = undefined
@@ -342,6 +345,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     if (task === undefined) return notFound(command.taskId)
     this.settle(task, context)
     if (!isCurrent(task, command.attempt, command.fencingToken)) return staleAttempt(task, command.attempt)
+    if (!isAssignee(task, command.agentId)) return notAssignee(task, command.agentId)
     this.failAttempt(task, 'failed', command.error, context)
     return taskState(task)
   }
@@ -749,6 +753,18 @@ function notFound(taskId: string): CommandResult {
 
 function notClaimable(message: string): CommandResult {
   return errorResult('NotClaimable', message)
+}
+
+/**
+ * Whether `agentId` may end the task's running attempt: attempt and fencing token are readable by every
+ * member, so they alone would let any worker complete another's task with a forged result.
+ */
+function isAssignee(task: TaskRecord, agentId: string | undefined): boolean {
+  return agentId === undefined || task.assignee === agentId
+}
+
+function notAssignee(task: TaskRecord, agentId: string | undefined): CommandResult {
+  return errorResult('NotAssignee', `task ${task.id} runs on ${task.assignee}, not on ${agentId}`)
 }
 
 function staleAttempt(task: TaskRecord, attempt: number): CommandResult {
