@@ -1082,7 +1082,14 @@ export class RaftNode implements RaftCore {
       this.answerRead(from, context, this.commit)
       return
     }
-    if (this.voters.length === 1 && this.voters[0] === this.id) {
+    // A sole voter is its own quorum, but its commit index may lag what an earlier leader acknowledged (one
+    // that removed itself and handed over before telling it the new commit): only an entry of its own term,
+    // committed, proves it knows every committed entry. Until then its reads wait in the queue.
+    if (
+      this.voters.length === 1 &&
+      this.voters[0] === this.id &&
+      (this.committedInCurrentTerm() || this.options.bugs.singleVoterRead === true)
+    ) {
       this.answerRead(from, context, this.commit)
       return
     }
