@@ -13,17 +13,32 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { detectionBound } from '../../src/agent/membership.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'
+import { listenDashboard, type PendingDashboard } from '../../src/http/server.ts'
 import type { Agent, Dashboard, Lock, TaskWorker } from '../../src/index.ts'
 import { createAgent, startDashboard } from '../../src/index.ts'
+import { member, ScriptedSource } from './scripted-source.ts'
 
 const agents: Agent[] = []
 const workers: TaskWorker[] = []
 let browser: Browser | undefined
 let dashboard: Dashboard | undefined
+let scripted: PendingDashboard | undefined
+
+/** The browser, launched once for the file, at 1280x800. */
+async function launch(): Promise<Browser> {
+  browser ??= await puppeteer.launch({
+    args: chromium.args,
+    executablePath: await chromium.executablePath(),
+    headless: true,
+    defaultViewport: { width: 1280, height: 800 },
+  })
+  return browser
+}
 
 afterAll(async () => {
   await browser?.close()
   await dashboard?.close()
+  await scripted?.close()
   await Promise.all(workers.map(worker => worker.close().catch(() => {})))
   await Promise.all(agents.map(agent => agent.stop()))
 })
@@ -79,13 +94,7 @@ describe('the dashboard in a real browser', () => {
     dashboard = await startDashboard(viewer, { port: 0 })
     expect(dashboard.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
     const launchAt = performance.now()
-    browser = await puppeteer.launch({
-      args: chromium.args,
-      executablePath: await chromium.executablePath(),
-      headless: true,
-      defaultViewport: { width: 1280, height: 800 },
-    })
-    const page = await browser.newPage()
+    const page = await (await launch()).newPage()
     const pageErrors: string[] = []
     page.on('pageerror', err => pageErrors.push(String(err)))
     page.on('console', message => {
@@ -149,6 +158,49 @@ describe('the dashboard in a real browser', () => {
     } catch (err) {
       const file = await screenshot(page, 'failure').catch(() => undefined)
       console.log(`dashboard test failed; screenshot: ${file}; page errors: ${JSON.stringify(pageErrors)}`)
+      throw err
+    }
+  })
+
+  it('stays readable at 100 agents: the page fits 1280x800 and the member table scrolls', async () => {
+    const source = new ScriptedSource()
+    source.list = Array.from({ length: 100 }, (_, i) => ({
+      ...member(
+        i === 0 ? 'leader-id' : i === 1 ? 'self-id' : `agent-${i}`,
+        `agent-${String(i).padStart(3, '0')}`,
+        i < 5 ? 'voter' : 'nonvoter',
+        i === 7 ? 'dead' : i === 9 ? 'suspect' : 'alive',
+      ),
+      load: (i % 10) / 10,
+      spiffeId: `spiffe://example.org/agent/${i}`,
+    }))
+    scripted = await listenDashboard({ port: 0 })
+    scripted.attach(source)
+    const page = await (await launch()).newPage()
+    try {
+      await page.goto(scripted.url, { waitUntil: 'domcontentloaded' })
+      await page.waitForFunction(`document.querySelectorAll('#members tbody tr').length === 100`, {
+        timeout: 10_000,
+      })
+      const layout = await inPage<{ page: [number, number]; table: [number, number]; alive: string }>(
+        page,
+        `(() => {
+          const scroll = document.querySelector('#members-panel .scroll')
+          return {
+            page: [document.documentElement.scrollWidth, document.documentElement.scrollHeight],
+            table: [scroll.scrollHeight, scroll.clientHeight],
+            alive: document.querySelector('#member-count').textContent,
+          }
+        })()`,
+      )
+      expect(layout.page[0]).toBeLessThanOrEqual(1280)
+      expect(layout.page[1]).toBeLessThanOrEqual(800)
+      expect(layout.table[0]).toBeGreaterThan(layout.table[1])
+      expect(layout.alive).toBe('98 alive / 100')
+      await screenshot(page, '100-agents', process.env.DASHBOARD_SCREENSHOT_100)
+    } catch (err) {
+      const file = await screenshot(page, 'failure-100').catch(() => undefined)
+      console.log(`dashboard test failed; screenshot: ${file}`)
       throw err
     }
   })

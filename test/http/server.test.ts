@@ -5,53 +5,12 @@
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { AgentInfo } from '../../src/api.ts'
 import { InvalidArgumentError } from '../../src/errors.ts'
 import { isLoopbackHost, parseHttpAddress } from '../../src/http/address.ts'
 import { DashboardModel } from '../../src/http/model.ts'
 import { DashboardListenError, listenDashboard, type PendingDashboard } from '../../src/http/server.ts'
-import type { CoordinationView, DashboardSource, SourceEvent } from '../../src/http/source.ts'
-
-/** A source whose members, leader and events the test sets. */
-class ScriptedSource implements DashboardSource {
-  readonly id = 'self-id'
-  readonly name = 'self'
-  secured = false
-  leader = 'leader-id'
-  term = 4
-  list: AgentInfo[] = [member('leader-id', 'boss', 'voter'), member('self-id', 'self', 'voter')]
-  coordinationView?: CoordinationView
-  private readonly listeners = new Set<(event: SourceEvent) => void>()
-
-  async members(): Promise<AgentInfo[]> {
-    return this.list.map(item => ({ ...item }))
-  }
-  leadership() {
-    return { leader: this.leader, term: this.term }
-  }
-  replication() {
-    return { commit: 10, applied: 9, lastIndex: 10, voters: ['leader-id', 'self-id'], nonVoters: [] }
-  }
-  coordination() {
-    return this.coordinationView
-  }
-  subscribe(listener: (event: SourceEvent) => void) {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
-  }
-  emit(event: SourceEvent): void {
-    for (const listener of this.listeners) listener(event)
-  }
-}
-
-function member(
-  id: string,
-  name: string,
-  role: AgentInfo['role'],
-  status: AgentInfo['status'] = 'alive',
-): AgentInfo {
-  return { id, name, addrs: [], capabilities: [], labels: {}, role, status, load: 0.5, lastSeen: new Date() }
-}
+import type { DashboardSource } from '../../src/http/source.ts'
+import { member, ScriptedSource } from './scripted-source.ts'
 
 const open: PendingDashboard[] = []
 afterEach(async () => {
