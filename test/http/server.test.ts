@@ -240,6 +240,18 @@ describe('dashboard server', () => {
   })
 })
 
+describe('dashboard signal', () => {
+  it('closes the dashboard when its signal aborts, and refuses one already aborted', async () => {
+    const controller = new AbortController()
+    const dashboard = await listenDashboard({ port: 0, signal: controller.signal })
+    expect((await get(dashboard.url)).status).toBe(200)
+    controller.abort()
+    await new Promise(resolve => setTimeout(resolve, 50))
+    await expect(get(dashboard.url)).rejects.toThrow()
+    await expect(listenDashboard({ signal: AbortSignal.abort() })).rejects.toThrow(InvalidArgumentError)
+  })
+})
+
 describe('dashboard model', () => {
   it('records leader spans, ignores late reports of an older term, and buckets throughput per second', async () => {
     let now = 1_000_000
