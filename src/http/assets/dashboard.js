@@ -37,12 +37,12 @@ function clock(at) {
   return new Date(at).toLocaleTimeString([], { hour12: false })
 }
 
-/** A stable colour per agent id. */
+/** A colour per agent id, by order of first appearance: neighbours on the timeline differ clearly. */
+const colours = new Map()
 function colourOf(id) {
   if (id === '') return '#475569'
-  let hash = 0
-  for (const char of id) hash = (hash * 31 + char.charCodeAt(0)) >>> 0
-  return `hsl(${hash % 360} 65% 55%)`
+  if (!colours.has(id)) colours.set(id, `hsl(${Math.round((colours.size * 137.5 + 200) % 360)} 65% 55%)`)
+  return colours.get(id)
 }
 
 function size(svg) {
