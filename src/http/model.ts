@@ -82,6 +82,8 @@ export interface ModelOptions {
   /** Feed entries kept (and sent to a page that connects). */
   feedSize?: number
   now?: () => number
+  /** Least time between two reads of the coordination view (locks, elections, tasks), ms. Default 900. */
+  coordinationIntervalMs?: number
 }
 
 type Listener = { state(state: DashboardState): void; feed(entry: FeedEntry): void }
@@ -102,6 +104,12 @@ export class DashboardModel {
   private unsubscribe?: () => void
   private seq = 0
   private last?: DashboardState
+  private readonly coordinationIntervalMs: number
+  private coordinationCache?: {
+    at: number
+    view: ReturnType<DashboardSource['coordination']>
+    costMs: number
+  }
 
   constructor(source: DashboardSource, options: ModelOptions = {}) {
     this.source = source
@@ -109,6 +117,7 @@ export class DashboardModel {
     this.leaderHistory = options.leaderHistory ?? 200
     this.throughputSeconds = options.throughputSeconds ?? 120
     this.feedSize = options.feedSize ?? 200
+    this.coordinationIntervalMs = options.coordinationIntervalMs ?? 900
     this.names.set(source.id, source.name)
   }
 
@@ -156,7 +165,7 @@ export class DashboardModel {
     const replication = this.source.replication()
     let coordination: ReturnType<DashboardSource['coordination']>
     try {
-      coordination = this.source.coordination()
+      coordination = this.coordination(at)
     } catch (err) {
       notes.push(`state: ${(err as Error).message}`)
     }
@@ -214,7 +223,8 @@ export class DashboardModel {
               holder: lock.holder,
               holderName: this.nameOf(lock.holder),
               fencingToken: lock.fencingToken,
-              expiresInMs: lock.expiresAt - coordination.time,
+              // Lease ends are the leader's wall-clock ms; this clock is the best estimate of the leader's.
+              expiresInMs: lock.expiresAt - at,
               waiters: lock.waiters,
             })),
             elections: coordination.elections.map(election => ({
@@ -231,6 +241,22 @@ export class DashboardModel {
     this.last = state
     for (const listener of this.listeners) listener.state(state)
     return state
+  }
+
+  /**
+   * The coordination view, read again only once the last read is older than 20 times what that read cost
+   * (and at least `intervalMs`): a large state costs a pass over its snapshot, and the dashboard must not
+   * become the agent's main load.
+   */
+  private coordination(at: number): ReturnType<DashboardSource['coordination']> {
+    const cached = this.coordinationCache
+    if (cached !== undefined && at - cached.at < Math.max(this.coordinationIntervalMs, 20 * cached.costMs)) {
+      return cached.view
+    }
+    const started = performance.now()
+    const view = this.source.coordination()
+    this.coordinationCache = { at, view, costMs: performance.now() - started }
+    return view
   }
 
   private nameOf(id: string): string {

@@ -106,6 +106,9 @@ export async function listenDashboard(
   }
 }
 
+/** Open event streams at most: each costs a picture a second in JSON. */
+export const MAX_STREAMS = 32
+
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
@@ -253,7 +256,11 @@ class DashboardServer {
       response.end(`${JSON.stringify({ starting: true })}\n`)
       return
     }
-    model.refresh().then(
+    // A picture younger than half a second is as good: polling /state cannot make the agent work harder.
+    const latest = model.latest
+    const picture =
+      latest !== undefined && Date.now() - latest.at < 500 ? Promise.resolve(latest) : model.refresh()
+    picture.then(
       state => {
         const body = `${JSON.stringify({ ...state, feed: model.feed() })}\n`
         response.writeHead(200, {
@@ -271,6 +278,11 @@ class DashboardServer {
   }
 
   private openStream(request: IncomingMessage, response: ServerResponse): void {
+    if (this.streams.size >= MAX_STREAMS) {
+      response.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10', ...SECURITY_HEADERS })
+      response.end(`at most ${MAX_STREAMS} open dashboards at a time\n`)
+      return
+    }
     response.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',

@@ -279,7 +279,8 @@ describe('dashboard model', () => {
 
   it('shows locks and elections with holder names and lease left, and says what the agent does not expose', async () => {
     const source = new ScriptedSource()
-    const model = new DashboardModel(source)
+    let now = 4000
+    const model = new DashboardModel(source, { now: () => now })
     const bare = await model.refresh()
     expect(bare.notes).toContain('locks, elections, tasks: not exposed by this agent')
     source.coordinationView = {
@@ -288,6 +289,7 @@ describe('dashboard model', () => {
       elections: [{ name: 'e', term: 3, leader: 'self-id', candidates: 2 }],
       tasks: { pending: 1, assigned: 2, running: 3, completed: 4, failed: 0, dead: 0, expired: 0 },
     }
+    now = 5000
     const state = await model.refresh()
     expect(state.locks).toEqual([
       { key: 'k', holder: 'leader-id', holderName: 'boss', fencingToken: 42, expiresInMs: 3000, waiters: 2 },
@@ -296,5 +298,11 @@ describe('dashboard model', () => {
       { name: 'e', term: 3, leader: 'self-id', leaderName: 'self', candidates: 2 },
     ])
     expect(state.tasks?.running).toBe(3)
+    // Read again only after the interval: a pass over a large state is not made for every picture.
+    source.coordinationView = { ...source.coordinationView, locks: [] }
+    now = 5500
+    expect((await model.refresh()).locks).toHaveLength(1)
+    now = 6000
+    expect((await model.refresh()).locks).toEqual([])
   })
 })
