@@ -23,6 +23,15 @@ export {
   StaleAttemptError,
   UnauthorizedError,
 } from './errors.ts'
+export {
+  type Dashboard,
+  DashboardListenError,
+  type DashboardOptions,
+  listenDashboard,
+  type PendingDashboard,
+  startDashboard,
+} from './http/server.ts'
+export { agentSource, type DashboardSource } from './http/source.ts'
 export { coalescingTcp } from './net/coalescing-tcp.ts'
 export { YAMUX_MAX_STREAM_WINDOW } from './net/libp2p-node.ts'
 export type { RateLimit } from './net/rate-limit.ts'

@@ -1,4 +1,7 @@
 import type { Agent, AgentInfo } from '../api.ts'
+import { parseHttpAddress } from '../http/address.ts'
+import { listenDashboard, type PendingDashboard } from '../http/server.ts'
+import { agentSource } from '../http/source.ts'
 import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import type { CliCommand } from './command.ts'
@@ -84,6 +87,17 @@ export const agentCommand: CliCommand = {
         description: 'refuse to join a cluster with another id',
       },
       { name: 'json', kind: 'boolean', description: 'log one JSON object per line' },
+      {
+        name: 'http',
+        kind: 'string',
+        placeholder: '<host:port>',
+        description: 'serve the live web dashboard there (read-only), e.g. 127.0.0.1:7070',
+      },
+      {
+        name: 'http-allow-remote',
+        kind: 'boolean',
+        description: 'with --svid, let --http serve on a non-loopback address',
+      },
     ],
   },
   run: runAgent,
@@ -119,6 +133,8 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     throw new UsageError('--policy needs --svid, --svid-key and --trust-bundle')
   }
   const policy = policyPath === undefined ? undefined : readPolicyFile(policyPath)
+  // Bound before the agent listens: a bad or busy address fails first, naming the option.
+  const dashboard = await bindDashboard(options, identityFiles !== undefined)
   const log = logger(options.json === true)
   // Signals are caught from the start: a stop while starting or joining still stops cleanly.
   const stop = onStopSignal()
@@ -150,8 +166,10 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     })
   } catch (err) {
     stop.dispose()
+    await dashboard?.close()
     throw err
   }
+  dashboard?.attach(agentSource(agent))
   const addrs = agent.multiaddrs()
   log('started', `agent ${agent.name} started, peer id ${agent.id}`, {
     id: agent.id,
@@ -159,6 +177,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     addrs,
   })
   for (const address of addrs) log('listening', `listening on ${address}`, { address })
+  if (dashboard !== undefined) log('dashboard', `dashboard on ${dashboard.url}`, { url: dashboard.url })
   let status = 0
   try {
     const bootstrap = (options.bootstrap as string[] | undefined) ?? []
@@ -203,10 +222,26 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   } finally {
     running.abort()
     stop.dispose()
+    await dashboard?.close()
     await agent.stop()
     log('stopped', 'stopped')
   }
   return status
+}
+
+/** The dashboard's server, bound to `--http` (undefined without it); a bad or busy address is a usage error. */
+async function bindDashboard(
+  options: ParsedArgs['options'],
+  secured: boolean,
+): Promise<PendingDashboard | undefined> {
+  const text = options.http as string | undefined
+  if (text === undefined) return undefined
+  try {
+    const { host, port } = parseHttpAddress(text)
+    return await listenDashboard({ host, port, secured, allowRemote: options['http-allow-remote'] === true })
+  } catch (err) {
+    throw new UsageError(`--http ${text}: ${(err as Error).message}`)
+  }
 }
 
 /** Logs every Raft leader change, and this agent's own rise and fall. */
