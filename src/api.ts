@@ -1,6 +1,7 @@
 /**
- * The public API contract of conclave (`../shared/API.md`): names and shapes that programs outside this
- * repository are written against. Add freely; rename nothing.
+ * The public API contract of conclave (`API.md` at the repository root, kept equal to the shared contract by
+ * `test/api-contract.test.ts`): names and shapes that programs outside this repository are written against.
+ * Add freely; rename nothing.
  */
 import type { Libp2p } from '@libp2p/interface'
 import type { SvidRotation } from './security/options.ts'
