@@ -3,8 +3,12 @@
  * repository are written against), and every name the contract lists as exported from the package root is.
  */
 
-import { existsSync, readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import ts from 'typescript'
 import { describe, expect, test } from 'vitest'
 import * as root from '../src/index.ts'
 
@@ -145,5 +149,59 @@ describe('the API contract (API.md)', () => {
       Object.keys(KNOWN_MISSING).filter(name => !all.has(name)),
       'KNOWN_MISSING names that API.md does not declare',
     ).toEqual([])
+  })
+})
+
+/** `interface.member` (or the declaration's name) for every declaration and member of `file` without TSDoc. */
+function undocumented(file: string): { names: string[]; total: number } {
+  const text = source(file)
+  const sourceFile = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true)
+  const names: string[] = []
+  let total = 0
+  const check = (node: ts.Node, name: string): void => {
+    total++
+    if (ts.getJSDocCommentsAndTags(node).length === 0) names.push(name)
+  }
+  sourceFile.forEachChild(node => {
+    if (!ts.isInterfaceDeclaration(node) && !ts.isTypeAliasDeclaration(node)) return
+    check(node, node.name.text)
+    if (!ts.isInterfaceDeclaration(node)) return
+    for (const member of node.members) check(member, `${node.name.text}.${member.name?.getText(sourceFile)}`)
+  })
+  return { names, total }
+}
+
+/** The first `@example` code block of `src/index.ts`'s package documentation, without the comment's stars. */
+function packageExample(): string {
+  const doc = /\/\*\*([\s\S]*?)\*\//.exec(source('src/index.ts'))?.[1] ?? ''
+  const lines = doc.split('\n').map(line => line.replace(/^\s*\* ?/, ''))
+  const text = lines.join('\n')
+  return /@example\s*```typescript\n([\s\S]*?)```/.exec(text)?.[1] ?? ''
+}
+
+const run = promisify(execFile)
+
+describe('the API documentation', () => {
+  test('every declaration and member of src/api.ts has TSDoc', () => {
+    const { names, total } = undocumented('src/api.ts')
+    expect(total).toBeGreaterThan(100)
+    expect(names, 'members of src/api.ts without a /** */ comment').toEqual([])
+  })
+
+  test('src/index.ts has a @packageDocumentation block whose example runs as printed', async () => {
+    expect(source('src/index.ts')).toMatch(/^\/\*\*\n \* @packageDocumentation\n/)
+    const example = packageExample()
+    expect(example).toContain("from 'conclave'")
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-doc-'))
+    try {
+      const file = join(dir, 'example.ts')
+      writeFileSync(file, example.replace("from 'conclave'", `from '${resolve(repo, 'src/index.ts')}'`))
+      const { stdout } = await run(process.execPath, [file], { cwd: dir, timeout: 60_000 })
+      expect(stdout).toContain("{ name: 'llama' }")
+      expect(stdout).toMatch(/^\d+n$/m)
+      expect(stdout).toContain('completed')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
