@@ -67,16 +67,22 @@ describe('raft scenarios (test/raft/testdata)', () => {
 })
 
 describe('the scenarios catch a broken core', () => {
-  // Each known bug must change the output of the scenario about the rule it breaks, right at the step that
-  // shows the rule at work (the one after `trigger`), not somewhere later by accident.
+  // Each known bug must change the output of the scenario about the rule it breaks, first in the section (the
+  // comment and the commands under it) that shows the rule at work, not somewhere later by accident.
   test.each([
-    ['prevote.txt', 'voteIgnoresLog', 'campaign 3'],
-    ['read_index.txt', 'staleRead', 'read-index 1 r1'],
-  ] as const)('%s fails with bugs.%s, at the step after `%s`', (file, bug, trigger) => {
+    ['prevote.txt', 'voteIgnoresLog', "# The network heals. 3 asks again; 1 and 2 refuse: 3's log"],
+    ['read_index.txt', 'staleRead', '# On the leader: no ReadState until'],
+    ['figure8.txt', 'commitPreviousTerm', "# 3's acknowledgement puts index 2 of term 1 on a majority"],
+  ] as const)('%s fails with bugs.%s in the section `%s`', (file, bug, section) => {
     const run = runScenario(file, read(file), { [bug]: true })
-    const sources = run.results.map(r => r.directive.source)
-    const expectedAt = run.results[sources.indexOf(trigger) + 1].directive.line
-    expect(sources).toContain(trigger)
-    expect(firstMismatch(run)?.directive.line).toBe(expectedAt)
+    const mismatch = firstMismatch(run)
+    expect(mismatch, 'the scenario passes with the bug on').toBeDefined()
+    const at = run.results.indexOf(mismatch!)
+    const heading = run.results
+      .slice(0, at + 1)
+      .map(r => r.directive.preamble)
+      .filter(preamble => preamble.includes('#'))
+      .at(-1)
+    expect(heading).toContain(section)
   })
 })
