@@ -3,10 +3,44 @@
  * every step is a command of the script and whose every effect (Ready, message, state) is printed.
  * Nothing moves unless a command moves it: ticks, Ready handling and message delivery are all explicit,
  * so a scenario can stop a message in flight, reorder deliveries or cut the network between two steps.
+ *
+ * Commands (node ids are 1, 2, ... in the order nodes are added):
+ *
+ *     add-nodes N [voters=(1,2,3)] [nonVoters=(4)] [prevote=false] [checkquorum=false] [election=10]
+ *               [heartbeat=1] [max-msg-bytes=B] [max-inflight=N] [snapshot-chunk=B]
+ *     campaign ID...                 start an election now (pre-vote first when on)
+ *     propose ID data                append data on the leader ID; prints its term/index or the core's error
+ *     change-config ID add-voter|remove-voter|add-nonvoter|remove-nonvoter|promote NODE
+ *     transfer-leader FROM TO        hand leadership from the leader FROM to TO
+ *     read-index ID context          ask ID for a linearizable read point
+ *     tick ID[,ID...] [N]            N ticks of logical time on each node (default 1)
+ *     process-ready ID...            handle each node's Ready (persist, send, apply) and print it
+ *     deliver-msgs ID... [type=T]    deliver the queued messages to those nodes (of type T only)
+ *     drop-msgs ID... [type=T]       lose them instead
+ *     stabilize (or deliver)         handle Readys and deliver messages until nothing moves
+ *     partition A... | B...          cut the network between two groups; isolate ID... cuts nodes off
+ *     heal                           undo every partition
+ *     crash ID... / restart ID...    stop a node (losing what it did not persist) / start it from storage
+ *     status ID...                   role, term, vote, leader, commit, configuration, leader's progress
+ *     log ID...                      stable storage: hard state, snapshot, entries; and what was applied
+ *     compact ID... (or snapshot)    snapshot the application at its applied index and drop the log before
+ *     log-level none|all             print only 'ok' for the commands that follow (setup nobody reads)
+ *
+ * Whatever the commands, the environment checks State Machine Safety (§5.4.3) as nodes apply entries: two
+ * nodes that apply different entries at one index print a `SAFETY VIOLATION` line, even under log-level none.
  */
 
 import { RaftError } from '../../../src/raft/errors.ts'
-import type { Config, ConfigChange, Message, NodeId, RaftBugs, RaftOptions } from '../../../src/raft/types.ts'
+import type {
+  Config,
+  ConfigChange,
+  Entry,
+  Message,
+  NodeId,
+  RaftBugs,
+  RaftOptions,
+  Ready,
+} from '../../../src/raft/types.ts'
 import { bytes, Cluster, emptyState, founderState, text } from '../harness.ts'
 import type { Argument, Directive } from './parser.ts'
 import {
@@ -57,6 +91,10 @@ export class InteractionEnv {
   readonly cluster = new Cluster()
   private readonly bugs: RaftBugs
   private quiet = false
+  /** The first entry any node applied at each index: every node must apply the same one there. */
+  private readonly appliedAt = new Map<number, { id: NodeId; entry: Entry }>()
+  /** Safety violations found while handling the current command; printed whatever the log level. */
+  private violations: string[] = []
   private readonly handlers: Record<string, Handler> = {
     'add-nodes': args => this.addNodes(args),
     campaign: args => this.eachNode(args, id => this.cluster.raft(id).campaign()),
@@ -99,7 +137,11 @@ export class InteractionEnv {
       if (!(error instanceof RaftError)) throw error
       lines = [`error: ${error.name}: ${error.message}`]
     }
-    if (this.quiet || lines.length === 0) return 'ok'
+    const violations = this.violations
+    this.violations = []
+    if (this.quiet) lines = []
+    lines.push(...violations)
+    if (lines.length === 0) return 'ok'
     if (lines.some(line => line.trim() === '')) {
       throw new ScenarioCommandError('output contains a blank line, which would end the block')
     }
@@ -201,9 +243,9 @@ export class InteractionEnv {
 
   /** `tick ID[,ID...] [N]`: N ticks of logical time on each node (default 1); nothing is processed. */
   private tick(args: Argument[]): string[] {
-    const ids = this.positional(args, 0, 'node ids').split(',')
-    const times = args.filter(arg => arg.values.length === 0).length > 1 ? this.positional(args, 1, '') : '1'
-    for (const id of ids) this.cluster.tick(id, this.count(times, 'tick count'))
+    const [nodes, times = '1'] = args.filter(arg => arg.values.length === 0).map(arg => arg.key)
+    if (nodes === undefined) throw new ScenarioCommandError('expected node ids')
+    for (const id of nodes.split(',')) this.cluster.tick(id, this.count(times, 'tick count'))
     return []
   }
 
@@ -212,13 +254,30 @@ export class InteractionEnv {
     const ids = this.ids(args)
     const lines: string[] = []
     for (const id of ids) {
-      const ready = this.cluster.process(id)
+      const ready = this.handleReady(id)
       if (!ready) continue
       lines.push(
         ...(ids.length > 1 ? [`> ${id} handling Ready`, ...indent(formatReady(ready))] : formatReady(ready)),
       )
     }
     return lines
+  }
+
+  /** `Cluster.process` (persist, send, apply, advance), checking what the node applied against the others. */
+  private handleReady(id: NodeId): Ready | undefined {
+    const ready = this.cluster.process(id)
+    for (const entry of ready?.committed ?? []) {
+      const first = this.appliedAt.get(entry.index)
+      if (first === undefined) {
+        this.appliedAt.set(entry.index, { id, entry })
+      } else if (formatEntry(first.entry) !== formatEntry(entry)) {
+        this.violations.push(
+          `SAFETY VIOLATION: ${id} applied ${formatEntry(entry)} at index ${entry.index}, ` +
+            `${first.id} applied ${formatEntry(first.entry)}`,
+        )
+      }
+    }
+    return ready
   }
 
   /** Takes the queued messages addressed to `to` out of the network, in the order they were sent. */
@@ -263,7 +322,7 @@ export class InteractionEnv {
     for (let round = 0; round < MAX_STABILIZE_ROUNDS; round++) {
       let moved = false
       for (const id of this.cluster.nodes.keys()) {
-        const ready = this.cluster.process(id)
+        const ready = this.handleReady(id)
         if (!ready) continue
         moved = true
         lines.push(`> ${id} handling Ready`, ...indent(formatReady(ready)))
