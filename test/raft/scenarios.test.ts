@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import type { RaftBugs } from '../../src/raft/types.ts'
-import { formatScenario, parseScenario } from './scenario/parser.ts'
+import { formatScenario, parseScenario, tokenize } from './scenario/parser.ts'
 import { firstMismatch, runScenario } from './scenario/run.ts'
 
 const dir = join(import.meta.dirname, 'testdata')
@@ -58,10 +58,23 @@ describe('raft scenarios (test/raft/testdata)', () => {
     ).toBe(text)
   })
 
+  test('a command line splits at spaces, keeping quoted data and lists whole', () => {
+    expect(tokenize('propose 1 "two words"')).toEqual(['propose', '1', '"two words"'])
+    const [directive] = parseScenario('add-nodes 3 voters=(1, 2,3) prevote=false\n----\nok\n').directives
+    expect(directive.args).toEqual([
+      { key: '3', values: [] },
+      { key: 'voters', values: ['1', '2', '3'] },
+      { key: 'prevote', values: ['false'] },
+    ])
+  })
+
   test('a malformed file is refused with its line', () => {
     expect(() => parseScenario('# fine\ncampaign 1\nok\n')).toThrow(/line 2: expected '----'/)
     expect(() => runScenario('x.txt', 'add-nodes 1 voters=(1)\n----\nok\n\nfly 1\n----\nok\n')).toThrow(
       /x.txt:5: fly 1[\s\S]*unknown command 'fly'/,
+    )
+    expect(() => runScenario('y.txt', 'add-nodes 1 voters=(1) checkQuorum=false\n----\nok\n')).toThrow(
+      /add-nodes takes no option 'checkQuorum'/,
     )
   })
 })

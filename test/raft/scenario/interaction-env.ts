@@ -81,6 +81,13 @@ const NUMBER_OPTIONS: Record<string, keyof RaftOptions> = {
 }
 const BOOLEAN_OPTIONS: Record<string, keyof RaftOptions> = { prevote: 'preVote', checkquorum: 'checkQuorum' }
 
+// The key=value options each command takes; a misspelt one must fail, not be ignored.
+const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  'add-nodes': ['voters', 'nonVoters', ...Object.keys(NUMBER_OPTIONS), ...Object.keys(BOOLEAN_OPTIONS)],
+  'deliver-msgs': ['type'],
+  'drop-msgs': ['type'],
+}
+
 const MAX_STABILIZE_ROUNDS = 1000
 
 function indent(lines: string[]): string[] {
@@ -129,6 +136,12 @@ export class InteractionEnv {
   handle(directive: Directive): string {
     const handler = this.handlers[directive.command]
     if (!handler) throw new ScenarioCommandError(`unknown command '${directive.command}'`)
+    const allowed = COMMAND_OPTIONS[directive.command] ?? []
+    for (const arg of directive.args) {
+      if (arg.values.length > 0 && !allowed.includes(arg.key)) {
+        throw new ScenarioCommandError(`${directive.command} takes no option '${arg.key}'`)
+      }
+    }
     let lines: string[]
     try {
       lines = handler(directive.args)
@@ -195,7 +208,10 @@ export class InteractionEnv {
     }
     for (const [key, field] of Object.entries(BOOLEAN_OPTIONS)) {
       const value = this.option(args, key)
-      if (value) settable[field] = value[0] === 'true'
+      if (!value) continue
+      if (value[0] !== 'true' && value[0] !== 'false')
+        throw new ScenarioCommandError(`${key} is true or false`)
+      settable[field] = value[0] === 'true'
     }
     const voters = this.option(args, 'voters')
     const config: Config | undefined = voters
