@@ -244,11 +244,12 @@ export interface TaskConstraints {
 
 /** A task this agent is running: one attempt of it. */
 export interface ClaimedTask extends DistributedTask {
-  /** 1 for the first attempt, one more for every retry. */
+  /** 1 for the first attempt, one more for each later one. */
   attempt: number
   /**
-   * Strictly increases with every attempt of any task, cluster-wide: pass it to whatever the handler
-   * writes to, so that a write from a superseded attempt can be refused there.
+   * Strictly increases with every attempt of this task (it is the index of the log entry that started the
+   * attempt): pass it to whatever the handler writes to, so that a write from a superseded attempt can be
+   * refused there.
    */
   fencingToken: bigint
   /** Aborts when this attempt is no longer this agent's (timeout, deadline, stolen, cancelled). */
@@ -279,8 +280,8 @@ export interface TaskStatus {
  */
 export interface DistributedLock {
   /**
-   * Waits, first come first served. Resolves with the lock held for `ttl` ms from the call; aborting the
-   * signal leaves the queue. `InvalidArgumentError` for an empty key or a ttl that is not a positive number
+   * Waits, first come first served. Resolves with the lock held for `ttl` ms (from the call, or from the
+   * grant when it had to wait); aborting the signal leaves the queue. `InvalidArgumentError` for an empty key or a ttl that is not a positive number
    * of ms (at most 2^31 - 1).
    */
   acquire(key: string, ttl: number, options?: Abortable): Promise<Lock>
