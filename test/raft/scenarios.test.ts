@@ -20,9 +20,21 @@ const files = readdirSync(dir)
   .sort()
 const rewrite = process.env.REWRITE === '1'
 
+const BUGS: readonly (keyof RaftBugs)[] = [
+  'voteIgnoresLog',
+  'commitPreviousTerm',
+  'staleRead',
+  'readAckAnyQuorum',
+  'peerCommitAnyTerm',
+]
+
 function bugsFromEnv(): RaftBugs {
-  const bugs: Record<string, boolean> = {}
-  for (const name of (process.env.RAFT_BUGS ?? '').split(',').filter(Boolean)) bugs[name] = true
+  const bugs: RaftBugs = {}
+  for (const name of (process.env.RAFT_BUGS ?? '').split(',').filter(Boolean)) {
+    const bug = BUGS.find(known => known === name)
+    if (bug === undefined) throw new Error(`RAFT_BUGS: unknown bug ${name} (known: ${BUGS.join(', ')})`)
+    bugs[bug] = true
+  }
   return bugs
 }
 
@@ -37,11 +49,13 @@ describe('raft scenarios (test/raft/testdata)', () => {
 
   test.each(files)('%s', file => {
     const run = runScenario(file, read(file), bugsFromEnv())
-    if (!rewrite) {
+    if (rewrite) {
+      writeFileSync(join(dir, file), run.rewritten)
+    } else {
       for (const { directive, actual } of run.results) {
         expect(actual, `${file}:${directive.line}: ${directive.source}`).toBe(directive.expected)
       }
-    } else writeFileSync(join(dir, file), run.rewritten)
+    }
     // A rewrite must not bless a broken core: no expected output may record a safety violation.
     expect(run.rewritten, `${file}: State Machine Safety violated`).not.toContain('SAFETY VIOLATION')
   })
@@ -50,12 +64,8 @@ describe('raft scenarios (test/raft/testdata)', () => {
     // REWRITE=1 must only ever touch outputs: comments, blank lines and commands survive byte for byte.
     const text = read(file)
     const scenario = parseScenario(text)
-    expect(
-      formatScenario(
-        scenario,
-        scenario.directives.map(d => d.expected),
-      ),
-    ).toBe(text)
+    const expected = scenario.directives.map(directive => directive.expected)
+    expect(formatScenario(scenario, expected)).toBe(text)
   })
 
   test('a command line splits at spaces, keeping quoted data and lists whole', () => {
@@ -86,6 +96,7 @@ describe('the scenarios catch a broken core', () => {
   test.each([
     ['prevote.txt', 'voteIgnoresLog', "# The network heals. 3 asks again; 1 and 2 refuse: 3's log", true],
     ['read_index.txt', 'staleRead', '# On the leader: no ReadState until', false],
+    ['read_index_five_voters.txt', 'readAckAnyQuorum', '# No answer yet: a heartbeat round', false],
     ['figure8.txt', 'commitPreviousTerm', "# 3's acknowledgement puts index 2 of term 1 on a majority", true],
   ] as const)('%s fails with bugs.%s in the section `%s`', (file, bug, section, unsafe) => {
     const run = runScenario(file, read(file), { [bug]: true })
