@@ -18,6 +18,7 @@ export {
   NoLeaderError,
   NotClaimableError,
   NotFoundError,
+  NotLeaderError,
   NotVoterError,
   RevisionMismatchError,
   StaleAttemptError,
