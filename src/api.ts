@@ -46,14 +46,22 @@ export interface AgentInfo {
 }
 
 export interface LeaderElection {
-  /** Resolves once this agent leads; rejects if aborted. */
-  campaign(options?: Abortable): Promise<void>
+  /**
+   * Resolves once this agent leads; rejects if aborted. `value` (JSON data, converted as `JSON.stringify`
+   * converts it) is the value it leads with, seen by every watcher; named elections only.
+   */
+  campaign(options?: Abortable & { value?: unknown }): Promise<void>
   /** Hands leadership to another candidate; no-op if not leader. */
   resign(options?: Abortable): Promise<void>
   /** Current leader first, then every change. */
   watch(options?: Abortable): AsyncIterable<LeaderEvent>
   /** Raft term for `agent.election`; for named elections a number that increases with every new leader. */
   term(): number
+  /**
+   * Sets the leader's value (etcd's Proclaim), seen by every watcher as a `changed` event of the same leader
+   * and term. Only the current leader may: else `NotLeaderError`, and nothing changes.
+   */
+  proclaim(value: unknown, options?: Abortable): Promise<void>
 }
 
 export interface LeaderEvent {
@@ -61,6 +69,8 @@ export interface LeaderEvent {
   leaderId: string
   term: number
   timestamp: Date
+  /** The leader's value (its campaign value or last proclaim), if it has one. */
+  value?: unknown
 }
 
 export interface TaskDistributor {
@@ -147,6 +157,18 @@ export interface DistributedLock {
     ttl: number,
     options?: Abortable,
   ): Promise<{ lock: Lock | undefined; acquired: boolean }>
+  /**
+   * A semaphore: at most `permits` (an integer >= 1) holders of `key` at once, FIFO. A key in use with
+   * another permit count (a lock is one permit) is an `InvalidArgumentError`.
+   */
+  semaphore(key: string, permits: number): Semaphore
+}
+
+/** At most `permits` holders at once; each permit is a `Lock` with its own fencing token. */
+export interface Semaphore {
+  /** Waits, first come first served. */
+  acquire(ttl: number, options?: Abortable): Promise<Lock>
+  tryAcquire(ttl: number, options?: Abortable): Promise<{ lock: Lock | undefined; acquired: boolean }>
 }
 
 export interface Lock {
@@ -163,18 +185,40 @@ export interface Lock {
 }
 
 export interface ConsensusProtocol {
-  /** Committed on a quorum when it resolves; value is JSON data. */
+  /**
+   * Committed on a quorum when it resolves; value is JSON data, converted as `JSON.stringify` converts it.
+   * `ephemeral`: the key is deleted when this agent's session ends (it stops, dies or is declared dead).
+   */
   propose(
     key: string,
     value: unknown,
-    options?: Abortable & { expectedRevision?: number },
+    options?: Abortable & { expectedRevision?: number; ephemeral?: boolean },
   ): Promise<{ revision: number }>
   get(
     key: string,
     options?: Abortable & { consistency?: 'linearizable' | 'local' },
   ): Promise<unknown | undefined>
-  watch(prefix: string, options?: Abortable & { fromRevision?: number }): AsyncIterable<ConsensusEvent>
+  /** `prevValue`: events carry the value before the change. */
+  watch(
+    prefix: string,
+    options?: Abortable & { fromRevision?: number; prevValue?: boolean },
+  ): AsyncIterable<ConsensusEvent>
   delete(key: string, options?: Abortable & { expectedRevision?: number }): Promise<{ revision: number }>
+  /** The key with its revisions, version and owner. */
+  getEntry(
+    key: string,
+    options?: Abortable & { consistency?: 'linearizable' | 'local' },
+  ): Promise<KvEntry | undefined>
+  /**
+   * Keys under `prefix` in byte order, at most `limit` (default 1,000) after the key `after`, read at one
+   * revision; `more` says whether more follow (pass the last key as `after`).
+   */
+  list(
+    prefix: string,
+    options?: Abortable & { consistency?: 'linearizable' | 'local'; limit?: number; after?: string },
+  ): Promise<{ entries: KvEntry[]; revision: number; more: boolean }>
+  /** etcd's Txn: all or nothing, at one revision. */
+  transaction(request: TxnRequest, options?: Abortable): Promise<{ succeeded: boolean; revision: number }>
 }
 
 export interface ConsensusEvent {
@@ -183,7 +227,49 @@ export interface ConsensusEvent {
   value?: unknown
   revision: number
   timestamp: Date
+  /** The value before the change, when the watch asked for `prevValue` (absent if the key did not exist). */
+  prevValue?: unknown
 }
+
+export interface KvEntry {
+  key: string
+  value: unknown
+  /** The revision of the key's last put (its modRevision). */
+  revision: number
+  createRevision: number
+  /** Puts since the key was created. */
+  version: number
+  ephemeral: boolean
+  /** Agent id of an ephemeral key's owner. */
+  owner?: string
+}
+
+/**
+ * If every compare holds, `success` applies, else `failure`; all of it at one revision, or nothing. At most
+ * 128 compares and 128 ops per branch, at least one op, no key written twice in a branch.
+ */
+export interface TxnRequest {
+  compare: TxnCompare[]
+  success: TxnOp[]
+  failure?: TxnOp[]
+}
+
+/**
+ * `value` is JSON data for `target: 'value'` (a compare on an absent key's value never holds; `<` and `>`
+ * order two numbers or two strings), an integer for the revisions and `version` (0 for an absent key), a
+ * boolean for `exists` (`==` or `!=` only).
+ */
+export interface TxnCompare {
+  key: string
+  target: 'value' | 'revision' | 'createRevision' | 'version' | 'exists'
+  op: '==' | '!=' | '<' | '>'
+  value: unknown
+}
+
+export type TxnOp =
+  | { type: 'put'; key: string; value: unknown; ephemeral?: boolean }
+  | { type: 'delete'; key: string }
+  | { type: 'deletePrefix'; prefix: string }
 
 export interface WorkStealer {
   /** Idle agents steal automatically from busy ones. */
