@@ -27,9 +27,10 @@ export function compareKeys(a: string, b: string): number {
 }
 
 /**
- * The keys of a map, in byte order, for range reads. Insertions are buffered and merged in on the next
- * read, and deletions are left as holes skipped on reads (the map says which keys live) and squeezed out
- * once they are half the array: a write stays O(1), a read after k new keys costs O(n + k log k).
+ * The keys of a map, in byte order, for range reads. Insertions are buffered and put in place on the next
+ * read (by binary search when few, by one merge pass when many), and deletions are left as holes skipped
+ * on reads (the map says which keys live) and squeezed out once they are half the array: a write stays
+ * O(1), a read after k new keys costs at most O(n + k log k).
  */
 export class SortedKeys {
   private sorted: string[] = []
@@ -71,19 +72,32 @@ export class SortedKeys {
   }
 
   private settle(): void {
+    if (this.added.size > 0) this.insertAdded()
+    // After the insertions, which may fill holes (a key deleted and put again).
     if (this.holes > 0 && this.holes * 2 >= this.sorted.length) {
       this.sorted = this.sorted.filter(this.live)
       this.holes = 0
     }
-    if (this.added.size === 0) return
+  }
+
+  private insertAdded(): void {
     const added = [...this.added].sort(compareKeys)
     this.added.clear()
+    // A few new keys go in by binary search (a memmove each); many are merged in one pass.
+    if (added.length * 64 <= this.sorted.length) {
+      for (const key of added) {
+        const at = lowerBound(this.sorted, key)
+        // A key deleted and put again is both a hole and an addition: keep one copy.
+        if (this.sorted[at] === key) this.holes--
+        else this.sorted.splice(at, 0, key)
+      }
+      return
+    }
     const merged: string[] = new Array(this.sorted.length + added.length)
     let i = 0
     let j = 0
     let k = 0
     while (i < this.sorted.length && j < added.length) {
-      // A key deleted and put again is both a hole and an addition: keep one copy.
       const order = compareKeys(this.sorted[i], added[j])
       if (order === 0) {
         merged[k++] = added[j++]
