@@ -210,8 +210,8 @@ export interface ConsensusProtocol {
     options?: Abortable & { consistency?: 'linearizable' | 'local' },
   ): Promise<KvEntry | undefined>
   /**
-   * Keys under `prefix` in byte order, at most `limit` (default 1,000) after the key `after`, read at one
-   * revision; `more` says whether more follow (pass the last key as `after`).
+   * Keys under `prefix` ('' for all) in byte order, at most `limit` (default 1,000, at most 10,000) after the
+   * key `after`, read at one revision; `more` says whether more follow (pass the last key as `after`).
    */
   list(
     prefix: string,

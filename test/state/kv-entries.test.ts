@@ -286,6 +286,12 @@ describe('transactions', () => {
       ['an extra op field', { type: 'txn', compare: [], success: [{ ...put, lease: 1 }] }],
       ['an empty ephemeral key', { type: 'putEphemeral', key: '', value: 1, sessionId: 's' }],
       [
+        'an ephemeral put with an extra field',
+        { type: 'putEphemeral', key, value: 1, sessionId: 's', lease: 1 },
+      ],
+      ['an ephemeral put without a session', { type: 'putEphemeral', key, value: 1 }],
+      ['a proclaim without a value', { type: 'proclaim', name: 'E', sessionId: 's' }],
+      [
         'zero permits',
         { type: 'semaphoreAcquire', key, sessionId: 's', requestId: 'r', ttlMs: 1, wait: true, permits: 0 },
       ],
@@ -304,6 +310,10 @@ describe('transactions', () => {
       expect(log.machine.revision, what).toBe(before)
       expect(log.machine.range(''), what).toEqual([])
     }
+    // A campaign value that would not survive a snapshot round trip (1e400 parses to Infinity).
+    const raw =
+      '{"ts":0,"command":{"type":"campaign","name":"E","sessionId":"s","agentId":"a","requestId":"r","value":1e400}}'
+    expect(decodeEnvelope(new TextEncoder().encode(raw))).toMatchObject({ ok: false })
     // The limits themselves are accepted.
     expect(
       decodeEnvelope(encodeEnvelope({ ts: 0, command: { type: 'txn', compare: [], success: ops(128) } })).ok,
