@@ -3,6 +3,7 @@ import { CompactedError, InvalidArgumentError, NoLeaderError, RevisionMismatchEr
 import {
   type Command,
   type CommandResult,
+  copyJson,
   type KvEntryInfo,
   type KvEvent,
   type TxnCommand,
@@ -242,14 +243,13 @@ function toConsensusEvent(event: KvEvent, prevValue: boolean): ConsensusEvent {
     timestamp: new Date(event.timestamp),
   }
   if (event.value !== undefined) consensusEvent.value = structuredClone(event.value)
-  if (prevValue && event.prevValue !== undefined) consensusEvent.prevValue = structuredClone(event.prevValue)
+  if (prevValue && event.prevValue !== undefined) consensusEvent.prevValue = copyJson(event.prevValue)
   return consensusEvent
 }
 
 function toKvEntry(entry: KvEntryInfo): KvEntry {
   // A copy: the caller must not be able to change the replicated state by mutating what it got.
-  const copy: KvEntry = { ...entry, value: structuredClone(entry.value) }
-  return copy
+  return { ...entry, value: copyJson(entry.value) }
 }
 
 function checkBoolean(value: unknown, what: string): boolean {

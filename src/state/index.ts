@@ -67,7 +67,7 @@ export type {
   TaskUnassignedEvent,
 } from './events.ts'
 export type { HistoryResult } from './history.ts'
-export { isJsonValue, type JsonValue, jsonEqual, MAX_JSON_DEPTH, toJsonValue } from './json.ts'
+export { copyJson, isJsonValue, type JsonValue, jsonEqual, MAX_JSON_DEPTH, toJsonValue } from './json.ts'
 export { compareKeys, isKey, MAX_KEY_LENGTH } from './keys.ts'
 export type { KeyValue, KvEntryInfo, KvListPage } from './kv.ts'
 export type { LockHolder, LockInfo, LockWaiter, SemaphoreInfo } from './locks.ts'

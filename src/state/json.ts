@@ -88,3 +88,23 @@ export function jsonEqual(a: JsonValue, b: JsonValue): boolean {
   }
   return true
 }
+
+/** A deep copy of a JSON value: for handing stored values out (much cheaper than `structuredClone`). */
+export function copyJson<T extends JsonValue>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return value.map(copyJson) as T
+  const copy: Record<string, JsonValue> = {}
+  for (const key in value) {
+    const field = (value as Record<string, JsonValue>)[key]
+    // `__proto__` as an own key must stay a plain own property.
+    if (key === '__proto__')
+      Object.defineProperty(copy, key, {
+        value: copyJson(field),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    else copy[key] = copyJson(field)
+  }
+  return copy as T
+}

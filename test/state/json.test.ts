@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from '../../src/errors.ts'
-import { jsonEqual, MAX_JSON_DEPTH, toJsonValue } from '../../src/state/json.ts'
+import { copyJson, jsonEqual, MAX_JSON_DEPTH, toJsonValue } from '../../src/state/json.ts'
 
 describe('toJsonValue', () => {
   it('converts as JSON.stringify does', () => {
@@ -37,5 +37,18 @@ describe('toJsonValue', () => {
     expect(jsonEqual({}, [])).toBe(false)
     expect(jsonEqual(null, {})).toBe(false)
     expect(jsonEqual('1', 1)).toBe(false)
+  })
+})
+
+describe('copyJson', () => {
+  it('copies deeply, keeping a __proto__ key an own property', () => {
+    const value = JSON.parse('{"a":[1,{"b":null}],"__proto__":{"x":1},"s":"t"}')
+    const copy = copyJson(value)
+    expect(copy).toEqual(value)
+    expect(Object.getPrototypeOf(copy)).toBe(Object.prototype)
+    expect(Object.hasOwn(copy, '__proto__')).toBe(true)
+    expect(copy.a).not.toBe(value.a)
+    expect(copy.a[1]).not.toBe(value.a[1])
+    expect(copyJson(5)).toBe(5)
   })
 })
