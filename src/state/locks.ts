@@ -281,10 +281,7 @@ export class LockTable implements SessionEndListener {
       const holder = this.grant(key, record, sessionId, requestId, command.ttlMs, context)
       return { type: 'lockGranted', fencingToken: holder.fencingToken, expiresAt: holder.expiresAt }
     }
-    if (!command.wait) {
-      this.dropIfIdle(key, record, context)
-      return errorResult('Busy', `lock ${key} is held`)
-    }
+    if (!command.wait) return errorResult('Busy', `lock ${key} is held`)
     record.waiters.push({ sessionId, requestId, ttlMs: command.ttlMs })
     this.index(sessionId, key)
     return { type: 'lockQueued', position: record.waiters.length }
