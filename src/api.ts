@@ -102,10 +102,11 @@ export interface AgentInfo {
 export interface LeaderElection {
   /**
    * Resolves once this agent leads; rejects if aborted. For a named election, candidates are served first
-   * come first served, and an aborted campaign withdraws the candidacy. For `agent.election`, it asks the
-   * leader to transfer leadership here; `NotVoterError` on a non-voter.
+   * come first served, and an aborted campaign withdraws the candidacy; `value` (JSON data, converted as
+   * `JSON.stringify` converts it) is the value it leads with, seen by every watcher (named elections only).
+   * For `agent.election`, it asks the leader to transfer leadership here; `NotVoterError` on a non-voter.
    */
-  campaign(options?: Abortable): Promise<void>
+  campaign(options?: Abortable & { value?: unknown }): Promise<void>
   /**
    * Hands leadership to another candidate; no-op if not leader. For `agent.election` it resolves once
    * another voter leads (or none can); for a named election, once the resignation is committed.
@@ -119,6 +120,11 @@ export interface LeaderElection {
   watch(options?: Abortable): AsyncIterable<LeaderEvent>
   /** Raft term for `agent.election`; for named elections a number that increases with every new leader. */
   term(): number
+  /**
+   * Sets the leader's value (etcd's Proclaim), seen by every watcher as a `changed` event of the same leader
+   * and term. Only the current leader may: else `NotLeaderError`, and nothing changes.
+   */
+  proclaim(value: unknown, options?: Abortable): Promise<void>
 }
 
 /** A change of leader, as `LeaderElection.watch` yields it. */
@@ -134,6 +140,8 @@ export interface LeaderEvent {
    * leadership, when this agent saw it. The first event (the leader at the start of the watch) is stamped then.
    */
   timestamp: Date
+  /** The leader's value (its campaign value or last proclaim), if it has one. */
+  value?: unknown
 }
 
 /**
@@ -291,6 +299,23 @@ export interface DistributedLock {
     ttl: number,
     options?: Abortable,
   ): Promise<{ lock: Lock | undefined; acquired: boolean }>
+  /**
+   * A semaphore: at most `permits` (an integer >= 1) holders of `key` at once, FIFO. A key in use with
+   * another permit count (a lock is one permit) is an `InvalidArgumentError`.
+   */
+  semaphore(key: string, permits: number): Semaphore
+}
+
+/** At most `permits` holders at once; each permit is a `Lock` with its own fencing token. */
+export interface Semaphore {
+  /**
+   * Waits, first come first served, for a permit held for `ttl` ms (renewed by `extend`); the permit is a
+   * `Lock` with its own fencing token. `InvalidArgumentError` for a bad ttl, or when the key is already used
+   * with another permit count.
+   */
+  acquire(ttl: number, options?: Abortable): Promise<Lock>
+  /** Takes a permit if one is free now, without waiting: `acquired: false` and no lock otherwise. */
+  tryAcquire(ttl: number, options?: Abortable): Promise<{ lock: Lock | undefined; acquired: boolean }>
 }
 
 /** A held lock. */
@@ -322,14 +347,16 @@ export interface Lock {
  */
 export interface ConsensusProtocol {
   /**
-   * Committed on a quorum when it resolves; value is JSON data. Resolves with the revision of the write.
-   * With `expectedRevision`, it writes only if the key was last written at that revision (0 = the key must
-   * not exist), else `RevisionMismatchError` and nothing is written.
+   * Committed on a quorum when it resolves; value is JSON data, converted as `JSON.stringify` converts it.
+   * Resolves with the revision of the write. With `expectedRevision`, it writes only if the key was last
+   * written at that revision (0 = the key must not exist), else `RevisionMismatchError` and nothing is
+   * written. `ephemeral`: the key is deleted when this agent's session ends (it stops, dies or is declared
+   * dead).
    */
   propose(
     key: string,
     value: unknown,
-    options?: Abortable & { expectedRevision?: number },
+    options?: Abortable & { expectedRevision?: number; ephemeral?: boolean },
   ): Promise<{ revision: number }>
   /**
    * The key's value (a copy), or undefined if absent. `linearizable` (default) reflects every write
@@ -344,14 +371,32 @@ export interface ConsensusProtocol {
    * Every change under `prefix` ('' for all keys) in revision order, never skipping or repeating one: from
    * `fromRevision` if given (replayed from the retained history; `CompactedError` if it no longer reaches
    * back), else from the next write. Ends when the signal aborts or the agent stops. `LimitExceededError`
-   * when the agent's watch limit is reached.
+   * when the agent's watch limit is reached. `prevValue`: events carry the value before the change.
    */
-  watch(prefix: string, options?: Abortable & { fromRevision?: number }): AsyncIterable<ConsensusEvent>
+  watch(
+    prefix: string,
+    options?: Abortable & { fromRevision?: number; prevValue?: boolean },
+  ): AsyncIterable<ConsensusEvent>
   /**
    * Deletes the key; `expectedRevision` as for `propose`. Deleting an absent key changes nothing and
    * resolves with the current revision.
    */
   delete(key: string, options?: Abortable & { expectedRevision?: number }): Promise<{ revision: number }>
+  /** The key with its revisions, version and owner. */
+  getEntry(
+    key: string,
+    options?: Abortable & { consistency?: 'linearizable' | 'local' },
+  ): Promise<KvEntry | undefined>
+  /**
+   * Keys under `prefix` ('' for all) in byte order, at most `limit` (default 1,000, at most 10,000) after the
+   * key `after`, read at one revision; `more` says whether more follow (pass the last key as `after`).
+   */
+  list(
+    prefix: string,
+    options?: Abortable & { consistency?: 'linearizable' | 'local'; limit?: number; after?: string },
+  ): Promise<{ entries: KvEntry[]; revision: number; more: boolean }>
+  /** etcd's Txn: all or nothing, at one revision. */
+  transaction(request: TxnRequest, options?: Abortable): Promise<{ succeeded: boolean; revision: number }>
 }
 
 /** One change of the key-value store, as `watch` yields it. */
@@ -366,7 +411,62 @@ export interface ConsensusEvent {
   revision: number
   /** When the write was applied (the leader's clock). */
   timestamp: Date
+  /** The value before the change, when the watch asked for `prevValue` (absent if the key did not exist). */
+  prevValue?: unknown
 }
+
+/** A key with its value and history counters, as `getEntry` and `list` return it (etcd's KeyValue). */
+export interface KvEntry {
+  /** The key. */
+  key: string
+  /** Its value (a copy): JSON data. */
+  value: unknown
+  /** The revision of the key's last put (its modRevision). */
+  revision: number
+  /** The revision of the put that created the key (after its last delete). */
+  createRevision: number
+  /** Puts since the key was created. */
+  version: number
+  /** Deleted when its owner's session ends. */
+  ephemeral: boolean
+  /** Agent id of an ephemeral key's owner. */
+  owner?: string
+}
+
+/**
+ * If every compare holds, `success` applies, else `failure`; all of it at one revision, or nothing. At most
+ * 128 compares and 128 ops per branch, at least one op, no key written twice in a branch.
+ */
+export interface TxnRequest {
+  /** All must hold for `success` to apply. */
+  compare: TxnCompare[]
+  /** Applied when every compare holds. */
+  success: TxnOp[]
+  /** Applied otherwise (nothing when absent). */
+  failure?: TxnOp[]
+}
+
+/**
+ * `value` is JSON data for `target: 'value'` (a compare on an absent key's value never holds; `<` and `>`
+ * order two numbers or two strings), an integer for the revisions and `version` (0 for an absent key), a
+ * boolean for `exists` (`==` or `!=` only).
+ */
+export interface TxnCompare {
+  /** The key compared. */
+  key: string
+  /** What of the key is compared. */
+  target: 'value' | 'revision' | 'createRevision' | 'version' | 'exists'
+  /** How it is compared with `value`. */
+  op: '==' | '!=' | '<' | '>'
+  /** What it is compared with. */
+  value: unknown
+}
+
+/** One write of a transaction branch: a put (optionally ephemeral), a delete, or the delete of a prefix. */
+export type TxnOp =
+  | { type: 'put'; key: string; value: unknown; ephemeral?: boolean }
+  | { type: 'delete'; key: string }
+  | { type: 'deletePrefix'; prefix: string }
 
 /** Moving queued tasks from busy agents to idle ones. */
 export interface WorkStealer {

@@ -118,3 +118,11 @@ export class UnauthorizedError extends ConclaveError {
     super(message, 'UnauthorizedError', 'ERR_UNAUTHORIZED', options)
   }
 }
+
+/** `proclaim` from an agent that does not lead the election: nothing was changed. */
+export class NotLeaderError extends ConclaveError {
+  static override readonly name = 'NotLeaderError'
+  constructor(message = 'Not the leader', options?: ErrorOptions) {
+    super(message, 'NotLeaderError', 'ERR_NOT_LEADER', options)
+  }
+}

@@ -65,6 +65,7 @@ export {
   NoLeaderError,
   NotClaimableError,
   NotFoundError,
+  NotLeaderError,
   NotVoterError,
   RevisionMismatchError,
   StaleAttemptError,

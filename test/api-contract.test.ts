@@ -25,13 +25,6 @@ const sharedFound = existsSync(shared)
  * `AgentInfo.replica`, `AgentInfo.spiffeId`, `ClusterConfig.standbys`.
  */
 const KNOWN_MISSING: Record<string, string> = {
-  // issue 17: key entries, ranges, transactions, election values, semaphores
-  KvEntry: 'issue 17',
-  TxnRequest: 'issue 17',
-  TxnCompare: 'issue 17',
-  TxnOp: 'issue 17',
-  Semaphore: 'issue 17',
-  NotLeaderError: 'issue 17',
   // issue 18: the task model of BullMQ (cancel, list, events, states)
   TaskFilter: 'issue 18',
   TaskState: 'issue 18',

@@ -1,6 +1,6 @@
-import type { Abortable, DistributedLock, Lock } from '../api.ts'
-import { AbortError, ClosedError, LockLostError } from '../errors.ts'
-import type { LockGrantedEvent } from '../state/index.ts'
+import type { Abortable, DistributedLock, Lock, Semaphore } from '../api.ts'
+import { AbortError, ClosedError, InvalidArgumentError, LockLostError } from '../errors.ts'
+import type { Command, LockGrantedEvent } from '../state/index.ts'
 import type { Client } from './client.ts'
 import { unexpected } from './consensus.ts'
 import { leaseMargin, type ResolvedTiming } from './options.ts'
@@ -29,7 +29,7 @@ export class Locks implements DistributedLock {
   }
 
   async acquire(key: string, ttl: number, options?: Abortable): Promise<Lock> {
-    const lock = await this.take(key, ttl, true, options)
+    const lock = await this.take(key, 1, ttl, true, options)
     if (lock === undefined) throw new Error('acquire returned without a lock')
     return lock
   }
@@ -39,12 +39,36 @@ export class Locks implements DistributedLock {
     ttl: number,
     options?: Abortable,
   ): Promise<{ lock: Lock | undefined; acquired: boolean }> {
-    const lock = await this.take(key, ttl, false, options)
+    const lock = await this.take(key, 1, ttl, false, options)
     return { lock, acquired: lock !== undefined }
   }
 
+  /**
+   * A semaphore of `permits` (an integer >= 1) on `key`, in the same key space as locks (a lock is one
+   * permit). Nothing is sent until `acquire`.
+   */
+  semaphore(key: string, permits: number): Semaphore {
+    checkKey(key)
+    if (!Number.isSafeInteger(permits) || permits < 1) {
+      throw new InvalidArgumentError('permits must be an integer >= 1')
+    }
+    return {
+      acquire: async (ttl, options) => {
+        const lock = await this.take(key, permits, ttl, true, options)
+        if (lock === undefined) throw new Error('acquire returned without a permit')
+        return lock
+      },
+      tryAcquire: async (ttl, options) => {
+        const lock = await this.take(key, permits, ttl, false, options)
+        return { lock, acquired: lock !== undefined }
+      },
+    }
+  }
+
+  /** `permits` 1 is a lock (`lockAcquire`), more a semaphore (`semaphoreAcquire`). */
   private async take(
     key: string,
+    permits: number,
     ttl: number,
     wait: boolean,
     options?: Abortable,
@@ -55,7 +79,7 @@ export class Locks implements DistributedLock {
     const signal = options?.signal
     const release = this.context.replica.waiters.take()
     try {
-      return await this.attempt(key, ttlMs, wait, signal)
+      return await this.attempt(key, permits, ttlMs, wait, signal)
     } finally {
       release()
     }
@@ -63,6 +87,7 @@ export class Locks implements DistributedLock {
 
   private async attempt(
     key: string,
+    permits: number,
     ttlMs: number,
     wait: boolean,
     signal: AbortSignal | undefined,
@@ -76,11 +101,14 @@ export class Locks implements DistributedLock {
       const grant = waitForGrant(replica, session, key, sessionId, requestId)
       try {
         const sentAt = performance.now()
-        const result = await client.submit(
-          { type: 'lockAcquire', key, sessionId, requestId, ttlMs, wait },
-          signal,
-          { handlesSessionExpiry: true },
-        )
+        const command: Command =
+          permits === 1
+            ? { type: 'lockAcquire', key, sessionId, requestId, ttlMs, wait }
+            : { type: 'semaphoreAcquire', key, sessionId, requestId, ttlMs, wait, permits }
+        const result = await client.submit(command, signal, { handlesSessionExpiry: true })
+        if (result.type === 'error' && result.code === 'PermitsMismatch') {
+          throw new InvalidArgumentError(result.message)
+        }
         if (result.type === 'lockGranted') {
           return new HeldLock(this.context, key, sessionId, result.fencingToken, sentAt, ttlMs)
         }

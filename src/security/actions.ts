@@ -39,6 +39,10 @@ const COMMAND_ACTIONS: Record<CommandType, Action> = {
   expireTask: 'vote',
   // Cluster administration: the agent that founds the cluster, a voter, sets the voter target.
   setVoterTarget: 'vote',
+  putEphemeral: 'write',
+  txn: 'write',
+  semaphoreAcquire: 'lock',
+  proclaim: 'lock',
 }
 
 /** The action a command needs from the agent that sends it. */

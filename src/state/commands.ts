@@ -104,6 +104,11 @@ export interface CampaignCommand {
   sessionId: string
   agentId: string
   requestId: string
+  /**
+   * The candidate's value (etcd's campaign value), shown with it once it leads. A candidacy that exists
+   * already takes this value; absent leaves it as it was.
+   */
+  value?: JsonValue
 }
 
 /** Withdraw the session's candidacy (leading or queued); unknown candidacies are ignored. */
@@ -277,6 +282,72 @@ export interface SetVoterTargetCommand {
   voters: number
 }
 
+/**
+ * Write `value` under `key`, bound to the live session `sessionId`: the key is deleted when the session
+ * ends (closed, expired or declared dead), in the entry that ends it. A later plain put of the key unbinds it.
+ */
+export interface PutEphemeralCommand {
+  type: 'putEphemeral'
+  key: string
+  value: JsonValue
+  sessionId: string
+  expectedRevision?: number
+}
+
+/** What a transaction compares; see `TxnCommand`. */
+export interface TxnCompareSpec {
+  key: string
+  target: 'value' | 'revision' | 'createRevision' | 'version' | 'exists'
+  op: '==' | '!=' | '<' | '>'
+  /** JSON for `value`, an integer >= 0 for the revisions and `version`, a boolean for `exists`. */
+  value: JsonValue
+}
+
+/** One write of a transaction; an ephemeral put is bound to the transaction's `sessionId`. */
+export type TxnOpSpec =
+  | { type: 'put'; key: string; value: JsonValue; ephemeral?: boolean }
+  | { type: 'delete'; key: string }
+  | { type: 'deletePrefix'; prefix: string }
+
+/**
+ * etcd's Txn: if every compare holds, apply `success`, else `failure`; all of a branch's writes at one
+ * revision, or none. At most `MAX_TXN_OPS` compares and ops per branch, at least one op in all, no key
+ * written twice in a branch. A compare on the value of an absent key never holds; an absent key's
+ * revisions and version are 0.
+ */
+export interface TxnCommand {
+  type: 'txn'
+  compare: TxnCompareSpec[]
+  success: TxnOpSpec[]
+  failure?: TxnOpSpec[]
+  /** The session ephemeral puts bind to; required if any op is ephemeral. */
+  sessionId?: string
+}
+
+/**
+ * Take one of the `permits` permits of the semaphore `key` for the session, or queue FIFO if `wait`, else
+ * answer `Busy`. Semaphores live in the lock table (a lock is a semaphore of one permit); a key used with
+ * another permit count answers `PermitsMismatch`. Each permit is released, extended, cancelled and expired
+ * with the lock commands, by its own fencing token.
+ */
+export interface SemaphoreAcquireCommand {
+  type: 'semaphoreAcquire'
+  key: string
+  sessionId: string
+  requestId: string
+  ttlMs: number
+  wait: boolean
+  permits: number
+}
+
+/** Set the value of the election's leader; `NotLeader` unless the session leads it. */
+export interface ProclaimCommand {
+  type: 'proclaim'
+  name: string
+  sessionId: string
+  value: JsonValue
+}
+
 export type Command =
   | PutCommand
   | DeleteCommand
@@ -306,6 +377,10 @@ export type Command =
   | SubmitTasksCommand
   | RunTasksCommand
   | SetVoterTargetCommand
+  | PutEphemeralCommand
+  | TxnCommand
+  | SemaphoreAcquireCommand
+  | ProclaimCommand
 
 export type CommandType = Command['type']
 

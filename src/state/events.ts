@@ -29,6 +29,8 @@ export interface KvEvent {
   key: string
   /** The new value of a put; absent for a delete. */
   value?: JsonValue
+  /** The value before: the deleted value, or the one a put replaced; absent if the key did not exist. */
+  prevValue?: JsonValue
   /** The store revision this mutation created. */
   revision: number
   /** State time (leader ms) of the entry. */
@@ -80,6 +82,8 @@ export interface ElectionChangedEvent {
   name: string
   /** Absent when the last candidate left. */
   leader?: ElectionLeader
+  /** The leader's value (campaign value or last proclaim), if it has one. */
+  value?: JsonValue
   /** Increases with every new leader; unchanged when the election becomes leaderless. */
   term: number
   timestamp: number

@@ -28,13 +28,19 @@ export type {
   LockExtendCommand,
   LockReleaseCommand,
   OpenSessionCommand,
+  ProclaimCommand,
   PutCommand,
+  PutEphemeralCommand,
   RegisterAgentCommand,
   ResignCommand,
   RetryDueCommand,
+  SemaphoreAcquireCommand,
   StealTaskCommand,
   SubmitTaskCommand,
   TimeoutTaskCommand,
+  TxnCommand,
+  TxnCompareSpec,
+  TxnOpSpec,
   UpdateAgentCommand,
 } from './commands.ts'
 export type { ApplyContext } from './context.ts'
@@ -61,9 +67,10 @@ export type {
   TaskUnassignedEvent,
 } from './events.ts'
 export type { HistoryResult } from './history.ts'
-export { isJsonValue, type JsonValue, MAX_JSON_DEPTH } from './json.ts'
-export type { KeyValue } from './kv.ts'
-export type { LockHolder, LockInfo, LockWaiter } from './locks.ts'
+export { copyJson, isJsonValue, type JsonValue, jsonEqual, MAX_JSON_DEPTH, toJsonValue } from './json.ts'
+export { compareKeys, isKey, MAX_KEY_LENGTH } from './keys.ts'
+export type { KeyValue, KvEntryInfo, KvListPage } from './kv.ts'
+export type { LockHolder, LockInfo, LockWaiter, SemaphoreInfo } from './locks.ts'
 export type { RegisteredAgent } from './members.ts'
 export type { CommandResult, ErrorCode, ErrorResult } from './results.ts'
 export type { SessionEndListener, SessionInfo } from './sessions.ts'
@@ -85,3 +92,4 @@ export {
   type TaskState,
 } from './task-spec.ts'
 export type { AgentLoad, DueTaskActions, TaskInfo } from './tasks.ts'
+export { MAX_TXN_OPS, txnError } from './txn.ts'

@@ -37,6 +37,8 @@ export type CommandResult =
   | { type: 'noTask' }
   /** submitTasks / runTasks: one result per task or operation, in order. */
   | { type: 'taskResults'; results: CommandResult[] }
+  /** txn: which branch applied, and the store's revision after it (unchanged if it wrote nothing). */
+  | { type: 'txn'; succeeded: boolean; revision: number }
   | { type: 'error'; code: ErrorCode; message: string }
 
 export type ErrorCode =
@@ -72,6 +74,10 @@ export type ErrorCode =
   | 'NameTaken'
   /** registerAgent with a session that is not the agent's own. */
   | 'SessionMismatch'
+  /** proclaim from a session that does not lead the election. */
+  | 'NotLeader'
+  /** lockAcquire / semaphoreAcquire of a key held or awaited with another permit count. */
+  | 'PermitsMismatch'
 
 export type ErrorResult = Extract<CommandResult, { type: 'error' }>
 

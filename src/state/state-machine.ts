@@ -5,8 +5,8 @@ import type { ApplyContext } from './context.ts'
 import { type ElectionInfo, ElectionTable } from './elections.ts'
 import type { StateEvent } from './events.ts'
 import type { HistoryResult } from './history.ts'
-import { type KeyValue, KvStore } from './kv.ts'
-import { type LockInfo, LockTable } from './locks.ts'
+import { type KeyValue, type KvEntryInfo, type KvListPage, KvStore } from './kv.ts'
+import { type LockInfo, LockTable, type SemaphoreInfo } from './locks.ts'
 import { MemberTable, type RegisteredAgent } from './members.ts'
 import { type CommandResult, errorResult, OK, UNCHANGED } from './results.ts'
 import { type SessionInfo, SessionTable } from './sessions.ts'
@@ -125,8 +125,8 @@ export class StateMachine {
       throw new RangeError('maxFinishedTasks must be an integer >= 0')
     if (!isCount(this.options.maxAffinityKeys))
       throw new RangeError('maxAffinityKeys must be an integer >= 0')
-    this.kv = new KvStore(this.options.historySize)
     this.sessionTable = new SessionTable(this.options.maxResultsPerSession)
+    this.kv = new KvStore(this.options.historySize, this.sessionTable)
     this.locks = new LockTable(this.sessionTable)
     this.elections = new ElectionTable(this.sessionTable)
     this.members = new MemberTable(this.sessionTable)
@@ -137,6 +137,8 @@ export class StateMachine {
     this.sessionTable.addEndListener(this.locks)
     this.sessionTable.addEndListener(this.elections)
     this.sessionTable.addEndListener(this.members)
+    // Last, so the events of the older listeners keep their order: then the session's ephemeral keys go.
+    this.sessionTable.addEndListener(this.kv)
   }
 
   /** Index of the last applied entry. */
@@ -217,9 +219,22 @@ export class StateMachine {
     return this.kv.get(key)
   }
 
-  /** Keys starting with `prefix` and their records, in key order. Scans the store. */
+  /** Keys starting with `prefix` and their records, in byte order. */
   range(prefix: string): [string, KeyValue][] {
     return this.kv.range(prefix)
+  }
+
+  /** The key with its revisions, version and owner. */
+  getEntry(key: string): KvEntryInfo | undefined {
+    return this.kv.entry(key)
+  }
+
+  /**
+   * At most `limit` keys starting with `prefix` (all keys for ''), after the key `after` if given, in byte
+   * order, with the revision they were read at and whether more follow.
+   */
+  list(prefix: string, options: { limit?: number; after?: string } = {}): KvListPage {
+    return this.kv.list(prefix, options.limit, options.after)
   }
 
   /**
@@ -240,6 +255,11 @@ export class StateMachine {
 
   lock(key: string): LockInfo | undefined {
     return this.locks.info(key)
+  }
+
+  /** A semaphore's (or lock's) permits, holders and waiters, if held. */
+  semaphore(key: string): SemaphoreInfo | undefined {
+    return this.locks.semaphoreInfo(key)
   }
 
   election(name: string): ElectionInfo | undefined {
@@ -416,6 +436,14 @@ export class StateMachine {
         if (command.voters === this.voterTargetValue) return UNCHANGED
         this.voterTargetValue = command.voters
         return OK
+      case 'putEphemeral':
+        return this.kv.putEphemeral(command, context)
+      case 'txn':
+        return this.kv.txn(command, context)
+      case 'semaphoreAcquire':
+        return this.locks.acquireSemaphore(command, context)
+      case 'proclaim':
+        return this.elections.proclaim(command, context)
     }
   }
 }
