@@ -131,7 +131,7 @@ export interface ClaimedTask extends DistributedTask {
 export interface TaskStatus {
   id: string
   /** 'failed' = an attempt failed and a retry is due; 'dead' = retries exhausted. */
-  state: 'pending' | 'assigned' | 'running' | 'completed' | 'failed' | 'dead' | 'expired'
+  state: TaskState
   assignee?: string
   attempt: number
   result?: unknown
@@ -244,3 +244,19 @@ export interface Agent extends ConclaveApi {
    */
   stop(): Promise<void>
 }
+
+/**
+ * Where a task is: `waiting` = delayed (its `runAt` is in the future) or waiting for dependencies; `failed` =
+ * an attempt failed and a retry is due; `dead` = retries exhausted; `cancelled` on request, or because a
+ * dependency ended dead, expired or cancelled.
+ */
+export type TaskState =
+  | 'waiting'
+  | 'pending'
+  | 'assigned'
+  | 'running'
+  | 'completed'
+  | 'failed'
+  | 'dead'
+  | 'expired'
+  | 'cancelled'

@@ -118,3 +118,11 @@ export class UnauthorizedError extends ConclaveError {
     super(message, 'UnauthorizedError', 'ERR_UNAUTHORIZED', options)
   }
 }
+
+/** A task was submitted with the id of an existing task whose contents differ: nothing was written. */
+export class ConflictError extends ConclaveError {
+  static override readonly name = 'ConflictError'
+  constructor(message = 'Conflict', options?: ErrorOptions) {
+    super(message, 'ConflictError', 'ERR_CONFLICT', options)
+  }
+}

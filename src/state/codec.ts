@@ -1,6 +1,14 @@
 import type { Command, CommandType, Envelope } from './commands.ts'
 import { isJsonValue } from './json.ts'
-import { isConcurrency, isIdList, isLabels, isRunTaskOps, isTaskSpec, isTaskSpecList } from './task-spec.ts'
+import {
+  isConcurrency,
+  isIdList,
+  isLabels,
+  isRunTaskOps,
+  isTaskIdBatch,
+  isTaskSpec,
+  isTaskSpecList,
+} from './task-spec.ts'
 import { isBoundedCount, isCount, isId, isPositive, isRecord, isTtl } from './validate.ts'
 
 /** The outcome of decoding an entry: a typed error instead of an exception, so apply never throws. */
@@ -22,6 +30,7 @@ type FieldKind =
   | 'tasks'
   | 'taskOps'
   | 'voterTarget'
+  | 'taskIds'
 
 interface FieldSpec {
   kind: FieldKind
@@ -111,10 +120,24 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
   ['timeoutTask', { taskId: field('id'), attempt: field('positive') }],
   ['retryDue', { taskId: field('id') }],
   ['expireTask', { taskId: field('id') }],
-  ['cancelTask', { taskId: field('id') }],
+  ['cancelTask', { taskId: field('id'), reason: field('string', true) }],
   ['submitTasks', { tasks: field('tasks') }],
   ['runTasks', { agentId: field('id'), sessionId: field('id'), ops: field('taskOps') }],
   ['setVoterTarget', { voters: field('voterTarget') }],
+  ['pauseTasks', { taskType: field('id', true) }],
+  ['resumeTasks', { taskType: field('id', true) }],
+  [
+    'taskProgress',
+    {
+      taskId: field('id'),
+      attempt: field('positive'),
+      fencingToken: field('positive'),
+      progress: field('json'),
+    },
+  ],
+  ['releaseTask', { taskId: field('id') }],
+  ['createOccurrence', { scheduleId: field('id'), slot: field('count') }],
+  ['forgetTasks', { taskIds: field('taskIds') }],
 ])
 
 function fieldValid(kind: FieldKind, value: unknown): boolean {
@@ -149,6 +172,8 @@ function fieldValid(kind: FieldKind, value: unknown): boolean {
       return isRunTaskOps(value)
     case 'voterTarget':
       return isVoterTarget(value)
+    case 'taskIds':
+      return isTaskIdBatch(value)
   }
 }
 

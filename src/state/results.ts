@@ -70,6 +70,10 @@ export type ErrorCode =
   | 'NameTaken'
   /** registerAgent with a session that is not the agent's own. */
   | 'SessionMismatch'
+  /** A well-formed command the state refuses (a task depending on an unknown task or itself); nothing changed. */
+  | 'InvalidArgument'
+  /** submitTask with the id of an existing task (or repeating task) whose contents differ; nothing changed. */
+  | 'Conflict'
 
 export type ErrorResult = Extract<CommandResult, { type: 'error' }>
 
