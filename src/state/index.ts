@@ -93,7 +93,7 @@ export {
   type TaskPlanInput,
   type TaskTimeCommand,
 } from './task-planner.ts'
-export { latestDueSlot, nextSlot, repeatError } from './task-repeat.ts'
+export { latestDueSlot, nextSlot, repeatError, taskOptionsError } from './task-repeat.ts'
 export {
   type BackoffSpec,
   FINISHED_STATES,

@@ -1,5 +1,5 @@
 import { Cron } from 'croner'
-import type { RepeatSpec } from './task-spec.ts'
+import { MIN_REPEAT_EVERY_MS, type RepeatSpec } from './task-spec.ts'
 
 /**
  * Slots of repeating tasks: the times (state ms) at which occurrences are due. Pure functions of the
@@ -79,4 +79,63 @@ export function latestDueSlot(
 function parseCron(expression: string, timezone: string | undefined): Cron {
   // paused and no callback: croner schedules nothing and starts no timer.
   return new Cron(expression, { paused: true, timezone })
+}
+
+/**
+ * Why the options of a task to submit are refused, in words for an `InvalidArgumentError`, or undefined:
+ * what the API promises to refuse before anything is written (`runAt` not a valid time, `repeat` with
+ * neither or both of `every` and `cron`, `every` below `MIN_REPEAT_EVERY_MS`, a cron expression that does not
+ * parse, a negative back-off or retention). Dependencies are checked by the state when the entry applies.
+ */
+export function taskOptionsError(options: {
+  runAt?: number
+  dependsOn?: string[]
+  repeat?: RepeatSpec
+  backoff?: { type?: unknown; delay?: unknown; maxDelay?: unknown }
+  retention?: { completed?: unknown; failed?: unknown }
+}): string | undefined {
+  const { runAt, repeat, backoff, retention } = options
+  if (runAt !== undefined && !(Number.isSafeInteger(runAt) && runAt >= 0)) {
+    return 'runAt must be a valid Date'
+  }
+  if (repeat !== undefined) {
+    if ((repeat.every === undefined) === (repeat.cron === undefined)) {
+      return 'repeat needs exactly one of every and cron'
+    }
+    if (repeat.every !== undefined) {
+      if (!Number.isSafeInteger(repeat.every) || repeat.every < MIN_REPEAT_EVERY_MS) {
+        return `repeat.every must be an integer of at least ${MIN_REPEAT_EVERY_MS} ms (got ${repeat.every})`
+      }
+    }
+    if (repeat.timezone !== undefined && repeat.cron === undefined) return 'repeat.timezone needs repeat.cron'
+    if (repeat.limit !== undefined && !(Number.isSafeInteger(repeat.limit) && repeat.limit >= 1)) {
+      return `repeat.limit must be an integer of at least 1 (got ${repeat.limit})`
+    }
+    if (options.dependsOn !== undefined) return 'a repeating task cannot have dependsOn'
+    const cronError = repeatError(repeat)
+    if (cronError !== undefined) return cronError
+  }
+  if (backoff !== undefined) {
+    if (backoff.type !== 'fixed' && backoff.type !== 'exponential') {
+      return `backoff.type must be 'fixed' or 'exponential' (got ${JSON.stringify(backoff.type)})`
+    }
+    if (!isMs(backoff.delay))
+      return `backoff.delay must be an integer number of ms >= 0 (got ${backoff.delay})`
+    if (backoff.maxDelay !== undefined && !isMs(backoff.maxDelay)) {
+      return `backoff.maxDelay must be an integer number of ms >= 0 (got ${backoff.maxDelay})`
+    }
+  }
+  if (retention !== undefined) {
+    for (const key of ['completed', 'failed'] as const) {
+      const value = retention[key]
+      if (value !== undefined && !isMs(value)) {
+        return `retention.${key} must be an integer number of ms >= 0 (got ${value})`
+      }
+    }
+  }
+  return undefined
+}
+
+function isMs(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= 2 ** 50
 }
