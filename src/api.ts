@@ -78,6 +78,22 @@ export interface TaskDistributor {
     handler: (task: ClaimedTask) => Promise<unknown>,
     options?: Abortable & { concurrency?: number },
   ): TaskWorker
+  /**
+   * pending/assigned/waiting/failed -> 'cancelled' at once; running -> its attempt's signal aborts and the
+   * task is 'cancelled' (a later complete from that attempt: StaleAttemptError); completed/dead/expired/
+   * cancelled: no-op. On the id of a repeating task, no more occurrences are created.
+   */
+  cancel(taskId: string, options?: Abortable & { reason?: string }): Promise<void>
+  /** In submission order; `after` = last id seen. */
+  list(
+    filter?: TaskFilter,
+    options?: Abortable & { limit?: number; after?: string },
+  ): Promise<{ tasks: TaskStatus[]; more: boolean }>
+  /** An event per transition and per progress update, in order; resumable from a revision. */
+  watch(filter?: TaskFilter, options?: Abortable & { fromRevision?: number }): AsyncIterable<TaskEvent>
+  /** No new attempts start (of that type, or of any); running ones go on. */
+  pause(type?: string, options?: Abortable): Promise<void>
+  resume(type?: string, options?: Abortable): Promise<void>
 }
 
 /** Stop claiming, wait for running handlers (as BullMQ does). */
@@ -94,6 +110,25 @@ export interface TaskInput {
   constraints?: Partial<TaskConstraints>
   /** Not completed by then => 'expired'. */
   deadline?: Date
+  /** Not started before then (delay = runAt - now). */
+  runAt?: Date
+  /**
+   * Task ids; starts after all completed; if one ends dead/expired/cancelled, this one is 'cancelled' with a
+   * reason naming it.
+   */
+  dependsOn?: string[]
+  /**
+   * A repeating task: each occurrence is a task of its own, id `${id}:${slot}`, created exactly once per slot
+   * cluster-wide. `every` ms (at least 10), or a `cron` expression read in `timezone` (default UTC).
+   */
+  repeat?: { every?: number; cron?: string; timezone?: string; limit?: number }
+  /** Default exponential 1 s, max 300 s. */
+  backoff?: { type: 'fixed' | 'exponential'; delay: number; maxDelay?: number }
+  /**
+   * Ms to keep this task's status once finished (default 24 h); whatever the ages, the cluster keeps a
+   * bounded number of finished tasks (default 10,000), dropping the oldest first.
+   */
+  retention?: { completed?: number; failed?: number }
 }
 
 export interface DistributedTask {
@@ -126,6 +161,8 @@ export interface ClaimedTask extends DistributedTask {
   fencingToken: bigint
   /** Aborts when this attempt is no longer this agent's (timeout, deadline, stolen, cancelled). */
   signal: AbortSignal
+  /** Reports progress (JSON data) of this attempt; StaleAttemptError once it is no longer current. */
+  progress(value: unknown, options?: Abortable): Promise<void>
 }
 
 export interface TaskStatus {
@@ -137,6 +174,13 @@ export interface TaskStatus {
   result?: unknown
   error?: string
   updatedAt: Date
+  type: string
+  priority: number
+  progress?: unknown
+  createdAt: Date
+  runAt?: Date
+  dependsOn?: string[]
+  cancelReason?: string
 }
 
 export interface DistributedLock {
@@ -260,3 +304,38 @@ export type TaskState =
   | 'dead'
   | 'expired'
   | 'cancelled'
+
+/** Which tasks `list` and `watch` cover; every field given must match. */
+export interface TaskFilter {
+  id?: string
+  type?: string
+  state?: TaskState | TaskState[]
+  /** Agent id. */
+  assignee?: string
+}
+
+/** One transition of a task, or a progress update; `revision` numbers them cluster-wide, with no gap. */
+export interface TaskEvent {
+  type:
+    | 'submitted'
+    | 'waiting'
+    | 'pending'
+    | 'assigned'
+    | 'started'
+    | 'progress'
+    | 'completed'
+    | 'failed'
+    | 'retrying'
+    | 'dead'
+    | 'expired'
+    | 'cancelled'
+  taskId: string
+  taskType: string
+  attempt: number
+  assignee?: string
+  progress?: unknown
+  result?: unknown
+  error?: string
+  revision: number
+  timestamp: Date
+}

@@ -12,6 +12,7 @@ export {
   ClosedError,
   CompactedError,
   ConclaveError,
+  ConflictError,
   InvalidArgumentError,
   LimitExceededError,
   LockLostError,

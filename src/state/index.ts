@@ -70,7 +70,7 @@ export type {
   TaskUnassignedEvent,
 } from './events.ts'
 export type { HistoryResult } from './history.ts'
-export { isJsonValue, type JsonValue, MAX_JSON_DEPTH } from './json.ts'
+export { isJsonValue, type JsonValue, MAX_JSON_DEPTH, toJsonValue } from './json.ts'
 export type { KeyValue } from './kv.ts'
 export type { LockHolder, LockInfo, LockWaiter } from './locks.ts'
 export type { RegisteredAgent } from './members.ts'
