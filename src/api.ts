@@ -192,6 +192,23 @@ export interface TaskDistributor {
     handler: (task: ClaimedTask) => Promise<unknown>,
     options?: Abortable & { concurrency?: number },
   ): TaskWorker
+  /**
+   * pending/assigned/waiting/failed -> 'cancelled' at once; running -> its attempt's signal aborts and the
+   * task is 'cancelled' (a later complete from that attempt: StaleAttemptError); completed/dead/expired/
+   * cancelled: no-op. On the id of a repeating task, no more occurrences are created.
+   */
+  cancel(taskId: string, options?: Abortable & { reason?: string }): Promise<void>
+  /** In submission order; `after` = last id seen. */
+  list(
+    filter?: TaskFilter,
+    options?: Abortable & { limit?: number; after?: string },
+  ): Promise<{ tasks: TaskStatus[]; more: boolean }>
+  /** An event per transition and per progress update, in order; resumable from a revision. */
+  watch(filter?: TaskFilter, options?: Abortable & { fromRevision?: number }): AsyncIterable<TaskEvent>
+  /** No new attempts start (of that type, or of any); running ones go on. */
+  pause(type?: string, options?: Abortable): Promise<void>
+  /** Undoes `pause` for that type (without one: every pause, of all types and of each type). */
+  resume(type?: string, options?: Abortable): Promise<void>
 }
 
 /** Stop claiming, wait for running handlers (as BullMQ does). */
@@ -214,6 +231,25 @@ export interface TaskInput {
   constraints?: Partial<TaskConstraints>
   /** Not completed by then => 'expired'. */
   deadline?: Date
+  /** Not started before then (delay = runAt - now). */
+  runAt?: Date
+  /**
+   * Task ids; starts after all completed; if one ends dead/expired/cancelled, this one is 'cancelled' with a
+   * reason naming it.
+   */
+  dependsOn?: string[]
+  /**
+   * A repeating task: each occurrence is a task of its own, id `${id}:${slot}`, created exactly once per slot
+   * cluster-wide. `every` ms (at least 10), or a `cron` expression read in `timezone` (default UTC).
+   */
+  repeat?: { every?: number; cron?: string; timezone?: string; limit?: number }
+  /** Default exponential 1 s, max 300 s. */
+  backoff?: { type: 'fixed' | 'exponential'; delay: number; maxDelay?: number }
+  /**
+   * Ms to keep this task's status once finished (default 24 h); whatever the ages, the cluster keeps a
+   * bounded number of finished tasks (default 10,000), dropping the oldest first.
+   */
+  retention?: { completed?: number; failed?: number }
 }
 
 /** A task as submitted, with its defaults filled in. */
@@ -262,6 +298,8 @@ export interface ClaimedTask extends DistributedTask {
   fencingToken: bigint
   /** Aborts when this attempt is no longer this agent's (timeout, deadline, stolen, cancelled). */
   signal: AbortSignal
+  /** Reports progress (JSON data) of this attempt; StaleAttemptError once it is no longer current. */
+  progress(value: unknown, options?: Abortable): Promise<void>
 }
 
 /** Where a task stands, as `status()` returns it. */
@@ -269,7 +307,7 @@ export interface TaskStatus {
   /** The task's id. */
   id: string
   /** 'failed' = an attempt failed and a retry is due; 'dead' = retries exhausted. */
-  state: 'pending' | 'assigned' | 'running' | 'completed' | 'failed' | 'dead' | 'expired'
+  state: TaskState
   /** The agent running it, or that ran the last attempt. */
   assignee?: string
   /** The current (or last) attempt; 0 before the first. */
@@ -280,6 +318,20 @@ export interface TaskStatus {
   error?: string
   /** When the state last changed (the leader's clock). */
   updatedAt: Date
+  /** The task's type. */
+  type: string
+  /** Higher runs first. */
+  priority: number
+  /** The last progress the current (or last) attempt reported. */
+  progress?: unknown
+  /** When it was submitted (the leader's clock). */
+  createdAt: Date
+  /** Not started before then. */
+  runAt?: Date
+  /** The tasks it waits for. */
+  dependsOn?: string[]
+  /** Why it was cancelled (the caller's reason, or the dependency that ended). */
+  cancelReason?: string
 }
 
 /**
@@ -552,4 +604,68 @@ export interface Agent extends ConclaveApi {
    * rejoins as the same member. leave() first to depart for good. Idempotent.
    */
   stop(): Promise<void>
+}
+
+/**
+ * Where a task is: `waiting` = delayed (its `runAt` is in the future) or waiting for dependencies; `failed` =
+ * an attempt failed and a retry is due; `dead` = retries exhausted; `cancelled` on request, or because a
+ * dependency ended dead, expired or cancelled.
+ */
+export type TaskState =
+  | 'waiting'
+  | 'pending'
+  | 'assigned'
+  | 'running'
+  | 'completed'
+  | 'failed'
+  | 'dead'
+  | 'expired'
+  | 'cancelled'
+
+/** Which tasks `list` and `watch` cover; every field given must match. */
+export interface TaskFilter {
+  /** One task. */
+  id?: string
+  /** Tasks of this type. */
+  type?: string
+  /** Tasks in this state, or in any of these. */
+  state?: TaskState | TaskState[]
+  /** Agent id. */
+  assignee?: string
+}
+
+/** One transition of a task, or a progress update; `revision` numbers them cluster-wide, with no gap. */
+export interface TaskEvent {
+  /** What happened. */
+  type:
+    | 'submitted'
+    | 'waiting'
+    | 'pending'
+    | 'assigned'
+    | 'started'
+    | 'progress'
+    | 'completed'
+    | 'failed'
+    | 'retrying'
+    | 'dead'
+    | 'expired'
+    | 'cancelled'
+  /** The task's id. */
+  taskId: string
+  /** The task's type. */
+  taskType: string
+  /** The attempt it concerns (0 before the first). */
+  attempt: number
+  /** The agent it is assigned to or runs on. */
+  assignee?: string
+  /** For `progress`: what the attempt reported. */
+  progress?: unknown
+  /** For `completed`: what the handler returned. */
+  result?: unknown
+  /** For `failed`, `retrying`, `dead`: the failure's message. */
+  error?: string
+  /** Numbers the task events cluster-wide with no gap; `watch(filter, { fromRevision })` resumes from one. */
+  revision: number
+  /** When it happened (the leader's clock). */
+  timestamp: Date
 }

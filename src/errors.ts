@@ -126,3 +126,11 @@ export class NotLeaderError extends ConclaveError {
     super(message, 'NotLeaderError', 'ERR_NOT_LEADER', options)
   }
 }
+
+/** A task was submitted with the id of an existing task whose contents differ: nothing was written. */
+export class ConflictError extends ConclaveError {
+  static override readonly name = 'ConflictError'
+  constructor(message = 'Conflict', options?: ErrorOptions) {
+    super(message, 'ConflictError', 'ERR_CONFLICT', options)
+  }
+}

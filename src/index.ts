@@ -59,6 +59,7 @@ export {
   ClosedError,
   CompactedError,
   ConclaveError,
+  ConflictError,
   InvalidArgumentError,
   LimitExceededError,
   LockLostError,

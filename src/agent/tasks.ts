@@ -5,6 +5,8 @@ import type {
   DistributedTask,
   TaskConstraints,
   TaskDistributor,
+  TaskEvent,
+  TaskFilter,
   TaskInput,
   TaskStatus,
   TaskWorker,
@@ -12,6 +14,8 @@ import type {
 import {
   AbortError,
   ClosedError,
+  CompactedError,
+  ConflictError,
   InvalidArgumentError,
   NoLeaderError,
   NotClaimableError,
@@ -21,15 +25,21 @@ import {
 import type { RunTaskOp } from '../state/commands.ts'
 import {
   type CommandResult,
-  isJsonValue,
+  convertJson,
+  isTaskState,
   type JsonValue,
   MAX_LIST_LENGTH,
   MAX_RETRIES,
   type StateEvent,
+  type TaskChange,
   type TaskConstraintsSpec,
   type TaskInfo,
+  type TaskQuery,
   type TaskSpec,
+  type TaskState,
+  taskOptionsError,
 } from '../state/index.ts'
+import { AsyncQueue } from './async-queue.ts'
 import type { Client } from './client.ts'
 import { unexpected } from './consensus.ts'
 import type { Replica } from './replica.ts'
@@ -98,7 +108,22 @@ const ORPHAN_SCAN_MS = 1000
 /** A worker's pause after an unexpected error from `next()` (no leader, say) before it tries again. */
 const WORKER_RETRY_MS = 200
 
-const TASK_FIELDS = ['id', 'type', 'priority', 'payload', 'constraints', 'deadline']
+const TASK_FIELDS = [
+  'id',
+  'type',
+  'priority',
+  'payload',
+  'constraints',
+  'deadline',
+  'runAt',
+  'dependsOn',
+  'repeat',
+  'backoff',
+  'retention',
+]
+/** Tasks one `list` call answers with by default, and at most. */
+const DEFAULT_LIST_LIMIT = 100
+const MAX_LIST_LIMIT = 1000
 const CONSTRAINT_FIELDS = [
   'requiredCapabilities',
   'preferredAgents',
@@ -191,6 +216,10 @@ export class Tasks implements TaskDistributor {
       }
       throw new InvalidArgumentError(result.message)
     }
+    if (result.type === 'error' && result.code === 'Conflict') throw new ConflictError(result.message)
+    if (result.type === 'error' && result.code === 'InvalidArgument') {
+      throw new InvalidArgumentError(result.message)
+    }
     throw unexpected(result)
   }
 
@@ -207,7 +236,10 @@ export class Tasks implements TaskDistributor {
   async complete(taskId: string, result: unknown, options?: Abortable): Promise<void> {
     checkKey(taskId, 'task id')
     checkOptions(options, ['signal'])
-    const value = checkValue(result === undefined ? null : result)
+    const converted = convertJson(result)
+    if (!converted.ok)
+      throw new InvalidArgumentError(`the result cannot be converted to JSON: ${converted.error}`)
+    const value = checkValue(converted.value)
     const held = this.attempts.get(taskId)
     if (held === undefined) return this.noAttempt(taskId, options?.signal)
     await this.completeAttempt(refOf(held), value, options?.signal)
@@ -231,17 +263,125 @@ export class Tasks implements TaskDistributor {
     await this.context.client.barrier(options?.signal)
     const task = this.context.replica.state.task(taskId)
     if (task === undefined) throw new NotFoundError(`task ${taskId} does not exist`)
-    const status: TaskStatus = {
-      id: task.id,
-      state: task.state,
-      attempt: task.attempt,
-      updatedAt: new Date(task.updatedAt),
+    return toTaskStatus(task)
+  }
+
+  async cancel(taskId: string, options?: Abortable & { reason?: string }): Promise<void> {
+    checkKey(taskId, 'task id')
+    checkOptions(options, ['signal', 'reason'])
+    const reason = options?.reason
+    if (reason !== undefined && (typeof reason !== 'string' || reason.length > MAX_ERROR_LENGTH)) {
+      throw new InvalidArgumentError(`reason must be a string of at most ${MAX_ERROR_LENGTH} characters`)
     }
-    const assignee = task.assignee ?? task.lastAgentId
-    if (assignee !== undefined) status.assignee = assignee
-    if (task.result !== undefined) status.result = structuredClone(task.result)
-    if (task.error !== undefined) status.error = task.error
-    return status
+    const result = await this.context.client.submit({ type: 'cancelTask', taskId, reason }, options?.signal)
+    if (result.type === 'taskState' || result.type === 'unchanged') return
+    if (result.type === 'error' && result.code === 'NotFound') throw new NotFoundError(result.message)
+    throw unexpected(result)
+  }
+
+  async list(
+    filter?: TaskFilter,
+    options?: Abortable & { limit?: number; after?: string },
+  ): Promise<{ tasks: TaskStatus[]; more: boolean }> {
+    const query = toTaskQuery(filter)
+    checkOptions(options, ['signal', 'limit', 'after'])
+    const limit = options?.limit ?? DEFAULT_LIST_LIMIT
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new InvalidArgumentError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`)
+    }
+    const after = options?.after === undefined ? undefined : checkKey(options.after, 'after')
+    await this.context.client.barrier(options?.signal)
+    const page = this.context.replica.state.listTasks(query, limit, after)
+    if (page === undefined) {
+      throw new InvalidArgumentError(
+        `task ${after} (the cursor) is no longer kept: list again from the start`,
+      )
+    }
+    return { tasks: page.tasks.map(toTaskStatus), more: page.more }
+  }
+
+  /**
+   * Every task change the filter accepts, in revision order, never skipping or repeating one: first the
+   * retained changes from `fromRevision` (if given), then live ones as this agent applies them. Ends when the
+   * signal aborts or the agent stops; throws `CompactedError` if the retained changes no longer reach back.
+   */
+  watch(filter?: TaskFilter, options?: Abortable & { fromRevision?: number }): AsyncIterable<TaskEvent> {
+    const query = toTaskQuery(filter)
+    checkOptions(options, ['signal', 'fromRevision'])
+    const from = options?.fromRevision
+    if (from !== undefined && (!Number.isSafeInteger(from) || from < 1)) {
+      throw new InvalidArgumentError('fromRevision must be an integer >= 1')
+    }
+    const { replica, closed } = this.context
+    const signal = options?.signal
+    let lastRevision = from === undefined ? replica.state.taskRevision : from - 1
+    const cleanups: (() => void)[] = [replica.watchers.take()]
+    const queue = new AsyncQueue<TaskEvent>(() => {
+      for (const cleanup of cleanups) cleanup()
+    })
+    const accepts = (change: TaskChange): boolean => changeMatches(change, query)
+    const deliver = (change: TaskChange): void => {
+      if (change.revision <= lastRevision) return
+      lastRevision = change.revision
+      if (accepts(change)) queue.push(toTaskEvent(change))
+    }
+    // From the retained changes: at the start, and after a snapshot replaced the state (its changes in
+    // between were never emitted here).
+    const catchUp = (): void => {
+      const history = replica.state.taskChangesSince(lastRevision + 1)
+      if (history.type === 'compacted') {
+        queue.fail(
+          new CompactedError(
+            `task revision ${lastRevision + 1} is compacted (oldest kept ${history.compactedRevision + 1})`,
+          ),
+        )
+        return
+      }
+      for (const change of history.changes) deliver(change)
+    }
+    cleanups.push(
+      replica.onEvent(event => {
+        if (event.type === 'taskChange') deliver(event.change)
+      }),
+    )
+    cleanups.push(replica.onRestore(catchUp))
+    const stop = (): void => queue.end()
+    signal?.addEventListener('abort', stop, { once: true })
+    closed.addEventListener('abort', stop, { once: true })
+    cleanups.push(() => signal?.removeEventListener('abort', stop))
+    cleanups.push(() => closed.removeEventListener('abort', stop))
+    if (signal?.aborted || closed.aborted) queue.end()
+    else if (from !== undefined) catchUp()
+    return queue
+  }
+
+  async pause(type?: string, options?: Abortable): Promise<void> {
+    const taskType = type === undefined ? undefined : checkKey(type, 'task type')
+    checkOptions(options, ['signal'])
+    const result = await this.context.client.submit({ type: 'pauseTasks', taskType }, options?.signal)
+    if (result.type !== 'ok' && result.type !== 'unchanged') throw unexpected(result)
+  }
+
+  async resume(type?: string, options?: Abortable): Promise<void> {
+    const taskType = type === undefined ? undefined : checkKey(type, 'task type')
+    checkOptions(options, ['signal'])
+    const result = await this.context.client.submit({ type: 'resumeTasks', taskType }, options?.signal)
+    if (result.type !== 'ok' && result.type !== 'unchanged') throw unexpected(result)
+  }
+
+  /** Progress of an attempt this agent runs: `ClaimedTask.progress`. */
+  async progressAttempt(task: AttemptRef, value: unknown, options?: Abortable): Promise<void> {
+    checkOptions(options, ['signal'])
+    const converted = convertJson(value)
+    if (!converted.ok)
+      throw new InvalidArgumentError(`progress cannot be converted to JSON: ${converted.error}`)
+    const progress = checkValue(converted.value)
+    const { taskId, attempt, fencingToken } = attemptKey(task)
+    const result = await this.context.client.submit(
+      { type: 'taskProgress', taskId, attempt, fencingToken, progress },
+      options?.signal,
+    )
+    settled(result)
   }
 
   /**
@@ -449,7 +589,7 @@ export class Tasks implements TaskDistributor {
       throw new NotClaimableError(`task ${taskId} finished before this agent could start it`)
     }
     if (!this.isCurrent(held)) this.release(held, 'the attempt ended before it was returned')
-    return toClaimedTask(info, held)
+    return toClaimedTask(info, held, this)
   }
 
   private hold(taskId: string, attempt: number, fencingToken: number, sessionId: string): Attempt {
@@ -501,7 +641,7 @@ export class Tasks implements TaskDistributor {
   private adopt(task: TaskInfo): ClaimedTask {
     this.context.log('adopting attempt %d of task %s, whose claim answer was lost', task.attempt, task.id)
     const held = this.hold(task.id, task.attempt, task.fencingToken, this.context.session.id)
-    return toClaimedTask(task, held)
+    return toClaimedTask(task, held, this)
   }
 
   private isCurrent(held: Attempt): boolean {
@@ -800,9 +940,11 @@ export class TaskProcessor extends EventTarget implements TaskWorker {
   private async run(task: ClaimedTask): Promise<{ result: JsonValue } | { error: string }> {
     this.activeCount++
     try {
-      const value = (await this.handler(task)) ?? null
-      if (!isJsonValue(value)) return { error: 'the handler resolved with a value that is not JSON data' }
-      return { result: value }
+      const converted = convertJson(await this.handler(task))
+      if (!converted.ok) {
+        return { error: `the handler's result cannot be converted to JSON: ${converted.error}` }
+      }
+      return { result: converted.value }
     } catch (err) {
       return { error: errorMessage(err) }
     } finally {
@@ -890,13 +1032,102 @@ export function toDistributedTask(
   return distributed
 }
 
-function toClaimedTask(info: TaskInfo, held: Attempt): ClaimedTask {
+function toClaimedTask(info: TaskInfo, held: Attempt, tasks: Tasks): ClaimedTask {
+  const ref = refOf(held)
   return {
     ...toDistributedTask(info),
     attempt: held.attempt,
     fencingToken: BigInt(held.fencingToken),
     signal: held.controller.signal,
+    progress: (value, options) => tasks.progressAttempt(ref, value, options),
   }
+}
+
+/** A TaskStatus from what the log holds (a copy: the caller may mutate it). */
+function toTaskStatus(task: TaskInfo): TaskStatus {
+  const status: TaskStatus = {
+    id: task.id,
+    type: task.type,
+    priority: task.priority,
+    state: task.state,
+    attempt: task.attempt,
+    createdAt: new Date(task.createdAt),
+    updatedAt: new Date(task.updatedAt),
+  }
+  const assignee = task.assignee ?? task.lastAgentId
+  if (assignee !== undefined) status.assignee = assignee
+  if (task.result !== undefined) status.result = structuredClone(task.result)
+  if (task.error !== undefined) status.error = task.error
+  if (task.progress !== undefined) status.progress = structuredClone(task.progress)
+  if (task.runAt !== undefined) status.runAt = new Date(task.runAt)
+  if (task.dependsOn !== undefined) status.dependsOn = [...task.dependsOn]
+  if (task.cancelReason !== undefined) status.cancelReason = task.cancelReason
+  return status
+}
+
+function toTaskEvent(change: TaskChange): TaskEvent {
+  const event: TaskEvent = {
+    type: change.type,
+    taskId: change.taskId,
+    taskType: change.taskType,
+    attempt: change.attempt,
+    revision: change.revision,
+    timestamp: new Date(change.timestamp),
+  }
+  if (change.assignee !== undefined) event.assignee = change.assignee
+  if (change.progress !== undefined) event.progress = structuredClone(change.progress)
+  if (change.result !== undefined) event.result = structuredClone(change.result)
+  if (change.error !== undefined) event.error = change.error
+  return event
+}
+
+const FILTER_FIELDS = ['id', 'type', 'state', 'assignee']
+
+/** A TaskFilter checked (unknown fields and states are InvalidArgumentError) and turned into a query. */
+function toTaskQuery(filter: unknown): TaskQuery {
+  if (filter === undefined) return {}
+  if (!isPlainObject(filter)) throw new InvalidArgumentError('filter must be an object')
+  checkFields(filter, FILTER_FIELDS, 'filter')
+  const query: TaskQuery = {}
+  if (filter.id !== undefined) query.id = checkKey(filter.id, 'filter id')
+  if (filter.type !== undefined) query.type = checkKey(filter.type, 'filter type')
+  if (filter.assignee !== undefined) query.assignee = checkKey(filter.assignee, 'filter assignee')
+  if (filter.state !== undefined) {
+    const states = Array.isArray(filter.state) ? filter.state : [filter.state]
+    for (const state of states) {
+      if (!isTaskState(state)) throw new InvalidArgumentError(`unknown task state ${JSON.stringify(state)}`)
+    }
+    query.states = new Set(states as TaskState[])
+  }
+  return query
+}
+
+/**
+ * The state a change leaves its task in, for a watch filtered by state: `submitted` is the entry into
+ * `pending` or `waiting` (a delayed or dependent task's `waiting` change follows it).
+ */
+const STATE_AFTER: Record<TaskChange['type'], TaskState[]> = {
+  submitted: ['pending', 'waiting'],
+  waiting: ['waiting'],
+  pending: ['pending'],
+  assigned: ['assigned'],
+  started: ['running'],
+  progress: ['running'],
+  completed: ['completed'],
+  failed: ['failed'],
+  retrying: ['pending'],
+  dead: ['dead'],
+  expired: ['expired'],
+  cancelled: ['cancelled'],
+}
+
+function changeMatches(change: TaskChange, query: TaskQuery): boolean {
+  return (
+    (query.id === undefined || change.taskId === query.id) &&
+    (query.type === undefined || change.taskType === query.type) &&
+    (query.assignee === undefined || change.assignee === query.assignee) &&
+    (query.states === undefined || STATE_AFTER[change.type].some(state => query.states!.has(state)))
+  )
 }
 
 function toConstraints(spec: TaskConstraintsSpec): TaskConstraints {
@@ -941,6 +1172,7 @@ function checkTaskInput(input: unknown): { spec: TaskSpec; bytes: number } {
     }
     spec.deadline = deadline.getTime()
   }
+  addTaskOptions(input, spec)
   const bytes = Buffer.byteLength(JSON.stringify(spec))
   if (bytes > MAX_VALUE_BYTES) {
     throw new InvalidArgumentError(`task is larger than ${MAX_VALUE_BYTES} bytes as JSON`)
@@ -950,13 +1182,56 @@ function checkTaskInput(input: unknown): { spec: TaskSpec; bytes: number } {
 
 function checkPayload(payload: unknown): TaskSpec['payload'] {
   if (payload === undefined) return {}
-  if (!isPlainObject(payload) || !isJsonValue(payload)) {
-    throw new InvalidArgumentError(
-      'payload must be a plain object of JSON data (no undefined, functions, NaN, cycles or classes)',
-    )
+  if (!isPlainObject(payload)) throw new InvalidArgumentError('payload must be a plain object')
+  // As JSON.stringify converts it (an undefined property left out): a copy, so the caller keeps theirs.
+  const converted = convertJson(payload)
+  if (!converted.ok) throw new InvalidArgumentError(`payload cannot be converted to JSON: ${converted.error}`)
+  return converted.value as TaskSpec['payload']
+}
+
+/**
+ * The v0.2 task options (`runAt`, `dependsOn`, `repeat`, `backoff`, `retention`), checked and added to the
+ * spec: each refusal an InvalidArgumentError saying why (see `taskOptionsError`).
+ */
+function addTaskOptions(input: Record<string, unknown>, spec: TaskSpec): void {
+  if (input.runAt !== undefined) {
+    const runAt = input.runAt
+    spec.runAt = runAt instanceof Date ? runAt.getTime() : Number.NaN
   }
-  // A copy, so the caller keeps theirs and the log gets exactly what JSON carries.
-  return JSON.parse(JSON.stringify(payload)) as TaskSpec['payload']
+  if (input.dependsOn !== undefined) {
+    const dependsOn = checkNameList(input.dependsOn, 'dependsOn')
+    if (dependsOn.length > 0) spec.dependsOn = dependsOn
+  }
+  const repeat = optionObject(input.repeat, 'repeat', ['every', 'cron', 'timezone', 'limit'])
+  if (repeat !== undefined) {
+    if (repeat.cron !== undefined && typeof repeat.cron !== 'string') {
+      throw new InvalidArgumentError('repeat.cron must be a string')
+    }
+    if (repeat.timezone !== undefined && typeof repeat.timezone !== 'string') {
+      throw new InvalidArgumentError('repeat.timezone must be a string')
+    }
+    spec.repeat = repeat as TaskSpec['repeat']
+  }
+  const backoff = optionObject(input.backoff, 'backoff', ['type', 'delay', 'maxDelay'])
+  if (backoff !== undefined) spec.backoff = backoff as unknown as TaskSpec['backoff']
+  const retention = optionObject(input.retention, 'retention', ['completed', 'failed'])
+  if (retention !== undefined) spec.retention = retention as TaskSpec['retention']
+  const error = taskOptionsError(spec)
+  if (error !== undefined) throw new InvalidArgumentError(error)
+}
+
+/** A copy of an options object with only known fields (undefined ones left out), or undefined if absent. */
+function optionObject(
+  value: unknown,
+  what: string,
+  fields: readonly string[],
+): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined
+  if (!isPlainObject(value)) throw new InvalidArgumentError(`${what} must be an object`)
+  checkFields(value, fields, `${what}`)
+  const copy: Record<string, unknown> = {}
+  for (const field of fields) if (value[field] !== undefined) copy[field] = value[field]
+  return copy
 }
 
 function toConstraintsSpec(input: unknown): TaskConstraintsSpec {

@@ -31,12 +31,18 @@ const COMMAND_ACTIONS: Record<CommandType, Action> = {
   stealTask: 'runTask',
   submitTasks: 'submitTask',
   runTasks: 'runTask',
+  pauseTasks: 'submitTask',
+  resumeTasks: 'submitTask',
+  taskProgress: 'runTask',
   // The leader's housekeeping: only a (former) leader proposes these, and a leader is a voter.
   expireSession: 'vote',
   lockExpire: 'vote',
   timeoutTask: 'vote',
   retryDue: 'vote',
   expireTask: 'vote',
+  releaseTask: 'vote',
+  createOccurrence: 'vote',
+  forgetTasks: 'vote',
   // Cluster administration: the agent that founds the cluster, a voter, sets the voter target.
   setVoterTarget: 'vote',
   putEphemeral: 'write',

@@ -1,7 +1,15 @@
 import type { Command, CommandType, Envelope } from './commands.ts'
 import { isJsonValue } from './json.ts'
 import { isKey } from './keys.ts'
-import { isConcurrency, isIdList, isLabels, isRunTaskOps, isTaskSpec, isTaskSpecList } from './task-spec.ts'
+import {
+  isConcurrency,
+  isIdList,
+  isLabels,
+  isRunTaskOps,
+  isTaskIdBatch,
+  isTaskSpec,
+  isTaskSpecList,
+} from './task-spec.ts'
 import { txnComparesError, txnError, txnOpsError } from './txn.ts'
 import { isBoundedCount, isCount, isId, isPositive, isRecord, isTtl } from './validate.ts'
 
@@ -28,6 +36,7 @@ type FieldKind =
   | 'txnCompares'
   | 'txnOps'
   | 'permits'
+  | 'taskIds'
 
 interface FieldSpec {
   kind: FieldKind
@@ -128,7 +137,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
   ['timeoutTask', { taskId: field('id'), attempt: field('positive') }],
   ['retryDue', { taskId: field('id') }],
   ['expireTask', { taskId: field('id') }],
-  ['cancelTask', { taskId: field('id') }],
+  ['cancelTask', { taskId: field('id'), reason: field('string', true) }],
   ['submitTasks', { tasks: field('tasks') }],
   ['runTasks', { agentId: field('id'), sessionId: field('id'), ops: field('taskOps') }],
   ['setVoterTarget', { voters: field('voterTarget') }],
@@ -162,6 +171,20 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
     },
   ],
   ['proclaim', { name: field('id'), sessionId: field('id'), value: field('json') }],
+  ['pauseTasks', { taskType: field('id', true) }],
+  ['resumeTasks', { taskType: field('id', true) }],
+  [
+    'taskProgress',
+    {
+      taskId: field('id'),
+      attempt: field('positive'),
+      fencingToken: field('positive'),
+      progress: field('json'),
+    },
+  ],
+  ['releaseTask', { taskId: field('id') }],
+  ['createOccurrence', { scheduleId: field('id'), slot: field('count') }],
+  ['forgetTasks', { taskIds: field('taskIds') }],
 ])
 
 /** Checks across the fields of a command, after each field was found valid on its own. */
@@ -208,6 +231,8 @@ function fieldValid(kind: FieldKind, value: unknown): boolean {
       return txnOpsError(value) === undefined
     case 'permits':
       return isPositive(value)
+    case 'taskIds':
+      return isTaskIdBatch(value)
   }
 }
 

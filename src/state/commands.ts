@@ -231,10 +231,16 @@ export interface ExpireTaskCommand {
   taskId: string
 }
 
-/** Give up a task that has not finished: it becomes `dead` with error `cancelled`. */
+/**
+ * Give up a task that has not finished: it becomes `cancelled` (a running attempt ends, and its completion is
+ * refused as stale); tasks waiting for it are cancelled too. A finished task is left as it is. On the id of a
+ * repeating task, no more occurrences are created.
+ */
 export interface CancelTaskCommand {
   type: 'cancelTask'
   taskId: string
+  /** Shown as the task's `cancelReason`; default `cancelled`. */
+  reason?: string
 }
 
 /**
@@ -348,6 +354,54 @@ export interface ProclaimCommand {
   value: JsonValue
 }
 
+/** No new attempt starts of tasks of `taskType` (of any type if absent); running attempts go on. */
+export interface PauseTasksCommand {
+  type: 'pauseTasks'
+  taskType?: string
+}
+
+/** Undoes `pauseTasks` for `taskType`; without one, every pause (of all types and of each type) ends. */
+export interface ResumeTasksCommand {
+  type: 'resumeTasks'
+  taskType?: string
+}
+
+/** The running attempt reports progress; `StaleAttempt` unless (attempt, fencingToken) is the running one. */
+export interface TaskProgressCommand {
+  type: 'taskProgress'
+  taskId: string
+  attempt: number
+  fencingToken: number
+  progress: JsonValue
+}
+
+/**
+ * The leader's housekeeping: the task's `runAt` has come on the leader's clock, so it stops waiting for it
+ * (and becomes pending unless it still waits for dependencies). Applies to a task still delayed, whatever
+ * the entry's timestamp.
+ */
+export interface ReleaseTaskCommand {
+  type: 'releaseTask'
+  taskId: string
+}
+
+/**
+ * The leader's housekeeping: the slot `slot` (state ms) of the repeating task `scheduleId` is due; its
+ * occurrence `${scheduleId}:${slot}` is created, unless a slot at or after it was already served, so each
+ * slot gets one occurrence cluster-wide whichever leader proposes it, and however often.
+ */
+export interface CreateOccurrenceCommand {
+  type: 'createOccurrence'
+  scheduleId: string
+  slot: number
+}
+
+/** The leader's housekeeping: finished tasks whose retention is over are forgotten (unfinished ones stay). */
+export interface ForgetTasksCommand {
+  type: 'forgetTasks'
+  taskIds: string[]
+}
+
 export type Command =
   | PutCommand
   | DeleteCommand
@@ -381,6 +435,12 @@ export type Command =
   | TxnCommand
   | SemaphoreAcquireCommand
   | ProclaimCommand
+  | PauseTasksCommand
+  | ResumeTasksCommand
+  | TaskProgressCommand
+  | ReleaseTaskCommand
+  | CreateOccurrenceCommand
+  | ForgetTasksCommand
 
 export type CommandType = Command['type']
 

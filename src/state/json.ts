@@ -108,3 +108,21 @@ export function copyJson<T extends JsonValue>(value: T): T {
   }
   return copy as T
 }
+
+/**
+ * `value` as `JSON.stringify` converts it (an `undefined` property or array hole left out or `null`, a `Date`
+ * as its ISO string, `toJSON` honoured; `undefined` itself as `null`), or why it cannot be (a `BigInt`, a
+ * cycle, nesting deeper than `MAX_JSON_DEPTH`).
+ */
+export function convertJson(value: unknown): { ok: true; value: JsonValue } | { ok: false; error: string } {
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : String(err) }
+  }
+  if (text === undefined) return { ok: true, value: null }
+  const parsed: unknown = JSON.parse(text)
+  if (!isJsonValue(parsed)) return { ok: false, error: `it is nested deeper than ${MAX_JSON_DEPTH} levels` }
+  return { ok: true, value: parsed }
+}

@@ -78,6 +78,10 @@ export type ErrorCode =
   | 'NotLeader'
   /** lockAcquire / semaphoreAcquire of a key held or awaited with another permit count. */
   | 'PermitsMismatch'
+  /** A well-formed command the state refuses (a task depending on an unknown task or itself); nothing changed. */
+  | 'InvalidArgument'
+  /** submitTask with the id of an existing task (or repeating task) whose contents differ; nothing changed. */
+  | 'Conflict'
 
 export type ErrorResult = Extract<CommandResult, { type: 'error' }>
 
