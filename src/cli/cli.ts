@@ -47,6 +47,11 @@ const GROUPS: Group[] = [
     summary: 'lead a named election while a command runs',
     load: async () => [(await import('./elect.ts')).electCommand],
   },
+  {
+    name: 'psk',
+    summary: 'write a new pre-shared key for a private network',
+    load: async () => [(await import('./psk.ts')).pskCommand],
+  },
 ]
 
 function topHelp(): string {
