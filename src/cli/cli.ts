@@ -64,7 +64,8 @@ function topHelp(): string {
     'Commands:',
     ...GROUPS.map(group => `  ${group.name.padEnd(width)}  ${group.summary}`),
     '',
-    'Client commands talk to any agent: --peer <multiaddr> or env CONCLAVE_PEER; --json prints JSON.',
+    'Client commands talk to any agent: --peer <multiaddr> (repeatable, tried in turn) or env CONCLAVE_PEER',
+    '(a comma-separated list); --json prints JSON.',
     "Run 'conclave <command> --help' for a command's options.",
     '',
   ].join('\n')
