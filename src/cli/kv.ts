@@ -132,7 +132,13 @@ const watch: CliCommand = {
               : { prefix, fromRevision, waitMs: WATCH_POLL_MS },
             { waitMs: WATCH_POLL_MS },
           )
-          const answer = await Promise.race([poll, stop.signal])
+          const answer = await Promise.race([poll, stop.signal]).catch((err: unknown) => {
+            // Every agent named is gone (or refused): say where a later watch picks up without a gap.
+            if (fromRevision === undefined) throw err
+            const name = (err as Error).name || 'Error'
+            const hint = `; resume with --from-revision ${fromRevision}`
+            throw new CliError(name, `${(err as Error).message}${hint}`)
+          })
           if (typeof answer === 'string') {
             poll.catch(() => {})
             return 0

@@ -107,18 +107,19 @@ describe('clients with several agents', () => {
     expect(none.stderr).toMatch(/^ConnectionError: could not reach \S+: .*; \S+tcp\/1\S*: /)
   })
 
-  it('kv watch goes on from its last revision on the next agent when its agent goes away', async () => {
-    const extra = await createAgent({ name: 'e2' })
+  it('kv watch goes on from its last revision on the next agent, and names the revision to resume from when none is left', async () => {
+    const [first, second] = [await createAgent({ name: 'e2' }), await createAgent({ name: 'e3' })]
     try {
-      await extra.join({ bootstrap: agents[0].multiaddrs() })
+      await first.join({ bootstrap: agents[0].multiaddrs() })
+      await second.join({ bootstrap: agents[0].multiaddrs() })
       const { revision: start } = await agents[0].consensus.propose('fo-start', true)
-      const peers = `${extra.multiaddrs()[0]},${follower}`
+      const peers = `${first.multiaddrs()[0]},${second.multiaddrs()[0]}`
       const from = `${start + 1}`
       const watch = new RunningCli(['kv', 'watch', 'fo/', '--json', '--from-revision', from, '--peer', peers])
       try {
         for (let i = 0; i < 3; i++) await agents[0].consensus.propose(`fo/${i}`, i)
         await watch.line(/"key":"fo\/2"/)
-        await extra.stop()
+        await first.stop()
         for (let i = 3; i < 6; i++) await agents[0].consensus.propose(`fo/${i}`, i)
         await watch.line(/"key":"fo\/5"/, 30_000)
         const events = watch.lines.map(line => JSON.parse(line) as { key: string; revision: number })
@@ -126,12 +127,18 @@ describe('clients with several agents', () => {
         const revisions = events.map(event => event.revision)
         expect(revisions).toEqual([...revisions].sort((a, b) => a - b))
         expect(watch.stderr).toMatch(/lost \S+ \(.*\); watching from revision \d+ on \S+/)
+
+        // The last agent named goes too: the watch ends, saying where to pick up without a gap.
+        await second.stop()
+        expect((await watch.exited).code).toBe(1)
+        const last = watch.stderr.trimEnd().split('\n').at(-1)!
+        expect(last).toMatch(new RegExp(`; resume with --from-revision ${revisions.at(-1)! + 1}$`))
       } finally {
         watch.kill('SIGINT')
         await watch.exited
       }
     } finally {
-      await extra.stop()
+      await Promise.all([first.stop(), second.stop()])
     }
   })
 })
