@@ -15,10 +15,13 @@ const META_PEER_KEY = 'peer-key'
 /**
  * The libp2p service factory: `createLibp2p({ ..., services: { conclave: conclave({...}) } })` embeds
  * conclave in an existing node; the service exposes the same members as `Agent`. Throws
- * `InvalidArgumentError` at once for bad `security` options (unreadable files, an invalid own SVID, a bad
- * policy), and `RangeError` for bad timing.
+ * `InvalidArgumentError` at once for an unknown option, bad `security` options (unreadable files, an invalid
+ * own SVID, a bad policy), and bad timing, membership, raft or rate-limit values: the checks `createAgent`
+ * makes, less the options of the libp2p node (listen, transport, psk, connectionGater), which are the
+ * embedding node's own.
  */
 export function conclave(options: ServiceInit = {}): (components: ConclaveComponents) => ConclaveService {
+  checkOptions(options, SERVICE_OPTIONS)
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
   const resolvedSecurity = options.resolvedSecurity ?? resolveSecurity(options.security)
@@ -47,6 +50,14 @@ const AGENT_OPTIONS = [
   'connectionGater',
   'security',
   'rateLimits',
+]
+
+/** What `conclave()` takes: the agent's options minus the node's own, plus what `createAgent` hands it. */
+const SERVICE_OPTIONS = [
+  ...AGENT_OPTIONS.filter(name => !['listen', 'transport', 'psk', 'connectionGater'].includes(name)),
+  'storage',
+  'random',
+  'resolvedSecurity',
 ]
 
 /**

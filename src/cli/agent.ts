@@ -1,13 +1,16 @@
 import type { Agent, AgentInfo } from '../api.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import { parseHttpAddress } from '../http/address.ts'
 import { listenDashboard, type PendingDashboard } from '../http/server.ts'
 import { agentSource } from '../http/source.ts'
+import { loadPsk } from '../security/pnet.ts'
+import { checkAgentAddress, checkListenAddress, joinAddresses, listenFailure } from './addresses.ts'
 import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import type { CliCommand } from './command.ts'
 import { onStopSignal } from './hold.ts'
 import { identityOptions, loadIdentity, readIdentityFiles, readPolicyFile } from './identity.ts'
-import { formatError, printError, printJson, printLine } from './output.ts'
+import { CliError, formatError, printError, printJson, printLine } from './output.ts'
 
 /** How often the SVID files are re-read for a renewal. */
 const SVID_RELOAD_MS = 5_000
@@ -133,6 +136,12 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     throw new UsageError('--policy needs --svid, --svid-key and --trust-bundle')
   }
   const policy = policyPath === undefined ? undefined : readPolicyFile(policyPath)
+  // Every address is checked before anything listens: a mistake is a usage error naming its option.
+  const listen = options.listen as string[] | undefined
+  for (const address of listen ?? []) checkListenAddress(address)
+  const bootstrap = (options.bootstrap as string[] | undefined) ?? []
+  for (const address of bootstrap) checkAgentAddress('bootstrap', address, true)
+  checkStartOptions(options)
   // Bound before the agent listens: a bad or busy address fails first, naming the option.
   const dashboard = await bindDashboard(options, identityFiles !== undefined)
   const log = logger(options.json === true)
@@ -147,7 +156,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     agent = await createAgent({
       name: options.name as string | undefined,
       dataDir: options['data-dir'] as string | undefined,
-      listen: options.listen as string[] | undefined,
+      listen,
       capabilities: options.capabilities as string[] | undefined,
       labels: options.labels === undefined ? undefined : labels,
       concurrency: options.concurrency as number | undefined,
@@ -167,7 +176,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   } catch (err) {
     stop.dispose()
     await dashboard?.close()
-    throw err
+    throw await startFailure(err, options)
   }
   dashboard?.attach(agentSource(agent))
   const addrs = agent.multiaddrs()
@@ -180,7 +189,6 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   if (dashboard !== undefined) log('dashboard', `dashboard on ${dashboard.url}`, { url: dashboard.url })
   let status = 0
   try {
-    const bootstrap = (options.bootstrap as string[] | undefined) ?? []
     if (bootstrap.length === 0) {
       log('founding', 'no --bootstrap: founding a new cluster (or resuming the one in --data-dir)')
     } else {
@@ -204,13 +212,16 @@ async function runAgent(args: ParsedArgs): Promise<number> {
       )
     if (joined) {
       const members = await agent.members()
-      log(
-        'joined',
-        `member of the cluster (${members.length} members); others join with --bootstrap ${addrs[0]}`,
-        {
-          members: members.length,
-        },
-      )
+      // Others reach it on these: with a wildcard --listen, not the loopback address libp2p lists first.
+      const reachable = joinAddresses(addrs)
+      const how =
+        reachable.length === 1
+          ? `--bootstrap ${reachable[0]}`
+          : `--bootstrap and one of ${reachable.join(' ')}`
+      log('joined', `member of the cluster (${members.length} members); others join with ${how}`, {
+        members: members.length,
+        bootstrap: reachable,
+      })
       followLeader(agent, log, running.signal)
       followMembers(agent, log, running.signal)
     }
@@ -242,6 +253,54 @@ async function bindDashboard(
   } catch (err) {
     throw new UsageError(`--http ${text}: ${(err as Error).message}`)
   }
+}
+
+/** The other options `createAgent` would refuse, refused first under their command-line names. */
+function checkStartOptions(options: ParsedArgs['options']): void {
+  const name = options.name as string | undefined
+  if (name !== undefined && name.trim() === '') throw new UsageError('--name must not be empty')
+  const dataDir = options['data-dir'] as string | undefined
+  if (dataDir !== undefined && dataDir === '') throw new UsageError('--data-dir must not be empty')
+  const concurrency = options.concurrency as number | undefined
+  if (concurrency !== undefined && concurrency < 1) throw new UsageError('--concurrency must be at least 1')
+  const psk = options.psk as string | undefined
+  if (psk !== undefined) {
+    try {
+      loadPsk(psk)
+    } catch (err) {
+      throw new InvalidArgumentError(`--psk: ${(err as Error).message}`, { cause: err })
+    }
+  }
+}
+
+/**
+ * What to report when the agent could not start: the option at fault and why, in one line, rather than
+ * libp2p's or the storage's own words (which name no option, and may carry a stack trace).
+ */
+async function startFailure(err: unknown, options: ParsedArgs['options']): Promise<unknown> {
+  const name = (err as Error | undefined)?.name
+  const dataDir = options['data-dir'] as string | undefined
+  if (dataDir !== undefined && name?.startsWith('Storage') === true) {
+    return new CliError(name, `--data-dir ${dataDir}: ${(err as Error).message}`)
+  }
+  const system = err as NodeJS.ErrnoException
+  if (dataDir !== undefined && system.syscall !== undefined && system.path?.startsWith(dataDir) === true) {
+    // The directory could not be created or opened (not a directory, no permission, read-only, ...).
+    return new CliError(
+      'DataDirError',
+      `--data-dir ${dataDir}: ${system.code ?? system.message} (${system.syscall} ${system.path})`,
+    )
+  }
+  const listen = (options.listen as string[] | undefined) ?? []
+  for (const address of listen) {
+    const why = await listenFailure(address)
+    if (why !== undefined) return new CliError('ListenError', `--listen ${address}: ${why}`, 2)
+  }
+  if (name === 'UnsupportedListenAddressesError' || name === 'NoValidAddressesError') {
+    const addresses = listen.length === 0 ? 'the default address /ip4/127.0.0.1/tcp/0' : listen.join(' ')
+    return new CliError('ListenError', `--listen: could not listen on ${addresses}`, 2)
+  }
+  return err
 }
 
 /** Logs every Raft leader change, and this agent's own rise and fall. */

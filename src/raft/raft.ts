@@ -96,7 +96,8 @@ function concatChunks(chunks: readonly Uint8Array[], total: number): Uint8Array 
   return data
 }
 
-function validateOptions(options: RaftOptions): void {
+/** Throws `InvalidRequestError` for an option value the core cannot run with. */
+export function validateOptions(options: RaftOptions): void {
   const positive: (keyof RaftOptions)[] = [
     'electionTicks',
     'heartbeatTicks',
