@@ -55,6 +55,19 @@ export type { AgentOptions, RateLimits, ServiceOptions, TimingOptions } from './
 export { type ConclaveComponents, ConclaveService } from './agent/service.ts'
 export type * from './api.ts'
 export {
+  decodeSnapshotFile,
+  type ForcedCluster,
+  type RestoredCluster,
+  type RestoreSnapshotOptions,
+  restoreSnapshot,
+  type SavedSnapshot,
+  type SaveSnapshotOptions,
+  SNAPSHOT_FILE_VERSION,
+  SnapshotFileError,
+  type SnapshotHeader,
+  saveSnapshot,
+} from './backup/index.ts'
+export {
   AbortError,
   ClosedError,
   CompactedError,
