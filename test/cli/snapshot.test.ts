@@ -29,6 +29,8 @@ describe('conclave snapshot', () => {
       async () => (await agents[0].members()).filter(member => member.role === 'voter').length === 3,
     )
     await agents[1].consensus.propose('config/model', { name: 'llama' })
+    // Big enough for the file to come in several chunks (1 MiB each).
+    for (let i = 0; i < 4; i++) await agents[0].consensus.propose(`blobs/${i}`, `${i}`.repeat(600_000))
     const lock = await agents[2].locks.acquire('locks/a', 30_000)
     await lock.release()
 
@@ -39,7 +41,8 @@ describe('conclave snapshot', () => {
     expect(saved.stderr).toBe('')
     expect(saved.code).toBe(0)
     const result = JSON.parse(saved.stdout)
-    expect(result.revision).toBe(1)
+    expect(result.revision).toBe(5)
+    expect(result.bytes).toBeGreaterThan(2 * 1024 * 1024)
     expect(result.bytes).toBe(readFileSync(file).length)
     expect(existsSync(`${file}.part`)).toBe(false)
 
@@ -81,6 +84,8 @@ describe('conclave snapshot', () => {
     const get = await cli(['kv', 'get', 'config/model', '--peer', address, '--json'])
     expect(get.code).toBe(0)
     expect(JSON.parse(get.stdout).value).toEqual({ name: 'llama' })
+    const blob = await cli(['kv', 'get', 'blobs/3', '--peer', address, '--json'])
+    expect(JSON.parse(blob.stdout).value).toBe('3'.repeat(600_000))
   }, 90_000)
 
   it('agent --force-new-cluster refuses a missing --data-dir (usage) and a directory that is not a replica', async () => {
