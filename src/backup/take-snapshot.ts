@@ -9,7 +9,7 @@
  */
 
 import type { Libp2p } from '@libp2p/interface'
-import type { Agent } from '../api.ts'
+import type { Agent, ConclaveApi } from '../api.ts'
 import { ClosedError, InvalidArgumentError, NoLeaderError } from '../errors.ts'
 import type { Config } from '../raft/types.ts'
 import { encodeSnapshotFile, SNAPSHOT_FILE_VERSION, type SnapshotHeader } from './snapshot-file.ts'
@@ -42,13 +42,13 @@ export interface SaveSnapshotOptions {
 }
 
 /**
- * A consistent snapshot of the cluster `agent` belongs to, as a snapshot file's bytes: every write
+ * A consistent snapshot of the cluster `agent` (an agent, or the conclave service of a libp2p node) belongs to, as a snapshot file's bytes: every write
  * acknowledged before the call is in it. Write the bytes to a file; `restoreSnapshot` (or `conclave snapshot
  * restore`) seeds a new cluster from them. Rejects with `NoLeaderError` when no leader confirms the read
  * point in time, `ClosedError` once the agent stopped or before it joined a cluster.
  */
 export async function saveSnapshot(
-  agent: Agent | SnapshotSource,
+  agent: Agent | ConclaveApi | SnapshotSource,
   options: SaveSnapshotOptions = {},
 ): Promise<SavedSnapshot> {
   const source = isSource(agent) ? agent : snapshotSourceOf(agent)
@@ -71,7 +71,7 @@ export async function saveSnapshot(
   return { bytes: encodeSnapshotFile({ ...header, data: captured.data }), header }
 }
 
-function isSource(value: Agent | SnapshotSource): value is SnapshotSource {
+function isSource(value: Agent | ConclaveApi | SnapshotSource): value is SnapshotSource {
   return typeof (value as SnapshotSource).capture === 'function'
 }
 
