@@ -89,6 +89,8 @@ interface ServiceInternals {
   replica: { state: { revision: number; snapshot(): Uint8Array } }
   client: { barrier(signal?: AbortSignal): Promise<void> }
   clusterId(): string | undefined
+  /** The service's own accessor, when it has one: used instead of the private members above. */
+  snapshotSource?(): SnapshotSource
 }
 
 /**
@@ -100,6 +102,7 @@ export function snapshotSourceOf(agentOrService: Agent | object): SnapshotSource
       ? (agentOrService.libp2p as Libp2p<{ conclave?: unknown }>).services.conclave
       : agentOrService
   ) as ServiceInternals | undefined
+  if (typeof service?.snapshotSource === 'function') return service.snapshotSource()
   if (
     service === undefined ||
     typeof service.clusterId !== 'function' ||
