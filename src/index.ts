@@ -62,6 +62,19 @@ export type {
 export { type ConclaveComponents, ConclaveService } from './agent/service.ts'
 export type * from './api.ts'
 export {
+  decodeSnapshotFile,
+  type ForcedCluster,
+  type RestoredCluster,
+  type RestoreSnapshotOptions,
+  restoreSnapshot,
+  type SavedSnapshot,
+  type SaveSnapshotOptions,
+  SNAPSHOT_FILE_VERSION,
+  SnapshotFileError,
+  type SnapshotHeader,
+  saveSnapshot,
+} from './backup/index.ts'
+export {
   AbortError,
   ClosedError,
   CompactedError,

@@ -1,6 +1,7 @@
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Agent } from '../api.ts'
+import { openForNewCluster } from '../backup/force-new-cluster.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { createConclaveLibp2p } from '../net/libp2p-node.ts'
 import { resolveSecurity } from '../security/options.ts'
@@ -50,6 +51,7 @@ const AGENT_OPTIONS = [
   'connectionGater',
   'security',
   'rateLimits',
+  'forceNewCluster',
 ]
 
 /** What `conclave()` takes: the agent's options minus the node's own, plus what `createAgent` hands it. */
@@ -72,11 +74,20 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
   const resolvedSecurity = resolveSecurity(options.security)
-  const storage = openRaftStorage(options.dataDir)
+  if (options.forceNewCluster !== undefined && typeof options.forceNewCluster !== 'boolean') {
+    throw new InvalidArgumentError('forceNewCluster must be a boolean')
+  }
+  if (options.forceNewCluster === true && options.dataDir === undefined) {
+    throw new InvalidArgumentError("forceNewCluster needs dataDir: a surviving replica's data directory")
+  }
+  const storage =
+    options.forceNewCluster === true && options.dataDir !== undefined
+      ? openForNewCluster(options.dataDir).storage
+      : openRaftStorage(options.dataDir)
   let node: Libp2p<{ conclave: ConclaveService }>
   try {
     const privateKey = await loadPeerKey(storage)
-    const { listen, transport, psk, connectionGater, ...serviceOptions } = options
+    const { listen, transport, psk, connectionGater, forceNewCluster: _forced, ...serviceOptions } = options
     node = await createConclaveLibp2p({
       listen,
       transport,

@@ -91,10 +91,20 @@ export interface AgentOptions extends TimingOptions {
    * agents with it; a gater decides only when a connection is set up, so close existing ones as well.
    */
   connectionGater?: ConnectionGater
+  /**
+   * Start a single-voter cluster from this surviving replica's `dataDir` after the cluster lost its quorum
+   * (etcd's `--force-new-cluster`): the stored configuration is rewritten to this agent alone, which then
+   * leads and serves what its log holds; other agents join it. Only when the lost voters are gone for good.
+   * Refused (`InvalidArgumentError`) without `dataDir`, or on a directory that is not a voter's replica.
+   */
+  forceNewCluster?: boolean
 }
 
 /** Options of the libp2p service factory `conclave()`: the same as an agent's, minus the libp2p node's own. */
-export type ServiceOptions = Omit<AgentOptions, 'listen' | 'transport' | 'psk' | 'connectionGater'>
+export type ServiceOptions = Omit<
+  AgentOptions,
+  'listen' | 'transport' | 'psk' | 'connectionGater' | 'forceNewCluster'
+>
 
 export interface ResolvedTiming {
   tickMs: number

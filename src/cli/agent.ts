@@ -97,6 +97,11 @@ export const agentCommand: CliCommand = {
         description: 'serve the live web dashboard there (read-only), e.g. 127.0.0.1:7070',
       },
       {
+        name: 'force-new-cluster',
+        kind: 'boolean',
+        description: "after a lost quorum: lead alone from this survivor's --data-dir (others join it)",
+      },
+      {
         name: 'http-allow-remote',
         kind: 'boolean',
         description: 'with --svid, let --http serve on a non-loopback address',
@@ -127,6 +132,10 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   const voters = options.voters as number | undefined
   if (voters !== undefined && (voters < 1 || voters > 7 || voters % 2 === 0)) {
     throw new UsageError('--voters must be odd, from 1 to 7')
+  }
+  const forceNewCluster = options['force-new-cluster'] === true
+  if (forceNewCluster && (options['data-dir'] === undefined || options.bootstrap !== undefined)) {
+    throw new UsageError("--force-new-cluster needs --data-dir (a surviving replica's) and no --bootstrap")
   }
   const identityFiles = readIdentityFiles(args, false)
   // Checked here too, so that a wrong file is reported under its option's name.
@@ -160,6 +169,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
       capabilities: options.capabilities as string[] | undefined,
       labels: options.labels === undefined ? undefined : labels,
       concurrency: options.concurrency as number | undefined,
+      ...(forceNewCluster ? { forceNewCluster } : {}),
       ...(options.psk === undefined ? {} : { psk: options.psk as string }),
       ...(identityFiles === undefined
         ? {}

@@ -48,6 +48,11 @@ const GROUPS: Group[] = [
     load: async () => [(await import('./elect.ts')).electCommand],
   },
   {
+    name: 'snapshot',
+    summary: 'save a consistent snapshot of the cluster; restore one into a new cluster',
+    load: async () => (await import('./snapshot.ts')).snapshotCommands,
+  },
+  {
     name: 'repair-term',
     summary: "lower a stopped agent's poisoned Raft term (operator repair)",
     load: async () => [(await import('./repair-term.ts')).repairTermCommand],
