@@ -79,6 +79,16 @@ export {
   startDashboard,
 } from './http/server.ts'
 export { agentSource, type DashboardSource } from './http/source.ts'
+export {
+  type ConclaveMetrics,
+  enableMetrics,
+  listenMetrics,
+  type MetricsInternals,
+  type MetricsRegistry,
+  type MetricsServer,
+  type MetricsServerOptions,
+  registerConclaveMetrics,
+} from './metrics/index.ts'
 export { coalescingTcp } from './net/coalescing-tcp.ts'
 export { YAMUX_MAX_STREAM_WINDOW } from './net/libp2p-node.ts'
 export type { RateLimit } from './net/rate-limit.ts'
@@ -86,3 +96,10 @@ export { IdentityError, type IdentityFailure, SvidError, type SvidRejection } fr
 export type { PemSource, SecurityOptions, SecurityRefusal, SvidRotation } from './security/options.ts'
 export { generatePsk, loadPsk } from './security/pnet.ts'
 export { type Action, AuthorizationPolicy, type PolicyRule } from './security/policy.ts'
+export {
+  type StorageObservation,
+  type StorageObserver,
+  type StorageOperation,
+  TimedStorage,
+  timedStorage,
+} from './storage/timed-storage.ts'

@@ -1,0 +1,23 @@
+export {
+  type ConclaveMetrics,
+  enableMetrics,
+  PROPOSAL_BUCKETS,
+  registerConclaveMetrics,
+  STORAGE_BUCKETS,
+} from './conclave-metrics.ts'
+export {
+  type MembershipCounters,
+  type MetricsInternals,
+  metricsInternalsOf,
+  type ProposalOutcome,
+  type ProposalRecord,
+  type RaftTransportCounters,
+  type RpcCounters,
+} from './internals.ts'
+export { processPrometheusMetrics } from './prometheus.ts'
+export {
+  listenMetrics,
+  type MetricsRegistry,
+  type MetricsServer,
+  type MetricsServerOptions,
+} from './server.ts'

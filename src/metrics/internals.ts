@@ -1,0 +1,177 @@
+/**
+ * What the metrics read of an agent: the dashboard's status surface (`AgentInternals`: Raft status, the
+ * replicated state, state and member events), plus counters and hooks only metrics need. Every extra is
+ * optional: a metric whose source an agent does not offer is simply not updated.
+ */
+import type { Agent } from '../api.ts'
+import { type AgentInternals, internalsOf } from '../http/source.ts'
+import type { StorageObserver } from '../storage/timed-storage.ts'
+
+/** One command this agent got into the log (or failed to), timed from its submission to its result. */
+export interface ProposalRecord {
+  /** The command's type (`put`, `lockAcquire`, `keepAlive`, `submitTask`...). */
+  command: string
+  seconds: number
+  /** `ok`: applied; `refused`: committed, but the state machine refused it; `failed`: no result (timeout...). */
+  outcome: ProposalOutcome
+}
+
+export type ProposalOutcome = 'ok' | 'refused' | 'failed'
+
+/** The request/response protocols' counters (`Rpc.stats()`). */
+export interface RpcCounters {
+  callsStarted: number
+  callsSucceeded: number
+  callsFailed: number
+  requestsServed: number
+  resets: number
+  rateLimited: number
+}
+
+/** The Raft transport's counters (`RaftTransport.stats()`). */
+export interface RaftTransportCounters {
+  sent: number
+  received: number
+  dropped: number
+  resets: number
+  throttled: number
+  dialFailures: number
+}
+
+/** The SWIM membership's counters (`Membership.stats()`). */
+export interface MembershipCounters {
+  sent: number
+  sendFailures: number
+  published: number
+  publishFallbacks: number
+  received: number
+  dropped: number
+}
+
+/**
+ * The status surface metrics are built on. `ConclaveService` can provide it as `metricsInternals()`; until it
+ * does, `metricsInternalsOf` assembles it from the dashboard's surface and the service's fields.
+ */
+export interface MetricsInternals extends AgentInternals {
+  /** Calls `listener` at every leader change this agent learns of (leader '' = none); returns unsubscribe. */
+  onLeaderChange?(listener: (leader: string, term: number) => void): () => void
+  /** Calls `listener` for every command this agent proposes or forwards; returns unsubscribe. */
+  onProposal?(listener: (record: ProposalRecord) => void): () => void
+  /** Subscribes to the storage's timings (a `TimedStorage`); returns unsubscribe. */
+  onStorage?(observer: StorageObserver): () => void
+  rpcStats?(): RpcCounters
+  raftTransportStats?(): RaftTransportCounters
+  membershipStats?(): MembershipCounters
+  /** Lifeguard's local health score (0 = healthy). */
+  localHealth?(): number
+}
+
+type Unsubscribe = () => void
+
+interface CommandLike {
+  type?: unknown
+}
+
+type Submit = (command: CommandLike, ...rest: unknown[]) => Promise<unknown>
+
+/** The fields of today's `ConclaveService` read here beyond the dashboard's, each checked before use. */
+interface ServiceFields {
+  metricsInternals?: () => MetricsInternals
+  rpc?: { stats?: () => RpcCounters }
+  transport?: { stats?: () => RaftTransportCounters }
+  membership?: { stats?: () => MembershipCounters; localHealth?: () => number }
+  storage?: { observe?: (observer: StorageObserver) => Unsubscribe }
+  client?: { submit?: Submit; submitRaw?: Submit }
+}
+
+const noop: Unsubscribe = () => {}
+
+/**
+ * The metrics surface of an agent made by `createAgent` (or any node with `services.conclave`); undefined
+ * for anything else. Prefers the service's own `metricsInternals()`.
+ */
+export function metricsInternalsOf(agent: Agent): MetricsInternals | undefined {
+  const services = (agent.libp2p as unknown as { services?: Record<string, unknown> } | undefined)?.services
+  const service = services?.conclave as ServiceFields | undefined
+  if (service === undefined || service === null) return undefined
+  if (typeof service.metricsInternals === 'function') return service.metricsInternals()
+  const base = internalsOf(agent)
+  if (base === undefined) return undefined
+  const membership = service.membership
+  return {
+    raftStatus: () => base.raftStatus(),
+    state: () => base.state(),
+    onStateEvent: listener => base.onStateEvent(listener),
+    onMemberEvent: listener => base.onMemberEvent(listener),
+    get securityEnabled() {
+      return base.securityEnabled
+    },
+    onLeaderChange: listener => followLeader(agent, listener),
+    onProposal: listener => wrapClient(service, listener),
+    onStorage: observer =>
+      typeof service.storage?.observe === 'function' ? service.storage.observe(observer) : noop,
+    ...(typeof service.rpc?.stats === 'function' ? { rpcStats: () => service.rpc!.stats!() } : {}),
+    ...(typeof service.transport?.stats === 'function'
+      ? { raftTransportStats: () => service.transport!.stats!() }
+      : {}),
+    ...(typeof membership?.stats === 'function' ? { membershipStats: () => membership.stats!() } : {}),
+    ...(typeof membership?.localHealth === 'function'
+      ? { localHealth: () => membership.localHealth!() }
+      : {}),
+  }
+}
+
+function followLeader(agent: Agent, listener: (leader: string, term: number) => void): Unsubscribe {
+  const stop = new AbortController()
+  const follow = async (): Promise<void> => {
+    for await (const event of agent.election.watch({ signal: stop.signal })) {
+      listener(event.type === 'resigned' ? '' : event.leaderId, event.term)
+    }
+  }
+  follow().catch(() => {})
+  return () => stop.abort()
+}
+
+/**
+ * Times every command through the agent's `Client` (`submit`, `submitRaw`): the API's writes, the client
+ * protocol's, session keep-alives and the leader's housekeeping all go through it. An interim wrapper on the
+ * instance, removed on unsubscribe, until the service reports proposals itself (`metricsInternals()`).
+ */
+function wrapClient(service: ServiceFields, listener: (record: ProposalRecord) => void): Unsubscribe {
+  const client = service.client
+  if (client === undefined || typeof client.submit !== 'function' || typeof client.submitRaw !== 'function') {
+    return noop
+  }
+  const originals = { submit: client.submit, submitRaw: client.submitRaw }
+  const timed =
+    (original: Submit): Submit =>
+    async (command, ...rest) => {
+      const started = performance.now()
+      const record = (outcome: ProposalOutcome): void => {
+        listener({
+          command: typeof command?.type === 'string' ? command.type : 'unknown',
+          seconds: (performance.now() - started) / 1000,
+          outcome,
+        })
+      }
+      try {
+        const result = await original.call(client, command, ...rest)
+        record(isErrorResult(result) ? 'refused' : 'ok')
+        return result
+      } catch (err) {
+        record('failed')
+        throw err
+      }
+    }
+  client.submit = timed(originals.submit)
+  client.submitRaw = timed(originals.submitRaw)
+  return () => {
+    client.submit = originals.submit
+    client.submitRaw = originals.submitRaw
+  }
+}
+
+/** A command the state machine refused (`{ type: 'error', code }`) still committed, but did not succeed. */
+function isErrorResult(result: unknown): boolean {
+  return typeof result === 'object' && result !== null && (result as { type?: unknown }).type === 'error'
+}
