@@ -6,13 +6,12 @@
  * counters are read when scraped and added as they grew. docs/metrics.md lists every metric.
  */
 import type { Metrics } from '@libp2p/interface'
-import type { Agent } from '../api.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { TASK_STATES, type TaskStateName } from '../http/source.ts'
 import type { StateEvent } from '../state/index.ts'
 import type { StorageObservation } from '../storage/timed-storage.ts'
 import type { MemberEvent } from '../swim/types.ts'
-import { type MetricsInternals, metricsInternalsOf } from './internals.ts'
+import { type MetricsInternals, type MetricsTarget, metricsInternalsOf, nodeOf } from './internals.ts'
 import { readStateCounts, type StateCounts } from './state-counts.ts'
 
 /** conclave's metrics of one agent, registered in a `Metrics`; `stop` detaches them from the agent. */
@@ -29,21 +28,22 @@ export const STORAGE_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 ]
 
-/** How long one parse of the replicated state serves the level metrics of one scrape. */
-const STATE_CACHE_MS = 500
-
 const enabled = new WeakSet<object>()
 
 /**
- * Registers conclave's metrics of `agent` in `metrics` (one `Metrics` per process: Prometheus metric names
- * are global, so a second agent in the same process needs its own registry). Throws `InvalidArgumentError`
- * for something that is not an agent of this package, or an agent whose metrics are already enabled.
+ * Registers conclave's metrics of `target` (an agent made by `createAgent`, or a libp2p node running the
+ * `conclave()` service) in `metrics`, usually the node's own (`createConclaveLibp2p({ metrics })`) so one
+ * registry holds both. One agent per `Metrics`: Prometheus names are global to a registry. Throws
+ * `InvalidArgumentError` for anything else, or an agent whose metrics are already enabled.
  */
-export function enableMetrics(agent: Agent, metrics: Metrics): ConclaveMetrics {
-  const internals = metricsInternalsOf(agent)
-  if (internals === undefined)
-    throw new InvalidArgumentError('enableMetrics needs an agent made by createAgent')
-  const key = agent.libp2p as object
+export function enableMetrics(target: MetricsTarget, metrics: Metrics): ConclaveMetrics {
+  const internals = metricsInternalsOf(target)
+  if (internals === undefined) {
+    throw new InvalidArgumentError(
+      'enableMetrics needs an agent made by createAgent or a node running conclave()',
+    )
+  }
+  const key = nodeOf(target) as object
   if (enabled.has(key)) throw new InvalidArgumentError('metrics are already enabled for this agent')
   enabled.add(key)
   const registered = registerConclaveMetrics(metrics, internals)
@@ -112,14 +112,14 @@ export function registerConclaveMetrics(metrics: Metrics, internals: MetricsInte
     )
   }
 
-  // The replicated state, one parse per scrape.
-  let cached: { at: number; counts: StateCounts | undefined } | undefined
+  // The replicated state changes only when an entry is applied: one parse per applied index.
+  let cached: { applied: number; counts: StateCounts | undefined } | undefined
   const counts = (): StateCounts | undefined => {
     if (stopped) return undefined
-    const now = performance.now()
-    if (cached === undefined || now - cached.at > STATE_CACHE_MS) {
+    const applied = status()?.applied ?? -1
+    if (cached === undefined || applied === -1 || cached.applied !== applied) {
       const state = internals.state()
-      cached = { at: now, counts: state === undefined ? undefined : readStateCounts(state) }
+      cached = { applied, counts: state === undefined ? undefined : readStateCounts(state) }
     }
     return cached.counts
   }

@@ -8,6 +8,7 @@ export {
 export {
   type MembershipCounters,
   type MetricsInternals,
+  type MetricsTarget,
   metricsInternalsOf,
   type ProposalOutcome,
   type ProposalRecord,

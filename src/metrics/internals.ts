@@ -3,7 +3,8 @@
  * replicated state, state and member events), plus counters and hooks only metrics need. Every extra is
  * optional: a metric whose source an agent does not offer is simply not updated.
  */
-import type { Agent } from '../api.ts'
+import type { Libp2p } from '@libp2p/interface'
+import type { Agent, LeaderElection } from '../api.ts'
 import { type AgentInternals, internalsOf } from '../http/source.ts'
 import type { StorageObserver } from '../storage/timed-storage.ts'
 
@@ -77,6 +78,7 @@ type Submit = (command: CommandLike, ...rest: unknown[]) => Promise<unknown>
 /** The fields of today's `ConclaveService` read here beyond the dashboard's, each checked before use. */
 interface ServiceFields {
   metricsInternals?: () => MetricsInternals
+  election?: Pick<LeaderElection, 'watch'>
   rpc?: { stats?: () => RpcCounters }
   transport?: { stats?: () => RaftTransportCounters }
   membership?: { stats?: () => MembershipCounters; localHealth?: () => number }
@@ -86,16 +88,29 @@ interface ServiceFields {
 
 const noop: Unsubscribe = () => {}
 
+/** An agent made by `createAgent`, or a libp2p node running the `conclave()` service. */
+export type MetricsTarget = Agent | Libp2p
+
+/** The libp2p node of `target`, or undefined for something else. */
+export function nodeOf(target: MetricsTarget): Libp2p | undefined {
+  if (target === null || typeof target !== 'object') return undefined
+  if ('services' in target) return target
+  const node = (target as { libp2p?: unknown }).libp2p
+  return node !== null && typeof node === 'object' && 'services' in node ? (node as Libp2p) : undefined
+}
+
 /**
- * The metrics surface of an agent made by `createAgent` (or any node with `services.conclave`); undefined
+ * The metrics surface of an agent made by `createAgent`, or of a node with `services.conclave`; undefined
  * for anything else. Prefers the service's own `metricsInternals()`.
  */
-export function metricsInternalsOf(agent: Agent): MetricsInternals | undefined {
-  const services = (agent.libp2p as unknown as { services?: Record<string, unknown> } | undefined)?.services
-  const service = services?.conclave as ServiceFields | undefined
-  if (service === undefined || service === null) return undefined
+export function metricsInternalsOf(target: MetricsTarget): MetricsInternals | undefined {
+  const node = nodeOf(target)
+  const service = (node?.services as Record<string, unknown> | undefined)?.conclave as
+    | ServiceFields
+    | undefined
+  if (node === undefined || service === undefined || service === null) return undefined
   if (typeof service.metricsInternals === 'function') return service.metricsInternals()
-  const base = internalsOf(agent)
+  const base = internalsOf({ libp2p: node } as Agent)
   if (base === undefined) return undefined
   const membership = service.membership
   return {
@@ -106,7 +121,9 @@ export function metricsInternalsOf(agent: Agent): MetricsInternals | undefined {
     get securityEnabled() {
       return base.securityEnabled
     },
-    onLeaderChange: listener => followLeader(agent, listener),
+    ...(typeof service.election?.watch === 'function'
+      ? { onLeaderChange: listener => followLeader(service.election!, listener) }
+      : {}),
     onProposal: listener => wrapClient(service, listener),
     onStorage: observer =>
       typeof service.storage?.observe === 'function' ? service.storage.observe(observer) : noop,
@@ -121,10 +138,13 @@ export function metricsInternalsOf(agent: Agent): MetricsInternals | undefined {
   }
 }
 
-function followLeader(agent: Agent, listener: (leader: string, term: number) => void): Unsubscribe {
+function followLeader(
+  election: Pick<LeaderElection, 'watch'>,
+  listener: (leader: string, term: number) => void,
+): Unsubscribe {
   const stop = new AbortController()
   const follow = async (): Promise<void> => {
-    for await (const event of agent.election.watch({ signal: stop.signal })) {
+    for await (const event of election.watch({ signal: stop.signal })) {
       listener(event.type === 'resigned' ? '' : event.leaderId, event.term)
     }
   }

@@ -55,7 +55,7 @@ group('conclave metrics', () => {
     expect(sample(await scrape(), 'conclave_raft_term')).toBe(0)
   })
 
-  it('counts sessions, keys, held locks, waiters and tasks by state from one read of the state per scrape', async () => {
+  it('counts sessions, keys, held locks, waiters and tasks by state, reading the state once per applied index', async () => {
     internals.stateJson = {
       sessions: [{}, {}, {}],
       kv: { entries: [['a'], ['b']] },
@@ -76,6 +76,13 @@ group('conclave metrics', () => {
     expect(sample(text, 'conclave_tasks', { state: 'running' })).toBe(1)
     expect(sample(text, 'conclave_tasks', { state: 'dead' })).toBe(1)
     expect(sample(text, 'conclave_tasks', { state: 'completed' })).toBe(0)
+    // The state changes only by applying entries: read again once the applied index moves.
+    internals.stateJson = { ...internals.stateJson, sessions: [{}] }
+    internals.status = { ...internals.status!, applied: 9 }
+    expect(sample(await scrape(), 'conclave_sessions')).toBe(1)
+    expect(internals.snapshotReads).toBe(2)
+    await scrape()
+    expect(internals.snapshotReads).toBe(2)
   })
 
   it('counts leader changes, member events and state transitions as they happen', async () => {
