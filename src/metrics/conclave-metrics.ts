@@ -270,15 +270,16 @@ export function registerConclaveMetrics(metrics: Metrics, internals: MetricsInte
         return { succeeded: stats.callsSucceeded, failed: stats.callsFailed }
       },
     )
-    grownCounter(
-      metrics,
-      'conclave_rpc_requests_served_total',
-      'protocol',
-      'RPC requests this agent answered',
-      () => ({
-        all: rpcStats().requestsServed,
-      }),
-    )
+    let served = 0
+    metrics.registerCounter('conclave_rpc_requests_served_total', {
+      help: 'RPC requests this agent answered',
+      calculate: () => {
+        const now = rpcStats().requestsServed
+        const grown = now >= served ? now - served : now
+        served = now
+        return grown
+      },
+    })
   }
   if (rpcStats !== undefined || raftStats !== undefined) {
     grownCounter(

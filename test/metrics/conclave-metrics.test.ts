@@ -2,6 +2,7 @@
  * conclave's metrics over a scripted internals source, registered in libp2p's Prometheus `Metrics` on a
  * registry of the test's own, and read back in Prometheus' text format as a scrape would.
  */
+import { readFileSync } from 'node:fs'
 import type { Metrics } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
@@ -172,11 +173,13 @@ group('conclave metrics', () => {
     expect(sample(text, 'conclave_rate_limited_total', { path: 'raft' })).toBe(1)
     expect(sample(text, 'conclave_swim_messages_total', { kind: 'sent' })).toBe(10)
     expect(sample(text, 'conclave_swim_local_health')).toBe(2)
-    internals.rpc = { ...internals.rpc, callsSucceeded: 8 }
+    internals.rpc = { ...internals.rpc, callsSucceeded: 8, requestsServed: 4 }
     text = await scrape()
     expect(sample(text, 'conclave_rpc_calls_total', { outcome: 'succeeded' })).toBe(8)
     expect(sample(text, 'conclave_rpc_errors_total', { kind: 'call_failed' })).toBe(2)
+    expect(sample(text, 'conclave_rpc_requests_served_total')).toBe(4)
     text = await scrape()
+    expect(sample(text, 'conclave_rpc_requests_served_total')).toBe(4)
     expect(sample(text, 'conclave_rpc_calls_total', { outcome: 'succeeded' })).toBe(8)
   })
 
@@ -187,6 +190,20 @@ group('conclave metrics', () => {
     expect(internals.subscribed()).toBe(0)
     internals.memberEvent('dead')
     expect(sample(await scrape(), 'conclave_swim_deaths_total')).toBe(0)
+  })
+
+  it('docs/metrics.md lists every metric registered, with its type, and no other', async () => {
+    registerConclaveMetrics(metrics, internals)
+    const text = await scrape()
+    const registered = [...text.matchAll(/^# TYPE (conclave_\w+) (\w+)$/gm)].map(
+      match => `${match[1]} ${match[2]}`,
+    )
+    const docs = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8')
+    const documented = [...docs.matchAll(/^\| `(conclave_\w+)` \| (\w+) \|/gm)].map(
+      match => `${match[1]} ${match[2]}`,
+    )
+    expect(registered.length).toBeGreaterThan(25)
+    expect(documented.sort()).toEqual(registered.sort())
   })
 
   it('refuses what is not a Metrics, and an object that is not an agent of this package', () => {
