@@ -28,6 +28,7 @@ export const STORAGE_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 ]
 
+/** The agents (by their conclave service) whose metrics are registered: twice would count events twice. */
 const enabled = new WeakSet<object>()
 
 /**
@@ -43,22 +44,32 @@ export function enableMetrics(target: MetricsTarget, metrics: Metrics): Conclave
       'enableMetrics needs an agent made by createAgent or a node running conclave()',
     )
   }
-  const key = nodeOf(target) as object
-  if (enabled.has(key)) throw new InvalidArgumentError('metrics are already enabled for this agent')
-  enabled.add(key)
-  const registered = registerConclaveMetrics(metrics, internals)
-  return {
-    stop: () => {
-      registered.stop()
-      enabled.delete(key)
-    },
-  }
+  // metricsInternalsOf found the service, so the node is there.
+  const service = (nodeOf(target)!.services as Record<string, object>).conclave
+  return registerConclaveMetrics(metrics, internals, { owner: service })
+}
+
+export interface RegisterOptions {
+  /**
+   * What the metrics describe (the agent's conclave service): a second registration for the same owner is
+   * refused until the first is stopped, so that no event is counted twice.
+   */
+  owner?: object
 }
 
 /** Registers conclave's metrics read from `internals` (see `MetricsInternals`) in `metrics`. */
-export function registerConclaveMetrics(metrics: Metrics, internals: MetricsInternals): ConclaveMetrics {
+export function registerConclaveMetrics(
+  metrics: Metrics,
+  internals: MetricsInternals,
+  options: RegisterOptions = {},
+): ConclaveMetrics {
   if (metrics === null || typeof metrics !== 'object' || typeof metrics.registerMetric !== 'function') {
     throw new InvalidArgumentError('metrics must be a libp2p Metrics implementation')
+  }
+  const owner = options.owner
+  if (owner !== undefined) {
+    if (enabled.has(owner)) throw new InvalidArgumentError('metrics are already enabled for this agent')
+    enabled.add(owner)
   }
   let stopped = false
   const unsubscribe: (() => void)[] = []
@@ -319,6 +330,7 @@ export function registerConclaveMetrics(metrics: Metrics, internals: MetricsInte
       if (stopped) return
       stopped = true
       for (const off of unsubscribe.splice(0)) off()
+      if (owner !== undefined) enabled.delete(owner)
     },
   }
 }

@@ -2,6 +2,7 @@ export {
   type ConclaveMetrics,
   enableMetrics,
   PROPOSAL_BUCKETS,
+  type RegisterOptions,
   registerConclaveMetrics,
   STORAGE_BUCKETS,
 } from './conclave-metrics.ts'

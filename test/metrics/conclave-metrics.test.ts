@@ -190,6 +190,12 @@ group('conclave metrics', () => {
     expect(internals.subscribed()).toBe(0)
     internals.memberEvent('dead')
     expect(sample(await scrape(), 'conclave_swim_deaths_total')).toBe(0)
+    // One registration per owner at a time: a second would count every event twice.
+    const owner = {}
+    const first = registerConclaveMetrics(metrics, internals, { owner })
+    expect(() => registerConclaveMetrics(metrics, internals, { owner })).toThrow(InvalidArgumentError)
+    first.stop()
+    registerConclaveMetrics(metrics, internals, { owner }).stop()
   })
 
   it('docs/metrics.md lists every metric registered, with its type, and no other', async () => {
