@@ -23,3 +23,4 @@ export {
   type MetricsServer,
   type MetricsServerOptions,
 } from './server.ts'
+export { readStateCounts, type StateCounts } from './state-counts.ts'

@@ -7,6 +7,7 @@ import type { Libp2p } from '@libp2p/interface'
 import type { Agent, LeaderElection } from '../api.ts'
 import { type AgentInternals, internalsOf } from '../http/source.ts'
 import type { StorageObserver } from '../storage/timed-storage.ts'
+import type { StateCounts } from './state-counts.ts'
 
 /** One command this agent got into the log (or failed to), timed from its submission to its result. */
 export interface ProposalRecord {
@@ -65,6 +66,11 @@ export interface MetricsInternals extends AgentInternals {
   membershipStats?(): MembershipCounters
   /** Lifeguard's local health score (0 = healthy). */
   localHealth?(): number
+  /**
+   * The sizes of the replicated state, counted by the state machine. Without it they come from a parse of
+   * the state's snapshot, which costs time in proportion to the state.
+   */
+  stateCounts?(): StateCounts
 }
 
 type Unsubscribe = () => void

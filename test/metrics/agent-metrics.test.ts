@@ -80,6 +80,7 @@ describe('metrics of real agents', () => {
     expect(value(before, 'conclave_raft_applied_index')).toBeLessThanOrEqual(commitBefore)
 
     for (let i = 0; i < 5; i++) await watched.consensus.propose(`metrics/${i}`, { i })
+    await until(async () => value(await scrape(server), 'conclave_kv_keys') === 5, 2000)
     const afterWrites = await scrape(server)
     expect(value(afterWrites, 'conclave_raft_commit_index')).toBeGreaterThanOrEqual(commitBefore + 5)
     expect(value(afterWrites, 'conclave_kv_keys')).toBe(5)
@@ -90,6 +91,8 @@ describe('metrics of real agents', () => {
     expect(putSeconds).toBeLessThan(5)
 
     const lock = await watched.locks.acquire('metrics-lock', 10_000)
+    // Levels of the state are re-read at most every 20 times a read's cost: fresh within milliseconds here.
+    await until(async () => value(await scrape(server), 'conclave_locks_held') === 1, 2000)
     const held = await scrape(server)
     expect(value(held, 'conclave_locks_held')).toBe(1)
     expect(value(held, 'conclave_lock_waiters')).toBe(0)

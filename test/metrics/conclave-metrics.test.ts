@@ -77,13 +77,32 @@ group('conclave metrics', () => {
     expect(sample(text, 'conclave_tasks', { state: 'running' })).toBe(1)
     expect(sample(text, 'conclave_tasks', { state: 'dead' })).toBe(1)
     expect(sample(text, 'conclave_tasks', { state: 'completed' })).toBe(0)
-    // The state changes only by applying entries: read again once the applied index moves.
+    // The state changes only by applying entries: not read again while the applied index stays...
+    await new Promise(resolve => setTimeout(resolve, 100))
+    await scrape()
+    expect(internals.snapshotReads).toBe(1)
+    // ...and read again once it moves (after a pause of 20 times the last read's cost at most).
     internals.stateJson = { ...internals.stateJson, sessions: [{}] }
     internals.status = { ...internals.status!, applied: 9 }
+    const end = Date.now() + 2000
+    while (sample(await scrape(), 'conclave_sessions') !== 1 && Date.now() < end) {
+      await new Promise(resolve => setTimeout(resolve, 5))
+    }
     expect(sample(await scrape(), 'conclave_sessions')).toBe(1)
     expect(internals.snapshotReads).toBe(2)
-    await scrape()
-    expect(internals.snapshotReads).toBe(2)
+  })
+
+  it('takes the state sizes from stateCounts when the agent offers it, without reading the snapshot', async () => {
+    const tasks = { pending: 7, assigned: 0, running: 2, completed: 0, failed: 0, dead: 0, expired: 0 }
+    const counted = Object.assign(internals, {
+      stateCounts: () => ({ sessions: 4, keys: 1000, locksHeld: 3, lockWaiters: 5, tasks }),
+    })
+    registerConclaveMetrics(metrics, counted)
+    const text = await scrape()
+    expect(sample(text, 'conclave_kv_keys')).toBe(1000)
+    expect(sample(text, 'conclave_lock_waiters')).toBe(5)
+    expect(sample(text, 'conclave_tasks', { state: 'pending' })).toBe(7)
+    expect(internals.snapshotReads).toBe(0)
   })
 
   it('counts leader changes, member events and state transitions as they happen', async () => {
