@@ -101,6 +101,16 @@ export {
   startDashboard,
 } from './http/server.ts'
 export { agentSource, type DashboardSource } from './http/source.ts'
+export {
+  type ConclaveMetrics,
+  enableMetrics,
+  listenMetrics,
+  type MetricsInternals,
+  type MetricsRegistry,
+  type MetricsServer,
+  type MetricsServerOptions,
+  registerConclaveMetrics,
+} from './metrics/index.ts'
 export { coalescingTcp } from './net/coalescing-tcp.ts'
 export { YAMUX_MAX_STREAM_WINDOW } from './net/libp2p-node.ts'
 export type { RateLimit } from './net/rate-limit.ts'
@@ -110,4 +120,11 @@ export type { PemSource, SecurityOptions, SecurityRefusal, SvidRotation } from '
 export { generatePsk, loadPsk } from './security/pnet.ts'
 export { type Action, AuthorizationPolicy, type PolicyRule } from './security/policy.ts'
 export { StorageFailedError, StorageFormatError, StorageLockedError } from './storage/errors.ts'
+export {
+  type StorageObservation,
+  type StorageObserver,
+  type StorageOperation,
+  TimedStorage,
+  timedStorage,
+} from './storage/timed-storage.ts'
 export type { SwimConfig } from './swim/types.ts'

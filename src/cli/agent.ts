@@ -5,12 +5,13 @@ import { listenDashboard, type PendingDashboard } from '../http/server.ts'
 import { agentSource } from '../http/source.ts'
 import { loadPsk } from '../security/pnet.ts'
 import { checkAgentAddress, checkListenAddress, joinAddresses, listenFailure } from './addresses.ts'
+import { agentLog, bindMetrics, TELEMETRY_OPTIONS } from './agent-telemetry.ts'
 import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import type { CliCommand } from './command.ts'
 import { onStopSignal } from './hold.ts'
 import { identityOptions, loadIdentity, readIdentityFiles, readPolicyFile } from './identity.ts'
-import { CliError, formatError, printError, printJson, printLine } from './output.ts'
+import { CliError, formatError, printError } from './output.ts'
 
 /** How often the SVID files are re-read for a renewal. */
 const SVID_RELOAD_MS = 5_000
@@ -106,20 +107,13 @@ export const agentCommand: CliCommand = {
         kind: 'boolean',
         description: 'with --svid, let --http serve on a non-loopback address',
       },
+      ...TELEMETRY_OPTIONS,
     ],
   },
   run: runAgent,
 }
 
 type Log = (event: string, message: string, fields?: Record<string, unknown>) => void
-
-function logger(json: boolean): Log {
-  return (event, message, fields = {}) => {
-    const time = new Date().toISOString()
-    if (json) printJson({ time, event, message, ...fields })
-    else printLine(`${time} ${message}`)
-  }
-}
 
 async function runAgent(args: ParsedArgs): Promise<number> {
   const options = args.options
@@ -151,9 +145,13 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   const bootstrap = (options.bootstrap as string[] | undefined) ?? []
   for (const address of bootstrap) checkAgentAddress('bootstrap', address, true)
   checkStartOptions(options)
+  const log = agentLog(options)
   // Bound before the agent listens: a bad or busy address fails first, naming the option.
   const dashboard = await bindDashboard(options, identityFiles !== undefined)
-  const log = logger(options.json === true)
+  const metrics = await bindMetrics(options).catch(async (err: unknown) => {
+    await dashboard?.close()
+    throw err
+  })
   // Signals are caught from the start: a stop while starting or joining still stops cleanly.
   const stop = onStopSignal()
   const running = new AbortController()
@@ -186,9 +184,12 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   } catch (err) {
     stop.dispose()
     await dashboard?.close()
+    await metrics?.close()
     throw await startFailure(err, options)
   }
+  log.agent = agent.name
   dashboard?.attach(agentSource(agent))
+  metrics?.attach(agent)
   const addrs = agent.multiaddrs()
   log('started', `agent ${agent.name} started, peer id ${agent.id}`, {
     id: agent.id,
@@ -197,6 +198,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   })
   for (const address of addrs) log('listening', `listening on ${address}`, { address })
   if (dashboard !== undefined) log('dashboard', `dashboard on ${dashboard.url}`, { url: dashboard.url })
+  if (metrics !== undefined) log('metrics', `metrics on ${metrics.url}`, { url: metrics.url })
   let status = 0
   try {
     if (bootstrap.length === 0) {
@@ -244,6 +246,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     running.abort()
     stop.dispose()
     await dashboard?.close()
+    await metrics?.close()
     await agent.stop()
     log('stopped', 'stopped')
   }
