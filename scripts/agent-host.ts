@@ -7,8 +7,9 @@
 import type { Libp2p } from '@libp2p/interface'
 import type { TaskProcessor, TaskWorkerEventDetail } from '../src/agent/api/tasks/worker.ts'
 import type { ConclaveService } from '../src/agent/service.ts'
+import { parseHttpAddress } from '../src/http/address.ts'
 import type { Agent, AgentOptions, Lock, TaskInput } from '../src/index.ts'
-import { createAgent } from '../src/index.ts'
+import { createAgent, startDashboard } from '../src/index.ts'
 import type { BenchRequest } from './bench-compare/protocol.ts'
 import { type ChaosRequest, faultLayer, serveChaos } from './chaos/host-ops.ts'
 
@@ -218,9 +219,11 @@ function serviceOf(running: Agent): ConclaveService {
 }
 
 async function main(): Promise<void> {
-  const options = JSON.parse(process.argv[2] ?? '{}') as AgentOptions
+  // `http`: serve the dashboard of this agent there (`npm run simulate -- --web`); not an agent option.
+  const { http, ...options } = JSON.parse(process.argv[2] ?? '{}') as AgentOptions & { http?: string }
   // The fault layer's gater and stream hook stay inert until the chaos suite sets rules.
   agent = await createAgent({ ...options, connectionGater: faultLayer.gater })
+  if (http !== undefined) await startDashboard(agent, parseHttpAddress(http))
   faultLayer.attach(agent.libp2p)
   serviceOf(agent).membership.onEvent(event => {
     const { id, status, incarnation } = event.member

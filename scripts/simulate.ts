@@ -5,9 +5,10 @@
  * under a live view, and ending with a verdict it checks. Exits 1 if a check fails; every process it
  * started is killed on the way out, also on Ctrl-C. See `--help` and docs/simulate.md.
  */
+import { type AddressInfo, createServer } from 'node:net'
 import { killChildrenOnExit } from './chaos/cluster.ts'
 import { HelpRequested, parseOptions, type SimulateOptions, USAGE } from './simulate/options.ts'
-import { type SimulationResult, simulate } from './simulate/scenario.ts'
+import { type SimulationResult, simulate, webAgentOf } from './simulate/scenario.ts'
 import { LiveReporter, PlainReporter, type Reporter } from './simulate/view.ts'
 
 function formatVerdict(result: SimulationResult): string {
@@ -24,6 +25,18 @@ function formatVerdict(result: SimulationResult): string {
   return lines.join('\n')
 }
 
+/** A port free on loopback right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
 async function main(): Promise<void> {
   let options: SimulateOptions
   try {
@@ -36,6 +49,13 @@ async function main(): Promise<void> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}`)
     process.exitCode = 2
     return
+  }
+  if (options.webPort !== undefined) {
+    // A fixed port for the whole run: the agent serving it keeps its URL across a kill and restart.
+    if (options.webPort === 0) options.webPort = await freePort()
+    console.log(
+      `dashboard of agent${webAgentOf(options)}: http://127.0.0.1:${options.webPort}/ (live while the scenario runs)`,
+    )
   }
   const reporter: Reporter = options.live
     ? new LiveReporter(

@@ -118,3 +118,19 @@ export class UnauthorizedError extends ConclaveError {
     super(message, 'UnauthorizedError', 'ERR_UNAUTHORIZED', options)
   }
 }
+
+/** `proclaim` from an agent that does not lead the election: nothing was changed. */
+export class NotLeaderError extends ConclaveError {
+  static override readonly name = 'NotLeaderError'
+  constructor(message = 'Not the leader', options?: ErrorOptions) {
+    super(message, 'NotLeaderError', 'ERR_NOT_LEADER', options)
+  }
+}
+
+/** A task was submitted with the id of an existing task whose contents differ: nothing was written. */
+export class ConflictError extends ConclaveError {
+  static override readonly name = 'ConflictError'
+  constructor(message = 'Conflict', options?: ErrorOptions) {
+    super(message, 'ConflictError', 'ERR_CONFLICT', options)
+  }
+}

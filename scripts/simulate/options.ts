@@ -14,6 +14,8 @@ export interface SimulateOptions {
   verbose: boolean
   /** The live view: on when stdout is a terminal, unless `--plain`. */
   live: boolean
+  /** `--web`: serve the web dashboard of one agent; 0 = a free port chosen at start. */
+  webPort?: number
 }
 
 export const USAGE = `usage: npm run simulate -- [options]
@@ -27,6 +29,8 @@ export const USAGE = `usage: npm run simulate -- [options]
   --json            end with one JSON line: the verdict and its figures
   --plain           log lines even on a terminal
   --verbose         show the agents' stderr
+  --web             serve the web dashboard of one agent and print its URL (live while the scenario runs)
+  --web-port N      the dashboard's port on 127.0.0.1 (default: a free one; implies --web)
 `
 
 export function parseOptions(argv: string[], isTty: boolean): SimulateOptions {
@@ -80,6 +84,15 @@ export function parseOptions(argv: string[], isTty: boolean): SimulateOptions {
       case '--verbose':
         options.verbose = true
         break
+      case '--web':
+        options.webPort ??= 0
+        break
+      case '--web-port': {
+        const port = integer(1)
+        if (port > 65_535) throw new RangeError(`${arg} must be a port from 1 to 65535`)
+        options.webPort = port
+        break
+      }
       case '--help':
       case '-h':
         throw new HelpRequested()

@@ -5,6 +5,7 @@
  * clients and the agents reported.
  */
 
+import type { AgentOptions } from '../../src/index.ts'
 import {
   type CheckReport,
   checkKvLinearizable,
@@ -56,6 +57,14 @@ export interface SimulationResult {
   notes: string[]
 }
 
+/**
+ * The agent whose dashboard `--web` serves: the last one, which the scenario does not found the cluster
+ * with, so is the least likely to be the leader it kills. Killed anyway, it comes back on the same port.
+ */
+export function webAgentOf(options: Pick<SimulateOptions, 'agents'>): number {
+  return options.agents - 1
+}
+
 /** Capabilities and task slots differ per agent: GPUs on the odd ones, I/O on every third. */
 function capabilitiesOf(index: number): string[] {
   return ['cpu', ...(index % 2 === 1 ? ['gpu'] : []), ...(index % 3 === 2 ? ['io'] : [])]
@@ -88,7 +97,13 @@ export async function simulate(options: SimulateOptions, reporter: Reporter): Pr
       voters,
       prefix: 'agent',
       capabilities: capabilitiesOf,
-      perAgent: index => ({ concurrency: slotsOf(index) }),
+      perAgent: index => ({
+        concurrency: slotsOf(index),
+        // The agent host takes `http` off before createAgent and serves the dashboard there (agent-host.ts).
+        ...(options.webPort !== undefined && index === webAgentOf(options)
+          ? ({ http: `127.0.0.1:${options.webPort}` } as Partial<AgentOptions>)
+          : {}),
+      }),
       agentOptions: { sessionTtlMs: 3000 },
       stderr: options.verbose ? 'inherit' : 'ignore',
     },

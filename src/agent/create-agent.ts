@@ -1,6 +1,7 @@
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Agent } from '../api.ts'
+import { openForNewCluster } from '../backup/force-new-cluster.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { createConclaveLibp2p } from '../net/libp2p-node.ts'
 import { resolveSecurity } from '../security/options.ts'
@@ -15,10 +16,13 @@ const META_PEER_KEY = 'peer-key'
 /**
  * The libp2p service factory: `createLibp2p({ ..., services: { conclave: conclave({...}) } })` embeds
  * conclave in an existing node; the service exposes the same members as `Agent`. Throws
- * `InvalidArgumentError` at once for bad `security` options (unreadable files, an invalid own SVID, a bad
- * policy), and `RangeError` for bad timing.
+ * `InvalidArgumentError` at once for an unknown option, bad `security` options (unreadable files, an invalid
+ * own SVID, a bad policy), and bad timing, membership, raft or rate-limit values: the checks `createAgent`
+ * makes, less the options of the libp2p node (listen, transport, psk, connectionGater), which are the
+ * embedding node's own.
  */
 export function conclave(options: ServiceInit = {}): (components: ConclaveComponents) => ConclaveService {
+  checkOptions(options, SERVICE_OPTIONS)
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
   const resolvedSecurity = options.resolvedSecurity ?? resolveSecurity(options.security)
@@ -47,6 +51,15 @@ const AGENT_OPTIONS = [
   'connectionGater',
   'security',
   'rateLimits',
+  'forceNewCluster',
+]
+
+/** What `conclave()` takes: the agent's options minus the node's own, plus what `createAgent` hands it. */
+const SERVICE_OPTIONS = [
+  ...AGENT_OPTIONS.filter(name => !['listen', 'transport', 'psk', 'connectionGater'].includes(name)),
+  'storage',
+  'random',
+  'resolvedSecurity',
 ]
 
 /**
@@ -61,11 +74,20 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
   const resolvedSecurity = resolveSecurity(options.security)
-  const storage = openRaftStorage(options.dataDir)
+  if (options.forceNewCluster !== undefined && typeof options.forceNewCluster !== 'boolean') {
+    throw new InvalidArgumentError('forceNewCluster must be a boolean')
+  }
+  if (options.forceNewCluster === true && options.dataDir === undefined) {
+    throw new InvalidArgumentError("forceNewCluster needs dataDir: a surviving replica's data directory")
+  }
+  const storage =
+    options.forceNewCluster === true && options.dataDir !== undefined
+      ? openForNewCluster(options.dataDir).storage
+      : openRaftStorage(options.dataDir)
   let node: Libp2p<{ conclave: ConclaveService }>
   try {
     const privateKey = await loadPeerKey(storage)
-    const { listen, transport, psk, connectionGater, ...serviceOptions } = options
+    const { listen, transport, psk, connectionGater, forceNewCluster: _forced, ...serviceOptions } = options
     node = await createConclaveLibp2p({
       listen,
       transport,

@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '../errors.ts'
 import { DEFAULT_MESSAGE_RATE } from '../net/raft-transport.ts'
 import { checkRateLimit, type RateLimit } from '../net/rate-limit.ts'
 import { DEFAULT_REQUEST_RATE } from '../net/rpc.ts'
+import { DEFAULT_RAFT_OPTIONS, validateOptions as validateRaftOptions } from '../raft/raft.ts'
 import type { RaftOptions } from '../raft/types.ts'
 import type { SecurityOptions } from '../security/options.ts'
 import { resolveConfig, SWIM_FAST_CONFIG, SWIM_LAN_CONFIG } from '../swim/config.ts'
@@ -70,7 +71,7 @@ export interface AgentOptions extends TimingOptions {
   transport?: 'tcp' | 'memory'
   /**
    * Private network: a pre-shared key, as the key file's bytes or its path (make one with
-   * `node src/security/psk-cli.ts swarm.key`). Agents without the same key cannot connect to this one.
+   * `conclave psk swarm.key`). Agents without the same key cannot connect to this one.
    */
   psk?: Uint8Array | string
   /**
@@ -90,10 +91,20 @@ export interface AgentOptions extends TimingOptions {
    * agents with it; a gater decides only when a connection is set up, so close existing ones as well.
    */
   connectionGater?: ConnectionGater
+  /**
+   * Start a single-voter cluster from this surviving replica's `dataDir` after the cluster lost its quorum
+   * (etcd's `--force-new-cluster`): the stored configuration is rewritten to this agent alone, which then
+   * leads and serves what its log holds; other agents join it. Only when the lost voters are gone for good.
+   * Refused (`InvalidArgumentError`) without `dataDir`, or on a directory that is not a voter's replica.
+   */
+  forceNewCluster?: boolean
 }
 
 /** Options of the libp2p service factory `conclave()`: the same as an agent's, minus the libp2p node's own. */
-export type ServiceOptions = Omit<AgentOptions, 'listen' | 'transport' | 'psk' | 'connectionGater'>
+export type ServiceOptions = Omit<
+  AgentOptions,
+  'listen' | 'transport' | 'psk' | 'connectionGater' | 'forceNewCluster'
+>
 
 export interface ResolvedTiming {
   tickMs: number
@@ -107,7 +118,7 @@ export interface ResolvedTiming {
   voterReplaceAfterMs: number
 }
 
-export function resolveTiming(options: TimingOptions): ResolvedTiming {
+export function resolveTiming(options: TimingOptions & { raft?: Partial<RaftOptions> }): ResolvedTiming {
   const timing: ResolvedTiming = {
     tickMs: options.tickMs ?? 30,
     electionTicks: options.electionTicks ?? 12,
@@ -122,30 +133,58 @@ export function resolveTiming(options: TimingOptions): ResolvedTiming {
   for (const [name, value] of Object.entries(timing)) {
     if (value === undefined || name === 'membership') continue
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-      throw new RangeError(`${name} must be a positive number`)
+      throw new InvalidArgumentError(`${name} must be a positive number, got ${String(value)}`)
     }
   }
   if (timing.heartbeatTicks >= timing.electionTicks) {
-    throw new RangeError('heartbeatTicks must be below electionTicks')
+    throw new InvalidArgumentError('heartbeatTicks must be below electionTicks')
   }
+  checkRaftOptions(options.raft, timing)
   return timing
 }
 
-/** The SWIM configuration of a membership option; throws RangeError on an unknown preset or a bad value. */
+/**
+ * Checks the `raft` option as the Raft core will when the agent joins, so that a bad value fails at
+ * creation: `InvalidArgumentError` for an unknown key or a value the core refuses.
+ */
+function checkRaftOptions(raft: Partial<RaftOptions> | undefined, timing: ResolvedTiming): void {
+  if (raft === undefined) return
+  if (raft === null || typeof raft !== 'object') throw new InvalidArgumentError('raft must be an object')
+  for (const key of Object.keys(raft)) {
+    if (!(key in DEFAULT_RAFT_OPTIONS)) throw new InvalidArgumentError(`unknown raft option ${key}`)
+  }
+  try {
+    validateRaftOptions({
+      ...DEFAULT_RAFT_OPTIONS,
+      electionTicks: timing.electionTicks,
+      heartbeatTicks: timing.heartbeatTicks,
+      ...raft,
+    })
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message, { cause: err })
+  }
+}
+
+/** The SWIM configuration of a membership option; `InvalidArgumentError` on an unknown preset or a bad value. */
 export function resolveMembership(option: MembershipPreset | MembershipTiming | undefined): SwimConfig {
   if (option !== undefined && typeof option !== 'string' && (typeof option !== 'object' || option === null)) {
-    throw new RangeError('membership must be a preset name or an object')
+    throw new InvalidArgumentError('membership must be a preset name or an object')
   }
   const { preset = 'fast', ...overrides } = typeof option === 'string' ? { preset: option } : (option ?? {})
   if (preset !== 'fast' && preset !== 'lan')
-    throw new RangeError(`unknown membership preset ${String(preset)}`)
-  // Gossipsub already floods each publish to every subscriber: SWIM's retransmissions, meant for lossy
-  // piggybacked UDP gossip, would multiply the cluster's gossip load (and signature checks) by up to 8.
-  return resolveConfig({
-    ...(preset === 'fast' ? SWIM_FAST_CONFIG : SWIM_LAN_CONFIG),
-    retransmitMult: 1,
-    ...overrides,
-  })
+    throw new InvalidArgumentError(`unknown membership preset ${String(preset)}`)
+  try {
+    // Gossipsub already floods each publish to every subscriber: SWIM's retransmissions, meant for lossy
+    // piggybacked UDP gossip, would multiply the cluster's gossip load (and signature checks) by up to 8.
+    return resolveConfig({
+      ...(preset === 'fast' ? SWIM_FAST_CONFIG : SWIM_LAN_CONFIG),
+      retransmitMult: 1,
+      ...overrides,
+    })
+  } catch (err) {
+    // The SWIM core's own RangeError, given the public option's name and type.
+    throw new InvalidArgumentError(`membership: ${(err as Error).message}`, { cause: err })
+  }
 }
 
 /** The margin subtracted from a lease of `ttlMs` before it is no longer trusted locally. */
@@ -168,7 +207,7 @@ export interface RateLimits {
   raftMessages?: RateLimit
 }
 
-/** Checks `rateLimits`: `InvalidArgumentError` for an unknown key, `RangeError` for a bad rate. */
+/** Checks `rateLimits`: `InvalidArgumentError` for an unknown key or a bad rate. */
 export function checkRateLimits(limits: RateLimits | undefined): void {
   if (limits === undefined) return
   if (limits === null || typeof limits !== 'object')
@@ -177,8 +216,17 @@ export function checkRateLimits(limits: RateLimits | undefined): void {
     if (key !== 'requests' && key !== 'raftMessages')
       throw new InvalidArgumentError(`unknown rateLimits option ${key}`)
   }
-  checkRateLimit(limits.requests, DEFAULT_REQUEST_RATE)
-  checkRateLimit(limits.raftMessages, DEFAULT_MESSAGE_RATE)
+  const rates = [
+    ['requests', limits.requests, DEFAULT_REQUEST_RATE],
+    ['raftMessages', limits.raftMessages, DEFAULT_MESSAGE_RATE],
+  ] as const
+  for (const [name, limit, fallback] of rates) {
+    try {
+      checkRateLimit(limit, fallback)
+    } catch (err) {
+      throw new InvalidArgumentError(`rateLimits.${name}: ${(err as Error).message}`, { cause: err })
+    }
+  }
 }
 
 /**

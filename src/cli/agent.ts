@@ -1,11 +1,18 @@
 import { sleep } from '../agent/node/abort.ts'
 import type { Agent, AgentInfo } from '../api.ts'
+import { InvalidArgumentError } from '../errors.ts'
+import { parseHttpAddress } from '../http/address.ts'
+import { listenDashboard, type PendingDashboard } from '../http/server.ts'
+import { agentSource } from '../http/source.ts'
+import { loadPsk } from '../net/pnet.ts'
+import { checkAgentAddress, checkListenAddress, joinAddresses, listenFailure } from './addresses.ts'
+import { agentLog, bindMetrics, TELEMETRY_OPTIONS } from './agent-telemetry.ts'
 import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import type { CliCommand } from './command.ts'
 import { onStopSignal } from './hold.ts'
 import { identityOptions, loadIdentity, readIdentityFiles, readPolicyFile } from './identity.ts'
-import { formatError, printError, printJson, printLine } from './output.ts'
+import { CliError, formatError, printError } from './output.ts'
 
 /** How often the SVID files are re-read for a renewal. */
 const SVID_RELOAD_MS = 5_000
@@ -85,20 +92,29 @@ export const agentCommand: CliCommand = {
         description: 'refuse to join a cluster with another id',
       },
       { name: 'json', kind: 'boolean', description: 'log one JSON object per line' },
+      {
+        name: 'http',
+        kind: 'string',
+        placeholder: '<host:port>',
+        description: 'serve the live web dashboard there (read-only), e.g. 127.0.0.1:7070',
+      },
+      {
+        name: 'force-new-cluster',
+        kind: 'boolean',
+        description: "after a lost quorum: lead alone from this survivor's --data-dir (others join it)",
+      },
+      {
+        name: 'http-allow-remote',
+        kind: 'boolean',
+        description: 'with --svid, let --http serve on a non-loopback address',
+      },
+      ...TELEMETRY_OPTIONS,
     ],
   },
   run: runAgent,
 }
 
 type Log = (event: string, message: string, fields?: Record<string, unknown>) => void
-
-function logger(json: boolean): Log {
-  return (event, message, fields = {}) => {
-    const time = new Date().toISOString()
-    if (json) printJson({ time, event, message, ...fields })
-    else printLine(`${time} ${message}`)
-  }
-}
 
 async function runAgent(args: ParsedArgs): Promise<number> {
   const options = args.options
@@ -112,6 +128,10 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   if (voters !== undefined && (voters < 1 || voters > 7 || voters % 2 === 0)) {
     throw new UsageError('--voters must be odd, from 1 to 7')
   }
+  const forceNewCluster = options['force-new-cluster'] === true
+  if (forceNewCluster && (options['data-dir'] === undefined || options.bootstrap !== undefined)) {
+    throw new UsageError("--force-new-cluster needs --data-dir (a surviving replica's) and no --bootstrap")
+  }
   const identityFiles = readIdentityFiles(args, false)
   // Checked here too, so that a wrong file is reported under its option's name.
   if (identityFiles !== undefined) loadIdentity(identityFiles)
@@ -120,7 +140,19 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     throw new UsageError('--policy needs --svid, --svid-key and --trust-bundle')
   }
   const policy = policyPath === undefined ? undefined : readPolicyFile(policyPath)
-  const log = logger(options.json === true)
+  // Every address is checked before anything listens: a mistake is a usage error naming its option.
+  const listen = options.listen as string[] | undefined
+  for (const address of listen ?? []) checkListenAddress(address)
+  const bootstrap = (options.bootstrap as string[] | undefined) ?? []
+  for (const address of bootstrap) checkAgentAddress('bootstrap', address, true)
+  checkStartOptions(options)
+  const log = agentLog(options)
+  // Bound before the agent listens: a bad or busy address fails first, naming the option.
+  const dashboard = await bindDashboard(options, identityFiles !== undefined)
+  const metrics = await bindMetrics(options).catch(async (err: unknown) => {
+    await dashboard?.close()
+    throw err
+  })
   // Signals are caught from the start: a stop while starting or joining still stops cleanly.
   const stop = onStopSignal()
   const running = new AbortController()
@@ -132,10 +164,11 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     agent = await createAgent({
       name: options.name as string | undefined,
       dataDir: options['data-dir'] as string | undefined,
-      listen: options.listen as string[] | undefined,
+      listen,
       capabilities: options.capabilities as string[] | undefined,
       labels: options.labels === undefined ? undefined : labels,
       concurrency: options.concurrency as number | undefined,
+      ...(forceNewCluster ? { forceNewCluster } : {}),
       ...(options.psk === undefined ? {} : { psk: options.psk as string }),
       ...(identityFiles === undefined
         ? {}
@@ -151,8 +184,13 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     })
   } catch (err) {
     stop.dispose()
-    throw err
+    await dashboard?.close()
+    await metrics?.close()
+    throw await startFailure(err, options)
   }
+  log.agent = agent.name
+  dashboard?.attach(agentSource(agent))
+  metrics?.attach(agent)
   const addrs = agent.multiaddrs()
   log('started', `agent ${agent.name} started, peer id ${agent.id}`, {
     id: agent.id,
@@ -160,9 +198,10 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     addrs,
   })
   for (const address of addrs) log('listening', `listening on ${address}`, { address })
+  if (dashboard !== undefined) log('dashboard', `dashboard on ${dashboard.url}`, { url: dashboard.url })
+  if (metrics !== undefined) log('metrics', `metrics on ${metrics.url}`, { url: metrics.url })
   let status = 0
   try {
-    const bootstrap = (options.bootstrap as string[] | undefined) ?? []
     if (bootstrap.length === 0) {
       log('founding', 'no --bootstrap: founding a new cluster (or resuming the one in --data-dir)')
     } else {
@@ -186,13 +225,16 @@ async function runAgent(args: ParsedArgs): Promise<number> {
       )
     if (joined) {
       const members = await agent.members()
-      log(
-        'joined',
-        `member of the cluster (${members.length} members); others join with --bootstrap ${addrs[0]}`,
-        {
-          members: members.length,
-        },
-      )
+      // Others reach it on these: with a wildcard --listen, not the loopback address libp2p lists first.
+      const reachable = joinAddresses(addrs)
+      const how =
+        reachable.length === 1
+          ? `--bootstrap ${reachable[0]}`
+          : `--bootstrap and one of ${reachable.join(' ')}`
+      log('joined', `member of the cluster (${members.length} members); others join with ${how}`, {
+        members: members.length,
+        bootstrap: reachable,
+      })
       followLeader(agent, log, running.signal)
       followMembers(agent, log, running.signal)
     }
@@ -204,10 +246,75 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   } finally {
     running.abort()
     stop.dispose()
+    await dashboard?.close()
+    await metrics?.close()
     await agent.stop()
     log('stopped', 'stopped')
   }
   return status
+}
+
+/** The dashboard's server, bound to `--http` (undefined without it); a bad or busy address is a usage error. */
+async function bindDashboard(
+  options: ParsedArgs['options'],
+  secured: boolean,
+): Promise<PendingDashboard | undefined> {
+  const text = options.http as string | undefined
+  if (text === undefined) return undefined
+  try {
+    const { host, port } = parseHttpAddress(text)
+    return await listenDashboard({ host, port, secured, allowRemote: options['http-allow-remote'] === true })
+  } catch (err) {
+    throw new UsageError(`--http ${text}: ${(err as Error).message}`)
+  }
+}
+
+/** The other options `createAgent` would refuse, refused first under their command-line names. */
+function checkStartOptions(options: ParsedArgs['options']): void {
+  const name = options.name as string | undefined
+  if (name !== undefined && name.trim() === '') throw new UsageError('--name must not be empty')
+  const dataDir = options['data-dir'] as string | undefined
+  if (dataDir !== undefined && dataDir === '') throw new UsageError('--data-dir must not be empty')
+  const concurrency = options.concurrency as number | undefined
+  if (concurrency !== undefined && concurrency < 1) throw new UsageError('--concurrency must be at least 1')
+  const psk = options.psk as string | undefined
+  if (psk !== undefined) {
+    try {
+      loadPsk(psk)
+    } catch (err) {
+      throw new InvalidArgumentError(`--psk: ${(err as Error).message}`, { cause: err })
+    }
+  }
+}
+
+/**
+ * What to report when the agent could not start: the option at fault and why, in one line, rather than
+ * libp2p's or the storage's own words (which name no option, and may carry a stack trace).
+ */
+async function startFailure(err: unknown, options: ParsedArgs['options']): Promise<unknown> {
+  const name = (err as Error | undefined)?.name
+  const dataDir = options['data-dir'] as string | undefined
+  if (dataDir !== undefined && name?.startsWith('Storage') === true) {
+    return new CliError(name, `--data-dir ${dataDir}: ${(err as Error).message}`)
+  }
+  const system = err as NodeJS.ErrnoException
+  if (dataDir !== undefined && system.syscall !== undefined && system.path?.startsWith(dataDir) === true) {
+    // The directory could not be created or opened (not a directory, no permission, read-only, ...).
+    return new CliError(
+      'DataDirError',
+      `--data-dir ${dataDir}: ${system.code ?? system.message} (${system.syscall} ${system.path})`,
+    )
+  }
+  const listen = (options.listen as string[] | undefined) ?? []
+  for (const address of listen) {
+    const why = await listenFailure(address)
+    if (why !== undefined) return new CliError('ListenError', `--listen ${address}: ${why}`, 2)
+  }
+  if (name === 'UnsupportedListenAddressesError' || name === 'NoValidAddressesError') {
+    const addresses = listen.length === 0 ? 'the default address /ip4/127.0.0.1/tcp/0' : listen.join(' ')
+    return new CliError('ListenError', `--listen: could not listen on ${addresses}`, 2)
+  }
+  return err
 }
 
 /** Logs every Raft leader change, and this agent's own rise and fall. */

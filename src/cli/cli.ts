@@ -47,6 +47,21 @@ const GROUPS: Group[] = [
     summary: 'lead a named election while a command runs',
     load: async () => [(await import('./elect.ts')).electCommand],
   },
+  {
+    name: 'snapshot',
+    summary: 'save a consistent snapshot of the cluster; restore one into a new cluster',
+    load: async () => (await import('./snapshot.ts')).snapshotCommands,
+  },
+  {
+    name: 'repair-term',
+    summary: "lower a stopped agent's poisoned Raft term (operator repair)",
+    load: async () => [(await import('./repair-term.ts')).repairTermCommand],
+  },
+  {
+    name: 'psk',
+    summary: 'write a new pre-shared key for a private network',
+    load: async () => [(await import('./psk.ts')).pskCommand],
+  },
 ]
 
 function topHelp(): string {
@@ -59,7 +74,8 @@ function topHelp(): string {
     'Commands:',
     ...GROUPS.map(group => `  ${group.name.padEnd(width)}  ${group.summary}`),
     '',
-    'Client commands talk to any agent: --peer <multiaddr> or env CONCLAVE_PEER; --json prints JSON.',
+    'Client commands talk to any agent: --peer <multiaddr> (repeatable, tried in turn) or env CONCLAVE_PEER',
+    '(a comma-separated list); --json prints JSON.',
     "Run 'conclave <command> --help' for a command's options.",
     '',
   ].join('\n')

@@ -1,17 +1,20 @@
 /**
  * A client's line to a cluster: a bare libp2p node (no conclave service: a client is not a member) that
- * dials one agent and calls the client protocol on it. With an SVID (`--svid`, `--svid-key`,
+ * dials one agent and calls the client protocol on it. Given several agents (`--peer` repeated or a comma
+ * list, or `CONCLAVE_PEER=a,b,c`), it uses the first that answers, and moves on to the next when that one
+ * goes away during a read (a write that lost its agent may have taken effect: it is reported, not repeated). With an SVID (`--svid`, `--svid-key`,
  * `--trust-bundle`), the node also runs the identity protocol: the agent checks who the client is and its
  * policy decides what the client may do, and the client checks the agent's SVID against its bundle.
  */
 
 import type { Libp2p } from '@libp2p/interface'
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { multiaddr } from '@multiformats/multiaddr'
 import { CLIENT_PROTOCOL, type ClientOp, type ClientOps } from '../agent/api/client-protocol.ts'
 import { UnauthorizedError } from '../errors.ts'
 import type { Rpc, RpcRemoteError } from '../net/rpc.ts'
 import type { IdentityError } from '../security/errors.ts'
 import type { IdentityService } from '../security/identity-protocol.ts'
+import { checkAgentAddress } from './addresses.ts'
 import type { OptionSpec, ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import { identityOptions, loadIdentity, readIdentityFiles } from './identity.ts'
@@ -21,9 +24,10 @@ import { CliError } from './output.ts'
 export const CLIENT_OPTIONS: OptionSpec[] = [
   {
     name: 'peer',
-    kind: 'string',
+    kind: 'list',
     placeholder: '<multiaddr>',
-    description: 'any agent of the cluster (default: env CONCLAVE_PEER)',
+    description:
+      'an agent of the cluster; repeatable or comma-separated, tried in turn (default: env CONCLAVE_PEER)',
   },
   {
     name: 'timeout',
@@ -52,40 +56,74 @@ export interface CallOptions {
 
 type ClientServices = { rpc: Rpc; identity?: IdentityService }
 
+/** Operations that change nothing: repeated on another agent when the first one goes away mid-call. */
+const READS: ReadonlySet<ClientOp> = new Set<ClientOp>(['status', 'kv.get', 'kv.events', 'task.status'])
+
+/** Where a failed call happened: a failover is tried for a lost agent only, never for its answer. */
+const REMOTE = Symbol('remote')
+
+/** What a command hears when its connection moves to another agent. */
+export type FailoverListener = (from: string, to: string, reason: string) => void
+
+/** The agents `--peer` or `CONCLAVE_PEER` name, each checked; a usage error if there are none. */
+export function peerAddresses(args: ParsedArgs): string[] {
+  const given = (args.options.peer as string[] | undefined) ?? []
+  const fromEnv = (process.env.CONCLAVE_PEER ?? '')
+    .split(',')
+    .map(address => address.trim())
+    .filter(address => address !== '')
+  const addresses = given.length > 0 ? given : fromEnv
+  if (addresses.length === 0) {
+    throw new UsageError('no agent to talk to: pass --peer <multiaddr> or set CONCLAVE_PEER')
+  }
+  const option = given.length > 0 ? 'peer' : 'peer (CONCLAVE_PEER)'
+  for (const address of addresses) checkAgentAddress(option, address, false)
+  return [...new Set(addresses)]
+}
+
 export class Connection {
-  /** The agent's peer id. */
-  readonly peer: string
   readonly timeoutMs: number
+  /** Told when the connection moves to another agent; by default a line on stderr. */
+  onFailover: FailoverListener = (from, to, reason) => {
+    process.stderr.write(`conclave: lost ${from} (${reason}); continuing with ${to}\n`)
+  }
   private readonly node: Libp2p<ClientServices>
-  /** The protocols the agent announced (libp2p identify), to tell why it closed the connection. */
-  private readonly announced: Promise<string[]>
+  private readonly addresses: readonly string[]
+  /** Index in `addresses` of the agent in use. */
+  private current = 0
+  private peerId = ''
+  /** The protocols each agent announced (libp2p identify), to tell why one closed the connection. */
+  private readonly announced = new Map<string, string[]>()
+  private announcedWaiters: (() => void)[] = []
   private readonly encoder = new TextEncoder()
   private readonly decoder = new TextDecoder()
 
-  private constructor(
-    node: Libp2p<ClientServices>,
-    peer: string,
-    timeoutMs: number,
-    announced: Promise<string[]>,
-  ) {
+  private constructor(node: Libp2p<ClientServices>, addresses: readonly string[], timeoutMs: number) {
     this.node = node
-    this.peer = peer
+    this.addresses = addresses
     this.timeoutMs = timeoutMs
-    this.announced = announced
+    node.addEventListener('peer:identify', event => {
+      this.announced.set(event.detail.peerId.toString(), event.detail.protocols)
+      for (const wake of this.announcedWaiters.splice(0)) wake()
+    })
   }
 
-  /** Dials the agent named by `--peer` or `CONCLAVE_PEER`, and proves the client's SVID to it if it has one. */
+  /** The peer id of the agent in use. */
+  get peer(): string {
+    return this.peerId
+  }
+
+  /** The address of the agent in use. */
+  get address(): string {
+    return this.addresses[this.current]
+  }
+
+  /**
+   * Dials the first agent that answers of those `--peer` or `CONCLAVE_PEER` name, and proves the client's
+   * SVID to it if it has one.
+   */
   static async open(args: ParsedArgs): Promise<Connection> {
-    const address = (args.options.peer as string | undefined) ?? process.env.CONCLAVE_PEER
-    if (address === undefined || address === '') {
-      throw new UsageError('no agent to talk to: pass --peer <multiaddr> or set CONCLAVE_PEER')
-    }
-    let target: Multiaddr
-    try {
-      target = multiaddr(address)
-    } catch {
-      throw new UsageError(`--peer is not a multiaddr: ${address}`)
-    }
+    const addresses = peerAddresses(args)
     const timeoutMs = (args.options.timeout as number | undefined) ?? DEFAULT_TIMEOUT_MS
     if (timeoutMs <= 0) throw new UsageError('--timeout must be above 0')
     const identityFiles = readIdentityFiles(args, true)
@@ -106,30 +144,73 @@ export class Connection {
           : { identity: identityService({ ...identity, timeoutMs, eager: false }) }),
       },
     })) as Libp2p<ClientServices>
-    // The only peer this node dials is the agent; identify runs as the connection opens.
-    const announced = new Promise<string[]>(resolve => {
-      node.addEventListener('peer:identify', event => resolve(event.detail.protocols), { once: true })
-    })
+    const connection = new Connection(node, addresses, timeoutMs)
     try {
-      let peer: string
-      try {
-        peer = (await node.dial(target, { signal: AbortSignal.timeout(timeoutMs) })).remotePeer.toString()
-      } catch (err) {
-        throw new CliError('ConnectionError', `could not reach ${address}: ${(err as Error).message}`)
-      }
-      if (node.services.identity !== undefined) await proveIdentity(node.services.identity, peer, address)
-      return new Connection(node, peer, timeoutMs, announced)
+      await connection.connect(0)
+      return connection
     } catch (err) {
       await Promise.resolve(node.stop()).catch(() => {})
       throw err
     }
   }
 
-  /** Runs `op` on the agent; a failure there is rethrown under its own name (e.g. `NoLeaderError`). */
+  /**
+   * Connects to the first agent that answers, trying the addresses in turn from `start`. A refusal of this
+   * client's identity is final: another agent of the cluster would refuse it as well.
+   */
+  private async connect(start: number, skip?: number): Promise<void> {
+    const failures: string[] = []
+    for (let step = 0; step < this.addresses.length; step++) {
+      const index = (start + step) % this.addresses.length
+      if (index === skip) continue
+      const address = this.addresses[index]
+      let peer: string
+      try {
+        const target = multiaddr(address)
+        peer = (
+          await this.node.dial(target, { signal: AbortSignal.timeout(this.timeoutMs) })
+        ).remotePeer.toString()
+      } catch (err) {
+        failures.push(`${address}: ${(err as Error).message}`)
+        continue
+      }
+      if (this.node.services.identity !== undefined)
+        await proveIdentity(this.node.services.identity, peer, address)
+      this.current = index
+      this.peerId = peer
+      return
+    }
+    throw new CliError('ConnectionError', `could not reach ${failures.join('; ')}`)
+  }
+
+  /**
+   * Runs `op` on the agent; a failure there is rethrown under its own name (e.g. `NoLeaderError`). A read
+   * whose agent went away is run again on the next agent that answers.
+   */
   async call<Op extends ClientOp>(
     op: Op,
     args: ClientOps[Op]['args'],
     options: CallOptions = {},
+  ): Promise<ClientOps[Op]['result']> {
+    for (let failovers = 0; ; failovers++) {
+      try {
+        return await this.callOnce(op, args, options)
+      } catch (err) {
+        const lost = (err as { [REMOTE]?: boolean })[REMOTE] !== true && !(err instanceof UnauthorizedError)
+        if (!lost || !READS.has(op) || this.addresses.length < 2 || failovers >= this.addresses.length)
+          throw err
+        const from = this.address
+        const reason = (err as Error).message
+        await this.connect(this.current + 1, this.current)
+        this.onFailover(from, this.address, reason)
+      }
+    }
+  }
+
+  private async callOnce<Op extends ClientOp>(
+    op: Op,
+    args: ClientOps[Op]['args'],
+    options: CallOptions,
   ): Promise<ClientOps[Op]['result']> {
     const request = this.encoder.encode(JSON.stringify({ op, args }))
     const timeoutMs = (options.timeoutMs ?? this.timeoutMs) + (options.waitMs ?? 0)
@@ -140,7 +221,7 @@ export class Connection {
       if ((err as Error).name === 'RpcRemoteError') {
         const remoteName = (err as RpcRemoteError).remoteName
         const hint = remoteName === 'UnauthorizedError' ? this.identityHint() : ''
-        throw new CliError(remoteName, `${(err as Error).message}${hint}`)
+        throw Object.assign(new CliError(remoteName, `${(err as Error).message}${hint}`), { [REMOTE]: true })
       }
       throw (await this.refusal()) ?? err
     }
@@ -160,19 +241,27 @@ export class Connection {
         `${this.peer} refused this client's identity (${identity.spiffeId}): ${reason}`,
       )
     }
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const protocols = await Promise.race([
-      this.announced,
-      new Promise<undefined>(resolve => {
-        timer = setTimeout(() => resolve(undefined), Math.min(1_000, this.timeoutMs))
-      }),
-    ])
-    clearTimeout(timer)
+    const protocols = await this.protocolsOf(this.peer, Math.min(1_000, this.timeoutMs))
     const { IDENTITY_PROTOCOL } = await import('../security/identity-protocol.ts')
     if (protocols?.includes(IDENTITY_PROTOCOL) !== true) return undefined
     return new UnauthorizedError(
       `${this.peer} runs with SPIFFE identities and refused this client${this.identityHint()}`,
     )
+  }
+
+  /** The protocols `peer` announced, waiting up to `ms` for its identify; undefined if none came. */
+  private async protocolsOf(peer: string, ms: number): Promise<string[] | undefined> {
+    const end = performance.now() + ms
+    while (!this.announced.has(peer) && performance.now() < end) {
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, Math.max(0, end - performance.now()))
+        this.announcedWaiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+    return this.announced.get(peer)
   }
 
   /** What a client without an SVID can do about a refusal. */

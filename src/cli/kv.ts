@@ -98,7 +98,8 @@ const watch: CliCommand = {
     name: 'kv watch',
     summary: 'Print every change under a prefix, in revision order, until interrupted.',
     details:
-      'Never skips or repeats a revision. With --json, one JSON event per line:\n' +
+      'Never skips or repeats a revision. Given several agents (--peer a,b or CONCLAVE_PEER=a,b), it goes on\n' +
+      'from the last revision on the next one when its agent goes away. With --json, one JSON event per line:\n' +
       '{"type":"put","key":...,"value":...,"revision":...,"timestamp":...}',
     positionals: [{ name: 'prefix', description: 'key prefix (default: every key)', optional: true }],
     options: [
@@ -118,6 +119,11 @@ const watch: CliCommand = {
     const stop = onStopSignal()
     try {
       return await withConnection(args, async connection => {
+        // A lost agent is replaced by the next one named (see Connection), from the revision reached.
+        connection.onFailover = (from, to, reason) => {
+          const at = fromRevision === undefined ? 'from now' : `from revision ${fromRevision}`
+          process.stderr.write(`conclave: lost ${from} (${reason}); watching ${at} on ${to}\n`)
+        }
         for (;;) {
           const poll = connection.call(
             'kv.events',
@@ -126,7 +132,13 @@ const watch: CliCommand = {
               : { prefix, fromRevision, waitMs: WATCH_POLL_MS },
             { waitMs: WATCH_POLL_MS },
           )
-          const answer = await Promise.race([poll, stop.signal])
+          const answer = await Promise.race([poll, stop.signal]).catch((err: unknown) => {
+            // Every agent named is gone (or refused): say where a later watch picks up without a gap.
+            if (fromRevision === undefined) throw err
+            const name = (err as Error).name || 'Error'
+            const hint = `; resume with --from-revision ${fromRevision}`
+            throw new CliError(name, `${(err as Error).message}${hint}`)
+          })
           if (typeof answer === 'string') {
             poll.catch(() => {})
             return 0

@@ -4,4 +4,6 @@
  */
 import { runCli } from './cli.ts'
 
-process.exit(await runCli(process.argv.slice(2)))
+const status = await runCli(process.argv.slice(2))
+// Writes to a pipe are asynchronous: exiting at once would cut a large answer (`kv get` of a 600 kB value).
+process.stdout.write('', () => process.exit(status))

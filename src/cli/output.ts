@@ -21,11 +21,14 @@ export function printJson(value: unknown): void {
   )
 }
 
-/** `Name: message` on one line. */
+/** `Name: message` on one line; a stack trace some library put into its message is left out. */
 export function formatError(err: unknown): string {
   const line =
     err instanceof Error ? `${err.name || 'Error'}: ${err.message || 'failed'}` : `Error: ${String(err)}`
-  return line.replace(/\s*\n\s*/g, ' ')
+  return line
+    .replace(/\n\s+at [\s\S]*$/, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim()
 }
 
 export function printError(err: unknown): void {

@@ -7,7 +7,7 @@ import { CLIENT_OPTIONS, type Connection, withConnection } from './connection.ts
 import { onStopSignal } from './hold.ts'
 import { formatValue, printJson, printLine } from './output.ts'
 
-const FINAL_STATES = new Set(['completed', 'dead', 'expired'])
+const FINAL_STATES = new Set(['completed', 'dead', 'expired', 'cancelled'])
 const STATUS_POLL_MS = 250
 
 const submit: CliCommand = {

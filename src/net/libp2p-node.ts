@@ -78,6 +78,11 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
    * Nodes without the same key cannot connect to this one.
    */
   psk?: Uint8Array | string
+  /**
+   * libp2p's metrics (e.g. `prometheusMetrics()` of `@libp2p/prometheus-metrics`): the node's own metrics, and
+   * conclave's once registered in the same `Metrics` (`enableMetrics`), land in one registry.
+   */
+  metrics?: Libp2pOptions['metrics']
 }
 
 /** Yamux's largest receive window per stream: libp2p's default unread-buffer limit per stream (4 MiB). */
@@ -126,6 +131,7 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     connectionGater: options.connectionGater,
     connectionProtector,
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     connectionManager: {
       inboundConnectionThreshold: CONCLAVE_LIBP2P_DEFAULTS.inboundConnectionThreshold,
       maxIncomingPendingConnections: CONCLAVE_LIBP2P_DEFAULTS.maxIncomingPendingConnections,

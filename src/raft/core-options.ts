@@ -24,6 +24,8 @@ export interface RaftBugs {
    * (a suffix of an earlier term it has not matched with the current leader included).
    */
   peerCommitAnyTerm?: boolean
+  /** Serve a sole voter's reads at its commit index at once, before an entry of its term is committed. */
+  singleVoterRead?: boolean
 }
 
 export interface RaftInit {

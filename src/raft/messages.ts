@@ -9,6 +9,19 @@ import type { Entry, Message } from './types.ts'
 // Half the safe range, so that `term + 1` and `index + count` stay exact whatever a peer sends.
 const MAX_INDEX = 2 ** 52
 
+/**
+ * The highest term a node moves to: far below {@link MAX_INDEX}, so that a term can never reach the edge of
+ * what the codecs encode (where no vote request could be sent any more). At one election a second, 2^48 is
+ * nine million years.
+ */
+export const MAX_TERM = 2 ** 48
+
+/**
+ * How far one message may move a node's term. A follower that missed elections learns their count at once;
+ * 2^24 (16.7 million elections) is beyond any real history, so a larger jump is forged or corrupted.
+ */
+export const MAX_TERM_ADVANCE = 2 ** 24
+
 function isIndex(value: number): boolean {
   return Number.isSafeInteger(value) && value >= 0 && value <= MAX_INDEX
 }

@@ -16,7 +16,7 @@ import {
 import type { RaftCoreOptions, RaftInit } from './core-options.ts'
 import { ConfigChangeError, InvalidRequestError, NotLeaderError, ProposalDroppedError } from './errors.ts'
 import { RaftLog } from './log.ts'
-import { isWellFormed } from './messages.ts'
+import { isWellFormed, MAX_TERM, MAX_TERM_ADVANCE } from './messages.ts'
 import { PeerProgress } from './progress.ts'
 import { majorityIndex, quorumSize, tallyVotes } from './quorum.ts'
 import { ReadOnlyQueue, type ReadRound } from './read-only.ts'
@@ -96,7 +96,8 @@ function concatChunks(chunks: readonly Uint8Array[], total: number): Uint8Array 
   return data
 }
 
-function validateOptions(options: RaftOptions): void {
+/** Throws `InvalidRequestError` for an option value the core cannot run with. */
+export function validateOptions(options: RaftOptions): void {
   const positive: (keyof RaftOptions)[] = [
     'electionTicks',
     'heartbeatTicks',
@@ -209,6 +210,7 @@ export class RaftNode implements RaftCore {
   step(message: Message): void {
     if (message.to !== this.id || message.from === this.id || !isWellFormed(message)) return
     if (message.term > this.term) {
+      if (!this.mayRaiseTerm(message)) return
       if (message.type === 'vote' || message.type === 'preVote') {
         // Leader lease: a follower that heard from a live leader within the election timeout ignores
         // candidates, unless the leader itself asked for the election (transfer).
@@ -520,8 +522,27 @@ export class RaftNode implements RaftCore {
     return this.voters.includes(this.id) || this.configs.at(this.commit).voters.includes(this.id)
   }
 
+  /**
+   * Whether `message`, whose term is above ours, may move us to its term. Two rules keep a term far from the
+   * edge of what the codecs encode and out of the hands of members that do not take part in elections:
+   * - no message moves the term more than {@link MAX_TERM_ADVANCE} at once, nor past {@link MAX_TERM}: no
+   *   election history comes near either, so such a term is forged or corrupted and the message is dropped;
+   * - a higher term is learned only from a voter (of the latest configuration, or of the committed one, as
+   *   `promotable` allows) or from what only a leader sends (append, heartbeat, snapshot, which a follower
+   *   must accept from a leader its stale configuration does not list yet). A non-voter or a stranger that
+   *   answers with a higher term (a forged response, or a corrupted term) is ignored: a stale leader
+   *   learns of a newer term from the voters, or steps down by check-quorum.
+   */
+  private mayRaiseTerm(message: Message): boolean {
+    if (message.term > MAX_TERM || message.term - this.term > MAX_TERM_ADVANCE) return false
+    if (message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot') return true
+    return this.voters.includes(message.from) || this.configs.at(this.commit).voters.includes(message.from)
+  }
+
   private startCampaign(kind: CampaignKind): void {
     if (!this.promotable()) return
+    // A term at the limit cannot grow: the node stays a follower (README: "A poisoned Raft term").
+    if (this.term >= MAX_TERM) return
     let voteTerm: number
     let type: 'vote' | 'preVote'
     if (kind === 'preVote') {
@@ -1062,7 +1083,14 @@ export class RaftNode implements RaftCore {
       this.answerRead(from, context, this.commit)
       return
     }
-    if (this.voters.length === 1 && this.voters[0] === this.id) {
+    // A sole voter is its own quorum, but its commit index may lag what an earlier leader acknowledged (one
+    // that removed itself and handed over before telling it the new commit): only an entry of its own term,
+    // committed, proves it knows every committed entry. Until then its reads wait in the queue.
+    if (
+      this.voters.length === 1 &&
+      this.voters[0] === this.id &&
+      (this.committedInCurrentTerm() || this.options.bugs.singleVoterRead === true)
+    ) {
       this.answerRead(from, context, this.commit)
       return
     }

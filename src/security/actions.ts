@@ -31,14 +31,24 @@ const COMMAND_ACTIONS: Record<CommandType, Action> = {
   stealTask: 'runTask',
   submitTasks: 'submitTask',
   runTasks: 'runTask',
+  pauseTasks: 'submitTask',
+  resumeTasks: 'submitTask',
+  taskProgress: 'runTask',
   // The leader's housekeeping: only a (former) leader proposes these, and a leader is a voter.
   expireSession: 'vote',
   lockExpire: 'vote',
   timeoutTask: 'vote',
   retryDue: 'vote',
   expireTask: 'vote',
+  releaseTask: 'vote',
+  createOccurrence: 'vote',
+  forgetTasks: 'vote',
   // Cluster administration: the agent that founds the cluster, a voter, sets the voter target.
   setVoterTarget: 'vote',
+  putEphemeral: 'write',
+  txn: 'write',
+  semaphoreAcquire: 'lock',
+  proclaim: 'lock',
 }
 
 /** The action a command needs from the agent that sends it. */
@@ -88,6 +98,9 @@ export function commandAgent(command: Command): string | undefined {
     case 'runTasks':
     case 'campaign':
       return command.agentId
+    case 'completeTask':
+    case 'failTask':
+      return command.agentId
     case 'stealTask':
       return command.toAgentId
     default:
@@ -117,6 +130,10 @@ export function refuseCommand(
     return `${sender.spiffeId} may not ${action} (command ${command.type})`
   }
   if (authorize(sender.spiffeId, 'vote')) return undefined
+  if ((command.type === 'completeTask' || command.type === 'failTask') && command.agentId === undefined) {
+    // Unnamed, the state machine could not hold the attempt to its assignee.
+    return `${sender.spiffeId} (${sender.peerId}) must name itself as the agent of ${command.type}`
+  }
   const agent = commandAgent(command)
   if (agent !== undefined && agent !== sender.peerId) {
     return `${sender.spiffeId} (${sender.peerId}) may not send ${command.type} for agent ${agent}`

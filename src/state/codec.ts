@@ -1,6 +1,16 @@
 import type { Command, CommandType, Envelope } from './commands.ts'
 import { isJsonValue } from './json.ts'
-import { isConcurrency, isIdList, isLabels, isRunTaskOps, isTaskSpec, isTaskSpecList } from './task-spec.ts'
+import { isKey } from './keys.ts'
+import {
+  isConcurrency,
+  isIdList,
+  isLabels,
+  isRunTaskOps,
+  isTaskIdBatch,
+  isTaskSpec,
+  isTaskSpecList,
+} from './task-spec.ts'
+import { txnComparesError, txnError, txnOpsError } from './txn.ts'
 import { isBoundedCount, isCount, isId, isPositive, isRecord, isTtl } from './validate.ts'
 
 /** The outcome of decoding an entry: a typed error instead of an exception, so apply never throws. */
@@ -22,6 +32,11 @@ type FieldKind =
   | 'tasks'
   | 'taskOps'
   | 'voterTarget'
+  | 'key'
+  | 'txnCompares'
+  | 'txnOps'
+  | 'permits'
+  | 'taskIds'
 
 interface FieldSpec {
   kind: FieldKind
@@ -60,7 +75,16 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
   ],
   ['lockCancel', { key: field('id'), sessionId: field('id'), requestId: field('id') }],
   ['lockExpire', { key: field('id'), fencingToken: field('positive') }],
-  ['campaign', { name: field('id'), sessionId: field('id'), agentId: field('id'), requestId: field('id') }],
+  [
+    'campaign',
+    {
+      name: field('id'),
+      sessionId: field('id'),
+      agentId: field('id'),
+      requestId: field('id'),
+      value: field('json', true),
+    },
+  ],
   ['resign', { name: field('id'), sessionId: field('id') }],
   [
     'registerAgent',
@@ -96,6 +120,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
       attempt: field('positive'),
       fencingToken: field('positive'),
       result: field('json'),
+      agentId: field('id', true),
     },
   ],
   [
@@ -105,17 +130,66 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
       attempt: field('positive'),
       fencingToken: field('positive'),
       error: field('string'),
+      agentId: field('id', true),
     },
   ],
   ['stealTask', { taskId: field('id'), fromAgentId: field('id'), toAgentId: field('id') }],
   ['timeoutTask', { taskId: field('id'), attempt: field('positive') }],
   ['retryDue', { taskId: field('id') }],
   ['expireTask', { taskId: field('id') }],
-  ['cancelTask', { taskId: field('id') }],
+  ['cancelTask', { taskId: field('id'), reason: field('string', true) }],
   ['submitTasks', { tasks: field('tasks') }],
   ['runTasks', { agentId: field('id'), sessionId: field('id'), ops: field('taskOps') }],
   ['setVoterTarget', { voters: field('voterTarget') }],
+  [
+    'putEphemeral',
+    {
+      key: field('key'),
+      value: field('json'),
+      sessionId: field('id'),
+      expectedRevision: field('count', true),
+    },
+  ],
+  [
+    'txn',
+    {
+      compare: field('txnCompares'),
+      success: field('txnOps'),
+      failure: field('txnOps', true),
+      sessionId: field('id', true),
+    },
+  ],
+  [
+    'semaphoreAcquire',
+    {
+      key: field('key'),
+      sessionId: field('id'),
+      requestId: field('id'),
+      ttlMs: field('ttl'),
+      wait: field('boolean'),
+      permits: field('permits'),
+    },
+  ],
+  ['proclaim', { name: field('id'), sessionId: field('id'), value: field('json') }],
+  ['pauseTasks', { taskType: field('id', true) }],
+  ['resumeTasks', { taskType: field('id', true) }],
+  [
+    'taskProgress',
+    {
+      taskId: field('id'),
+      attempt: field('positive'),
+      fencingToken: field('positive'),
+      progress: field('json'),
+    },
+  ],
+  ['releaseTask', { taskId: field('id') }],
+  ['createOccurrence', { scheduleId: field('id'), slot: field('count') }],
+  ['forgetTasks', { taskIds: field('taskIds') }],
 ])
+
+/** Checks across the fields of a command, after each field was found valid on its own. */
+const commandChecks: ReadonlyMap<CommandType, (command: Record<string, unknown>) => string | undefined> =
+  new Map([['txn', txnError]])
 
 function fieldValid(kind: FieldKind, value: unknown): boolean {
   switch (kind) {
@@ -149,6 +223,16 @@ function fieldValid(kind: FieldKind, value: unknown): boolean {
       return isRunTaskOps(value)
     case 'voterTarget':
       return isVoterTarget(value)
+    case 'key':
+      return isKey(value)
+    case 'txnCompares':
+      return txnComparesError(value) === undefined
+    case 'txnOps':
+      return txnOpsError(value) === undefined
+    case 'permits':
+      return isPositive(value)
+    case 'taskIds':
+      return isTaskIdBatch(value)
   }
 }
 
@@ -174,6 +258,11 @@ function commandError(value: unknown): string | undefined {
   let keys = 0
   for (const name in value) if (value[name] !== undefined) keys++
   if (keys !== present) return `command ${type} has unknown fields`
+  const check = commandChecks.get(type as CommandType)
+  if (check !== undefined) {
+    const error = check(value)
+    if (error !== undefined) return `command ${type}: ${error}`
+  }
   return undefined
 }
 

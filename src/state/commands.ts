@@ -104,6 +104,11 @@ export interface CampaignCommand {
   sessionId: string
   agentId: string
   requestId: string
+  /**
+   * The candidate's value (etcd's campaign value), shown with it once it leads. A candidacy that exists
+   * already takes this value; absent leaves it as it was.
+   */
+  value?: JsonValue
 }
 
 /** Withdraw the session's candidacy (leading or queued); unknown candidacies are ignored. */
@@ -178,6 +183,11 @@ export interface CompleteTaskCommand {
   attempt: number
   fencingToken: number
   result: JsonValue
+  /**
+   * The agent whose attempt this is: refused (`NotAssignee`) unless it is the task's assignee. Absent only in
+   * entries of older versions; with `security`, a member that may not `vote` must name itself here.
+   */
+  agentId?: string
 }
 
 /** End the current attempt with failure: retried after a back-off, or dead once retries are used up. */
@@ -187,6 +197,8 @@ export interface FailTaskCommand {
   attempt: number
   fencingToken: number
   error: string
+  /** As on `completeTask`: the agent whose attempt this is. */
+  agentId?: string
 }
 
 /**
@@ -219,10 +231,16 @@ export interface ExpireTaskCommand {
   taskId: string
 }
 
-/** Give up a task that has not finished: it becomes `dead` with error `cancelled`. */
+/**
+ * Give up a task that has not finished: it becomes `cancelled` (a running attempt ends, and its completion is
+ * refused as stale); tasks waiting for it are cancelled too. A finished task is left as it is. On the id of a
+ * repeating task, no more occurrences are created.
+ */
 export interface CancelTaskCommand {
   type: 'cancelTask'
   taskId: string
+  /** Shown as the task's `cancelReason`; default `cancelled`. */
+  reason?: string
 }
 
 /**
@@ -260,6 +278,120 @@ export interface SetVoterTargetCommand {
   voters: number
 }
 
+/**
+ * Write `value` under `key`, bound to the live session `sessionId`: the key is deleted when the session
+ * ends (closed, expired or declared dead), in the entry that ends it. A later plain put of the key unbinds it.
+ */
+export interface PutEphemeralCommand {
+  type: 'putEphemeral'
+  key: string
+  value: JsonValue
+  sessionId: string
+  expectedRevision?: number
+}
+
+/** What a transaction compares; see `TxnCommand`. */
+export interface TxnCompareSpec {
+  key: string
+  target: 'value' | 'revision' | 'createRevision' | 'version' | 'exists'
+  op: '==' | '!=' | '<' | '>'
+  /** JSON for `value`, an integer >= 0 for the revisions and `version`, a boolean for `exists`. */
+  value: JsonValue
+}
+
+/** One write of a transaction; an ephemeral put is bound to the transaction's `sessionId`. */
+export type TxnOpSpec =
+  | { type: 'put'; key: string; value: JsonValue; ephemeral?: boolean }
+  | { type: 'delete'; key: string }
+  | { type: 'deletePrefix'; prefix: string }
+
+/**
+ * etcd's Txn: if every compare holds, apply `success`, else `failure`; all of a branch's writes at one
+ * revision, or none. At most `MAX_TXN_OPS` compares and ops per branch, at least one op in all, no key
+ * written twice in a branch. A compare on the value of an absent key never holds; an absent key's
+ * revisions and version are 0.
+ */
+export interface TxnCommand {
+  type: 'txn'
+  compare: TxnCompareSpec[]
+  success: TxnOpSpec[]
+  failure?: TxnOpSpec[]
+  /** The session ephemeral puts bind to; required if any op is ephemeral. */
+  sessionId?: string
+}
+
+/**
+ * Take one of the `permits` permits of the semaphore `key` for the session, or queue FIFO if `wait`, else
+ * answer `Busy`. Semaphores live in the lock table (a lock is a semaphore of one permit); a key used with
+ * another permit count answers `PermitsMismatch`. Each permit is released, extended, cancelled and expired
+ * with the lock commands, by its own fencing token.
+ */
+export interface SemaphoreAcquireCommand {
+  type: 'semaphoreAcquire'
+  key: string
+  sessionId: string
+  requestId: string
+  ttlMs: number
+  wait: boolean
+  permits: number
+}
+
+/** Set the value of the election's leader; `NotLeader` unless the session leads it. */
+export interface ProclaimCommand {
+  type: 'proclaim'
+  name: string
+  sessionId: string
+  value: JsonValue
+}
+
+/** No new attempt starts of tasks of `taskType` (of any type if absent); running attempts go on. */
+export interface PauseTasksCommand {
+  type: 'pauseTasks'
+  taskType?: string
+}
+
+/** Undoes `pauseTasks` for `taskType`; without one, every pause (of all types and of each type) ends. */
+export interface ResumeTasksCommand {
+  type: 'resumeTasks'
+  taskType?: string
+}
+
+/** The running attempt reports progress; `StaleAttempt` unless (attempt, fencingToken) is the running one. */
+export interface TaskProgressCommand {
+  type: 'taskProgress'
+  taskId: string
+  attempt: number
+  fencingToken: number
+  progress: JsonValue
+}
+
+/**
+ * The leader's housekeeping: the task's `runAt` has come on the leader's clock, so it stops waiting for it
+ * (and becomes pending unless it still waits for dependencies). Applies to a task still delayed, whatever
+ * the entry's timestamp.
+ */
+export interface ReleaseTaskCommand {
+  type: 'releaseTask'
+  taskId: string
+}
+
+/**
+ * The leader's housekeeping: the slot `slot` (state ms) of the repeating task `scheduleId` is due; its
+ * occurrence `${scheduleId}:${slot}` is created, unless a slot at or after it was already served, so each
+ * slot gets one occurrence cluster-wide whichever leader proposes it, and however often.
+ */
+export interface CreateOccurrenceCommand {
+  type: 'createOccurrence'
+  scheduleId: string
+  slot: number
+}
+
+/** The leader's housekeeping: finished tasks whose retention is over are forgotten (unfinished ones stay). */
+export interface ForgetTasksCommand {
+  type: 'forgetTasks'
+  taskIds: string[]
+}
+
 export type Command =
   | PutCommand
   | DeleteCommand
@@ -289,6 +421,16 @@ export type Command =
   | SubmitTasksCommand
   | RunTasksCommand
   | SetVoterTargetCommand
+  | PutEphemeralCommand
+  | TxnCommand
+  | SemaphoreAcquireCommand
+  | ProclaimCommand
+  | PauseTasksCommand
+  | ResumeTasksCommand
+  | TaskProgressCommand
+  | ReleaseTaskCommand
+  | CreateOccurrenceCommand
+  | ForgetTasksCommand
 
 export type CommandType = Command['type']
 

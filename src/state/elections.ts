@@ -1,11 +1,13 @@
-import type { CampaignCommand, ResignCommand } from './commands.ts'
+import type { CampaignCommand, ProclaimCommand, ResignCommand } from './commands.ts'
 import type { ApplyContext } from './context.ts'
-import type { ElectionLeader } from './events.ts'
-import { type CommandResult, OK, UNCHANGED } from './results.ts'
+import type { ElectionChangedEvent, ElectionLeader } from './events.ts'
+import { isJsonValue, type JsonValue, jsonEqual } from './json.ts'
+import { type CommandResult, errorResult, OK, UNCHANGED } from './results.ts'
 import { type SessionEndListener, type SessionTable, sessionExpired } from './sessions.ts'
 import { checkSnapshot, isCount, isId, isRecord, snapshotArray } from './validate.ts'
 
-export type Candidate = ElectionLeader
+/** A candidacy: who stands, and the value it leads with (etcd's campaign value), if any. */
+export type Candidate = ElectionLeader & { value?: JsonValue }
 
 /** A named election as queries show it: the head of `candidates` leads. */
 export interface ElectionInfo {
@@ -58,13 +60,28 @@ export class ElectionTable implements SessionEndListener {
       this.records.set(name, record)
     }
     const position = record.candidates.findIndex(candidate => candidate.sessionId === sessionId)
-    if (position === 0) return { type: 'elected', term: record.term }
-    if (position > 0) return { type: 'candidate', position }
-    record.candidates.push({ agentId: command.agentId, sessionId, requestId: command.requestId })
+    if (position >= 0) {
+      // Standing again: a new value replaces the old one, as a proclaim would.
+      if (command.value !== undefined) this.setValue(name, record, position, command.value, context)
+      return position === 0 ? { type: 'elected', term: record.term } : { type: 'candidate', position }
+    }
+    const candidate: Candidate = { agentId: command.agentId, sessionId, requestId: command.requestId }
+    if (command.value !== undefined) candidate.value = command.value
+    record.candidates.push(candidate)
     this.index(sessionId, name)
     if (record.candidates.length > 1) return { type: 'candidate', position: record.candidates.length - 1 }
     this.leaderChanged(name, record, context)
     return { type: 'elected', term: record.term }
+  }
+
+  /** The leader's new value, seen by every watcher as an `electionChanged` event with the same term. */
+  proclaim(command: ProclaimCommand, context: ApplyContext): CommandResult {
+    const record = this.records.get(command.name)
+    if (record === undefined || record.candidates[0]?.sessionId !== command.sessionId) {
+      return errorResult('NotLeader', `session ${command.sessionId} does not lead election ${command.name}`)
+    }
+    this.setValue(command.name, record, 0, command.value, context)
+    return OK
   }
 
   resign(command: ResignCommand, context: ApplyContext): CommandResult {
@@ -112,11 +129,14 @@ export class ElectionTable implements SessionEndListener {
             isId(candidate.requestId),
           'elections.candidates',
         )
-        candidates.push({
+        checkSnapshot(candidate.value === undefined || isJsonValue(candidate.value), 'elections.candidates')
+        const restored: Candidate = {
           agentId: candidate.agentId,
           sessionId: candidate.sessionId,
           requestId: candidate.requestId,
-        })
+        }
+        if (candidate.value !== undefined) restored.value = candidate.value
+        candidates.push(restored)
         this.index(candidate.sessionId, election.name)
       }
       this.records.set(election.name, { term: election.term, candidates })
@@ -131,13 +151,33 @@ export class ElectionTable implements SessionEndListener {
       return
     }
     record.term++
-    context.events.push({
+    this.announce(name, record, leader, context)
+  }
+
+  /** Sets a candidate's value; the leader's change is an event (the same leader, the same term). */
+  private setValue(
+    name: string,
+    record: ElectionRecord,
+    position: number,
+    value: JsonValue,
+    context: ApplyContext,
+  ): void {
+    const candidate = record.candidates[position]
+    if (candidate.value !== undefined && jsonEqual(candidate.value, value)) return
+    candidate.value = value
+    if (position === 0) this.announce(name, record, candidate, context)
+  }
+
+  private announce(name: string, record: ElectionRecord, leader: Candidate, context: ApplyContext): void {
+    const event: ElectionChangedEvent = {
       type: 'electionChanged',
       name,
       leader: { agentId: leader.agentId, sessionId: leader.sessionId, requestId: leader.requestId },
       term: record.term,
       timestamp: context.time,
-    })
+    }
+    if (leader.value !== undefined) event.value = leader.value
+    context.events.push(event)
   }
 
   private index(sessionId: string, name: string): void {

@@ -22,6 +22,7 @@ export type StateEvent =
   | TaskRetryEvent
   | TaskDeadEvent
   | TaskExpiredEvent
+  | TaskChangeEvent
 
 export interface KvEvent {
   type: 'kv'
@@ -29,6 +30,8 @@ export interface KvEvent {
   key: string
   /** The new value of a put; absent for a delete. */
   value?: JsonValue
+  /** The value before: the deleted value, or the one a put replaced; absent if the key did not exist. */
+  prevValue?: JsonValue
   /** The store revision this mutation created. */
   revision: number
   /** State time (leader ms) of the entry. */
@@ -80,6 +83,8 @@ export interface ElectionChangedEvent {
   name: string
   /** Absent when the last candidate left. */
   leader?: ElectionLeader
+  /** The leader's value (campaign value or last proclaim), if it has one. */
+  value?: JsonValue
   /** Increases with every new leader; unchanged when the election becomes leaderless. */
   term: number
   timestamp: number
@@ -175,4 +180,46 @@ export interface TaskDeadEvent {
 export interface TaskExpiredEvent {
   type: 'taskExpired'
   taskId: string
+}
+
+/** What happened to a task, as `TaskEvent` of the API names it. */
+export type TaskChangeType =
+  | 'submitted'
+  | 'waiting'
+  | 'pending'
+  | 'assigned'
+  | 'started'
+  | 'progress'
+  | 'completed'
+  | 'failed'
+  | 'retrying'
+  | 'dead'
+  | 'expired'
+  | 'cancelled'
+
+/**
+ * One task transition or progress update, numbered: `revision` counts task changes cluster-wide (1, 2, 3,
+ * ... with no gap), so a watch resumes after the last revision it saw with neither gap nor duplicate. The
+ * task table keeps the latest ones for that (`TaskTable.changesSince`).
+ */
+export interface TaskChange {
+  type: TaskChangeType
+  taskId: string
+  taskType: string
+  attempt: number
+  /** The agent it is assigned to or runs on (assigned, started, progress, completed, failed). */
+  assignee?: string
+  progress?: JsonValue
+  result?: JsonValue
+  /** The failure's message (failed, dead), or the cancel reason (cancelled). */
+  error?: string
+  revision: number
+  /** State time (leader ms) of the entry. */
+  timestamp: number
+}
+
+/** A `TaskChange`, as the entry that made it tells the shell. */
+export interface TaskChangeEvent {
+  type: 'taskChange'
+  change: TaskChange
 }

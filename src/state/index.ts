@@ -15,12 +15,14 @@ export type {
   Command,
   CommandType,
   CompleteTaskCommand,
+  CreateOccurrenceCommand,
   DeleteCommand,
   DeregisterAgentCommand,
   Envelope,
   ExpireSessionCommand,
   ExpireTaskCommand,
   FailTaskCommand,
+  ForgetTasksCommand,
   KeepAliveCommand,
   LockAcquireCommand,
   LockCancelCommand,
@@ -28,13 +30,23 @@ export type {
   LockExtendCommand,
   LockReleaseCommand,
   OpenSessionCommand,
+  PauseTasksCommand,
+  ProclaimCommand,
   PutCommand,
+  PutEphemeralCommand,
   RegisterAgentCommand,
+  ReleaseTaskCommand,
   ResignCommand,
+  ResumeTasksCommand,
   RetryDueCommand,
+  SemaphoreAcquireCommand,
   StealTaskCommand,
   SubmitTaskCommand,
+  TaskProgressCommand,
   TimeoutTaskCommand,
+  TxnCommand,
+  TxnCompareSpec,
+  TxnOpSpec,
   UpdateAgentCommand,
 } from './commands.ts'
 export type { ApplyContext } from './context.ts'
@@ -51,6 +63,9 @@ export type {
   StateEvent,
   TaskAssignedEvent,
   TaskAttemptEndedEvent,
+  TaskChange,
+  TaskChangeEvent,
+  TaskChangeType,
   TaskCompletedEvent,
   TaskDeadEvent,
   TaskExpiredEvent,
@@ -61,9 +76,18 @@ export type {
   TaskUnassignedEvent,
 } from './events.ts'
 export type { HistoryResult } from './history.ts'
-export { isJsonValue, type JsonValue, MAX_JSON_DEPTH } from './json.ts'
-export type { KeyValue } from './kv.ts'
-export type { LockHolder, LockInfo, LockWaiter } from './locks.ts'
+export {
+  convertJson,
+  copyJson,
+  isJsonValue,
+  type JsonValue,
+  jsonEqual,
+  MAX_JSON_DEPTH,
+  toJsonValue,
+} from './json.ts'
+export { compareKeys, isKey, MAX_KEY_LENGTH } from './keys.ts'
+export type { KeyValue, KvEntryInfo, KvListPage } from './kv.ts'
+export type { LockHolder, LockInfo, LockWaiter, SemaphoreInfo } from './locks.ts'
 export type { RegisteredAgent } from './members.ts'
 export type { CommandResult, ErrorCode, ErrorResult } from './results.ts'
 export type { SessionEndListener, SessionInfo } from './sessions.ts'
@@ -76,14 +100,39 @@ export {
   StateMachine,
   type StateMachineOptions,
 } from './state-machine.ts'
+export type { TaskHistoryResult } from './task-history.ts'
 export {
+  leaderStateTime,
+  planTaskTransitions,
+  retentionOf,
+  type TaskPlanInput,
+  type TaskTimeCommand,
+} from './task-planner.ts'
+export { latestDueSlot, nextSlot, repeatError, taskOptionsError } from './task-repeat.ts'
+export {
+  type BackoffSpec,
+  FINISHED_STATES,
+  isTaskState,
   MAX_CONCURRENCY,
   MAX_LIST_LENGTH,
   MAX_RETRIES,
+  MIN_REPEAT_EVERY_MS,
+  type RepeatSpec,
+  type RetentionSpec,
+  TASK_STATES,
   type TaskConstraintsSpec,
   type TaskSpec,
   type TaskSpecLimits,
   type TaskState,
   taskSpecProblem,
 } from './task-spec.ts'
-export type { AgentLoad, DueTaskActions, TaskInfo } from './tasks.ts'
+export type {
+  AgentLoad,
+  DueTaskActions,
+  RepeatInfo,
+  TaskInfo,
+  TaskPage,
+  TaskPlanView,
+  TaskQuery,
+} from './tasks.ts'
+export { MAX_TXN_OPS, txnError } from './txn.ts'

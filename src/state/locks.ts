@@ -4,6 +4,7 @@ import type {
   LockExpireCommand,
   LockExtendCommand,
   LockReleaseCommand,
+  SemaphoreAcquireCommand,
 } from './commands.ts'
 import type { ApplyContext } from './context.ts'
 import type { LockReleasedEvent } from './events.ts'
@@ -35,22 +36,38 @@ export interface LockInfo {
   waiters: LockWaiter[]
 }
 
-interface LockRecord {
-  holder: LockHolder | undefined
+/** A semaphore (or a lock: one permit) as queries show it: its holders in grant order and the FIFO queue. */
+export interface SemaphoreInfo {
+  key: string
+  permits: number
+  holders: LockHolder[]
   waiters: LockWaiter[]
 }
 
-/** Lock section of a snapshot, in table order. */
-export interface LockSnapshot {
-  key: string
-  holder: LockHolder
+interface LockRecord {
+  /** 1 for a lock. */
+  permits: number
+  /** At most `permits`, in grant order. */
+  holders: LockHolder[]
   waiters: LockWaiter[]
+  /** The last fencing token granted on this key. */
+  lastToken: number
 }
 
 /**
- * Locks bound to sessions, with FIFO waiters and fencing tokens equal to the granting entry's index (so
- * tokens of a key strictly increase: one key is granted at most once per entry). A key with neither holder
- * nor waiters has no record.
+ * Lock section of a snapshot, in table order: a lock with a holder as `{key, holder, waiters}` (the form
+ * that predates semaphores), anything else with `permits`, `holders` and `lastToken` instead of `holder`.
+ */
+export type LockSnapshot =
+  | { key: string; holder: LockHolder; waiters: LockWaiter[] }
+  | { key: string; permits: number; holders: LockHolder[]; waiters: LockWaiter[]; lastToken: number }
+
+/**
+ * Locks and semaphores bound to sessions, with FIFO waiters. A lock is a semaphore of one permit. A
+ * grant's fencing token is the granting entry's index, or one more than the key's last token if that is
+ * higher (an entry that grants several permits of one key, when a session holding several ends): tokens of
+ * a key strictly increase. A key with neither holders nor waiters has no record, unless its last token is
+ * not below the current index (kept so the next token still increases).
  */
 export class LockTable implements SessionEndListener {
   private readonly records = new Map<string, LockRecord>()
@@ -62,78 +79,65 @@ export class LockTable implements SessionEndListener {
     this.sessions = sessions
   }
 
+  /** The key's first holder and its queue, if held. */
   info(key: string): LockInfo | undefined {
     const record = this.records.get(key)
-    if (record?.holder === undefined) return undefined
-    return { key, holder: { ...record.holder }, waiters: record.waiters.map(waiter => ({ ...waiter })) }
+    if (record === undefined || record.holders.length === 0) return undefined
+    return { key, holder: { ...record.holders[0] }, waiters: record.waiters.map(waiter => ({ ...waiter })) }
   }
 
-  /** Held locks whose lease has run out at `now`. */
+  /** The key's permits, holders and queue, if held. */
+  semaphoreInfo(key: string): SemaphoreInfo | undefined {
+    const record = this.records.get(key)
+    if (record === undefined || record.holders.length === 0) return undefined
+    return {
+      key,
+      permits: record.permits,
+      holders: record.holders.map(holder => ({ ...holder })),
+      waiters: record.waiters.map(waiter => ({ ...waiter })),
+    }
+  }
+
+  /** Held locks and permits whose lease has run out at `now`. */
   due(now: number): { key: string; fencingToken: number }[] {
     const due: { key: string; fencingToken: number }[] = []
     for (const [key, record] of this.records) {
-      if (record.holder !== undefined && record.holder.expiresAt <= now) {
-        due.push({ key, fencingToken: record.holder.fencingToken })
+      for (const holder of record.holders) {
+        if (holder.expiresAt <= now) due.push({ key, fencingToken: holder.fencingToken })
       }
     }
     return due
   }
 
   acquire(command: LockAcquireCommand, context: ApplyContext): CommandResult {
-    const { key, sessionId, requestId } = command
-    if (!this.sessions.isLive(sessionId, context)) return sessionExpired(sessionId)
-    let record = this.records.get(key)
-    if (record?.holder !== undefined && record.holder.expiresAt <= context.time) {
-      // The lease ran out and only the expiry proposal is missing: let the lock go now.
-      this.releaseHolder(key, record, 'expired', context)
-      record = this.records.get(key)
-    }
-    if (record === undefined) {
-      record = { holder: undefined, waiters: [] }
-      this.records.set(key, record)
-      this.index(sessionId, key)
-      const holder = this.grant(key, record, sessionId, requestId, command.ttlMs, context)
-      return { type: 'lockGranted', fencingToken: holder.fencingToken, expiresAt: holder.expiresAt }
-    }
-    const holder = record.holder!
-    if (holder.sessionId === sessionId && holder.requestId === requestId) {
-      return { type: 'lockGranted', fencingToken: holder.fencingToken, expiresAt: holder.expiresAt }
-    }
-    const waiting = findWaiter(record, sessionId, requestId)
-    if (waiting >= 0) return { type: 'lockQueued', position: waiting + 1 }
-    if (!command.wait) return errorResult('Busy', `lock ${key} is held`)
-    record.waiters.push({ sessionId, requestId, ttlMs: command.ttlMs })
-    this.index(sessionId, key)
-    return { type: 'lockQueued', position: record.waiters.length }
+    return this.take(command, 1, context)
+  }
+
+  acquireSemaphore(command: SemaphoreAcquireCommand, context: ApplyContext): CommandResult {
+    return this.take(command, command.permits, context)
   }
 
   release(command: LockReleaseCommand, context: ApplyContext): CommandResult {
     const record = this.records.get(command.key)
-    const holder = record?.holder
-    if (
-      holder === undefined ||
-      holder.sessionId !== command.sessionId ||
-      holder.fencingToken !== command.fencingToken
-    ) {
+    const position = record === undefined ? -1 : findHolder(record, command.fencingToken, command.sessionId)
+    if (position < 0) {
       return errorResult('NotHolder', `token ${command.fencingToken} does not hold lock ${command.key}`)
     }
-    this.releaseHolder(command.key, record!, 'released', context)
+    this.releaseHolder(command.key, record!, position, 'released', context)
     return OK
   }
 
   extend(command: LockExtendCommand, context: ApplyContext): CommandResult {
     const record = this.records.get(command.key)
-    const holder = record?.holder
-    if (
-      holder === undefined ||
-      holder.sessionId !== command.sessionId ||
-      holder.fencingToken !== command.fencingToken
-    ) {
+    const position = record === undefined ? -1 : findHolder(record, command.fencingToken, command.sessionId)
+    if (position < 0) {
       return errorResult('LockLost', `token ${command.fencingToken} no longer holds lock ${command.key}`)
     }
+    const holder = record!.holders[position]
     if (holder.expiresAt <= context.time) {
-      // Too late: the holder's own clock has already told it the lock is gone. Expire it now.
-      this.releaseHolder(command.key, record!, 'expired', context)
+      // Too late: the holder's own clock has already told it the lock is gone. A lock goes now (as it
+      // always has); a semaphore permit waits for the leader's lockExpire, the only expiry of permits.
+      if (record!.permits === 1) this.releaseHolder(command.key, record!, position, 'expired', context)
       return errorResult('LockLost', `lock ${command.key} expired`)
     }
     holder.expiresAt = context.time + command.ttlMs
@@ -145,9 +149,11 @@ export class LockTable implements SessionEndListener {
     const { key, sessionId, requestId } = command
     const record = this.records.get(key)
     if (record === undefined) return UNCHANGED
-    const holder = record.holder
-    if (holder !== undefined && holder.sessionId === sessionId && holder.requestId === requestId) {
-      this.releaseHolder(key, record, 'released', context)
+    const held = record.holders.findIndex(
+      holder => holder.sessionId === sessionId && holder.requestId === requestId,
+    )
+    if (held >= 0) {
+      this.releaseHolder(key, record, held, 'released', context)
       return OK
     }
     const waiting = findWaiter(record, sessionId, requestId)
@@ -159,15 +165,9 @@ export class LockTable implements SessionEndListener {
 
   expire(command: LockExpireCommand, context: ApplyContext): CommandResult {
     const record = this.records.get(command.key)
-    const holder = record?.holder
-    if (
-      holder === undefined ||
-      holder.fencingToken !== command.fencingToken ||
-      holder.expiresAt > context.time
-    ) {
-      return UNCHANGED
-    }
-    this.releaseHolder(command.key, record!, 'expired', context)
+    const position = record === undefined ? -1 : findHolder(record, command.fencingToken)
+    if (position < 0 || record!.holders[position].expiresAt > context.time) return UNCHANGED
+    this.releaseHolder(command.key, record!, position, 'expired', context)
     return OK
   }
 
@@ -179,54 +179,123 @@ export class LockTable implements SessionEndListener {
     for (const key of [...keys].sort()) {
       const record = this.records.get(key)
       if (record === undefined) continue
-      // Drop its waits first, so the release below cannot hand the lock to the same ending session.
+      // Drop its waits first, so the releases below cannot hand a permit to the same ending session.
       record.waiters = record.waiters.filter(waiter => waiter.sessionId !== sessionId)
-      if (record.holder?.sessionId === sessionId) this.releaseHolder(key, record, 'session', context)
-      else if (record.holder === undefined && record.waiters.length === 0) this.records.delete(key)
+      let position = record.holders.findIndex(holder => holder.sessionId === sessionId)
+      if (position < 0) this.dropIfIdle(key, record, context)
+      while (position >= 0) {
+        this.releaseHolder(key, record, position, 'session', context)
+        position = record.holders.findIndex(holder => holder.sessionId === sessionId)
+      }
     }
   }
 
   toSnapshot(): LockSnapshot[] {
     const locks: LockSnapshot[] = []
     for (const [key, record] of this.records) {
-      locks.push({ key, holder: record.holder!, waiters: record.waiters })
+      const holder = record.holders[0]
+      if (record.permits === 1 && holder !== undefined && holder.fencingToken === record.lastToken) {
+        locks.push({ key, holder, waiters: record.waiters })
+      } else {
+        locks.push({
+          key,
+          permits: record.permits,
+          holders: record.holders,
+          waiters: record.waiters,
+          lastToken: record.lastToken,
+        })
+      }
     }
     return locks
   }
 
   restore(data: unknown): void {
     for (const lock of snapshotArray(data, 'locks')) {
-      checkSnapshot(isRecord(lock) && isId(lock.key) && isHolder(lock.holder), 'locks')
+      checkSnapshot(isRecord(lock) && isId(lock.key), 'locks')
       const waiters: LockWaiter[] = []
       for (const waiter of snapshotArray(lock.waiters, 'locks.waiters')) {
         checkSnapshot(isWaiter(waiter), 'locks.waiters')
         waiters.push({ sessionId: waiter.sessionId, requestId: waiter.requestId, ttlMs: waiter.ttlMs })
       }
-      const holder = lock.holder
-      this.records.set(lock.key, {
-        holder: {
-          sessionId: holder.sessionId,
-          requestId: holder.requestId,
-          fencingToken: holder.fencingToken,
-          expiresAt: holder.expiresAt,
-          ttlMs: holder.ttlMs,
-        },
-        waiters,
-      })
-      this.index(holder.sessionId, lock.key)
+      let record: LockRecord
+      if (lock.permits === undefined) {
+        checkSnapshot(isHolder(lock.holder), 'locks')
+        const holder = copyHolder(lock.holder)
+        record = { permits: 1, holders: [holder], waiters, lastToken: holder.fencingToken }
+      } else {
+        checkSnapshot(isPositive(lock.permits) && isCount(lock.lastToken), 'locks')
+        const holders: LockHolder[] = []
+        for (const holder of snapshotArray(lock.holders, 'locks.holders')) {
+          checkSnapshot(isHolder(holder) && holder.fencingToken <= lock.lastToken, 'locks.holders')
+          holders.push(copyHolder(holder))
+        }
+        checkSnapshot(holders.length <= lock.permits, 'locks.holders')
+        record = { permits: lock.permits, holders, waiters, lastToken: lock.lastToken }
+      }
+      this.records.set(lock.key, record)
+      for (const holder of record.holders) this.index(holder.sessionId, lock.key)
       for (const waiter of waiters) this.index(waiter.sessionId, lock.key)
     }
   }
 
-  /** Frees the lock and hands it to the first waiter, if any, in the same entry. */
+  private take(
+    command: LockAcquireCommand | SemaphoreAcquireCommand,
+    permits: number,
+    context: ApplyContext,
+  ): CommandResult {
+    const { key, sessionId, requestId } = command
+    if (!this.sessions.isLive(sessionId, context)) return sessionExpired(sessionId)
+    let record = this.records.get(key)
+    if (record !== undefined && record.permits !== permits) {
+      if (record.holders.length > 0 || record.waiters.length > 0) {
+        return errorResult(
+          'PermitsMismatch',
+          `${key} is in use with ${record.permits} permit(s), not ${permits}`,
+        )
+      }
+      record.permits = permits // an idle record kept only for its last token
+    }
+    if (record !== undefined && permits === 1) {
+      const holder = record.holders[0]
+      if (holder !== undefined && holder.expiresAt <= context.time) {
+        // The lease ran out and only the expiry proposal is missing: let the lock go now. (Locks always
+        // did; semaphore permits expire only by the leader's lockExpire.)
+        this.releaseHolder(key, record, 0, 'expired', context)
+        record = this.records.get(key)
+      }
+    }
+    if (record === undefined) {
+      record = { permits, holders: [], waiters: [], lastToken: 0 }
+      this.records.set(key, record)
+    }
+    const held = record.holders.find(
+      holder => holder.sessionId === sessionId && holder.requestId === requestId,
+    )
+    if (held !== undefined) {
+      return { type: 'lockGranted', fencingToken: held.fencingToken, expiresAt: held.expiresAt }
+    }
+    const waiting = findWaiter(record, sessionId, requestId)
+    if (waiting >= 0) return { type: 'lockQueued', position: waiting + 1 }
+    if (record.holders.length < record.permits && record.waiters.length === 0) {
+      this.index(sessionId, key)
+      const holder = this.grant(key, record, sessionId, requestId, command.ttlMs, context)
+      return { type: 'lockGranted', fencingToken: holder.fencingToken, expiresAt: holder.expiresAt }
+    }
+    if (!command.wait) return errorResult('Busy', `lock ${key} is held`)
+    record.waiters.push({ sessionId, requestId, ttlMs: command.ttlMs })
+    this.index(sessionId, key)
+    return { type: 'lockQueued', position: record.waiters.length }
+  }
+
+  /** Frees one permit and hands free permits to the first waiters, in the same entry. */
   private releaseHolder(
     key: string,
     record: LockRecord,
+    position: number,
     reason: LockReleasedEvent['reason'],
     context: ApplyContext,
   ): void {
-    const holder = record.holder!
-    record.holder = undefined
+    const [holder] = record.holders.splice(position, 1)
     context.events.push({
       type: 'lockReleased',
       key,
@@ -236,12 +305,19 @@ export class LockTable implements SessionEndListener {
       reason,
     })
     this.unindexIfUninvolved(holder.sessionId, key, record)
-    const next = record.waiters.shift()
-    if (next === undefined) {
-      this.records.delete(key)
-      return
+    while (record.holders.length < record.permits) {
+      const next = record.waiters.shift()
+      if (next === undefined) break
+      this.grant(key, record, next.sessionId, next.requestId, next.ttlMs, context)
     }
-    this.grant(key, record, next.sessionId, next.requestId, next.ttlMs, context)
+    this.dropIfIdle(key, record, context)
+  }
+
+  /** Forgets a record with neither holders nor waiters, unless the next grant needs its last token. */
+  private dropIfIdle(key: string, record: LockRecord, context: ApplyContext): void {
+    if (record.holders.length === 0 && record.waiters.length === 0 && record.lastToken < context.index) {
+      this.records.delete(key)
+    }
   }
 
   private grant(
@@ -252,20 +328,16 @@ export class LockTable implements SessionEndListener {
     ttlMs: number,
     context: ApplyContext,
   ): LockHolder {
-    const holder: LockHolder = {
-      sessionId,
-      requestId,
-      fencingToken: context.index,
-      expiresAt: context.time + ttlMs,
-      ttlMs,
-    }
-    record.holder = holder
+    const fencingToken = Math.max(context.index, record.lastToken + 1)
+    record.lastToken = fencingToken
+    const holder: LockHolder = { sessionId, requestId, fencingToken, expiresAt: context.time + ttlMs, ttlMs }
+    record.holders.push(holder)
     context.events.push({
       type: 'lockGranted',
       key,
       sessionId,
       requestId,
-      fencingToken: holder.fencingToken,
+      fencingToken,
       expiresAt: holder.expiresAt,
     })
     return holder
@@ -281,7 +353,7 @@ export class LockTable implements SessionEndListener {
   }
 
   private unindexIfUninvolved(sessionId: string, key: string, record: LockRecord): void {
-    if (record.holder?.sessionId === sessionId) return
+    for (const holder of record.holders) if (holder.sessionId === sessionId) return
     for (const waiter of record.waiters) if (waiter.sessionId === sessionId) return
     const keys = this.keysBySession.get(sessionId)
     if (keys === undefined) return
@@ -290,12 +362,30 @@ export class LockTable implements SessionEndListener {
   }
 }
 
+/** Position of the holder with this token (and session, if given), or -1. */
+function findHolder(record: LockRecord, fencingToken: number, sessionId?: string): number {
+  return record.holders.findIndex(
+    holder =>
+      holder.fencingToken === fencingToken && (sessionId === undefined || holder.sessionId === sessionId),
+  )
+}
+
 function findWaiter(record: LockRecord, sessionId: string, requestId: string): number {
   const waiters = record.waiters
   for (let i = 0; i < waiters.length; i++) {
     if (waiters[i].sessionId === sessionId && waiters[i].requestId === requestId) return i
   }
   return -1
+}
+
+function copyHolder(holder: LockHolder): LockHolder {
+  return {
+    sessionId: holder.sessionId,
+    requestId: holder.requestId,
+    fencingToken: holder.fencingToken,
+    expiresAt: holder.expiresAt,
+    ttlMs: holder.ttlMs,
+  }
 }
 
 function isHolder(value: unknown): value is LockHolder {

@@ -37,6 +37,8 @@ export type CommandResult =
   | { type: 'noTask' }
   /** submitTasks / runTasks: one result per task or operation, in order. */
   | { type: 'taskResults'; results: CommandResult[] }
+  /** txn: which branch applied, and the store's revision after it (unchanged if it wrote nothing). */
+  | { type: 'txn'; succeeded: boolean; revision: number }
   | { type: 'error'; code: ErrorCode; message: string }
 
 export type ErrorCode =
@@ -64,12 +66,22 @@ export type ErrorCode =
   | 'NotClaimable'
   /** completeTask / failTask from an attempt that is not the task's running one. */
   | 'StaleAttempt'
+  /** completeTask / failTask (or a batch's complete / fail) from an agent that is not the task's assignee. */
+  | 'NotAssignee'
   /** stealTask whose conditions no longer hold; nothing changed. */
   | 'NotStealable'
   /** registerAgent / updateAgent with a name another live agent holds. */
   | 'NameTaken'
   /** registerAgent with a session that is not the agent's own. */
   | 'SessionMismatch'
+  /** proclaim from a session that does not lead the election. */
+  | 'NotLeader'
+  /** lockAcquire / semaphoreAcquire of a key held or awaited with another permit count. */
+  | 'PermitsMismatch'
+  /** A well-formed command the state refuses (a task depending on an unknown task or itself); nothing changed. */
+  | 'InvalidArgument'
+  /** submitTask with the id of an existing task (or repeating task) whose contents differ; nothing changed. */
+  | 'Conflict'
 
 export type ErrorResult = Extract<CommandResult, { type: 'error' }>
 

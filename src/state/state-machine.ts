@@ -3,14 +3,24 @@ import { decodeEnvelope, isVoterTarget } from './codec.ts'
 import type { Command } from './commands.ts'
 import type { ApplyContext } from './context.ts'
 import { type ElectionInfo, ElectionTable } from './elections.ts'
-import type { StateEvent } from './events.ts'
+import type { StateEvent, TaskChange } from './events.ts'
 import type { HistoryResult } from './history.ts'
-import { type KeyValue, KvStore } from './kv.ts'
-import { type LockInfo, LockTable } from './locks.ts'
+import { type KeyValue, type KvEntryInfo, type KvListPage, KvStore } from './kv.ts'
+import { type LockInfo, LockTable, type SemaphoreInfo } from './locks.ts'
 import { MemberTable, type RegisteredAgent } from './members.ts'
 import { type CommandResult, errorResult, OK, UNCHANGED } from './results.ts'
 import { type SessionInfo, SessionTable } from './sessions.ts'
-import { type AgentLoad, type DueTaskActions, type TaskInfo, TaskTable } from './tasks.ts'
+import type { TaskHistoryResult } from './task-history.ts'
+import {
+  type AgentLoad,
+  type DueTaskActions,
+  type RepeatInfo,
+  type TaskInfo,
+  type TaskPage,
+  type TaskPlanView,
+  type TaskQuery,
+  TaskTable,
+} from './tasks.ts'
 import { checkSnapshot, isBoundedCount, isCount, isRecord } from './validate.ts'
 
 export interface StateMachineOptions {
@@ -31,6 +41,13 @@ export interface StateMachineOptions {
   maxFinishedTasks?: number
   /** Affinity keys remembered, least recently used dropped first (default 10,000). */
   maxAffinityKeys?: number
+  /**
+   * Ms a finished task is kept when it sets no `retention` (default 24 h); the leader proposes forgetting
+   * it once that is over on its clock. `maxFinishedTasks` bounds the count whatever the ages.
+   */
+  defaultRetentionMs?: number
+  /** Task changes retained for watches that resume from a revision (default 10,000). */
+  taskHistorySize?: number
 }
 
 /** A committed Raft entry, as `Entry` from `raft/types.ts` or just its index, term and data. */
@@ -74,6 +91,8 @@ const DEFAULT_RETRY_BACKOFF_BASE_MS = 1_000
 const DEFAULT_RETRY_BACKOFF_MAX_MS = 300_000
 const DEFAULT_MAX_FINISHED_TASKS = 10_000
 const DEFAULT_MAX_AFFINITY_KEYS = 10_000
+const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000
+const DEFAULT_TASK_HISTORY_SIZE = 10_000
 /** The voter target of a state where no `setVoterTarget` was ever applied. */
 export const DEFAULT_VOTER_TARGET = 3
 
@@ -112,6 +131,8 @@ export class StateMachine {
       retryBackoffMaxMs: options.retryBackoffMaxMs ?? DEFAULT_RETRY_BACKOFF_MAX_MS,
       maxFinishedTasks: options.maxFinishedTasks ?? DEFAULT_MAX_FINISHED_TASKS,
       maxAffinityKeys: options.maxAffinityKeys ?? DEFAULT_MAX_AFFINITY_KEYS,
+      defaultRetentionMs: options.defaultRetentionMs ?? DEFAULT_RETENTION_MS,
+      taskHistorySize: options.taskHistorySize ?? DEFAULT_TASK_HISTORY_SIZE,
     }
     if (!isCount(this.options.historySize)) throw new RangeError('historySize must be an integer >= 0')
     if (!isCount(this.options.maxResultsPerSession) || this.options.maxResultsPerSession < 1) {
@@ -125,8 +146,12 @@ export class StateMachine {
       throw new RangeError('maxFinishedTasks must be an integer >= 0')
     if (!isCount(this.options.maxAffinityKeys))
       throw new RangeError('maxAffinityKeys must be an integer >= 0')
-    this.kv = new KvStore(this.options.historySize)
+    if (!isBoundedCount(this.options.defaultRetentionMs))
+      throw new RangeError('defaultRetentionMs must be an integer in [0, 2^50]')
+    if (!isCount(this.options.taskHistorySize))
+      throw new RangeError('taskHistorySize must be an integer >= 0')
     this.sessionTable = new SessionTable(this.options.maxResultsPerSession)
+    this.kv = new KvStore(this.options.historySize, this.sessionTable)
     this.locks = new LockTable(this.sessionTable)
     this.elections = new ElectionTable(this.sessionTable)
     this.members = new MemberTable(this.sessionTable)
@@ -137,6 +162,8 @@ export class StateMachine {
     this.sessionTable.addEndListener(this.locks)
     this.sessionTable.addEndListener(this.elections)
     this.sessionTable.addEndListener(this.members)
+    // Last, so the events of the older listeners keep their order: then the session's ephemeral keys go.
+    this.sessionTable.addEndListener(this.kv)
   }
 
   /** Index of the last applied entry. */
@@ -217,9 +244,22 @@ export class StateMachine {
     return this.kv.get(key)
   }
 
-  /** Keys starting with `prefix` and their records, in key order. Scans the store. */
+  /** Keys starting with `prefix` and their records, in byte order. */
   range(prefix: string): [string, KeyValue][] {
     return this.kv.range(prefix)
+  }
+
+  /** The key with its revisions, version and owner. */
+  getEntry(key: string): KvEntryInfo | undefined {
+    return this.kv.entry(key)
+  }
+
+  /**
+   * At most `limit` keys starting with `prefix` (all keys for ''), after the key `after` if given, in byte
+   * order, with the revision they were read at and whether more follow.
+   */
+  list(prefix: string, options: { limit?: number; after?: string } = {}): KvListPage {
+    return this.kv.list(prefix, options.limit, options.after)
   }
 
   /**
@@ -242,6 +282,11 @@ export class StateMachine {
     return this.locks.info(key)
   }
 
+  /** A semaphore's (or lock's) permits, holders and waiters, if held. */
+  semaphore(key: string): SemaphoreInfo | undefined {
+    return this.locks.semaphoreInfo(key)
+  }
+
   election(name: string): ElectionInfo | undefined {
     return this.elections.info(name)
   }
@@ -261,6 +306,43 @@ export class StateMachine {
 
   task(taskId: string): TaskInfo | undefined {
     return this.tasks.task(taskId)
+  }
+
+  /**
+   * Tasks matching `query`, in submission order, after the task `after` (the last id of the previous page),
+   * at most `limit`; undefined if `after` is no longer kept.
+   */
+  listTasks(query: TaskQuery, limit: number, after?: string): TaskPage | undefined {
+    return this.tasks.list(query, limit, after)
+  }
+
+  /** A repeating task (its template, slots served, occurrences created). */
+  repeatingTask(id: string): RepeatInfo | undefined {
+    return this.tasks.repeat(id)
+  }
+
+  /** Revision of the latest task change (0 before any). */
+  get taskRevision(): number {
+    return this.tasks.revision
+  }
+
+  /** Task changes with revision >= `fromRevision` accepted by `filter` (at most `limit`), or `compacted`. */
+  taskChangesSince(
+    fromRevision: number,
+    filter?: (change: TaskChange) => boolean,
+    limit?: number,
+  ): TaskHistoryResult {
+    return this.tasks.changesSince(fromRevision, filter, limit)
+  }
+
+  /** True if no new attempt of tasks of `type` may start. */
+  isTaskTypePaused(type: string): boolean {
+    return this.tasks.isPaused(type)
+  }
+
+  /** What the leader's task planner (`task-planner.ts`) reads. */
+  taskPlanView(): TaskPlanView {
+    return this.tasks.planView()
   }
 
   /** Tasks assigned to or running on the agent, in schedule order (priority desc, then submission). */
@@ -416,6 +498,26 @@ export class StateMachine {
         if (command.voters === this.voterTargetValue) return UNCHANGED
         this.voterTargetValue = command.voters
         return OK
+      case 'putEphemeral':
+        return this.kv.putEphemeral(command, context)
+      case 'txn':
+        return this.kv.txn(command, context)
+      case 'semaphoreAcquire':
+        return this.locks.acquireSemaphore(command, context)
+      case 'proclaim':
+        return this.elections.proclaim(command, context)
+      case 'pauseTasks':
+        return this.tasks.pause(command, context)
+      case 'resumeTasks':
+        return this.tasks.resume(command)
+      case 'taskProgress':
+        return this.tasks.progress(command, context)
+      case 'releaseTask':
+        return this.tasks.releaseDelayed(command, context)
+      case 'createOccurrence':
+        return this.tasks.createOccurrence(command, context)
+      case 'forgetTasks':
+        return this.tasks.forget(command)
     }
   }
 }

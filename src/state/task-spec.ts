@@ -13,8 +13,69 @@ export type RunTaskOp =
   | { op: 'complete'; taskId: string; attempt: number; fencingToken: number; result: JsonValue }
   | { op: 'fail'; taskId: string; attempt: number; fencingToken: number; error: string }
 
-/** Where a task is in its lifecycle (see `tasks.ts`). */
-export type TaskState = 'pending' | 'assigned' | 'running' | 'completed' | 'failed' | 'dead' | 'expired'
+/**
+ * Where a task is in its lifecycle (see `tasks.ts`). `waiting`: delayed (its `runAt` not yet released by the
+ * leader) or waiting for dependencies.
+ */
+export type TaskState =
+  | 'waiting'
+  | 'pending'
+  | 'assigned'
+  | 'running'
+  | 'completed'
+  | 'failed'
+  | 'dead'
+  | 'expired'
+  | 'cancelled'
+
+/** Every task state, in lifecycle order. */
+export const TASK_STATES: readonly TaskState[] = [
+  'waiting',
+  'pending',
+  'assigned',
+  'running',
+  'completed',
+  'failed',
+  'dead',
+  'expired',
+  'cancelled',
+]
+
+/** True for a known task state name. */
+export function isTaskState(value: unknown): value is TaskState {
+  return typeof value === 'string' && (TASK_STATES as readonly string[]).includes(value)
+}
+
+/** Finished states: nothing happens to such a task any more but being forgotten. */
+export const FINISHED_STATES: ReadonlySet<TaskState> = new Set(['completed', 'dead', 'expired', 'cancelled'])
+
+/** A repeating task: an occurrence every `every` ms, or at each time the cron expression names. */
+export interface RepeatSpec {
+  /** Ms between occurrences, at least `MIN_REPEAT_EVERY_MS`. Exactly one of `every` and `cron`. */
+  every?: number
+  /** A cron expression (5 to 7 fields, as `croner` reads them). */
+  cron?: string
+  /** IANA time zone the cron expression is read in (default UTC). */
+  timezone?: string
+  /** Most occurrences ever created. */
+  limit?: number
+}
+
+/** Delay before a retry: `fixed` is `delay` each time, `exponential` is `delay * 2^(n-1)`, both capped. */
+export interface BackoffSpec {
+  type: 'fixed' | 'exponential'
+  delay: number
+  maxDelay?: number
+}
+
+/** Ms a finished task's status is kept: `completed`, and `failed` for dead, expired and cancelled ones. */
+export interface RetentionSpec {
+  completed?: number
+  failed?: number
+}
+
+/** Shortest `repeat.every` accepted, in ms. */
+export const MIN_REPEAT_EVERY_MS = 10
 
 /** `TaskConstraints` of the API as the log carries them: complete, defaults applied by the proposer. */
 export interface TaskConstraintsSpec {
@@ -42,6 +103,14 @@ export interface TaskSpec {
   constraints: TaskConstraintsSpec
   /** State time (leader ms) by which the task must be completed, or it expires. */
   deadline?: number
+  /** State time (leader ms) before which no attempt starts: the task waits until the leader releases it. */
+  runAt?: number
+  /** Tasks that must all complete first; each existed when this one was submitted. */
+  dependsOn?: string[]
+  /** A repeating task: occurrences `${id}:${slot}` are created by the leader, one per slot. */
+  repeat?: RepeatSpec
+  backoff?: BackoffSpec
+  retention?: RetentionSpec
 }
 
 /** Longest list a command may carry (capabilities, agent lists, addresses, labels): bounds scheduling work. */
@@ -76,7 +145,22 @@ export function isConcurrency(value: unknown): value is number {
   return isCount(value) && value >= 1 && value <= MAX_CONCURRENCY
 }
 
-const taskKeys = new Set(['id', 'type', 'priority', 'payload', 'constraints', 'deadline'])
+const taskKeys = new Set([
+  'id',
+  'type',
+  'priority',
+  'payload',
+  'constraints',
+  'deadline',
+  'runAt',
+  'dependsOn',
+  'repeat',
+  'backoff',
+  'retention',
+])
+const repeatKeys = new Set(['every', 'cron', 'timezone', 'limit'])
+const backoffKeys = new Set(['type', 'delay', 'maxDelay'])
+const retentionKeys = new Set(['completed', 'failed'])
 const constraintKeys = new Set([
   'requiredCapabilities',
   'preferredAgents',
@@ -123,6 +207,23 @@ export function taskSpecProblem(value: unknown, limits: TaskSpecLimits = LOG_LIM
   if (constraintsProblem !== undefined) return constraintsProblem
   if (value.deadline !== undefined && !isBoundedCount(value.deadline)) {
     return 'deadline must be a valid Date after 1970'
+  }
+  if (value.runAt !== undefined && !isBoundedCount(value.runAt))
+    return 'runAt must be a valid Date after 1970'
+  if (value.dependsOn !== undefined && !(isIdList(value.dependsOn) && value.dependsOn.length > 0)) {
+    return `dependsOn must be a non-empty array of at most ${MAX_LIST_LENGTH} task ids`
+  }
+  if (value.repeat !== undefined) {
+    if (!isRepeatSpec(value.repeat)) {
+      return `repeat must be { every: ms >= ${MIN_REPEAT_EVERY_MS} } or { cron, timezone? }, with an optional positive limit`
+    }
+    if (value.dependsOn !== undefined) return 'a repeating task cannot have dependsOn'
+  }
+  if (value.backoff !== undefined && !isBackoffSpec(value.backoff)) {
+    return "backoff must be { type: 'fixed' | 'exponential', delay: ms, maxDelay?: ms }"
+  }
+  if (value.retention !== undefined && !isRetentionSpec(value.retention)) {
+    return 'retention must be { completed?: ms, failed?: ms }'
   }
   return undefined
 }
@@ -181,6 +282,36 @@ function isPlainRecord(value: unknown): value is Record<string, unknown> {
   return prototype === Object.prototype || prototype === null
 }
 
+/** Exactly one of `every` (>= MIN_REPEAT_EVERY_MS) and `cron`; the cron text is parsed by the leader only. */
+export function isRepeatSpec(value: unknown): value is RepeatSpec {
+  if (!isRecord(value) || !onlyKeys(value, repeatKeys)) return false
+  const { every, cron, timezone, limit } = value
+  if ((every === undefined) === (cron === undefined)) return false
+  if (every !== undefined && !(isBoundedCount(every) && every >= MIN_REPEAT_EVERY_MS)) return false
+  if (cron !== undefined && !isId(cron)) return false
+  if (timezone !== undefined && (!isId(timezone) || cron === undefined)) return false
+  return limit === undefined || isPositive(limit)
+}
+
+export function isBackoffSpec(value: unknown): value is BackoffSpec {
+  return (
+    isRecord(value) &&
+    onlyKeys(value, backoffKeys) &&
+    (value.type === 'fixed' || value.type === 'exponential') &&
+    isBoundedCount(value.delay) &&
+    (value.maxDelay === undefined || isBoundedCount(value.maxDelay))
+  )
+}
+
+export function isRetentionSpec(value: unknown): value is RetentionSpec {
+  return (
+    isRecord(value) &&
+    onlyKeys(value, retentionKeys) &&
+    (value.completed === undefined || isBoundedCount(value.completed)) &&
+    (value.failed === undefined || isBoundedCount(value.failed))
+  )
+}
+
 /** The tasks of a `submitTasks`: 1 to MAX_BATCH_OPS task specs. */
 export function isTaskSpecList(value: unknown): value is TaskSpec[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_BATCH_OPS) return false
@@ -225,5 +356,12 @@ function isRunTaskOp(value: unknown): boolean {
 export function isRunTaskOps(value: unknown): value is RunTaskOp[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_BATCH_OPS) return false
   for (let i = 0; i < value.length; i++) if (!isRunTaskOp(value[i])) return false
+  return true
+}
+
+/** The task ids of a `forgetTasks`: 1 to MAX_BATCH_OPS of them. */
+export function isTaskIdBatch(value: unknown): value is string[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_BATCH_OPS) return false
+  for (let i = 0; i < value.length; i++) if (!isId(value[i])) return false
   return true
 }

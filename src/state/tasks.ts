@@ -2,23 +2,41 @@ import type {
   CancelTaskCommand,
   ClaimTaskCommand,
   CompleteTaskCommand,
+  CreateOccurrenceCommand,
   ExpireTaskCommand,
   FailTaskCommand,
+  ForgetTasksCommand,
+  PauseTasksCommand,
+  ReleaseTaskCommand,
+  ResumeTasksCommand,
   RetryDueCommand,
   RunTasksCommand,
   StealTaskCommand,
   SubmitTaskCommand,
   SubmitTasksCommand,
+  TaskProgressCommand,
   TimeoutTaskCommand,
 } from './commands.ts'
 import type { ApplyContext } from './context.ts'
-import type { TaskAttemptEndedEvent, TaskUnassignedEvent } from './events.ts'
+import type { TaskAttemptEndedEvent, TaskChange, TaskChangeType, TaskUnassignedEvent } from './events.ts'
 import { isJsonValue, type JsonValue } from './json.ts'
 import type { AgentDownReason, AgentListener, AgentRecord, MemberTable } from './members.ts'
-import { type CommandResult, errorResult, NO_TASK, UNCHANGED } from './results.ts'
+import { type CommandResult, errorResult, NO_TASK, OK, UNCHANGED } from './results.ts'
 import { classKeyOf, compareTasks, meetsConstraints, Scheduler, type SchedulerHost } from './scheduler.ts'
 import { type SessionTable, sessionExpired } from './sessions.ts'
-import { isTaskSpec, type TaskConstraintsSpec, type TaskSpec, type TaskState } from './task-spec.ts'
+import { TaskHistory, type TaskHistoryResult } from './task-history.ts'
+import {
+  type BackoffSpec,
+  FINISHED_STATES,
+  isIdList,
+  isTaskSpec,
+  isTaskState,
+  type RepeatSpec,
+  type RetentionSpec,
+  type TaskConstraintsSpec,
+  type TaskSpec,
+  type TaskState,
+} from './task-spec.ts'
 import { checkSnapshot, isCount, isId, isPositive, isRecord, snapshotArray } from './validate.ts'
 
 /** A task as queries show it: the submitted task and its status. Payload and result are shared: read only. */
@@ -46,10 +64,65 @@ export interface TaskInfo {
   retryAt?: number
   /** The completing attempt's result. */
   result?: JsonValue
-  /** The latest failure's message (also set when dead or cancelled). */
+  /** The latest failure's message (also set when dead). */
   error?: string
-  /** State time of the last change. */
+  /** State time of the last change (for a finished task: when it finished). */
   updatedAt: number
+  /** State time before which it does not start. */
+  runAt?: number
+  /** Still waiting for the leader to release its `runAt`. */
+  delayed?: boolean
+  /** Tasks it waits for (each completed or not yet finished, while it waits). */
+  dependsOn?: string[]
+  backoff?: BackoffSpec
+  retention?: RetentionSpec
+  /** The latest progress the running (or last) attempt reported. */
+  progress?: JsonValue
+  /** Why it was cancelled (the caller's reason, or the dependency that ended without success). */
+  cancelReason?: string
+}
+
+/** A repeating task: the leader creates its occurrences, one task per slot. */
+export interface RepeatInfo {
+  id: string
+  /** The task as submitted (with `repeat`): the template of every occurrence. */
+  spec: TaskSpec & { repeat: RepeatSpec }
+  /** State time of the submitting entry. */
+  createdAt: number
+  /** Where slots are counted from: `runAt` if given, else `createdAt`. */
+  anchor: number
+  /** The latest slot served (its occurrence created), if any. */
+  lastSlot?: number
+  /** Occurrences created so far. */
+  count: number
+}
+
+/** What `TaskTable.list` matches; every field given must match. */
+export interface TaskQuery {
+  id?: string
+  type?: string
+  states?: ReadonlySet<TaskState>
+  assignee?: string
+}
+
+/** A page of `list`: tasks in submission order, and whether more match after them. */
+export interface TaskPage {
+  tasks: TaskInfo[]
+  more: boolean
+}
+
+/** The parts of the task state the leader's planner (`task-planner.ts`) reads. Read only. */
+export interface TaskPlanView {
+  /** Unfinished tasks with a deadline, running with a timeout, or failed (waiting out a back-off). */
+  timed(): Iterable<Readonly<TaskInfo>>
+  /** Tasks waiting for the release of their `runAt`. */
+  delayed(): Iterable<Readonly<TaskInfo>>
+  /** Repeating tasks that may still create occurrences. */
+  repeats(): Iterable<Readonly<RepeatInfo>>
+  /** Finished tasks still kept, oldest finished first. */
+  finished(): Iterable<Readonly<TaskInfo>>
+  /** Retention of a finished task when it sets none. */
+  readonly defaultRetentionMs: number
 }
 
 /** Running, assigned and slot counts of an agent: load is (running + assigned) / slots for scheduling. */
@@ -74,12 +147,18 @@ export interface TaskTableOptions {
   maxFinishedTasks: number
   /** Affinity keys remembered; the least recently used go first. */
   maxAffinityKeys: number
+  /** Ms a finished task is kept when it sets no `retention`; the leader forgets it after that. */
+  defaultRetentionMs: number
+  /** Task changes retained for watches that resume from a revision. */
+  taskHistorySize: number
 }
 
 interface TaskRecord extends TaskInfo {
   readonly seq: number
   /** `classKeyOf(constraints)`. Derived. */
   readonly classKey: string
+  /** While waiting: parents not completed yet. Derived. */
+  unmet: number
 }
 
 /** Task section of a snapshot. */
@@ -91,6 +170,12 @@ export interface TasksSnapshot {
   finished: string[]
   /** [affinity key, agent id], least recently used first. */
   affinity: [string, string][]
+  /** Pauses in force (absent: none, as in snapshots from before pausing existed). */
+  paused?: { all: boolean; types: string[] }
+  /** Repeating tasks, in submission order. */
+  repeats?: RepeatInfo[]
+  /** The latest task changes and the revision of the last one. */
+  history?: { revision: number; changes: TaskChange[] }
 }
 
 /** The tasks of one agent. Derived. */
@@ -99,37 +184,45 @@ interface AgentTasks {
   assigned: Set<TaskRecord>
 }
 
-const TERMINAL: ReadonlySet<TaskState> = new Set(['completed', 'dead', 'expired'])
-const STATES: ReadonlySet<TaskState> = new Set([
-  'pending',
-  'assigned',
-  'running',
-  'completed',
-  'failed',
-  'dead',
-  'expired',
-])
+const TERMINAL = FINISHED_STATES
 
 /**
  * Task distribution: `pending → assigned → running → completed | failed → pending (retry) | dead`, plus
- * `expired` when the deadline passes first. Every transition is an entry; the scheduler (`scheduler.ts`)
- * places pending tasks at the end of every entry. An attempt is identified by (attempt, fencingToken), the
- * token being the index of the entry that started it, and only the running attempt may complete or fail.
+ * `expired` when the deadline passes first, `cancelled` on request (or when a dependency ends without
+ * success), and `waiting` before `pending` for a delayed task (`runAt`) or one with dependencies. Every
+ * transition is an entry; the scheduler (`scheduler.ts`) places pending tasks at the end of every entry. An
+ * attempt is identified by (attempt, fencingToken), the token being the index of the entry that started it,
+ * and only the running attempt may complete, fail or report progress.
  *
- * Time checks are lazy as well as proposed: a command touching a task whose deadline, timeout or retry time
- * has passed (by state time) first applies that, exactly as the leader's housekeeping entry would.
+ * Nothing here happens because of an entry's timestamp: a deadline passing, an attempt timing out, a back-off
+ * ending, a `runAt` coming, a repeat slot falling due and a retention ending are each an explicit command
+ * the leader proposes when its monotonic clock says so (`task-planner.ts`); applying one checks only that
+ * the task is still in the state it was planned for. Timestamps are recorded for display and for the plan.
+ *
+ * Each transition and progress update is also a `TaskChange`, numbered without gaps, kept in a bounded
+ * history so that a watch resumes from a revision.
  */
 export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   private readonly records = new Map<string, TaskRecord>()
   /** Tasks not finished, in submission order. Derived. */
   private readonly unfinished = new Map<string, TaskRecord>()
   /** Ids of finished tasks still kept, oldest finished first. */
-  private readonly finished = new Set<string>()
+  private readonly finishedIds = new Set<string>()
   /**
    * Unfinished tasks that something may happen to with time alone: with a deadline, running with a timeout,
    * or failed (waiting for their retry). What the leader's housekeeping looks at. Derived.
    */
-  private readonly timed = new Set<TaskRecord>()
+  private readonly timedTasks = new Set<TaskRecord>()
+  /** Waiting tasks whose `runAt` the leader has not released yet. Derived. */
+  private readonly delayedTasks = new Set<TaskRecord>()
+  /** Parent id → waiting tasks that wait for it. Derived. */
+  private readonly children = new Map<string, Set<TaskRecord>>()
+  /** Pending tasks of a paused type: out of the scheduler until resumed. Derived. */
+  private readonly held = new Set<TaskRecord>()
+  private pausedAll = false
+  private readonly pausedTypes = new Set<string>()
+  private readonly repeatRecords = new Map<string, RepeatInfo>()
+  private readonly history: TaskHistory
   private readonly affinity = new Map<string, string>()
   private readonly byAgent = new Map<string, AgentTasks>()
   private readonly scheduler: Scheduler<TaskRecord>
@@ -137,21 +230,101 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   private readonly sessions: SessionTable
   private readonly options: TaskTableOptions
   private nextSeq = 1
+  /** Dependants to settle after a task finished, so long chains need no deep recursion. */
+  private cascade: { child: TaskRecord; parent: TaskRecord }[] | undefined
 
   constructor(members: MemberTable, sessions: SessionTable, options: TaskTableOptions) {
     this.members = members
     this.sessions = sessions
     this.options = options
     this.scheduler = new Scheduler(members, this)
+    this.history = new TaskHistory(options.taskHistorySize)
   }
 
+  /** Pending tasks, those held by a pause included. */
   get pendingCount(): number {
-    return this.scheduler.pendingCount
+    return this.scheduler.pendingCount + this.held.size
+  }
+
+  /** Revision of the latest task change (0 before any). */
+  get revision(): number {
+    return this.history.revision
   }
 
   task(taskId: string): TaskInfo | undefined {
     const record = this.records.get(taskId)
     return record === undefined ? undefined : toInfo(record)
+  }
+
+  repeat(id: string): RepeatInfo | undefined {
+    const record = this.repeatRecords.get(id)
+    return record === undefined ? undefined : { ...record }
+  }
+
+  /** True if no new attempt of tasks of `type` may start. */
+  isPaused(type: string): boolean {
+    return this.pausedAll || this.pausedTypes.has(type)
+  }
+
+  /** The pauses in force. */
+  pauses(): { all: boolean; types: string[] } {
+    return { all: this.pausedAll, types: [...this.pausedTypes] }
+  }
+
+  /**
+   * Tasks matching `query` in submission order, after the task `after` (the last one of the previous page),
+   * at most `limit`; undefined if `after` names no task kept (it was forgotten: list again from the start).
+   */
+  list(query: TaskQuery, limit: number, after?: string): TaskPage | undefined {
+    let afterSeq = 0
+    if (after !== undefined) {
+      const cursor = this.records.get(after)
+      if (cursor === undefined) return undefined
+      afterSeq = cursor.seq
+    }
+    const tasks: TaskInfo[] = []
+    const matches = (record: TaskRecord): boolean =>
+      record.seq > afterSeq &&
+      (query.type === undefined || record.type === query.type) &&
+      (query.states === undefined || query.states.has(record.state)) &&
+      (query.assignee === undefined || record.assignee === query.assignee)
+    if (query.id !== undefined) {
+      const record = this.records.get(query.id)
+      if (record !== undefined && matches(record) && limit > 0) tasks.push(toInfo(record))
+      return { tasks, more: record !== undefined && matches(record) && limit === 0 }
+    }
+    // Unfinished ones only, when the states asked for are all unfinished: the usual "what is queued" query.
+    const onlyUnfinished =
+      query.states !== undefined && [...query.states].every(state => !TERMINAL.has(state))
+    for (const record of (onlyUnfinished ? this.unfinished : this.records).values()) {
+      if (!matches(record)) continue
+      if (tasks.length === limit) return { tasks, more: true }
+      tasks.push(toInfo(record))
+    }
+    return { tasks, more: false }
+  }
+
+  /** Task changes with revision >= `fromRevision` that `filter` accepts, or `compacted`. */
+  changesSince(
+    fromRevision: number,
+    filter?: (change: TaskChange) => boolean,
+    limit?: number,
+  ): TaskHistoryResult {
+    return this.history.since(fromRevision, filter, limit)
+  }
+
+  /** What the leader's planner reads. */
+  planView(): TaskPlanView {
+    const table = this
+    return {
+      timed: () => table.timedTasks,
+      delayed: () => table.delayedTasks,
+      repeats: () => [...table.repeatRecords.values()].filter(repeat => !repeatDone(repeat)),
+      finished: function* () {
+        for (const id of table.finishedIds) yield table.records.get(id)!
+      },
+      defaultRetentionMs: this.options.defaultRetentionMs,
+    }
   }
 
   /** Tasks assigned to or running on the agent, in schedule order. */
@@ -180,9 +353,14 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     return best === undefined ? undefined : toInfo(best)
   }
 
+  /**
+   * Timeouts, retries and expiries due at state time `now`, for a caller that checks time itself (the
+   * service's housekeeping guards each with its monotonic clock); `task-planner.ts` plans every time-driven
+   * task command from the leader's monotonic clock.
+   */
   due(now: number): DueTaskActions {
     const due: DueTaskActions = { timeouts: [], retries: [], expiries: [] }
-    for (const task of this.timed) {
+    for (const task of this.timedTasks) {
       if (task.deadline !== undefined && task.deadline <= now) due.expiries.push(task.id)
       else if (task.state === 'running' && timedOut(task, now)) {
         due.timeouts.push({ taskId: task.id, attempt: task.attempt })
@@ -191,29 +369,61 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     return due
   }
 
+  /**
+   * Adds a task, or a repeating task. The same id with the same contents again answers as the first time
+   * did (a retried submit); with other contents, `Conflict`. Dependencies must exist and not be the task.
+   */
   submit(command: SubmitTaskCommand, context: ApplyContext): CommandResult {
     const spec = command.task
-    if (this.records.has(spec.id)) return errorResult('AlreadyExists', `task ${spec.id} exists`)
-    const record: TaskRecord = {
-      id: spec.id,
-      type: spec.type,
-      // JSON has no -0; a snapshot would bring it back as 0.
-      priority: spec.priority === 0 ? 0 : spec.priority,
-      payload: spec.payload,
-      constraints: spec.constraints,
-      createdAt: context.time,
-      deadline: spec.deadline,
-      state: 'pending',
-      attempt: 0,
-      fencingToken: 0,
-      updatedAt: context.time,
-      seq: this.nextSeq++,
-      classKey: classKeyOf(spec.constraints),
+    const existing = this.records.get(spec.id)
+    const repeat = this.repeatRecords.get(spec.id)
+    if (existing !== undefined || repeat !== undefined) {
+      const same =
+        existing !== undefined
+          ? canonical(specOf(existing)) === canonical(spec)
+          : canonical(repeat!.spec) === canonical(spec)
+      if (!same) return errorResult('Conflict', `task ${spec.id} exists with other contents`)
+      return { type: 'taskSubmitted', taskId: spec.id, createdAt: (existing ?? repeat!).createdAt }
     }
-    this.records.set(record.id, record)
-    this.unfinished.set(record.id, record)
+    if (spec.repeat !== undefined) {
+      this.repeatRecords.set(spec.id, {
+        id: spec.id,
+        spec: spec as RepeatInfo['spec'],
+        createdAt: context.time,
+        anchor: spec.runAt ?? context.time,
+        count: 0,
+      })
+      return { type: 'taskSubmitted', taskId: spec.id, createdAt: context.time }
+    }
+    const parents: TaskRecord[] = []
+    for (const parentId of spec.dependsOn ?? []) {
+      if (parentId === spec.id) return errorResult('InvalidArgument', `task ${spec.id} depends on itself`)
+      const parent = this.records.get(parentId)
+      if (parent === undefined) {
+        return errorResult(
+          'InvalidArgument',
+          `task ${spec.id} depends on task ${parentId}, which does not exist`,
+        )
+      }
+      if (!parents.includes(parent)) parents.push(parent)
+    }
+    const record = this.create(spec, context)
+    record.state = 'waiting'
+    this.emit(record, 'submitted', context)
+    const failedParent = parents.find(parent => TERMINAL.has(parent.state) && parent.state !== 'completed')
+    if (failedParent !== undefined) {
+      this.cancelNow(record, dependencyReason(failedParent), context)
+      return { type: 'taskSubmitted', taskId: record.id, createdAt: record.createdAt }
+    }
+    for (const parent of parents) {
+      if (parent.state === 'completed') continue
+      record.unmet++
+      this.childrenOf(parent.id).add(record)
+    }
+    if (record.delayed === true) this.delayedTasks.add(record)
+    if (record.unmet > 0 || record.delayed === true) this.emit(record, 'waiting', context)
+    else this.toPending(record, context)
     this.track(record)
-    this.scheduler.addPending(record)
     return { type: 'taskSubmitted', taskId: record.id, createdAt: record.createdAt }
   }
 
@@ -245,6 +455,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
                 attempt: op.attempt,
                 fencingToken: op.fencingToken,
                 result: op.result,
+                agentId,
               },
               context,
             ),
@@ -259,6 +470,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
                 attempt: op.attempt,
                 fencingToken: op.fencingToken,
                 error: op.error,
+                agentId,
               },
               context,
             ),
@@ -271,24 +483,23 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
 
   /**
    * Starts the task `next()` would pick for the agent: its best assigned task, else the best pending one it
-   * may take (its hard filters and a free slot), settling each candidate's due time first.
+   * may take (its hard filters and a free slot).
    */
   next(agentId: string, sessionId: string, context: ApplyContext): CommandResult {
     const claimant = this.claimant(agentId, sessionId, context)
     if (claimant.ok === false) return claimant.error
     const agent = claimant.record
-    for (;;) {
-      const task = this.bestRecordFor(agent)
-      if (task === undefined) return NO_TASK
-      // A candidate whose deadline passed expires here instead, and the next one is looked at.
-      this.settle(task, context)
-      if (task.state === 'pending') this.scheduler.removePending(task)
-      else if (task.state !== 'assigned' || task.assignee !== agentId) continue
-      this.start(task, agent, context)
-      return { type: 'taskClaimed', taskId: task.id, attempt: task.attempt, fencingToken: task.fencingToken }
-    }
+    const task = this.bestRecordFor(agent)
+    if (task === undefined) return NO_TASK
+    if (task.state === 'pending') this.scheduler.removePending(task)
+    this.start(task, agent, context)
+    return { type: 'taskClaimed', taskId: task.id, attempt: task.attempt, fencingToken: task.fencingToken }
   }
 
+  /**
+   * Starts an attempt of the task on the agent: one assigned to it, pending, assigned elsewhere, or failed and
+   * waiting out its back-off (an explicit claim starts it at once: the back-off governs automatic scheduling).
+   */
   claim(command: ClaimTaskCommand, context: ApplyContext): CommandResult {
     const { taskId, agentId } = command
     const claimant = this.claimant(agentId, command.sessionId, context)
@@ -296,9 +507,11 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     const agent = claimant.record
     const task = this.records.get(taskId)
     if (task === undefined) return notFound(taskId)
-    this.settle(task, context)
     // One attempt per task and entry: a second would share the first's fencing token.
     if (task.fencingToken === context.index) return notClaimable(`task ${taskId} was started in this entry`)
+    if (!TERMINAL.has(task.state) && task.state !== 'running' && this.isPaused(task.type)) {
+      return notClaimable(`tasks of type ${task.type} are paused`)
+    }
     switch (task.state) {
       case 'assigned': {
         const from = task.assignee!
@@ -311,12 +524,15 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
       }
       case 'pending':
         if (!this.eligible(task, agent)) return notClaimable(`agent ${agentId} may not run task ${taskId}`)
-        this.scheduler.removePending(task)
+        this.removePending(task)
+        break
+      case 'failed':
+        if (!this.eligible(task, agent)) return notClaimable(`agent ${agentId} may not run task ${taskId}`)
         break
       case 'running':
         return notClaimable(`task ${taskId} is running on ${task.assignee}`)
-      case 'failed':
-        return notClaimable(`task ${taskId} may be retried from ${task.retryAt}`)
+      case 'waiting':
+        return notClaimable(`task ${taskId} is waiting ${this.waitingFor(task)}`)
       default:
         return notClaimable(`task ${taskId} is ${task.state}`)
     }
@@ -327,12 +543,14 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   complete(command: CompleteTaskCommand, context: ApplyContext): CommandResult {
     const task = this.records.get(command.taskId)
     if (task === undefined) return notFound(command.taskId)
-    this.settle(task, context)
     if (!isCurrent(task, command.attempt, command.fencingToken)) return staleAttempt(task, command.attempt)
+    if (!isAssignee(task, command.agentId)) return notAssignee(task, command.agentId)
     const agentId = this.endAttempt(task, 'completed', context)
     task.result = command.result
     task.error = undefined
     context.events.push({ type: 'taskCompleted', taskId: task.id, agentId, attempt: task.attempt })
+    task.state = 'completed'
+    this.emit(task, 'completed', context, { assignee: agentId, result: command.result })
     this.finish(task, 'completed', context)
     return taskState(task)
   }
@@ -340,22 +558,31 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   fail(command: FailTaskCommand, context: ApplyContext): CommandResult {
     const task = this.records.get(command.taskId)
     if (task === undefined) return notFound(command.taskId)
-    this.settle(task, context)
     if (!isCurrent(task, command.attempt, command.fencingToken)) return staleAttempt(task, command.attempt)
+    if (!isAssignee(task, command.agentId)) return notAssignee(task, command.agentId)
     this.failAttempt(task, 'failed', command.error, context)
+    return taskState(task)
+  }
+
+  /** The running attempt's progress: kept on the task, and a `progress` change for watches. */
+  progress(command: TaskProgressCommand, context: ApplyContext): CommandResult {
+    const task = this.records.get(command.taskId)
+    if (task === undefined) return notFound(command.taskId)
+    if (!isCurrent(task, command.attempt, command.fencingToken)) return staleAttempt(task, command.attempt)
+    task.progress = command.progress
+    task.updatedAt = context.time
+    this.emit(task, 'progress', context, { assignee: task.assignee, progress: command.progress })
     return taskState(task)
   }
 
   steal(command: StealTaskCommand, context: ApplyContext): CommandResult {
     const { taskId, fromAgentId, toAgentId } = command
     const task = this.records.get(taskId)
-    // No lazy time checks here: a refused steal changes nothing.
     if (
       task === undefined ||
       task.state !== 'assigned' ||
       task.assignee !== fromAgentId ||
-      fromAgentId === toAgentId ||
-      (task.deadline !== undefined && task.deadline <= context.time)
+      fromAgentId === toAgentId
     ) {
       return errorResult('NotStealable', `task ${taskId} is not assigned to ${fromAgentId}, waiting`)
     }
@@ -369,39 +596,117 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     return { type: 'taskAssigned', taskId, agentId: toAgentId }
   }
 
+  /** The leader's timeout of `attempt`: fails it if it still runs. */
   timeout(command: TimeoutTaskCommand, context: ApplyContext): CommandResult {
     const task = this.records.get(command.taskId)
     if (task === undefined || task.state !== 'running' || task.attempt !== command.attempt) return UNCHANGED
-    if (!timedOut(task, context.time)) return UNCHANGED
+    if (task.constraints.timeout === 0) return UNCHANGED
     this.failAttempt(task, 'timeout', timeoutMessage(task), context)
     return taskState(task)
   }
 
+  /** The leader's end of a back-off: a failed task is pending again. */
   retryDue(command: RetryDueCommand, context: ApplyContext): CommandResult {
     const task = this.records.get(command.taskId)
-    if (task === undefined || task.state !== 'failed' || task.retryAt! > context.time) return UNCHANGED
+    if (task === undefined || task.state !== 'failed') return UNCHANGED
     this.retry(task, context)
     return taskState(task)
   }
 
+  /** The leader's expiry of a task past its deadline, if it has not finished. */
   expire(command: ExpireTaskCommand, context: ApplyContext): CommandResult {
     const task = this.records.get(command.taskId)
-    if (task === undefined || TERMINAL.has(task.state)) return UNCHANGED
-    if (task.deadline === undefined || task.deadline > context.time) return UNCHANGED
+    if (task === undefined || TERMINAL.has(task.state) || task.deadline === undefined) return UNCHANGED
     this.expireNow(task, context)
     return taskState(task)
   }
 
-  cancel(command: CancelTaskCommand, context: ApplyContext): CommandResult {
+  /** The leader's release of a delayed task whose `runAt` came. */
+  releaseDelayed(command: ReleaseTaskCommand, context: ApplyContext): CommandResult {
     const task = this.records.get(command.taskId)
-    if (task === undefined) return notFound(command.taskId)
-    this.settle(task, context)
-    if (TERMINAL.has(task.state)) return UNCHANGED
-    this.detach(task, 'cancelled', context)
-    task.error = 'cancelled'
-    context.events.push({ type: 'taskDead', taskId: task.id, attempt: task.attempt, error: 'cancelled' })
-    this.finish(task, 'dead', context)
+    if (task === undefined || task.state !== 'waiting' || task.delayed !== true) return UNCHANGED
+    task.delayed = undefined
+    this.delayedTasks.delete(task)
+    task.updatedAt = context.time
+    if (task.unmet === 0) this.wake(task, context)
     return taskState(task)
+  }
+
+  /** The leader's occurrence of a repeating task for a due slot, once per slot. */
+  createOccurrence(command: CreateOccurrenceCommand, context: ApplyContext): CommandResult {
+    const repeat = this.repeatRecords.get(command.scheduleId)
+    const { slot } = command
+    if (repeat === undefined || repeatDone(repeat)) return UNCHANGED
+    if (repeat.lastSlot !== undefined && slot <= repeat.lastSlot) return UNCHANGED
+    const every = repeat.spec.repeat.every
+    // An `every` slot is checked exactly; a cron slot is the leader's to compute (see task-repeat.ts).
+    if (every !== undefined && (slot < repeat.anchor || (slot - repeat.anchor) % every !== 0))
+      return UNCHANGED
+    repeat.lastSlot = slot
+    repeat.count++
+    const id = `${repeat.id}:${slot}`
+    if (this.records.has(id)) return errorResult('AlreadyExists', `task ${id} exists`)
+    const { repeat: _, runAt: __, deadline: ___, dependsOn: ____, ...template } = repeat.spec
+    return this.submit({ type: 'submitTask', task: { ...template, id } }, context)
+  }
+
+  /** The leader's end of retention: finished tasks are forgotten. */
+  forget(command: ForgetTasksCommand): CommandResult {
+    let forgotten = 0
+    for (const id of command.taskIds) {
+      if (!this.finishedIds.delete(id)) continue
+      this.records.delete(id)
+      forgotten++
+    }
+    return forgotten === 0 ? UNCHANGED : OK
+  }
+
+  /**
+   * Cancels a task that has not finished (a running attempt ends: its agent's signal aborts, its completion
+   * is refused); tasks waiting for it are cancelled in turn. On a repeating task's id, the repeat ends.
+   */
+  cancel(command: CancelTaskCommand, context: ApplyContext): CommandResult {
+    const reason = command.reason ?? 'cancelled'
+    const task = this.records.get(command.taskId)
+    if (task === undefined) {
+      if (!this.repeatRecords.delete(command.taskId)) return notFound(command.taskId)
+      return { type: 'taskState', taskId: command.taskId, state: 'cancelled' }
+    }
+    if (TERMINAL.has(task.state)) return UNCHANGED
+    this.cancelNow(task, reason, context)
+    return taskState(task)
+  }
+
+  /** No new attempts of the type (all types if absent); pending tasks are held, assigned ones go back. */
+  pause(command: PauseTasksCommand, context: ApplyContext): CommandResult {
+    const type = command.taskType
+    if (type === undefined ? this.pausedAll : this.isPaused(type)) return UNCHANGED
+    if (type === undefined) this.pausedAll = true
+    else this.pausedTypes.add(type)
+    for (const task of this.unfinished.values()) {
+      if (type !== undefined && task.type !== type) continue
+      if (task.state === 'pending' && !this.held.has(task)) {
+        this.scheduler.removePending(task)
+        this.held.add(task)
+      } else if (task.state === 'assigned') this.unassign(task, 'ineligible', context)
+    }
+    return OK
+  }
+
+  /** Ends the pause of the type (every pause if absent); held tasks go back to the scheduler. */
+  resume(command: ResumeTasksCommand): CommandResult {
+    const type = command.taskType
+    if (type === undefined) {
+      if (!this.pausedAll && this.pausedTypes.size === 0) return UNCHANGED
+      this.pausedAll = false
+      this.pausedTypes.clear()
+    } else if (!this.pausedTypes.delete(type)) return UNCHANGED
+    for (const task of this.held) {
+      if (this.isPaused(task.type)) continue
+      this.held.delete(task)
+      this.scheduler.addPending(task)
+    }
+    return OK
   }
 
   onAgentDown(agentId: string, reason: AgentDownReason, context: ApplyContext): void {
@@ -450,23 +755,37 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     task.updatedAt = context.time
     this.tasksOf(agentId).assigned.add(task)
     if (announce) context.events.push({ type: 'taskAssigned', taskId: task.id, agentId })
+    this.emit(task, 'assigned', context, { assignee: agentId })
   }
 
   toSnapshot(): TasksSnapshot {
     const tasks: TasksSnapshot['tasks'] = []
     for (const record of this.records.values()) tasks.push({ ...toInfo(record), seq: record.seq })
-    return {
+    const snapshot: TasksSnapshot = {
       nextSeq: this.nextSeq,
       tasks,
-      finished: [...this.finished],
+      finished: [...this.finishedIds],
       affinity: [...this.affinity],
     }
+    if (this.pausedAll || this.pausedTypes.size > 0) snapshot.paused = this.pauses()
+    if (this.repeatRecords.size > 0) snapshot.repeats = [...this.repeatRecords.values()].map(r => ({ ...r }))
+    if (this.history.revision > 0) snapshot.history = this.history.toSnapshot()
+    return snapshot
   }
 
   /** Loads a snapshot section; the member table must be restored first. */
   restore(data: unknown): void {
     checkSnapshot(isRecord(data) && isPositive(data.nextSeq), 'tasks')
     this.nextSeq = data.nextSeq
+    if (data.paused !== undefined) {
+      const paused = data.paused
+      checkSnapshot(
+        isRecord(paused) && typeof paused.all === 'boolean' && isIdList(paused.types),
+        'tasks.paused',
+      )
+      this.pausedAll = paused.all
+      for (const type of paused.types) this.pausedTypes.add(type)
+    }
     let previousSeq = 0
     for (const task of snapshotArray(data.tasks, 'tasks.tasks')) {
       const record = restoreTask(task)
@@ -479,7 +798,22 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
       if (TERMINAL.has(record.state)) continue
       this.unfinished.set(record.id, record)
       this.track(record)
-      if (record.state === 'pending') this.scheduler.restorePending(record)
+      if (record.state === 'waiting') {
+        checkSnapshot(record.dependsOn !== undefined || record.delayed === true, 'tasks.tasks waiting')
+        if (record.delayed === true) this.delayedTasks.add(record)
+        // A parent no longer kept was forgotten after completing: one that failed would have cancelled this.
+        for (const parentId of record.dependsOn ?? []) {
+          const parent = this.unfinished.get(parentId)
+          if (parent === undefined) continue
+          record.unmet++
+          this.childrenOf(parentId).add(record)
+        }
+        checkSnapshot(record.unmet > 0 || record.delayed === true, 'tasks.tasks waiting')
+      }
+      if (record.state === 'pending') {
+        if (this.isPaused(record.type)) this.held.add(record)
+        else this.scheduler.restorePending(record)
+      }
       if (record.assignee === undefined) continue
       // Only live agents hold tasks: a session end or a leave takes them back in the same entry.
       checkSnapshot(this.members.record(record.assignee)?.alive === true, 'tasks.tasks assignee')
@@ -489,18 +823,40 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     }
     for (const id of snapshotArray(data.finished, 'tasks.finished')) {
       checkSnapshot(
-        isId(id) && TERMINAL.has(this.records.get(id)?.state as TaskState) && !this.finished.has(id),
+        isId(id) && TERMINAL.has(this.records.get(id)?.state as TaskState) && !this.finishedIds.has(id),
         'tasks.finished',
       )
-      this.finished.add(id)
+      this.finishedIds.add(id)
     }
-    checkSnapshot(this.finished.size + this.unfinished.size === this.records.size, 'tasks.finished')
+    checkSnapshot(this.finishedIds.size + this.unfinished.size === this.records.size, 'tasks.finished')
     for (const entry of snapshotArray(data.affinity, 'tasks.affinity')) {
       checkSnapshot(
         Array.isArray(entry) && entry.length === 2 && isId(entry[0]) && isId(entry[1]),
         'tasks.affinity',
       )
       this.affinity.set(entry[0], entry[1])
+    }
+    for (const value of data.repeats === undefined ? [] : snapshotArray(data.repeats, 'tasks.repeats')) {
+      const repeat = restoreRepeat(value)
+      checkSnapshot(!this.repeatRecords.has(repeat.id) && !this.records.has(repeat.id), 'tasks.repeats')
+      this.repeatRecords.set(repeat.id, repeat)
+    }
+    if (data.history !== undefined) {
+      const history = data.history
+      checkSnapshot(isRecord(history) && isCount(history.revision), 'tasks.history')
+      const revision = history.revision
+      const changes = snapshotArray(history.changes, 'tasks.history.changes') as TaskChange[]
+      checkSnapshot(
+        changes.length <= revision &&
+          changes.every(
+            (change, i) =>
+              isRecord(change) &&
+              change.revision === revision - changes.length + i + 1 &&
+              isId(change.taskId),
+          ),
+        'tasks.history.changes',
+      )
+      this.history.restore(revision, changes)
     }
   }
 
@@ -529,13 +885,16 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     return { ok: true, record }
   }
 
-  /** Applies what state time says already happened: deadline passed, attempt timed out, retry due. */
-  private settle(task: TaskRecord, context: ApplyContext): void {
-    if (TERMINAL.has(task.state)) return
-    if (task.deadline !== undefined && task.deadline <= context.time) this.expireNow(task, context)
-    else if (task.state === 'running' && timedOut(task, context.time)) {
-      this.failAttempt(task, 'timeout', timeoutMessage(task), context)
-    } else if (task.state === 'failed' && task.retryAt! <= context.time) this.retry(task, context)
+  /** What a waiting task waits for, in words. */
+  private waitingFor(task: TaskRecord): string {
+    const parts: string[] = []
+    if (task.delayed === true) parts.push(`for its run time ${new Date(task.runAt!).toISOString()}`)
+    const parents = (task.dependsOn ?? []).filter(id => {
+      const parent = this.records.get(id)
+      return parent !== undefined && parent.state !== 'completed'
+    })
+    if (parents.length > 0) parts.push(`for task${parents.length > 1 ? 's' : ''} ${parents.join(', ')}`)
+    return parts.join(' and ')
   }
 
   /** Hard filters for an agent that does not hold the task: alive, constraints, a free slot. */
@@ -543,6 +902,35 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     return (
       agent.alive && meetsConstraints(task.constraints, agent) && this.used(agent.agentId) < agent.concurrency
     )
+  }
+
+  /** A new task record from its spec, kept (not yet in any state's index). */
+  private create(spec: TaskSpec, context: ApplyContext): TaskRecord {
+    const record: TaskRecord = {
+      id: spec.id,
+      type: spec.type,
+      // JSON has no -0; a snapshot would bring it back as 0.
+      priority: spec.priority === 0 ? 0 : spec.priority,
+      payload: spec.payload,
+      constraints: spec.constraints,
+      createdAt: context.time,
+      deadline: spec.deadline,
+      state: 'pending',
+      attempt: 0,
+      fencingToken: 0,
+      updatedAt: context.time,
+      runAt: spec.runAt,
+      delayed: spec.runAt === undefined ? undefined : true,
+      dependsOn: spec.dependsOn === undefined ? undefined : [...new Set(spec.dependsOn)],
+      backoff: spec.backoff,
+      retention: spec.retention,
+      seq: this.nextSeq++,
+      classKey: classKeyOf(spec.constraints),
+      unmet: 0,
+    }
+    this.records.set(record.id, record)
+    this.unfinished.set(record.id, record)
+    return record
   }
 
   private start(task: TaskRecord, agent: AgentRecord, context: ApplyContext): void {
@@ -558,6 +946,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     task.fencingToken = context.index
     task.startedAt = context.time
     task.retryAt = undefined
+    task.progress = undefined
     task.updatedAt = context.time
     const key = task.constraints.affinity
     if (key !== undefined) {
@@ -575,6 +964,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
       attempt: task.attempt,
       fencingToken: task.fencingToken,
     })
+    this.emit(task, 'started', context, { assignee: agentId })
   }
 
   /** Takes an assigned task off its agent and back to pending. */
@@ -582,6 +972,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     const agentId = this.release(task)
     context.events.push({ type: 'taskUnassigned', taskId: task.id, agentId, reason })
     this.toPending(task, context)
+    this.emit(task, 'pending', context)
   }
 
   /** Takes an assigned task off its agent (which gains a slot); answers that agent. */
@@ -626,12 +1017,12 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     task.error = error
     if (task.attempt > task.constraints.maxRetries) {
       context.events.push({ type: 'taskDead', taskId: task.id, attempt: task.attempt, error })
+      task.state = 'dead'
+      this.emit(task, 'dead', context, { assignee: agentId, error })
       this.finish(task, 'dead', context)
       return
     }
-    const { retryBackoffBaseMs, retryBackoffMaxMs } = this.options
-    // The exponent is capped so the product stays finite; the cap applies anyway.
-    const backoff = Math.min(retryBackoffMaxMs, retryBackoffBaseMs * 2 ** Math.min(task.attempt - 1, 52))
+    const backoff = this.backoffOf(task)
     task.state = 'failed'
     this.track(task)
     task.retryAt = context.time + backoff
@@ -643,26 +1034,54 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
       error,
       retryAt: task.retryAt,
     })
+    this.emit(task, 'failed', context, { assignee: agentId, error })
     if (backoff === 0) this.retry(task, context)
+  }
+
+  /** Ms before the retry after the task's latest attempt failed. */
+  private backoffOf(task: TaskRecord): number {
+    const backoff = task.backoff
+    const max = backoff?.maxDelay ?? this.options.retryBackoffMaxMs
+    if (backoff?.type === 'fixed') return Math.min(backoff.delay, max)
+    const base = backoff?.delay ?? this.options.retryBackoffBaseMs
+    // The exponent is capped so the product stays finite; the cap applies anyway.
+    return Math.min(max, base * 2 ** Math.min(task.attempt - 1, 52))
   }
 
   private retry(task: TaskRecord, context: ApplyContext): void {
     task.retryAt = undefined
     context.events.push({ type: 'taskRetry', taskId: task.id, attempt: task.attempt })
     this.toPending(task, context)
+    this.emit(task, 'retrying', context)
   }
 
   private expireNow(task: TaskRecord, context: ApplyContext): void {
     this.detach(task, 'expired', context)
     context.events.push({ type: 'taskExpired', taskId: task.id })
+    task.state = 'expired'
+    this.emit(task, 'expired', context)
     this.finish(task, 'expired', context)
+  }
+
+  private cancelNow(task: TaskRecord, reason: string, context: ApplyContext): void {
+    this.detach(task, 'cancelled', context)
+    task.cancelReason = reason
+    task.state = 'cancelled'
+    this.emit(task, 'cancelled', context, { error: reason })
+    this.finish(task, 'cancelled', context)
+  }
+
+  /** A waiting task whose wait is over becomes pending. */
+  private wake(task: TaskRecord, context: ApplyContext): void {
+    this.toPending(task, context)
+    this.emit(task, 'pending', context)
   }
 
   /** Takes an unfinished task out of the pending index, its agent's assignments, or its running attempt. */
   private detach(task: TaskRecord, reason: 'expired' | 'cancelled', context: ApplyContext): void {
     switch (task.state) {
       case 'pending':
-        this.scheduler.removePending(task)
+        this.removePending(task)
         break
       case 'assigned':
         this.release(task)
@@ -681,31 +1100,96 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     this.track(task)
     task.assignee = undefined
     task.updatedAt = context.time
-    this.scheduler.addPending(task)
+    if (this.isPaused(task.type)) this.held.add(task)
+    else this.scheduler.addPending(task)
   }
 
-  private finish(task: TaskRecord, state: 'completed' | 'dead' | 'expired', context: ApplyContext): void {
+  private removePending(task: TaskRecord): void {
+    if (!this.held.delete(task)) this.scheduler.removePending(task)
+  }
+
+  /**
+   * Files a task that just reached a finished state (already set, its change emitted): out of the indexes,
+   * kept among the finished (the oldest beyond the bound forgotten), and its dependants settled: pending once
+   * every parent completed, cancelled if this one did not complete.
+   */
+  private finish(
+    task: TaskRecord,
+    state: 'completed' | 'dead' | 'expired' | 'cancelled',
+    context: ApplyContext,
+  ): void {
     task.state = state
-    this.timed.delete(task)
+    this.timedTasks.delete(task)
+    this.delayedTasks.delete(task)
+    for (const parentId of task.dependsOn ?? []) this.children.get(parentId)?.delete(task)
+    task.unmet = 0
+    task.delayed = undefined
     task.assignee = undefined
     task.updatedAt = context.time
     this.unfinished.delete(task.id)
-    this.finished.add(task.id)
-    while (this.finished.size > this.options.maxFinishedTasks) {
-      const oldest = this.finished.keys().next().value as string
-      this.finished.delete(oldest)
+    this.finishedIds.add(task.id)
+    while (this.finishedIds.size > this.options.maxFinishedTasks) {
+      const oldest = this.finishedIds.keys().next().value as string
+      this.finishedIds.delete(oldest)
       this.records.delete(oldest)
     }
+    const dependants = this.children.get(task.id)
+    if (dependants === undefined) return
+    this.children.delete(task.id)
+    const outer = this.cascade === undefined
+    this.cascade ??= []
+    for (const child of dependants) this.cascade.push({ child, parent: task })
+    if (!outer) return
+    // Breadth first, in order: every replica settles the same dependants in the same order.
+    for (let i = 0; i < this.cascade.length; i++) {
+      const { child, parent } = this.cascade[i]
+      if (child.state !== 'waiting') continue
+      if (parent.state === 'completed') {
+        child.unmet--
+        if (child.unmet === 0 && child.delayed !== true) this.wake(child, context)
+      } else this.cancelNow(child, dependencyReason(parent), context)
+    }
+    this.cascade = undefined
   }
 
-  /** Keeps `timed` up to date after a change of the unfinished task's state. */
+  /** Numbers the change, keeps it for watches, and reports it with the entry's events. */
+  private emit(
+    task: TaskRecord,
+    type: TaskChangeType,
+    context: ApplyContext,
+    extra: { assignee?: string; progress?: JsonValue; result?: JsonValue; error?: string } = {},
+  ): void {
+    const change: Omit<TaskChange, 'revision'> = {
+      type,
+      taskId: task.id,
+      taskType: task.type,
+      attempt: task.attempt,
+      timestamp: context.time,
+    }
+    if (extra.assignee !== undefined) change.assignee = extra.assignee
+    if (extra.progress !== undefined) change.progress = extra.progress
+    if (extra.result !== undefined) change.result = extra.result
+    if (extra.error !== undefined) change.error = extra.error
+    context.events.push({ type: 'taskChange', change: this.history.push(change) })
+  }
+
+  /** Keeps `timedTasks` up to date after a change of the unfinished task's state. */
   private track(task: TaskRecord): void {
     const timed =
       task.deadline !== undefined ||
       task.state === 'failed' ||
       (task.state === 'running' && task.constraints.timeout > 0)
-    if (timed) this.timed.add(task)
-    else this.timed.delete(task)
+    if (timed) this.timedTasks.add(task)
+    else this.timedTasks.delete(task)
+  }
+
+  private childrenOf(parentId: string): Set<TaskRecord> {
+    let children = this.children.get(parentId)
+    if (children === undefined) {
+      children = new Set()
+      this.children.set(parentId, children)
+    }
+    return children
   }
 
   private tasksOf(agentId: string): AgentTasks {
@@ -751,6 +1235,18 @@ function notClaimable(message: string): CommandResult {
   return errorResult('NotClaimable', message)
 }
 
+/**
+ * Whether `agentId` may end the task's running attempt: attempt and fencing token are readable by every
+ * member, so they alone would let any worker complete another's task with a forged result.
+ */
+function isAssignee(task: TaskRecord, agentId: string | undefined): boolean {
+  return agentId === undefined || task.assignee === agentId
+}
+
+function notAssignee(task: TaskRecord, agentId: string | undefined): CommandResult {
+  return errorResult('NotAssignee', `task ${task.id} runs on ${task.assignee}, not on ${agentId}`)
+}
+
 function staleAttempt(task: TaskRecord, attempt: number): CommandResult {
   return errorResult(
     'StaleAttempt',
@@ -779,7 +1275,83 @@ function toInfo(record: TaskRecord): TaskInfo {
   if (record.retryAt !== undefined) info.retryAt = record.retryAt
   if (record.result !== undefined) info.result = record.result
   if (record.error !== undefined) info.error = record.error
+  if (record.runAt !== undefined) info.runAt = record.runAt
+  if (record.delayed !== undefined) info.delayed = record.delayed
+  if (record.dependsOn !== undefined) info.dependsOn = record.dependsOn
+  if (record.backoff !== undefined) info.backoff = record.backoff
+  if (record.retention !== undefined) info.retention = record.retention
+  if (record.progress !== undefined) info.progress = record.progress
+  if (record.cancelReason !== undefined) info.cancelReason = record.cancelReason
   return info
+}
+
+/** The spec a task was submitted with, as far as it is kept: what a resubmission is compared with. */
+function specOf(record: TaskRecord): TaskSpec {
+  return {
+    id: record.id,
+    type: record.type,
+    priority: record.priority,
+    payload: record.payload,
+    constraints: record.constraints,
+    deadline: record.deadline,
+    runAt: record.runAt,
+    dependsOn: record.dependsOn,
+    backoff: record.backoff,
+    retention: record.retention,
+  }
+}
+
+/**
+ * JSON with keys sorted and undefined left out, so that two specs with the same contents compare equal
+ * whatever order their proposers wrote the keys in; dependencies compare as sets.
+ */
+function canonical(spec: TaskSpec): string {
+  const normalized = { ...spec, priority: spec.priority === 0 ? 0 : spec.priority }
+  if (spec.dependsOn !== undefined) normalized.dependsOn = [...new Set(spec.dependsOn)].sort()
+  return JSON.stringify(sortKeys(normalized))
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys)
+  if (typeof value !== 'object' || value === null) return value
+  const sorted: Record<string, unknown> = {}
+  for (const key of Object.keys(value).sort()) {
+    const field = (value as Record<string, unknown>)[key]
+    if (field !== undefined) sorted[key] = sortKeys(field)
+  }
+  return sorted
+}
+
+function dependencyReason(parent: TaskRecord): string {
+  return `dependency ${parent.id} ended ${parent.state}`
+}
+
+function repeatDone(repeat: RepeatInfo): boolean {
+  const limit = repeat.spec.repeat.limit
+  return limit !== undefined && repeat.count >= limit
+}
+
+function restoreRepeat(value: unknown): RepeatInfo {
+  checkSnapshot(
+    isRecord(value) &&
+      isTaskSpec(value.spec) &&
+      value.spec.repeat !== undefined &&
+      value.id === value.spec.id &&
+      isCount(value.createdAt) &&
+      isCount(value.anchor) &&
+      (value.lastSlot === undefined || isCount(value.lastSlot)) &&
+      isCount(value.count),
+    'tasks.repeats',
+  )
+  const repeat: RepeatInfo = {
+    id: value.id as string,
+    spec: value.spec as RepeatInfo['spec'],
+    createdAt: value.createdAt,
+    anchor: value.anchor,
+    count: value.count,
+  }
+  if (value.lastSlot !== undefined) repeat.lastSlot = value.lastSlot as number
+  return repeat
 }
 
 const optional = <T>(value: unknown, check: (value: unknown) => value is T): boolean =>
@@ -795,6 +1367,10 @@ function restoreTask(value: unknown): TaskRecord {
     payload: value.payload as TaskSpec['payload'],
     constraints: value.constraints as TaskConstraintsSpec,
     deadline: value.deadline as number | undefined,
+    runAt: value.runAt as number | undefined,
+    dependsOn: value.dependsOn as string[] | undefined,
+    backoff: value.backoff as BackoffSpec | undefined,
+    retention: value.retention as RetentionSpec | undefined,
   }
   const state = value.state as TaskState
   const holds = state === 'assigned' || state === 'running'
@@ -802,7 +1378,12 @@ function restoreTask(value: unknown): TaskRecord {
     isTaskSpec(spec) &&
       isPositive(value.seq) &&
       isCount(value.createdAt) &&
-      STATES.has(state) &&
+      isTaskState(state) &&
+      (value.delayed === undefined ||
+        (value.delayed === true && state === 'waiting' && spec.runAt !== undefined)) &&
+      optional(value.progress, isJsonValue) &&
+      optional(value.cancelReason, isString) &&
+      (state === 'cancelled') === (value.cancelReason !== undefined) &&
       (holds ? isId(value.assignee) : value.assignee === undefined) &&
       optional(value.lastAgentId, isId) &&
       isCount(value.attempt) &&
@@ -827,7 +1408,11 @@ function restoreTask(value: unknown): TaskRecord {
     result: value.result as JsonValue | undefined,
     error: value.error as string | undefined,
     updatedAt: value.updatedAt,
+    delayed: value.delayed as true | undefined,
+    progress: value.progress as JsonValue | undefined,
+    cancelReason: value.cancelReason as string | undefined,
     seq: value.seq,
     classKey: classKeyOf(spec.constraints),
+    unmet: 0,
   }
 }

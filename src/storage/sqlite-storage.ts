@@ -1,7 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import { ClosedError } from '../errors.ts'
+import { ClosedError, InvalidArgumentError } from '../errors.ts'
 import type {
   Config,
   Entry,
@@ -190,6 +190,34 @@ export class SqliteRaftStorage implements RaftStorage {
     checkMetaKey(key)
     checkMetaValue(value)
     this.#transaction(() => statements.upsertMeta.run(key, value))
+  }
+
+  /**
+   * Operator repair of a term poisoned by a forged or corrupted message (README, "A poisoned Raft term"):
+   * lowers the durable term to `term` and clears the vote, the one write that breaks "the term never
+   * decreases". Safe only when every agent of the cluster is stopped and gets the same `term`, at least the
+   * highest last-log term of them all, so that no later election reuses a term some log already holds.
+   * Refused with `InvalidArgumentError` when `term` is not an integer, is below this log's last term or the
+   * snapshot's, or does not lower the stored term.
+   */
+  repairTerm(term: number): void {
+    const statements = this.#usable()
+    const floor = Math.max(this.#lastTerm, this.#snapshotMeta?.term ?? 0)
+    if (!Number.isSafeInteger(term) || term < floor || term >= this.#hardState.term) {
+      throw new InvalidArgumentError(
+        `term must be an integer from ${floor} (this log's last term) to below the stored ${this.#hardState.term}, got ${term}`,
+      )
+    }
+    const commit = this.#hardState.commit
+    this.#transaction(() => statements.updateHardState.run(term, '', commit))
+    this.#hardState = { term, vote: '', commit }
+    this.#commitUnwritten = false
+  }
+
+  /** The last log term (or the snapshot's when the log is empty): the least a repaired term may be. */
+  lastLogTerm(): number {
+    this.#usable()
+    return Math.max(this.#lastTerm, this.#snapshotMeta?.term ?? 0)
   }
 
   close(): void {

@@ -137,11 +137,11 @@ describe('per-agent limits', () => {
       await Promise.all([follower.stop(), leader.stop()])
     }
     await expect(createAgent({ rateLimits: { requests: { perSecond: 0 } } })).rejects.toBeInstanceOf(
-      RangeError,
+      InvalidArgumentError,
     )
     await expect(
       createAgent({ rateLimits: { raftMessages: { perSecond: 10, burst: 0 } } }),
-    ).rejects.toBeInstanceOf(RangeError)
+    ).rejects.toBeInstanceOf(InvalidArgumentError)
     await expect(createAgent({ rateLimits: { replies: {} } as never })).rejects.toBeInstanceOf(
       InvalidArgumentError,
     )

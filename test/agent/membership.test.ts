@@ -6,7 +6,7 @@ import { planVoterChange, type VoterPlanInput } from '../../src/agent/cluster/vo
 import { resolveMembership, resolveTiming } from '../../src/agent/options.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'
 import type { Agent, AgentOptions } from '../../src/index.ts'
-import { createAgent } from '../../src/index.ts'
+import { createAgent, InvalidArgumentError } from '../../src/index.ts'
 import { Rpc } from '../../src/net/rpc.ts'
 import { encodeSwimMessage } from '../../src/swim/codec.ts'
 import { SWIM_FAST_CONFIG, SWIM_LAN_CONFIG } from '../../src/swim/config.ts'
@@ -104,10 +104,10 @@ describe('membership options', () => {
     expect(resolveMembership({ retransmitMult: 4 }).retransmitMult).toBe(4)
     expect(resolveMembership({ preset: 'lan', probeInterval: 2000 }).probeInterval).toBe(2000)
     expect(resolveTiming({}).voterReplaceAfterMs).toBe(10_000)
-    expect(() => resolveMembership('wan' as 'lan')).toThrow(RangeError)
-    expect(() => resolveMembership({ probeTimeout: 900 })).toThrow(RangeError)
-    expect(() => resolveMembership({ probeIntervall: 1 } as never)).toThrow(RangeError)
-    expect(() => resolveTiming({ voterReplaceAfterMs: -1 })).toThrow(RangeError)
+    expect(() => resolveMembership('wan' as 'lan')).toThrow(InvalidArgumentError)
+    expect(() => resolveMembership({ probeTimeout: 900 })).toThrow(InvalidArgumentError)
+    expect(() => resolveMembership({ probeIntervall: 1 } as never)).toThrow(InvalidArgumentError)
+    expect(() => resolveTiming({ voterReplaceAfterMs: -1 })).toThrow(InvalidArgumentError)
   })
 
   it('gives a detection bound of the suspicion timeout plus six probe periods', () => {

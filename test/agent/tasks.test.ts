@@ -61,6 +61,13 @@ function taskCount(agent: Agent): number {
   return snapshot.tasks.tasks.length
 }
 
+/** An object that contains itself: JSON.stringify cannot convert it. */
+function cyclic(): Record<string, unknown> {
+  const value: Record<string, unknown> = {}
+  value.self = value
+  return value
+}
+
 /** A deterministic PRNG (mulberry32), so a failing mix can be replayed. */
 function prng(seed: number): () => number {
   let state = seed >>> 0
@@ -121,8 +128,9 @@ describe('task distribution', () => {
     await a.tasks.claim(failing.id)
     await a.tasks.fail(failing.id, new Error('boom'))
     expect(await b.tasks.status('f1')).toMatchObject({ state: 'dead', attempt: 1, error: 'boom' })
+    // An existing id with other contents (contract v0.2).
     await expect(a.tasks.submit({ id: 'f1', type: 'again' })).rejects.toMatchObject({
-      name: 'InvalidArgumentError',
+      name: 'ConflictError',
     })
 
     // next() waits for work and honours its signal.
@@ -141,9 +149,10 @@ describe('task distribution', () => {
       [{ id: 'b2', type: '' }, 'InvalidArgumentError'],
       [{ id: 'b3', type: 't', constraints: { maxRetries: -1 } }, 'InvalidArgumentError'],
       [{ id: 'b4', type: 't', constraints: { maxRetries: 1.5 } }, 'InvalidArgumentError'],
-      [{ id: 'b5', type: 't', payload: { when: new Date() } }, 'InvalidArgumentError'],
-      [{ id: 'b6', type: 't', payload: { f: () => 1 } }, 'InvalidArgumentError'],
-      [{ id: 'b7', type: 't', payload: { n: Number.NaN } }, 'InvalidArgumentError'],
+      // Values convert as JSON.stringify converts them (contract v0.2): what it cannot convert is refused.
+      [{ id: 'b5', type: 't', payload: { n: 1n } }, 'InvalidArgumentError'],
+      [{ id: 'b6', type: 't', payload: cyclic() }, 'InvalidArgumentError'],
+      [{ id: 'b7', type: 't', payload: new Map() }, 'InvalidArgumentError'],
       [{ id: 'b8', type: 't', payload: [1, 2] }, 'InvalidArgumentError'],
       [{ id: 'b9', type: 't', priority: 1.5 }, 'InvalidArgumentError'],
       [{ id: 'b10', type: 't', priority: Number.POSITIVE_INFINITY }, 'InvalidArgumentError'],
@@ -154,11 +163,12 @@ describe('task distribution', () => {
       [{ id: 'b15', type: 't', deadline: 12345 }, 'InvalidArgumentError'],
       [{ id: 'b16', type: 't', colour: 'red' }, 'InvalidArgumentError'],
       [{ id: '', type: 't' }, 'InvalidArgumentError'],
-      [{ id: 'ok', type: 'duplicate' }, 'InvalidArgumentError'],
+      [{ id: 'ok', type: 'duplicate' }, 'ConflictError'],
       [null, 'InvalidArgumentError'],
     ]
     for (const [input, name] of bad) {
-      await expect(a.tasks.submit(input as TaskInput), JSON.stringify(input)).rejects.toMatchObject({ name })
+      const label = String((input as { id?: string } | null)?.id)
+      await expect(a.tasks.submit(input as TaskInput), label).rejects.toMatchObject({ name })
     }
     await expect(a.tasks.submit({ type: 't' }, { bogus: true } as never)).rejects.toMatchObject({
       name: 'InvalidArgumentError',
@@ -169,7 +179,7 @@ describe('task distribution', () => {
     await expect(a.tasks.fail('nope', 'x')).rejects.toMatchObject({ name: 'NotFoundError' })
     await expect(a.tasks.claim('')).rejects.toMatchObject({ name: 'InvalidArgumentError' })
     const held = await a.tasks.claim('ok')
-    await expect(a.tasks.complete('ok', { f: () => 1 })).rejects.toMatchObject({
+    await expect(a.tasks.complete('ok', { n: 1n })).rejects.toMatchObject({
       name: 'InvalidArgumentError',
     })
     await expect(a.tasks.fail('ok', 42 as never)).rejects.toMatchObject({ name: 'InvalidArgumentError' })
@@ -198,11 +208,13 @@ describe('task distribution', () => {
     const abortedCheck = expect(aborted).rejects.toMatchObject({ name: 'AbortError' })
     let applied = stateOf(a).appliedIndex
     const submits = await Promise.allSettled(
-      Array.from({ length: 100 }, (_, i) => a.tasks.submit({ id: i === 50 ? 'dup' : `c${i}`, type: 'x' })),
+      Array.from({ length: 100 }, (_, i) =>
+        a.tasks.submit(i === 50 ? { id: 'dup', type: 'other' } : { id: `c${i}`, type: 'x' }),
+      ),
     )
     await abortedCheck
     expect(submits.filter(outcome => outcome.status === 'fulfilled')).toHaveLength(99)
-    expect(submits[50]).toMatchObject({ status: 'rejected', reason: { name: 'InvalidArgumentError' } })
+    expect(submits[50]).toMatchObject({ status: 'rejected', reason: { name: 'ConflictError' } })
     expect((submits[7] as PromiseFulfilledResult<{ id: string }>).value.id).toBe('c7')
     // A hundred submissions in a few entries, not a hundred.
     expect(stateOf(a).appliedIndex - applied).toBeLessThan(10)

@@ -76,10 +76,11 @@ describe('conclave agent', () => {
     expect(first.stderr).toBe('')
   })
 
-  it('exits 1 with one line when it cannot start', async () => {
+  it('exits 2 with one line naming the option when its address is not one', async () => {
     const result = await cli(['agent', '--listen', 'not-a-multiaddr'])
-    expect(result.code).toBe(1)
+    expect(result.code).toBe(2)
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1)
+    expect(result.stderr).toMatch(/^UsageError: --listen not-a-multiaddr is not a multiaddr/)
   })
 
   it('runs with SPIFFE identities given --svid, --svid-key and --trust-bundle (all three), and a --policy', async () => {

@@ -46,6 +46,7 @@ describe('conclave command line', () => {
       ['task', 'submit'],
       ['task', 'status'],
       ['elect'],
+      ['psk'],
     ]
     const results = await Promise.all(commands.map(command => cli([...command, '--help'])))
     results.forEach((result, index) => {

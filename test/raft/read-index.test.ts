@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest'
+import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
 import type { HeartbeatRequest } from '../../src/raft/types.ts'
-import { Cluster } from './harness.ts'
+import { Cluster, stateWithLog } from './harness.ts'
 
 describe('ReadIndex (§6.4)', () => {
   test('on the leader: no ReadState before a quorum answers the heartbeat round that carries it', () => {
@@ -137,5 +138,33 @@ describe('ReadIndex (§6.4)', () => {
     cluster.heal()
     cluster.tickAll(5)
     expect(cluster.node('a').readStates).toEqual([])
+  })
+})
+
+describe('ReadIndex on a sole voter', () => {
+  // The sole voter b holds the write at index 2, acknowledged by the leader that removed itself, but its own
+  // commit index still says 1. It must not serve a read at 1 before an entry of its own term commits.
+  function soleVoter(options: Partial<RaftCoreOptions> = {}): Cluster {
+    const cluster = new Cluster()
+    cluster.add('b', stateWithLog({ voters: ['b'], nonVoters: [] }, [1, 1], 1, 1), options)
+    cluster.raft('b').campaign()
+    expect(cluster.raft('b').status().role).toBe('leader')
+    return cluster
+  }
+
+  test('waits for an entry of its term to commit, then answers at or above every acknowledged write', () => {
+    const cluster = soleVoter()
+    cluster.raft('b').readIndex('r1')
+    cluster.deliverAll()
+    const reads = cluster.node('b').readStates
+    expect(reads.map(read => read.context)).toEqual(['r1'])
+    expect(reads[0].index).toBeGreaterThanOrEqual(2)
+  })
+
+  test('with the single-voter-read bug it answers below the acknowledged write', () => {
+    const cluster = soleVoter({ bugs: { singleVoterRead: true } })
+    cluster.raft('b').readIndex('r1')
+    cluster.deliverAll()
+    expect(cluster.node('b').readStates).toEqual([{ context: 'r1', index: 1 }])
   })
 })

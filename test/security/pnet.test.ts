@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
@@ -8,7 +8,6 @@ import { type Agent, createAgent } from '../../src/index.ts'
 import type { ConclaveServices } from '../../src/net/libp2p-node.ts'
 import { createConclaveLibp2p } from '../../src/net/libp2p-node.ts'
 import { generatePsk, loadPsk, parsePsk } from '../../src/net/pnet.ts'
-import { runPskCommand } from '../../src/security/psk-cli.ts'
 
 const text = new TextDecoder()
 const bytes = (value: string) => new TextEncoder().encode(value)
@@ -45,29 +44,6 @@ describe('PSK key files', () => {
       writeFileSync(join(dir, 'swarm.key'), key)
       expect(loadPsk(join(dir, 'swarm.key'))).toEqual(key)
       expect(() => loadPsk(join(dir, 'missing.key'))).toThrow(/missing\.key/)
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
-
-  it('has a command that writes a new key file, private to its owner, and will not overwrite one', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'conclave-psk-'))
-    const out: Uint8Array[] = []
-    const err: string[] = []
-    const io = { stdout: (chunk: Uint8Array) => out.push(chunk), stderr: (line: string) => err.push(line) }
-    try {
-      const file = join(dir, 'swarm.key')
-      expect(runPskCommand([file], io)).toBe(0)
-      const first = loadPsk(file)
-      expect(statSync(file).mode & 0o777).toBe(0o600)
-      expect(runPskCommand([file], io)).toBe(1)
-      expect(err.at(-1)).toMatch(/exists; pass --force/)
-      expect(loadPsk(file)).toEqual(first)
-      expect(runPskCommand(['--force', file], io)).toBe(0)
-      expect(loadPsk(file)).not.toEqual(first)
-      expect(runPskCommand([], io)).toBe(0)
-      expect(parsePsk(out[0])).toEqual(out[0])
-      expect(runPskCommand(['a', 'b'], io)).toBe(2)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

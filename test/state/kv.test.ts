@@ -10,8 +10,13 @@ describe('KV store', () => {
       revision: 2,
     })
     expect(log.result({ type: 'put', key: 'a', value: 'two' })).toEqual({ type: 'revision', revision: 3 })
-    expect(log.machine.get('a')).toEqual({ value: 'two', createRevision: 1, modRevision: 3 })
-    expect(log.machine.get('b')).toEqual({ value: { x: [1, 2] }, createRevision: 2, modRevision: 2 })
+    expect(log.machine.get('a')).toEqual({ value: 'two', createRevision: 1, modRevision: 3, version: 2 })
+    expect(log.machine.get('b')).toEqual({
+      value: { x: [1, 2] },
+      createRevision: 2,
+      modRevision: 2,
+      version: 1,
+    })
     expect(log.machine.revision).toBe(3)
     expect(log.machine.get('missing')).toBeUndefined()
   })
@@ -45,7 +50,7 @@ describe('KV store', () => {
       type: 'revision',
       revision: 3,
     })
-    expect(log.machine.get('k')).toEqual({ value: 3, createRevision: 1, modRevision: 3 })
+    expect(log.machine.get('k')).toEqual({ value: 3, createRevision: 1, modRevision: 3, version: 2 })
   })
 
   it('deletes, conditionally too, and recreates with a new createRevision', () => {
@@ -57,7 +62,9 @@ describe('KV store', () => {
     expect(log.machine.get('k')).toBeDefined()
     const deleted = log.apply({ type: 'delete', key: 'k', expectedRevision: 1 })
     expect(deleted.result).toEqual({ type: 'revision', revision: 2 })
-    expect(deleted.events).toEqual([{ type: 'kv', op: 'delete', key: 'k', revision: 2, timestamp: 1_000 }])
+    expect(deleted.events).toEqual([
+      { type: 'kv', op: 'delete', key: 'k', revision: 2, timestamp: 1_000, prevValue: 1 },
+    ])
     expect(log.machine.get('k')).toBeUndefined()
     // Deleting an absent key changes nothing.
     const absent = log.apply({ type: 'delete', key: 'k' })
@@ -66,7 +73,7 @@ describe('KV store', () => {
       code: 'RevisionMismatch',
     })
     log.apply({ type: 'put', key: 'k', value: 'again' })
-    expect(log.machine.get('k')).toEqual({ value: 'again', createRevision: 3, modRevision: 3 })
+    expect(log.machine.get('k')).toEqual({ value: 'again', createRevision: 3, modRevision: 3, version: 1 })
   })
 
   it('replays history from a revision, filtered by prefix, in revision order', () => {

@@ -2,10 +2,27 @@ import { describe, expect, it } from 'vitest'
 import { decodeEnvelope } from '../../src/state/codec.ts'
 import type { StateEvent } from '../../src/state/events.ts'
 import { StateMachine } from '../../src/state/state-machine.ts'
+import { planTaskTransitions } from '../../src/state/task-planner.ts'
 import { claim, LogDriver, placements, registerAgent, submit, taskSpec, textDecoder } from './helpers.ts'
 
 const ofType = (events: readonly StateEvent[], type: StateEvent['type']) =>
   events.filter(event => event.type === type)
+
+/** The output with its task changes left out: what the shell's per-attempt bookkeeping sees. */
+const withoutChanges = <T extends { events: readonly StateEvent[] }>(output: T): T => ({
+  ...output,
+  events: output.events.filter(event => event.type !== 'taskChange'),
+})
+/** What the leader's planner proposes when its clock reads state time `now`. */
+const planAt = (machine: StateMachine, now: number) =>
+  planTaskTransitions({
+    state: machine.taskPlanView(),
+    monotonicNow: now,
+    takeover: { monotonic: 0, stateTime: 0 },
+  })
+
+const typesOf = (events: readonly StateEvent[]) =>
+  events.filter(event => event.type !== 'taskChange').map(event => event.type)
 
 describe('task lifecycle', () => {
   it('submit → assigned → running → completed, with events and status', () => {
@@ -15,7 +32,7 @@ describe('task lifecycle', () => {
       type: 'submitTask',
       task: taskSpec('t1', { type: 'resize', priority: 2, payload: { image: 'x.png' } }),
     })
-    expect(submitted).toEqual({
+    expect(withoutChanges(submitted)).toEqual({
       result: { type: 'taskSubmitted', taskId: 't1', createdAt: 1_100 },
       events: [{ type: 'taskAssigned', taskId: 't1', agentId: 'a' }],
     })
@@ -43,7 +60,7 @@ describe('task lifecycle', () => {
       sessionId: 'session-a',
     })
     const token = log.index
-    expect(claimed).toEqual({
+    expect(withoutChanges(claimed)).toEqual({
       result: { type: 'taskClaimed', taskId: 't1', attempt: 1, fencingToken: token },
       events: [{ type: 'taskStarted', taskId: 't1', agentId: 'a', attempt: 1, fencingToken: token }],
     })
@@ -57,7 +74,7 @@ describe('task lifecycle', () => {
       fencingToken: token,
       result: { width: 10 },
     })
-    expect(completed).toEqual({
+    expect(withoutChanges(completed)).toEqual({
       result: { type: 'taskState', taskId: 't1', state: 'completed' },
       events: [
         {
@@ -94,10 +111,12 @@ describe('task lifecycle', () => {
     const first = log.apply({ type: 'submitTask', task: taskSpec('t1') }, envelope)
     expect(first.result).toEqual({ type: 'taskSubmitted', taskId: 't1', createdAt: 1_000 })
     expect(log.apply({ type: 'submitTask', task: taskSpec('t1') }, envelope).result).toEqual(first.result)
+    // Other contents under the same id: a conflict; the same contents again: the same answer.
     expect(log.result({ type: 'submitTask', task: taskSpec('t1', { priority: 9 }) })).toMatchObject({
       type: 'error',
-      code: 'AlreadyExists',
+      code: 'Conflict',
     })
+    expect(log.result({ type: 'submitTask', task: taskSpec('t1') })).toEqual(first.result)
     expect(log.machine.task('t1')?.priority).toBe(0)
     expect(log.machine.pendingCount).toBe(1)
   })
@@ -346,12 +365,7 @@ describe('claims', () => {
     // the free agent by the same entry.
     const failed = log.apply({ type: 'failTask', taskId: 't', ...first, error: 'boom' })
     expect(failed.result).toEqual({ type: 'taskState', taskId: 't', state: 'pending' })
-    expect(failed.events.map(event => event.type)).toEqual([
-      'taskAttemptEnded',
-      'taskFailed',
-      'taskRetry',
-      'taskAssigned',
-    ])
+    expect(typesOf(failed.events)).toEqual(['taskAttemptEnded', 'taskFailed', 'taskRetry', 'taskAssigned'])
     const second = claim(log, 't', 'a')
     expect(second.attempt).toBe(2)
     expect(log.result({ type: 'completeTask', taskId: 't', ...first, result: 'late' })).toMatchObject({
@@ -390,18 +404,15 @@ describe('failures and time', () => {
         },
       ])
       expect(log.machine.task('t')).toMatchObject({ state: 'failed', retryAt: now + delay, error: 'boom' })
-      // Not claimable during the back-off, not due before it.
-      expect(
-        log.result({ type: 'claimTask', taskId: 't', agentId: 'a', sessionId: 'session-a' }),
-      ).toMatchObject({
-        code: 'NotClaimable',
-      })
+      // Not placed during the back-off (the agent's next() finds nothing), not due before it.
+      expect(log.machine.bestTaskFor('a')).toBeUndefined()
       expect(log.machine.dueExpiries(now + delay - 1).retries).toEqual([])
-      expect(log.at(now + delay - 1).result({ type: 'retryDue', taskId: 't' })).toEqual({ type: 'unchanged' })
+      expect(planAt(log.machine, now + delay - 1)).toEqual([])
       expect(log.machine.dueExpiries(now + delay).retries).toEqual(['t'])
+      expect(planAt(log.machine, now + delay)).toEqual([{ type: 'retryDue', taskId: 't' }])
       now += delay
       const retried = log.at(now).apply({ type: 'retryDue', taskId: 't' })
-      expect(retried.events).toEqual([
+      expect(withoutChanges(retried).events).toEqual([
         { type: 'taskRetry', taskId: 't', attempt: attempt.attempt },
         { type: 'taskAssigned', taskId: 't', agentId: 'a' },
       ])
@@ -439,10 +450,9 @@ describe('failures and time', () => {
     submit(log, 't', { constraints: { timeout: 5_000 } })
     const attempt = claim(log.at(2_000), 't', 'a')
     expect(log.machine.dueExpiries(6_999).timeouts).toEqual([])
-    expect(log.at(6_999).result({ type: 'timeoutTask', taskId: 't', attempt: 1 })).toEqual({
-      type: 'unchanged',
-    })
+    expect(planAt(log.machine, 6_999)).toEqual([])
     expect(log.machine.dueExpiries(7_000).timeouts).toEqual([{ taskId: 't', attempt: 1 }])
+    expect(planAt(log.machine, 7_000)).toEqual([{ type: 'timeoutTask', taskId: 't', attempt: 1 }])
     expect(log.at(7_000).result({ type: 'timeoutTask', taskId: 't', attempt: 2 })).toEqual({
       type: 'unchanged',
     })
@@ -462,15 +472,24 @@ describe('failures and time', () => {
     })
   })
 
-  it('a completion that arrives after the timeout is refused and fails the attempt', () => {
+  it("the leader's timeout decides, not the entry's timestamp: a completion before it counts, after it is refused", () => {
     const log = new LogDriver()
     registerAgent(log, 'a')
-    submit(log, 't', { constraints: { timeout: 100 } })
-    const attempt = claim(log, 't', 'a')
-    const late = log.at(log.now + 100).apply({ type: 'completeTask', taskId: 't', ...attempt, result: 1 })
-    expect(late.result).toMatchObject({ type: 'error', code: 'StaleAttempt' })
-    expect(late.events[0]).toMatchObject({ type: 'taskAttemptEnded', reason: 'timeout' })
-    expect(log.machine.task('t')?.state).toBe('failed')
+    submit(log, 't', { constraints: { timeout: 100, maxRetries: 1 } })
+    const first = claim(log, 't', 'a')
+    log.apply({ type: 'timeoutTask', taskId: 't', attempt: 1 })
+    expect(log.result({ type: 'completeTask', taskId: 't', ...first, result: 1 })).toMatchObject({
+      type: 'error',
+      code: 'StaleAttempt',
+    })
+    expect(log.machine.task('t')).toMatchObject({
+      state: 'failed',
+      error: 'attempt 1 timed out after 100 ms',
+    })
+    // Stamped long past the timeout, but no timeout entry came: the completion is the attempt's.
+    const second = claim(log, 't', 'a')
+    const late = log.at(log.now + 10_000).apply({ type: 'completeTask', taskId: 't', ...second, result: 2 })
+    expect(late.result).toEqual({ type: 'taskState', taskId: 't', state: 'completed' })
   })
 
   it('a task not completed by its deadline expires, ending its attempt', () => {
@@ -479,10 +498,11 @@ describe('failures and time', () => {
     submit(log, 't', { deadline: 5_000 })
     const attempt = claim(log, 't', 'a')
     expect(log.machine.dueExpiries(4_999).expiries).toEqual([])
-    expect(log.at(4_999).result({ type: 'expireTask', taskId: 't' })).toEqual({ type: 'unchanged' })
+    expect(planAt(log.machine, 4_999)).toEqual([])
     expect(log.machine.dueExpiries(5_000).expiries).toEqual(['t'])
+    expect(planAt(log.machine, 5_000)).toEqual([{ type: 'expireTask', taskId: 't' }])
     const expired = log.at(5_000).apply({ type: 'expireTask', taskId: 't' })
-    expect(expired).toEqual({
+    expect(withoutChanges(expired)).toEqual({
       result: { type: 'taskState', taskId: 't', state: 'expired' },
       events: [
         {
@@ -523,7 +543,7 @@ describe('failures and time', () => {
     registerAgent(log, 'b', { concurrency: 2 })
     expect(placements(log.machine, ['run', 'wait'])).toEqual({ run: 'a', wait: 'a' })
     const ended = log.at(7_000).apply({ type: 'expireSession', sessionId: 'session-a', reason: 'ttl' })
-    expect(ended.events).toEqual([
+    expect(withoutChanges(ended).events).toEqual([
       { type: 'sessionExpired', sessionId: 'session-a', agentId: 'a', reason: 'ttl' },
       { type: 'agentChanged', agentId: 'a', change: 'down' },
       {
@@ -558,7 +578,7 @@ describe('failures and time', () => {
     submit(log, 'wait')
     const attempt = claim(log, 'run', 'a')
     const restarted = registerAgent(log, 'a', { concurrency: 2, sessionId: 'session-a-2' })
-    expect(restarted.events.map(event => event.type)).toEqual([
+    expect(typesOf(restarted.events)).toEqual([
       'taskAttemptEnded',
       'taskFailed',
       'taskRetry',
@@ -598,8 +618,8 @@ describe('failures and time', () => {
     const attempt = claim(log, 't', 'a')
     submit(log, 'queued')
     const cancelled = log.apply({ type: 'cancelTask', taskId: 't' })
-    expect(cancelled.result).toEqual({ type: 'taskState', taskId: 't', state: 'dead' })
-    expect(cancelled.events).toEqual([
+    expect(cancelled.result).toEqual({ type: 'taskState', taskId: 't', state: 'cancelled' })
+    expect(withoutChanges(cancelled).events).toEqual([
       {
         type: 'taskAttemptEnded',
         taskId: 't',
@@ -608,9 +628,12 @@ describe('failures and time', () => {
         fencingToken: attempt.fencingToken,
         reason: 'cancelled',
       },
-      { type: 'taskDead', taskId: 't', attempt: 1, error: 'cancelled' },
       { type: 'taskAssigned', taskId: 'queued', agentId: 'a' },
     ])
+    expect(log.machine.task('t')).toMatchObject({ state: 'cancelled', cancelReason: 'cancelled' })
+    expect(log.result({ type: 'completeTask', taskId: 't', ...attempt, result: 1 })).toMatchObject({
+      code: 'StaleAttempt',
+    })
     expect(log.result({ type: 'cancelTask', taskId: 't' })).toEqual({ type: 'unchanged' })
     expect(log.result({ type: 'cancelTask', taskId: 'nope' })).toMatchObject({ code: 'NotFound' })
   })
@@ -622,8 +645,8 @@ describe('failures and time', () => {
       log.apply({ type: 'cancelTask', taskId: id })
     }
     expect(log.machine.task('t1')).toBeUndefined()
-    expect(log.machine.task('t2')?.state).toBe('dead')
-    expect(log.machine.task('t3')?.state).toBe('dead')
+    expect(log.machine.task('t2')?.state).toBe('cancelled')
+    expect(log.machine.task('t3')?.state).toBe('cancelled')
     // A forgotten id may be used again.
     submit(log, 't1')
   })
@@ -638,7 +661,7 @@ describe('work stealing', () => {
     expect(log.machine.agentLoad('busy')).toEqual({ running: 0, assigned: 3, slots: 3 })
     const steal = { type: 'stealTask' as const, taskId: 't2', fromAgentId: 'busy', toAgentId: 'idle' }
     const stolen = log.apply(steal)
-    expect(stolen).toEqual({
+    expect(withoutChanges(stolen)).toEqual({
       result: { type: 'taskAssigned', taskId: 't2', agentId: 'idle' },
       events: [{ type: 'taskStolen', taskId: 't2', from: 'busy', to: 'idle' }],
     })
@@ -783,7 +806,7 @@ describe('batched task commands', () => {
       type: 'submitTasks',
       tasks: [
         taskSpec('t1', { priority: 1 }),
-        taskSpec('old'),
+        taskSpec('old', { priority: 1 }),
         taskSpec('t2', { priority: 5 }),
         taskSpec('t1'),
       ],
@@ -793,9 +816,9 @@ describe('batched task commands', () => {
       type: 'taskResults',
       results: [
         { type: 'taskSubmitted', taskId: 't1', createdAt: 2_000 },
-        { type: 'error', code: 'AlreadyExists', message: 'task old exists' },
+        { type: 'error', code: 'Conflict', message: 'task old exists with other contents' },
         { type: 'taskSubmitted', taskId: 't2', createdAt: 2_000 },
-        { type: 'error', code: 'AlreadyExists', message: 'task t1 exists' },
+        { type: 'error', code: 'Conflict', message: 'task t1 exists with other contents' },
       ],
     })
     // The entry's placement pass sees the batch whole: the higher priority takes the last free slot.

@@ -10,6 +10,8 @@
  */
 
 import type { ConclaveApi, ConsensusEvent, DistributedTask, TaskInput, TaskStatus } from '../../api.ts'
+import { type SnapshotChunk, SnapshotTransfers } from '../../backup/snapshot-transfers.ts'
+import { type SavedSnapshot, saveSnapshot, snapshotSourceOf } from '../../backup/take-snapshot.ts'
 import { ClosedError, InvalidArgumentError } from '../../errors.ts'
 import type { RpcHandler } from '../../net/rpc.ts'
 import type { Action } from '../../security/policy.ts'
@@ -107,6 +109,11 @@ export interface ClientOps {
   }
   'elect.extend': { args: { handle: string }; result: { term: number } }
   'elect.resign': { args: { handle: string }; result: Empty }
+  /**
+   * A consistent snapshot file of the cluster (see `saveSnapshot`), in chunks: without `handle` the agent
+   * takes it and answers the first chunk; then pass `handle` and the next `offset` until `totalBytes`.
+   */
+  'snapshot.save': { args: { handle?: string; offset?: number }; result: SnapshotChunk }
 }
 
 export type ClientOp = keyof ClientOps
@@ -126,6 +133,8 @@ const CLIENT_OP_ACTIONS: Record<ClientOp, Action | undefined> = {
   'elect.extend': 'lock',
   'elect.resign': 'lock',
   'task.submit': 'submitTask',
+  // A snapshot holds what reads return: the whole state, readable key by key by any identity anyway.
+  'snapshot.save': undefined,
 }
 
 /** The action a client operation needs; undefined for reads (and for an unknown operation, refused later). */
@@ -144,6 +153,8 @@ export interface ClientProtocolHost {
   log?: (message: string, err: unknown) => void
   /** Refuses (rejects with `UnauthorizedError`) a request `from` may not make, before it runs. */
   authorize?: (from: string, op: string) => Promise<void>
+  /** Takes a consistent snapshot for `snapshot.save`; default `saveSnapshot` on `api` (the service). */
+  snapshot?: () => Promise<SavedSnapshot>
 }
 
 const encoder = new TextEncoder()
@@ -159,6 +170,7 @@ export function clientProtocolHandler(host: ClientProtocolHost): RpcHandler {
 export class ClientProtocolServer {
   readonly leases: ClientLeases
   private readonly host: ClientProtocolHost
+  private readonly snapshots = new SnapshotTransfers()
 
   constructor(host: ClientProtocolHost) {
     this.host = host
@@ -167,6 +179,7 @@ export class ClientProtocolServer {
       closed: host.closed,
       log: host.log,
     })
+    host.closed.addEventListener('abort', () => this.snapshots.clear(), { once: true })
   }
 
   /** `from` is the client's peer id, for `authorize`. */
@@ -262,6 +275,15 @@ export class ClientProtocolServer {
         checkOptions(args, ['handle'])
         await this.leases.resign(checkHandle(args.handle))
         return {}
+      case 'snapshot.save':
+        if ('handle' in args) {
+          checkOptions(args, ['handle', 'offset'])
+          return this.snapshots.chunk(checkHandle(args.handle), args.offset as number)
+        }
+        checkOptions(args, [])
+        return this.snapshots.start(
+          this.host.snapshot ?? (() => saveSnapshot(snapshotSourceOf(api), { signal: this.host.closed })),
+        )
       default:
         throw new InvalidArgumentError(`unknown operation ${JSON.stringify(op).slice(0, 80)}`)
     }

@@ -1,6 +1,12 @@
 import type { Abortable, LeaderElection, LeaderEvent } from '../../api.ts'
-import { AbortError, ClosedError, NotVoterError } from '../../errors.ts'
-import type { ElectionChangedEvent } from '../../state/index.ts'
+import { AbortError, ClosedError, InvalidArgumentError, NotLeaderError, NotVoterError } from '../../errors.ts'
+import {
+  type Command,
+  type ElectionChangedEvent,
+  type JsonValue,
+  jsonEqual,
+  toJsonValue,
+} from '../../state/index.ts'
 import { abortable } from '../node/abort.ts'
 import { AsyncQueue } from '../node/async-queue.ts'
 import type { Client } from '../node/client.ts'
@@ -8,7 +14,7 @@ import type { LeaderTracker } from '../node/leader-tracker.ts'
 import type { RaftRunner } from '../node/raft-runner.ts'
 import type { Replica } from '../node/replica.ts'
 import type { SessionKeeper } from '../node/session.ts'
-import { checkKey, checkOptions } from '../validate.ts'
+import { checkKey, checkOptions, MAX_VALUE_BYTES } from '../validate.ts'
 import { unexpected } from './consensus.ts'
 
 /** The event a leader change makes: a leader appears, steps down with none after it, or is replaced. */
@@ -60,7 +66,7 @@ export class RaftElection implements LeaderElection {
   }
 
   /** Leadership transfer to this agent: resolves once it leads. A non-voter gets `NotVoterError`. */
-  async campaign(options?: Abortable): Promise<void> {
+  async campaign(options?: Abortable & { value?: unknown }): Promise<void> {
     checkOptions(options, ['signal'])
     const { tracker, selfId } = this.context
     const signal = options?.signal
@@ -116,6 +122,19 @@ export class RaftElection implements LeaderElection {
   term(): number {
     return this.context.runner()?.status().term ?? 0
   }
+
+  /**
+   * The cluster's Raft leadership carries no value: a leader is told so (`InvalidArgumentError`), anyone
+   * else gets `NotLeaderError`. Named elections (`agent.elections(name)`) carry values.
+   */
+  async proclaim(value: unknown, options?: Abortable): Promise<void> {
+    checkOptions(options, ['signal'])
+    toJsonValue(value, 'value', MAX_VALUE_BYTES)
+    if (this.context.tracker.leader !== this.context.selfId) {
+      throw new NotLeaderError('This agent does not lead the cluster')
+    }
+    throw new InvalidArgumentError('agent.election carries no value; use a named election')
+  }
 }
 
 export interface NamedElectionContext {
@@ -136,18 +155,20 @@ export class NamedElection implements LeaderElection {
     this.context = context
   }
 
-  async campaign(options?: Abortable): Promise<void> {
-    checkOptions(options, ['signal'])
+  async campaign(options?: Abortable & { value?: unknown }): Promise<void> {
+    checkOptions(options, ['signal', 'value'])
+    const value =
+      options?.value === undefined ? undefined : toJsonValue(options.value, 'value', MAX_VALUE_BYTES)
     const signal = options?.signal
     const release = this.context.replica.waiters.take()
     try {
-      await this.stand(signal)
+      await this.stand(signal, value)
     } finally {
       release()
     }
   }
 
-  private async stand(signal: AbortSignal | undefined): Promise<void> {
+  private async stand(signal: AbortSignal | undefined, value: JsonValue | undefined): Promise<void> {
     const { client, replica, session, selfId } = this.context
     for (;;) {
       if (session.id === '') await session.open(client.deadline())
@@ -171,11 +192,15 @@ export class NamedElection implements LeaderElection {
         }),
       ]
       try {
-        const result = await client.submit(
-          { type: 'campaign', name: this.name, sessionId, agentId: selfId, requestId: crypto.randomUUID() },
-          signal,
-          { handlesSessionExpiry: true },
-        )
+        const command: Command = {
+          type: 'campaign',
+          name: this.name,
+          sessionId,
+          agentId: selfId,
+          requestId: crypto.randomUUID(),
+        }
+        if (value !== undefined) command.value = value
+        const result = await client.submit(command, signal, { handlesSessionExpiry: true })
         if (result.type === 'elected') return
         if (result.type === 'error' && result.code === 'SessionExpired') {
           session.ended(sessionId)
@@ -207,6 +232,25 @@ export class NamedElection implements LeaderElection {
     }
   }
 
+  /** Sets this agent's value as the election's leader; `NotLeaderError` if it does not lead it. */
+  async proclaim(value: unknown, options?: Abortable): Promise<void> {
+    checkOptions(options, ['signal'])
+    const json = toJsonValue(value, 'value', MAX_VALUE_BYTES)
+    const { client, session } = this.context
+    const sessionId = session.id
+    if (sessionId === '') throw new NotLeaderError(`This agent does not lead election ${this.name}`)
+    const result = await client.submit(
+      { type: 'proclaim', name: this.name, sessionId, value: json },
+      options?.signal,
+      { handlesSessionExpiry: true },
+    )
+    if (result.type === 'ok') return
+    if (result.type === 'error' && (result.code === 'NotLeader' || result.code === 'SessionExpired')) {
+      throw new NotLeaderError(`This agent does not lead election ${this.name}`)
+    }
+    throw unexpected(result)
+  }
+
   watch(options?: Abortable): AsyncIterable<LeaderEvent> {
     checkOptions(options, ['signal'])
     const { replica } = this.context
@@ -218,19 +262,32 @@ export class NamedElection implements LeaderElection {
     })
     const current = replica.state.election(this.name)
     let previous = current?.leader?.agentId ?? ''
+    let previousValue = current?.leader?.value
     if (current?.leader !== undefined) {
-      queue.push({
+      const first: LeaderEvent = {
         type: 'elected',
         leaderId: current.leader.agentId,
         term: current.term,
         timestamp: new Date(),
-      })
+      }
+      if (previousValue !== undefined) first.value = structuredClone(previousValue)
+      queue.push(first)
     }
     unsubscribe = replica.onEvent(event => {
       if (event.type !== 'electionChanged' || event.name !== this.name) return
-      const leader = (event as ElectionChangedEvent).leader?.agentId ?? ''
-      const change = leaderEvent(leader, previous, event.term, new Date(event.timestamp))
+      const changed = event as ElectionChangedEvent
+      const leader = changed.leader?.agentId ?? ''
+      const timestamp = new Date(event.timestamp)
+      let change = leaderEvent(leader, previous, event.term, timestamp)
+      // The same leader with a new value (a proclaim): a change everyone watching sees.
+      if (change === undefined && leader !== '' && !sameValue(changed.value, previousValue)) {
+        change = { type: 'changed', leaderId: leader, term: event.term, timestamp }
+      }
       previous = leader
+      previousValue = changed.value
+      if (change !== undefined && change.type !== 'resigned' && changed.value !== undefined) {
+        change.value = structuredClone(changed.value)
+      }
       if (change !== undefined) queue.push(change)
     })
     if (options?.signal?.aborted || this.context.closed.aborted) queue.end()
@@ -240,4 +297,8 @@ export class NamedElection implements LeaderElection {
   term(): number {
     return this.context.replica.state.election(this.name)?.term ?? 0
   }
+}
+
+function sameValue(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : jsonEqual(a, b)
 }

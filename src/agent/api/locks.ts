@@ -1,6 +1,6 @@
-import type { Abortable, DistributedLock, Lock } from '../../api.ts'
-import { AbortError, LockLostError } from '../../errors.ts'
-import type { LockGrantedEvent } from '../../state/index.ts'
+import type { Abortable, DistributedLock, Lock, Semaphore } from '../../api.ts'
+import { AbortError, InvalidArgumentError, LockLostError } from '../../errors.ts'
+import type { Command, LockGrantedEvent } from '../../state/index.ts'
 import { abortable } from '../node/abort.ts'
 import type { Client } from '../node/client.ts'
 import type { Replica } from '../node/replica.ts'
@@ -30,7 +30,7 @@ export class Locks implements DistributedLock {
   }
 
   async acquire(key: string, ttl: number, options?: Abortable): Promise<Lock> {
-    const lock = await this.take(key, ttl, true, options)
+    const lock = await this.take(key, 1, ttl, true, options)
     if (lock === undefined) throw new Error('acquire returned without a lock')
     return lock
   }
@@ -40,12 +40,36 @@ export class Locks implements DistributedLock {
     ttl: number,
     options?: Abortable,
   ): Promise<{ lock: Lock | undefined; acquired: boolean }> {
-    const lock = await this.take(key, ttl, false, options)
+    const lock = await this.take(key, 1, ttl, false, options)
     return { lock, acquired: lock !== undefined }
   }
 
+  /**
+   * A semaphore of `permits` (an integer >= 1) on `key`, in the same key space as locks (a lock is one
+   * permit). Nothing is sent until `acquire`.
+   */
+  semaphore(key: string, permits: number): Semaphore {
+    checkKey(key)
+    if (!Number.isSafeInteger(permits) || permits < 1) {
+      throw new InvalidArgumentError('permits must be an integer >= 1')
+    }
+    return {
+      acquire: async (ttl, options) => {
+        const lock = await this.take(key, permits, ttl, true, options)
+        if (lock === undefined) throw new Error('acquire returned without a permit')
+        return lock
+      },
+      tryAcquire: async (ttl, options) => {
+        const lock = await this.take(key, permits, ttl, false, options)
+        return { lock, acquired: lock !== undefined }
+      },
+    }
+  }
+
+  /** `permits` 1 is a lock (`lockAcquire`), more a semaphore (`semaphoreAcquire`). */
   private async take(
     key: string,
+    permits: number,
     ttl: number,
     wait: boolean,
     options?: Abortable,
@@ -56,7 +80,7 @@ export class Locks implements DistributedLock {
     const signal = options?.signal
     const release = this.context.replica.waiters.take()
     try {
-      return await this.attempt(key, ttlMs, wait, signal)
+      return await this.attempt(key, permits, ttlMs, wait, signal)
     } finally {
       release()
     }
@@ -64,6 +88,7 @@ export class Locks implements DistributedLock {
 
   private async attempt(
     key: string,
+    permits: number,
     ttlMs: number,
     wait: boolean,
     signal: AbortSignal | undefined,
@@ -77,11 +102,14 @@ export class Locks implements DistributedLock {
       const grant = waitForGrant(replica, session, key, sessionId, requestId)
       try {
         const sentAt = performance.now()
-        const result = await client.submit(
-          { type: 'lockAcquire', key, sessionId, requestId, ttlMs, wait },
-          signal,
-          { handlesSessionExpiry: true },
-        )
+        const command: Command =
+          permits === 1
+            ? { type: 'lockAcquire', key, sessionId, requestId, ttlMs, wait }
+            : { type: 'semaphoreAcquire', key, sessionId, requestId, ttlMs, wait, permits }
+        const result = await client.submit(command, signal, { handlesSessionExpiry: true })
+        if (result.type === 'error' && result.code === 'PermitsMismatch') {
+          throw new InvalidArgumentError(result.message)
+        }
         if (result.type === 'lockGranted') {
           return new HeldLock(this.context, key, sessionId, result.fencingToken, sentAt, ttlMs)
         }

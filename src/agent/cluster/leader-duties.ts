@@ -1,23 +1,18 @@
 import type { Logger } from '@libp2p/interface'
-import type {
-  ExpireSessionCommand,
-  ExpireTaskCommand,
-  LockExpireCommand,
-  RetryDueCommand,
-  StateMachine,
-  TimeoutTaskCommand,
-} from '../../state/index.ts'
+import type { ExpireSessionCommand, LockExpireCommand, StateMachine } from '../../state/index.ts'
+import type { TaskTimeCommand } from '../../state/task-planner.ts'
 import type { CommitPort } from '../node/port.ts'
+import { dueTaskDuties } from './task-duties.ts'
 
 /** One housekeeping entry the leader proposes, with the id that keeps it to one proposal at a time. */
 export interface Duty {
   id: string
-  command: ExpireSessionCommand | LockExpireCommand | TimeoutTaskCommand | RetryDueCommand | ExpireTaskCommand
+  command: ExpireSessionCommand | LockExpireCommand | TaskTimeCommand
 }
 
 /** What the planner reads: the replicated state, the leader's clocks, and the liveness view. */
 export interface DutyInput {
-  state: Pick<StateMachine, 'dueExpiries' | 'session' | 'lock' | 'sessions' | 'task'>
+  state: Pick<StateMachine, 'dueExpiries' | 'session' | 'lock' | 'sessions' | 'taskPlanView'>
   selfId: string
   /** The leader's wall clock (ms since the epoch): what the state's expiry times are compared with. */
   now: number
@@ -31,15 +26,15 @@ export interface DutyInput {
 
 /**
  * The leader's expiries, planned: lapsed sessions and locks, the sessions of agents the membership view
- * declares dead, attempts past their timeout, failed tasks due for retry, tasks past their deadline. A pure
- * function, as `planVoterChange` is; each command re-checks against state time when applied.
+ * declares dead, and the time-driven task transitions (`dueTaskDuties`: timeouts, retries, deadlines,
+ * delayed releases, repeat occurrences, retention). A pure function, as `planVoterChange` is; each command
+ * re-checks against state time when applied.
  *
  * A lease is expired only when the state says so at this leader's wall time AND, for what a predecessor
  * may have stamped, this leader's monotonic clock has seen the most the lease could still have had at
  * takeover pass: min(ttl, expiresAt - state time at takeover). A lease never has more than its ttl left,
  * and the predecessor's clock stood at or past the last state time when this leader took over. So a new
- * leader whose clock runs ahead of its predecessor's cannot cut a lease short. A task's timeout is treated
- * like a lease.
+ * leader whose clock runs ahead of its predecessor's cannot cut a lease short.
  */
 export function planLeaderDuties(input: DutyInput): Duty[] {
   const { state, now, elapsed, takeoverStateTime, down } = input
@@ -69,16 +64,9 @@ export function planLeaderDuties(input: DutyInput): Duty[] {
       duties.push({ id: `s:${sessionId}`, command: { type: 'expireSession', sessionId, reason: 'dead' } })
     }
   }
-  for (const { taskId, attempt } of due.timeouts) {
-    const task = state.task(taskId)
-    if (task?.startedAt === undefined) continue
-    const timeout = task.constraints.timeout
-    if (elapsed < Math.min(timeout, task.startedAt + timeout - takeoverStateTime)) continue
-    duties.push({ id: `t:${taskId}:${attempt}`, command: { type: 'timeoutTask', taskId, attempt } })
-  }
-  for (const taskId of due.retries) duties.push({ id: `r:${taskId}`, command: { type: 'retryDue', taskId } })
-  for (const taskId of due.expiries)
-    duties.push({ id: `e:${taskId}`, command: { type: 'expireTask', taskId } })
+  // The task planner reads this leader's clock as state time: takeover state time plus elapsed.
+  const takeover = { local: 0, stateTime: takeoverStateTime }
+  for (const { key, command } of dueTaskDuties(state, takeover, elapsed)) duties.push({ id: key, command })
   return duties
 }
 

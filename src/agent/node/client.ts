@@ -26,6 +26,11 @@ export class Client {
     this.context = context
   }
 
+  /** This agent's session: what ephemeral keys, locks and candidacies are bound to. */
+  get session(): SessionKeeper {
+    return this.context.session
+  }
+
   deadline(): number {
     return performance.now() + this.context.operationTimeoutMs
   }

@@ -2,6 +2,7 @@ import type { Logger } from '@libp2p/interface'
 import { ClosedError } from '../../errors.ts'
 import { decodeConfig } from '../../raft/config.ts'
 import type { RaftCoreOptions } from '../../raft/core-options.ts'
+import { MAX_TERM } from '../../raft/messages.ts'
 import { RaftNode } from '../../raft/raft.ts'
 import type {
   Config,
@@ -15,6 +16,7 @@ import type {
   Snapshot,
   SoftState,
 } from '../../raft/types.ts'
+import { StorageFormatError } from '../../storage/errors.ts'
 import type { RaftStorage } from '../../storage/index.ts'
 import { AppliedWaiters } from './applied-waiters.ts'
 
@@ -80,6 +82,13 @@ export class RaftRunner {
     this.init = init
     this.id = init.id
     const state = init.storage.load()
+    if (state.hardState.term > MAX_TERM) {
+      // Left by a forged or corrupted message under an older version: this node could never vote again.
+      throw new StorageFormatError(
+        `the stored Raft term ${state.hardState.term} is past the limit ${MAX_TERM}; stop every agent and ` +
+          'run \'conclave repair-term\' on each data directory (README, "A poisoned Raft term")',
+      )
+    }
     const snapshot = state.snapshot
     if (snapshot !== undefined) init.application.restore(snapshot)
     this.applied = snapshot?.meta.index ?? 0

@@ -13,17 +13,19 @@ import {
 } from '../../../errors.ts'
 import {
   type CommandResult,
+  convertJson,
   type TaskConstraintsSpec,
   type TaskInfo,
   type TaskSpec,
   type TaskSpecLimits,
+  taskOptionsError,
   taskSpecProblem,
 } from '../../../state/index.ts'
 import { MAX_KEY_LENGTH, MAX_TTL_MS, MAX_VALUE_BYTES } from '../../validate.ts'
 import { unexpected } from '../consensus.ts'
 
 /** Longest failure message kept in the log; the rest is cut. */
-const MAX_ERROR_LENGTH = 8192
+export const MAX_ERROR_LENGTH = 8192
 
 /** A DistributedTask from what the log holds (a copy: the caller may mutate it). */
 export function toDistributedTask(
@@ -48,12 +50,14 @@ export function toDistributedTask(
 export function toClaimedTask(
   info: TaskInfo,
   held: { attempt: number; fencingToken: number; controller: AbortController },
+  progress: ClaimedTask['progress'],
 ): ClaimedTask {
   return {
     ...toDistributedTask(info),
     attempt: held.attempt,
     fencingToken: BigInt(held.fencingToken),
     signal: held.controller.signal,
+    progress,
   }
 }
 
@@ -89,7 +93,7 @@ export function checkTaskInput(input: unknown): { spec: TaskSpec; bytes: number 
     ...input,
     id: input.id === undefined ? crypto.randomUUID() : input.id,
     priority: input.priority ?? 0,
-    payload: input.payload ?? {},
+    payload: checkPayload(input.payload),
     constraints: isPlainObject(constraints) ? withDefaults(constraints) : constraints,
   }
   if (input.deadline !== undefined) {
@@ -97,16 +101,71 @@ export function checkTaskInput(input: unknown): { spec: TaskSpec; bytes: number 
     const deadline = input.deadline instanceof Date ? input.deadline.getTime() : Number.NaN
     candidate.deadline = Number.isSafeInteger(deadline) ? deadline : -1
   }
+  addTaskOptions(input, candidate)
   const problem = taskSpecProblem(candidate, API_LIMITS)
   if (problem !== undefined) throw new InvalidArgumentError(problem)
   const spec = candidate as unknown as TaskSpec
-  // A copy, so the caller keeps theirs and the log gets exactly what JSON carries.
-  spec.payload = JSON.parse(JSON.stringify(spec.payload)) as TaskSpec['payload']
   const bytes = Buffer.byteLength(JSON.stringify(spec))
   if (bytes > MAX_VALUE_BYTES) {
     throw new InvalidArgumentError(`task is larger than ${MAX_VALUE_BYTES} bytes as JSON`)
   }
   return { spec, bytes }
+}
+
+/**
+ * The payload as JSON.stringify converts it (`toJSON` honoured, an undefined property left out): a copy, so
+ * the caller keeps theirs and the log gets exactly what JSON carries.
+ */
+function checkPayload(payload: unknown): unknown {
+  if (payload === undefined) return {}
+  if (!isPlainObject(payload)) throw new InvalidArgumentError('payload must be a plain object')
+  const converted = convertJson(payload)
+  if (!converted.ok) throw new InvalidArgumentError(`payload cannot be converted to JSON: ${converted.error}`)
+  return converted.value
+}
+
+/**
+ * The v0.2 task options (`runAt`, `dependsOn`, `repeat`, `backoff`, `retention`) in the log's shape: a `Date`
+ * `runAt` in ms, an empty `dependsOn` left out, option objects copied with their known fields only. The
+ * state's `taskOptionsError` says what is wrong with their values, in its own words.
+ */
+function addTaskOptions(input: Record<string, unknown>, candidate: Record<string, unknown>): void {
+  if (input.runAt !== undefined) {
+    candidate.runAt = input.runAt instanceof Date ? input.runAt.getTime() : Number.NaN
+  }
+  if (Array.isArray(input.dependsOn) && input.dependsOn.length === 0) delete candidate.dependsOn
+  const repeat = optionObject(input.repeat, 'repeat', ['every', 'cron', 'timezone', 'limit'])
+  if (repeat !== undefined) {
+    if (repeat.cron !== undefined && typeof repeat.cron !== 'string') {
+      throw new InvalidArgumentError('repeat.cron must be a string')
+    }
+    if (repeat.timezone !== undefined && typeof repeat.timezone !== 'string') {
+      throw new InvalidArgumentError('repeat.timezone must be a string')
+    }
+    candidate.repeat = repeat
+  }
+  const backoff = optionObject(input.backoff, 'backoff', ['type', 'delay', 'maxDelay'])
+  if (backoff !== undefined) candidate.backoff = backoff
+  const retention = optionObject(input.retention, 'retention', ['completed', 'failed'])
+  if (retention !== undefined) candidate.retention = retention
+  const error = taskOptionsError(candidate as Parameters<typeof taskOptionsError>[0])
+  if (error !== undefined) throw new InvalidArgumentError(error)
+}
+
+/** A copy of an options object with only known fields (undefined ones left out), or undefined if absent. */
+function optionObject(
+  value: unknown,
+  what: string,
+  fields: readonly string[],
+): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined
+  if (!isPlainObject(value)) throw new InvalidArgumentError(`${what} must be an object`)
+  for (const key of Object.keys(value)) {
+    if (!fields.includes(key)) throw new InvalidArgumentError(`unknown ${what} field ${key}`)
+  }
+  const copy: Record<string, unknown> = {}
+  for (const field of fields) if (value[field] !== undefined) copy[field] = value[field]
+  return copy
 }
 
 /** The API's bounds on a task: its key length for names, its longest ttl for a timeout. */

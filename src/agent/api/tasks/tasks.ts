@@ -1,15 +1,9 @@
 import type { Logger } from '@libp2p/interface'
-import type {
-  Abortable,
-  ClaimedTask,
-  DistributedTask,
-  TaskDistributor,
-  TaskInput,
-  TaskStatus,
-} from '../../../api.ts'
+import type { Abortable, ClaimedTask, DistributedTask, TaskDistributor, TaskInput } from '../../../api.ts'
 import {
   AbortError,
   ClosedError,
+  ConflictError,
   InvalidArgumentError,
   NoLeaderError,
   NotClaimableError,
@@ -17,7 +11,7 @@ import {
   StaleAttemptError,
 } from '../../../errors.ts'
 import type { RunTaskOp } from '../../../state/commands.ts'
-import type { JsonValue, StateEvent, TaskInfo } from '../../../state/index.ts'
+import { convertJson, type JsonValue, type StateEvent, type TaskInfo } from '../../../state/index.ts'
 import { sleep } from '../../node/abort.ts'
 import type { Client } from '../../node/client.ts'
 import type { Replica } from '../../node/replica.ts'
@@ -26,7 +20,7 @@ import { checkKey, checkOptions, checkValue } from '../../validate.ts'
 import { unexpected } from '../consensus.ts'
 import { type BatchAnswer, TaskBatcher } from './batch.ts'
 import { TaskChanges } from './changes.ts'
-
+import { TaskControls } from './control.ts'
 import {
   type AttemptRef,
   attemptKey,
@@ -87,8 +81,11 @@ const ORPHAN_SCAN_MS = 1000
  * A claim, once sent, is always awaited to its answer, even if the caller's signal aborts meanwhile: an
  * abandoned claim could commit and leave a running attempt nobody works on. Should that happen anyway (the
  * answer was lost to a `NoLeaderError`), `next()` adopts such an attempt as its next task.
+ *
+ * The reads and controls that hold no attempt (status, list, watch, cancel, pause, resume, progress) are
+ * `TaskControls`'.
  */
-export class Tasks implements TaskDistributor {
+export class Tasks extends TaskControls implements TaskDistributor {
   private readonly context: TaskContext
   /** Attempts this agent started and has not seen end, by task id. */
   private readonly attempts = new Map<string, Attempt>()
@@ -109,6 +106,7 @@ export class Tasks implements TaskDistributor {
   private leaseTimer?: NodeJS.Timeout
 
   constructor(context: TaskContext) {
+    super(context)
     this.context = context
     this.batcher = new TaskBatcher(context)
     this.changes = new TaskChanges(context.closed)
@@ -146,6 +144,10 @@ export class Tasks implements TaskDistributor {
       }
       throw new InvalidArgumentError(result.message)
     }
+    if (result.type === 'error' && result.code === 'Conflict') throw new ConflictError(result.message)
+    if (result.type === 'error' && result.code === 'InvalidArgument') {
+      throw new InvalidArgumentError(result.message)
+    }
     throw unexpected(result)
   }
 
@@ -162,7 +164,10 @@ export class Tasks implements TaskDistributor {
   async complete(taskId: string, result: unknown, options?: Abortable): Promise<void> {
     checkKey(taskId, 'task id')
     checkOptions(options, ['signal'])
-    const value = checkValue(result === undefined ? null : result)
+    const converted = convertJson(result)
+    if (!converted.ok)
+      throw new InvalidArgumentError(`the result cannot be converted to JSON: ${converted.error}`)
+    const value = checkValue(converted.value)
     const held = this.attempts.get(taskId)
     if (held === undefined) return this.noAttempt(taskId, options?.signal)
     await this.completeAttempt(refOf(held), value, options?.signal)
@@ -178,25 +183,6 @@ export class Tasks implements TaskDistributor {
     const held = this.attempts.get(taskId)
     if (held === undefined) return this.noAttempt(taskId, options?.signal)
     await this.failAttempt(refOf(held), message, options?.signal)
-  }
-
-  async status(taskId: string, options?: Abortable): Promise<TaskStatus> {
-    checkKey(taskId, 'task id')
-    checkOptions(options, ['signal'])
-    await this.context.client.barrier(options?.signal)
-    const task = this.context.replica.state.task(taskId)
-    if (task === undefined) throw new NotFoundError(`task ${taskId} does not exist`)
-    const status: TaskStatus = {
-      id: task.id,
-      state: task.state,
-      attempt: task.attempt,
-      updatedAt: new Date(task.updatedAt),
-    }
-    const assignee = task.assignee ?? task.lastAgentId
-    if (assignee !== undefined) status.assignee = assignee
-    if (task.result !== undefined) status.result = structuredClone(task.result)
-    if (task.error !== undefined) status.error = task.error
-    return status
   }
 
   /**
@@ -404,7 +390,7 @@ export class Tasks implements TaskDistributor {
       throw new NotClaimableError(`task ${taskId} finished before this agent could start it`)
     }
     if (!this.isCurrent(held)) this.release(held, 'the attempt ended before it was returned')
-    return toClaimedTask(info, held)
+    return toClaimedTask(info, held, (value, options) => this.progressAttempt(refOf(held), value, options))
   }
 
   private hold(taskId: string, attempt: number, fencingToken: number, sessionId: string): Attempt {
@@ -456,7 +442,7 @@ export class Tasks implements TaskDistributor {
   private adopt(task: TaskInfo): ClaimedTask {
     this.context.log('adopting attempt %d of task %s, whose claim answer was lost', task.attempt, task.id)
     const held = this.hold(task.id, task.attempt, task.fencingToken, this.context.session.id)
-    return toClaimedTask(task, held)
+    return toClaimedTask(task, held, (value, options) => this.progressAttempt(refOf(held), value, options))
   }
 
   private isCurrent(held: Attempt): boolean {

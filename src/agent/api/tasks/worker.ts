@@ -1,6 +1,6 @@
 import type { Abortable, ClaimedTask, TaskWorker } from '../../../api.ts'
 import { ClosedError } from '../../../errors.ts'
-import { isJsonValue, type JsonValue } from '../../../state/index.ts'
+import { convertJson, type JsonValue } from '../../../state/index.ts'
 import { sleep } from '../../node/abort.ts'
 import { errorMessage } from './input.ts'
 
@@ -88,9 +88,11 @@ export class TaskProcessor extends EventTarget implements TaskWorker {
   private async run(task: ClaimedTask): Promise<{ result: JsonValue } | { error: string }> {
     this.activeCount++
     try {
-      const value = (await this.handler(task)) ?? null
-      if (!isJsonValue(value)) return { error: 'the handler resolved with a value that is not JSON data' }
-      return { result: value }
+      const converted = convertJson(await this.handler(task))
+      if (!converted.ok) {
+        return { error: `the handler's result cannot be converted to JSON: ${converted.error}` }
+      }
+      return { result: converted.value }
     } catch (err) {
       return { error: errorMessage(err) }
     } finally {

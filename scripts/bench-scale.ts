@@ -1,0 +1,304 @@
+/**
+ * `npm run bench:scale -- --agents 50`: how conclave behaves as agents are added, as users run it: N agents,
+ * each its own process over loopback TCP with durable storage, all started at the same moment, next to a
+ * 3-agent baseline measured the same way in the same run. Reports, for each size:
+ *
+ * - the time until every agent has joined, and until every view holds all N alive; join errors;
+ * - idle CPU over `--idle` seconds (median agent, the leader, all agents together, in cores) and RSS;
+ * - from a member (the last agent started, not a voter): single-writer p50/p99 and 64-concurrent throughput;
+ * - the time until every survivor marks a killed member dead, next to memberlist's LAN bound for N (probe
+ *   1 s, suspicion 4 × log10(N) s); the time for the killed member's lock to reach a waiter;
+ * - the longest write stall (max latency) of 16 writers while the leader is killed with SIGKILL.
+ *
+ * The last line of stdout is JSON with every figure. A size whose agents never all join is reported with what
+ * was reached (the benchmark goes on with the agents that did join).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { AgentOptions } from '../src/index.ts'
+import type { HostStatus } from './agent-host.ts'
+import { AgentHost } from './lib/hosts.ts'
+
+const { values } = parseArgs({
+  options: {
+    agents: { type: 'string', default: '50' },
+    baseline: { type: 'string', default: '3' },
+    idle: { type: 'string', default: '20' },
+    'join-timeout': { type: 'string', default: '120' },
+    json: { type: 'boolean', default: false },
+  },
+  strict: true,
+})
+const sizes = [Number(values.baseline), Number(values.agents)]
+const idleSeconds = Number(values.idle)
+const joinTimeoutMs = Number(values['join-timeout']) * 1000
+for (const size of sizes) {
+  if (!Number.isInteger(size) || size < 3)
+    throw new RangeError('--agents and --baseline must be integers >= 3')
+}
+if (!(idleSeconds > 0)) throw new RangeError('--idle must be > 0 seconds')
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+const CLOCK_TICKS = 100 // USER_HZ on Linux
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return Number.NaN
+  }
+}
+
+function rssMiB(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Number(match[1]) / 1024 : Number.NaN
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** memberlist's LAN defaults for n members: probe every 1 s, suspicion 4 × log10(n) probe intervals. */
+function memberlistLanBoundMs(n: number): number {
+  return 1000 + 4 * Math.max(1, Math.log10(n)) * 1000
+}
+
+interface Member {
+  id: string
+  status: string
+  role: string
+}
+
+async function until(check: () => Promise<boolean>, ms: number): Promise<number | undefined> {
+  const start = performance.now()
+  while (performance.now() - start < ms) {
+    if (await check().catch(() => false)) return performance.now() - start
+    await sleep(100)
+  }
+  return undefined
+}
+
+interface SizeReport {
+  agents: number
+  joined: number
+  joinErrors: number
+  joinErrorExamples: string[]
+  allJoinedMs?: number
+  convergedMs?: number
+  idle: { medianCpu: number; leaderCpu: number; totalCores: number; medianRssMiB: number; maxRssMiB: number }
+  memberWrite: { p50Ms: number; p99Ms: number; opsPerSec: number; concurrent64OpsPerSec: number }
+  detection: { boundMs: number; allSurvivorsMs?: number }
+  lockHandoffMs?: number
+  leaderKill: { maxStallMs?: number; error?: string }
+}
+
+async function measure(size: number, dir: string, log: (line: string) => void): Promise<SizeReport> {
+  const options = (i: number): AgentOptions => ({
+    name: `s${size}-${i}`,
+    dataDir: join(dir, `s${size}-${i}`),
+  })
+  log(`${size} agents: starting ${size} processes at once`)
+  const started = performance.now()
+  const hosts = await Promise.all(
+    Array.from({ length: size }, (_, i) => AgentHost.spawn(options(i), 'ignore')),
+  )
+  const report: SizeReport = {
+    agents: size,
+    joined: 0,
+    joinErrors: 0,
+    joinErrorExamples: [],
+    idle: {
+      medianCpu: Number.NaN,
+      leaderCpu: Number.NaN,
+      totalCores: Number.NaN,
+      medianRssMiB: 0,
+      maxRssMiB: 0,
+    },
+    memberWrite: {
+      p50Ms: Number.NaN,
+      p99Ms: Number.NaN,
+      opsPerSec: Number.NaN,
+      concurrent64OpsPerSec: Number.NaN,
+    },
+    detection: { boundMs: memberlistLanBoundMs(size) },
+    leaderKill: {},
+  }
+  try {
+    await hosts[0].request('join', { voters: 3 })
+    const results = await Promise.allSettled(
+      hosts.slice(1).map(host => host.request('join', { bootstrap: hosts[0].addrs })),
+    )
+    const joined = [hosts[0]]
+    results.forEach((result, i) => {
+      if (result.status === 'fulfilled') joined.push(hosts[i + 1])
+      else {
+        report.joinErrors++
+        const text = `${(result.reason as Error).name}: ${(result.reason as Error).message}`
+        if (report.joinErrorExamples.length < 3) report.joinErrorExamples.push(text)
+      }
+    })
+    report.joined = joined.length
+    if (report.joinErrors === 0) report.allJoinedMs = Math.round(performance.now() - started)
+    log(
+      `  ${report.joined} joined, ${report.joinErrors} errors, ${Math.round(performance.now() - started)} ms`,
+    )
+
+    const convergedIn = await until(async () => {
+      for (const host of joined) {
+        const members = (await host.request('members', {})) as Member[]
+        if (members.filter(member => member.status === 'alive').length < joined.length) return false
+      }
+      return true
+    }, joinTimeoutMs)
+    if (convergedIn !== undefined) report.convergedMs = Math.round(performance.now() - started)
+    log(`  views converged: ${report.convergedMs ?? 'never'} ms`)
+
+    const statuses = await Promise.all(
+      joined.map(
+        host => host.request('status', {}).catch(() => undefined) as Promise<HostStatus | undefined>,
+      ),
+    )
+    const leader = joined.find((_, i) => statuses[i]?.isLeader === true)
+    const members = (await joined[0].request('members', {})) as Member[]
+    const nonVoters = joined.filter(host => members.find(m => m.id === host.id)?.role !== 'voter')
+
+    // Idle: no client traffic for a while, then CPU over the window.
+    await sleep(3000)
+    const before = joined.map(host => cpuSeconds(host.pid))
+    await sleep(idleSeconds * 1000)
+    const after = joined.map(host => cpuSeconds(host.pid))
+    const shares = joined.map((_, i) => (after[i] - before[i]) / idleSeconds)
+    const rss = joined.map(host => rssMiB(host.pid))
+    report.idle = {
+      medianCpu: percentile(shares, 50),
+      leaderCpu: leader === undefined ? Number.NaN : shares[joined.indexOf(leader)],
+      totalCores: shares.reduce((sum, share) => sum + share, 0),
+      medianRssMiB: percentile(rss, 50),
+      maxRssMiB: Math.max(...rss),
+    }
+    log(
+      `  idle: median ${(report.idle.medianCpu * 100).toFixed(1)} %, total ${report.idle.totalCores.toFixed(2)} cores`,
+    )
+
+    // Writes from a member (a non-voter when there is one).
+    const writer = nonVoters.at(-1) ?? joined.at(-1)!
+    const single = (await writer.request('proposeMany', {
+      prefix: 'scale/single/',
+      count: 300,
+      concurrency: 1,
+      size: 100,
+    })) as { elapsedMs: number; latencies: number[] }
+    const wide = (await writer.request('proposeMany', {
+      prefix: 'scale/wide/',
+      count: 3000,
+      concurrency: 64,
+      size: 100,
+    })) as { elapsedMs: number; latencies: number[] }
+    report.memberWrite = {
+      p50Ms: percentile(single.latencies, 50),
+      p99Ms: percentile(single.latencies, 99),
+      opsPerSec: (single.latencies.length / single.elapsedMs) * 1000,
+      concurrent64OpsPerSec: (wide.latencies.length / wide.elapsedMs) * 1000,
+    }
+    log(
+      `  member writes: p50 ${report.memberWrite.p50Ms.toFixed(2)} ms, 64 at once ${Math.round(report.memberWrite.concurrent64OpsPerSec)}/s`,
+    )
+
+    // A member holding a lock is killed: every survivor must mark it dead, and a waiter gets its lock.
+    const victim =
+      nonVoters.find(host => host !== writer) ?? joined.find(host => host !== leader && host !== writer)
+    if (victim !== undefined) {
+      await victim.request('acquire', { key: 'scale/lock', ttl: 10_000 })
+      const waiting = writer.request('acquire', { key: 'scale/lock', ttl: 10_000 })
+      await sleep(200)
+      const killedAt = performance.now()
+      victim.signal('SIGKILL')
+      const survivors = joined.filter(host => host !== victim)
+      const lockAt = waiting.then(() => performance.now() - killedAt)
+      const seen = await until(async () => {
+        for (const host of survivors) {
+          const view = (await host.request('members', {})) as Member[]
+          const entry = view.find(member => member.id === victim.id)
+          if (entry !== undefined && entry.status !== 'dead' && entry.status !== 'left') return false
+        }
+        return true
+      }, 60_000)
+      if (seen !== undefined) report.detection.allSurvivorsMs = Math.round(seen)
+      report.lockHandoffMs = await Promise.race([
+        lockAt.then(Math.round),
+        sleep(60_000).then(() => undefined),
+      ])
+      // Back on its data directory, so the leader kill below leaves a quorum even with 3 voters.
+      const back = await AgentHost.spawn(victim.options, 'ignore')
+      hosts[hosts.indexOf(victim)] = back
+      await back.request('join', { bootstrap: writer.addrs }).catch(() => {})
+      await until(async () => ((await writer.request('status', {})) as HostStatus).leader !== '', 30_000)
+      log(
+        `  killed member dead everywhere: ${report.detection.allSurvivorsMs ?? 'never'} ms; lock after ${report.lockHandoffMs ?? 'never'} ms`,
+      )
+    }
+
+    // The leader is killed under 16 writers from the member: the longest write.
+    if (leader !== undefined && leader !== writer) {
+      const load = writer.request('proposeMany', {
+        prefix: 'scale/failover/',
+        count: 2000,
+        concurrency: 16,
+        size: 100,
+      })
+      await sleep(1000)
+      leader.signal('SIGKILL')
+      try {
+        const result = (await load) as { latencies: number[] }
+        report.leaderKill.maxStallMs = Math.round(Math.max(...result.latencies))
+      } catch (err) {
+        report.leaderKill.error = `${(err as Error).name}: ${(err as Error).message}`
+      }
+      log(`  leader kill: longest write ${report.leaderKill.maxStallMs ?? report.leaderKill.error} ms`)
+    }
+    return report
+  } finally {
+    await Promise.all(
+      hosts.map(host => (host.alive ? host.stop().catch(() => host.signal('SIGKILL')) : undefined)),
+    )
+  }
+}
+
+async function main(): Promise<void> {
+  const log = values.json ? (line: string) => console.error(line) : (line: string) => console.log(line)
+  const reports: SizeReport[] = []
+  for (const size of sizes) {
+    const dir = mkdtempSync(join(tmpdir(), `conclave-scale-${size}-`))
+    try {
+      reports.push(await measure(size, dir, log))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  const [baseline, scaled] = reports
+  const ratios = {
+    singleWriteP50: scaled.memberWrite.p50Ms / baseline.memberWrite.p50Ms,
+    concurrent64: scaled.memberWrite.concurrent64OpsPerSec / baseline.memberWrite.concurrent64OpsPerSec,
+  }
+  console.log(
+    JSON.stringify({ machine: `${(await import('node:os')).cpus().length} cores`, reports, ratios }),
+  )
+}
+
+main().catch(err => {
+  console.error(err)
+  process.exit(1)
+})
