@@ -26,6 +26,13 @@ export interface HousekeepingInit {
 export class Housekeeping {
   private readonly init: HousekeepingInit
   private cancel?: Cancel
+  /**
+   * The task planner's clock: the latest state time this leader applied that ran ahead of its estimate, and
+   * its monotonic clock then. A leader that took over a state with no entries yet (a new cluster, state time
+   * 0) or an idle one would otherwise read state time far behind the times tasks name (`runAt`, timeouts),
+   * which its own entries stamp from its wall clock.
+   */
+  private taskClock?: { takeover: object; local: number; stateTime: number }
 
   constructor(init: HousekeepingInit) {
     this.init = init
@@ -50,17 +57,32 @@ export class Housekeeping {
       return
     }
     // A leader that steps down starts counting from its last moment as leader.
-    host.leaderContact = this.init.scheduler.now()
+    const now = this.init.scheduler.now()
+    host.leaderContact = now
     this.init.duties.run(
       planLeaderDuties({
         state: this.init.replica.state,
         selfId,
         now: this.init.scheduler.wallNow(),
-        elapsed: this.init.scheduler.now() - since.local,
+        elapsed: now - since.local,
         takeoverStateTime: since.stateTime,
         down: new Set(this.init.liveness.down()),
+        taskClock: this.advanceTaskClock(since, now),
       }),
     )
     this.init.voters.keep(runner)
+  }
+
+  private advanceTaskClock(
+    since: { local: number; stateTime: number },
+    now: number,
+  ): { stateTime: number; elapsed: number } {
+    let clock = this.taskClock
+    if (clock?.takeover !== since) clock = { takeover: since, local: since.local, stateTime: since.stateTime }
+    const applied = this.init.replica.state.time
+    if (applied > clock.stateTime + (now - clock.local))
+      clock = { takeover: since, local: now, stateTime: applied }
+    this.taskClock = clock
+    return { stateTime: clock.stateTime, elapsed: now - clock.local }
   }
 }

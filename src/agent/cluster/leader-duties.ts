@@ -22,6 +22,11 @@ export interface DutyInput {
   takeoverStateTime: number
   /** Agents the membership view holds dead or left. */
   down: ReadonlySet<string>
+  /**
+   * The leader's clock in state time for the task planner: a state time this leader applied, and the
+   * monotonic ms since. Default: the takeover (`takeoverStateTime`, `elapsed`).
+   */
+  taskClock?: { stateTime: number; elapsed: number }
 }
 
 /**
@@ -64,9 +69,11 @@ export function planLeaderDuties(input: DutyInput): Duty[] {
       duties.push({ id: `s:${sessionId}`, command: { type: 'expireSession', sessionId, reason: 'dead' } })
     }
   }
-  // The task planner reads this leader's clock as state time: takeover state time plus elapsed.
-  const takeover = { local: 0, stateTime: takeoverStateTime }
-  for (const { key, command } of dueTaskDuties(state, takeover, elapsed)) duties.push({ id: key, command })
+  // The task planner reads this leader's clock as state time: a state time it applied plus elapsed since.
+  const clock = input.taskClock ?? { stateTime: takeoverStateTime, elapsed }
+  const anchor = { local: 0, stateTime: clock.stateTime }
+  for (const { key, command } of dueTaskDuties(state, anchor, clock.elapsed))
+    duties.push({ id: key, command })
   return duties
 }
 
