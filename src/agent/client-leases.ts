@@ -1,5 +1,6 @@
 import type { ConclaveApi, LeaderEvent, Lock } from '../api.ts'
 import { AbortError, ClosedError, ConclaveError, InvalidArgumentError, LockLostError } from '../errors.ts'
+import type { Cancel, Scheduler } from '../time/scheduler.ts'
 
 /** A client's candidacy ended: this agent no longer leads the election on the client's behalf. */
 export class LeadershipLostError extends ConclaveError {
@@ -37,7 +38,8 @@ interface LockHandle {
   /** The client has been told it holds the lock. */
   delivered: boolean
   disposed: boolean
-  timer?: NodeJS.Timeout
+  /** Cancels the pending drop of the handle (see `arm`). */
+  timer?: Cancel
 }
 
 interface CandidacyHandle {
@@ -60,7 +62,8 @@ interface CandidacyHandle {
   disposed: boolean
   /** Resolves once this candidacy is over and its leadership (if any) resigned: the next local one may go. */
   done: Deferred
-  timer?: NodeJS.Timeout
+  /** Cancels the pending drop of the handle (see `arm`). */
+  timer?: Cancel
 }
 
 type Handle = LockHandle | CandidacyHandle
@@ -74,6 +77,7 @@ export interface ClientLeasesOptions {
   /** Aborts when the agent stops. */
   closed: AbortSignal
   log?: (message: string, err: unknown) => void
+  scheduler: Scheduler
 }
 
 /**
@@ -148,7 +152,7 @@ export class ClientLeases {
     if (entry?.kind !== 'lock') throw new LockLostError(`no lock under handle ${handle}: released or lost`)
     if (entry.lock === undefined)
       throw new InvalidArgumentError(`the lock under ${handle} is not acquired yet`)
-    clearTimeout(entry.timer)
+    entry.timer?.()
     try {
       await entry.lock.extend(ttl ?? entry.ttl)
       if (ttl !== undefined) entry.ttl = ttl
@@ -243,7 +247,7 @@ export class ClientLeases {
   close(): void {
     for (const entry of this.handles.values()) {
       entry.disposed = true
-      clearTimeout(entry.timer)
+      entry.timer?.()
       entry.controller.abort()
       if (entry.kind === 'candidacy') {
         entry.watchController.abort()
@@ -256,7 +260,7 @@ export class ClientLeases {
   // ---------- internals ----------
 
   private async answerLock(entry: LockHandle, waitMs: number): Promise<LockPoll> {
-    clearTimeout(entry.timer)
+    entry.timer?.()
     await this.waitFor(entry.settled, waitMs)
     if (entry.error !== undefined) {
       this.dispose(entry).catch(() => {})
@@ -275,7 +279,7 @@ export class ClientLeases {
   }
 
   private async answerCampaign(entry: CandidacyHandle, waitMs: number): Promise<CampaignPoll> {
-    clearTimeout(entry.timer)
+    entry.timer?.()
     await this.waitFor(entry.settled, waitMs)
     if (entry.error !== undefined) {
       this.dispose(entry).catch(() => {})
@@ -296,11 +300,10 @@ export class ClientLeases {
 
   /** Drops the handle after `ms` without word from its client. */
   private arm(entry: Handle, ms: number): void {
-    clearTimeout(entry.timer)
-    entry.timer = setTimeout(() => {
+    entry.timer?.()
+    entry.timer = this.options.scheduler.after(ms, () => {
       this.dispose(entry).catch(err => this.options.log?.(`dropping client ${entry.kind} failed`, err))
-    }, ms)
-    entry.timer.unref()
+    })
   }
 
   private onLockLost(entry: LockHandle): void {
@@ -318,7 +321,9 @@ export class ClientLeases {
     const selfId = this.api.id
     const iterator = events[Symbol.asyncIterator]()
     // The replica is normally a heartbeat behind at most; past this, something replaced its history.
-    const giveUp = setTimeout(() => iterator.return?.(), CONFIRM_TIMEOUT_MS)
+    const giveUp = this.options.scheduler.after(CONFIRM_TIMEOUT_MS, () => iterator.return?.(), {
+      keepAlive: true,
+    })
     try {
       for (;;) {
         const next = await iterator.next()
@@ -329,7 +334,7 @@ export class ClientLeases {
         }
       }
     } finally {
-      clearTimeout(giveUp)
+      giveUp()
     }
     entry.elected = true
     const watchForLoss = async (): Promise<void> => {
@@ -352,7 +357,7 @@ export class ClientLeases {
   private async dispose(entry: Handle): Promise<void> {
     if (entry.disposed) return
     entry.disposed = true
-    clearTimeout(entry.timer)
+    entry.timer?.()
     this.handles.delete(entry.id)
     if (entry.kind === 'lock') {
       entry.controller.abort()
@@ -375,15 +380,15 @@ export class ClientLeases {
     const closed = this.options.closed
     return new Promise<void>((resolve, reject) => {
       const finish = (): void => {
-        clearTimeout(timer)
+        cancel()
         closed.removeEventListener('abort', onClose)
         resolve()
       }
       const onClose = (): void => {
-        clearTimeout(timer)
+        cancel()
         reject(new ClosedError())
       }
-      const timer = setTimeout(finish, ms)
+      const cancel = this.options.scheduler.after(ms, finish, { keepAlive: true })
       closed.addEventListener('abort', onClose, { once: true })
       settled.then(finish)
     })

@@ -13,6 +13,7 @@ import type { ConclaveApi, ConsensusEvent, DistributedTask, TaskInput, TaskStatu
 import { ClosedError, InvalidArgumentError } from '../errors.ts'
 import type { RpcHandler } from '../net/rpc.ts'
 import type { Action } from '../security/policy.ts'
+import type { Scheduler } from '../time/scheduler.ts'
 import { type CampaignPoll, ClientLeases, type LockPoll } from './client-leases.ts'
 import { checkKey, checkOptions, checkPrefix, checkRevision, checkTtl, MAX_VALUE_BYTES } from './validate.ts'
 
@@ -144,6 +145,8 @@ export interface ClientProtocolHost {
   log?: (message: string, err: unknown) => void
   /** Refuses (rejects with `UnauthorizedError`) a request `from` may not make, before it runs. */
   authorize?: (from: string, op: string) => Promise<void>
+  /** The timers of polls and of the leases held for clients. */
+  scheduler: Scheduler
 }
 
 const encoder = new TextEncoder()
@@ -166,6 +169,7 @@ export class ClientProtocolServer {
       graceMs: host.graceMs ?? POLL_GRACE_MS,
       closed: host.closed,
       log: host.log,
+      scheduler: host.scheduler,
     })
   }
 
@@ -305,7 +309,7 @@ export class ClientProtocolServer {
       endRevision = this.host.currentRevision()
       controller.abort()
     }
-    const timer = setTimeout(stop, waitMs)
+    const cancelTimer = this.host.scheduler.after(waitMs, stop, { keepAlive: true })
     const iterator = this.host.api.consensus
       .watch(prefix, { fromRevision: Math.max(fromRevision, 1), signal: controller.signal })
       [Symbol.asyncIterator]()
@@ -327,7 +331,7 @@ export class ClientProtocolServer {
         stop()
       }
     } finally {
-      clearTimeout(timer)
+      cancelTimer()
       stop()
       await iterator.return?.()
     }

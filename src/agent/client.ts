@@ -2,6 +2,7 @@ import { AbortError, ClosedError, NoLeaderError } from '../errors.ts'
 import type { RpcRemoteError } from '../net/rpc.ts'
 import { UnauthorizedError } from '../security/errors.ts'
 import type { Command, CommandResult } from '../state/index.ts'
+import { raceTimeout } from '../time/sleep.ts'
 import { type ProposeOptions, type ProposerContext, propose } from './proposer.ts'
 import type { RaftRunner } from './raft-runner.ts'
 import type { SessionKeeper } from './session.ts'
@@ -27,7 +28,7 @@ export class Client {
   }
 
   deadline(): number {
-    return performance.now() + this.context.operationTimeoutMs
+    return this.context.scheduler.now() + this.context.operationTimeoutMs
   }
 
   /** Commit `command` numbered by this agent's session, so that retries apply it at most once. */
@@ -101,11 +102,17 @@ export class Client {
     const deadline = this.deadline()
     const { runner } = this.context
     for (;;) {
-      const remaining = deadline - performance.now()
+      const remaining = deadline - this.context.scheduler.now()
       if (remaining <= 0) throw new NoLeaderError('No leader confirmed a read point in time')
       // A request that meets no leader is dropped by the core; ask again after an election timeout's worth.
       const attempt = new AbortController()
-      const settled = await raceTimeout(runner.readIndex(attempt.signal), Math.min(remaining, 500), signal)
+      const settled = await raceTimeout(
+        this.context.scheduler,
+        runner.readIndex(attempt.signal).then(() => true),
+        Math.min(remaining, 500),
+        () => false,
+        signal,
+      )
       if (settled) return
       attempt.abort()
       if (this.context.closed) throw new ClosedError()
@@ -116,31 +123,4 @@ export class Client {
     if (this.context.closed) throw new ClosedError()
     if (signal?.aborted) throw new AbortError()
   }
-}
-
-/** True if `promise` settled within `ms`; rejects with AbortError on abort. */
-function raceTimeout(promise: Promise<void>, ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise<boolean>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      reject(new AbortError())
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve(false)
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      () => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        resolve(true)
-      },
-      err => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
 }

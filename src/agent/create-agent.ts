@@ -5,6 +5,7 @@ import { InvalidArgumentError } from '../errors.ts'
 import { createConclaveLibp2p } from '../net/libp2p-node.ts'
 import { resolveSecurity } from '../security/options.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
+import { schedulerOf } from './internal-options.ts'
 import type { AgentOptions } from './options.ts'
 import { checkRateLimits, resolveTiming } from './options.ts'
 import { type ConclaveComponents, ConclaveService, type ServiceInit } from './service.ts'
@@ -21,7 +22,8 @@ const META_PEER_KEY = 'peer-key'
 export function conclave(options: ServiceInit = {}): (components: ConclaveComponents) => ConclaveService {
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
-  const resolvedSecurity = options.resolvedSecurity ?? resolveSecurity(options.security)
+  const resolvedSecurity =
+    options.resolvedSecurity ?? resolveSecurity(options.security, schedulerOf(options).wallNow())
   return components => new ConclaveService(components, { ...options, resolvedSecurity })
 }
 
@@ -60,7 +62,7 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
   }
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
-  const resolvedSecurity = resolveSecurity(options.security)
+  const resolvedSecurity = resolveSecurity(options.security, schedulerOf(options).wallNow())
   const storage = openRaftStorage(options.dataDir)
   let node: Libp2p<{ conclave: ConclaveService }>
   try {

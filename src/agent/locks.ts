@@ -1,6 +1,7 @@
 import type { Abortable, DistributedLock, Lock } from '../api.ts'
 import { AbortError, ClosedError, LockLostError } from '../errors.ts'
 import type { LockGrantedEvent } from '../state/index.ts'
+import type { Cancel, Scheduler } from '../time/scheduler.ts'
 import type { Client } from './client.ts'
 import { unexpected } from './consensus.ts'
 import { leaseMargin, type ResolvedTiming } from './options.ts'
@@ -14,6 +15,8 @@ interface LockContext {
   session: SessionKeeper
   timing: ResolvedTiming
   closed: AbortSignal
+  /** Monotonic time for the local leases; the timer that watches them. */
+  scheduler: Scheduler
 }
 
 /**
@@ -67,7 +70,7 @@ export class Locks implements DistributedLock {
     wait: boolean,
     signal: AbortSignal | undefined,
   ): Promise<Lock | undefined> {
-    const { client, replica, session } = this.context
+    const { client, replica, session, scheduler } = this.context
     for (;;) {
       if (session.id === '') await session.open(client.deadline())
       const sessionId = session.id
@@ -75,7 +78,7 @@ export class Locks implements DistributedLock {
       // Listen before asking: the grant can be applied here before the answer to the request arrives.
       const grant = waitForGrant(replica, session, key, sessionId, requestId)
       try {
-        const sentAt = performance.now()
+        const sentAt = scheduler.now()
         const result = await client.submit(
           { type: 'lockAcquire', key, sessionId, requestId, ttlMs, wait },
           signal,
@@ -94,7 +97,7 @@ export class Locks implements DistributedLock {
         if (granted === undefined) continue // our session ended while we waited: queue again under the new one
         // The grant's lease was stamped when another agent's release applied, at a time we cannot know.
         // Renewing it now gives a lease whose start we can bound: our send time.
-        const renewedAt = performance.now()
+        const renewedAt = scheduler.now()
         const renewed = await client.submit(
           { type: 'lockExtend', key, sessionId, fencingToken: granted.fencingToken, ttlMs },
           signal,
@@ -187,10 +190,10 @@ class HeldLock implements Lock {
   private readonly controller = new AbortController()
   private leaseEnd: number
   private released = false
-  private timer?: NodeJS.Timeout
+  private cancelWatch?: Cancel
   private readonly unsubscribe: (() => void)[] = []
 
-  /** `sentAt` is when the request that set the lease was sent (performance.now()); `ttlMs` its length. */
+  /** `sentAt` is when the request that set the lease was sent (the scheduler's `now`); `ttlMs` its length. */
   constructor(
     context: LockContext,
     key: string,
@@ -229,7 +232,7 @@ class HeldLock implements Lock {
 
   isHeld(): boolean {
     if (this.released || this.controller.signal.aborted) return false
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     return now < this.leaseEnd && now < this.context.session.validUntil()
   }
 
@@ -237,7 +240,7 @@ class HeldLock implements Lock {
     const ttlMs = checkTtl(ttl)
     checkOptions(options, ['signal'])
     if (!this.isHeld()) throw new LockLostError(`lock ${this.key} is no longer held`)
-    const sentAt = performance.now()
+    const sentAt = this.context.scheduler.now()
     const result = await this.context.client.submit(
       { type: 'lockExtend', key: this.key, sessionId: this.sessionId, fencingToken: this.token, ttlMs },
       options?.signal,
@@ -279,15 +282,14 @@ class HeldLock implements Lock {
    * commits: the lock may still be held, and usually is.
    */
   private watchLease(): void {
-    clearTimeout(this.timer)
+    this.cancelWatch?.()
     if (this.released || this.controller.signal.aborted) return
-    const wait = this.leaseEnd - performance.now()
+    const wait = this.leaseEnd - this.context.scheduler.now()
     if (wait <= 0) {
       this.markLost('the lease ran out before it was extended')
       return
     }
-    this.timer = setTimeout(() => this.watchLease(), wait)
-    this.timer.unref()
+    this.cancelWatch = this.context.scheduler.after(wait, () => this.watchLease())
   }
 
   private markLost(reason: string): void {
@@ -297,7 +299,7 @@ class HeldLock implements Lock {
   }
 
   private stopWatching(): void {
-    clearTimeout(this.timer)
+    this.cancelWatch?.()
     for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe()
   }
 }

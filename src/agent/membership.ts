@@ -50,6 +50,8 @@ import type {
   Update,
 } from '../swim/types.ts'
 import { SWIM_LIMITS, sameRecordContent } from '../swim/validate.ts'
+import type { Cancel, Scheduler } from '../time/scheduler.ts'
+import { sleep } from '../time/sleep.ts'
 
 /** The protocol of direct SWIM messages. */
 export const SWIM_PROTOCOL = '/conclave/swim/1.0.0'
@@ -112,7 +114,12 @@ export interface MembershipInit {
   pubsub?: () => MembershipPubSub | undefined
   config: SwimConfig
   random?: Random
-  /** Milliseconds, monotonic. Default `performance.timeOrigin + performance.now()` (epoch-like). */
+  /** Timers, and the clocks of the view and the incarnation. */
+  scheduler: Scheduler
+  /**
+   * Milliseconds, monotonic. Default: the scheduler's monotonic clock set to read as the wall clock did at
+   * construction (epoch-like, as `performance.timeOrigin + performance.now()`), so `lastSeen` reads as a date.
+   */
   clock?: () => number
   /** The highest incarnation a previous run used, and where to keep this run's. */
   loadIncarnation?: () => number | undefined
@@ -189,9 +196,9 @@ export class Membership {
   private starting?: Promise<void>
   private topic = ''
   private pubsub?: MembershipPubSub
-  private tickTimer?: NodeJS.Timeout
+  private tickTimer?: Cancel
   private tickDue = Number.POSITIVE_INFINITY
-  private refreshTimer?: NodeJS.Timeout
+  private refreshTimer?: Cancel
   private savedIncarnation = -1
   private loadPublishedAt = Number.NEGATIVE_INFINITY
   /** Whether this run re-announced itself once its view first held other members. */
@@ -203,12 +210,15 @@ export class Membership {
     this.config = Object.freeze({ ...init.config })
     this.selfId = init.components.peerId.toString()
     this.log = init.components.logger.forComponent('conclave:membership')
-    this.clock = init.clock ?? (() => performance.timeOrigin + performance.now())
+    const { scheduler } = init
+    const origin = scheduler.wallNow() - scheduler.now()
+    this.clock = init.clock ?? (() => origin + scheduler.now())
     const callTimeoutMs = Math.max(1000, 4 * this.config.probeInterval)
     this.rpc = new Rpc(init.components, {
       defaultTimeoutMs: callTimeoutMs,
       dialTimeoutMs: callTimeoutMs,
       maxFrameBytes: 4 * 1024 * 1024,
+      scheduler,
     })
   }
 
@@ -249,7 +259,10 @@ export class Membership {
     const generation = ++this.generation
     const persisted = this.init.loadIncarnation?.()
     // Above every incarnation of an earlier run: the one it persisted, and the start time in ms.
-    const incarnation = Math.max(Number.isSafeInteger(persisted) ? (persisted as number) + 1 : 0, Date.now())
+    const incarnation = Math.max(
+      Number.isSafeInteger(persisted) ? (persisted as number) + 1 : 0,
+      Math.floor(this.init.scheduler.wallNow()),
+    )
     const self = fitFields(options.self)
     await this.rpc.registerRpc(SWIM_PROTOCOL, async (request, from) => {
       if (!(await this.admits(from))) {
@@ -272,11 +285,10 @@ export class Membership {
     this.saveIncarnation()
     this.topic = swimTopic(options.clusterId)
     this.subscribe()
-    this.refreshTimer = setInterval(
-      () => this.refresh(),
+    this.refreshTimer = this.init.scheduler.every(
       this.init.refreshIntervalMs ?? this.config.probeInterval,
+      () => this.refresh(),
     )
-    this.refreshTimer.unref()
     this.unseen.clear()
     this.announced = false
     const seeds = [...new Set(options.seeds ?? [])].filter(seed => seed !== this.selfId)
@@ -298,9 +310,10 @@ export class Membership {
     if (swim === undefined) return
     swim.leave(this.clock())
     this.flush()
-    const end = performance.now() + timeoutMs
-    while (this.swim === swim && swim.pendingBroadcasts() > 0 && performance.now() < end) {
-      await new Promise(resolve => setTimeout(resolve, this.config.gossipInterval))
+    const { scheduler } = this.init
+    const end = scheduler.now() + timeoutMs
+    while (this.swim === swim && swim.pendingBroadcasts() > 0 && scheduler.now() < end) {
+      await sleep(scheduler, this.config.gossipInterval)
     }
     await this.stop()
   }
@@ -310,9 +323,9 @@ export class Membership {
     this.generation++
     await this.starting?.catch(() => {})
     const swim = this.swim
-    clearTimeout(this.tickTimer)
+    this.tickTimer?.()
     this.tickDue = Number.POSITIVE_INFINITY
-    clearInterval(this.refreshTimer)
+    this.refreshTimer?.()
     if (swim !== undefined) {
       this.saveIncarnation()
       this.swim = undefined
@@ -510,17 +523,13 @@ export class Membership {
   private schedule(swim: Swim): void {
     const due = swim.nextTickAt()
     if (due === this.tickDue) return
-    clearTimeout(this.tickTimer)
+    this.tickTimer?.()
     this.tickDue = due
     if (!Number.isFinite(due)) return
-    this.tickTimer = setTimeout(
-      () => {
-        this.tickDue = Number.POSITIVE_INFINITY
-        this.tick()
-      },
-      Math.max(0, Math.ceil(due - this.clock())),
-    )
-    this.tickTimer.unref()
+    this.tickTimer = this.init.scheduler.after(Math.max(0, Math.ceil(due - this.clock())), () => {
+      this.tickDue = Number.POSITIVE_INFINITY
+      this.tick()
+    })
   }
 
   private send(to: MemberId, message: DirectMessage | SwimMessage): void {

@@ -9,6 +9,8 @@ import {
   type Envelope,
   encodeEnvelope,
 } from '../state/index.ts'
+import type { Scheduler } from '../time/scheduler.ts'
+import { raceTimeout } from '../time/sleep.ts'
 import { ProposalLostError, ProposalSkippedError } from './raft-runner.ts'
 
 /** The forwarding protocol: a follower hands a command envelope to the leader, which proposes it. */
@@ -33,14 +35,17 @@ export interface ProposerContext {
   appliedHere?(sessionId: string, seq: number): { result: Promise<CommandResult>; cancel(): void }
   /** Resolves at the next leader change or after `ms`, whichever is first. */
   leaderChange(ms: number, signal?: AbortSignal): Promise<void>
-  /** Wall clock, for envelope timestamps on the leader. */
-  now(): number
+  /**
+   * Monotonic time for deadlines and the wall clock (`wallNow`) for the timestamps the leader puts on
+   * envelopes: the only time the state machine sees.
+   */
+  readonly scheduler: Scheduler
   readonly closed: boolean
 }
 
 export interface ProposeOptions {
   signal?: AbortSignal
-  /** Absolute deadline (ms, `performance.now()` clock). */
+  /** Absolute deadline (ms, the scheduler's monotonic clock). */
   deadline: number
   /** Run at most once per session (retries are answered from the session's dedup table). */
   session?: { id: string; seq: number; ackedBelow: number }
@@ -82,7 +87,7 @@ async function proposeUntilDone(
   for (let attempt = 0; ; attempt++) {
     if (options.signal?.aborted) throw new AbortError()
     if (context.closed) throw new ClosedError()
-    const remaining = options.deadline - performance.now()
+    const remaining = options.deadline - context.scheduler.now()
     if (remaining <= 0)
       throw new NoLeaderError('No leader committed the operation in time', { cause: lastError })
     const leader = context.leader()
@@ -92,10 +97,14 @@ async function proposeUntilDone(
         continue
       }
       if (leader === context.selfId) {
-        envelope.ts = context.now()
-        return (await raceDeadline(
+        envelope.ts = context.scheduler.wallNow()
+        return (await raceTimeout(
+          context.scheduler,
           context.proposeLocal(encodeEnvelope(envelope)),
           remaining,
+          () => {
+            throw new NoLeaderError('The operation did not commit in time; it may or may not take effect')
+          },
           options.signal,
         )) as CommandResult
       }
@@ -153,39 +162,13 @@ function isRetryable(err: unknown): boolean {
   return name === 'RpcTimeoutError' || name === 'RpcConnectionError'
 }
 
-function raceDeadline<T>(promise: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      reject(new AbortError())
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      reject(new NoLeaderError('The operation did not commit in time; it may or may not take effect'))
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      value => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      err => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
-}
-
 /**
  * The leader's side of forwarding: validates the envelope (and, with `authorize`, its sender's right to
  * send it), stamps it with the leader's clock (the only time the state machine sees) and proposes it.
  * Throws `NotLeaderError` on a follower, which the caller takes as a cue to find the new leader.
  */
 export async function serveForward(
-  context: Pick<ProposerContext, 'proposeLocal' | 'now' | 'leader' | 'selfId'>,
+  context: Pick<ProposerContext, 'proposeLocal' | 'scheduler' | 'leader' | 'selfId'>,
   request: Uint8Array,
   authorize?: (envelope: Envelope) => Promise<void>,
 ): Promise<Uint8Array> {
@@ -193,7 +176,7 @@ export async function serveForward(
   const decoded = decodeEnvelope(request)
   if (!decoded.ok) throw new InvalidArgumentError(`Invalid forwarded command: ${decoded.error}`)
   if (authorize !== undefined) await authorize(decoded.envelope)
-  decoded.envelope.ts = context.now()
+  decoded.envelope.ts = context.scheduler.wallNow()
   const result = await context.proposeLocal(encodeEnvelope(decoded.envelope))
   return encoder.encode(JSON.stringify(result))
 }

@@ -37,10 +37,13 @@ import type {
 } from '../state/index.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
 import type { LocalFields, MemberStatus } from '../swim/types.ts'
+import type { Cancel, Scheduler } from '../time/scheduler.ts'
+import { timeoutSignal } from '../time/sleep.ts'
 import { Client, type ClientContext } from './client.ts'
 import { CLIENT_PROTOCOL, clientOpAction, clientProtocolHandler } from './client-protocol.ts'
 import { Consensus } from './consensus.ts'
 import { NamedElection, RaftElection } from './elections.ts'
+import { schedulerOf } from './internal-options.ts'
 import { LeaderTracker } from './leader-tracker.ts'
 import { Locks } from './locks.ts'
 import { Membership, membershipPubSub } from './membership.ts'
@@ -128,7 +131,9 @@ export class ConclaveService implements ConclaveApi, Startable {
   /** Only members of the cluster's configuration reach Raft or propose through this agent. */
   private readonly memberGate: MemberGate
   private readonly replica = new Replica()
-  private readonly tracker = new LeaderTracker()
+  private readonly tracker: LeaderTracker
+  /** Every clock read and timer of the agent's parts: `systemScheduler` unless a test sets one. */
+  private readonly scheduler: Scheduler
   private readonly session: SessionKeeper
   private readonly client: Client
   /** The SWIM view: liveness, lastSeen and load of every member. Runs while this agent is a member. */
@@ -136,7 +141,7 @@ export class ConclaveService implements ConclaveApi, Startable {
   private readonly closedController = new AbortController()
   private storage?: RaftStorage
   private runner?: RaftRunner
-  private housekeeping?: NodeJS.Timeout
+  private housekeeping?: Cancel
   /** When this agent last heard from a leader (or led), monotonic ms: see `rejoinIfRemoved`. */
   private leaderContact = 0
   private lastRejoin = 0
@@ -159,8 +164,16 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.timing = resolveTiming(init)
     this.id = components.peerId.toString()
     this.log = components.logger.forComponent('conclave')
-    this.security = new ConclaveSecurity(components, init.resolvedSecurity ?? resolveSecurity(init.security))
+    const scheduler = schedulerOf(init)
+    this.scheduler = scheduler
+    this.tracker = new LeaderTracker(scheduler)
+    this.security = new ConclaveSecurity(
+      components,
+      init.resolvedSecurity ?? resolveSecurity(init.security, scheduler.wallNow()),
+      { scheduler },
+    )
     this.memberGate = new MemberGate({
+      scheduler,
       config: () => this.runner?.status().config,
       isLeader: () => this.isLeader(),
       vouch: (peer, signal) => this.vouch(peer, signal),
@@ -170,10 +183,12 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.transport = new RaftTransport(components, {
       onMessage: (message, from) => this.admitRaftMessage(message, from),
       messageRate: init.rateLimits?.raftMessages,
+      scheduler,
     })
     this.rpc = new Rpc(components, {
       defaultTimeoutMs: this.timing.operationTimeoutMs,
       requestRate: init.rateLimits?.requests,
+      scheduler,
     })
     const context: ClientContext = {
       selfId: this.id,
@@ -183,7 +198,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         this.rpc.callRpc(leader, FORWARD_PROTOCOL, request, { timeoutMs, signal }),
       appliedHere: (sessionId, seq) => this.replica.waitForResult(sessionId, seq),
       leaderChange: (ms, signal) => this.tracker.waitChange(ms, signal),
-      now: () => Date.now(),
+      scheduler,
       get closed() {
         return closed.aborted
       },
@@ -204,6 +219,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       this.timing,
       { submitRaw: (command, deadline) => this.client.submitRaw(command, deadline) },
       this.log,
+      scheduler,
     )
     this.consensus = new Consensus(this.client, this.replica, closed)
     this.locks = new Locks({
@@ -212,6 +228,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       session: this.session,
       timing: this.timing,
       closed,
+      scheduler,
     })
     this.election = new RaftElection({
       selfId: this.id,
@@ -221,6 +238,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       requestTransfer: (leader, signal) =>
         this.admin(leader, { op: 'transfer', to: this.id }, signal).then(() => {}),
       closed,
+      scheduler,
     })
     this.taskDistributor = new Tasks({
       selfId: this.id,
@@ -230,6 +248,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       closed,
       concurrency: init.concurrency ?? 10,
       log: components.logger.forComponent('conclave:tasks'),
+      scheduler,
     })
     this.stealer = new WorkStealing({
       selfId: this.id,
@@ -242,11 +261,13 @@ export class ConclaveService implements ConclaveApi, Startable {
       pubsub: () => pubsubOf(components),
       clusterId: () => this.clusterId(),
       log: components.logger.forComponent('conclave:work-stealing'),
+      scheduler,
     })
     this.membership = new Membership({
       components,
       pubsub: () => membershipPubSub(components),
       config: this.timing.membership,
+      scheduler,
       loadIncarnation: () => {
         const stored = this.storage?.getMeta(META_INCARNATION)
         return stored === undefined ? undefined : Number(decoder.decode(stored))
@@ -310,6 +331,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         closed: this.closedController.signal,
         log: (message, err) => this.log('client protocol: %s: %e', message, err),
         authorize: (from, op) => this.authorizeClient(from, op),
+        scheduler: this.scheduler,
       }),
     )
     await this.transport.start()
@@ -319,7 +341,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       // A restart of a member: Raft resumes at once; the session and registration follow in the background.
       this.startRunner()
       this.startMembership([])
-      this.ready = this.becomeReady(performance.now() + 60_000)
+      this.ready = this.becomeReady(this.scheduler.now() + 60_000)
       this.ready.catch(err => this.log.error('could not resume the session after a restart: %e', err))
     }
   }
@@ -328,7 +350,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     if (this.stopped) return
     this.stopped = true
     this.closedController.abort()
-    clearInterval(this.housekeeping)
+    this.housekeeping?.()
     await this.session.stop(false, 0)
     this.runner?.stop()
     await this.membership.stop()
@@ -357,6 +379,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       replica: this.replica,
       session: this.session,
       closed: this.closedController.signal,
+      scheduler: this.scheduler,
     })
   }
 
@@ -379,7 +402,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     // Founding makes this agent the first voter; joining makes it a member.
     this.requireOwn(this.runner === undefined && peers.length === 0 ? 'vote' : 'join', 'join a cluster')
     const signal = options?.signal
-    const deadline = performance.now() + this.timing.operationTimeoutMs
+    const deadline = this.scheduler.now() + this.timing.operationTimeoutMs
     const storage = this.requireStorage()
     for (const { peerId, address } of peers) {
       await this.components.peerStore.merge(peerId, { multiaddrs: [address] })
@@ -425,7 +448,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       .catch(err => this.log('could not close session: %e', err))
     const deadline = this.client.deadline()
     for (;;) {
-      if (performance.now() > deadline) throw new NoLeaderError('No leader removed this agent in time')
+      if (this.scheduler.now() > deadline) throw new NoLeaderError('No leader removed this agent in time')
       const leader = this.tracker.leader
       try {
         if (leader === this.id)
@@ -440,7 +463,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     }
     await this.membership.leave()
     this.requireStorage().setMeta(META_LEFT, new Uint8Array([1]))
-    clearInterval(this.housekeeping)
+    this.housekeeping?.()
     runner.stop()
     this.runner = undefined
     this.tracker.update('', 0)
@@ -593,9 +616,9 @@ export class ConclaveService implements ConclaveApi, Startable {
     signal?: AbortSignal,
   ): Promise<void> {
     const request: AdminRequest = { op: 'join', agentId: this.id, addrs: this.multiaddrs(), clusterId }
-    const deadline = performance.now() + this.timing.operationTimeoutMs
+    const deadline = this.scheduler.now() + this.timing.operationTimeoutMs
     let lastError: unknown
-    while (performance.now() < deadline) {
+    while (this.scheduler.now() < deadline) {
       let refusals = 0
       for (const { peerId } of peers) {
         try {
@@ -629,8 +652,8 @@ export class ConclaveService implements ConclaveApi, Startable {
   /** After joining or restarting: wait for a leader that knows us, then open a session. */
   private async becomeReady(deadline: number, signal?: AbortSignal): Promise<void> {
     while (this.tracker.leader === '') {
-      if (performance.now() > deadline) throw new NoLeaderError('No leader appeared in time')
-      await this.tracker.waitChange(Math.max(1, deadline - performance.now()), signal)
+      if (this.scheduler.now() > deadline) throw new NoLeaderError('No leader appeared in time')
+      await this.tracker.waitChange(Math.max(1, deadline - this.scheduler.now()), signal)
       this.checkOpen()
     }
     if (this.session.id === '') await this.session.open(deadline)
@@ -649,6 +672,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         this.transport.send(message.to, message)
       },
       random: this.init.random ?? Math.random,
+      scheduler: this.scheduler,
       tickMs: this.timing.tickMs,
       snapshotEntries: this.timing.snapshotEntries,
       raftOptions: {
@@ -660,19 +684,18 @@ export class ConclaveService implements ConclaveApi, Startable {
       onConfigApplied: () => this.memberGate.refresh(),
       onSoftState: (state, term) => {
         this.memberGate.refresh()
-        if (state.leader !== '') this.leaderContact = performance.now()
+        if (state.leader !== '') this.leaderContact = this.scheduler.now()
         if (state.role === 'leader' && state.leader === this.id) {
-          this.leaderSince = { local: performance.now(), stateTime: this.replica.state.time }
+          this.leaderSince = { local: this.scheduler.now(), stateTime: this.replica.state.time }
         } else {
           this.leaderSince = undefined
         }
         this.tracker.update(state.leader, term)
       },
     })
-    this.leaderContact = performance.now()
+    this.leaderContact = this.scheduler.now()
     this.runner.start()
-    this.housekeeping = setInterval(() => this.houseKeep(), Math.max(this.timing.tickMs, 50))
-    this.housekeeping.unref()
+    this.housekeeping = this.scheduler.every(Math.max(this.timing.tickMs, 50), () => this.houseKeep())
   }
 
   /**
@@ -696,7 +719,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     const runner = this.runner
     if (runner === undefined || !this.memberGate.admitRaft(from)) return
     if (message.type === 'append' || message.type === 'heartbeat' || message.type === 'snapshot') {
-      this.leaderContact = performance.now()
+      this.leaderContact = this.scheduler.now()
     }
     runner.step(message)
   }
@@ -720,10 +743,10 @@ export class ConclaveService implements ConclaveApi, Startable {
       return
     }
     // A leader that steps down starts counting from its last moment as leader.
-    this.leaderContact = performance.now()
+    this.leaderContact = this.scheduler.now()
     const state = this.replica.state
-    const now = Date.now()
-    const elapsed = performance.now() - since.local
+    const now = this.scheduler.wallNow()
+    const elapsed = this.scheduler.now() - since.local
     const due = state.dueExpiries(now)
     const guard = (ttlMs: number, expiresAt: number): number => Math.min(ttlMs, expiresAt - since.stateTime)
     for (const sessionId of due.sessions) {
@@ -784,7 +807,7 @@ export class ConclaveService implements ConclaveApi, Startable {
    * (no quorum), the members answer that and it asks again later.
    */
   private rejoinIfRemoved(): void {
-    const now = performance.now()
+    const now = this.scheduler.now()
     const after = 4 * this.timing.electionTicks * this.timing.tickMs
     if (this.rejoining || now - this.leaderContact < after || now - this.lastRejoin < after) return
     const clusterId = this.clusterId()
@@ -794,7 +817,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.rejoin(clusterId)
       .catch(err => {
         // Refused for good (another cluster, or this identity): said rarely, as asking again rarely helps.
-        this.lastRejoin = performance.now() + 30_000
+        this.lastRejoin = this.scheduler.now() + 30_000
         this.log.error(
           'cluster %s refuses this agent, which is no longer in its configuration: %e',
           clusterId,
@@ -816,7 +839,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     for (const peer of asked) {
       const signal = AbortSignal.any([
         this.closedController.signal,
-        AbortSignal.timeout(Math.min(this.timing.operationTimeoutMs, 5_000)),
+        timeoutSignal(this.scheduler, Math.min(this.timing.operationTimeoutMs, 5_000)),
       ])
       try {
         await this.admin(peer, request, signal)
@@ -968,7 +991,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     return {
       selfId: this.id,
       leader: () => this.tracker.leader,
-      now: () => Date.now(),
+      scheduler: this.scheduler,
       proposeLocal: data => this.proposeLocal(data, from),
     }
   }
@@ -1175,7 +1198,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         await applied
         return
       } catch (err) {
-        if ((err as Error).name !== 'ConfigChangeError' || performance.now() > deadline) throw err
+        if ((err as Error).name !== 'ConfigChangeError' || this.scheduler.now() > deadline) throw err
         await this.tracker.waitChange(50)
       }
     }

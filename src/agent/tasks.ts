@@ -30,6 +30,8 @@ import {
   type TaskInfo,
   type TaskSpec,
 } from '../state/index.ts'
+import type { Cancel, Scheduler } from '../time/scheduler.ts'
+import { sleep } from '../time/sleep.ts'
 import type { Client } from './client.ts'
 import { unexpected } from './consensus.ts'
 import type { Replica } from './replica.ts'
@@ -54,6 +56,8 @@ export interface TaskContext {
   /** The task slots this agent registered: the default concurrency of `process()`. */
   concurrency: number
   log: Logger
+  /** Monotonic time for deadlines and the session lease; the timers of the waits. */
+  scheduler: Scheduler
 }
 
 /** Names one attempt of a task: what `complete`/`fail` of an attempt need. */
@@ -80,7 +84,7 @@ const SETTLE_OP_BYTES = 120
 /** A caller of `waitApplied`. */
 interface AppliedWaiter {
   readonly index: number
-  /** performance.now() past which it gives up. */
+  /** Monotonic time (the scheduler's `now`) past which it gives up. */
   readonly deadline: number
   resolve(): void
   reject(err: Error): void
@@ -135,11 +139,11 @@ export class Tasks implements TaskDistributor {
    */
   private readonly nextOps = new Map<number, number>()
   private nextOpId = 0
-  /** When `findOrphan` last looked at every running task of this agent (performance.now()). */
+  /** When `findOrphan` last looked at every running task of this agent (monotonic ms). */
   private orphanScanAt = 0
   /** `waitApplied` calls, by index. */
   private readonly appliedWaiters: AppliedWaiter[] = []
-  private appliedTimer?: NodeJS.Timeout
+  private appliedTimer?: Cancel
   /** Index of the entry whose events `onEvent` saw last. */
   private lastEventIndex = 0
   /** complete and fail operations on their way: capacity about to be freed on this agent. */
@@ -150,7 +154,7 @@ export class Tasks implements TaskDistributor {
   private generation = 0
   private wakeScheduled = false
   private idleCount = 0
-  private leaseTimer?: NodeJS.Timeout
+  private leaseTimer?: Cancel
   private readonly idleListeners = new Set<() => void>()
 
   constructor(context: TaskContext) {
@@ -160,6 +164,11 @@ export class Tasks implements TaskDistributor {
     context.replica.onRestore(() => this.onRestore())
     context.session.onLost(sessionId => this.onSessionLost(sessionId))
     context.closed.addEventListener('abort', () => this.onClosed(), { once: true })
+  }
+
+  /** The agent's scheduler (the worker loop's pauses). */
+  get scheduler(): Scheduler {
+    return this.context.scheduler
   }
 
   /** `next()` calls now waiting for work: free capacity the work stealer may fill. */
@@ -354,7 +363,7 @@ export class Tasks implements TaskDistributor {
         if (tries > 1 && err instanceof StaleAttemptError && (await this.endedAsMeant(task, outcome))) return
         if (isAnswer(err) || this.context.closed.aborted) throw err
         this.context.log('attempt %d of task %s not settled yet: %e', task.attempt, task.id, err)
-        await sleep(Math.min(WORKER_RETRY_MS * tries, 2000), this.context.closed)
+        await pause(this.context.scheduler, Math.min(WORKER_RETRY_MS * tries, 2000), this.context.closed)
       }
     }
   }
@@ -483,7 +492,7 @@ export class Tasks implements TaskDistributor {
     if (load === undefined || load.running === 0) return undefined
     // An orphan makes more attempts run here than this agent holds, unless held ones not applied here yet
     // hide it: those pass, so a full look every ORPHAN_SCAN_MS finds it even under a steady load.
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     if (load.running <= this.attempts.size && now - this.orphanScanAt < ORPHAN_SCAN_MS) return undefined
     this.orphanScanAt = now
     const registered = state.agent(selfId)
@@ -586,7 +595,7 @@ export class Tasks implements TaskDistributor {
   }
 
   private onClosed(): void {
-    clearTimeout(this.leaseTimer)
+    this.leaseTimer?.()
     for (const waiter of this.appliedWaiters.splice(0)) waiter.reject(new ClosedError())
     this.stopAppliedTimer()
     for (const held of this.attempts.values()) held.controller.abort(new ClosedError())
@@ -604,15 +613,14 @@ export class Tasks implements TaskDistributor {
       this.leaseTimer = undefined
       if (this.attempts.size === 0) return
       const validUntil = this.context.session.validUntil()
-      const wait = validUntil - performance.now()
+      const wait = validUntil - this.context.scheduler.now()
       if (wait <= 0) {
         for (const held of this.attempts.values()) {
           this.abort(held, 'the session lease of this agent ran out')
         }
         // Checked again later: a reopened session holds none of these attempts, so they stay aborted.
       }
-      this.leaseTimer = setTimeout(check, Math.max(wait, 250))
-      this.leaseTimer.unref()
+      this.leaseTimer = this.context.scheduler.after(Math.max(wait, 250), check)
     }
     check()
   }
@@ -640,8 +648,7 @@ export class Tasks implements TaskDistributor {
       while (at > 0 && waiters[at - 1].index > index) at--
       waiters.splice(at, 0, waiter)
       if (this.appliedTimer === undefined) {
-        this.appliedTimer = setInterval(() => this.expireAppliedWaiters(), APPLIED_CHECK_MS)
-        this.appliedTimer.unref()
+        this.appliedTimer = this.context.scheduler.every(APPLIED_CHECK_MS, () => this.expireAppliedWaiters())
       }
     })
   }
@@ -660,7 +667,7 @@ export class Tasks implements TaskDistributor {
 
   /** Rejects the `waitApplied` calls past their deadline: the outcome is then unknown to the caller. */
   private expireAppliedWaiters(): void {
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     const waiters = this.appliedWaiters
     for (let i = waiters.length - 1; i >= 0; i--) {
       const waiter = waiters[i]
@@ -673,7 +680,7 @@ export class Tasks implements TaskDistributor {
 
   private stopAppliedTimer(): void {
     if (this.appliedWaiters.length > 0 || this.appliedTimer === undefined) return
-    clearInterval(this.appliedTimer)
+    this.appliedTimer()
     this.appliedTimer = undefined
   }
 
@@ -700,16 +707,18 @@ export class Tasks implements TaskDistributor {
     const closed = this.context.closed
     this.idleCount++
     const waiting = new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
+      let cancelTimer: Cancel | undefined
       const done = (): void => {
-        clearTimeout(timer)
+        cancelTimer?.()
         signal?.removeEventListener('abort', done)
         this.waiters.delete(done)
         if (closed.aborted) reject(new ClosedError())
         else if (signal?.aborted) reject(new AbortError())
         else resolve()
       }
-      if (timeoutMs !== undefined) timer = setTimeout(done, timeoutMs)
+      if (timeoutMs !== undefined) {
+        cancelTimer = this.context.scheduler.after(timeoutMs, done, { keepAlive: true })
+      }
       signal?.addEventListener('abort', done, { once: true })
       this.waiters.add(done)
     }).finally(() => {
@@ -782,7 +791,7 @@ export class TaskProcessor extends EventTarget implements TaskWorker {
         } catch (err) {
           if (stopping.aborted || err instanceof ClosedError) return
           this.emit('error', { error: err })
-          await sleep(WORKER_RETRY_MS, stopping)
+          await pause(this.tasks.scheduler, WORKER_RETRY_MS, stopping)
           continue
         }
         const outcome = await this.run(task)
@@ -852,16 +861,9 @@ function refOf(held: Attempt): AttemptRef {
   return { id: held.taskId, attempt: held.attempt, fencingToken: BigInt(held.fencingToken) }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise(resolve => {
-    const done = (): void => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-  })
+/** Waits `ms`, or less if `signal` aborts (the loop around it then ends). */
+function pause(scheduler: Scheduler, ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(scheduler, ms, signal).catch(() => {})
 }
 
 function errorMessage(error: unknown): string {
