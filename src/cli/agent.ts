@@ -1,4 +1,6 @@
 import type { Agent, AgentInfo } from '../api.ts'
+import { sleep } from '../time/sleep.ts'
+import { systemScheduler } from '../time/system-scheduler.ts'
 import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import type { CliCommand } from './command.ts'
@@ -284,20 +286,8 @@ function followMembers(agent: Agent, log: Log, signal: AbortSignal): void {
       await poll().catch(err => {
         if (!signal.aborted) log('error', `member list: ${formatError(err)}`)
       })
-      await sleep(MEMBERS_POLL_MS, signal)
+      await sleep(systemScheduler, MEMBERS_POLL_MS, signal).catch(() => {})
     }
   }
   loop().catch(() => {})
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>(resolve => {
-    const done = (): void => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-  })
 }

@@ -12,6 +12,8 @@ import { UnauthorizedError } from '../errors.ts'
 import type { Rpc, RpcRemoteError } from '../net/rpc.ts'
 import type { IdentityError } from '../security/errors.ts'
 import type { IdentityService } from '../security/identity-protocol.ts'
+import { raceTimeout } from '../time/sleep.ts'
+import { systemScheduler } from '../time/system-scheduler.ts'
 import type { OptionSpec, ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import { identityOptions, loadIdentity, readIdentityFiles } from './identity.ts'
@@ -160,14 +162,12 @@ export class Connection {
         `${this.peer} refused this client's identity (${identity.spiffeId}): ${reason}`,
       )
     }
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const protocols = await Promise.race([
+    const protocols = await raceTimeout(
+      systemScheduler,
       this.announced,
-      new Promise<undefined>(resolve => {
-        timer = setTimeout(() => resolve(undefined), Math.min(1_000, this.timeoutMs))
-      }),
-    ])
-    clearTimeout(timer)
+      Math.min(1_000, this.timeoutMs),
+      () => undefined,
+    )
     const { IDENTITY_PROTOCOL } = await import('../security/identity-protocol.ts')
     if (protocols?.includes(IDENTITY_PROTOCOL) !== true) return undefined
     return new UnauthorizedError(

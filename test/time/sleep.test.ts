@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { AbortError } from '../../src/errors.ts'
 import { SkewedScheduler } from '../../src/time/skewed-scheduler.ts'
 import { raceTimeout, sleep, timeoutSignal } from '../../src/time/sleep.ts'
@@ -112,5 +112,30 @@ describe('sleep, raceTimeout, timeoutSignal', () => {
     expect(fast.wallNow()).toBe(9_600)
     expect(fast.now()).toBe(100)
     expect(() => new SkewedScheduler(base, { rate: 0 })).toThrow(RangeError)
+  })
+})
+
+describe('the system scheduler with long delays', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('waits out a delay longer than a Node timer can hold, in steps, rather than firing at once', () => {
+    vi.useFakeTimers()
+    let fired = 0
+    const cancel = systemScheduler.after(2 ** 31 + 5_000, () => fired++)
+    vi.advanceTimersByTime(2 ** 31 - 1)
+    expect(fired).toBe(0)
+    vi.advanceTimersByTime(5_000)
+    expect(fired).toBe(0)
+    vi.advanceTimersByTime(1)
+    expect(fired).toBe(1)
+    cancel()
+    const never = systemScheduler.after(2 ** 32, () => fired++)
+    vi.advanceTimersByTime(2 ** 31)
+    never()
+    vi.advanceTimersByTime(2 ** 32)
+    expect(fired).toBe(1)
+    expect(() => systemScheduler.every(2 ** 31, () => {})).toThrow(RangeError)
   })
 })
