@@ -22,7 +22,10 @@ export interface TimerOptions {
 export interface Scheduler {
   /** Monotonic milliseconds: never goes back, unaffected by wall-clock steps. Use for every duration and expiry. */
   now(): number
-  /** Wall-clock milliseconds since the epoch. For display and for timestamps that leave the process only. */
+  /**
+   * Wall-clock milliseconds since the epoch, a whole number (as `Date.now()`: entries carry it). For display
+   * and for timestamps that leave the process only.
+   */
   wallNow(): number
   /**
    * Runs `fn` once, `delayMs` from now. A delay of 0 runs it after the I/O already queued (as `setImmediate`),

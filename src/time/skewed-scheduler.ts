@@ -39,7 +39,7 @@ export class SkewedScheduler implements Scheduler {
 
   wallNow(): number {
     const elapsed = this.base.now() - this.origin
-    return this.base.wallNow() + elapsed * (this.rate - 1) + this.wallOffset
+    return Math.floor(this.base.wallNow() + elapsed * (this.rate - 1) + this.wallOffset)
   }
 
   /** Steps the wall clock by `deltaMs` (forward or back); monotonic time is unaffected. */

@@ -41,7 +41,7 @@ export class VirtualScheduler implements Scheduler {
   }
 
   wallNow(): number {
-    return this.time + this.wallOffset
+    return Math.floor(this.time + this.wallOffset)
   }
 
   /** Steps the wall clock by `deltaMs` (forward or back); monotonic time is unaffected. */
