@@ -9,7 +9,6 @@
 import type { Logger } from '@libp2p/interface'
 import type { Command } from '../state/commands.ts'
 import type { Scheduler } from '../time/scheduler.ts'
-import { systemScheduler } from '../time/system-scheduler.ts'
 import { commandAction, refuseCommand } from './actions.ts'
 import { UnauthorizedError } from './errors.ts'
 import type { IdentityService } from './identity-protocol.ts'
@@ -59,8 +58,8 @@ export interface SpiffeGateInit {
   onRefusal?: (peer: string, action: Action, reason: string) => void
   /** Least interval between two log lines for the same refusal. Default 10 s. */
   logIntervalMs?: number
-  /** The clock of that interval. Default `systemScheduler`. */
-  scheduler?: Scheduler
+  /** The clock of that interval. */
+  scheduler: Scheduler
 }
 
 /** The gate of an agent with SPIFFE identities. */
@@ -79,7 +78,7 @@ export class SpiffeGate implements Gate {
     this.log = init.log
     this.onRefusal = init.onRefusal
     this.logIntervalMs = init.logIntervalMs ?? 10_000
-    this.scheduler = init.scheduler ?? systemScheduler
+    this.scheduler = init.scheduler
   }
 
   peek(peer: string, action: Action): GateVerdict | undefined {

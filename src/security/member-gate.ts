@@ -23,7 +23,6 @@
 import type { Logger } from '@libp2p/interface'
 import type { Scheduler } from '../time/scheduler.ts'
 import { timeoutSignal } from '../time/sleep.ts'
-import { systemScheduler } from '../time/system-scheduler.ts'
 
 export interface MemberGateInit {
   /** This node's latest Raft configuration; undefined while it has none (not joined, or joining). */
@@ -43,8 +42,8 @@ export interface MemberGateInit {
   vouchTimeoutMs?: number
   /** Monotonic ms. Default: the scheduler's `now`. */
   now?: () => number
-  /** Clocks and timers (the vouching timeout). Default `systemScheduler`. */
-  scheduler?: Scheduler
+  /** Clocks and timers (the vouching timeout). */
+  scheduler: Scheduler
 }
 
 /** Most peers remembered as refused or vouched for: bounds what a flood of peer ids can make it hold. */
@@ -68,7 +67,7 @@ export class MemberGate {
 
   constructor(init: MemberGateInit) {
     this.init = init
-    const scheduler = init.scheduler ?? systemScheduler
+    const { scheduler } = init
     this.scheduler = scheduler
     this.now = init.now ?? (() => scheduler.now())
     this.retryAfterMs = init.retryAfterMs ?? 1_000

@@ -7,7 +7,6 @@
 import type { Logger } from '@libp2p/interface'
 import { InvalidArgumentError } from '../errors.ts'
 import type { Scheduler } from '../time/scheduler.ts'
-import { systemScheduler } from '../time/system-scheduler.ts'
 import { type Gate, OPEN_GATE, SpiffeGate } from './gate.ts'
 import { type IdentityComponents, IdentityService } from './identity-protocol.ts'
 import {
@@ -38,12 +37,12 @@ export class ConclaveSecurity {
       onRefusal?: (refusal: SecurityRefusal) => void
       /** Wall clock for certificate validity. Default: the scheduler's `wallNow`. */
       now?: () => number
-      /** Default `systemScheduler`. */
-      scheduler?: Scheduler
-    } = {},
+      /** The agent's clocks and timers. */
+      scheduler: Scheduler
+    },
   ) {
     this.resolved = resolved
-    const scheduler = hooks.scheduler ?? systemScheduler
+    const { scheduler } = hooks
     this.scheduler = scheduler
     this.now = hooks.now ?? (() => scheduler.wallNow())
     if (resolved === undefined) {

@@ -94,3 +94,16 @@ function refersToGlobal(node: ts.Identifier): boolean {
   if (ts.isPropertySignature(parent) || ts.isMethodSignature(parent)) return parent.name !== node
   return true
 }
+
+/** Whether the file imports the production scheduler (to default to it rather than take one). */
+export function importsSystemScheduler(fileName: string, text: string): boolean {
+  const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS)
+  return source.statements.some(
+    statement =>
+      (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) &&
+      statement.moduleSpecifier !== undefined &&
+      ts.isStringLiteral(statement.moduleSpecifier) &&
+      (statement.moduleSpecifier.text.endsWith('/system-scheduler.ts') ||
+        /\bsystemScheduler\b/.test(statement.getText(source))),
+  )
+}

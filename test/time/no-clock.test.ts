@@ -11,7 +11,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { findClockUses } from './clock-scan.ts'
+import { findClockUses, importsSystemScheduler } from './clock-scan.ts'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const SCANNED = [
@@ -26,6 +26,22 @@ const SCANNED = [
 ]
 const TOP_LEVEL = ['src/index.ts', 'src/api.ts', 'src/errors.ts']
 const ALLOWED = new Set(['src/time/system-scheduler.ts'])
+/**
+ * The files that may fall back on the production scheduler when given none; every other part takes the
+ * agent's scheduler (a part defaulting to the real clock would escape a virtual one unnoticed).
+ */
+const DEFAULTS_ALLOWED = [
+  // The composition root: `createAgent` and `conclave()` run on it unless a test sets another.
+  'src/agent/internal-options.ts',
+  // libp2p service factories that also run in nodes of their own (`rpc()`, `raftTransport()`,
+  // `identityService()`, the last in the CLI's client node).
+  'src/net/raft-transport.ts',
+  'src/net/rpc.ts',
+  'src/security/identity-protocol.ts',
+  // `resolveSecurity`'s check time, for a caller without a clock (the CLI); the agent passes its own.
+  'src/security/options.ts',
+  'src/time/index.ts',
+]
 
 function sourcesUnder(dir: string): string[] {
   const files: string[] = []
@@ -47,6 +63,14 @@ describe('no clock outside the scheduler', () => {
       ),
     )
     expect(found).toEqual([])
+  })
+
+  it('lets only the entry points default to the production scheduler', () => {
+    const files = [...SCANNED.flatMap(sourcesUnder), ...TOP_LEVEL].filter(file => !ALLOWED.has(file))
+    const defaulting = files.filter(file =>
+      importsSystemScheduler(file, readFileSync(join(ROOT, file), 'utf8')),
+    )
+    expect(defaulting.sort()).toEqual(DEFAULTS_ALLOWED)
   })
 
   it('catches every kind of clock read and timer, and nothing in comments, strings or look-alikes', () => {
