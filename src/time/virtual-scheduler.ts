@@ -20,6 +20,10 @@ const COMPACT_MIN = 64
  * `stepWall` models a wall-clock step (NTP), which never moves `now()`; `wallStart` gives each agent of a
  * simulation its own wall clock over one shared timeline.
  *
+ * `TimerOptions.keepAlive` means nothing here: no process lifetime hangs on virtual time. Calls due together
+ * run back to back, without the microtask turns Node runs between timers: a driver that needs those (to let
+ * promise chains settle between calls) runs `runNext()` and awaits between calls.
+ *
  * The queue is a binary min-heap on (due, seq): scheduling and running are O(log n). A cancelled call stays
  * in the heap until it reaches the top or until cancelled calls make up half of it, when the heap is rebuilt
  * without them (O(n), amortized O(1) per cancel).
