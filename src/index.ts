@@ -111,6 +111,7 @@ export {
   type MetricsServerOptions,
   registerConclaveMetrics,
 } from './metrics/index.ts'
+export { timedStorage } from './metrics/storage-timing.ts'
 export { coalescingTcp } from './net/coalescing-tcp.ts'
 export { YAMUX_MAX_STREAM_WINDOW } from './net/libp2p-node.ts'
 export { generatePsk, loadPsk } from './net/pnet.ts'
@@ -125,6 +126,5 @@ export {
   type StorageObserver,
   type StorageOperation,
   TimedStorage,
-  timedStorage,
 } from './storage/timed-storage.ts'
 export type { SwimConfig } from './swim/types.ts'

@@ -6,6 +6,7 @@ import { InvalidArgumentError } from '../errors.ts'
 import { createConclaveLibp2p } from '../net/libp2p-node.ts'
 import { resolveSecurity } from '../security/options.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
+import { schedulerOf } from './internal-options.ts'
 import type { AgentOptions } from './options.ts'
 import { checkRateLimits, resolveTiming } from './options.ts'
 import { type ConclaveComponents, ConclaveService, type ServiceInit } from './service.ts'
@@ -25,7 +26,8 @@ export function conclave(options: ServiceInit = {}): (components: ConclaveCompon
   checkOptions(options, SERVICE_OPTIONS)
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
-  const resolvedSecurity = options.resolvedSecurity ?? resolveSecurity(options.security)
+  const resolvedSecurity =
+    options.resolvedSecurity ?? resolveSecurity(options.security, schedulerOf(options).wallNow())
   return components => new ConclaveService(components, { ...options, resolvedSecurity })
 }
 
@@ -73,7 +75,7 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
   }
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
-  const resolvedSecurity = resolveSecurity(options.security)
+  const resolvedSecurity = resolveSecurity(options.security, schedulerOf(options).wallNow())
   if (options.forceNewCluster !== undefined && typeof options.forceNewCluster !== 'boolean') {
     throw new InvalidArgumentError('forceNewCluster must be a boolean')
   }

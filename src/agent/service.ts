@@ -19,7 +19,7 @@ import { MemberGate } from '../security/member-gate.ts'
 import { resolveSecurity, type SvidRotation } from '../security/options.ts'
 import { ConclaveSecurity } from '../security/security.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
-import { type Scheduler, systemScheduler } from '../time/index.ts'
+import type { Scheduler } from '../time/index.ts'
 import { CLIENT_PROTOCOL, clientProtocolHandler } from './api/client-protocol.ts'
 import { Consensus } from './api/consensus.ts'
 import { NamedElection, RaftElection } from './api/elections.ts'
@@ -39,6 +39,7 @@ import { NodeMeta } from './cluster/meta.ts'
 import { membershipPubSub } from './cluster/swim-wire.ts'
 import type { Voters } from './cluster/voters.ts'
 import type { ConclaveComponents, ServiceInit } from './components.ts'
+import { schedulerOf } from './internal-options.ts'
 import { Client } from './node/client.ts'
 import { replicaClientContext } from './node/client-context.ts'
 import { LeaderTracker } from './node/leader-tracker.ts'
@@ -79,7 +80,7 @@ export class ConclaveService implements ConclaveApi, Startable {
   private readonly memberGate: MemberGate
   private readonly authorization: Authorization
   private readonly replica = new Replica()
-  private readonly tracker = new LeaderTracker()
+  private readonly tracker: LeaderTracker
   private readonly host: RaftHost
   private readonly session: SessionKeeper
   private readonly client: Client
@@ -96,16 +97,24 @@ export class ConclaveService implements ConclaveApi, Startable {
   constructor(components: ConclaveComponents, init: ServiceInit = {}) {
     this.init = init
     this.timing = resolveTiming(init)
-    this.scheduler = init.scheduler ?? systemScheduler
+    // The test-only symbol option (`withScheduler`) when no scheduler is given; the production one by default.
+    const scheduler = init.scheduler ?? schedulerOf(init)
+    this.scheduler = scheduler
     const selfId = components.peerId.toString()
     this.id = selfId
     const logger = components.logger
     this.log = logger.forComponent('conclave')
     const closed = this.closedController.signal
+    this.tracker = new LeaderTracker(scheduler)
     const { replica, tracker, timing } = this
-    const security = new ConclaveSecurity(components, init.resolvedSecurity ?? resolveSecurity(init.security))
+    const security = new ConclaveSecurity(
+      components,
+      init.resolvedSecurity ?? resolveSecurity(init.security, scheduler.wallNow()),
+      { scheduler },
+    )
     this.security = security
     this.memberGate = new MemberGate({
+      scheduler,
       config: () => this.host.current()?.status().config,
       isLeader: () => this.isLeader(),
       vouch: (peer, signal) => this.joining.vouch(peer, signal),
@@ -123,10 +132,12 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.transport = new RaftTransport(components, {
       onMessage: (message, from) => this.host.receive(message, from),
       messageRate: init.rateLimits?.raftMessages,
+      scheduler,
     })
     this.rpc = new Rpc(components, {
       defaultTimeoutMs: timing.operationTimeoutMs,
       requestRate: init.rateLimits?.requests,
+      scheduler,
     })
     const admin = adminClient(this.rpc, timing.operationTimeoutMs)
     this.host = new RaftHost({
@@ -159,6 +170,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       timing,
       { submitRaw: (command, deadline) => this.client.submitRaw(command, deadline) },
       this.log,
+      scheduler,
     )
     this.session = session
     this.client = new Client(
@@ -177,7 +189,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     )
     const client = this.client
     this.consensus = new Consensus(client, replica, closed)
-    this.locks = new Locks({ client, replica, session, timing, closed })
+    this.locks = new Locks({ client, replica, session, timing, closed, scheduler })
     this.election = new RaftElection({
       selfId,
       runner: () => host.current(),
@@ -186,6 +198,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       requestTransfer: (leader, signal) =>
         admin(leader, { op: 'transfer', to: selfId }, signal).then(() => {}),
       closed,
+      scheduler,
     })
     this.taskDistributor = new Tasks({
       selfId,
@@ -195,6 +208,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       closed,
       concurrency: init.concurrency ?? 10,
       log: logger.forComponent('conclave:tasks'),
+      scheduler,
     })
     this.stealer = new WorkStealing({
       selfId,
@@ -207,11 +221,13 @@ export class ConclaveService implements ConclaveApi, Startable {
       pubsub: () => pubsubOf(components),
       clusterId: () => this.meta?.clusterId(),
       log: logger.forComponent('conclave:work-stealing'),
+      scheduler,
     })
     this.membership = new Membership({
       components,
       pubsub: () => membershipPubSub(components),
       config: timing.membership,
+      scheduler,
       loadIncarnation: () => this.meta?.incarnation(),
       saveIncarnation: incarnation => this.meta?.setIncarnation(incarnation),
       refresh: () => this.directory.localView(),
@@ -286,7 +302,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         host: this.host,
         authorization: this.authorization,
         security: this.security,
-        wallNow: () => this.scheduler.wallNow(),
+        scheduler: this.scheduler,
       }),
     )
     await this.rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => this.adminServer.serve(request, from))
@@ -298,6 +314,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         closed: this.closedController.signal,
         log: (message, err) => this.log('client protocol: %s: %e', message, err),
         authorize: (from, op) => this.authorization.authorizeClient(from, op),
+        scheduler: this.scheduler,
       }),
     )
     await this.transport.start()
@@ -336,6 +353,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       replica,
       session,
       closed: this.closedController.signal,
+      scheduler: this.scheduler,
     })
   }
 

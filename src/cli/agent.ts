@@ -1,10 +1,11 @@
-import { sleep } from '../agent/node/abort.ts'
 import type { Agent, AgentInfo } from '../api.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { parseHttpAddress } from '../http/address.ts'
 import { listenDashboard, type PendingDashboard } from '../http/server.ts'
 import { agentSource } from '../http/source.ts'
 import { loadPsk } from '../net/pnet.ts'
+import { sleep } from '../time/sleep.ts'
+import { systemScheduler } from '../time/system-scheduler.ts'
 import { checkAgentAddress, checkListenAddress, joinAddresses, listenFailure } from './addresses.ts'
 import { agentLog, bindMetrics, TELEMETRY_OPTIONS } from './agent-telemetry.ts'
 import type { ParsedArgs } from './args.ts'
@@ -392,7 +393,7 @@ function followMembers(agent: Agent, log: Log, signal: AbortSignal): void {
       await poll().catch(err => {
         if (!signal.aborted) log('error', `member list: ${formatError(err)}`)
       })
-      await sleep(MEMBERS_POLL_MS, signal)
+      await sleep(systemScheduler, MEMBERS_POLL_MS, signal).catch(() => {})
     }
   }
   loop().catch(() => {})

@@ -1,5 +1,7 @@
 import type { Wire } from '../agent/api/client-protocol.ts'
 import type { TaskStatus } from '../api.ts'
+import { sleep } from '../time/sleep.ts'
+import { systemScheduler } from '../time/system-scheduler.ts'
 import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import type { CliCommand } from './command.ts'
@@ -123,7 +125,7 @@ const status: CliCommand = {
           }
           const stopped = await Promise.race([
             stop.signal,
-            new Promise<undefined>(resolve => setTimeout(() => resolve(undefined), STATUS_POLL_MS)),
+            sleep(systemScheduler, STATUS_POLL_MS).then(() => undefined),
           ])
           if (stopped !== undefined) return 130
         }

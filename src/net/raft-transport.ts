@@ -22,6 +22,9 @@
 
 import type { Connection, Logger, Startable, Stream, StreamCloseEvent } from '@libp2p/interface'
 import type { Message } from '../raft/types.ts'
+import type { Cancel, Scheduler } from '../time/scheduler.ts'
+import { timeoutSignal } from '../time/sleep.ts'
+import { systemScheduler } from '../time/system-scheduler.ts'
 import { type NetComponents, PeerIdCache } from './components.ts'
 import {
   checkMaxFrameBytes,
@@ -74,6 +77,8 @@ export interface RaftTransportInit {
    * until the bucket refills. Default `DEFAULT_MESSAGE_RATE`; `{ perSecond: Infinity }` turns it off.
    */
   messageRate?: RateLimit
+  /** Clocks and timers (dial timeouts, back-off, throttling). Default `systemScheduler`. */
+  scheduler?: Scheduler
 }
 
 export interface RaftTransportStats {
@@ -110,9 +115,10 @@ interface OutboundPeer {
   scheduled: boolean
   /** Consecutive failures since the last stream opened. */
   failures: number
-  /** No reopening attempt before this time (ms since epoch). */
+  /** No reopening attempt before this time (the scheduler's monotonic ms). */
   retryAt: number
-  retryTimer: ReturnType<typeof setTimeout> | undefined
+  /** Cancels the pending reopening attempt, if one is armed. */
+  retryTimer: Cancel | undefined
 }
 
 /** A libp2p service factory: `services: { raft: raftTransport({ onMessage }) }`. */
@@ -137,6 +143,7 @@ export class RaftTransport implements Startable {
   private readonly inbound = new Map<string, Set<Stream>>()
   private readonly peerIds = new PeerIdCache()
   private readonly limiter: PeerRateLimiter
+  private readonly scheduler: Scheduler
   private readonly counters: RaftTransportStats = {
     sent: 0,
     writes: 0,
@@ -170,7 +177,11 @@ export class RaftTransport implements Startable {
     this.maxBackoffMs = init.maxBackoffMs ?? 2_000
     this.maxInboundStreams = init.maxInboundStreams ?? 4
     this.inboundBufferBytes = init.inboundBufferBytes ?? 24 * 1024 * 1024
-    this.limiter = new PeerRateLimiter(checkRateLimit(init.messageRate, DEFAULT_MESSAGE_RATE))
+    const scheduler = init.scheduler ?? systemScheduler
+    this.scheduler = scheduler
+    this.limiter = new PeerRateLimiter(checkRateLimit(init.messageRate, DEFAULT_MESSAGE_RATE), () =>
+      scheduler.now(),
+    )
   }
 
   readonly [Symbol.toStringTag] = 'conclave:raft-transport'
@@ -318,7 +329,7 @@ export class RaftTransport implements Startable {
 
   private discardPeer(peer: OutboundPeer, reason: Error): void {
     this.dropQueued(peer)
-    if (peer.retryTimer !== undefined) clearTimeout(peer.retryTimer)
+    peer.retryTimer?.()
     peer.retryTimer = undefined
     const stream = peer.stream
     peer.stream = undefined
@@ -333,7 +344,7 @@ export class RaftTransport implements Startable {
       while (this.started && peer.frames.length > peer.head && this.peers.get(peer.id) === peer) {
         const stream = peer.stream
         if (stream === undefined) {
-          const wait = peer.retryAt - Date.now()
+          const wait = peer.retryAt - this.scheduler.now()
           if (wait > 0) {
             this.armRetry(peer, wait)
             return
@@ -390,10 +401,14 @@ export class RaftTransport implements Startable {
 
   private armRetry(peer: OutboundPeer, wait: number): void {
     if (peer.retryTimer !== undefined) return
-    peer.retryTimer = setTimeout(() => {
-      peer.retryTimer = undefined
-      void this.flush(peer)
-    }, wait)
+    peer.retryTimer = this.scheduler.after(
+      wait,
+      () => {
+        peer.retryTimer = undefined
+        void this.flush(peer)
+      },
+      { keepAlive: true },
+    )
   }
 
   /** Opens the peer's stream; on failure records it and returns undefined, as it does if the peer was discarded meanwhile. */
@@ -401,7 +416,7 @@ export class RaftTransport implements Startable {
     let stream: Stream
     try {
       stream = await this.components.connectionManager.openStream(this.peerIds.get(peer.id), this.protocol, {
-        signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.dialTimeoutMs)]),
+        signal: AbortSignal.any([this.shutdown.signal, timeoutSignal(this.scheduler, this.dialTimeoutMs)]),
       })
     } catch (err) {
       if (this.started && this.peers.get(peer.id) === peer) {
@@ -449,7 +464,7 @@ export class RaftTransport implements Startable {
     this.dropQueued(peer)
     peer.failures++
     const backoff = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** Math.min(peer.failures - 1, 30))
-    peer.retryAt = Date.now() + backoff
+    peer.retryAt = this.scheduler.now() + backoff
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -475,7 +490,7 @@ export class RaftTransport implements Startable {
     let waiting = false
     /** A frame read while the peer was over its rate: delivered first once the bucket refills. */
     let held: Uint8Array | undefined
-    let throttleTimer: ReturnType<typeof setTimeout> | undefined
+    let cancelThrottle: Cancel | undefined
 
     const resume = (): void => {
       waiting = false
@@ -487,10 +502,14 @@ export class RaftTransport implements Startable {
       waiting = true
       this.counters.throttled++
       if (stream.readStatus === 'readable') stream.pause()
-      throttleTimer = setTimeout(() => {
-        throttleTimer = undefined
-        resume()
-      }, this.limiter.waitMs(remote))
+      cancelThrottle = this.scheduler.after(
+        this.limiter.waitMs(remote),
+        () => {
+          cancelThrottle = undefined
+          resume()
+        },
+        { keepAlive: true },
+      )
     }
     const deliver = (): void => {
       while (!waiting) {
@@ -533,7 +552,7 @@ export class RaftTransport implements Startable {
       stream.close().catch(err => stream.abort(err))
     })
     stream.addEventListener('close', () => {
-      clearTimeout(throttleTimer)
+      cancelThrottle?.()
       held = undefined
       const current = this.inbound.get(remote)
       if (current === undefined) return

@@ -24,7 +24,7 @@ export function checkRateLimit(limit: RateLimit | undefined, fallback: RateLimit
 
 interface Bucket {
   tokens: number
-  /** When `tokens` was last brought up to date (ms, `performance.now()` clock). */
+  /** When `tokens` was last brought up to date (ms, the limiter's monotonic clock). */
   at: number
 }
 
@@ -36,7 +36,8 @@ export class PeerRateLimiter {
   private readonly buckets = new Map<string, Bucket>()
   private pruneAt = 1024
 
-  constructor(limit: Required<RateLimit>, clock: () => number = () => performance.now()) {
+  /** `clock`: monotonic milliseconds (a `Scheduler`'s `now`). */
+  constructor(limit: Required<RateLimit>, clock: () => number) {
     this.perSecond = limit.perSecond
     this.burst = limit.burst
     this.clock = clock

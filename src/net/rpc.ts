@@ -17,6 +17,9 @@
 
 import type { Connection, Logger, Startable, Stream } from '@libp2p/interface'
 import { AbortError, ClosedError, ConclaveError, InvalidArgumentError } from '../errors.ts'
+import type { Scheduler } from '../time/scheduler.ts'
+import { timeoutSignal } from '../time/sleep.ts'
+import { systemScheduler } from '../time/system-scheduler.ts'
 import { type NetComponents, PeerIdCache } from './components.ts'
 import { checkMaxFrameBytes, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError } from './frame.ts'
 import { FrameWriter } from './frame-writer.ts'
@@ -64,6 +67,8 @@ export interface RpcInit {
    * `RateLimitedError` without running. Default `DEFAULT_REQUEST_RATE`; `{ perSecond: Infinity }` turns it off.
    */
   requestRate?: RateLimit
+  /** Clocks and timers (call timeouts, dial timeouts, the rate limit). Default `systemScheduler`. */
+  scheduler?: Scheduler
 }
 
 /** The remote handler failed; `remoteName` is its error's name (e.g. `NotLeaderError`). */
@@ -135,6 +140,7 @@ export class Rpc implements Startable {
   private readonly serverStreams = new Set<Stream>()
   private readonly peerIds = new PeerIdCache()
   private readonly limiter: PeerRateLimiter
+  private readonly scheduler: Scheduler
   private readonly counters: RpcStats = {
     callsStarted: 0,
     callsSucceeded: 0,
@@ -155,7 +161,11 @@ export class Rpc implements Startable {
     this.maxConcurrentRequests = init.maxConcurrentRequests ?? 64
     this.maxQueueBytes = Math.max(init.maxQueueBytes ?? 16 * 1024 * 1024, this.maxFrameBytes + 8)
     this.maxInboundStreams = init.maxInboundStreams ?? 4
-    this.limiter = new PeerRateLimiter(checkRateLimit(init.requestRate, DEFAULT_REQUEST_RATE))
+    const scheduler = init.scheduler ?? systemScheduler
+    this.scheduler = scheduler
+    this.limiter = new PeerRateLimiter(checkRateLimit(init.requestRate, DEFAULT_REQUEST_RATE), () =>
+      scheduler.now(),
+    )
   }
 
   readonly [Symbol.toStringTag] = 'conclave:rpc'
@@ -237,7 +247,7 @@ export class Rpc implements Startable {
       const finish = (err: Error | undefined, body?: Uint8Array): void => {
         if (settled) return
         settled = true
-        clearTimeout(timer)
+        cancelTimer()
         options.signal?.removeEventListener('abort', onAbort)
         if (channel !== undefined) channel.pending.delete(id)
         if (err === undefined) {
@@ -249,9 +259,10 @@ export class Rpc implements Startable {
         }
       }
       const onAbort = (): void => finish(new AbortError())
-      const timer = setTimeout(
-        () => finish(new RpcTimeoutError(`No answer from ${peer} on ${protocol} within ${timeoutMs} ms`)),
+      const cancelTimer = this.scheduler.after(
         timeoutMs,
+        () => finish(new RpcTimeoutError(`No answer from ${peer} on ${protocol} within ${timeoutMs} ms`)),
+        { keepAlive: true },
       )
       options.signal?.addEventListener('abort', onAbort, { once: true })
       this.getChannel(peer, protocol).then(
@@ -301,7 +312,7 @@ export class Rpc implements Startable {
     let stream: Stream
     try {
       stream = await this.components.connectionManager.openStream(this.peerIds.get(peer), protocol, {
-        signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.dialTimeoutMs)]),
+        signal: AbortSignal.any([this.shutdown.signal, timeoutSignal(this.scheduler, this.dialTimeoutMs)]),
       })
     } catch (err) {
       if (!this.started) throw new ClosedError('RPC endpoint stopped')

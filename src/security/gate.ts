@@ -8,6 +8,7 @@
 
 import type { Logger } from '@libp2p/interface'
 import type { Command } from '../state/commands.ts'
+import type { Scheduler } from '../time/scheduler.ts'
 import { commandAction, refuseCommand } from './actions.ts'
 import { UnauthorizedError } from './errors.ts'
 import type { IdentityService } from './identity-protocol.ts'
@@ -57,6 +58,8 @@ export interface SpiffeGateInit {
   onRefusal?: (peer: string, action: Action, reason: string) => void
   /** Least interval between two log lines for the same refusal. Default 10 s. */
   logIntervalMs?: number
+  /** The clock of that interval. */
+  scheduler: Scheduler
 }
 
 /** The gate of an agent with SPIFFE identities. */
@@ -67,6 +70,7 @@ export class SpiffeGate implements Gate {
   private readonly onRefusal?: SpiffeGateInit['onRefusal']
   private readonly logIntervalMs: number
   private readonly logged = new Map<string, number>()
+  private readonly scheduler: Scheduler
 
   constructor(init: SpiffeGateInit) {
     this.identity = init.identity
@@ -74,6 +78,7 @@ export class SpiffeGate implements Gate {
     this.log = init.log
     this.onRefusal = init.onRefusal
     this.logIntervalMs = init.logIntervalMs ?? 10_000
+    this.scheduler = init.scheduler
   }
 
   peek(peer: string, action: Action): GateVerdict | undefined {
@@ -165,7 +170,7 @@ export class SpiffeGate implements Gate {
   private refused(peer: string, action: Action, reason: string): void {
     this.onRefusal?.(peer, action, reason)
     const key = `${peer} ${action} ${reason}`
-    const now = performance.now()
+    const now = this.scheduler.now()
     const last = this.logged.get(key)
     if (last !== undefined && now - last < this.logIntervalMs) return
     if (this.logged.size > 10_000) this.logged.clear()

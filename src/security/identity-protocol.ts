@@ -34,6 +34,9 @@ import type {
 } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { type NetComponents, type NetConnectionManager, PeerIdCache } from '../net/components.ts'
+import type { Cancel, Scheduler } from '../time/scheduler.ts'
+import { timeoutSignal } from '../time/sleep.ts'
+import { systemScheduler } from '../time/system-scheduler.ts'
 import { IdentityError, SvidError } from './errors.ts'
 import {
   decodeIdentityMessage,
@@ -74,8 +77,10 @@ export interface IdentityInit {
   svid: X509Svid
   /** CA certificates trusted per trust domain. */
   bundles: TrustBundleSet
-  /** Wall clock in ms (certificate validity is wall-clock time). Default `Date.now`. */
+  /** Wall clock in ms (certificate validity is wall-clock time). Default: the scheduler's `wallNow`. */
   now?: () => number
+  /** Clocks and timers (exchange timeouts, retry windows). Default `systemScheduler`. */
+  scheduler?: Scheduler
   /** Longest an exchange may take. Default 5 s. */
   timeoutMs?: number
   /** How long a failed exchange is remembered before the next attempt. Default 1 s. */
@@ -93,6 +98,7 @@ export interface IdentityInit {
 
 interface Failure {
   error: IdentityError
+  /** The scheduler's monotonic ms. */
   until: number
 }
 
@@ -103,11 +109,12 @@ export class IdentityService implements Startable {
   private readonly log: Logger
   private bundles: TrustBundleSet
   private readonly now: () => number
+  private readonly scheduler: Scheduler
   private readonly timeoutMs: number
   private readonly retryAfterMs: number
   private readonly eager: boolean
   private readonly closeUnauthenticated: boolean
-  private readonly graceTimers = new Set<ReturnType<typeof setTimeout>>()
+  private readonly graceTimers = new Set<Cancel>()
   private readonly selfId: string
   private svid: X509Svid
   private chainDer: Uint8Array[]
@@ -119,7 +126,7 @@ export class IdentityService implements Startable {
   private readonly peerIds = new PeerIdCache()
   private readonly listeners = new Set<(identity: PeerIdentity) => void>()
   private readonly failureListeners = new Set<(peer: string, error: IdentityError) => void>()
-  /** Peers that refused this node's identity, why, and until when that is remembered. */
+  /** Peers that refused this node's identity, why, and until when (monotonic ms) that is remembered. */
   private readonly refusals = new Map<string, { reason: string; until: number }>()
   private started = false
   private shutdown = new AbortController()
@@ -128,7 +135,9 @@ export class IdentityService implements Startable {
     this.components = components
     this.log = components.logger.forComponent('conclave:identity')
     this.bundles = init.bundles
-    this.now = init.now ?? Date.now
+    const scheduler = init.scheduler ?? systemScheduler
+    this.scheduler = scheduler
+    this.now = init.now ?? (() => scheduler.wallNow())
     this.timeoutMs = init.timeoutMs ?? 5_000
     this.retryAfterMs = init.retryAfterMs ?? 1_000
     this.eager = init.eager ?? true
@@ -165,7 +174,7 @@ export class IdentityService implements Startable {
     this.shutdown.abort()
     this.components.events?.removeEventListener('peer:disconnect', this.onDisconnect)
     this.components.events?.removeEventListener('connection:open', this.onConnection)
-    for (const timer of this.graceTimers) clearTimeout(timer)
+    for (const cancel of this.graceTimers) cancel()
     this.graceTimers.clear()
     for (const stream of this.streams) stream.abort(new Error('Identity service stopped'))
     this.streams.clear()
@@ -224,7 +233,7 @@ export class IdentityService implements Startable {
   failure(peer: string): IdentityError | undefined {
     const failed = this.failures.get(peer)
     if (failed === undefined) return undefined
-    if (this.now() >= failed.until) {
+    if (this.scheduler.now() >= failed.until) {
       this.failures.delete(peer)
       return undefined
     }
@@ -235,7 +244,7 @@ export class IdentityService implements Startable {
   refusal(peer: string): string | undefined {
     const refused = this.refusals.get(peer)
     if (refused === undefined) return undefined
-    if (this.now() >= refused.until) {
+    if (this.scheduler.now() >= refused.until) {
       this.refusals.delete(peer)
       return undefined
     }
@@ -295,7 +304,7 @@ export class IdentityService implements Startable {
 
   /** With `refresh`, a failure is returned to the caller only: the peer's known identity stands. */
   private async initiate(peer: string, refresh = false): Promise<PeerIdentity> {
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.timeoutMs)])
+    const signal = AbortSignal.any([this.shutdown.signal, timeoutSignal(this.scheduler, this.timeoutMs)])
     let stream: Stream
     try {
       stream = await this.components.connectionManager.openStream(this.peerIds.get(peer), this.protocol, {
@@ -362,7 +371,7 @@ export class IdentityService implements Startable {
 
   /** Never rejects: the outcome lands in the caches. */
   private async respond(peer: string, stream: Stream): Promise<void> {
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.timeoutMs)])
+    const signal = AbortSignal.any([this.shutdown.signal, timeoutSignal(this.scheduler, this.timeoutMs)])
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_IDENTITY_MESSAGE_BYTES })
       const hello = await readMessage(lp, signal)
@@ -462,7 +471,7 @@ export class IdentityService implements Startable {
   private fail(peer: string, error: IdentityError, closeAfter?: Promise<unknown>): IdentityError {
     if (!this.started) return error
     this.identities.delete(peer)
-    const now = this.now()
+    const now = this.scheduler.now()
     // Failures of peers that never come back are only dropped here: keep the map bounded.
     if (this.failures.size >= 1_000) {
       for (const [id, failed] of this.failures) if (failed.until <= now) this.failures.delete(id)
@@ -488,7 +497,7 @@ export class IdentityService implements Startable {
   private refusedBy(peer: string, reason: string): void {
     this.log.error('%s refused our identity: %s', peer, reason)
     if (this.refusals.size >= 1_000) this.refusals.clear()
-    this.refusals.set(peer, { reason, until: this.now() + this.retryAfterMs })
+    this.refusals.set(peer, { reason, until: this.scheduler.now() + this.retryAfterMs })
   }
 
   private async refuse(
@@ -522,13 +531,12 @@ export class IdentityService implements Startable {
     }
     if (!this.closeUnauthenticated) return
     // The dialer normally starts the exchange; give it that long before asking ourselves.
-    const timer = setTimeout(() => {
-      this.graceTimers.delete(timer)
+    const cancel = this.scheduler.after(this.timeoutMs, () => {
+      this.graceTimers.delete(cancel)
       if (this.identity(peer) === undefined && connection.status === 'open')
         this.authenticateInBackground(peer)
-    }, this.timeoutMs)
-    timer.unref?.()
-    this.graceTimers.add(timer)
+    })
+    this.graceTimers.add(cancel)
   }
 
   private authenticateInBackground(peer: string): void {

@@ -21,6 +21,8 @@
  */
 
 import type { Logger } from '@libp2p/interface'
+import type { Scheduler } from '../time/scheduler.ts'
+import { timeoutSignal } from '../time/sleep.ts'
 
 export interface MemberGateInit {
   /** This node's latest Raft configuration; undefined while it has none (not joined, or joining). */
@@ -38,8 +40,10 @@ export interface MemberGateInit {
   vouchedForMs?: number
   /** Longest a vouching round may take. Default 2 s. */
   vouchTimeoutMs?: number
-  /** Monotonic ms. Default `performance.now`. */
+  /** Monotonic ms. Default: the scheduler's `now`. */
   now?: () => number
+  /** Clocks and timers (the vouching timeout). */
+  scheduler: Scheduler
 }
 
 /** Most peers remembered as refused or vouched for: bounds what a flood of peer ids can make it hold. */
@@ -49,6 +53,7 @@ const MAX_REMEMBERED = 1_000
 export class MemberGate {
   private readonly init: MemberGateInit
   private readonly now: () => number
+  private readonly scheduler: Scheduler
   private readonly retryAfterMs: number
   private readonly vouchedForMs: number
   private members = new Set<string>()
@@ -62,7 +67,9 @@ export class MemberGate {
 
   constructor(init: MemberGateInit) {
     this.init = init
-    this.now = init.now ?? (() => performance.now())
+    const { scheduler } = init
+    this.scheduler = scheduler
+    this.now = init.now ?? (() => scheduler.now())
     this.retryAfterMs = init.retryAfterMs ?? 1_000
     this.vouchedForMs = init.vouchedForMs ?? 30_000
   }
@@ -118,7 +125,7 @@ export class MemberGate {
     this.asking.add(peer)
     const signal = AbortSignal.any([
       this.shutdown.signal,
-      AbortSignal.timeout(this.init.vouchTimeoutMs ?? 2_000),
+      timeoutSignal(this.scheduler, this.init.vouchTimeoutMs ?? 2_000),
     ])
     this.init
       .vouch(peer, signal)

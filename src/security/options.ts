@@ -7,6 +7,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError } from '../errors.ts'
+import { systemScheduler } from '../time/system-scheduler.ts'
 import { SvidError } from './errors.ts'
 import { type Action, AuthorizationPolicy, type PolicyRule } from './policy.ts'
 import { isTrustDomain } from './spiffe-id.ts'
@@ -98,7 +99,7 @@ const SECURITY_KEYS = new Set([
  */
 export function resolveSecurity(
   options: SecurityOptions | undefined,
-  now: number = Date.now(),
+  now: number = systemScheduler.wallNow(),
 ): ResolvedSecurity | undefined {
   if (options === undefined) return undefined
   if (options === null || typeof options !== 'object') {

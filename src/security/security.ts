@@ -6,6 +6,7 @@
 
 import type { Logger } from '@libp2p/interface'
 import { InvalidArgumentError } from '../errors.ts'
+import type { Scheduler } from '../time/scheduler.ts'
 import { type Gate, OPEN_GATE, SpiffeGate } from './gate.ts'
 import { type IdentityComponents, IdentityService } from './identity-protocol.ts'
 import {
@@ -23,6 +24,7 @@ export class ConclaveSecurity {
   private readonly resolved: ResolvedSecurity | undefined
   private report: (refusal: SecurityRefusal) => void = () => {}
   private readonly now: () => number
+  private readonly scheduler: Scheduler
   private log: Logger | undefined
   private reloader: SvidReloader | undefined
   /** The rotation under way: rotations run one at a time, in order. */
@@ -31,10 +33,18 @@ export class ConclaveSecurity {
   constructor(
     components: IdentityComponents,
     resolved: ResolvedSecurity | undefined,
-    hooks: { onRefusal?: (refusal: SecurityRefusal) => void; now?: () => number } = {},
+    hooks: {
+      onRefusal?: (refusal: SecurityRefusal) => void
+      /** Wall clock for certificate validity. Default: the scheduler's `wallNow`. */
+      now?: () => number
+      /** The agent's clocks and timers. */
+      scheduler: Scheduler
+    },
   ) {
     this.resolved = resolved
-    this.now = hooks.now ?? Date.now
+    const { scheduler } = hooks
+    this.scheduler = scheduler
+    this.now = hooks.now ?? (() => scheduler.wallNow())
     if (resolved === undefined) {
       this.identity = undefined
       this.gate = OPEN_GATE
@@ -59,6 +69,7 @@ export class ConclaveSecurity {
       timeoutMs: resolved.identityTimeoutMs,
       closeUnauthenticated: resolved.closeUnauthenticated,
       now: hooks.now,
+      scheduler,
     })
     this.identity.onFailure((peer, error) =>
       report({
@@ -72,6 +83,7 @@ export class ConclaveSecurity {
       policy: resolved.policy,
       log,
       onRefusal: (peer, action, reason) => report({ peer, action, reason }),
+      scheduler,
     })
   }
 
@@ -119,10 +131,15 @@ export class ConclaveSecurity {
     await this.identity?.start()
     const reload = this.resolved?.reload
     if (reload !== undefined && this.reloader === undefined) {
-      this.reloader = new SvidReloader(reload.sources, reload.intervalMs, {
-        rotate: rotation => this.rotate(rotation),
-        onError: err => this.log?.error('the renewed SVID files were not used - %e', err),
-      })
+      this.reloader = new SvidReloader(
+        reload.sources,
+        reload.intervalMs,
+        {
+          rotate: rotation => this.rotate(rotation),
+          onError: err => this.log?.error('the renewed SVID files were not used - %e', err),
+        },
+        this.scheduler,
+      )
     }
   }
 

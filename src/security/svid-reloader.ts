@@ -6,6 +6,7 @@
  */
 
 import { readFile } from 'node:fs/promises'
+import type { Cancel, Scheduler } from '../time/scheduler.ts'
 import { isPath, type PemSource, type SvidRotation } from './options.ts'
 
 export interface SvidReloaderHooks {
@@ -18,14 +19,14 @@ export interface SvidReloaderHooks {
 export class SvidReloader {
   private readonly sources: SvidRotation
   private readonly hooks: SvidReloaderHooks
-  private readonly timer: ReturnType<typeof setInterval>
+  private readonly cancelPolling: Cancel
   /** The content last rotated to (the one loaded at start, at first). */
   private applied: string | undefined
   private failed: string | undefined
   private polling = false
   private stopped = false
 
-  constructor(sources: SvidRotation, intervalMs: number, hooks: SvidReloaderHooks) {
+  constructor(sources: SvidRotation, intervalMs: number, hooks: SvidReloaderHooks, scheduler: Scheduler) {
     this.sources = sources
     this.hooks = hooks
     // What the agent started with: only a change from it is a renewal.
@@ -35,13 +36,12 @@ export class SvidReloader {
       },
       () => {},
     )
-    this.timer = setInterval(() => void this.poll(), intervalMs)
-    this.timer.unref?.()
+    this.cancelPolling = scheduler.every(intervalMs, () => void this.poll())
   }
 
   stop(): void {
     this.stopped = true
-    clearInterval(this.timer)
+    this.cancelPolling()
   }
 
   /** One look at the files; resolves when any rotation it started is done. */

@@ -19,16 +19,19 @@ export type StorageObserver = (observation: StorageObservation) => void
  * A `RaftStorage` that times every mutating call (each is one transaction, fsync'd: its duration is the
  * write-and-fsync latency the Raft loop waits on) and reports stored snapshots, to whoever subscribes with
  * `observe`. The composition root wraps the agent's storage with it once; metrics subscribe later, so the
- * storage can be opened before the metrics registry exists. Costs two clock reads per call.
+ * storage can be opened before the metrics registry exists. Costs two clock reads per call, on the clock it
+ * is given (monotonic ms): storage holds no clock of its own (test/time/no-clock.test.ts).
  */
 export class TimedStorage implements RaftStorage {
   readonly inner: RaftStorage
   private readonly observers = new Set<StorageObserver>()
   /** The last hard state stored, to tell a commit-index-only write from one that is fsync'd. */
   private hardState?: HardState
+  private readonly now: () => number
 
-  constructor(inner: RaftStorage) {
+  constructor(inner: RaftStorage, now: () => number) {
     this.inner = inner
+    this.now = now
   }
 
   /** Calls `observer` for every call from now on; returns the unsubscribe function. */
@@ -84,13 +87,13 @@ export class TimedStorage implements RaftStorage {
       call()
       return
     }
-    const started = performance.now()
+    const started = this.now()
     let failed = true
     try {
       call()
       failed = false
     } finally {
-      this.emit({ kind: 'call', op, seconds: (performance.now() - started) / 1000, failed })
+      this.emit({ kind: 'call', op, seconds: (this.now() - started) / 1000, failed })
     }
   }
 
@@ -108,7 +111,7 @@ export class TimedStorage implements RaftStorage {
   }
 }
 
-/** `storage` wrapped in a `TimedStorage` (an already timed one is returned as is). */
-export function timedStorage(storage: RaftStorage): TimedStorage {
-  return storage instanceof TimedStorage ? storage : new TimedStorage(storage)
+/** `storage` wrapped in a `TimedStorage` timed on `now` (an already timed one is returned as is). */
+export function timedStorage(storage: RaftStorage, now: () => number): TimedStorage {
+  return storage instanceof TimedStorage ? storage : new TimedStorage(storage, now)
 }

@@ -27,7 +27,7 @@
  * - After every call, `drain()`: send `sends` on direct streams, publish `broadcasts` as one
  *   `{ type: 'gossip', updates }` message on the cluster topic, deliver `events`. Feed every decoded message
  *   to `receive(from, message, now)` with the transport's authenticated peer id (for gossip, the publisher).
- * - Start with an incarnation above any of this member's previous runs: max(persisted + 1, Date.now()) (a
+ * - Start with an incarnation above any of this member's previous runs: max(persisted + 1, wall clock in ms) (a
  *   start timestamp in ms alone suffices unless a run raised its incarnation more than once per ms). If it is
  *   too low anyway, the cluster's newer word about us is refuted and the incarnation jumps past it.
  * - `leave()`, then keep ticking until `pendingBroadcasts()` is 0 (or a few seconds) before stopping.

@@ -1,3 +1,5 @@
-export type { Cancel, Scheduler } from './scheduler.ts'
+export type { Cancel, Scheduler, TimerOptions } from './scheduler.ts'
+export { type ClockSkew, SkewedScheduler } from './skewed-scheduler.ts'
+export { raceTimeout, sleep, timeoutSignal } from './sleep.ts'
 export { systemScheduler } from './system-scheduler.ts'
 export { VirtualScheduler } from './virtual-scheduler.ts'

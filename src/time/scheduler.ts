@@ -10,17 +10,28 @@
 /** Cancels a call made with {@link Scheduler.after} or {@link Scheduler.every}. Idempotent. */
 export type Cancel = () => void
 
+/** How a deferred call relates to the process's lifetime. */
+export interface TimerOptions {
+  /**
+   * Keep the process alive while the call is pending (a `ref`'d Node timer). Default false (`unref`): for
+   * background duties; true for what a caller awaits, so that a pending wait is not cut short by an exit.
+   */
+  keepAlive?: boolean
+}
+
 export interface Scheduler {
   /** Monotonic milliseconds: never goes back, unaffected by wall-clock steps. Use for every duration and expiry. */
   now(): number
-  /** Wall-clock milliseconds since the epoch. For display and for timestamps that leave the process only. */
+  /**
+   * Wall-clock milliseconds since the epoch, a whole number (as `Date.now()`: entries carry it). For display
+   * and for timestamps that leave the process only.
+   */
   wallNow(): number
   /**
    * Runs `fn` once, `delayMs` from now. A delay of 0 runs it after the I/O already queued (as `setImmediate`),
    * never synchronously. Calls that fall due together run in the order they were made.
-   * Pending calls do not keep the process alive (as `unref()` timers).
    */
-  after(delayMs: number, fn: () => void): Cancel
-  /** Runs `fn` every `intervalMs` (> 0) until cancelled. Does not keep the process alive. */
-  every(intervalMs: number, fn: () => void): Cancel
+  after(delayMs: number, fn: () => void, options?: TimerOptions): Cancel
+  /** Runs `fn` every `intervalMs` (> 0) until cancelled. */
+  every(intervalMs: number, fn: () => void, options?: TimerOptions): Cancel
 }

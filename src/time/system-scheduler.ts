@@ -1,26 +1,39 @@
-import type { Cancel, Scheduler } from './scheduler.ts'
+import type { Cancel, Scheduler, TimerOptions } from './scheduler.ts'
+
+/** Node fires a timer longer than this (about 24.8 days) after 1 ms instead: longer delays go in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * The production scheduler: Node's monotonic clock (`performance.now()`), wall clock (`Date.now()`) and timers.
- * The only file in `src/` allowed to touch them.
+ * The only file under `src/agent`, `src/net`, `src/storage`, `src/security` and the cores allowed to touch
+ * them (test/time/no-clock.test.ts).
  */
 export const systemScheduler: Scheduler = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
-  after(delayMs: number, fn: () => void): Cancel {
-    if (delayMs <= 0) {
+  after(delayMs: number, fn: () => void, options?: TimerOptions): Cancel {
+    const keepAlive = options?.keepAlive === true
+    // setImmediate for 0: a macrotask after the I/O already queued, as the Raft runner's batching needs.
+    if (!(delayMs > 0)) {
       const immediate = setImmediate(fn)
-      immediate.unref()
+      if (!keepAlive) immediate.unref()
       return () => clearImmediate(immediate)
     }
-    const timer = setTimeout(fn, delayMs)
-    timer.unref()
+    let timer: NodeJS.Timeout
+    const arm = (remaining: number): void => {
+      const step = Math.min(remaining, MAX_TIMER_MS)
+      timer = setTimeout(remaining > step ? () => arm(remaining - step) : fn, step)
+      if (!keepAlive) timer.unref()
+    }
+    arm(delayMs)
     return () => clearTimeout(timer)
   },
-  every(intervalMs: number, fn: () => void): Cancel {
-    if (!(intervalMs > 0)) throw new RangeError(`interval must be > 0 ms, got ${intervalMs}`)
+  every(intervalMs: number, fn: () => void, options?: TimerOptions): Cancel {
+    if (!(intervalMs > 0 && intervalMs <= MAX_TIMER_MS)) {
+      throw new RangeError(`interval must be in (0, ${MAX_TIMER_MS}] ms, got ${intervalMs}`)
+    }
     const timer = setInterval(fn, intervalMs)
-    timer.unref()
+    if (options?.keepAlive !== true) timer.unref()
     return () => clearInterval(timer)
   },
 }

@@ -1,25 +1,39 @@
 import type { Cancel, Scheduler } from './scheduler.ts'
 
 interface Pending {
+  /** Order among calls due at the same instant: the order they were made. */
   readonly seq: number
   due: number
   readonly fn: () => void
   /** For `every`: the interval to re-arm with; 0 for a one-shot call. */
   readonly interval: number
+  /** Cancelled, or (one-shot) already run. */
   cancelled: boolean
 }
+
+/** Below this many cancelled entries the queue is not rebuilt: popping them off the top is cheaper. */
+const COMPACT_MIN = 64
 
 /**
  * A scheduler whose time moves only when the owner says so (`advance`, `runUntil`, `runNext`). Calls due at the
  * same instant run in the order they were scheduled, so a run is a pure function of what was scheduled.
- * `wallOffsetMs` and `rate` let a simulator give each agent a skewed and drifting clock over one shared
- * virtual timeline; `stepWall` models a wall-clock step (NTP), which never moves `now()`.
+ * `stepWall` models a wall-clock step (NTP), which never moves `now()`; `wallStart` gives each agent of a
+ * simulation its own wall clock over one shared timeline.
+ *
+ * `TimerOptions.keepAlive` means nothing here: no process lifetime hangs on virtual time. Calls due together
+ * run back to back, without the microtask turns Node runs between timers: a driver that needs those (to let
+ * promise chains settle between calls) runs `runNext()` and awaits between calls.
+ *
+ * The queue is a binary min-heap on (due, seq): scheduling and running are O(log n). A cancelled call stays
+ * in the heap until it reaches the top or until cancelled calls make up half of it, when the heap is rebuilt
+ * without them (O(n), amortized O(1) per cancel).
  */
 export class VirtualScheduler implements Scheduler {
   private time: number
   private wallOffset: number
   private seq = 0
-  private readonly queue: Pending[] = []
+  private readonly heap: Pending[] = []
+  private cancelledInHeap = 0
 
   constructor(options: { start?: number; wallStart?: number } = {}) {
     this.time = options.start ?? 0
@@ -31,7 +45,7 @@ export class VirtualScheduler implements Scheduler {
   }
 
   wallNow(): number {
-    return this.time + this.wallOffset
+    return Math.floor(this.time + this.wallOffset)
   }
 
   /** Steps the wall clock by `deltaMs` (forward or back); monotonic time is unaffected. */
@@ -40,7 +54,7 @@ export class VirtualScheduler implements Scheduler {
   }
 
   after(delayMs: number, fn: () => void): Cancel {
-    return this.push(Math.max(0, delayMs), fn, 0)
+    return this.push(Math.max(0, Number.isNaN(delayMs) ? 0 : delayMs), fn, 0)
   }
 
   every(intervalMs: number, fn: () => void): Cancel {
@@ -50,25 +64,29 @@ export class VirtualScheduler implements Scheduler {
 
   /** Time of the next pending call, or undefined if none is pending. */
   nextDue(): number | undefined {
-    this.dropCancelled()
-    return this.queue.length === 0 ? undefined : this.queue[0].due
+    this.dropCancelledTop()
+    return this.heap[0]?.due
   }
 
   /** Number of calls still pending (cancelled ones excluded). */
   pending(): number {
-    this.dropCancelled()
-    return this.queue.length
+    return this.heap.length - this.cancelledInHeap
   }
 
   /** Runs the earliest pending call (moving time to its due time). Returns false if nothing was pending. */
   runNext(): boolean {
-    this.dropCancelled()
-    const next = this.queue.shift()
+    this.dropCancelledTop()
+    const next = this.heap[0]
     if (next === undefined) return false
     if (next.due > this.time) this.time = next.due
     if (next.interval > 0) {
+      // Re-armed in place: it keeps its place among calls made before and after it.
       next.due = this.time + next.interval
-      this.insert(next)
+      this.siftDown(0)
+    } else {
+      // Run: a later cancel is a no-op (and must not count an entry no longer in the heap).
+      next.cancelled = true
+      this.popTop()
     }
     next.fn()
     return true
@@ -91,31 +109,68 @@ export class VirtualScheduler implements Scheduler {
 
   private push(delay: number, fn: () => void, interval: number): Cancel {
     const entry: Pending = { seq: this.seq++, due: this.time + delay, fn, interval, cancelled: false }
-    this.insert(entry)
+    this.heap.push(entry)
+    this.siftUp(this.heap.length - 1)
     return () => {
+      if (entry.cancelled) return
       entry.cancelled = true
+      this.cancelledInHeap++
+      this.compactIfSparse()
     }
   }
 
-  private insert(entry: Pending): void {
-    // Binary search for the first entry that runs after this one (by due time, then by scheduling order).
-    let lo = 0
-    let hi = this.queue.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      const other = this.queue[mid]
-      if (other.due < entry.due || (other.due === entry.due && other.seq < entry.seq)) lo = mid + 1
-      else hi = mid
+  private dropCancelledTop(): void {
+    while (this.heap.length > 0 && this.heap[0].cancelled) {
+      this.popTop()
+      this.cancelledInHeap--
     }
-    this.queue.splice(lo, 0, entry)
   }
 
-  private dropCancelled(): void {
-    while (this.queue.length > 0 && this.queue[0].cancelled) this.queue.shift()
-    if (this.queue.length > 64 && this.queue.some(p => p.cancelled)) {
-      const live = this.queue.filter(p => !p.cancelled)
-      this.queue.length = 0
-      this.queue.push(...live)
-    }
+  private compactIfSparse(): void {
+    if (this.cancelledInHeap < COMPACT_MIN || this.cancelledInHeap * 2 < this.heap.length) return
+    let kept = 0
+    for (const entry of this.heap) if (!entry.cancelled) this.heap[kept++] = entry
+    this.heap.length = kept
+    this.cancelledInHeap = 0
+    for (let i = (kept >>> 1) - 1; i >= 0; i--) this.siftDown(i)
   }
+
+  private popTop(): void {
+    const last = this.heap.pop()
+    if (last === undefined || this.heap.length === 0) return
+    this.heap[0] = last
+    this.siftDown(0)
+  }
+
+  private siftUp(at: number): void {
+    const heap = this.heap
+    const entry = heap[at]
+    while (at > 0) {
+      const parent = (at - 1) >>> 1
+      if (!before(entry, heap[parent])) break
+      heap[at] = heap[parent]
+      at = parent
+    }
+    heap[at] = entry
+  }
+
+  private siftDown(at: number): void {
+    const heap = this.heap
+    const entry = heap[at]
+    const size = heap.length
+    for (;;) {
+      const left = 2 * at + 1
+      if (left >= size) break
+      const right = left + 1
+      const child = right < size && before(heap[right], heap[left]) ? right : left
+      if (!before(heap[child], entry)) break
+      heap[at] = heap[child]
+      at = child
+    }
+    heap[at] = entry
+  }
+}
+
+function before(a: Pending, b: Pending): boolean {
+  return a.due < b.due || (a.due === b.due && a.seq < b.seq)
 }

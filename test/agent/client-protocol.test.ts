@@ -12,6 +12,7 @@ import type { Agent } from '../../src/index.ts'
 import { createAgent } from '../../src/index.ts'
 import { createConclaveLibp2p } from '../../src/net/libp2p-node.ts'
 import { type Rpc, rpc } from '../../src/net/rpc.ts'
+import { systemScheduler } from '../../src/time/system-scheduler.ts'
 
 // Two agents on loopback TCP, and a bare libp2p node (not a member) calling them as the CLI does.
 let agents: Agent[]
@@ -74,6 +75,7 @@ function directServer(graceMs: number): { server: ClientProtocolServer; close():
     api: agents[1],
     currentRevision: () => 0,
     closed: closed.signal,
+    scheduler: systemScheduler,
     graceMs,
   })
   const direct = (async (op: string, args: unknown) =>

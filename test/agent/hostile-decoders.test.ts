@@ -22,6 +22,8 @@ import { AbortError, ConclaveError, InvalidArgumentError, NotFoundError } from '
 import { FrameError } from '../../src/net/frame.ts'
 import { decodeEnvelope, encodeEnvelope } from '../../src/state/codec.ts'
 import type { Envelope } from '../../src/state/commands.ts'
+import { systemScheduler } from '../../src/time/system-scheduler.ts'
+import { VirtualScheduler } from '../../src/time/virtual-scheduler.ts'
 
 const encoder = new TextEncoder()
 const json = (value: unknown) => encoder.encode(JSON.stringify(value))
@@ -117,7 +119,7 @@ describe('forwarded command envelopes', () => {
   const context = {
     selfId: 'leader',
     leader: () => 'leader',
-    now: () => 1_000,
+    scheduler: new VirtualScheduler({ wallStart: 1_000 }),
     proposeLocal: async (data: Uint8Array) => {
       proposed.push(data)
       return { type: 'ok' }
@@ -208,6 +210,7 @@ describe('client protocol requests', () => {
     api,
     currentRevision: () => 0,
     closed: closed.signal,
+    scheduler: systemScheduler,
     graceMs: 10,
   })
   const ops: ClientOp[] = [

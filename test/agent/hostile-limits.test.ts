@@ -11,6 +11,7 @@ import { MAX_KEY_LENGTH, MAX_VALUE_BYTES, MAX_WAITERS, MAX_WATCHERS } from '../.
 import type { Agent } from '../../src/index.ts'
 import { createAgent, InvalidArgumentError, LimitExceededError } from '../../src/index.ts'
 import { RATE_LIMITED_ERROR, type Rpc, RpcRemoteError } from '../../src/net/rpc.ts'
+import { systemScheduler } from '../../src/time/system-scheduler.ts'
 
 let agent: Agent
 
@@ -160,7 +161,7 @@ describe('per-agent limits', () => {
           return new TextEncoder().encode(JSON.stringify({ type: 'revision', revision: 7 }))
         },
         leaderChange: ms => new Promise(resolve => setTimeout(resolve, Math.min(ms, 5))),
-        now: () => 0,
+        scheduler: systemScheduler,
         closed: false,
       },
       { type: 'put', key: 'k', value: 1 },

@@ -6,6 +6,7 @@ import { Replica } from '../../src/agent/node/replica.ts'
 import { NoLeaderError } from '../../src/index.ts'
 import type { Message } from '../../src/raft/types.ts'
 import { MemoryRaftStorage } from '../../src/storage/index.ts'
+import { systemScheduler } from '../../src/time/system-scheduler.ts'
 
 function singleVoter(voters = ['a'], send: (message: Message) => void = () => {}): RaftRunner {
   const storage = new MemoryRaftStorage()
@@ -23,6 +24,7 @@ function singleVoter(voters = ['a'], send: (message: Message) => void = () => {}
     application: new Replica(),
     send,
     random: () => 0.5,
+    scheduler: systemScheduler,
     tickMs: 5,
     snapshotEntries: 1000,
     log: defaultLogger().forComponent('test'),
@@ -91,7 +93,7 @@ describe('RaftRunner', () => {
       },
       forward: async () => new Uint8Array(),
       leaderChange: ms => new Promise(resolve => setTimeout(resolve, Math.min(ms, 5))),
-      now: () => 0,
+      scheduler: systemScheduler,
       closed: false,
     })
     const command = { type: 'put', key: 'k', value: 1 } as const

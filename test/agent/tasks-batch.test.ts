@@ -6,6 +6,7 @@ import { AbortError, NoLeaderError } from '../../src/errors.ts'
 import type { Command, RunTasksCommand, SubmitTasksCommand } from '../../src/state/commands.ts'
 import type { CommandResult } from '../../src/state/results.ts'
 import type { TaskSpec } from '../../src/state/task-spec.ts'
+import { systemScheduler } from '../../src/time/system-scheduler.ts'
 
 /** A client whose commits the test answers by hand (and that may ignore aborts), and a session that can lapse. */
 /** `laterTimeoutMs`: the operation timeout of every call after the first (default: the same). */
@@ -36,6 +37,7 @@ function harness(operationTimeoutMs = 10_000, hearsAborts = true, laterTimeoutMs
     selfId: 'me',
     client: client as unknown as Client,
     session: keeper as unknown as SessionKeeper,
+    scheduler: systemScheduler,
   })
   return { batcher, sent, session }
 }

@@ -17,9 +17,9 @@ import type { Agent } from '../../src/api.ts'
 import { InvalidArgumentError } from '../../src/errors.ts'
 import { enableMetrics } from '../../src/metrics/conclave-metrics.ts'
 import { listenMetrics, type MetricsServer } from '../../src/metrics/server.ts'
+import { timedStorage } from '../../src/metrics/storage-timing.ts'
 import { createConclaveLibp2p } from '../../src/net/libp2p-node.ts'
 import { SqliteRaftStorage } from '../../src/storage/sqlite-storage.ts'
-import { timedStorage } from '../../src/storage/timed-storage.ts'
 import { sample } from './prometheus-text.ts'
 
 const agents: Agent[] = []

@@ -47,6 +47,7 @@ describe('per-peer token buckets', () => {
   it('is off with an infinite rate, and validates its options', () => {
     const limiter = new PeerRateLimiter(
       checkRateLimit({ perSecond: Number.POSITIVE_INFINITY }, DEFAULT_REQUEST_RATE),
+      () => 0,
     )
     let taken = 0
     for (let i = 0; i < 100_000; i++) if (limiter.take('a')) taken++

@@ -4,6 +4,7 @@ import { IdentityError } from '../../src/security/errors.ts'
 import { OPEN_GATE, SpiffeGate } from '../../src/security/gate.ts'
 import type { PeerIdentity } from '../../src/security/identity-protocol.ts'
 import { AuthorizationPolicy } from '../../src/security/policy.ts'
+import { systemScheduler } from '../../src/time/system-scheduler.ts'
 
 function fakeIdentity(known: Record<string, string>, failures: Record<string, IdentityError> = {}) {
   let exchanges = 0
@@ -53,7 +54,7 @@ describe('gate', () => {
   it('answers from the cache without an exchange, and runs one for an unknown peer', async () => {
     const identity = fakeIdentity({ w: 'spiffe://example.org/worker' })
     const { log } = recordingLog()
-    const gate = new SpiffeGate({ identity, policy, log })
+    const gate = new SpiffeGate({ identity, policy, log, scheduler: systemScheduler })
     expect(gate.peek('w', 'runTask')).toEqual({ ok: true, spiffeId: 'spiffe://example.org/worker' })
     expect(gate.admit('w', 'runTask')).toBe(true)
     expect(identity.exchanges).toBe(0)
@@ -77,6 +78,7 @@ describe('gate', () => {
       policy,
       log,
       onRefusal: (peer, action, reason) => refusals.push(`${peer} ${action}: ${reason}`),
+      scheduler: systemScheduler,
     })
     for (let i = 0; i < 3; i++) expect(await gate.admit('w', 'submitTask')).toBe(false)
     expect(await gate.admit('bad', 'join')).toBe(false)
@@ -96,7 +98,7 @@ describe('gate', () => {
   it('checks a forwarded command: its action, and that it acts for its sender only', async () => {
     const identity = fakeIdentity({ w: 'spiffe://example.org/worker' })
     const { log } = recordingLog()
-    const gate = new SpiffeGate({ identity, policy, log })
+    const gate = new SpiffeGate({ identity, policy, log, scheduler: systemScheduler })
     const claim = (agentId: string) => ({ type: 'claimTask' as const, taskId: 't', agentId, sessionId: 's' })
     expect(await gate.checkCommand('w', claim('w'))).toEqual({
       ok: true,

@@ -13,6 +13,7 @@ import { NONCE_BYTES, signProof, verifyProof } from '../../src/security/proof.ts
 import { parseSpiffeId } from '../../src/security/spiffe-id.ts'
 import { loadSvid, parseTrustBundle, type TrustBundleSet, type X509Svid } from '../../src/security/svid.ts'
 import type { Command } from '../../src/state/commands.ts'
+import { systemScheduler } from '../../src/time/system-scheduler.ts'
 import { introduce, plainNode, RawIdentityStream, type SecureNode, secureNode, waitFor } from './nodes.ts'
 import { chainPem, type Issued, intermediateCa, issue, leafSvid, rootCa } from './pki.ts'
 
@@ -323,6 +324,7 @@ describe('authorization gate over real nodes', () => {
       identity: identityOf(n),
       policy,
       log: defaultLogger().forComponent('test:gate'),
+      scheduler: systemScheduler,
     })
   }
 

@@ -1,6 +1,7 @@
 import { defaultLogger } from '@libp2p/logger'
 import { describe, expect, it } from 'vitest'
 import { MemberGate } from '../../src/security/member-gate.ts'
+import { systemScheduler } from '../../src/time/system-scheduler.ts'
 
 interface Setup {
   config: { voters: string[]; nonVoters: string[] } | undefined
@@ -34,6 +35,7 @@ function gate(setup: Partial<Setup> = {}): { gate: MemberGate; state: Setup; set
     log: defaultLogger().forComponent('test'),
     onRefusal: peer => state.refusals.push(peer),
     now: () => state.time,
+    scheduler: systemScheduler,
   })
   created.refresh()
   const settle = async (): Promise<void> => {

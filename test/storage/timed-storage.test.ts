@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { InvalidArgumentError } from '../../src/errors.ts'
+import { timedStorage } from '../../src/metrics/storage-timing.ts'
 import { MemoryRaftStorage } from '../../src/storage/memory-storage.ts'
 import { SqliteRaftStorage } from '../../src/storage/sqlite-storage.ts'
-import { type StorageObservation, TimedStorage, timedStorage } from '../../src/storage/timed-storage.ts'
+import { type StorageObservation, TimedStorage } from '../../src/storage/timed-storage.ts'
 import { describeRaftStorageContract, entries, hardState, snapshot } from './raft-storage-contract.ts'
 
 // The decorator keeps every promise of RaftStorage (observed, so the timed path is the one tested).
@@ -14,7 +15,7 @@ describeRaftStorageContract('TimedStorage over SqliteRaftStorage', () => {
   const path = join(dir, 'raft.sqlite')
   return {
     open: () => {
-      const storage = new TimedStorage(new SqliteRaftStorage(path))
+      const storage = new TimedStorage(new SqliteRaftStorage(path), () => performance.now())
       storage.observe(() => {})
       return storage
     },
@@ -54,7 +55,7 @@ describe('TimedStorage', () => {
   })
 
   it('reports an installed snapshot, and a refused call as failed without hiding its error', () => {
-    const storage = new TimedStorage(new MemoryRaftStorage())
+    const storage = new TimedStorage(new MemoryRaftStorage(), () => performance.now())
     const seen: StorageObservation[] = []
     const stop = storage.observe(observation => seen.push(observation))
     storage.write({ hardState: hardState(2, 'a', 9), entries: [], snapshot: snapshot(9, 2, [7, 7]) })
@@ -71,7 +72,7 @@ describe('TimedStorage', () => {
   })
 
   it('a throwing observer does not fail a write that succeeded', () => {
-    const storage = new TimedStorage(new MemoryRaftStorage())
+    const storage = new TimedStorage(new MemoryRaftStorage(), () => performance.now())
     storage.observe(() => {
       throw new Error('observer bug')
     })

@@ -1,5 +1,6 @@
 import type { ConclaveApi, LeaderEvent, Lock } from '../../api.ts'
 import { ClosedError, ConclaveError, InvalidArgumentError, LockLostError } from '../../errors.ts'
+import type { Cancel, Scheduler } from '../../time/scheduler.ts'
 import { abortable, settlesWithin } from '../node/abort.ts'
 
 /** A client's candidacy ended: this agent no longer leads the election on the client's behalf. */
@@ -38,7 +39,8 @@ interface LockHandle {
   /** The client has been told it holds the lock. */
   delivered: boolean
   disposed: boolean
-  timer?: NodeJS.Timeout
+  /** Cancels the pending drop of the handle (see `arm`). */
+  timer?: Cancel
 }
 
 interface CandidacyHandle {
@@ -61,7 +63,8 @@ interface CandidacyHandle {
   disposed: boolean
   /** Resolves once this candidacy is over and its leadership (if any) resigned: the next local one may go. */
   done: Deferred
-  timer?: NodeJS.Timeout
+  /** Cancels the pending drop of the handle (see `arm`). */
+  timer?: Cancel
 }
 
 type Handle = LockHandle | CandidacyHandle
@@ -75,6 +78,7 @@ export interface ClientLeasesOptions {
   /** Aborts when the agent stops. */
   closed: AbortSignal
   log?: (message: string, err: unknown) => void
+  scheduler: Scheduler
 }
 
 /**
@@ -149,7 +153,7 @@ export class ClientLeases {
     if (entry?.kind !== 'lock') throw new LockLostError(`no lock under handle ${handle}: released or lost`)
     if (entry.lock === undefined)
       throw new InvalidArgumentError(`the lock under ${handle} is not acquired yet`)
-    clearTimeout(entry.timer)
+    entry.timer?.()
     try {
       await entry.lock.extend(ttl ?? entry.ttl)
       if (ttl !== undefined) entry.ttl = ttl
@@ -244,7 +248,7 @@ export class ClientLeases {
   close(): void {
     for (const entry of this.handles.values()) {
       entry.disposed = true
-      clearTimeout(entry.timer)
+      entry.timer?.()
       entry.controller.abort()
       if (entry.kind === 'candidacy') {
         entry.watchController.abort()
@@ -257,7 +261,7 @@ export class ClientLeases {
   // ---------- internals ----------
 
   private async answerLock(entry: LockHandle, waitMs: number): Promise<LockPoll> {
-    clearTimeout(entry.timer)
+    entry.timer?.()
     await this.waitFor(entry.settled, waitMs)
     if (entry.error !== undefined) {
       this.dispose(entry).catch(() => {})
@@ -276,7 +280,7 @@ export class ClientLeases {
   }
 
   private async answerCampaign(entry: CandidacyHandle, waitMs: number): Promise<CampaignPoll> {
-    clearTimeout(entry.timer)
+    entry.timer?.()
     await this.waitFor(entry.settled, waitMs)
     if (entry.error !== undefined) {
       this.dispose(entry).catch(() => {})
@@ -297,11 +301,10 @@ export class ClientLeases {
 
   /** Drops the handle after `ms` without word from its client. */
   private arm(entry: Handle, ms: number): void {
-    clearTimeout(entry.timer)
-    entry.timer = setTimeout(() => {
+    entry.timer?.()
+    entry.timer = this.options.scheduler.after(ms, () => {
       this.dispose(entry).catch(err => this.options.log?.(`dropping client ${entry.kind} failed`, err))
-    }, ms)
-    entry.timer.unref()
+    })
   }
 
   private onLockLost(entry: LockHandle): void {
@@ -319,7 +322,9 @@ export class ClientLeases {
     const selfId = this.api.id
     const iterator = events[Symbol.asyncIterator]()
     // The replica is normally a heartbeat behind at most; past this, something replaced its history.
-    const giveUp = setTimeout(() => iterator.return?.(), CONFIRM_TIMEOUT_MS)
+    const giveUp = this.options.scheduler.after(CONFIRM_TIMEOUT_MS, () => iterator.return?.(), {
+      keepAlive: true,
+    })
     try {
       for (;;) {
         const next = await iterator.next()
@@ -330,7 +335,7 @@ export class ClientLeases {
         }
       }
     } finally {
-      clearTimeout(giveUp)
+      giveUp()
     }
     entry.elected = true
     const watchForLoss = async (): Promise<void> => {
@@ -353,7 +358,7 @@ export class ClientLeases {
   private async dispose(entry: Handle): Promise<void> {
     if (entry.disposed) return
     entry.disposed = true
-    clearTimeout(entry.timer)
+    entry.timer?.()
     this.handles.delete(entry.id)
     if (entry.kind === 'lock') {
       entry.controller.abort()
@@ -374,7 +379,7 @@ export class ClientLeases {
 
   /** Until `settled` or `ms` pass, whichever is first; `ClosedError` if the agent closes meanwhile. */
   private async waitFor(settled: Promise<void>, ms: number): Promise<void> {
-    await settlesWithin(settled, ms, { closed: this.options.closed })
+    await settlesWithin(settled, ms, { closed: this.options.closed }, this.options.scheduler)
   }
 
   private checkOpen(): void {

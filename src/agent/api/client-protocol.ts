@@ -15,6 +15,7 @@ import { type SavedSnapshot, saveSnapshot, snapshotSourceOf } from '../../backup
 import { ClosedError, InvalidArgumentError } from '../../errors.ts'
 import type { RpcHandler } from '../../net/rpc.ts'
 import type { Action } from '../../security/policy.ts'
+import type { Scheduler } from '../../time/scheduler.ts'
 import { checkKey, checkOptions, checkPrefix, checkRevision, checkTtl, MAX_VALUE_BYTES } from '../validate.ts'
 import { type CampaignPoll, ClientLeases, type LockPoll } from './client-leases.ts'
 
@@ -155,6 +156,8 @@ export interface ClientProtocolHost {
   authorize?: (from: string, op: string) => Promise<void>
   /** Takes a consistent snapshot for `snapshot.save`; default `saveSnapshot` on `api` (the service). */
   snapshot?: () => Promise<SavedSnapshot>
+  /** The timers of polls and of the leases held for clients. */
+  scheduler: Scheduler
 }
 
 const encoder = new TextEncoder()
@@ -178,6 +181,7 @@ export class ClientProtocolServer {
       graceMs: host.graceMs ?? POLL_GRACE_MS,
       closed: host.closed,
       log: host.log,
+      scheduler: host.scheduler,
     })
     host.closed.addEventListener('abort', () => this.snapshots.clear(), { once: true })
   }
@@ -327,7 +331,7 @@ export class ClientProtocolServer {
       endRevision = this.host.currentRevision()
       controller.abort()
     }
-    const timer = setTimeout(stop, waitMs)
+    const cancelTimer = this.host.scheduler.after(waitMs, stop, { keepAlive: true })
     const iterator = this.host.api.consensus
       .watch(prefix, { fromRevision: Math.max(fromRevision, 1), signal: controller.signal })
       [Symbol.asyncIterator]()
@@ -349,7 +353,7 @@ export class ClientProtocolServer {
         stop()
       }
     } finally {
-      clearTimeout(timer)
+      cancelTimer()
       stop()
       await iterator.return?.()
     }

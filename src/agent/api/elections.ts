@@ -7,6 +7,7 @@ import {
   jsonEqual,
   toJsonValue,
 } from '../../state/index.ts'
+import type { Scheduler } from '../../time/scheduler.ts'
 import { abortable } from '../node/abort.ts'
 import { AsyncQueue } from '../node/async-queue.ts'
 import type { Client } from '../node/client.ts'
@@ -55,6 +56,8 @@ export interface RaftElectionContext {
   /** Catch this agent up with everything committed (a ReadIndex barrier). */
   barrier(signal?: AbortSignal): Promise<void>
   closed: AbortSignal
+  /** The wall clock of the events' timestamps. */
+  scheduler: Scheduler
 }
 
 /** `agent.election`: the cluster's Raft leadership itself. */
@@ -105,14 +108,19 @@ export class RaftElection implements LeaderElection {
 
   watch(options?: Abortable): AsyncIterable<LeaderEvent> {
     checkOptions(options, ['signal'])
-    const { tracker } = this.context
+    const { tracker, scheduler } = this.context
     let unsubscribe = (): void => {}
     const queue = closingQueue<LeaderEvent>(options?.signal, this.context.closed, () => unsubscribe())
     if (tracker.leader !== '') {
-      queue.push({ type: 'elected', leaderId: tracker.leader, term: tracker.term, timestamp: new Date() })
+      queue.push({
+        type: 'elected',
+        leaderId: tracker.leader,
+        term: tracker.term,
+        timestamp: new Date(scheduler.wallNow()),
+      })
     }
     unsubscribe = tracker.onChange((leader, previous, term) => {
-      const event = leaderEvent(leader, previous, term, new Date())
+      const event = leaderEvent(leader, previous, term, new Date(scheduler.wallNow()))
       if (event !== undefined) queue.push(event)
     })
     if (options?.signal?.aborted || this.context.closed.aborted) queue.end()
@@ -143,6 +151,8 @@ export interface NamedElectionContext {
   replica: Replica
   session: SessionKeeper
   closed: AbortSignal
+  /** The wall clock of the first event's timestamp (later ones carry the entry's). */
+  scheduler: Scheduler
 }
 
 /** `agent.elections(name)`: a session-bound election any agent can stand in, FIFO by candidacy. */
@@ -268,7 +278,7 @@ export class NamedElection implements LeaderElection {
         type: 'elected',
         leaderId: current.leader.agentId,
         term: current.term,
-        timestamp: new Date(),
+        timestamp: new Date(this.context.scheduler.wallNow()),
       }
       if (previousValue !== undefined) first.value = structuredClone(previousValue)
       queue.push(first)

@@ -1,6 +1,7 @@
 import type { Abortable, DistributedLock, Lock, Semaphore } from '../../api.ts'
 import { AbortError, InvalidArgumentError, LockLostError } from '../../errors.ts'
 import type { Command, LockGrantedEvent } from '../../state/index.ts'
+import type { Cancel, Scheduler } from '../../time/scheduler.ts'
 import { abortable } from '../node/abort.ts'
 import type { Client } from '../node/client.ts'
 import type { Replica } from '../node/replica.ts'
@@ -15,6 +16,8 @@ interface LockContext {
   session: SessionKeeper
   timing: ResolvedTiming
   closed: AbortSignal
+  /** Monotonic time for the local leases; the timer that watches them. */
+  scheduler: Scheduler
 }
 
 /**
@@ -93,7 +96,7 @@ export class Locks implements DistributedLock {
     wait: boolean,
     signal: AbortSignal | undefined,
   ): Promise<Lock | undefined> {
-    const { client, replica, session } = this.context
+    const { client, replica, session, scheduler } = this.context
     for (;;) {
       if (session.id === '') await session.open(client.deadline())
       const sessionId = session.id
@@ -101,7 +104,7 @@ export class Locks implements DistributedLock {
       // Listen before asking: the grant can be applied here before the answer to the request arrives.
       const grant = waitForGrant(replica, session, key, sessionId, requestId)
       try {
-        const sentAt = performance.now()
+        const sentAt = scheduler.now()
         const command: Command =
           permits === 1
             ? { type: 'lockAcquire', key, sessionId, requestId, ttlMs, wait }
@@ -123,7 +126,7 @@ export class Locks implements DistributedLock {
         if (granted === undefined) continue // our session ended while we waited: queue again under the new one
         // The grant's lease was stamped when another agent's release applied, at a time we cannot know.
         // Renewing it now gives a lease whose start we can bound: our send time.
-        const renewedAt = performance.now()
+        const renewedAt = scheduler.now()
         const renewed = await client.submit(
           { type: 'lockExtend', key, sessionId, fencingToken: granted.fencingToken, ttlMs },
           signal,
@@ -209,10 +212,10 @@ class HeldLock implements Lock {
   private readonly controller = new AbortController()
   private leaseEnd: number
   private released = false
-  private timer?: NodeJS.Timeout
+  private cancelWatch?: Cancel
   private readonly unsubscribe: (() => void)[] = []
 
-  /** `sentAt` is when the request that set the lease was sent (performance.now()); `ttlMs` its length. */
+  /** `sentAt` is when the request that set the lease was sent (the scheduler's `now`); `ttlMs` its length. */
   constructor(
     context: LockContext,
     key: string,
@@ -251,7 +254,7 @@ class HeldLock implements Lock {
 
   isHeld(): boolean {
     if (this.released || this.controller.signal.aborted) return false
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     return now < this.leaseEnd && now < this.context.session.validUntil()
   }
 
@@ -259,7 +262,7 @@ class HeldLock implements Lock {
     const ttlMs = checkTtl(ttl)
     checkOptions(options, ['signal'])
     if (!this.isHeld()) throw new LockLostError(`lock ${this.key} is no longer held`)
-    const sentAt = performance.now()
+    const sentAt = this.context.scheduler.now()
     const result = await this.context.client.submit(
       { type: 'lockExtend', key: this.key, sessionId: this.sessionId, fencingToken: this.token, ttlMs },
       options?.signal,
@@ -301,15 +304,14 @@ class HeldLock implements Lock {
    * commits: the lock may still be held, and usually is.
    */
   private watchLease(): void {
-    clearTimeout(this.timer)
+    this.cancelWatch?.()
     if (this.released || this.controller.signal.aborted) return
-    const wait = this.leaseEnd - performance.now()
+    const wait = this.leaseEnd - this.context.scheduler.now()
     if (wait <= 0) {
       this.markLost('the lease ran out before it was extended')
       return
     }
-    this.timer = setTimeout(() => this.watchLease(), wait)
-    this.timer.unref()
+    this.cancelWatch = this.context.scheduler.after(wait, () => this.watchLease())
   }
 
   private markLost(reason: string): void {
@@ -319,7 +321,7 @@ class HeldLock implements Lock {
   }
 
   private stopWatching(): void {
-    clearTimeout(this.timer)
+    this.cancelWatch?.()
     for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe()
   }
 }

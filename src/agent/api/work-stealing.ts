@@ -2,6 +2,7 @@ import type { Logger } from '@libp2p/interface'
 import type { Abortable, DistributedTask, WorkStealer } from '../../api.ts'
 import { AbortError, ClosedError, InvalidArgumentError, NotFoundError } from '../../errors.ts'
 import type { RegisteredAgent, StateEvent, TaskInfo } from '../../state/index.ts'
+import type { Cancel, Scheduler } from '../../time/scheduler.ts'
 import type { Client } from '../node/client.ts'
 import type { Replica } from '../node/replica.ts'
 import type { SessionKeeper } from '../node/session.ts'
@@ -81,6 +82,8 @@ export interface WorkStealingContext {
   /** The cluster's id, once this agent joined one. */
   clusterId: () => string | undefined
   log: Logger
+  /** Monotonic time for the adverts' and steals' timing; the wall clock for task deadlines. */
+  scheduler: Scheduler
   /** A task assigned to another agent this long without starting may be stolen without an advert. */
   stealAfterMs?: number
 }
@@ -123,8 +126,8 @@ export class WorkStealing implements WorkStealer {
   private readonly refused = new Set<string>()
   private stealing = false
   private again = false
-  private tickTimer?: NodeJS.Timeout
-  private advertTimer?: NodeJS.Timeout
+  private tickTimer?: Cancel
+  private advertTimer?: Cancel
   private advertDue = 0
   /** The surplus last published, and when: an unchanged one waits for the refresh. */
   private lastSurplus = ''
@@ -154,8 +157,7 @@ export class WorkStealing implements WorkStealer {
     if (this.enabled) return
     this.enabled = true
     this.ensureSubscribed()
-    this.tickTimer = setInterval(() => this.tick(), STEAL_INTERVAL_MS)
-    this.tickTimer.unref()
+    this.tickTimer = this.context.scheduler.every(STEAL_INTERVAL_MS, () => this.tick())
     this.kick()
   }
 
@@ -199,7 +201,7 @@ export class WorkStealing implements WorkStealer {
 
   private disable(): void {
     this.enabled = false
-    clearInterval(this.tickTimer)
+    this.tickTimer?.()
     this.tickTimer = undefined
     this.firstSeen.clear()
     this.refused.clear()
@@ -214,7 +216,7 @@ export class WorkStealing implements WorkStealer {
 
   private shutdown(): void {
     this.disable()
-    clearTimeout(this.advertTimer)
+    this.advertTimer?.()
     const subscription = this.subscription
     this.subscription = undefined
     if (subscription === undefined) return
@@ -238,7 +240,7 @@ export class WorkStealing implements WorkStealer {
     const current = this.subscription
     const topic = this.topic()
     if (current?.topic === topic) return current.pubsub
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     if (now < this.nextSubscribeAt) return undefined
     this.nextSubscribeAt = now + 1000
     const pubsub = this.context.pubsub()
@@ -267,11 +269,12 @@ export class WorkStealing implements WorkStealer {
     switch (event.type) {
       case 'taskAssigned':
         if (event.agentId === selfId) this.scheduleAdvert(ADVERT_DELAY_MS)
-        else if (this.enabled) this.firstSeen.set(event.taskId, performance.now())
+        else if (this.enabled) this.firstSeen.set(event.taskId, this.context.scheduler.now())
         return
       case 'taskStolen':
         if (event.from === selfId || event.to === selfId) this.scheduleAdvert(ADVERT_DELAY_MS)
-        if (event.to !== selfId && this.enabled) this.firstSeen.set(event.taskId, performance.now())
+        if (event.to !== selfId && this.enabled)
+          this.firstSeen.set(event.taskId, this.context.scheduler.now())
         else this.firstSeen.delete(event.taskId)
         return
       case 'taskStarted':
@@ -291,7 +294,7 @@ export class WorkStealing implements WorkStealer {
     // An advert speaks for its publisher only.
     if (message.type === 'signed' && message.from?.toString() !== advert.agentId) return
     if (this.context.replica.state.agent(advert.agentId)?.alive !== true) return
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     let received = this.adverts.get(advert.agentId)
     if (received === undefined) {
       received = { load: advert.load, receivedAt: now, surplus: new Map() }
@@ -324,22 +327,21 @@ export class WorkStealing implements WorkStealer {
 
   private scheduleAdvert(delayMs: number): void {
     if (this.context.closed.aborted) return
-    const due = performance.now() + delayMs
+    const due = this.context.scheduler.now() + delayMs
     if (this.advertTimer !== undefined && this.advertDue <= due) return
-    clearTimeout(this.advertTimer)
+    this.advertTimer?.()
     this.advertDue = due
-    this.advertTimer = setTimeout(() => {
+    this.advertTimer = this.context.scheduler.after(delayMs, () => {
       this.advertTimer = undefined
       this.advertise().catch(err => this.context.log('advert not published: %e', err))
-    }, delayMs)
-    this.advertTimer.unref()
+    })
   }
 
   private async advertise(): Promise<void> {
     const surplus = this.surplus()
     if (surplus.length > 0) this.scheduleAdvert(ADVERT_REFRESH_MS)
     const key = surplus.join('\n')
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     // Unchanged: only the refresh repeats it. Empty: said once, after the last non-empty one.
     if (
       key === this.lastSurplus &&
@@ -379,7 +381,7 @@ export class WorkStealing implements WorkStealer {
     for (const taskId of this.firstSeen.keys()) {
       if (state.task(taskId)?.state !== 'assigned') this.firstSeen.delete(taskId)
     }
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     for (const [agentId, received] of this.adverts) {
       for (const [taskId, advertisedAt] of received.surplus) {
         if (now - advertisedAt <= ADVERT_TTL_MS) break
@@ -441,7 +443,8 @@ export class WorkStealing implements WorkStealer {
     const state = replica.state
     const self = state.agent(selfId)
     if (self === undefined || !self.alive) return undefined
-    const now = performance.now()
+    const now = this.context.scheduler.now()
+    const wallNow = this.context.scheduler.wallNow()
     const adverts = [...this.adverts]
       .filter(([, advert]) => now - advert.receivedAt <= ADVERT_TTL_MS)
       .sort((a, b) => b[1].load - a[1].load)
@@ -451,7 +454,7 @@ export class WorkStealing implements WorkStealer {
         if (now - advertisedAt > ADVERT_TTL_MS || this.refused.has(taskId)) continue
         const task = state.task(taskId)
         if (task === undefined || task.state !== 'assigned' || task.assignee !== agentId) continue
-        if (!mayRun(task, self) || (best !== undefined && !goesBefore(task, best))) continue
+        if (!mayRun(task, self, wallNow) || (best !== undefined && !goesBefore(task, best))) continue
         best = task
       }
       if (best !== undefined) return { task: best, from: agentId }
@@ -477,9 +480,10 @@ export class WorkStealing implements WorkStealer {
     const state = this.context.replica.state
     const self = state.agent(this.context.selfId)
     if (self === undefined) return undefined
-    const now = performance.now()
+    const now = this.context.scheduler.now()
+    const wallNow = this.context.scheduler.wallNow()
     for (const task of state.tasksAssignedTo(agentId)) {
-      if (task.state !== 'assigned' || skip.has(task.id) || !mayRun(task, self)) continue
+      if (task.state !== 'assigned' || skip.has(task.id) || !mayRun(task, self, wallNow)) continue
       if (onlyWaiting) {
         const seen = this.firstSeen.get(task.id)
         if (seen !== undefined && now - seen < this.stealAfterMs) continue
@@ -509,14 +513,17 @@ export class WorkStealing implements WorkStealer {
   }
 }
 
-/** The task's hard constraints (capabilities, exclusions, deadline) allow `agent` to run it. */
-function mayRun(task: TaskInfo, agent: RegisteredAgent): boolean {
+/**
+ * The task's hard constraints (capabilities, exclusions, deadline) allow `agent` to run it. `wallNow`: the
+ * deadline is a wall-clock time (a hint here: the steal entry checks it against the leader's stamp).
+ */
+function mayRun(task: TaskInfo, agent: RegisteredAgent, wallNow: number): boolean {
   const { requiredCapabilities, excludeAgents } = task.constraints
   for (const capability of requiredCapabilities) {
     if (!agent.capabilities.includes(capability)) return false
   }
   if (excludeAgents?.includes(agent.agentId) || excludeAgents?.includes(agent.name)) return false
-  return task.deadline === undefined || task.deadline > Date.now()
+  return task.deadline === undefined || task.deadline > wallNow
 }
 
 /** Schedule order: higher priority first, then older. */

@@ -1,5 +1,6 @@
 import { NotLeaderError } from '../../raft/errors.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
+import type { Scheduler } from '../../time/index.ts'
 import type { LeaderPort } from '../node/port.ts'
 import { serveForward } from '../node/proposer.ts'
 import type { RaftHost } from '../node/raft-host.ts'
@@ -11,7 +12,7 @@ export interface ForwardingInit {
   host: Pick<RaftHost, 'proposeLocal'>
   authorization: Pick<Authorization, 'requireMember' | 'authorizeForwarded'>
   security: Pick<ConclaveSecurity, 'enabled'>
-  wallNow(): number
+  scheduler: Scheduler
 }
 
 /**
@@ -30,7 +31,7 @@ export function forwardHandler(
     const context = {
       selfId,
       leader: () => leader.leader,
-      now: init.wallNow,
+      scheduler: init.scheduler,
       proposeLocal: (data: Uint8Array) => host.proposeLocal(data, from),
     }
     if (!security.enabled) return serveForward(context, request)

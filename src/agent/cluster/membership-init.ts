@@ -3,6 +3,7 @@
 import type { PeerId, PeerStore } from '@libp2p/interface'
 import type { NetComponents } from '../../net/components.ts'
 import type { LocalFields, MemberEvent, MemberId, Random, SwimConfig } from '../../swim/types.ts'
+import type { Scheduler } from '../../time/index.ts'
 import type { MembershipPubSub } from './swim-wire.ts'
 
 export interface MembershipComponents extends NetComponents {
@@ -23,7 +24,12 @@ export interface MembershipInit {
   pubsub?: () => MembershipPubSub | undefined
   config: SwimConfig
   random?: Random
-  /** Milliseconds, monotonic. Default `performance.timeOrigin + performance.now()` (epoch-like). */
+  /** Timers, and the clocks of the view and the incarnation. */
+  scheduler: Scheduler
+  /**
+   * Milliseconds, monotonic. Default: the scheduler's monotonic clock set to read as the wall clock did at
+   * construction (epoch-like, as `performance.timeOrigin + performance.now()`), so `lastSeen` reads as a date.
+   */
   clock?: () => number
   /** The highest incarnation a previous run used, and where to keep this run's. */
   loadIncarnation?: () => number | undefined

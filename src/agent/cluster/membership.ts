@@ -47,6 +47,8 @@ import type {
   Update,
 } from '../../swim/types.ts'
 import { sameRecordContent } from '../../swim/validate.ts'
+import type { Cancel } from '../../time/index.ts'
+import { sleep } from '../../time/sleep.ts'
 import { learnAddresses } from './address-book.ts'
 import type {
   MemberEventListener,
@@ -107,9 +109,9 @@ export class Membership {
   private starting?: Promise<void>
   private topic = ''
   private pubsub?: MembershipPubSub
-  private tickTimer?: NodeJS.Timeout
+  private tickTimer?: Cancel
   private tickDue = Number.POSITIVE_INFINITY
-  private refreshTimer?: NodeJS.Timeout
+  private refreshTimer?: Cancel
   private savedIncarnation = -1
   private loadPublishedAt = Number.NEGATIVE_INFINITY
   /** Whether this run re-announced itself once its view first held other members. */
@@ -121,12 +123,15 @@ export class Membership {
     this.config = Object.freeze({ ...init.config })
     this.selfId = init.components.peerId.toString()
     this.log = init.components.logger.forComponent('conclave:membership')
-    this.clock = init.clock ?? (() => performance.timeOrigin + performance.now())
+    const { scheduler } = init
+    const origin = scheduler.wallNow() - scheduler.now()
+    this.clock = init.clock ?? (() => origin + scheduler.now())
     const callTimeoutMs = Math.max(1000, 4 * this.config.probeInterval)
     this.rpc = new Rpc(init.components, {
       defaultTimeoutMs: callTimeoutMs,
       dialTimeoutMs: callTimeoutMs,
       maxFrameBytes: 4 * 1024 * 1024,
+      scheduler,
     })
   }
 
@@ -167,7 +172,10 @@ export class Membership {
     const generation = ++this.generation
     const persisted = this.init.loadIncarnation?.()
     // Above every incarnation of an earlier run: the one it persisted, and the start time in ms.
-    const incarnation = Math.max(Number.isSafeInteger(persisted) ? (persisted as number) + 1 : 0, Date.now())
+    const incarnation = Math.max(
+      Number.isSafeInteger(persisted) ? (persisted as number) + 1 : 0,
+      Math.floor(this.init.scheduler.wallNow()),
+    )
     const self = fitFields(options.self)
     await this.rpc.registerRpc(SWIM_PROTOCOL, async (request, from) => {
       if (!(await this.admits(from))) {
@@ -190,11 +198,10 @@ export class Membership {
     this.saveIncarnation()
     this.topic = swimTopic(options.clusterId)
     this.subscribe()
-    this.refreshTimer = setInterval(
-      () => this.refresh(),
+    this.refreshTimer = this.init.scheduler.every(
       this.init.refreshIntervalMs ?? this.config.probeInterval,
+      () => this.refresh(),
     )
-    this.refreshTimer.unref()
     this.unseen.clear()
     this.announced = false
     const seeds = [...new Set(options.seeds ?? [])].filter(seed => seed !== this.selfId)
@@ -216,9 +223,10 @@ export class Membership {
     if (swim === undefined) return
     swim.leave(this.clock())
     this.flush()
-    const end = performance.now() + timeoutMs
-    while (this.swim === swim && swim.pendingBroadcasts() > 0 && performance.now() < end) {
-      await new Promise(resolve => setTimeout(resolve, this.config.gossipInterval))
+    const { scheduler } = this.init
+    const end = scheduler.now() + timeoutMs
+    while (this.swim === swim && swim.pendingBroadcasts() > 0 && scheduler.now() < end) {
+      await sleep(scheduler, this.config.gossipInterval)
     }
     await this.stop()
   }
@@ -228,9 +236,9 @@ export class Membership {
     this.generation++
     await this.starting?.catch(() => {})
     const swim = this.swim
-    clearTimeout(this.tickTimer)
+    this.tickTimer?.()
     this.tickDue = Number.POSITIVE_INFINITY
-    clearInterval(this.refreshTimer)
+    this.refreshTimer?.()
     if (swim !== undefined) {
       this.saveIncarnation()
       this.swim = undefined
@@ -428,17 +436,13 @@ export class Membership {
   private schedule(swim: Swim): void {
     const due = swim.nextTickAt()
     if (due === this.tickDue) return
-    clearTimeout(this.tickTimer)
+    this.tickTimer?.()
     this.tickDue = due
     if (!Number.isFinite(due)) return
-    this.tickTimer = setTimeout(
-      () => {
-        this.tickDue = Number.POSITIVE_INFINITY
-        this.tick()
-      },
-      Math.max(0, Math.ceil(due - this.clock())),
-    )
-    this.tickTimer.unref()
+    this.tickTimer = this.init.scheduler.after(Math.max(0, Math.ceil(due - this.clock())), () => {
+      this.tickDue = Number.POSITIVE_INFINITY
+      this.tick()
+    })
   }
 
   private send(to: MemberId, message: DirectMessage | SwimMessage): void {

@@ -1,12 +1,13 @@
 /**
  * The agent's one set of abort and deadline helpers: waiting on a promise, a pause or a deadline, given up
- * when the caller's signal aborts (`AbortError`) or the agent closes (`ClosedError`). Time comes from a
- * `Scheduler` (the production one unless a part passes its own), and every listener and timer is removed
+ * when the caller's signal aborts (`AbortError`) or the agent closes (`ClosedError`). Time comes from the
+ * agent's `Scheduler`, which every timed helper takes (awaited waits keep the process alive, as the
+ * scheduler's own `sleep` does), and every listener and timer is removed
  * once the wait is over, so long-lived signals do not collect them.
  */
 
 import { AbortError, ClosedError } from '../../errors.ts'
-import { type Cancel, type Scheduler, systemScheduler } from '../../time/index.ts'
+import type { Cancel, Scheduler } from '../../time/index.ts'
 
 /** What ends a wait early: the caller's signal, and the agent's closing. */
 export interface Interrupts {
@@ -65,15 +66,15 @@ export function withTimeout<T>(
   promise: Promise<T>,
   ms: number,
   onTimeout: () => Error,
-  interrupts: Interrupts = {},
-  scheduler: Scheduler = systemScheduler,
+  interrupts: Interrupts,
+  scheduler: Scheduler,
 ): Promise<T> {
   return interruptible<T>(interrupts, settle => {
     promise.then(
       value => settle({ value }),
       error => settle({ error }),
     )
-    return scheduler.after(ms, () => settle({ error: onTimeout() }))
+    return scheduler.after(ms, () => settle({ error: onTimeout() }), { keepAlive: true })
   })
 }
 
@@ -84,24 +85,20 @@ export function withTimeout<T>(
 export function settlesWithin(
   promise: Promise<unknown>,
   ms: number,
-  interrupts: Interrupts = {},
-  scheduler: Scheduler = systemScheduler,
+  interrupts: Interrupts,
+  scheduler: Scheduler,
 ): Promise<boolean> {
   return interruptible<boolean>(interrupts, settle => {
     promise.then(
       () => settle({ value: true }),
       error => settle({ error }),
     )
-    return scheduler.after(ms, () => settle({ value: false }))
+    return scheduler.after(ms, () => settle({ value: false }), { keepAlive: true })
   })
 }
 
 /** Resolves after `ms`, or as soon as `signal` aborts: a pause that never throws. */
-export function sleep(
-  ms: number,
-  signal?: AbortSignal,
-  scheduler: Scheduler = systemScheduler,
-): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal | undefined, scheduler: Scheduler): Promise<void> {
   return new Promise<void>(resolve => {
     if (signal?.aborted) return resolve()
     const done = (): void => {
@@ -109,7 +106,7 @@ export function sleep(
       signal?.removeEventListener('abort', done)
       resolve()
     }
-    const cancel = scheduler.after(ms, done)
+    const cancel = scheduler.after(ms, done, { keepAlive: true })
     signal?.addEventListener('abort', done, { once: true })
   })
 }
@@ -120,8 +117,8 @@ export function sleep(
  */
 export function deadlineSignal(
   ms: number,
-  signals: AbortSignal[] = [],
-  scheduler: Scheduler = systemScheduler,
+  signals: AbortSignal[],
+  scheduler: Scheduler,
 ): { signal: AbortSignal; cancel: Cancel } {
   const timeout = new AbortController()
   const cancel = scheduler.after(ms, () => timeout.abort())

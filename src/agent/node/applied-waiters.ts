@@ -1,4 +1,4 @@
-import { type Scheduler, systemScheduler } from '../../time/index.ts'
+import type { Scheduler } from '../../time/index.ts'
 import { type Interrupts, interruptible } from './abort.ts'
 
 interface Waiter {
@@ -40,8 +40,9 @@ export class AppliedWaiters {
       let at = this.waiting.length
       while (at > 0 && this.waiting[at - 1].index > index) at--
       this.waiting.splice(at, 0, waiter)
-      const scheduler = timeout?.scheduler ?? systemScheduler
-      const cancelTimer = timeout && scheduler.after(timeout.ms, () => settle({ error: timeout.error() }))
+      const cancelTimer = timeout?.scheduler.after(timeout.ms, () => settle({ error: timeout.error() }), {
+        keepAlive: true,
+      })
       return () => {
         cancelTimer?.()
         const at = this.waiting.indexOf(waiter)
@@ -69,6 +70,6 @@ export class AppliedWaiters {
 export interface Timeout {
   ms: number
   error(): Error
-  /** The clock of `ms`; the production one unless given. */
-  scheduler?: Scheduler
+  /** The clock of `ms`: the agent's. */
+  scheduler: Scheduler
 }

@@ -38,7 +38,7 @@ export function replicaClientContext(ports: ReplicaClientPorts): ClientContext {
       rpc.callRpc(leader, FORWARD_PROTOCOL, request, { timeoutMs, signal }),
     appliedHere: (sessionId, seq) => replica.waitForResult(sessionId, seq),
     leaderChange: (ms, signal) => tracker.waitChange(ms, signal),
-    now: () => scheduler.wallNow(),
+    scheduler,
     get closed() {
       return closed.aborted
     },

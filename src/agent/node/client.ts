@@ -32,7 +32,7 @@ export class Client {
   }
 
   deadline(): number {
-    return performance.now() + this.context.operationTimeoutMs
+    return this.context.scheduler.now() + this.context.operationTimeoutMs
   }
 
   /** Commit `command` numbered by this agent's session, so that retries apply it at most once. */
@@ -100,13 +100,16 @@ export class Client {
     const deadline = this.deadline()
     const { runner } = this.context
     for (;;) {
-      const remaining = deadline - performance.now()
+      const remaining = deadline - this.context.scheduler.now()
       if (remaining <= 0) throw new NoLeaderError('No leader confirmed a read point in time')
       // A request that meets no leader is dropped by the core; ask again after an election timeout's worth.
       const attempt = new AbortController()
-      const settled = await settlesWithin(runner.readIndex(attempt.signal), Math.min(remaining, 500), {
-        signal,
-      })
+      const settled = await settlesWithin(
+        runner.readIndex(attempt.signal),
+        Math.min(remaining, 500),
+        { signal },
+        this.context.scheduler,
+      )
       if (settled) return
       attempt.abort()
       if (this.context.closed) throw new ClosedError()

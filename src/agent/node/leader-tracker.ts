@@ -1,4 +1,5 @@
 import { AbortError } from '../../errors.ts'
+import type { Scheduler } from '../../time/scheduler.ts'
 
 export type LeaderListener = (leader: string, previous: string, term: number) => void
 
@@ -7,6 +8,11 @@ export class LeaderTracker {
   leader = ''
   term = 0
   private readonly listeners = new Set<LeaderListener>()
+  private readonly scheduler: Scheduler
+
+  constructor(scheduler: Scheduler) {
+    this.scheduler = scheduler
+  }
 
   update(leader: string, term: number): void {
     this.term = term
@@ -26,7 +32,7 @@ export class LeaderTracker {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new AbortError())
       const done = (): void => {
-        clearTimeout(timer)
+        cancel()
         unsubscribe()
         signal?.removeEventListener('abort', onAbort)
       }
@@ -34,10 +40,14 @@ export class LeaderTracker {
         done()
         reject(new AbortError())
       }
-      const timer = setTimeout(() => {
-        done()
-        resolve()
-      }, ms)
+      const cancel = this.scheduler.after(
+        ms,
+        () => {
+          done()
+          resolve()
+        },
+        { keepAlive: true },
+      )
       const unsubscribe = this.onChange(() => {
         done()
         resolve()

@@ -8,6 +8,7 @@ import {
   type Envelope,
   encodeEnvelope,
 } from '../../state/index.ts'
+import type { Scheduler } from '../../time/index.ts'
 import { withTimeout } from './abort.ts'
 import { ProposalLostError, ProposalSkippedError } from './raft-runner.ts'
 import { remoteErrorName } from './remote-errors.ts'
@@ -34,14 +35,17 @@ export interface ProposerContext {
   appliedHere?(sessionId: string, seq: number): { result: Promise<CommandResult>; cancel(): void }
   /** Resolves at the next leader change or after `ms`, whichever is first. */
   leaderChange(ms: number, signal?: AbortSignal): Promise<void>
-  /** Wall clock, for envelope timestamps on the leader. */
-  now(): number
+  /**
+   * Monotonic time for deadlines and the wall clock (`wallNow`) for the timestamps the leader puts on
+   * envelopes: the only time the state machine sees.
+   */
+  readonly scheduler: Scheduler
   readonly closed: boolean
 }
 
 export interface ProposeOptions {
   signal?: AbortSignal
-  /** Absolute deadline (ms, `performance.now()` clock). */
+  /** Absolute deadline (ms, the scheduler's monotonic clock). */
   deadline: number
   /** Run at most once per session (retries are answered from the session's dedup table). */
   session?: { id: string; seq: number; ackedBelow: number }
@@ -83,7 +87,7 @@ async function proposeUntilDone(
   for (let attempt = 0; ; attempt++) {
     if (options.signal?.aborted) throw new AbortError()
     if (context.closed) throw new ClosedError()
-    const remaining = options.deadline - performance.now()
+    const remaining = options.deadline - context.scheduler.now()
     if (remaining <= 0)
       throw new NoLeaderError('No leader committed the operation in time', { cause: lastError })
     const leader = context.leader()
@@ -93,12 +97,13 @@ async function proposeUntilDone(
         continue
       }
       if (leader === context.selfId) {
-        envelope.ts = context.now()
+        envelope.ts = context.scheduler.wallNow()
         return (await withTimeout(
           context.proposeLocal(encodeEnvelope(envelope)),
           remaining,
           () => new NoLeaderError('The operation did not commit in time; it may or may not take effect'),
           { signal: options.signal },
+          context.scheduler,
         )) as CommandResult
       }
       const answered = context
@@ -159,7 +164,7 @@ function isRetryable(err: unknown): boolean {
  * Throws `NotLeaderError` on a follower, which the caller takes as a cue to find the new leader.
  */
 export async function serveForward(
-  context: Pick<ProposerContext, 'proposeLocal' | 'now' | 'leader' | 'selfId'>,
+  context: Pick<ProposerContext, 'proposeLocal' | 'scheduler' | 'leader' | 'selfId'>,
   request: Uint8Array,
   authorize?: (envelope: Envelope) => Promise<void>,
 ): Promise<Uint8Array> {
@@ -167,7 +172,7 @@ export async function serveForward(
   const decoded = decodeEnvelope(request)
   if (!decoded.ok) throw new InvalidArgumentError(`Invalid forwarded command: ${decoded.error}`)
   if (authorize !== undefined) await authorize(decoded.envelope)
-  decoded.envelope.ts = context.now()
+  decoded.envelope.ts = context.scheduler.wallNow()
   const result = await context.proposeLocal(encodeEnvelope(decoded.envelope))
   return encoder.encode(JSON.stringify(result))
 }

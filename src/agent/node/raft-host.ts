@@ -70,6 +70,7 @@ export class RaftHost implements RunnerPort {
     const { selfId, replica, tracker, timing } = this.init
     this.runner = new RaftRunner({
       id: selfId,
+      scheduler: this.init.scheduler,
       storage,
       application: replica,
       send: this.init.send,

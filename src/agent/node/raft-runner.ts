@@ -18,6 +18,7 @@ import type {
 } from '../../raft/types.ts'
 import { StorageFormatError } from '../../storage/errors.ts'
 import type { RaftStorage } from '../../storage/index.ts'
+import type { Cancel, Scheduler } from '../../time/index.ts'
 import { AppliedWaiters } from './applied-waiters.ts'
 
 /** What the runner needs from the application it replicates. */
@@ -37,7 +38,9 @@ export interface RaftRunnerInit {
   /** Hand a message to the transport; must not block. */
   send(message: Message): void
   random: Random
-  /** Wall-clock length of one Raft tick. */
+  /** Ticks the core and defers Ready handling (a macrotask, `after(0)`). */
+  scheduler: Scheduler
+  /** Length of one Raft tick (monotonic ms). */
   tickMs: number
   /** Take a snapshot and compact the log after this many entries applied since the last one. */
   snapshotEntries: number
@@ -57,10 +60,11 @@ interface PendingProposal {
 }
 
 /**
- * The imperative shell around the pure Raft core: real timers, durable storage, the transport and the
- * application. Each Ready is handled in the order the core requires: persist (one durable write), send,
- * then apply. Ready handling is deferred with setImmediate so that every proposal and message that arrives
- * in one turn of the event loop goes out in one batch: one fsync, one append per follower.
+ * The imperative shell around the pure Raft core: the scheduler's timers, durable storage, the transport and
+ * the application. Each Ready is handled in the order the core requires: persist (one durable write), send,
+ * then apply. Ready handling is deferred to a macrotask (`after(0)`, `setImmediate` in production) so that
+ * every proposal and message that arrives in one turn of the event loop goes out in one batch: one fsync,
+ * one append per follower.
  */
 export class RaftRunner {
   readonly id: NodeId
@@ -70,7 +74,7 @@ export class RaftRunner {
   private readonly pendingReadContexts = new Map<string, { resolve(index: number): void }>()
   /** Reads the leader confirmed, waiting for this node to apply up to their index. */
   private readonly reads = new AppliedWaiters()
-  private ticker?: NodeJS.Timeout
+  private stopTicker?: Cancel
   private scheduled = false
   private stopped = false
   private applied: number
@@ -103,17 +107,22 @@ export class RaftRunner {
   }
 
   start(): void {
-    this.ticker = setInterval(() => {
-      this.node.tick()
-      this.schedule()
-    }, this.init.tickMs)
+    // Kept alive as Node's setInterval was: a running Raft node keeps its process running.
+    this.stopTicker = this.init.scheduler.every(
+      this.init.tickMs,
+      () => {
+        this.node.tick()
+        this.schedule()
+      },
+      { keepAlive: true },
+    )
     this.schedule()
   }
 
   stop(): void {
     if (this.stopped) return
     this.stopped = true
-    clearInterval(this.ticker)
+    this.stopTicker?.()
     const closed = new ClosedError()
     for (const pending of this.pendingProposals.values()) pending.reject(closed)
     this.pendingProposals.clear()
@@ -207,10 +216,14 @@ export class RaftRunner {
   private schedule(): void {
     if (this.scheduled || this.stopped) return
     this.scheduled = true
-    setImmediate(() => {
-      this.scheduled = false
-      this.drain()
-    })
+    this.init.scheduler.after(
+      0,
+      () => {
+        this.scheduled = false
+        this.drain()
+      },
+      { keepAlive: true },
+    )
   }
 
   private drain(): void {
@@ -252,9 +265,13 @@ export class RaftRunner {
     }
     if (deferred !== undefined) {
       const later = deferred
-      setImmediate(() => {
-        if (!this.stopped) for (const message of later) this.init.send(message)
-      })
+      this.init.scheduler.after(
+        0,
+        () => {
+          if (!this.stopped) for (const message of later) this.init.send(message)
+        },
+        { keepAlive: true },
+      )
     }
     if (ready.snapshot !== undefined) {
       application.restore(ready.snapshot)

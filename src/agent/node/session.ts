@@ -1,6 +1,7 @@
 import type { Logger } from '@libp2p/interface'
 import { ClosedError, NoLeaderError } from '../../errors.ts'
 import type { CommandResult } from '../../state/index.ts'
+import type { Cancel, Scheduler } from '../../time/scheduler.ts'
 import { leaseMargin, type ResolvedTiming } from '../options.ts'
 
 /** What the session keeper needs: a way to get session commands committed. */
@@ -41,7 +42,7 @@ export class SessionKeeper {
   private nextSeq = 1
   private readonly outstanding = new Set<number>()
   private localDeadline = 0
-  private timer?: NodeJS.Timeout
+  private cancelKeepAlive?: Cancel
   private stopped = false
   private opening?: Promise<void>
   private readonly lostListeners = new Set<(sessionId: string) => void>()
@@ -49,7 +50,16 @@ export class SessionKeeper {
   /** Runs after every successful open, before `open()` resolves: the agent registers under the new session. */
   afterOpen: (sessionId: string) => Promise<void> = async () => {}
 
-  constructor(agentId: string, timing: ResolvedTiming, transport: SessionTransport, log: Logger) {
+  private readonly scheduler: Scheduler
+
+  constructor(
+    agentId: string,
+    timing: ResolvedTiming,
+    transport: SessionTransport,
+    log: Logger,
+    scheduler: Scheduler,
+  ) {
+    this.scheduler = scheduler
     this.agentId = agentId
     this.timing = timing
     this.transport = transport
@@ -60,7 +70,7 @@ export class SessionKeeper {
     return this.sessionId
   }
 
-  /** Local monotonic time (performance.now()) until which the session surely lives in the cluster. */
+  /** Local monotonic time (the scheduler's `now`) until which the session surely lives in the cluster. */
   validUntil(): number {
     return this.localDeadline
   }
@@ -76,7 +86,7 @@ export class SessionKeeper {
   private async openFresh(deadline: number): Promise<void> {
     const sessionId = `${this.agentId}/${crypto.randomUUID()}`
     const ttlMs = this.timing.sessionTtlMs
-    const sentAt = performance.now()
+    const sentAt = this.scheduler.now()
     const result = await this.transport.submitRaw(
       { type: 'openSession', sessionId, agentId: this.agentId, ttlMs },
       deadline,
@@ -113,7 +123,7 @@ export class SessionKeeper {
     this.localDeadline = 0
     for (const listener of this.lostListeners) listener(sessionId)
     // Come back with a new session: the agent is alive, only its old lease is gone.
-    this.open(performance.now() + this.timing.operationTimeoutMs).catch(err => {
+    this.open(this.scheduler.now() + this.timing.operationTimeoutMs).catch(err => {
       this.log.error('could not reopen a session: %e', err)
     })
   }
@@ -124,18 +134,22 @@ export class SessionKeeper {
   }
 
   private schedule(): void {
-    clearTimeout(this.timer)
+    this.cancelKeepAlive?.()
     if (this.stopped) return
-    this.timer = setTimeout(() => {
-      this.keepAlive().catch(err => this.log.error('keep-alive failed: %e', err))
-    }, this.timing.sessionTtlMs / 4)
+    this.cancelKeepAlive = this.scheduler.after(
+      this.timing.sessionTtlMs / 4,
+      () => {
+        this.keepAlive().catch(err => this.log.error('keep-alive failed: %e', err))
+      },
+      { keepAlive: true },
+    )
   }
 
   private async keepAlive(): Promise<void> {
     const sessionId = this.sessionId
     if (sessionId === '' || this.stopped) return
     const ttlMs = this.timing.sessionTtlMs
-    const sentAt = performance.now()
+    const sentAt = this.scheduler.now()
     try {
       const result = await this.transport.submitRaw({ type: 'keepAlive', sessionId }, sentAt + ttlMs / 4)
       if (sessionId !== this.sessionId) return
@@ -156,7 +170,7 @@ export class SessionKeeper {
   /** Stop keeping the session alive; with `close`, end it in the cluster now (leave). */
   async stop(close: boolean, deadline: number): Promise<void> {
     this.stopped = true
-    clearTimeout(this.timer)
+    this.cancelKeepAlive?.()
     const sessionId = this.sessionId
     if (close && sessionId !== '') {
       await this.transport.submitRaw({ type: 'closeSession', sessionId }, deadline)

@@ -2,6 +2,7 @@ import { AbortError, NoLeaderError } from '../../../errors.ts'
 import type { Command, RunTaskOp } from '../../../state/commands.ts'
 import type { CommandResult } from '../../../state/index.ts'
 import { MAX_BATCH_OPS, type TaskSpec } from '../../../state/task-spec.ts'
+import type { Scheduler } from '../../../time/scheduler.ts'
 import type { Client } from '../../node/client.ts'
 import type { SessionKeeper } from '../../node/session.ts'
 
@@ -17,6 +18,8 @@ export interface TaskBatcherContext {
   selfId: string
   client: Client
   session: SessionKeeper
+  /** Defers a flush to the next macrotask; bounds a batch by its deadline. */
+  scheduler: Scheduler
 }
 
 /**
@@ -34,7 +37,7 @@ const MAX_IN_FLIGHT = 1
 interface Item<T> {
   readonly value: T
   readonly bytes: number
-  /** The call's end (performance.now()): the agent's operation timeout from the moment it was made. */
+  /** The call's end (monotonic ms): the agent's operation timeout from the moment it was made. */
   readonly deadline: number
   readonly signal?: AbortSignal
   resolve(answer: BatchAnswer): void
@@ -122,14 +125,18 @@ export class TaskBatcher {
   private schedule<T>(lane: Lane<T>): void {
     if (lane.scheduled || lane.inFlight >= MAX_IN_FLIGHT) return
     lane.scheduled = true
-    setImmediate(() => {
-      lane.scheduled = false
-      this.flush(lane)
-    })
+    this.context.scheduler.after(
+      0,
+      () => {
+        lane.scheduled = false
+        this.flush(lane)
+      },
+      { keepAlive: true },
+    )
   }
 
   private flush<T>(lane: Lane<T>): void {
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     while (lane.queue.length > 0 && lane.inFlight < MAX_IN_FLIGHT) {
       const items: Item<T>[] = []
       let bytes = 0
@@ -158,7 +165,10 @@ export class TaskBatcher {
     let deadline = Number.POSITIVE_INFINITY
     for (const item of items) deadline = Math.min(deadline, item.deadline)
     const timeout = new AbortController()
-    const timer = setTimeout(() => timeout.abort(), Math.max(1, deadline - performance.now()))
+    const { scheduler } = this.context
+    const cancelTimer = scheduler.after(Math.max(1, deadline - scheduler.now()), () => timeout.abort(), {
+      keepAlive: true,
+    })
     try {
       const values = items.map(item => item.value)
       const { selfId } = this.context
@@ -182,7 +192,7 @@ export class TaskBatcher {
           : err
       for (const item of items) item.reject(reason)
     } finally {
-      clearTimeout(timer)
+      cancelTimer()
       lane.inFlight--
       if (lane.queue.length > 0) this.schedule(lane)
     }

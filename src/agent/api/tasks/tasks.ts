@@ -12,6 +12,7 @@ import {
 } from '../../../errors.ts'
 import type { RunTaskOp } from '../../../state/commands.ts'
 import { convertJson, type JsonValue, type StateEvent, type TaskInfo } from '../../../state/index.ts'
+import type { Cancel, Scheduler } from '../../../time/index.ts'
 import { sleep } from '../../node/abort.ts'
 import type { Client } from '../../node/client.ts'
 import type { Replica } from '../../node/replica.ts'
@@ -44,6 +45,8 @@ export interface TaskContext {
   /** The task slots this agent registered: the default concurrency of `process()`. */
   concurrency: number
   log: Logger
+  /** Monotonic time for deadlines and the session lease; the timers of the waits. */
+  scheduler: Scheduler
 }
 
 /** This agent's hold on one attempt it started. */
@@ -97,13 +100,13 @@ export class Tasks extends TaskControls implements TaskDistributor {
    */
   private readonly nextOps = new Map<number, number>()
   private nextOpId = 0
-  /** When `findOrphan` last looked at every running task of this agent (performance.now()). */
+  /** When `findOrphan` last looked at every running task of this agent (monotonic ms). */
   private orphanScanAt = 0
   /** complete and fail operations on their way: capacity about to be freed on this agent. */
   private settlingCount = 0
   private readonly batcher: TaskBatcher
   private readonly changes: TaskChanges
-  private leaseTimer?: NodeJS.Timeout
+  private leaseTimer?: Cancel
 
   constructor(context: TaskContext) {
     super(context)
@@ -114,6 +117,11 @@ export class Tasks extends TaskControls implements TaskDistributor {
     context.replica.onRestore(() => this.onRestore())
     context.session.onLost(sessionId => this.onSessionLost(sessionId))
     context.closed.addEventListener('abort', () => this.onClosed(), { once: true })
+  }
+
+  /** The agent's scheduler (the worker loop's pauses). */
+  get scheduler(): Scheduler {
+    return this.context.scheduler
   }
 
   /** `next()` calls now waiting for work: free capacity the work stealer may fill. */
@@ -295,7 +303,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
         if (tries > 1 && err instanceof StaleAttemptError && (await this.endedAsMeant(task, outcome))) return
         if (isAnswer(err) || this.context.closed.aborted) throw err
         this.context.log('attempt %d of task %s not settled yet: %e', task.attempt, task.id, err)
-        await sleep(Math.min(WORKER_RETRY_MS * tries, 2000), this.context.closed)
+        await sleep(Math.min(WORKER_RETRY_MS * tries, 2000), this.context.closed, this.context.scheduler)
       }
     }
   }
@@ -424,7 +432,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
     if (load === undefined || load.running === 0) return undefined
     // An orphan makes more attempts run here than this agent holds, unless held ones not applied here yet
     // hide it: those pass, so a full look every ORPHAN_SCAN_MS finds it even under a steady load.
-    const now = performance.now()
+    const now = this.context.scheduler.now()
     if (load.running <= this.attempts.size && now - this.orphanScanAt < ORPHAN_SCAN_MS) return undefined
     this.orphanScanAt = now
     const registered = state.agent(selfId)
@@ -522,7 +530,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
   }
 
   private onClosed(): void {
-    clearTimeout(this.leaseTimer)
+    this.leaseTimer?.()
     for (const held of this.attempts.values()) held.controller.abort(new ClosedError())
     this.attempts.clear()
     this.changes.flush()
@@ -538,15 +546,14 @@ export class Tasks extends TaskControls implements TaskDistributor {
       this.leaseTimer = undefined
       if (this.attempts.size === 0) return
       const validUntil = this.context.session.validUntil()
-      const wait = validUntil - performance.now()
+      const wait = validUntil - this.context.scheduler.now()
       if (wait <= 0) {
         for (const held of this.attempts.values()) {
           this.abort(held, 'the session lease of this agent ran out')
         }
         // Checked again later: a reopened session holds none of these attempts, so they stay aborted.
       }
-      this.leaseTimer = setTimeout(check, Math.max(wait, 250))
-      this.leaseTimer.unref()
+      this.leaseTimer = this.context.scheduler.after(Math.max(wait, 250), check)
     }
     check()
   }
@@ -563,12 +570,13 @@ export class Tasks extends TaskControls implements TaskDistributor {
 
   /** Resolves once this replica applied the entry at `index`; `NoLeaderError` past the operation timeout. */
   private waitApplied(index: number): Promise<void> {
-    const { replica, closed, client } = this.context
+    const { replica, closed, client, scheduler } = this.context
     return replica.waitApplied(
       index,
       { closed },
       {
-        ms: client.deadline() - performance.now(),
+        scheduler,
+        ms: client.deadline() - scheduler.now(),
         error: () => new NoLeaderError(`this agent did not apply entry ${index} in time`),
       },
     )

@@ -1,6 +1,7 @@
 import type { Abortable, ClaimedTask, TaskWorker } from '../../../api.ts'
 import { ClosedError } from '../../../errors.ts'
 import { convertJson, type JsonValue } from '../../../state/index.ts'
+import type { Scheduler } from '../../../time/index.ts'
 import { sleep } from '../../node/abort.ts'
 import { errorMessage } from './input.ts'
 
@@ -11,6 +12,8 @@ export const WORKER_RETRY_MS = 200
 export interface WorkSource {
   next(options?: Abortable): Promise<ClaimedTask>
   settleAttempt(task: ClaimedTask, outcome: { result: JsonValue } | { error: string }): Promise<void>
+  /** The agent's clock, for the pause after an error. */
+  readonly scheduler: Scheduler
 }
 
 /** What a worker reports: `completed` and `failed` once the cluster accepted the outcome, else `error`. */
@@ -70,7 +73,7 @@ export class TaskProcessor extends EventTarget implements TaskWorker {
         } catch (err) {
           if (stopping.aborted || err instanceof ClosedError) return
           this.emit('error', { error: err })
-          await sleep(WORKER_RETRY_MS, stopping)
+          await sleep(WORKER_RETRY_MS, stopping, this.tasks.scheduler)
           continue
         }
         const outcome = await this.run(task)

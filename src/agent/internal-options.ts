@@ -1,0 +1,25 @@
+import type { Scheduler } from '../time/scheduler.ts'
+import { systemScheduler } from '../time/system-scheduler.ts'
+
+/**
+ * Test-only options of `createAgent` and `conclave()`, kept out of the public option types: they are set under
+ * symbols that `src/index.ts` does not export, so no user reaches them by accident (or by a typo, which
+ * `checkOptions` refuses), and the built declarations of the public types do not mention them.
+ */
+
+/** The scheduler (clocks and timers) an agent runs on. Default `systemScheduler`. */
+export const SCHEDULER: unique symbol = Symbol('conclave.scheduler')
+
+export interface InternalOptions {
+  [SCHEDULER]?: Scheduler
+}
+
+/** `options` with the agent's scheduler set: `createAgent(withScheduler({ ... }, scheduler))`. */
+export function withScheduler<T extends object>(options: T, scheduler: Scheduler): T {
+  return { ...options, [SCHEDULER]: scheduler }
+}
+
+/** The scheduler set on `options`, or `systemScheduler`. */
+export function schedulerOf(options: object | undefined): Scheduler {
+  return (options as InternalOptions | undefined)?.[SCHEDULER] ?? systemScheduler
+}
