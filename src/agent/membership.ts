@@ -15,9 +15,16 @@
  * floods every publish by itself). What a member says of itself (alive, refutations, left) also goes to every
  * live member directly, once: nobody else may repeat it, and gossipsub can accept a publish and still drop
  * it (a peer it scores low, a mesh not formed yet after a restart). Where there is no gossipsub or a publish
- * fails, the whole batch goes directly, each update once per member. An `alive` or `left` update is only
- * taken from the member it is about (the authenticated publisher or sender). A message that does not decode
- * is counted, logged and dropped; it never throws.
+ * fails, the whole batch goes directly, each update once per member. A message that does not decode is
+ * counted, logged and dropped; it never throws.
+ *
+ * Claims (`src/swim/claims.ts`): what a member says of itself (alive, left, refutations) is taken only from
+ * that member (the authenticated publisher or sender), on every path; accusations only from members the
+ * Raft configuration or the registry name (`refresh().known`, and the start seeds until it names any);
+ * incarnations only within a bound of the known one and the wall clock. A push-pull entry about another
+ * member is not merged: that member is asked directly. The view admits members the configuration or the
+ * registry name (up to `maxMembers`), and at most `maxPendingMembers` live others (joiners whose
+ * registration has not arrived yet).
  *
  * Seeding: a member starts by syncing (push-pull) with up to 3 seeds, and announces itself again once its
  * view first holds others. Agents the Raft configuration or the registry name but the view lacks are synced
@@ -33,6 +40,7 @@ import { UnauthorizedError } from '../errors.ts'
 import { type NetComponents, PeerIdCache } from '../net/components.ts'
 import { Rpc } from '../net/rpc.ts'
 import { updateIncarnation, updateSubject } from '../swim/broadcast-queue.ts'
+import { type ClaimContext, vetMessage } from '../swim/claims.ts'
 import { decodeSwimMessage, encodeSwimMessage } from '../swim/codec.ts'
 import { suspicionTimeout } from '../swim/config.ts'
 import { Swim } from '../swim/swim.ts'
@@ -139,7 +147,11 @@ export interface MembershipStats {
   publishFallbacks: number
   /** Messages taken in, direct and gossip. */
   received: number
-  /** Messages that did not decode, came on the wrong path, or updates forged for another member. */
+  /**
+   * Messages that did not decode, came on the wrong path, or claims the sender may not make (updates or
+   * push-pull entries forged for another member, accusations from a non-member, incarnations out of bounds,
+   * members past the view's bounds).
+   */
   dropped: number
 }
 
@@ -186,6 +198,10 @@ export class Membership {
     dropped: 0,
   }
   private swim?: Swim
+  /** Who may accuse (the Raft configuration and the registry); undefined: everyone (no `refresh`). */
+  private accusers?: ReadonlySet<MemberId>
+  /** Live members in the view that were not accusers when admitted (see `admitsToView`). */
+  private readonly pending = new Set<MemberId>()
   private starting?: Promise<void>
   private topic = ''
   private pubsub?: MembershipPubSub
@@ -278,8 +294,11 @@ export class Membership {
     )
     this.refreshTimer.unref()
     this.unseen.clear()
+    this.pending.clear()
     this.announced = false
     const seeds = [...new Set(options.seeds ?? [])].filter(seed => seed !== this.selfId)
+    // The operator's seeds vouch until the configuration or the registry names anyone.
+    this.accusers = this.init.refresh === undefined ? undefined : new Set(seeds)
     const first = seeds.slice(0, MAX_START_SEEDS)
     if (first.length > 0) swim.join(first, this.clock())
     this.flush()
@@ -463,11 +482,9 @@ export class Membership {
       this.log('dropping a direct SWIM message published on the topic by %s', from)
       return
     }
-    if (message.type === 'gossip') {
-      const updates = message.updates.filter(update => speaksForItself(update, from))
-      this.counters.dropped += message.updates.length - updates.length
-      message = { type: 'gossip', updates }
-    }
+    const vetted = this.vet(from, message, swim)
+    if (vetted === undefined) return
+    message = vetted
     this.counters.received++
     try {
       swim.receive(from, message, this.clock())
@@ -488,6 +505,8 @@ export class Membership {
       this.log.error('membership refresh failed: %e', err)
     }
     if (wanted?.fields !== undefined) this.update(wanted.fields)
+    if (wanted?.known !== undefined && wanted.known.length > 0) this.accusers = new Set(wanted.known)
+    this.prunePending(swim)
     if (wanted?.known !== undefined) this.seed(wanted.known)
     this.saveIncarnation()
   }
@@ -699,6 +718,75 @@ export class Membership {
     }
   }
 
+  /**
+   * `message` without the claims `from` may not make and the members the view may not admit; undefined if
+   * nothing is left to take. Members another's push-pull named are asked directly: those the cluster knows,
+   * and (while few are waiting) those an accuser named, so a joiner learns the view from its seed's answer.
+   */
+  private vet(from: MemberId, message: SwimMessage, swim: Swim): SwimMessage | undefined {
+    const context: ClaimContext = {
+      self: this.selfId,
+      mayAccuse: id => this.mayAccuse(id),
+      incarnationOf: id => swim.member(id)?.incarnation,
+      wallNow: wallClock(),
+    }
+    const vetted = vetMessage(message, from, context)
+    let refused = vetted.refused
+    let result = vetted.message
+    // After vetting, only the sender's own claims can add a member: the sender itself.
+    if (swim.member(from) === undefined) {
+      if (result.type === 'pingReq') {
+        // Probing on behalf of a peer outside the view would let anyone make this member dial anyone.
+        this.counters.dropped += refused + 1
+        return undefined
+      }
+      if (introduces(result, from) && !this.admitsToView(from, swim)) {
+        if (result.type === 'gossip') {
+          const updates = result.updates.filter(update => updateSubject(update) !== from)
+          refused += result.updates.length - updates.length
+          result = { type: 'gossip', updates }
+        } else if (result.type === 'pushPull') {
+          const members = result.members.filter(entry => entry.id !== from)
+          refused += result.members.length - members.length
+          result = { ...result, members }
+        }
+      }
+    }
+    this.counters.dropped += refused
+    if (refused > 0) this.log.trace('dropped %d SWIM claims %s may not make', refused, from)
+    const named = vetted.named.filter(
+      id => this.mayAccuse(id) || (this.mayAccuse(from) && this.unseen.size < this.config.maxPendingMembers),
+    )
+    if (named.length > 0) this.seed(named, true)
+    return result
+  }
+
+  private mayAccuse(id: MemberId): boolean {
+    return this.accusers === undefined || this.accusers.has(id)
+  }
+
+  /**
+   * Whether `id`, not in the view, may enter it: always if the cluster knows it (the core caps the view at
+   * `maxMembers`), else while fewer than `maxPendingMembers` live members are waiting to be known.
+   */
+  private admitsToView(id: MemberId, swim: Swim): boolean {
+    if (this.mayAccuse(id)) return true
+    if (this.pending.size >= this.config.maxPendingMembers) this.prunePending(swim)
+    if (this.pending.size >= this.config.maxPendingMembers) return false
+    this.pending.add(id)
+    return true
+  }
+
+  /** Frees the pending places of members now known to the cluster, gone from the view, dead or left. */
+  private prunePending(swim: Swim): void {
+    for (const id of this.pending) {
+      const status = swim.member(id)?.status
+      if (this.mayAccuse(id) || status === undefined || status === 'dead' || status === 'left') {
+        this.pending.delete(id)
+      }
+    }
+  }
+
   private admits(peer: MemberId): boolean | Promise<boolean> {
     return this.init.admit?.(peer) ?? true
   }
@@ -715,11 +803,20 @@ export class Membership {
   }
 }
 
-/** Only a member itself says it is alive or has left; the core never relays those for others. */
-function speaksForItself(update: Update, publisher: MemberId): boolean {
-  if (update.type === 'alive') return update.member.id === publisher
-  if (update.type === 'left') return update.id === publisher
-  return true
+/** Whether `message` from `from` says `from` is alive (what adds a member to the view). */
+function introduces(message: SwimMessage, from: MemberId): boolean {
+  if (message.type === 'gossip') {
+    return message.updates.some(update => update.type === 'alive' && update.member.id === from)
+  }
+  if (message.type === 'pushPull') {
+    return message.members.some(entry => entry.id === from && entry.status === 'alive')
+  }
+  return false
+}
+
+/** Wall-clock ms: incarnations start from a start time in ms, so claims are bounded against it. */
+function wallClock(): number {
+  return Date.now()
 }
 
 /**
