@@ -38,8 +38,11 @@ export const DEFAULT_REQUEST_RATE: Readonly<Required<RateLimit>> = Object.freeze
 /** The `errorName` of the answer to a request over the caller's rate: retry after a pause. */
 export const RATE_LIMITED_ERROR = 'RateLimitedError'
 
-/** Serves one request; what it resolves to is the response. A rejection reaches the caller as `RpcRemoteError`. */
-export type RpcHandler = (request: Uint8Array, from: string) => Promise<Uint8Array>
+/**
+ * Serves one request; what it resolves to is the response. A rejection reaches the caller as `RpcRemoteError`.
+ * `closed` aborts when the request's stream closes (the caller went away): a long wait should end then.
+ */
+export type RpcHandler = (request: Uint8Array, from: string, closed: AbortSignal) => Promise<Uint8Array>
 
 export interface RpcCallOptions {
   signal?: AbortSignal
@@ -432,6 +435,8 @@ export class Rpc implements Startable {
     let running = 0
     let callerDone = false
     this.serverStreams.add(stream)
+    // Aborts when the stream closes, so handlers that wait (long polls) give back what they hold.
+    const closed = new AbortController()
     const budget = this.budget.watch(from, stream, err => {
       this.counters.resets++
       this.log('resetting %s stream from %s - %e', protocol, from, err)
@@ -487,7 +492,7 @@ export class Rpc implements Startable {
       let result: Promise<Uint8Array>
       try {
         if (handler === undefined) throw new Error(`No handler for ${protocol}`)
-        result = Promise.resolve(handler(body, from))
+        result = Promise.resolve(handler(body, from, closed.signal))
       } catch (err) {
         result = Promise.reject(err)
       }
@@ -544,6 +549,7 @@ export class Rpc implements Startable {
     stream.addEventListener('close', () => {
       this.serverStreams.delete(stream)
       budget.close()
+      closed.abort()
     })
   }
 }
