@@ -5,6 +5,7 @@ import { checkRateLimit, type RateLimit } from '../net/rate-limit.ts'
 import { DEFAULT_REQUEST_RATE } from '../net/rpc.ts'
 import type { RaftOptions } from '../raft/types.ts'
 import type { SecurityOptions } from '../security/options.ts'
+import { ACTIONS, type Action } from '../security/policy.ts'
 import { resolveConfig, SWIM_FAST_CONFIG, SWIM_LAN_CONFIG } from '../swim/config.ts'
 import type { SwimConfig } from '../swim/types.ts'
 
@@ -166,6 +167,11 @@ export interface RateLimits {
   requests?: RateLimit
   /** Raft messages per second per peer; over it the peer's stream is paused (backpressure). Default 100,000/s. */
   raftMessages?: RateLimit
+  /**
+   * Commands per second one member may forward to the leader, per right they need; over it a command waits
+   * at the leader for its turn (backpressure on that member alone). Default: `lock` 1,000/s, bursts of 1,000.
+   */
+  rights?: Partial<Record<Action, RateLimit>>
 }
 
 /** Checks `rateLimits`: `InvalidArgumentError` for an unknown key, `RangeError` for a bad rate. */
@@ -174,9 +180,17 @@ export function checkRateLimits(limits: RateLimits | undefined): void {
   if (limits === null || typeof limits !== 'object')
     throw new InvalidArgumentError('rateLimits must be an object')
   for (const key of Object.keys(limits)) {
-    if (key !== 'requests' && key !== 'raftMessages')
+    if (key !== 'requests' && key !== 'raftMessages' && key !== 'rights')
       throw new InvalidArgumentError(`unknown rateLimits option ${key}`)
   }
   checkRateLimit(limits.requests, DEFAULT_REQUEST_RATE)
   checkRateLimit(limits.raftMessages, DEFAULT_MESSAGE_RATE)
+  if (limits.rights !== undefined) {
+    if (limits.rights === null || typeof limits.rights !== 'object')
+      throw new InvalidArgumentError('rateLimits.rights must be an object')
+    for (const [action, rate] of Object.entries(limits.rights)) {
+      if (!ACTIONS.includes(action as Action)) throw new InvalidArgumentError(`unknown right ${action}`)
+      checkRateLimit(rate, { perSecond: Number.POSITIVE_INFINITY })
+    }
+  }
 }
