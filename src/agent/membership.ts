@@ -22,7 +22,9 @@
  * that member (the authenticated publisher or sender), on every path; accusations only from members the
  * Raft configuration or the registry name (`refresh().known`, and the start seeds until it names any);
  * incarnations only within a bound of the known one and the wall clock. A push-pull entry about another
- * member is not merged: that member is asked directly. The view admits members the configuration or the
+ * member never changes one in the view: a member the view lacks is asked directly, and introduced at
+ * incarnation 0 (its own word outranks that) if the cluster knows it and the sender may accuse. The view
+ * admits members the configuration or the
  * registry name (up to `maxMembers`), and at most `maxPendingMembers` live others (joiners whose
  * registration has not arrived yet).
  *
@@ -52,6 +54,7 @@ import type {
   MemberInfo,
   MemberRecord,
   MemberStatus,
+  PushPullEntry,
   Random,
   SwimConfig,
   SwimMessage,
@@ -429,7 +432,7 @@ export class Membership {
         entry = { notedAt: now ? time - delay : time + jitter }
         this.unseen.set(id, entry)
       }
-      if (time - entry.notedAt < delay) continue
+      if (!now && time - entry.notedAt < delay) continue
       if (entry.syncedAt !== undefined && time - entry.syncedAt < RESEED_INTERVAL_MS) continue
       entry.syncedAt = time
       this.pushPull(id, swim)
@@ -454,7 +457,12 @@ export class Membership {
         incarnation,
         status,
       }))
-    this.send(to, { type: 'pushPull', reply: false, members })
+    // Not reached (no address yet, a dial that failed): try again after a few probe periods, not 30 s.
+    this.send(to, { type: 'pushPull', reply: false, members }, () => {
+      const entry = this.unseen.get(to)
+      if (entry?.syncedAt === undefined || !this.mayAccuse(to)) return
+      entry.syncedAt = this.clock() - RESEED_INTERVAL_MS + SEED_DELAY_PERIODS * this.config.probeInterval
+    })
   }
 
   // ---------- the core's inputs ----------
@@ -507,6 +515,12 @@ export class Membership {
     if (wanted?.fields !== undefined) this.update(wanted.fields)
     if (wanted?.known !== undefined && wanted.known.length > 0) this.accusers = new Set(wanted.known)
     this.prunePending(swim)
+    // Members only named by others, synced with once and still unseen: forgotten, so they free their room.
+    const now = this.clock()
+    for (const [id, entry] of this.unseen) {
+      const stale = entry.syncedAt !== undefined && now - entry.syncedAt >= RESEED_INTERVAL_MS
+      if (stale && !this.mayAccuse(id)) this.unseen.delete(id)
+    }
     if (wanted?.known !== undefined) this.seed(wanted.known)
     this.saveIncarnation()
   }
@@ -542,7 +556,7 @@ export class Membership {
     this.tickTimer.unref()
   }
 
-  private send(to: MemberId, message: DirectMessage | SwimMessage): void {
+  private send(to: MemberId, message: DirectMessage | SwimMessage, onFailure?: () => void): void {
     let bytes: Uint8Array
     try {
       bytes = encodeSwimMessage(message)
@@ -554,6 +568,7 @@ export class Membership {
     this.rpc.callRpc(to, SWIM_PROTOCOL, bytes).catch(err => {
       this.counters.sendFailures++
       this.log.trace('SWIM %s to %s not delivered: %e', message.type, to, err)
+      onFailure?.()
     })
   }
 
@@ -629,7 +644,7 @@ export class Membership {
 
   private deliver(event: MemberEvent): void {
     if (event.type === 'joined') {
-      this.learnAddresses(event.member)
+      void this.learnAddresses(event.member)
       // The first members this one hears of (a seed's answer) arrive after its start announcement went out
       // to a view of one; a restarted member must be heard, or it stays dead in the views that missed it.
       if (!this.announced && event.member.id !== this.selfId) {
@@ -650,7 +665,7 @@ export class Membership {
     }
   }
 
-  private learnAddresses(member: MemberInfo): void {
+  private async learnAddresses(member: Pick<MemberRecord, 'id' | 'addrs'>): Promise<void> {
     const peerStore = this.init.components.peerStore
     if (peerStore === undefined || member.id === this.selfId || member.addrs.length === 0) return
     let multiaddrs: Multiaddr[]
@@ -661,7 +676,7 @@ export class Membership {
     } catch {
       return
     }
-    peerStore
+    await peerStore
       .merge(peer, { multiaddrs })
       .catch(err => this.log('could not store addresses of %s: %e', member.id, err))
   }
@@ -754,10 +769,25 @@ export class Membership {
     }
     this.counters.dropped += refused
     if (refused > 0) this.log.trace('dropped %d SWIM claims %s may not make', refused, from)
-    const named = vetted.named.filter(
-      id => this.mayAccuse(id) || (this.mayAccuse(from) && this.unseen.size < this.config.maxPendingMembers),
-    )
-    if (named.length > 0) this.seed(named, true)
+    // Those the cluster knows, and a few more an accuser names (a joiner's view before its log catches up).
+    let room = this.mayAccuse(from) ? Math.max(0, this.config.maxPendingMembers - this.unseen.size) : 0
+    const named = vetted.named.filter(entry => this.mayAccuse(entry.id) || room-- > 0)
+    if (named.length > 0) {
+      // Dialled by peer id: their addresses must be in the peer store first.
+      const ids = named.map(entry => entry.id)
+      Promise.all(named.map(entry => this.learnAddresses(entry))).then(() => this.seed(ids, true))
+    }
+    // A member the cluster knows, named in an accuser's push-pull, is introduced into the view at
+    // incarnation 0: whatever the member itself says outranks it, and it is probed like any other.
+    if (result.type === 'pushPull' && this.mayAccuse(from)) {
+      const introduced: PushPullEntry[] = []
+      for (const entry of named) {
+        if (swim.member(entry.id) !== undefined || this.accusers === undefined) continue
+        if (!this.accusers.has(entry.id)) continue
+        introduced.push({ ...entry, incarnation: 0, status: 'alive' })
+      }
+      if (introduced.length > 0) result = { ...result, members: [...result.members, ...introduced] }
+    }
     return result
   }
 

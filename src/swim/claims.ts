@@ -45,8 +45,11 @@ export interface VettedMessage {
   message: SwimMessage
   /** How many updates, entries or fields were removed. */
   refused: number
-  /** Members a push-pull entry named that this view lacks (ask them directly rather than take the entry). */
-  named: MemberId[]
+  /**
+   * Push-pull entries naming members this view lacks: ask those members directly rather than take the
+   * entry (its addresses may serve to dial them: a dial checks the peer id, so a wrong one only fails).
+   */
+  named: PushPullEntry[]
 }
 
 /** The highest incarnation `id`'s own claims (alive, left) may carry in `context`. */
@@ -79,7 +82,7 @@ export function vetMessage(message: SwimMessage, from: MemberId, context: ClaimC
     }
     case 'pushPull': {
       const members: PushPullEntry[] = []
-      const named: MemberId[] = []
+      const named: PushPullEntry[] = []
       for (const entry of message.members) {
         if (entryAllowed(entry, from, context)) {
           members.push(entry)
@@ -89,7 +92,7 @@ export function vetMessage(message: SwimMessage, from: MemberId, context: ClaimC
           (entry.status === 'alive' || entry.status === 'suspect') &&
           context.incarnationOf(entry.id) === undefined
         ) {
-          named.push(entry.id)
+          named.push(entry)
         }
       }
       const refused = message.members.length - members.length

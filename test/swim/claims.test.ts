@@ -112,7 +112,7 @@ describe('SWIM claims', () => {
     }
     const vetted = vetMessage(message, 'accuser', context())
     expect(vetted.message).toEqual({ ...message, members: [message.members[0], message.members[3]] })
-    expect(vetted.named).toEqual(['newcomer'])
+    expect(vetted.named.map(entry => entry.id)).toEqual(['newcomer'])
     expect(vetMessage(message, 'stranger', context()).message).toEqual({ ...message, members: [] })
   })
 })
