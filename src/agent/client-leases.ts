@@ -1,5 +1,12 @@
 import type { ConclaveApi, LeaderEvent, Lock } from '../api.ts'
-import { AbortError, ClosedError, ConclaveError, InvalidArgumentError, LockLostError } from '../errors.ts'
+import {
+  AbortError,
+  ClosedError,
+  ConclaveError,
+  InvalidArgumentError,
+  LimitExceededError,
+  LockLostError,
+} from '../errors.ts'
 
 /** A client's candidacy ended: this agent no longer leads the election on the client's behalf. */
 export class LeadershipLostError extends ConclaveError {
@@ -24,9 +31,14 @@ interface Deferred {
   resolve(): void
 }
 
+/** Locks and candidacies one client peer may hold or wait for at once on this agent. */
+export const MAX_HANDLES_PER_CLIENT = 64
+
 interface LockHandle {
   kind: 'lock'
   id: string
+  /** The client peer it is held for. */
+  owner: string
   key: string
   ttl: number
   controller: AbortController
@@ -43,6 +55,7 @@ interface LockHandle {
 interface CandidacyHandle {
   kind: 'candidacy'
   id: string
+  owner: string
   name: string
   ttl: number
   /** Stops waiting for the turn, or the campaign (which then withdraws the candidacy). */
@@ -91,6 +104,8 @@ export class ClientLeases {
   private readonly api: ConclaveApi
   private readonly options: ClientLeasesOptions
   private readonly handles = new Map<string, Handle>()
+  /** Live handles per client peer. */
+  private readonly owned = new Map<string, number>()
   /** Per election name: resolves when the last local candidacy queued for it is over. */
   private readonly turns = new Map<string, Promise<void>>()
 
@@ -107,11 +122,13 @@ export class ClientLeases {
 
   // ---------- locks ----------
 
-  acquireLock(key: string, ttl: number, waitMs: number): Promise<LockPoll> {
+  acquireLock(key: string, ttl: number, waitMs: number, owner = '', closed?: AbortSignal): Promise<LockPoll> {
     this.checkOpen()
+    this.own(owner)
     const entry: LockHandle = {
       kind: 'lock',
       id: crypto.randomUUID(),
+      owner,
       key,
       ttl,
       controller: new AbortController(),
@@ -130,16 +147,16 @@ export class ClientLeases {
         entry.error = err
       },
     )
-    return this.answerLock(entry, waitMs)
+    return this.answerLock(entry, waitMs, closed)
   }
 
-  pollLock(handle: string, waitMs: number): Promise<LockPoll> {
+  pollLock(handle: string, waitMs: number, closed?: AbortSignal): Promise<LockPoll> {
     this.checkOpen()
     const entry = this.handles.get(handle)
     if (entry?.kind !== 'lock') {
       throw new LockLostError(`no lock acquisition under handle ${handle}: released, lost or abandoned`)
     }
-    return this.answerLock(entry, waitMs)
+    return this.answerLock(entry, waitMs, closed)
   }
 
   async extendLock(handle: string, ttl: number | undefined): Promise<void> {
@@ -166,8 +183,15 @@ export class ClientLeases {
 
   // ---------- named elections ----------
 
-  campaign(name: string, ttl: number, waitMs: number): Promise<CampaignPoll> {
+  campaign(
+    name: string,
+    ttl: number,
+    waitMs: number,
+    owner = '',
+    closed?: AbortSignal,
+  ): Promise<CampaignPoll> {
     this.checkOpen()
+    this.own(owner)
     const controller = new AbortController()
     let resolveDone = (): void => {}
     const done: Deferred = {
@@ -179,6 +203,7 @@ export class ClientLeases {
     const entry: CandidacyHandle = {
       kind: 'candidacy',
       id: crypto.randomUUID(),
+      owner,
       name,
       ttl,
       controller,
@@ -208,16 +233,16 @@ export class ClientLeases {
     })().catch((err: unknown) => {
       entry.error = err
     })
-    return this.answerCampaign(entry, waitMs)
+    return this.answerCampaign(entry, waitMs, closed)
   }
 
-  pollCampaign(handle: string, waitMs: number): Promise<CampaignPoll> {
+  pollCampaign(handle: string, waitMs: number, closed?: AbortSignal): Promise<CampaignPoll> {
     this.checkOpen()
     const entry = this.handles.get(handle)
     if (entry?.kind !== 'candidacy') {
       throw new LeadershipLostError(`no candidacy under handle ${handle}: resigned, lost or abandoned`)
     }
-    return this.answerCampaign(entry, waitMs)
+    return this.answerCampaign(entry, waitMs, closed)
   }
 
   /** Keeps a delivered leadership for another ttl; `LeadershipLostError` once it is gone. */
@@ -251,13 +276,14 @@ export class ClientLeases {
       }
     }
     this.handles.clear()
+    this.owned.clear()
   }
 
   // ---------- internals ----------
 
-  private async answerLock(entry: LockHandle, waitMs: number): Promise<LockPoll> {
+  private async answerLock(entry: LockHandle, waitMs: number, closed?: AbortSignal): Promise<LockPoll> {
     clearTimeout(entry.timer)
-    await this.waitFor(entry.settled, waitMs)
+    await this.waitFor(entry.settled, waitMs, closed)
     if (entry.error !== undefined) {
       this.dispose(entry).catch(() => {})
       throw entry.error
@@ -274,9 +300,13 @@ export class ClientLeases {
     return { handle: entry.id, acquired: false }
   }
 
-  private async answerCampaign(entry: CandidacyHandle, waitMs: number): Promise<CampaignPoll> {
+  private async answerCampaign(
+    entry: CandidacyHandle,
+    waitMs: number,
+    closed?: AbortSignal,
+  ): Promise<CampaignPoll> {
     clearTimeout(entry.timer)
-    await this.waitFor(entry.settled, waitMs)
+    await this.waitFor(entry.settled, waitMs, closed)
     if (entry.error !== undefined) {
       this.dispose(entry).catch(() => {})
       throw entry.error
@@ -354,6 +384,9 @@ export class ClientLeases {
     entry.disposed = true
     clearTimeout(entry.timer)
     this.handles.delete(entry.id)
+    const owned = (this.owned.get(entry.owner) ?? 1) - 1
+    if (owned <= 0) this.owned.delete(entry.owner)
+    else this.owned.set(entry.owner, owned)
     if (entry.kind === 'lock') {
       entry.controller.abort()
       await entry.settled
@@ -371,12 +404,25 @@ export class ClientLeases {
     }
   }
 
-  private waitFor(settled: Promise<void>, ms: number): Promise<void> {
+  /** Counts one more handle of `owner`; `LimitExceededError` past `MAX_HANDLES_PER_CLIENT`. */
+  private own(owner: string): void {
+    const held = this.owned.get(owner) ?? 0
+    if (held >= MAX_HANDLES_PER_CLIENT) {
+      throw new LimitExceededError(
+        `at most ${MAX_HANDLES_PER_CLIENT} locks and candidacies per client on this agent`,
+      )
+    }
+    this.owned.set(owner, held + 1)
+  }
+
+  /** Until `settled`, `ms` or the client's stream closing (`gone`), whichever is first. */
+  private waitFor(settled: Promise<void>, ms: number, gone?: AbortSignal): Promise<void> {
     const closed = this.options.closed
     return new Promise<void>((resolve, reject) => {
       const finish = (): void => {
         clearTimeout(timer)
         closed.removeEventListener('abort', onClose)
+        gone?.removeEventListener('abort', finish)
         resolve()
       }
       const onClose = (): void => {
@@ -385,6 +431,8 @@ export class ClientLeases {
       }
       const timer = setTimeout(finish, ms)
       closed.addEventListener('abort', onClose, { once: true })
+      if (gone?.aborted === true) return finish()
+      gone?.addEventListener('abort', finish, { once: true })
       settled.then(finish)
     })
   }

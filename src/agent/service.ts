@@ -48,6 +48,7 @@ import { type ResolvedTiming, resolveTiming, type ServiceOptions } from './optio
 import { FORWARD_PROTOCOL, serveForward } from './proposer.ts'
 import { RaftRunner } from './raft-runner.ts'
 import { Replica } from './replica.ts'
+import { RightRates } from './right-rates.ts'
 import { SessionKeeper } from './session.ts'
 import { Tasks } from './tasks.ts'
 import { checkOptions } from './validate.ts'
@@ -127,6 +128,8 @@ export class ConclaveService implements ConclaveApi, Startable {
   private readonly security: ConclaveSecurity
   /** Only members of the cluster's configuration reach Raft or propose through this agent. */
   private readonly memberGate: MemberGate
+  /** What each member may forward per second, per right (lock operations). */
+  private readonly rightRates: RightRates
   private readonly replica = new Replica()
   private readonly tracker = new LeaderTracker()
   private readonly session: SessionKeeper
@@ -243,6 +246,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       clusterId: () => this.clusterId(),
       log: components.logger.forComponent('conclave:work-stealing'),
     })
+    this.rightRates = new RightRates(init.rateLimits?.rights)
     this.membership = new Membership({
       components,
       pubsub: () => membershipPubSub(components),
@@ -1088,10 +1092,10 @@ export class ConclaveService implements ConclaveApi, Startable {
     const leader = this.tracker.leader
     if (leader !== this.id) throw new NotLeaderError(leader)
     this.requireMember(from, 'propose')
-    if (!this.security.enabled) return serveForward(this.forwardContext(from), request)
-    return serveForward(this.forwardContext(from), request, envelope =>
-      this.authorizeForwarded(envelope, from),
-    )
+    return serveForward(this.forwardContext(from), request, async envelope => {
+      await this.rightRates.take(from, commandAction(envelope.command))
+      if (this.security.enabled) await this.authorizeForwarded(envelope, from)
+    })
   }
 
   /** With SPIFFE identities: `from` may make this command, and numbers it only in its own session. */
