@@ -6,6 +6,7 @@ import { DEFAULT_REQUEST_RATE } from '../net/rpc.ts'
 import { DEFAULT_RAFT_OPTIONS, validateOptions as validateRaftOptions } from '../raft/raft.ts'
 import type { RaftOptions } from '../raft/types.ts'
 import type { SecurityOptions } from '../security/options.ts'
+import { ACTIONS, type Action } from '../security/policy.ts'
 import { resolveConfig, SWIM_FAST_CONFIG, SWIM_LAN_CONFIG } from '../swim/config.ts'
 import type { SwimConfig } from '../swim/types.ts'
 
@@ -205,6 +206,11 @@ export interface RateLimits {
   requests?: RateLimit
   /** Raft messages per second per peer; over it the peer's stream is paused (backpressure). Default 100,000/s. */
   raftMessages?: RateLimit
+  /**
+   * Commands per second one member may forward to the leader, per right they need; over it a command waits
+   * at the leader for its turn (backpressure on that member alone). Default: `lock` 1,000/s, bursts of 1,000.
+   */
+  rights?: Partial<Record<Action, RateLimit>>
 }
 
 /** Checks `rateLimits`: `InvalidArgumentError` for an unknown key or a bad rate. */
@@ -213,7 +219,7 @@ export function checkRateLimits(limits: RateLimits | undefined): void {
   if (limits === null || typeof limits !== 'object')
     throw new InvalidArgumentError('rateLimits must be an object')
   for (const key of Object.keys(limits)) {
-    if (key !== 'requests' && key !== 'raftMessages')
+    if (key !== 'requests' && key !== 'raftMessages' && key !== 'rights')
       throw new InvalidArgumentError(`unknown rateLimits option ${key}`)
   }
   const rates = [
@@ -225,6 +231,21 @@ export function checkRateLimits(limits: RateLimits | undefined): void {
       checkRateLimit(limit, fallback)
     } catch (err) {
       throw new InvalidArgumentError(`rateLimits.${name}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  if (limits.rights !== undefined) {
+    if (limits.rights === null || typeof limits.rights !== 'object')
+      throw new InvalidArgumentError('rateLimits.rights must be an object')
+    for (const [action, rate] of Object.entries(limits.rights)) {
+      if (!ACTIONS.includes(action as Action))
+        throw new InvalidArgumentError(`rateLimits.rights: unknown right ${action}`)
+      try {
+        checkRateLimit(rate, { perSecond: Number.POSITIVE_INFINITY })
+      } catch (err) {
+        throw new InvalidArgumentError(`rateLimits.rights.${action}: ${(err as Error).message}`, {
+          cause: err,
+        })
+      }
     }
   }
 }

@@ -36,6 +36,7 @@ import type { Housekeeping } from './cluster/housekeeping.ts'
 import type { Joining } from './cluster/join.ts'
 import { Membership } from './cluster/membership.ts'
 import { NodeMeta } from './cluster/meta.ts'
+import { RightRates } from './cluster/right-rates.ts'
 import { membershipPubSub } from './cluster/swim-wire.ts'
 import type { Voters } from './cluster/voters.ts'
 import type { ConclaveComponents, ServiceInit } from './components.ts'
@@ -303,6 +304,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         authorization: this.authorization,
         security: this.security,
         scheduler: this.scheduler,
+        rightRates: new RightRates(this.scheduler, this.init.rateLimits?.rights),
       }),
     )
     await this.rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => this.adminServer.serve(request, from))

@@ -33,6 +33,7 @@ import {
   FrameDecoder,
   FrameError,
 } from './frame.ts'
+import { InboundBudget } from './inbound-budget.ts'
 import { decodeRaftMessage, encodeRaftFrame } from './raft-codec.ts'
 import { checkRateLimit, PeerRateLimiter, type RateLimit } from './rate-limit.ts'
 import { lazyWindowUpdates } from './window-updates.ts'
@@ -79,6 +80,13 @@ export interface RaftTransportInit {
   messageRate?: RateLimit
   /** Clocks and timers (dial timeouts, back-off, throttling). Default `systemScheduler`. */
   scheduler?: Scheduler
+  /** A message frame that started arriving must be complete within this, or its stream is reset. Default 10 s. */
+  frameTimeoutMs?: number
+  /**
+   * Bytes of unread frames one peer's inbound streams may hold together in their decoders; the stream
+   * that goes over is reset. Default `inboundBufferBytes` + `maxFrameBytes`.
+   */
+  maxBufferedPerPeer?: number
 }
 
 export interface RaftTransportStats {
@@ -139,6 +147,7 @@ export class RaftTransport implements Startable {
   private readonly maxBackoffMs: number
   private readonly maxInboundStreams: number
   private readonly inboundBufferBytes: number
+  private readonly budget: InboundBudget
   private readonly peers = new Map<string, OutboundPeer>()
   private readonly inbound = new Map<string, Set<Stream>>()
   private readonly peerIds = new PeerIdCache()
@@ -182,6 +191,11 @@ export class RaftTransport implements Startable {
     this.limiter = new PeerRateLimiter(checkRateLimit(init.messageRate, DEFAULT_MESSAGE_RATE), () =>
       scheduler.now(),
     )
+    this.budget = new InboundBudget({
+      ...(init.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: init.frameTimeoutMs }),
+      maxBufferedPerPeer: init.maxBufferedPerPeer ?? this.inboundBufferBytes + this.maxFrameBytes,
+      scheduler,
+    })
   }
 
   readonly [Symbol.toStringTag] = 'conclave:raft-transport'
@@ -487,6 +501,10 @@ export class RaftTransport implements Startable {
 
     const self = this.components.peerId?.toString()
     const decoder = new FrameDecoder(this.maxFrameBytes)
+    const budget = this.budget.watch(remote, stream, err => {
+      this.counters.resets++
+      this.log('resetting raft stream from %s - %e', remote, err)
+    })
     let waiting = false
     /** A frame read while the peer was over its rate: delivered first once the bucket refills. */
     let held: Uint8Array | undefined
@@ -517,7 +535,11 @@ export class RaftTransport implements Startable {
         try {
           const frame = held ?? decoder.next()
           held = undefined
-          if (frame === undefined) return
+          if (frame === undefined) {
+            if (decoder.bufferedBytes > 0) budget.waiting()
+            return
+          }
+          budget.completed()
           if (!this.limiter.take(remote)) {
             held = frame
             throttle()
@@ -547,12 +569,14 @@ export class RaftTransport implements Startable {
       this.counters.bytesReceived += evt.data.byteLength
       decoder.push(evt.data)
       if (!waiting) deliver()
+      budget.account(decoder.bufferedBytes)
     })
     stream.addEventListener('remoteCloseWrite', () => {
       stream.close().catch(err => stream.abort(err))
     })
     stream.addEventListener('close', () => {
       cancelThrottle?.()
+      budget.close()
       held = undefined
       const current = this.inbound.get(remote)
       if (current === undefined) return

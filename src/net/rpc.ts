@@ -23,6 +23,7 @@ import { systemScheduler } from '../time/system-scheduler.ts'
 import { type NetComponents, PeerIdCache } from './components.ts'
 import { checkMaxFrameBytes, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError } from './frame.ts'
 import { FrameWriter } from './frame-writer.ts'
+import { InboundBudget } from './inbound-budget.ts'
 import { checkRateLimit, PeerRateLimiter, type RateLimit } from './rate-limit.ts'
 import { decodeRpcFrame, encodeRpcFrame, type RpcFrame } from './rpc-codec.ts'
 import { lazyWindowUpdates } from './window-updates.ts'
@@ -40,8 +41,11 @@ export const DEFAULT_REQUEST_RATE: Readonly<Required<RateLimit>> = Object.freeze
 /** The `errorName` of the answer to a request over the caller's rate: retry after a pause. */
 export const RATE_LIMITED_ERROR = 'RateLimitedError'
 
-/** Serves one request; what it resolves to is the response. A rejection reaches the caller as `RpcRemoteError`. */
-export type RpcHandler = (request: Uint8Array, from: string) => Promise<Uint8Array>
+/**
+ * Serves one request; what it resolves to is the response. A rejection reaches the caller as `RpcRemoteError`.
+ * `closed` aborts when the request's stream closes (the caller went away): a long wait should end then.
+ */
+export type RpcHandler = (request: Uint8Array, from: string, closed: AbortSignal) => Promise<Uint8Array>
 
 export interface RpcCallOptions {
   signal?: AbortSignal
@@ -69,6 +73,13 @@ export interface RpcInit {
   requestRate?: RateLimit
   /** Clocks and timers (call timeouts, dial timeouts, the rate limit). Default `systemScheduler`. */
   scheduler?: Scheduler
+  /** A request frame that started arriving must be complete within this, or its stream is reset. Default 10 s. */
+  frameTimeoutMs?: number
+  /**
+   * Bytes of unread request frames one peer's inbound streams may hold together; the stream that goes over
+   * is reset. Default 4 × `maxFrameBytes`.
+   */
+  maxBufferedPerPeer?: number
 }
 
 /** The remote handler failed; `remoteName` is its error's name (e.g. `NotLeaderError`). */
@@ -106,6 +117,10 @@ export interface RpcStats {
   resets: number
   /** Requests refused with `RateLimitedError` because their peer was over `requestRate`. */
   rateLimited: number
+  /** Bytes of unread request frames inbound streams hold now (at most `maxBufferedPerPeer` per peer). */
+  bufferedBytes: number
+  /** The most any one peer holds now. */
+  maxBufferedByOnePeer: number
 }
 
 interface PendingCall {
@@ -141,6 +156,7 @@ export class Rpc implements Startable {
   private readonly peerIds = new PeerIdCache()
   private readonly limiter: PeerRateLimiter
   private readonly scheduler: Scheduler
+  private readonly budget: InboundBudget
   private readonly counters: RpcStats = {
     callsStarted: 0,
     callsSucceeded: 0,
@@ -148,6 +164,8 @@ export class Rpc implements Startable {
     requestsServed: 0,
     resets: 0,
     rateLimited: 0,
+    bufferedBytes: 0,
+    maxBufferedByOnePeer: 0,
   }
   private started = false
   private shutdown = new AbortController()
@@ -166,6 +184,11 @@ export class Rpc implements Startable {
     this.limiter = new PeerRateLimiter(checkRateLimit(init.requestRate, DEFAULT_REQUEST_RATE), () =>
       scheduler.now(),
     )
+    this.budget = new InboundBudget({
+      ...(init.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: init.frameTimeoutMs }),
+      maxBufferedPerPeer: init.maxBufferedPerPeer ?? 4 * this.maxFrameBytes,
+      scheduler,
+    })
   }
 
   readonly [Symbol.toStringTag] = 'conclave:rpc'
@@ -288,7 +311,11 @@ export class Rpc implements Startable {
   }
 
   stats(): RpcStats {
-    return { ...this.counters }
+    return {
+      ...this.counters,
+      bufferedBytes: this.budget.totalBuffered,
+      maxBufferedByOnePeer: this.budget.maxBufferedByOnePeer,
+    }
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -420,13 +447,23 @@ export class Rpc implements Startable {
     let running = 0
     let callerDone = false
     this.serverStreams.add(stream)
+    // Aborts when the stream closes, so handlers that wait (long polls) give back what they hold.
+    const closed = new AbortController()
+    const budget = this.budget.watch(from, stream, err => {
+      this.counters.resets++
+      this.log('resetting %s stream from %s - %e', protocol, from, err)
+    })
 
     const pump = (): void => {
       while (running < this.maxConcurrentRequests) {
         let frame: RpcFrame
         try {
           const bytes = decoder.next()
-          if (bytes === undefined) return
+          if (bytes === undefined) {
+            if (decoder.bufferedBytes > 0) budget.waiting()
+            return
+          }
+          budget.completed()
           frame = decodeRpcFrame(bytes)
           if (frame.kind !== 'request') throw new FrameError('Answer frame on the serving side')
         } catch (err) {
@@ -467,7 +504,7 @@ export class Rpc implements Startable {
       let result: Promise<Uint8Array>
       try {
         if (handler === undefined) throw new Error(`No handler for ${protocol}`)
-        result = Promise.resolve(handler(body, from))
+        result = Promise.resolve(handler(body, from, closed.signal))
       } catch (err) {
         result = Promise.reject(err)
       }
@@ -515,6 +552,7 @@ export class Rpc implements Startable {
     stream.addEventListener('message', evt => {
       decoder.push(evt.data)
       pump()
+      budget.account(decoder.bufferedBytes)
     })
     stream.addEventListener('remoteCloseWrite', () => {
       callerDone = true
@@ -522,6 +560,8 @@ export class Rpc implements Startable {
     })
     stream.addEventListener('close', () => {
       this.serverStreams.delete(stream)
+      budget.close()
+      closed.abort()
     })
   }
 }

@@ -25,6 +25,8 @@ export const SWIM_LAN_CONFIG: Readonly<SwimConfig> = Object.freeze({
   // Long enough for any delayed message or lagging push-pull to have passed; a tombstone is a few bytes.
   tombstoneTimeout: 3_600_000,
   stallThreshold: 500,
+  maxMembers: 10_000,
+  maxPendingMembers: 256,
 })
 
 /**
@@ -55,6 +57,8 @@ const POSITIVE_COUNTS = [
   'awarenessMaxMultiplier',
   'retransmitMult',
   'maxUpdatesPerBroadcast',
+  'maxMembers',
+  'maxPendingMembers',
 ] as const
 
 /** Fills `overrides` with the LAN defaults and checks the result; throws RangeError on a bad value. */

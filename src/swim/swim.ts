@@ -332,6 +332,11 @@ export class Swim {
     return this.queue.size
   }
 
+  /** How many members the view holds, this one and dead and left ones included (at most `maxMembers`). */
+  viewSize(): number {
+    return this.memberStates.size
+  }
+
   /** The size of the live view (alive and suspect members, this one included). */
   liveMembers(): number {
     return this.liveCount
@@ -603,6 +608,7 @@ export class Swim {
     }
     const state = this.memberStates.get(record.id)
     if (state === undefined) {
+      if (this.memberStates.size >= this.config.maxMembers) return
       const added: MemberState = {
         record: cloneRecord(record),
         status: 'alive',
@@ -701,7 +707,7 @@ export class Swim {
       // the departed are remembered as tombstones so their stale alive messages cannot revive them.
       if (status === 'alive' || status === 'suspect') {
         this.applyAlive(record, now)
-      } else {
+      } else if (this.memberStates.size < this.config.maxMembers) {
         this.memberStates.set(record.id, {
           record: cloneRecord(record),
           status,

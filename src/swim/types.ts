@@ -171,6 +171,17 @@ export interface SwimConfig {
    * stall does not count against others (deadlines judging them move out) and local health worsens.
    */
   stallThreshold: number
+  /**
+   * Members the view holds at most, this one and dead and left ones included: a member it does not know
+   * is not added past it (it is heard of again once others leave or their tombstones expire).
+   */
+  maxMembers: number
+  /**
+   * Members in the view that neither the Raft configuration nor the registry name yet (joiners whose
+   * registration has not reached this member), at most. Enforced by the shell, which knows both; a member
+   * they name is always admitted (up to `maxMembers`).
+   */
+  maxPendingMembers: number
 }
 
 /** What the shell supplies to build a core. */

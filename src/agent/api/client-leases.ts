@@ -1,7 +1,13 @@
 import type { ConclaveApi, LeaderEvent, Lock } from '../../api.ts'
-import { ClosedError, ConclaveError, InvalidArgumentError, LockLostError } from '../../errors.ts'
+import {
+  ClosedError,
+  ConclaveError,
+  InvalidArgumentError,
+  LimitExceededError,
+  LockLostError,
+} from '../../errors.ts'
 import type { Cancel, Scheduler } from '../../time/scheduler.ts'
-import { abortable, settlesWithin } from '../node/abort.ts'
+import { abortable, interruptible } from '../node/abort.ts'
 
 /** A client's candidacy ended: this agent no longer leads the election on the client's behalf. */
 export class LeadershipLostError extends ConclaveError {
@@ -26,9 +32,14 @@ interface Deferred {
   resolve(): void
 }
 
+/** Locks and candidacies one client peer may hold or wait for at once on this agent. */
+export const MAX_HANDLES_PER_CLIENT = 64
+
 interface LockHandle {
   kind: 'lock'
   id: string
+  /** The client peer it is held for. */
+  owner: string
   key: string
   ttl: number
   controller: AbortController
@@ -46,6 +57,7 @@ interface LockHandle {
 interface CandidacyHandle {
   kind: 'candidacy'
   id: string
+  owner: string
   name: string
   ttl: number
   /** Stops waiting for the turn, or the campaign (which then withdraws the candidacy). */
@@ -96,6 +108,8 @@ export class ClientLeases {
   private readonly api: ConclaveApi
   private readonly options: ClientLeasesOptions
   private readonly handles = new Map<string, Handle>()
+  /** Live handles per client peer. */
+  private readonly owned = new Map<string, number>()
   /** Per election name: resolves when the last local candidacy queued for it is over. */
   private readonly turns = new Map<string, Promise<void>>()
 
@@ -112,11 +126,13 @@ export class ClientLeases {
 
   // ---------- locks ----------
 
-  acquireLock(key: string, ttl: number, waitMs: number): Promise<LockPoll> {
+  acquireLock(key: string, ttl: number, waitMs: number, owner = '', closed?: AbortSignal): Promise<LockPoll> {
     this.checkOpen()
+    this.own(owner)
     const entry: LockHandle = {
       kind: 'lock',
       id: crypto.randomUUID(),
+      owner,
       key,
       ttl,
       controller: new AbortController(),
@@ -135,16 +151,16 @@ export class ClientLeases {
         entry.error = err
       },
     )
-    return this.answerLock(entry, waitMs)
+    return this.answerLock(entry, waitMs, closed)
   }
 
-  pollLock(handle: string, waitMs: number): Promise<LockPoll> {
+  pollLock(handle: string, waitMs: number, closed?: AbortSignal): Promise<LockPoll> {
     this.checkOpen()
     const entry = this.handles.get(handle)
     if (entry?.kind !== 'lock') {
       throw new LockLostError(`no lock acquisition under handle ${handle}: released, lost or abandoned`)
     }
-    return this.answerLock(entry, waitMs)
+    return this.answerLock(entry, waitMs, closed)
   }
 
   async extendLock(handle: string, ttl: number | undefined): Promise<void> {
@@ -171,8 +187,15 @@ export class ClientLeases {
 
   // ---------- named elections ----------
 
-  campaign(name: string, ttl: number, waitMs: number): Promise<CampaignPoll> {
+  campaign(
+    name: string,
+    ttl: number,
+    waitMs: number,
+    owner = '',
+    closed?: AbortSignal,
+  ): Promise<CampaignPoll> {
     this.checkOpen()
+    this.own(owner)
     const controller = new AbortController()
     let resolveDone = (): void => {}
     const done: Deferred = {
@@ -184,6 +207,7 @@ export class ClientLeases {
     const entry: CandidacyHandle = {
       kind: 'candidacy',
       id: crypto.randomUUID(),
+      owner,
       name,
       ttl,
       controller,
@@ -213,16 +237,16 @@ export class ClientLeases {
     })().catch((err: unknown) => {
       entry.error = err
     })
-    return this.answerCampaign(entry, waitMs)
+    return this.answerCampaign(entry, waitMs, closed)
   }
 
-  pollCampaign(handle: string, waitMs: number): Promise<CampaignPoll> {
+  pollCampaign(handle: string, waitMs: number, closed?: AbortSignal): Promise<CampaignPoll> {
     this.checkOpen()
     const entry = this.handles.get(handle)
     if (entry?.kind !== 'candidacy') {
       throw new LeadershipLostError(`no candidacy under handle ${handle}: resigned, lost or abandoned`)
     }
-    return this.answerCampaign(entry, waitMs)
+    return this.answerCampaign(entry, waitMs, closed)
   }
 
   /** Keeps a delivered leadership for another ttl; `LeadershipLostError` once it is gone. */
@@ -256,13 +280,14 @@ export class ClientLeases {
       }
     }
     this.handles.clear()
+    this.owned.clear()
   }
 
   // ---------- internals ----------
 
-  private async answerLock(entry: LockHandle, waitMs: number): Promise<LockPoll> {
+  private async answerLock(entry: LockHandle, waitMs: number, closed?: AbortSignal): Promise<LockPoll> {
     entry.timer?.()
-    await this.waitFor(entry.settled, waitMs)
+    await this.waitFor(entry.settled, waitMs, closed)
     if (entry.error !== undefined) {
       this.dispose(entry).catch(() => {})
       throw entry.error
@@ -279,9 +304,13 @@ export class ClientLeases {
     return { handle: entry.id, acquired: false }
   }
 
-  private async answerCampaign(entry: CandidacyHandle, waitMs: number): Promise<CampaignPoll> {
+  private async answerCampaign(
+    entry: CandidacyHandle,
+    waitMs: number,
+    closed?: AbortSignal,
+  ): Promise<CampaignPoll> {
     entry.timer?.()
-    await this.waitFor(entry.settled, waitMs)
+    await this.waitFor(entry.settled, waitMs, closed)
     if (entry.error !== undefined) {
       this.dispose(entry).catch(() => {})
       throw entry.error
@@ -360,6 +389,9 @@ export class ClientLeases {
     entry.disposed = true
     entry.timer?.()
     this.handles.delete(entry.id)
+    const owned = (this.owned.get(entry.owner) ?? 1) - 1
+    if (owned <= 0) this.owned.delete(entry.owner)
+    else this.owned.set(entry.owner, owned)
     if (entry.kind === 'lock') {
       entry.controller.abort()
       await entry.settled
@@ -377,9 +409,36 @@ export class ClientLeases {
     }
   }
 
-  /** Until `settled` or `ms` pass, whichever is first; `ClosedError` if the agent closes meanwhile. */
-  private async waitFor(settled: Promise<void>, ms: number): Promise<void> {
-    await settlesWithin(settled, ms, { closed: this.options.closed }, this.options.scheduler)
+  /** Counts one more handle of `owner`; `LimitExceededError` past `MAX_HANDLES_PER_CLIENT`. */
+  private own(owner: string): void {
+    const held = this.owned.get(owner) ?? 0
+    if (held >= MAX_HANDLES_PER_CLIENT) {
+      throw new LimitExceededError(
+        `at most ${MAX_HANDLES_PER_CLIENT} locks and candidacies per client on this agent`,
+      )
+    }
+    this.owned.set(owner, held + 1)
+  }
+
+  /**
+   * Until `settled`, `ms` or the client's stream closing (`gone`), whichever is first; `ClosedError` if the
+   * agent closes meanwhile.
+   */
+  private async waitFor(settled: Promise<void>, ms: number, gone?: AbortSignal): Promise<void> {
+    await interruptible<void>({ closed: this.options.closed }, settle => {
+      const done = (): void => settle({ value: undefined })
+      if (gone?.aborted === true) {
+        done()
+        return undefined
+      }
+      gone?.addEventListener('abort', done, { once: true })
+      settled.then(done, done)
+      const cancel = this.options.scheduler.after(ms, done, { keepAlive: true })
+      return () => {
+        cancel()
+        gone?.removeEventListener('abort', done)
+      }
+    })
   }
 
   private checkOpen(): void {

@@ -12,11 +12,20 @@
 import type { ConclaveApi, ConsensusEvent, DistributedTask, TaskInput, TaskStatus } from '../../api.ts'
 import { type SnapshotChunk, SnapshotTransfers } from '../../backup/snapshot-transfers.ts'
 import { type SavedSnapshot, saveSnapshot, snapshotSourceOf } from '../../backup/take-snapshot.ts'
-import { ClosedError, InvalidArgumentError } from '../../errors.ts'
+import { ClosedError, InvalidArgumentError, LimitExceededError } from '../../errors.ts'
 import type { RpcHandler } from '../../net/rpc.ts'
 import type { Action } from '../../security/policy.ts'
 import type { Scheduler } from '../../time/scheduler.ts'
-import { checkKey, checkOptions, checkPrefix, checkRevision, checkTtl, MAX_VALUE_BYTES } from '../validate.ts'
+import {
+  checkKey,
+  checkOptions,
+  checkPrefix,
+  checkRevision,
+  checkTtl,
+  MAX_VALUE_BYTES,
+  MAX_WATCHERS,
+  Quota,
+} from '../validate.ts'
 import { type CampaignPoll, ClientLeases, type LockPoll } from './client-leases.ts'
 
 export const CLIENT_PROTOCOL = '/conclave/client/1.0.0'
@@ -29,6 +38,13 @@ export const MAX_WAIT_MS = 60_000
 export const POLL_GRACE_MS = 5_000
 /** Most events one `kv.events` answer carries. */
 export const MAX_EVENTS_PER_POLL = 1_000
+/**
+ * Long polls (`kv.events`, `lock.acquire`, `elect.campaign`) one client peer may have waiting at once on
+ * this agent: without it, 42 peer ids filled the agent's 10,000 watches and its own `watch()` failed.
+ */
+export const MAX_POLLS_PER_CLIENT = 64
+/** Long polls of all clients together: half of `MAX_WATCHERS`, so the agent's own watches always have room. */
+export const MAX_CLIENT_POLLS = MAX_WATCHERS / 2
 /** An answer stops taking events past this many bytes of JSON (a single event may exceed it). */
 const EVENT_BYTES_PER_POLL = 1024 * 1024
 
@@ -166,14 +182,42 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 /** The RPC handler an agent registers for `CLIENT_PROTOCOL`. */
 export function clientProtocolHandler(host: ClientProtocolHost): RpcHandler {
   const server = new ClientProtocolServer(host)
-  return (request, from) => server.handle(request, from)
+  return (request, from, closed) => server.handle(request, from, closed)
 }
+
+/** Long polls open, per client peer, and of all clients. */
+class PollSlots {
+  private readonly all = new Quota('client long polls', MAX_CLIENT_POLLS)
+  private readonly byPeer = new Map<string, number>()
+
+  /** Counts one more poll of `peer`; throws `LimitExceededError` over either limit. */
+  take(peer: string): () => void {
+    const held = this.byPeer.get(peer) ?? 0
+    if (held >= MAX_POLLS_PER_CLIENT) {
+      throw new LimitExceededError(`at most ${MAX_POLLS_PER_CLIENT} waiting calls per client on this agent`)
+    }
+    const release = this.all.take()
+    this.byPeer.set(peer, held + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      release()
+      const left = (this.byPeer.get(peer) ?? 1) - 1
+      if (left === 0) this.byPeer.delete(peer)
+      else this.byPeer.set(peer, left)
+    }
+  }
+}
+
+const POLLS: ReadonlySet<string> = new Set(['kv.events', 'lock.acquire', 'elect.campaign'])
 
 /** Runs client requests against the serving agent's API. */
 export class ClientProtocolServer {
   readonly leases: ClientLeases
   private readonly host: ClientProtocolHost
   private readonly snapshots = new SnapshotTransfers()
+  private readonly polls = new PollSlots()
 
   constructor(host: ClientProtocolHost) {
     this.host = host
@@ -186,8 +230,11 @@ export class ClientProtocolServer {
     host.closed.addEventListener('abort', () => this.snapshots.clear(), { once: true })
   }
 
-  /** `from` is the client's peer id, for `authorize`. */
-  async handle(request: Uint8Array, from = ''): Promise<Uint8Array> {
+  /**
+   * `from` is the client's peer id, for `authorize` and its share of long polls; `closed` aborts when the
+   * client's stream closes, which ends its long poll at once.
+   */
+  async handle(request: Uint8Array, from = '', closed?: AbortSignal): Promise<Uint8Array> {
     if (this.host.closed.aborted) throw new ClosedError()
     if (request.byteLength > MAX_CLIENT_REQUEST_BYTES) {
       throw new InvalidArgumentError(
@@ -207,13 +254,24 @@ export class ClientProtocolServer {
     const args = parsed.args ?? {}
     if (!isRecord(args)) throw new InvalidArgumentError('args must be an object')
     await this.host.authorize?.(from, parsed.op)
-    const result = await this.run(parsed.op, args)
+    const release = POLLS.has(parsed.op) ? this.polls.take(from) : undefined
+    let result: unknown
+    try {
+      result = await this.run(parsed.op, args, from, closed)
+    } finally {
+      release?.()
+    }
     return encoder.encode(
       JSON.stringify(result, (_key, value) => (typeof value === 'bigint' ? `${value}` : value)),
     )
   }
 
-  private async run(op: string, args: Record<string, unknown>): Promise<unknown> {
+  private async run(
+    op: string,
+    args: Record<string, unknown>,
+    from: string,
+    closed: AbortSignal | undefined,
+  ): Promise<unknown> {
     const { api } = this.host
     switch (op as ClientOp) {
       case 'status':
@@ -236,14 +294,20 @@ export class ClientProtocolServer {
         return api.consensus.delete(checkKey(args.key), revisionOption(args))
       case 'kv.events':
         checkOptions(args, ['prefix', 'fromRevision', 'waitMs', 'maxEvents'])
-        return this.events(args)
+        return this.events(args, closed)
       case 'lock.acquire':
         if ('handle' in args) {
           checkOptions(args, ['handle', 'waitMs'])
-          return this.leases.pollLock(checkHandle(args.handle), checkWait(args.waitMs))
+          return this.leases.pollLock(checkHandle(args.handle), checkWait(args.waitMs), closed)
         }
         checkOptions(args, ['key', 'ttl', 'waitMs'])
-        return this.leases.acquireLock(checkKey(args.key), checkTtl(args.ttl), checkWait(args.waitMs))
+        return this.leases.acquireLock(
+          checkKey(args.key),
+          checkTtl(args.ttl),
+          checkWait(args.waitMs),
+          from,
+          closed,
+        )
       case 'lock.extend':
         checkOptions(args, ['handle', 'ttl'])
         await this.leases.extendLock(
@@ -264,13 +328,15 @@ export class ClientProtocolServer {
       case 'elect.campaign':
         if ('handle' in args) {
           checkOptions(args, ['handle', 'waitMs'])
-          return this.leases.pollCampaign(checkHandle(args.handle), checkWait(args.waitMs))
+          return this.leases.pollCampaign(checkHandle(args.handle), checkWait(args.waitMs), closed)
         }
         checkOptions(args, ['name', 'ttl', 'waitMs'])
         return this.leases.campaign(
           checkKey(args.name, 'election name'),
           checkTtl(args.ttl),
           checkWait(args.waitMs),
+          from,
+          closed,
         )
       case 'elect.extend':
         checkOptions(args, ['handle'])
@@ -312,7 +378,10 @@ export class ClientProtocolServer {
    * the revision read at that same instant (the replica delivers events synchronously as it applies), so
    * the next poll may start after that revision even when no event matched the prefix.
    */
-  private async events(args: Record<string, unknown>): Promise<ClientOps['kv.events']['result']> {
+  private async events(
+    args: Record<string, unknown>,
+    closed: AbortSignal | undefined,
+  ): Promise<ClientOps['kv.events']['result']> {
     const prefix = checkPrefix(args.prefix ?? '')
     const waitMs = checkWait(args.waitMs)
     const maxEvents = args.maxEvents ?? MAX_EVENTS_PER_POLL
@@ -332,6 +401,8 @@ export class ClientProtocolServer {
       controller.abort()
     }
     const cancelTimer = this.host.scheduler.after(waitMs, stop, { keepAlive: true })
+    // The client went away: nobody reads the answer, and the watch's place is someone else's.
+    closed?.addEventListener('abort', stop, { once: true })
     const iterator = this.host.api.consensus
       .watch(prefix, { fromRevision: Math.max(fromRevision, 1), signal: controller.signal })
       [Symbol.asyncIterator]()
@@ -354,6 +425,7 @@ export class ClientProtocolServer {
       }
     } finally {
       cancelTimer()
+      closed?.removeEventListener('abort', stop)
       stop()
       await iterator.return?.()
     }

@@ -10,15 +10,18 @@ export function learnAddresses(
   peer: () => PeerId,
   addrs: readonly string[],
   log: Logger,
-): void {
-  if (addrs.length === 0) return
+): Promise<void> {
+  if (addrs.length === 0) return Promise.resolve()
   let id: PeerId
   let multiaddrs: Multiaddr[]
   try {
     id = peer()
     multiaddrs = addrs.map(address => multiaddr(address))
   } catch {
-    return
+    return Promise.resolve()
   }
-  peerStore.merge(id, { multiaddrs }).catch(err => log('could not store addresses of %s: %e', id, err))
+  return peerStore
+    .merge(id, { multiaddrs })
+    .then(() => {})
+    .catch(err => log('could not store addresses of %s: %e', id, err))
 }

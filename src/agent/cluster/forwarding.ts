@@ -1,10 +1,12 @@
 import { NotLeaderError } from '../../raft/errors.ts'
+import { commandAction } from '../../security/actions.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
 import type { Scheduler } from '../../time/index.ts'
 import type { LeaderPort } from '../node/port.ts'
 import { serveForward } from '../node/proposer.ts'
 import type { RaftHost } from '../node/raft-host.ts'
 import type { Authorization } from './authorization.ts'
+import type { RightRates } from './right-rates.ts'
 
 export interface ForwardingInit {
   selfId: string
@@ -13,6 +15,8 @@ export interface ForwardingInit {
   authorization: Pick<Authorization, 'requireMember' | 'authorizeForwarded'>
   security: Pick<ConclaveSecurity, 'enabled'>
   scheduler: Scheduler
+  /** What each member may forward per second, per right (lock operations). */
+  rightRates: Pick<RightRates, 'take'>
 }
 
 /**
@@ -34,7 +38,9 @@ export function forwardHandler(
       scheduler: init.scheduler,
       proposeLocal: (data: Uint8Array) => host.proposeLocal(data, from),
     }
-    if (!security.enabled) return serveForward(context, request)
-    return serveForward(context, request, envelope => authorization.authorizeForwarded(envelope, from))
+    return serveForward(context, request, async envelope => {
+      await init.rightRates.take(from, commandAction(envelope.command))
+      if (security.enabled) await authorization.authorizeForwarded(envelope, from)
+    })
   }
 }

@@ -15,9 +15,18 @@
  * floods every publish by itself). What a member says of itself (alive, refutations, left) also goes to every
  * live member directly, once: nobody else may repeat it, and gossipsub can accept a publish and still drop
  * it (a peer it scores low, a mesh not formed yet after a restart). Where there is no gossipsub or a publish
- * fails, the whole batch goes directly, each update once per member. An `alive` or `left` update is only
- * taken from the member it is about (the authenticated publisher or sender). A message that does not decode
- * is counted, logged and dropped; it never throws.
+ * fails, the whole batch goes directly, each update once per member. A message that does not decode is
+ * counted, logged and dropped; it never throws.
+ *
+ * Claims (`src/swim/claims.ts`): what a member says of itself (alive, left, refutations) is taken only from
+ * that member (the authenticated publisher or sender), on every path; accusations only from members the
+ * Raft configuration or the registry name (`refresh().known`, and the start seeds until it names any);
+ * incarnations only within a bound of the known one and the wall clock. A push-pull entry about another
+ * member never changes one in the view: a member the view lacks is asked directly, and introduced at
+ * incarnation 0 (its own word outranks that) if the cluster knows it and the sender may accuse. The view
+ * admits members the configuration or the
+ * registry name (up to `maxMembers`), and at most `maxPendingMembers` live others (joiners whose
+ * registration has not arrived yet).
  *
  * Seeding: a member starts by syncing (push-pull) with up to 3 seeds, and announces itself again once its
  * view first holds others. Agents the Raft configuration or the registry name but the view lacks are synced
@@ -32,6 +41,7 @@ import { UnauthorizedError } from '../../errors.ts'
 import { PeerIdCache } from '../../net/components.ts'
 import { Rpc } from '../../net/rpc.ts'
 import { updateSubject } from '../../swim/broadcast-queue.ts'
+import { type ClaimContext, vetMessage } from '../../swim/claims.ts'
 import { decodeSwimMessage, encodeSwimMessage } from '../../swim/codec.ts'
 import { Swim } from '../../swim/swim.ts'
 import type {
@@ -42,6 +52,7 @@ import type {
   MemberInfo,
   MemberRecord,
   MemberStatus,
+  PushPullEntry,
   SwimConfig,
   SwimMessage,
   Update,
@@ -56,14 +67,7 @@ import type {
   MembershipRefresh,
   MembershipStats,
 } from './membership-init.ts'
-import {
-  DirectFanout,
-  fitFields,
-  type MembershipPubSub,
-  SWIM_PROTOCOL,
-  speaksForItself,
-  swimTopic,
-} from './swim-wire.ts'
+import { DirectFanout, fitFields, type MembershipPubSub, SWIM_PROTOCOL, swimTopic } from './swim-wire.ts'
 
 /** Agents not in the view are asked to sync again after this long. */
 const RESEED_INTERVAL_MS = 30_000
@@ -106,6 +110,10 @@ export class Membership {
     dropped: 0,
   }
   private swim?: Swim
+  /** Who may accuse (the Raft configuration and the registry); undefined: everyone (no `refresh`). */
+  private accusers?: ReadonlySet<MemberId>
+  /** Live members in the view that were not accusers when admitted (see `admitsToView`). */
+  private readonly pending = new Set<MemberId>()
   private starting?: Promise<void>
   private topic = ''
   private pubsub?: MembershipPubSub
@@ -203,8 +211,11 @@ export class Membership {
       () => this.refresh(),
     )
     this.unseen.clear()
+    this.pending.clear()
     this.announced = false
     const seeds = [...new Set(options.seeds ?? [])].filter(seed => seed !== this.selfId)
+    // The operator's seeds vouch until the configuration or the registry names anyone.
+    this.accusers = this.init.refresh === undefined ? undefined : new Set(seeds)
     const first = seeds.slice(0, MAX_START_SEEDS)
     if (first.length > 0) swim.join(first, this.clock())
     this.flush()
@@ -336,7 +347,7 @@ export class Membership {
         entry = { notedAt: now ? time - delay : time + jitter }
         this.unseen.set(id, entry)
       }
-      if (time - entry.notedAt < delay) continue
+      if (!now && time - entry.notedAt < delay) continue
       if (entry.syncedAt !== undefined && time - entry.syncedAt < RESEED_INTERVAL_MS) continue
       entry.syncedAt = time
       this.pushPull(id, swim)
@@ -361,7 +372,12 @@ export class Membership {
         incarnation,
         status,
       }))
-    this.send(to, { type: 'pushPull', reply: false, members })
+    // Not reached (no address yet, a dial that failed): try again after a few probe periods, not 30 s.
+    this.send(to, { type: 'pushPull', reply: false, members }, () => {
+      const entry = this.unseen.get(to)
+      if (entry?.syncedAt === undefined || !this.mayAccuse(to)) return
+      entry.syncedAt = this.clock() - RESEED_INTERVAL_MS + SEED_DELAY_PERIODS * this.config.probeInterval
+    })
   }
 
   // ---------- the core's inputs ----------
@@ -389,11 +405,9 @@ export class Membership {
       this.log('dropping a direct SWIM message published on the topic by %s', from)
       return
     }
-    if (message.type === 'gossip') {
-      const updates = message.updates.filter(update => speaksForItself(update, from))
-      this.counters.dropped += message.updates.length - updates.length
-      message = { type: 'gossip', updates }
-    }
+    const vetted = this.vet(from, message, swim)
+    if (vetted === undefined) return
+    message = vetted
     this.counters.received++
     try {
       swim.receive(from, message, this.clock())
@@ -414,6 +428,14 @@ export class Membership {
       this.log.error('membership refresh failed: %e', err)
     }
     if (wanted?.fields !== undefined) this.update(wanted.fields)
+    if (wanted?.known !== undefined && wanted.known.length > 0) this.accusers = new Set(wanted.known)
+    this.prunePending(swim)
+    // Members only named by others, synced with once and still unseen: forgotten, so they free their room.
+    const now = this.clock()
+    for (const [id, entry] of this.unseen) {
+      const stale = entry.syncedAt !== undefined && now - entry.syncedAt >= RESEED_INTERVAL_MS
+      if (stale && !this.mayAccuse(id)) this.unseen.delete(id)
+    }
     if (wanted?.known !== undefined) this.seed(wanted.known)
     this.saveIncarnation()
   }
@@ -445,7 +467,7 @@ export class Membership {
     })
   }
 
-  private send(to: MemberId, message: DirectMessage | SwimMessage): void {
+  private send(to: MemberId, message: DirectMessage | SwimMessage, onFailure?: () => void): void {
     let bytes: Uint8Array
     try {
       bytes = encodeSwimMessage(message)
@@ -457,6 +479,7 @@ export class Membership {
     this.rpc.callRpc(to, SWIM_PROTOCOL, bytes).catch(err => {
       this.counters.sendFailures++
       this.log.trace('SWIM %s to %s not delivered: %e', message.type, to, err)
+      onFailure?.()
     })
   }
 
@@ -504,7 +527,7 @@ export class Membership {
 
   private deliver(event: MemberEvent): void {
     if (event.type === 'joined') {
-      this.learnAddresses(event.member)
+      void this.learnAddresses(event.member)
       // The first members this one hears of (a seed's answer) arrive after its start announcement went out
       // to a view of one; a restarted member must be heard, or it stays dead in the views that missed it.
       if (!this.announced && event.member.id !== this.selfId) {
@@ -525,10 +548,10 @@ export class Membership {
     }
   }
 
-  private learnAddresses(member: MemberInfo): void {
+  private async learnAddresses(member: Pick<MemberRecord, 'id' | 'addrs'>): Promise<void> {
     const peerStore = this.init.components.peerStore
     if (peerStore === undefined || member.id === this.selfId) return
-    learnAddresses(peerStore, () => this.peerIds.get(member.id), member.addrs, this.log)
+    await learnAddresses(peerStore, () => this.peerIds.get(member.id), member.addrs, this.log)
   }
 
   // ---------- plumbing ----------
@@ -583,6 +606,90 @@ export class Membership {
     }
   }
 
+  /**
+   * `message` without the claims `from` may not make and the members the view may not admit; undefined if
+   * nothing is left to take. Members another's push-pull named are asked directly: those the cluster knows,
+   * and (while few are waiting) those an accuser named, so a joiner learns the view from its seed's answer.
+   */
+  private vet(from: MemberId, message: SwimMessage, swim: Swim): SwimMessage | undefined {
+    const context: ClaimContext = {
+      self: this.selfId,
+      mayAccuse: id => this.mayAccuse(id),
+      incarnationOf: id => swim.member(id)?.incarnation,
+      wallNow: this.init.scheduler.wallNow(),
+    }
+    const vetted = vetMessage(message, from, context)
+    let refused = vetted.refused
+    let result = vetted.message
+    // After vetting, only the sender's own claims can add a member: the sender itself.
+    if (swim.member(from) === undefined) {
+      if (result.type === 'pingReq') {
+        // Probing on behalf of a peer outside the view would let anyone make this member dial anyone.
+        this.counters.dropped += refused + 1
+        return undefined
+      }
+      if (introduces(result, from) && !this.admitsToView(from, swim)) {
+        if (result.type === 'gossip') {
+          const updates = result.updates.filter(update => updateSubject(update) !== from)
+          refused += result.updates.length - updates.length
+          result = { type: 'gossip', updates }
+        } else if (result.type === 'pushPull') {
+          const members = result.members.filter(entry => entry.id !== from)
+          refused += result.members.length - members.length
+          result = { ...result, members }
+        }
+      }
+    }
+    this.counters.dropped += refused
+    if (refused > 0) this.log.trace('dropped %d SWIM claims %s may not make', refused, from)
+    // Those the cluster knows, and a few more an accuser names (a joiner's view before its log catches up).
+    let room = this.mayAccuse(from) ? Math.max(0, this.config.maxPendingMembers - this.unseen.size) : 0
+    const named = vetted.named.filter(entry => this.mayAccuse(entry.id) || room-- > 0)
+    if (named.length > 0) {
+      // Dialled by peer id: their addresses must be in the peer store first.
+      const ids = named.map(entry => entry.id)
+      Promise.all(named.map(entry => this.learnAddresses(entry))).then(() => this.seed(ids, true))
+    }
+    // A member the cluster knows, named in an accuser's push-pull, is introduced into the view at
+    // incarnation 0: whatever the member itself says outranks it, and it is probed like any other.
+    if (result.type === 'pushPull' && this.mayAccuse(from)) {
+      const introduced: PushPullEntry[] = []
+      for (const entry of named) {
+        if (swim.member(entry.id) !== undefined || this.accusers === undefined) continue
+        if (!this.accusers.has(entry.id)) continue
+        introduced.push({ ...entry, incarnation: 0, status: 'alive' })
+      }
+      if (introduced.length > 0) result = { ...result, members: [...result.members, ...introduced] }
+    }
+    return result
+  }
+
+  private mayAccuse(id: MemberId): boolean {
+    return this.accusers === undefined || this.accusers.has(id)
+  }
+
+  /**
+   * Whether `id`, not in the view, may enter it: always if the cluster knows it (the core caps the view at
+   * `maxMembers`), else while fewer than `maxPendingMembers` live members are waiting to be known.
+   */
+  private admitsToView(id: MemberId, swim: Swim): boolean {
+    if (this.mayAccuse(id)) return true
+    if (this.pending.size >= this.config.maxPendingMembers) this.prunePending(swim)
+    if (this.pending.size >= this.config.maxPendingMembers) return false
+    this.pending.add(id)
+    return true
+  }
+
+  /** Frees the pending places of members now known to the cluster, gone from the view, dead or left. */
+  private prunePending(swim: Swim): void {
+    for (const id of this.pending) {
+      const status = swim.member(id)?.status
+      if (this.mayAccuse(id) || status === undefined || status === 'dead' || status === 'left') {
+        this.pending.delete(id)
+      }
+    }
+  }
+
   private admits(peer: MemberId): boolean | Promise<boolean> {
     return this.init.admit?.(peer) ?? true
   }
@@ -597,4 +704,15 @@ export class Membership {
       this.log.error('could not persist the SWIM incarnation: %e', err)
     }
   }
+}
+
+/** Whether `message` from `from` says `from` is alive (what adds a member to the view). */
+function introduces(message: SwimMessage, from: MemberId): boolean {
+  if (message.type === 'gossip') {
+    return message.updates.some(update => update.type === 'alive' && update.member.id === from)
+  }
+  if (message.type === 'pushPull') {
+    return message.members.some(entry => entry.id === from && entry.status === 'alive')
+  }
+  return false
 }

@@ -1,0 +1,150 @@
+/**
+ * What one remote peer may make this node hold in unfinished inbound frames. A frame's length prefix is
+ * checked before anything is buffered (`FrameDecoder`), but a peer could still announce a 4 MiB frame and
+ * send it slowly, or never finish it, on every stream it may open: 8 peer ids doing that took an agent from
+ * 148 MB to 1 GB. So each inbound stream of an endpoint is watched:
+ *
+ * - a frame that has started must be complete within `frameTimeoutMs` (default 10 s; 4 MiB at 0.4 MB/s):
+ *   otherwise that stream is reset (slow-loris);
+ * - the bytes the peer's streams hold in their decoders, together, stay within `maxBufferedPerPeer`
+ *   (default 4 frames of the endpoint's largest size): the stream that pushes it over is reset.
+ *
+ * A stream the reader paused (its handlers are busy, its peer is over its rate) holds complete frames, not
+ * an unfinished one: the deadline runs only while the decoder waits for the rest of a frame.
+ */
+
+import type { Stream } from '@libp2p/interface'
+import type { Scheduler } from '../time/scheduler.ts'
+import { FrameError } from './frame.ts'
+
+/** How long a started frame may take to arrive in full, by default. */
+export const DEFAULT_FRAME_TIMEOUT_MS = 10_000
+
+export interface InboundBudgetInit {
+  /** Default `DEFAULT_FRAME_TIMEOUT_MS`. */
+  frameTimeoutMs?: number
+  /** Bytes of unfinished and unread frames one peer's inbound streams may hold together. */
+  maxBufferedPerPeer: number
+  /** The clock of the frame deadlines. */
+  scheduler: Scheduler
+}
+
+/** The budget of one endpoint (an Rpc, a Raft transport), shared by all its inbound streams. */
+export class InboundBudget {
+  readonly frameTimeoutMs: number
+  readonly maxBufferedPerPeer: number
+  readonly scheduler: Scheduler
+  private readonly buffered = new Map<string, number>()
+
+  constructor(init: InboundBudgetInit) {
+    this.frameTimeoutMs = init.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS
+    if (!(this.frameTimeoutMs > 0 && this.frameTimeoutMs <= 2 ** 31 - 1)) {
+      throw new RangeError(`frameTimeoutMs must be in (0, 2^31), got ${this.frameTimeoutMs}`)
+    }
+    this.maxBufferedPerPeer = init.maxBufferedPerPeer
+    this.scheduler = init.scheduler
+  }
+
+  /** The bytes every peer's streams hold now. */
+  get totalBuffered(): number {
+    let total = 0
+    for (const bytes of this.buffered.values()) total += bytes
+    return total
+  }
+
+  /** The most one peer's streams hold now. */
+  get maxBufferedByOnePeer(): number {
+    let most = 0
+    for (const bytes of this.buffered.values()) most = Math.max(most, bytes)
+    return most
+  }
+
+  /** The bytes `peer`'s streams hold now (for tests and stats). */
+  bufferedBy(peer: string): number {
+    return this.buffered.get(peer) ?? 0
+  }
+
+  /** Watches one inbound stream of `peer`; `onReset` is told (after the stream was aborted). */
+  watch(peer: string, stream: Stream, onReset: (err: FrameError) => void): StreamBudget {
+    return new StreamBudget(this, peer, stream, onReset, this.buffered)
+  }
+}
+
+/** One inbound stream's share of its peer's budget, and its frame deadline. */
+export class StreamBudget {
+  private counted = 0
+  private cancelDeadline?: () => void
+  private closed = false
+
+  private readonly budget: InboundBudget
+  private readonly peer: string
+  private readonly stream: Stream
+  private readonly onReset: (err: FrameError) => void
+  private readonly totals: Map<string, number>
+
+  constructor(
+    budget: InboundBudget,
+    peer: string,
+    stream: Stream,
+    onReset: (err: FrameError) => void,
+    totals: Map<string, number>,
+  ) {
+    this.budget = budget
+    this.peer = peer
+    this.stream = stream
+    this.onReset = onReset
+    this.totals = totals
+  }
+
+  /** The stream's decoder now holds `bytes`: false (the stream is reset) if that puts its peer over budget. */
+  account(bytes: number): boolean {
+    if (this.closed) return false
+    const total = (this.totals.get(this.peer) ?? 0) + bytes - this.counted
+    this.counted = bytes
+    this.setTotal(total)
+    if (total <= this.budget.maxBufferedPerPeer) return true
+    this.reset(
+      new FrameError(
+        `${this.peer} holds ${total} bytes of unread frames, over its ${this.budget.maxBufferedPerPeer}`,
+      ),
+    )
+    return false
+  }
+
+  /** The decoder waits for the rest of a frame: it must come within the frame timeout. */
+  waiting(): void {
+    if (this.closed || this.cancelDeadline !== undefined) return
+    this.cancelDeadline = this.budget.scheduler.after(this.budget.frameTimeoutMs, () => {
+      this.cancelDeadline = undefined
+      this.reset(
+        new FrameError(`A frame from ${this.peer} did not arrive within ${this.budget.frameTimeoutMs} ms`),
+      )
+    })
+  }
+
+  /** A frame arrived in full. */
+  completed(): void {
+    this.cancelDeadline?.()
+    this.cancelDeadline = undefined
+  }
+
+  /** The stream closed: its bytes leave the peer's budget. */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.completed()
+    this.setTotal((this.totals.get(this.peer) ?? 0) - this.counted)
+    this.counted = 0
+  }
+
+  private reset(err: FrameError): void {
+    this.close()
+    this.stream.abort(err)
+    this.onReset(err)
+  }
+
+  private setTotal(total: number): void {
+    if (total <= 0) this.totals.delete(this.peer)
+    else this.totals.set(this.peer, total)
+  }
+}
