@@ -3,30 +3,9 @@
  * the core the clock (ticking at `nextTickAt()`), the messages of the network and the local record; it sends
  * what the core drains, and tells the agent about every change of the view.
  *
- * Direct messages (ping, ack, ping-req, nack, push-pull) travel on `/conclave/swim/1.0.0` through an `Rpc`
- * endpoint of its own, used fire-and-forget: the reply is empty and ignored, the core's own acks are separate
- * messages. Rpc already gives what a probe path needs: one long-lived stream per peer (no stream set-up per
- * probe), framing with a size bound, the authenticated sender, a malformed frame resetting only that stream,
- * and timeouts that free whatever a paused peer never answers. A hand-written one-way stream would have to
- * redo all of it to save a few bytes of empty reply per message.
- *
- * Dissemination: each batch the core hands out is published as one `gossip` message on the gossipsub topic
- * `conclave/<clusterId>/swim/1.0.0` (each update ceil(log10(n + 1)) times with the agent's presets: gossipsub
- * floods every publish by itself). What a member says of itself (alive, refutations, left) also goes to every
- * live member directly, once: nobody else may repeat it, and gossipsub can accept a publish and still drop
- * it (a peer it scores low, a mesh not formed yet after a restart). Where there is no gossipsub or a publish
- * fails, the whole batch goes directly, each update once per member. A message that does not decode is
- * counted, logged and dropped; it never throws.
- *
- * Claims (`src/swim/claims.ts`): what a member says of itself (alive, left, refutations) is taken only from
- * that member (the authenticated publisher or sender), on every path; accusations only from members the
- * Raft configuration or the registry name (`refresh().known`, and the start seeds until it names any);
- * incarnations only within a bound of the known one and the wall clock. A push-pull entry about another
- * member never changes one in the view: a member the view lacks is asked directly, and introduced at
- * incarnation 0 (its own word outranks that) if the cluster knows it and the sender may accuse. The view
- * admits members the configuration or the
- * registry name (up to `maxMembers`), and at most `maxPendingMembers` live others (joiners whose
- * registration has not arrived yet).
+ * Direct messages go through an `Rpc` endpoint of its own, and dissemination through gossipsub with a
+ * direct stand-in (see `swim-wire.ts`); who may claim what is the `ClaimGate`'s (see `claim-gate.ts`). A
+ * message that does not decode is counted, logged and dropped; it never throws.
  *
  * Seeding: a member starts by syncing (push-pull) with up to 3 seeds, and announces itself again once its
  * view first holds others. Agents the Raft configuration or the registry name but the view lacks are synced
@@ -41,7 +20,6 @@ import { UnauthorizedError } from '../../errors.ts'
 import { PeerIdCache } from '../../net/components.ts'
 import { Rpc } from '../../net/rpc.ts'
 import { updateSubject } from '../../swim/broadcast-queue.ts'
-import { type ClaimContext, vetMessage } from '../../swim/claims.ts'
 import { decodeSwimMessage, encodeSwimMessage } from '../../swim/codec.ts'
 import { Swim } from '../../swim/swim.ts'
 import type {
@@ -52,7 +30,6 @@ import type {
   MemberInfo,
   MemberRecord,
   MemberStatus,
-  PushPullEntry,
   SwimConfig,
   SwimMessage,
   Update,
@@ -61,6 +38,7 @@ import { sameRecordContent } from '../../swim/validate.ts'
 import type { Cancel } from '../../time/index.ts'
 import { sleep } from '../../time/sleep.ts'
 import { learnAddresses } from './address-book.ts'
+import { ClaimGate } from './claim-gate.ts'
 import type {
   MemberEventListener,
   MembershipInit,
@@ -68,19 +46,10 @@ import type {
   MembershipStats,
 } from './membership-init.ts'
 import { DirectFanout, fitFields, type MembershipPubSub, SWIM_PROTOCOL, swimTopic } from './swim-wire.ts'
-
-/** Agents not in the view are asked to sync again after this long. */
-const RESEED_INTERVAL_MS = 30_000
+import { UnseenMembers } from './unseen-members.ts'
 
 /** Push-pull partners at start: one answer brings the whole view, more only cost a dial each. */
 const MAX_START_SEEDS = 3
-
-/**
- * An agent the cluster knows of (Raft, registry) but the view does not is synced with only after this many
- * probe periods: its own announcement usually arrives first, and every member syncing with a joiner at once
- * is a burst of dials and full-state messages for nothing.
- */
-const SEED_DELAY_PERIODS = 4
 
 /** A change of load alone is published at most once per this many probe periods. */
 const LOAD_UPDATE_PERIODS = 5
@@ -98,7 +67,7 @@ export class Membership {
   private readonly peerIds = new PeerIdCache()
   private readonly listeners = new Set<MemberEventListener>()
   /** Agents named as seeds that the view lacks: when first named, and when last synced with. */
-  private readonly unseen = new Map<MemberId, { notedAt: number; syncedAt?: number }>()
+  private readonly unseen: UnseenMembers
   /** What went to whom directly, so that each update goes to each live member once. */
   private readonly fanout = new DirectFanout()
   private readonly counters: MembershipStats = {
@@ -110,10 +79,8 @@ export class Membership {
     dropped: 0,
   }
   private swim?: Swim
-  /** Who may accuse (the Raft configuration and the registry); undefined: everyone (no `refresh`). */
-  private accusers?: ReadonlySet<MemberId>
-  /** Live members in the view that were not accusers when admitted (see `admitsToView`). */
-  private readonly pending = new Set<MemberId>()
+  /** Who may say what: accusers and the view's pending places (see `ClaimGate`). */
+  private readonly claims: ClaimGate
   private starting?: Promise<void>
   private topic = ''
   private pubsub?: MembershipPubSub
@@ -130,6 +97,8 @@ export class Membership {
     this.init = init
     this.config = Object.freeze({ ...init.config })
     this.selfId = init.components.peerId.toString()
+    this.claims = new ClaimGate(this.selfId, this.config.maxPendingMembers)
+    this.unseen = new UnseenMembers(this.config.probeInterval, init.random ?? Math.random)
     this.log = init.components.logger.forComponent('conclave:membership')
     const { scheduler } = init
     const origin = scheduler.wallNow() - scheduler.now()
@@ -211,11 +180,9 @@ export class Membership {
       () => this.refresh(),
     )
     this.unseen.clear()
-    this.pending.clear()
     this.announced = false
     const seeds = [...new Set(options.seeds ?? [])].filter(seed => seed !== this.selfId)
-    // The operator's seeds vouch until the configuration or the registry names anyone.
-    this.accusers = this.init.refresh === undefined ? undefined : new Set(seeds)
+    this.claims.reset(this.init.refresh === undefined ? undefined : seeds)
     const first = seeds.slice(0, MAX_START_SEEDS)
     if (first.length > 0) swim.join(first, this.clock())
     this.flush()
@@ -287,11 +254,9 @@ export class Membership {
 
   /** The ids this view holds dead or left. */
   down(): MemberId[] {
-    const ids: MemberId[] = []
-    for (const member of this.members()) {
-      if (member.status === 'dead' || member.status === 'left') ids.push(member.id)
-    }
-    return ids
+    return this.members()
+      .filter(member => member.status === 'dead' || member.status === 'left')
+      .map(member => member.id)
   }
 
   /** The clock `lastSeen` and `statusChangedAt` are on, as epoch-like milliseconds. */
@@ -335,23 +300,8 @@ export class Membership {
   seed(ids: readonly MemberId[], now = false): void {
     const swim = this.swim
     if (swim === undefined) return
-    const time = this.clock()
-    const delay = SEED_DELAY_PERIODS * this.config.probeInterval
-    for (const [id] of this.unseen) if (swim.member(id) !== undefined) this.unseen.delete(id)
-    for (const id of ids) {
-      if (id === this.selfId || swim.member(id) !== undefined) continue
-      let entry = this.unseen.get(id)
-      if (entry === undefined) {
-        // A random phase spreads the members that noticed the same agent at the same time.
-        const jitter = (this.init.random ?? Math.random)() * this.config.probeInterval
-        entry = { notedAt: now ? time - delay : time + jitter }
-        this.unseen.set(id, entry)
-      }
-      if (!now && time - entry.notedAt < delay) continue
-      if (entry.syncedAt !== undefined && time - entry.syncedAt < RESEED_INTERVAL_MS) continue
-      entry.syncedAt = time
-      this.pushPull(id, swim)
-    }
+    const inView = (id: MemberId): boolean => id === this.selfId || swim.member(id) !== undefined
+    for (const id of this.unseen.due(ids, this.clock(), now, inView)) this.pushPull(id, swim)
   }
 
   /**
@@ -374,9 +324,7 @@ export class Membership {
       }))
     // Not reached (no address yet, a dial that failed): try again after a few probe periods, not 30 s.
     this.send(to, { type: 'pushPull', reply: false, members }, () => {
-      const entry = this.unseen.get(to)
-      if (entry?.syncedAt === undefined || !this.mayAccuse(to)) return
-      entry.syncedAt = this.clock() - RESEED_INTERVAL_MS + SEED_DELAY_PERIODS * this.config.probeInterval
+      if (this.claims.mayAccuse(to)) this.unseen.unreached(to, this.clock())
     })
   }
 
@@ -405,9 +353,20 @@ export class Membership {
       this.log('dropping a direct SWIM message published on the topic by %s', from)
       return
     }
-    const vetted = this.vet(from, message, swim)
-    if (vetted === undefined) return
-    message = vetted
+    const vetted = this.claims.vet(from, message, swim, this.init.scheduler.wallNow(), this.unseen.size)
+    this.counters.dropped += vetted.refused
+    // Members another named are dialled by peer id: their addresses go to the peer store first.
+    const { named } = vetted
+    if (named.length > 0) {
+      Promise.all(named.map(entry => this.learnAddresses(entry))).then(() =>
+        this.seed(
+          named.map(e => e.id),
+          true,
+        ),
+      )
+    }
+    if (vetted.message === undefined) return
+    message = vetted.message
     this.counters.received++
     try {
       swim.receive(from, message, this.clock())
@@ -428,14 +387,9 @@ export class Membership {
       this.log.error('membership refresh failed: %e', err)
     }
     if (wanted?.fields !== undefined) this.update(wanted.fields)
-    if (wanted?.known !== undefined && wanted.known.length > 0) this.accusers = new Set(wanted.known)
-    this.prunePending(swim)
-    // Members only named by others, synced with once and still unseen: forgotten, so they free their room.
-    const now = this.clock()
-    for (const [id, entry] of this.unseen) {
-      const stale = entry.syncedAt !== undefined && now - entry.syncedAt >= RESEED_INTERVAL_MS
-      if (stale && !this.mayAccuse(id)) this.unseen.delete(id)
-    }
+    this.claims.setAccusers(wanted?.known)
+    this.claims.prunePending(swim)
+    this.unseen.prune(this.clock(), id => this.claims.mayAccuse(id))
     if (wanted?.known !== undefined) this.seed(wanted.known)
     this.saveIncarnation()
   }
@@ -606,90 +560,6 @@ export class Membership {
     }
   }
 
-  /**
-   * `message` without the claims `from` may not make and the members the view may not admit; undefined if
-   * nothing is left to take. Members another's push-pull named are asked directly: those the cluster knows,
-   * and (while few are waiting) those an accuser named, so a joiner learns the view from its seed's answer.
-   */
-  private vet(from: MemberId, message: SwimMessage, swim: Swim): SwimMessage | undefined {
-    const context: ClaimContext = {
-      self: this.selfId,
-      mayAccuse: id => this.mayAccuse(id),
-      incarnationOf: id => swim.member(id)?.incarnation,
-      wallNow: this.init.scheduler.wallNow(),
-    }
-    const vetted = vetMessage(message, from, context)
-    let refused = vetted.refused
-    let result = vetted.message
-    // After vetting, only the sender's own claims can add a member: the sender itself.
-    if (swim.member(from) === undefined) {
-      if (result.type === 'pingReq') {
-        // Probing on behalf of a peer outside the view would let anyone make this member dial anyone.
-        this.counters.dropped += refused + 1
-        return undefined
-      }
-      if (introduces(result, from) && !this.admitsToView(from, swim)) {
-        if (result.type === 'gossip') {
-          const updates = result.updates.filter(update => updateSubject(update) !== from)
-          refused += result.updates.length - updates.length
-          result = { type: 'gossip', updates }
-        } else if (result.type === 'pushPull') {
-          const members = result.members.filter(entry => entry.id !== from)
-          refused += result.members.length - members.length
-          result = { ...result, members }
-        }
-      }
-    }
-    this.counters.dropped += refused
-    if (refused > 0) this.log.trace('dropped %d SWIM claims %s may not make', refused, from)
-    // Those the cluster knows, and a few more an accuser names (a joiner's view before its log catches up).
-    let room = this.mayAccuse(from) ? Math.max(0, this.config.maxPendingMembers - this.unseen.size) : 0
-    const named = vetted.named.filter(entry => this.mayAccuse(entry.id) || room-- > 0)
-    if (named.length > 0) {
-      // Dialled by peer id: their addresses must be in the peer store first.
-      const ids = named.map(entry => entry.id)
-      Promise.all(named.map(entry => this.learnAddresses(entry))).then(() => this.seed(ids, true))
-    }
-    // A member the cluster knows, named in an accuser's push-pull, is introduced into the view at
-    // incarnation 0: whatever the member itself says outranks it, and it is probed like any other.
-    if (result.type === 'pushPull' && this.mayAccuse(from)) {
-      const introduced: PushPullEntry[] = []
-      for (const entry of named) {
-        if (swim.member(entry.id) !== undefined || this.accusers === undefined) continue
-        if (!this.accusers.has(entry.id)) continue
-        introduced.push({ ...entry, incarnation: 0, status: 'alive' })
-      }
-      if (introduced.length > 0) result = { ...result, members: [...result.members, ...introduced] }
-    }
-    return result
-  }
-
-  private mayAccuse(id: MemberId): boolean {
-    return this.accusers === undefined || this.accusers.has(id)
-  }
-
-  /**
-   * Whether `id`, not in the view, may enter it: always if the cluster knows it (the core caps the view at
-   * `maxMembers`), else while fewer than `maxPendingMembers` live members are waiting to be known.
-   */
-  private admitsToView(id: MemberId, swim: Swim): boolean {
-    if (this.mayAccuse(id)) return true
-    if (this.pending.size >= this.config.maxPendingMembers) this.prunePending(swim)
-    if (this.pending.size >= this.config.maxPendingMembers) return false
-    this.pending.add(id)
-    return true
-  }
-
-  /** Frees the pending places of members now known to the cluster, gone from the view, dead or left. */
-  private prunePending(swim: Swim): void {
-    for (const id of this.pending) {
-      const status = swim.member(id)?.status
-      if (this.mayAccuse(id) || status === undefined || status === 'dead' || status === 'left') {
-        this.pending.delete(id)
-      }
-    }
-  }
-
   private admits(peer: MemberId): boolean | Promise<boolean> {
     return this.init.admit?.(peer) ?? true
   }
@@ -704,15 +574,4 @@ export class Membership {
       this.log.error('could not persist the SWIM incarnation: %e', err)
     }
   }
-}
-
-/** Whether `message` from `from` says `from` is alive (what adds a member to the view). */
-function introduces(message: SwimMessage, from: MemberId): boolean {
-  if (message.type === 'gossip') {
-    return message.updates.some(update => update.type === 'alive' && update.member.id === from)
-  }
-  if (message.type === 'pushPull') {
-    return message.members.some(entry => entry.id === from && entry.status === 'alive')
-  }
-  return false
 }

@@ -2,6 +2,21 @@
  * What SWIM puts on the wire beyond the core's codec: the protocol and topic names, the gossipsub it uses,
  * what a member may say (only of itself: alive, left), record fields cut to the wire's limits, and the plan
  * of direct sends that stands in for gossip.
+ *
+ * Direct messages (ping, ack, ping-req, nack, push-pull) travel on `/conclave/swim/1.0.0` through an `Rpc`
+ * endpoint of its own, used fire-and-forget: the reply is empty and ignored, the core's own acks are separate
+ * messages. Rpc already gives what a probe path needs: one long-lived stream per peer (no stream set-up per
+ * probe), framing with a size bound, the authenticated sender, a malformed frame resetting only that stream,
+ * and timeouts that free whatever a paused peer never answers. A hand-written one-way stream would have to
+ * redo all of it to save a few bytes of empty reply per message.
+ *
+ * Dissemination: each batch the core hands out is published as one `gossip` message on the gossipsub topic
+ * `conclave/<clusterId>/swim/1.0.0` (each update ceil(log10(n + 1)) times with the agent's presets: gossipsub
+ * floods every publish by itself). What a member says of itself (alive, refutations, left) also goes to every
+ * live member directly, once: nobody else may repeat it, and gossipsub can accept a publish and still drop
+ * it (a peer it scores low, a mesh not formed yet after a restart). Where there is no gossipsub or a publish
+ * fails, the whole batch goes directly, each update once per member. A message that does not decode is
+ * counted, logged and dropped; it never throws.
  */
 
 import type { GossipSub } from '@libp2p/gossipsub'
