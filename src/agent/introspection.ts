@@ -58,7 +58,11 @@ export function metricsInternals(parts: IntrospectionParts): MetricsInternals {
     get securityEnabled() {
       return parts.securityEnabled()
     },
-    onLeaderChange: listener => tracker.onChange((leader, _previous, term) => listener(leader, term)),
+    // As the election's `watch` does: the leader known now first, then every change.
+    onLeaderChange: listener => {
+      if (tracker.leader !== '') listener(tracker.leader, tracker.term)
+      return tracker.onChange((leader, _previous, term) => listener(leader, term))
+    },
     onProposal: listener => client.onProposal(listener),
     onStorage: observer => {
       const storage = parts.storage()
