@@ -11,7 +11,10 @@ import type {
   TaskDistributor,
   WorkStealer,
 } from '../api.ts'
+import type { SnapshotSource } from '../backup/take-snapshot.ts'
 import { ClosedError } from '../errors.ts'
+import type { AgentInternals } from '../http/source.ts'
+import type { MetricsInternals } from '../metrics/internals.ts'
 import { RaftTransport } from '../net/raft-transport.ts'
 import { Rpc } from '../net/rpc.ts'
 import { raftMessageAction } from '../security/actions.ts'
@@ -20,31 +23,30 @@ import { resolveSecurity, type SvidRotation } from '../security/options.ts'
 import { ConclaveSecurity } from '../security/security.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
 import type { Scheduler } from '../time/index.ts'
-import { CLIENT_PROTOCOL, clientProtocolHandler } from './api/client-protocol.ts'
-import { Consensus } from './api/consensus.ts'
-import { NamedElection, RaftElection } from './api/elections.ts'
-import { Locks } from './api/locks.ts'
-import { Tasks } from './api/tasks/tasks.ts'
-import { pubsubOf, WorkStealing } from './api/work-stealing.ts'
+import { apiParts } from './api/parts.ts'
+import type { Tasks } from './api/tasks/tasks.ts'
+import type { WorkStealing } from './api/work-stealing.ts'
 import { ADMIN_PROTOCOL, adminClient } from './cluster/admin-protocol.ts'
-import type { AdminServer } from './cluster/admin-server.ts'
 import { Authorization } from './cluster/authorization.ts'
 import { clusterParts } from './cluster/cluster.ts'
 import type { Directory } from './cluster/directory.ts'
-import { forwardHandler } from './cluster/forwarding.ts'
 import type { Housekeeping } from './cluster/housekeeping.ts'
 import type { Joining } from './cluster/join.ts'
 import { Membership } from './cluster/membership.ts'
 import { NodeMeta } from './cluster/meta.ts'
-import { RightRates } from './cluster/right-rates.ts'
 import { membershipPubSub } from './cluster/swim-wire.ts'
 import type { Voters } from './cluster/voters.ts'
 import type { ConclaveComponents, ServiceInit } from './components.ts'
 import { schedulerOf } from './internal-options.ts'
+import {
+  dashboardInternals,
+  type IntrospectionParts,
+  metricsInternals,
+  snapshotSource,
+} from './introspection.ts'
 import { Client } from './node/client.ts'
 import { replicaClientContext } from './node/client-context.ts'
 import { LeaderTracker } from './node/leader-tracker.ts'
-import { FORWARD_PROTOCOL } from './node/proposer.ts'
 import { RaftHost } from './node/raft-host.ts'
 import { Replica } from './node/replica.ts'
 import { SessionKeeper } from './node/session.ts'
@@ -69,6 +71,7 @@ export class ConclaveService implements ConclaveApi, Startable {
   readonly membership: Membership
   private readonly taskDistributor: Tasks
   private readonly stealer: WorkStealing
+  private readonly namedElection: (name: string) => LeaderElection
   private readonly init: ServiceInit
   private readonly timing: ResolvedTiming
   private readonly scheduler: Scheduler
@@ -87,12 +90,12 @@ export class ConclaveService implements ConclaveApi, Startable {
   private readonly client: Client
   private readonly directory: Directory
   private readonly voters: Voters
-  private readonly adminServer: AdminServer
   private readonly joining: Joining
   private readonly closedController = new AbortController()
   private storage?: RaftStorage
   private meta?: NodeMeta
   private readonly housekeeping: Housekeeping
+  private readonly serveProtocols: (api: ConclaveApi) => Promise<void>
   private started = false
 
   constructor(components: ConclaveComponents, init: ServiceInit = {}) {
@@ -114,7 +117,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       { scheduler },
     )
     this.security = security
-    this.memberGate = new MemberGate({
+    const memberGate = new MemberGate({
       scheduler,
       config: () => this.host.current()?.status().config,
       isLeader: () => this.isLeader(),
@@ -122,7 +125,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       log: logger.forComponent('conclave:members'),
       onRefusal: (peer, reason) => security.refused({ peer, action: 'join', reason }),
     })
-    const memberGate = this.memberGate
+    this.memberGate = memberGate
     const authorization = new Authorization({
       selfId,
       security,
@@ -184,46 +187,33 @@ export class ConclaveService implements ConclaveApi, Startable {
         rpc: this.rpc,
         authorization,
         operationTimeoutMs: timing.operationTimeoutMs,
-        scheduler: this.scheduler,
+        scheduler,
         closed,
       }),
     )
     const client = this.client
-    this.consensus = new Consensus(client, replica, closed)
-    this.locks = new Locks({ client, replica, session, timing, closed, scheduler })
-    this.election = new RaftElection({
+    const api = apiParts({
       selfId,
-      runner: () => host.current(),
+      client,
+      replica,
+      session,
       tracker,
-      barrier: signal => client.barrier(signal),
-      requestTransfer: (leader, signal) =>
-        admin(leader, { op: 'transfer', to: selfId }, signal).then(() => {}),
-      closed,
-      scheduler,
-    })
-    this.taskDistributor = new Tasks({
-      selfId,
-      client,
-      replica,
-      session,
-      closed,
-      concurrency: init.concurrency ?? 10,
-      log: logger.forComponent('conclave:tasks'),
-      scheduler,
-    })
-    this.stealer = new WorkStealing({
-      selfId,
-      client,
-      replica,
-      session,
-      tasks: this.taskDistributor,
-      closed,
-      // Looked up when first needed: the pubsub service may be created after this one.
-      pubsub: () => pubsubOf(components),
+      host,
+      timing,
+      admin,
+      components,
       clusterId: () => this.meta?.clusterId(),
-      log: logger.forComponent('conclave:work-stealing'),
+      concurrency: init.concurrency ?? 10,
+      logger,
       scheduler,
+      closed,
     })
+    this.consensus = api.consensus
+    this.locks = api.locks
+    this.election = api.election
+    this.taskDistributor = api.tasks
+    this.stealer = api.stealer
+    this.namedElection = api.namedElection
     this.membership = new Membership({
       components,
       pubsub: () => membershipPubSub(components),
@@ -248,20 +238,21 @@ export class ConclaveService implements ConclaveApi, Startable {
       membership: this.membership,
       security,
       memberGate,
-      authorization,
+      authorization: this.authorization,
       admin,
       storage: () => this.requireStorage(),
       meta: () => this.requireMeta(),
       resign: signal => this.election.resign({ signal }),
+      rpc: this.rpc,
       scheduler: this.scheduler,
       closed,
       log: this.log,
     })
     this.directory = cluster.directory
     this.voters = cluster.voters
-    this.adminServer = cluster.adminServer
     this.joining = cluster.joining
     this.housekeeping = cluster.housekeeping
+    this.serveProtocols = cluster.serveProtocols
     session.afterOpen = sessionId => this.directory.register(sessionId)
     replica.onEvent(event => {
       if ((event.type === 'sessionExpired' || event.type === 'sessionClosed') && event.agentId === selfId) {
@@ -295,30 +286,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.voters.resume(meta.pendingVoterTarget())
     // The identity protocol answers before any conclave protocol does: a peer's first request may wait on it.
     await this.security.start()
-    await this.rpc.registerRpc(
-      FORWARD_PROTOCOL,
-      forwardHandler({
-        selfId: this.id,
-        leader: this.tracker,
-        host: this.host,
-        authorization: this.authorization,
-        security: this.security,
-        scheduler: this.scheduler,
-        rightRates: new RightRates(this.scheduler, this.init.rateLimits?.rights),
-      }),
-    )
-    await this.rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => this.adminServer.serve(request, from))
-    await this.rpc.registerRpc(
-      CLIENT_PROTOCOL,
-      clientProtocolHandler({
-        api: this,
-        currentRevision: () => this.replica.state.revision,
-        closed: this.closedController.signal,
-        log: (message, err) => this.log('client protocol: %s: %e', message, err),
-        authorize: (from, op) => this.authorization.authorizeClient(from, op),
-        scheduler: this.scheduler,
-      }),
-    )
+    await this.serveProtocols(this)
     await this.transport.start()
     await this.rpc.start()
     this.housekeeping.start()
@@ -348,15 +316,7 @@ export class ConclaveService implements ConclaveApi, Startable {
   }
 
   elections(name: string): LeaderElection {
-    const { client, replica, session } = this
-    return new NamedElection(name, {
-      selfId: this.id,
-      client,
-      replica,
-      session,
-      closed: this.closedController.signal,
-      scheduler: this.scheduler,
-    })
+    return this.namedElection(name)
   }
 
   async join(config: ClusterConfig, options?: Abortable): Promise<void> {
@@ -395,7 +355,32 @@ export class ConclaveService implements ConclaveApi, Startable {
     return this.directory.health(this.tracker.leader)
   }
 
+  /** The dashboard's status surface (src/http/source.ts). */
+  dashboardInternals(): AgentInternals {
+    return dashboardInternals(this.introspected())
+  }
+
+  /** The metrics' surface (src/metrics/internals.ts). */
+  metricsInternals(): MetricsInternals {
+    return metricsInternals(this.introspected())
+  }
+
+  /** What a snapshot of the cluster reads (src/backup/take-snapshot.ts). */
+  snapshotSource(): SnapshotSource {
+    return snapshotSource(this.introspected())
+  }
+
   // ---------- internals ----------
+
+  private introspected(): IntrospectionParts {
+    const { id, host, replica, tracker, client, membership, rpc, transport, security } = this
+    return {
+      ...{ id, host, replica, tracker, client, membership, rpc, transport },
+      securityEnabled: () => security.enabled,
+      storage: () => this.storage,
+      clusterId: () => this.meta?.clusterId(),
+    }
+  }
 
   private requireStorage(): RaftStorage {
     if (this.storage === undefined) throw new ClosedError('The agent is not started')

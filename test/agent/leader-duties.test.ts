@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { type DutyInput, planLeaderDuties } from '../../src/agent/cluster/leader-duties.ts'
-import { LogDriver } from '../state/helpers.ts'
+import { LogDriver, submit } from '../state/helpers.ts'
 
 /** A state with one session opened at state time 1000 with a 1000 ms ttl (it lapses at 2000). */
 function oneSession(): LogDriver {
@@ -57,5 +57,22 @@ describe('planLeaderDuties: session leases', () => {
     expect(plan(oneSession(), { ...dead, now: 1_500, elapsed: 499 })).toEqual([])
     // Its own session is never expired that way.
     expect(plan(oneSession(), { ...dead, selfId: 'a', now: 1_500 })).toEqual([])
+  })
+})
+
+describe('planLeaderDuties: time-driven task transitions', () => {
+  it('reads the task clock from a state time the leader applied, not only the takeover (a new cluster)', () => {
+    // A leader that took over at state time 0 (nothing applied yet); its own entries then stamp 50,000.
+    const log = new LogDriver().at(50_000)
+    submit(log, 'later', { runAt: 60_000 })
+    const duties = (input: Partial<Omit<DutyInput, 'state'>>) =>
+      plan(log, { now: 70_000, takeoverStateTime: 0, elapsed: 20_000, ...input })
+    // On the takeover's clock alone it is state time 20,000: nothing is due.
+    expect(duties({})).toEqual([])
+    // Anchored at the applied state time 50,000, 9,999 ms later: still not due; 10,000 ms later: released.
+    expect(duties({ taskClock: { stateTime: 50_000, elapsed: 9_999 } })).toEqual([])
+    expect(duties({ taskClock: { stateTime: 50_000, elapsed: 10_000 } })).toEqual([
+      'a:later {"type":"releaseTask","taskId":"later"}',
+    ])
   })
 })

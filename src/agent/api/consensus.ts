@@ -310,6 +310,10 @@ function toTxnCommand(request: TxnRequest): TxnCommand {
 
 /** A result the call cannot produce unless the cluster is misbehaving; surfaced, never swallowed. */
 export function unexpected(result: CommandResult): Error {
+  // A retry the session no longer has the answer of: it applied once, with an outcome this call cannot know.
+  if (result.type === 'error' && result.code === 'StaleRequest') {
+    return new NoLeaderError(`The operation's outcome is unknown (${result.message})`)
+  }
   if (result.type === 'error') return new InvalidArgumentError(`${result.code}: ${result.message}`)
   return new Error(`Unexpected result ${result.type}`)
 }

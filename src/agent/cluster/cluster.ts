@@ -1,24 +1,30 @@
 import type { Logger } from '@libp2p/interface'
+import type { ConclaveApi } from '../../api.ts'
+import type { Rpc } from '../../net/rpc.ts'
 import type { MemberGate } from '../../security/member-gate.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
 import type { RaftStorage } from '../../storage/index.ts'
 import type { Scheduler } from '../../time/index.ts'
+import { CLIENT_PROTOCOL, clientProtocolHandler } from '../api/client-protocol.ts'
 import type { ConclaveComponents, ServiceInit } from '../components.ts'
 import type { Client } from '../node/client.ts'
 import type { LeaderTracker } from '../node/leader-tracker.ts'
+import { FORWARD_PROTOCOL } from '../node/proposer.ts'
 import type { RaftHost } from '../node/raft-host.ts'
 import type { Replica } from '../node/replica.ts'
 import type { SessionKeeper } from '../node/session.ts'
 import type { ResolvedTiming } from '../options.ts'
-import type { AdminCall } from './admin-protocol.ts'
+import { ADMIN_PROTOCOL, type AdminCall } from './admin-protocol.ts'
 import { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
 import { Directory } from './directory.ts'
+import { forwardHandler } from './forwarding.ts'
 import { Housekeeping } from './housekeeping.ts'
 import { Joining } from './join.ts'
 import { LeaderDuties } from './leader-duties.ts'
 import type { Membership } from './membership.ts'
 import type { NodeMeta } from './meta.ts'
+import { RightRates } from './right-rates.ts'
 import { Voters } from './voters.ts'
 
 /** The node parts and options the cluster duties are built on. */
@@ -41,6 +47,8 @@ export interface ClusterPartsInit {
   storage(): RaftStorage
   meta(): NodeMeta
   resign(signal?: AbortSignal): Promise<void>
+  /** The request/response protocols the agent serves on. */
+  rpc: Rpc
   scheduler: Scheduler
   closed: AbortSignal
   log: Logger
@@ -53,6 +61,8 @@ export interface ClusterParts {
   adminServer: AdminServer
   joining: Joining
   housekeeping: Housekeeping
+  /** Registers the forwarding, admin and client protocols (the last serving `api`). */
+  serveProtocols(api: ConclaveApi): Promise<void>
 }
 
 /** Builds the cluster duties (the composition root's share for `cluster/`). */
@@ -135,5 +145,31 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     scheduler: init.scheduler,
     intervalMs: Math.max(timing.tickMs, 50),
   })
-  return { directory, voters, adminServer, joining, housekeeping }
+  const serveProtocols = async (api: ConclaveApi): Promise<void> => {
+    const { rpc, scheduler } = init
+    const rightRates = new RightRates(scheduler, options.rateLimits?.rights)
+    const forward = forwardHandler({
+      selfId,
+      leader: tracker,
+      host,
+      authorization,
+      security,
+      scheduler,
+      rightRates,
+    })
+    await rpc.registerRpc(FORWARD_PROTOCOL, forward)
+    await rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => adminServer.serve(request, from))
+    await rpc.registerRpc(
+      CLIENT_PROTOCOL,
+      clientProtocolHandler({
+        api,
+        currentRevision: () => replica.state.revision,
+        closed,
+        log: (message, err) => log('client protocol: %s: %e', message, err),
+        authorize: (from, op) => authorization.authorizeClient(from, op),
+        scheduler,
+      }),
+    )
+  }
+  return { directory, voters, adminServer, joining, housekeeping, serveProtocols }
 }

@@ -19,7 +19,18 @@ export interface ClientContext extends ProposerContext {
  * carry the session's numbering), linearizable reads wait on a ReadIndex barrier. Each call is bounded by
  * the caller's signal and the agent's operation timeout.
  */
+/**
+ * One command this agent got into the log (or failed to), timed from its proposal to its result: `refused`
+ * when it committed but the state machine refused it, `failed` when no result came (a timeout, say).
+ */
+export interface ProposalRecord {
+  command: string
+  seconds: number
+  outcome: 'ok' | 'refused' | 'failed'
+}
+
 export class Client {
+  private readonly proposalListeners = new Set<(record: ProposalRecord) => void>()
   private readonly context: ClientContext
 
   constructor(context: ClientContext) {
@@ -82,13 +93,33 @@ export class Client {
     return this.propose(command, { signal, deadline })
   }
 
+  /** Calls `listener` for every command this agent proposes or forwards (metrics); returns unsubscribe. */
+  onProposal(listener: (record: ProposalRecord) => void): () => void {
+    this.proposalListeners.add(listener)
+    return () => this.proposalListeners.delete(listener)
+  }
+
   /** `propose`, with the leader's definite refusals (this agent's identity, say) as the typed errors they are. */
   private async propose(command: Command, options: ProposeOptions): Promise<CommandResult> {
+    const started = this.context.scheduler.now()
     try {
-      return await propose(this.context, command, options)
+      const result = await propose(this.context, command, options)
+      this.report(command, started, result.type === 'error' ? 'refused' : 'ok')
+      return result
     } catch (err) {
+      this.report(command, started, 'failed')
       throw localError(err)
     }
+  }
+
+  private report(command: Command, started: number, outcome: ProposalRecord['outcome']): void {
+    if (this.proposalListeners.size === 0) return
+    const record = {
+      command: command.type,
+      seconds: (this.context.scheduler.now() - started) / 1000,
+      outcome,
+    }
+    for (const listener of this.proposalListeners) listener(record)
   }
 
   /**
