@@ -98,9 +98,11 @@ describe('slow and unfinished frames', () => {
     expect(peakBuffered).toBeLessThanOrEqual(8 * budget)
     expect(server.services.rpc.stats().bufferedBytes).toBe(0)
     expect(server.services.rpc.stats().resets).toBeGreaterThanOrEqual(48)
-    // The whole process (attackers included) grew by less than what 8 peers sent (192 MiB).
+    // This process holds the 8 attackers too, so its peak is the server's budget (8 peers x 16 MiB) plus
+    // what the attackers may have in flight (48 streams x a 4 MiB window) and garbage not yet collected:
+    // 320 MiB at most, where the server alone grew to ~1 GiB before it bounded what a peer may hold.
     const grewMiB = (peakRss - rssBefore) / MiB
-    expect(grewMiB, `RSS grew by ${grewMiB.toFixed(0)} MiB`).toBeLessThan(192)
+    expect(grewMiB, `RSS grew by ${grewMiB.toFixed(0)} MiB`).toBeLessThan(8 * 16 + 48 * 4)
     const again = await honest.services.rpc.callRpc(server.peerId.toString(), OTHER, new Uint8Array([8]))
     expect(Array.from(again)).toEqual([8])
   }, 60_000)
