@@ -115,9 +115,10 @@ export interface LeaderElection {
   /**
    * Current leader first, then every change. The iterator ends when the signal aborts or the agent stops;
    * leave it early with `break` or `return()`. Named-election watches count toward the agent's watch limit
-   * (`LimitExceededError` when reached).
+   * (`LimitExceededError` when reached). `buffer` (default 1,000): most events waiting for the consumer;
+   * leader changes keep no history, so one that falls that far behind gets `CompactedError`: watch again.
    */
-  watch(options?: Abortable): AsyncIterable<LeaderEvent>
+  watch(options?: Abortable & { buffer?: number }): AsyncIterable<LeaderEvent>
   /** Raft term for `agent.election`; for named elections a number that increases with every new leader. */
   term(): number
   /**
@@ -203,8 +204,14 @@ export interface TaskDistributor {
     filter?: TaskFilter,
     options?: Abortable & { limit?: number; after?: string },
   ): Promise<{ tasks: TaskStatus[]; more: boolean }>
-  /** An event per transition and per progress update, in order; resumable from a revision. */
-  watch(filter?: TaskFilter, options?: Abortable & { fromRevision?: number }): AsyncIterable<TaskEvent>
+  /**
+   * An event per transition and per progress update, in order; resumable from a revision. `buffer` as for
+   * `ConsensusProtocol.watch` (default 1,000 events), caught up from the retained task changes.
+   */
+  watch(
+    filter?: TaskFilter,
+    options?: Abortable & { fromRevision?: number; buffer?: number },
+  ): AsyncIterable<TaskEvent>
   /** No new attempts start (of that type, or of any); running ones go on. */
   pause(type?: string, options?: Abortable): Promise<void>
   /** Undoes `pause` for that type (without one: every pause, of all types and of each type). */
@@ -424,10 +431,12 @@ export interface ConsensusProtocol {
    * `fromRevision` if given (replayed from the retained history; `CompactedError` if it no longer reaches
    * back), else from the next write. Ends when the signal aborts or the agent stops. `LimitExceededError`
    * when the agent's watch limit is reached. `prevValue`: events carry the value before the change.
+   * `buffer` (default 1,000): most events waiting for the consumer; one that falls behind reads on from the
+   * retained history, and one that falls behind that gets `CompactedError` with `resumeRevision`.
    */
   watch(
     prefix: string,
-    options?: Abortable & { fromRevision?: number; prevValue?: boolean },
+    options?: Abortable & { fromRevision?: number; prevValue?: boolean; buffer?: number },
   ): AsyncIterable<ConsensusEvent>
   /**
    * Deletes the key; `expectedRevision` as for `propose`. Deleting an absent key changes nothing and

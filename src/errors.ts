@@ -89,11 +89,23 @@ export class RevisionMismatchError extends ConclaveError {
   }
 }
 
-/** A watch asked for revisions older than the retained history. */
+/**
+ * A watch asked for, or fell behind to, revisions older than the retained history. Events up to
+ * `compactedRevision` are gone; `resumeRevision` (when known) is the oldest still retained: watch again
+ * `fromRevision: resumeRevision` for the rest, after reading the current state (`list`) for what was missed.
+ */
 export class CompactedError extends ConclaveError {
   static override readonly name = 'CompactedError'
-  constructor(message = 'Revision compacted', options?: ErrorOptions) {
+  /** Highest revision no longer retained (undefined where there is no history, e.g. elections). */
+  readonly compactedRevision?: number
+  /** Where a new watch picks up: `compactedRevision + 1`. */
+  readonly resumeRevision?: number
+  constructor(message = 'Revision compacted', options?: ErrorOptions & { compactedRevision?: number }) {
     super(message, 'CompactedError', 'ERR_COMPACTED', options)
+    if (options?.compactedRevision !== undefined) {
+      this.compactedRevision = options.compactedRevision
+      this.resumeRevision = options.compactedRevision + 1
+    }
   }
 }
 

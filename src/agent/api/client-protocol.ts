@@ -404,7 +404,13 @@ export class ClientProtocolServer {
     // The client went away: nobody reads the answer, and the watch's place is someone else's.
     closed?.addEventListener('abort', stop, { once: true })
     const iterator = this.host.api.consensus
-      .watch(prefix, { fromRevision: Math.max(fromRevision, 1), signal: controller.signal })
+      // A buffer of one answer: the watch holds no more than the poll can carry, however far behind the
+      // client is (the rest stays in the history for its next poll).
+      .watch(prefix, {
+        fromRevision: Math.max(fromRevision, 1),
+        signal: controller.signal,
+        buffer: maxEvents as number,
+      })
       [Symbol.asyncIterator]()
     const events: Wire<ConsensusEvent>[] = []
     let bytes = 0
@@ -430,7 +436,10 @@ export class ClientProtocolServer {
       await iterator.return?.()
     }
     const last = events.length > 0 ? events[events.length - 1].revision + 1 : fromRevision
-    if (full || endRevision === undefined) return { events, nextRevision: last }
+    // A watch that fell behind (a snapshot replaced the state mid-poll) did not queue all it had to: the
+    // next poll picks up right after what this answer carries.
+    const behind = (iterator as { behind?: boolean }).behind === true
+    if (full || behind || endRevision === undefined) return { events, nextRevision: last }
     return { events, nextRevision: Math.max(last, fromRevision, endRevision + 1) }
   }
 }

@@ -6,16 +6,17 @@ import {
   copyJson,
   type KvEntryInfo,
   type KvEvent,
+  type StateMachine,
   type TxnCommand,
   type TxnCompareSpec,
   type TxnOpSpec,
   toJsonValue,
   txnError,
 } from '../../state/index.ts'
-import { AsyncQueue } from '../node/async-queue.ts'
 import type { Client } from '../node/client.ts'
 import type { Replica } from '../node/replica.ts'
 import { checkKey, checkOptions, checkPrefix, checkRevision, MAX_VALUE_BYTES } from '../validate.ts'
+import { BoundedWatch, checkWatchBuffer, type Replay } from './bounded-watch.ts'
 
 /** Keys a `list` returns when no `limit` is given. */
 export const DEFAULT_LIST_LIMIT = 1_000
@@ -165,67 +166,117 @@ export class Consensus implements ConsensusProtocol {
    * Every change under `prefix` in revision order, never skipping or repeating one: first the retained
    * history from `fromRevision` (if given), then live changes as this agent applies them. Ends when the
    * signal aborts or the agent stops; throws `CompactedError` if the history no longer reaches back.
+   * At most `buffer` events wait for the consumer (see `BoundedWatch`): a consumer that falls behind reads
+   * on from the retained history, and one that falls behind that gets `CompactedError` naming the revision
+   * to resume from.
    */
   watch(
     prefix: string,
-    options?: Abortable & { fromRevision?: number; prevValue?: boolean },
+    options?: Abortable & { fromRevision?: number; prevValue?: boolean; buffer?: number },
   ): AsyncIterable<ConsensusEvent> {
     checkPrefix(prefix)
-    checkOptions(options, ['signal', 'fromRevision', 'prevValue'])
+    checkOptions(options, ['signal', 'fromRevision', 'prevValue', 'buffer'])
     const fromRevision = checkRevision(options?.fromRevision, 'fromRevision')
     const prevValue = checkBoolean(options?.prevValue, 'prevValue')
+    const capacity = checkWatchBuffer(options?.buffer)
     const signal = options?.signal
-    let lastRevision = fromRevision === undefined ? this.replica.state.revision : fromRevision - 1
-    // Events of one entry share its revision (a transaction, a session's ephemeral keys): live events of the
-    // entry that made `lastRevision` are still new; replayed history always starts at a revision boundary.
-    let lastIndex = -1
+    const cursor: KvCursor = {
+      revision: fromRevision === undefined ? this.replica.state.revision : fromRevision - 1,
+      taken: 0,
+      complete: true,
+    }
     const cleanups: (() => void)[] = [this.replica.watchers.take()]
-    const queue = new AsyncQueue<ConsensusEvent>(() => {
-      for (const cleanup of cleanups) cleanup()
+    const watch = new BoundedWatch<KvEvent, ConsensusEvent>({
+      capacity,
+      replay: max => replayKv(this.replica.state, prefix, cursor, max),
+      convert: event => toConsensusEvent(event, prevValue),
+      onClose: () => {
+        for (const cleanup of cleanups) cleanup()
+      },
     })
-    const deliver = (event: KvEvent, index: number): void => {
-      if (event.revision < lastRevision || !event.key.startsWith(prefix)) return
-      if (event.revision === lastRevision && (index < 0 || index !== lastIndex)) return
-      lastRevision = event.revision
-      lastIndex = index
-      queue.push(toConsensusEvent(event, prevValue))
-    }
-    // Replays whatever applied since `lastRevision` from the retained history: at the start, and after a
-    // snapshot replaced the state (the events in between were never emitted here).
-    const catchUp = (): void => {
-      const history = this.replica.state.eventsSince(lastRevision + 1, prefix)
-      if (history.type === 'compacted') {
-        queue.fail(
-          new CompactedError(
-            `revision ${lastRevision + 1} is compacted (oldest ${history.compactedRevision})`,
-          ),
-        )
-        return
-      }
-      // Whole revisions: whatever applies after this replay has a higher revision.
-      for (const event of history.events) {
-        lastRevision = event.revision
-        queue.push(toConsensusEvent(event, prevValue))
-      }
-      // The replay covered everything applied so far, matching or not.
-      lastRevision = Math.max(lastRevision, this.replica.state.revision)
-      lastIndex = -1
-    }
     cleanups.push(
-      this.replica.onEvent((event, index) => {
-        if (event.type === 'kv') deliver(event, index)
+      this.replica.onEvent(event => {
+        if (event.type === 'kv') offerKv(watch, event, prefix, cursor)
       }),
     )
-    cleanups.push(this.replica.onRestore(catchUp))
-    const stop = (): void => queue.end()
+    // A snapshot replaced the state: the events in between were never emitted here; read the history.
+    cleanups.push(this.replica.onRestore(() => watch.fallBehind()))
+    const stop = (): void => watch.end()
     signal?.addEventListener('abort', stop, { once: true })
     this.closed.addEventListener('abort', stop, { once: true })
     cleanups.push(() => signal?.removeEventListener('abort', stop))
     cleanups.push(() => this.closed.removeEventListener('abort', stop))
-    if (signal?.aborted || this.closed.aborted) queue.end()
-    else if (fromRevision !== undefined) catchUp()
-    return queue
+    if (signal?.aborted || this.closed.aborted) watch.end()
+    else if (fromRevision !== undefined) watch.fallBehind()
+    return watch
   }
+}
+
+/**
+ * Where a KV watch is in the event stream: every event up to `revision` was taken or did not match, except,
+ * while not `complete`, the matching events of `revision` after the first `taken` (the events of one entry
+ * share its revision: a transaction, a session's ephemeral keys).
+ */
+interface KvCursor {
+  revision: number
+  taken: number
+  complete: boolean
+}
+
+/** A live event for a watch: taken if it is new, matches and the watch has room. */
+function offerKv(
+  watch: BoundedWatch<KvEvent, ConsensusEvent>,
+  event: KvEvent,
+  prefix: string,
+  cursor: KvCursor,
+): void {
+  if (event.revision < cursor.revision || (event.revision === cursor.revision && cursor.complete)) return
+  // Behind: the replay reads on from the cursor (which may be inside an entry whose rest was refused).
+  if (watch.behind || !event.key.startsWith(prefix)) return
+  const next = event.revision > cursor.revision
+  if (watch.offer(event)) {
+    if (next) {
+      cursor.revision = event.revision
+      cursor.taken = 1
+      cursor.complete = false
+    } else cursor.taken++
+  } else if (next) {
+    // Refused, now behind: everything before this entry was taken or did not match.
+    cursor.revision = event.revision - 1
+    cursor.taken = 0
+    cursor.complete = true
+  }
+}
+
+/** The events after `cursor` from the retained history, at most `max`, moving the cursor past them. */
+function replayKv(state: StateMachine, prefix: string, cursor: KvCursor, max: number): Replay<KvEvent> {
+  const from = cursor.complete ? cursor.revision + 1 : cursor.revision
+  const skip = cursor.complete ? 0 : cursor.taken
+  const history = state.eventsSince(from, prefix, max + skip)
+  if (history.type === 'compacted') {
+    throw new CompactedError(
+      `the watch fell behind the retained history: events from revision ${from} to ` +
+        `${history.compactedRevision} are no longer kept; read the current state and watch again from ` +
+        `revision ${history.compactedRevision + 1}`,
+      { compactedRevision: history.compactedRevision },
+    )
+  }
+  const events = history.events.slice(skip)
+  if (history.events.length < max + skip) {
+    // Everything applied so far is in this replay, matching or not: live events follow with no gap. (A
+    // watch from a revision not yet reached stays there.)
+    cursor.revision = Math.max(state.revision, cursor.complete ? cursor.revision : 0)
+    cursor.taken = 0
+    cursor.complete = true
+    return { items: events, caughtUp: true }
+  }
+  const last = events[events.length - 1].revision
+  let taken = 0
+  for (const event of history.events) if (event.revision === last) taken++
+  cursor.revision = last
+  cursor.taken = taken
+  cursor.complete = false
+  return { items: events, caughtUp: false }
 }
 
 function revisionOf(result: CommandResult): { revision: number } {

@@ -1,5 +1,12 @@
 import type { Abortable, LeaderElection, LeaderEvent } from '../../api.ts'
-import { AbortError, ClosedError, InvalidArgumentError, NotLeaderError, NotVoterError } from '../../errors.ts'
+import {
+  AbortError,
+  ClosedError,
+  CompactedError,
+  InvalidArgumentError,
+  NotLeaderError,
+  NotVoterError,
+} from '../../errors.ts'
 import {
   type Command,
   type ElectionChangedEvent,
@@ -9,13 +16,13 @@ import {
 } from '../../state/index.ts'
 import type { Scheduler } from '../../time/scheduler.ts'
 import { abortable } from '../node/abort.ts'
-import { AsyncQueue } from '../node/async-queue.ts'
 import type { Client } from '../node/client.ts'
 import type { LeaderTracker } from '../node/leader-tracker.ts'
 import type { RaftRunner } from '../node/raft-runner.ts'
 import type { Replica } from '../node/replica.ts'
 import type { SessionKeeper } from '../node/session.ts'
 import { checkKey, checkOptions, MAX_VALUE_BYTES } from '../validate.ts'
+import { BoundedWatch, checkWatchBuffer } from './bounded-watch.ts'
 import { unexpected } from './consensus.ts'
 
 /** The event a leader change makes: a leader appears, steps down with none after it, or is replaced. */
@@ -31,16 +38,32 @@ function leaderEvent(
   return { type: 'changed', leaderId: leader, term, timestamp }
 }
 
-function closingQueue<T>(
+/**
+ * The queue of a leader watch, ended by the caller's signal or the agent's stop, holding at most `capacity`
+ * events. Leader changes are not kept in a history to catch up from, so a consumer that falls `capacity`
+ * changes behind gets the events it has, then `CompactedError`: watch again, which starts with the current
+ * leader (nothing is dropped silently).
+ */
+function leaderQueue(
   signal: AbortSignal | undefined,
   closed: AbortSignal,
+  capacity: number,
   cleanup: () => void,
-): AsyncQueue<T> {
+): BoundedWatch<LeaderEvent, LeaderEvent> {
   const stop = (): void => queue.end()
-  const queue = new AsyncQueue<T>(() => {
-    cleanup()
-    signal?.removeEventListener('abort', stop)
-    closed.removeEventListener('abort', stop)
+  const queue = new BoundedWatch<LeaderEvent, LeaderEvent>({
+    capacity,
+    replay: () => {
+      throw new CompactedError(
+        `the leader watch fell more than ${capacity} changes behind; watch again to start from the current leader`,
+      )
+    },
+    convert: event => event,
+    onClose: () => {
+      cleanup()
+      signal?.removeEventListener('abort', stop)
+      closed.removeEventListener('abort', stop)
+    },
   })
   signal?.addEventListener('abort', stop, { once: true })
   closed.addEventListener('abort', stop, { once: true })
@@ -106,13 +129,15 @@ export class RaftElection implements LeaderElection {
     while (tracker.leader === selfId) await tracker.waitChange(1000, options?.signal)
   }
 
-  watch(options?: Abortable): AsyncIterable<LeaderEvent> {
-    checkOptions(options, ['signal'])
+  /** Current leader, then every change; at most `buffer` events wait for the consumer (`leaderQueue`). */
+  watch(options?: Abortable & { buffer?: number }): AsyncIterable<LeaderEvent> {
+    checkOptions(options, ['signal', 'buffer'])
+    const capacity = checkWatchBuffer(options?.buffer)
     const { tracker, scheduler } = this.context
     let unsubscribe = (): void => {}
-    const queue = closingQueue<LeaderEvent>(options?.signal, this.context.closed, () => unsubscribe())
+    const queue = leaderQueue(options?.signal, this.context.closed, capacity, () => unsubscribe())
     if (tracker.leader !== '') {
-      queue.push({
+      queue.offer({
         type: 'elected',
         leaderId: tracker.leader,
         term: tracker.term,
@@ -121,7 +146,7 @@ export class RaftElection implements LeaderElection {
     }
     unsubscribe = tracker.onChange((leader, previous, term) => {
       const event = leaderEvent(leader, previous, term, new Date(scheduler.wallNow()))
-      if (event !== undefined) queue.push(event)
+      if (event !== undefined) queue.offer(event)
     })
     if (options?.signal?.aborted || this.context.closed.aborted) queue.end()
     return queue
@@ -261,12 +286,14 @@ export class NamedElection implements LeaderElection {
     throw unexpected(result)
   }
 
-  watch(options?: Abortable): AsyncIterable<LeaderEvent> {
-    checkOptions(options, ['signal'])
+  /** Current leader, then every change; at most `buffer` events wait for the consumer (`leaderQueue`). */
+  watch(options?: Abortable & { buffer?: number }): AsyncIterable<LeaderEvent> {
+    checkOptions(options, ['signal', 'buffer'])
+    const capacity = checkWatchBuffer(options?.buffer)
     const { replica } = this.context
     const release = replica.watchers.take()
     let unsubscribe = (): void => {}
-    const queue = closingQueue<LeaderEvent>(options?.signal, this.context.closed, () => {
+    const queue = leaderQueue(options?.signal, this.context.closed, capacity, () => {
       unsubscribe()
       release()
     })
@@ -281,7 +308,7 @@ export class NamedElection implements LeaderElection {
         timestamp: new Date(this.context.scheduler.wallNow()),
       }
       if (previousValue !== undefined) first.value = structuredClone(previousValue)
-      queue.push(first)
+      queue.offer(first)
     }
     unsubscribe = replica.onEvent(event => {
       if (event.type !== 'electionChanged' || event.name !== this.name) return
@@ -298,7 +325,7 @@ export class NamedElection implements LeaderElection {
       if (change !== undefined && change.type !== 'resigned' && changed.value !== undefined) {
         change.value = structuredClone(changed.value)
       }
-      if (change !== undefined) queue.push(change)
+      if (change !== undefined) queue.offer(change)
     })
     if (options?.signal?.aborted || this.context.closed.aborted) queue.end()
     return queue

@@ -82,7 +82,10 @@ export class TaskControls {
    * retained changes from `fromRevision` (if given), then live ones as this agent applies them. Ends when the
    * signal aborts or the agent stops; throws `CompactedError` if the retained changes no longer reach back.
    */
-  watch(filter?: TaskFilter, options?: Abortable & { fromRevision?: number }): AsyncIterable<TaskEvent> {
+  watch(
+    filter?: TaskFilter,
+    options?: Abortable & { fromRevision?: number; buffer?: number },
+  ): AsyncIterable<TaskEvent> {
     return watchTasks(this.controlContext.replica, this.controlContext.closed, filter, options)
   }
 

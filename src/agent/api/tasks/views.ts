@@ -12,9 +12,9 @@ import {
   type TaskQuery,
   type TaskState,
 } from '../../../state/index.ts'
-import { AsyncQueue } from '../../node/async-queue.ts'
 import type { Replica } from '../../node/replica.ts'
 import { checkKey, checkOptions } from '../../validate.ts'
+import { BoundedWatch, checkWatchBuffer } from '../bounded-watch.ts'
 
 /** A TaskStatus from what the log holds (a copy: the caller may mutate it). */
 export function toTaskStatus(task: TaskInfo): TaskStatus {
@@ -110,59 +110,68 @@ function changeMatches(change: TaskChange, query: TaskQuery): boolean {
  * Every task change the filter accepts, in revision order, never skipping or repeating one: first the
  * retained changes from `fromRevision` (if given), then live ones as this agent applies them. Ends when the
  * signal aborts or the agent stops (`closed`); throws `CompactedError` if the retained changes no longer
- * reach back.
+ * reach back. At most `buffer` changes wait for the consumer (`BoundedWatch`): one that falls behind reads
+ * on from the retained changes, and one that falls behind those gets `CompactedError` naming the revision
+ * to resume from.
  */
 export function watchTasks(
   replica: Replica,
   closed: AbortSignal,
   filter?: TaskFilter,
-  options?: Abortable & { fromRevision?: number },
+  options?: Abortable & { fromRevision?: number; buffer?: number },
 ): AsyncIterable<TaskEvent> {
   const query = toTaskQuery(filter)
-  checkOptions(options, ['signal', 'fromRevision'])
+  checkOptions(options, ['signal', 'fromRevision', 'buffer'])
   const from = options?.fromRevision
   if (from !== undefined && (!Number.isSafeInteger(from) || from < 1)) {
     throw new InvalidArgumentError('fromRevision must be an integer >= 1')
   }
+  const capacity = checkWatchBuffer(options?.buffer)
   const signal = options?.signal
+  // Every change up to `lastRevision` was taken or did not match (task revisions are consecutive).
   let lastRevision = from === undefined ? replica.state.taskRevision : from - 1
+  const matches = (change: TaskChange): boolean => changeMatches(change, query)
   const cleanups: (() => void)[] = [replica.watchers.take()]
-  const queue = new AsyncQueue<TaskEvent>(() => {
-    for (const cleanup of cleanups) cleanup()
+  const watch = new BoundedWatch<TaskChange, TaskEvent>({
+    capacity,
+    replay: max => {
+      const history = replica.state.taskChangesSince(lastRevision + 1, matches, max)
+      if (history.type === 'compacted') {
+        throw new CompactedError(
+          `the task watch fell behind the retained changes: task revisions ${lastRevision + 1} to ` +
+            `${history.compactedRevision} are no longer kept; watch again from ${history.compactedRevision + 1}`,
+          { compactedRevision: history.compactedRevision },
+        )
+      }
+      const changes = history.changes
+      const caughtUp = changes.length < max
+      if (caughtUp) lastRevision = Math.max(lastRevision, replica.state.taskRevision)
+      else lastRevision = changes[changes.length - 1].revision
+      return { items: changes, caughtUp }
+    },
+    convert: toTaskEvent,
+    onClose: () => {
+      for (const cleanup of cleanups) cleanup()
+    },
   })
-  const deliver = (change: TaskChange): void => {
-    if (change.revision <= lastRevision) return
-    lastRevision = change.revision
-    if (changeMatches(change, query)) queue.push(toTaskEvent(change))
-  }
-  // From the retained changes: at the start, and after a snapshot replaced the state (its changes in
-  // between were never emitted here).
-  const catchUp = (): void => {
-    const history = replica.state.taskChangesSince(lastRevision + 1)
-    if (history.type === 'compacted') {
-      queue.fail(
-        new CompactedError(
-          `task revision ${lastRevision + 1} is compacted (oldest kept ${history.compactedRevision + 1})`,
-        ),
-      )
-      return
-    }
-    for (const change of history.changes) deliver(change)
-  }
   cleanups.push(
     replica.onEvent(event => {
-      if (event.type === 'taskChange') deliver(event.change)
+      if (event.type !== 'taskChange') return
+      const change = event.change
+      if (change.revision <= lastRevision || watch.behind) return
+      if (!matches(change) || watch.offer(change)) lastRevision = change.revision
     }),
   )
-  cleanups.push(replica.onRestore(catchUp))
-  const stop = (): void => queue.end()
+  // A snapshot replaced the state: its changes in between were never emitted here; read the history.
+  cleanups.push(replica.onRestore(() => watch.fallBehind()))
+  const stop = (): void => watch.end()
   signal?.addEventListener('abort', stop, { once: true })
   closed.addEventListener('abort', stop, { once: true })
   cleanups.push(() => signal?.removeEventListener('abort', stop))
   cleanups.push(() => closed.removeEventListener('abort', stop))
-  if (signal?.aborted || closed.aborted) queue.end()
-  else if (from !== undefined) catchUp()
-  return queue
+  if (signal?.aborted || closed.aborted) watch.end()
+  else if (from !== undefined) watch.fallBehind()
+  return watch
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
