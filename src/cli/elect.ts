@@ -16,7 +16,8 @@ export const electCommand: CliCommand = {
       'leads, the command runs with CONCLAVE_ELECTION and CONCLAVE_ELECTION_TERM (increases with every\n' +
       'new leader) in its environment; leadership is renewed every ttl/3 and resigned when the command\n' +
       "ends, and the exit status is the command's. If leadership is lost the command is stopped and the\n" +
-      'exit status is 1. If this process dies, the agent resigns after the ttl.',
+      'exit status is 1. If this process dies, the agent resigns after the ttl. With --value, the\n' +
+      'leader is observed with that JSON value (etcd Proclaim/Observe): every watcher of the election sees it.',
     positionals: [{ name: 'name', description: 'the election' }],
     command: { name: 'command', description: 'what to run while leading', optional: true },
     options: [
@@ -32,6 +33,12 @@ export const electCommand: CliCommand = {
         placeholder: '<duration>',
         description: 'give up (exit 1) if not elected by then (default: wait as long as it takes)',
       },
+      {
+        name: 'value',
+        kind: 'string',
+        placeholder: '<json>',
+        description: "the leader's value while this client leads, JSON data (e.g. an address)",
+      },
       ...CLIENT_OPTIONS,
     ],
   },
@@ -40,9 +47,15 @@ export const electCommand: CliCommand = {
     const ttl = (args.options.ttl as number | undefined) ?? DEFAULT_TTL_MS
     if (ttl <= 0) throw new UsageError('--ttl must be above 0')
     const json = args.options.json === true
+    const value = parseValue(args.options.value as string | undefined)
     return withConnection(args, async connection => {
       const outcome = await pollUntilDone({
-        start: waitMs => connection.call('elect.campaign', { name, ttl, waitMs }, { waitMs }),
+        start: waitMs =>
+          connection.call(
+            'elect.campaign',
+            value === undefined ? { name, ttl, waitMs } : { name, ttl, waitMs, value: value.json },
+            { waitMs },
+          ),
         poll: (handle, waitMs) => connection.call('elect.campaign', { handle, waitMs }, { waitMs }),
         isDone: answer => answer.elected,
         cancel: handle => connection.call('elect.resign', { handle }).then(() => {}),
@@ -76,4 +89,14 @@ export const electCommand: CliCommand = {
       })
     })
   },
+}
+
+/** `--value` as JSON data; absent when not given. */
+function parseValue(text: string | undefined): { json: unknown } | undefined {
+  if (text === undefined) return undefined
+  try {
+    return { json: JSON.parse(text) }
+  } catch {
+    throw new UsageError(`--value is not JSON: ${text.slice(0, 80)} (a string needs quotes: '"text"')`)
+  }
 }

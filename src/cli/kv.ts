@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises'
+import type { KvEntry, TxnRequest } from '../api.ts'
 import type { ParsedArgs } from './args.ts'
 import { UsageError } from './args.ts'
 import type { CliCommand } from './command.ts'
@@ -57,15 +59,31 @@ const get: CliCommand = {
   spec: {
     name: 'kv get',
     summary: 'Print the value of a key (linearizable unless --local); exits 1 if the key is absent.',
+    details:
+      'With --entry, the value with its revision (of the last write), createRevision, version (writes since\n' +
+      'it was created) and, for an ephemeral key, its owner: the revision is what --expect-revision and\n' +
+      'transactions compare against.',
     positionals: [{ name: 'key', description: 'the key' }],
     options: [
       { name: 'local', kind: 'boolean', description: "read the agent's own copy: fast, maybe stale" },
+      { name: 'entry', kind: 'boolean', description: 'print the revisions and version with the value' },
       ...CLIENT_OPTIONS,
     ],
   },
   async run(args: ParsedArgs): Promise<number> {
     const [key] = args.positionals
     const consistency = args.options.local === true ? ('local' as const) : ('linearizable' as const)
+    if (args.options.entry === true) {
+      const found = await withConnection(args, connection =>
+        connection.call('kv.getEntry', { key, consistency }),
+      )
+      if (!found.found || found.entry === undefined) {
+        throw new CliError('NotFoundError', `no key ${JSON.stringify(key)}`)
+      }
+      if (args.options.json === true) printJson(found.entry)
+      else printLine(formatEntry(found.entry))
+      return 0
+    }
     const result = await withConnection(args, connection => connection.call('kv.get', { key, consistency }))
     if (!result.found) throw new CliError('NotFoundError', `no key ${JSON.stringify(key)}`)
     if (args.options.json === true) printJson({ key, value: result.value })
@@ -158,4 +176,124 @@ const watch: CliCommand = {
   },
 }
 
-export const kvCommands: CliCommand[] = [put, get, del, watch]
+/** Keys one `kv.list` call asks for. */
+const LIST_PAGE = 1_000
+
+const list: CliCommand = {
+  spec: {
+    name: 'kv list',
+    summary: 'Print the keys under a prefix with their values, in byte order.',
+    details:
+      'Reads page after page of 1,000 keys (each page at one revision) until the prefix is done or --limit\n' +
+      'keys are printed. With --json, one JSON document: {"prefix":...,"revision":...,"entries":[...]}, the\n' +
+      'revision of the first page: `kv watch --from-revision <revision + 1>` goes on from there.',
+    positionals: [{ name: 'prefix', description: "key prefix ('' for every key)" }],
+    options: [
+      { name: 'limit', kind: 'integer', placeholder: '<n>', description: 'print at most n keys' },
+      { name: 'after', kind: 'string', placeholder: '<key>', description: 'start after this key' },
+      { name: 'local', kind: 'boolean', description: "read the agent's own copy: fast, maybe stale" },
+      ...CLIENT_OPTIONS,
+    ],
+  },
+  async run(args: ParsedArgs): Promise<number> {
+    const [prefix] = args.positionals
+    const limit = args.options.limit as number | undefined
+    if (limit !== undefined && limit < 1) throw new UsageError('--limit must be at least 1')
+    const consistency = args.options.local === true ? ('local' as const) : ('linearizable' as const)
+    const json = args.options.json === true
+    return withConnection(args, async connection => {
+      // Kept only for --json (one document); plain lines are printed page by page.
+      const entries: KvEntry[] = []
+      let printed = 0
+      let after = args.options.after as string | undefined
+      let revision: number | undefined
+      for (;;) {
+        const pageSize = limit === undefined ? LIST_PAGE : Math.min(LIST_PAGE, limit - printed)
+        const page = await connection.call(
+          'kv.list',
+          after === undefined
+            ? { prefix, limit: pageSize, consistency }
+            : { prefix, limit: pageSize, after, consistency },
+        )
+        revision ??= page.revision
+        for (const entry of page.entries) {
+          if (json) entries.push(entry)
+          else printLine(`${entry.key} ${formatValue(entry.value)} (revision ${entry.revision})`)
+        }
+        printed += page.entries.length
+        if (!page.more || page.entries.length === 0) break
+        if (limit !== undefined && printed >= limit) break
+        after = page.entries[page.entries.length - 1].key
+      }
+      if (json) printJson({ prefix, revision, entries })
+      return 0
+    })
+  },
+}
+
+const txn: CliCommand = {
+  spec: {
+    name: 'kv txn',
+    summary: 'Run a transaction: compares, then the success or failure operations, all at one revision.',
+    details:
+      'The request is JSON, from <file> or standard input ("-" or no file), as the API takes it:\n' +
+      '  {"compare":[{"key":"a","target":"revision","op":"==","value":7}],\n' +
+      '   "success":[{"type":"put","key":"a","value":1},{"type":"delete","key":"b"}],\n' +
+      '   "failure":[{"type":"deletePrefix","prefix":"tmp/"}]}\n' +
+      'Targets: value, revision, createRevision, version, exists; ops ==, !=, <, >. Prints whether the\n' +
+      'compares held and the revision; exits 0 either way (2 with --require-success when they did not).',
+    positionals: [
+      { name: 'file', description: 'the request as JSON (default: standard input)', optional: true },
+    ],
+    options: [
+      {
+        name: 'require-success',
+        kind: 'boolean',
+        description: 'exit 2 when the compares did not hold (the failure branch ran)',
+      },
+      ...CLIENT_OPTIONS,
+    ],
+  },
+  async run(args: ParsedArgs): Promise<number> {
+    const file = args.positionals[0]
+    const text = file === undefined || file === '-' ? await readStdin() : await readRequestFile(file)
+    let request: unknown
+    try {
+      request = JSON.parse(text)
+    } catch {
+      throw new UsageError(
+        `the transaction request ${file === undefined ? 'on standard input' : file} is not JSON`,
+      )
+    }
+    const result = await withConnection(args, connection =>
+      connection.call('kv.txn', { request: request as TxnRequest }),
+    )
+    if (args.options.json === true) printJson(result)
+    else printLine(`${result.succeeded ? 'SUCCEEDED' : 'FAILED'} revision ${result.revision}`)
+    return !result.succeeded && args.options['require-success'] === true ? 2 : 0
+  },
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+async function readRequestFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`)
+  }
+}
+
+function formatEntry(entry: KvEntry): string {
+  const owner = entry.ephemeral ? `, ephemeral, owner ${entry.owner}` : ''
+  return (
+    `${formatValue(entry.value)} (revision ${entry.revision}, created ${entry.createRevision}, ` +
+    `version ${entry.version}${owner})`
+  )
+}
+
+export const kvCommands: CliCommand[] = [put, get, del, watch, list, txn]

@@ -16,7 +16,9 @@ export const lockCommand: CliCommand = {
       'CONCLAVE_LOCK_TOKEN (the fencing token, which increases with every grant) in its environment,\n' +
       'renews the lock every ttl/3, releases it when the command ends and exits with its status. If the\n' +
       'lock is lost, the command is stopped (SIGTERM, then SIGKILL) and the exit status is 1. If this\n' +
-      'process dies, the lock lapses after its ttl.',
+      'process dies, the lock lapses after its ttl. With --permits N, it takes one of N permits of the\n' +
+      'semaphore <key> (at most N holders at once, first come first served; each permit has its own fencing\n' +
+      'token); every holder of one key must name the same N.',
     positionals: [{ name: 'key', description: 'the lock' }],
     command: { name: 'command', description: 'what to run while holding the lock', optional: true },
     options: [
@@ -32,6 +34,12 @@ export const lockCommand: CliCommand = {
         placeholder: '<duration>',
         description: 'give up (exit 1) if not acquired by then (default: wait as long as it takes)',
       },
+      {
+        name: 'permits',
+        kind: 'integer',
+        placeholder: '<n>',
+        description: 'hold one of n permits of a semaphore (default 1: a lock)',
+      },
       ...CLIENT_OPTIONS,
     ],
   },
@@ -40,9 +48,16 @@ export const lockCommand: CliCommand = {
     const ttl = (args.options.ttl as number | undefined) ?? DEFAULT_TTL_MS
     if (ttl <= 0) throw new UsageError('--ttl must be above 0')
     const json = args.options.json === true
+    const permits = args.options.permits as number | undefined
+    if (permits !== undefined && permits < 1) throw new UsageError('--permits must be at least 1')
     return withConnection(args, async connection => {
       const outcome = await pollUntilDone({
-        start: waitMs => connection.call('lock.acquire', { key, ttl, waitMs }, { waitMs }),
+        start: waitMs =>
+          connection.call(
+            'lock.acquire',
+            permits === undefined ? { key, ttl, waitMs } : { key, ttl, waitMs, permits },
+            { waitMs },
+          ),
         poll: (handle, waitMs) => connection.call('lock.acquire', { handle, waitMs }, { waitMs }),
         isDone: answer => answer.acquired,
         cancel: handle => connection.call('lock.release', { handle }).then(() => {}),

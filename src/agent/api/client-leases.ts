@@ -126,7 +126,18 @@ export class ClientLeases {
 
   // ---------- locks ----------
 
-  acquireLock(key: string, ttl: number, waitMs: number, owner = '', closed?: AbortSignal): Promise<LockPoll> {
+  /** `permits` > 1: a permit of the semaphore `key` (each a lock with its own fencing token). */
+  acquireLock(
+    key: string,
+    ttl: number,
+    waitMs: number,
+    owner = '',
+    closed?: AbortSignal,
+    options: { permits?: number } = {},
+  ): Promise<LockPoll> {
+    // Checked before anything is held (a bad count throws here).
+    const semaphore =
+      options.permits === undefined ? undefined : this.api.locks.semaphore(key, options.permits)
     this.checkOpen()
     this.own(owner)
     const entry: LockHandle = {
@@ -141,7 +152,12 @@ export class ClientLeases {
       disposed: false,
     }
     this.handles.set(entry.id, entry)
-    entry.settled = this.api.locks.acquire(key, ttl, { signal: entry.controller.signal }).then(
+    const signal = entry.controller.signal
+    const acquired =
+      semaphore === undefined
+        ? this.api.locks.acquire(key, ttl, { signal })
+        : semaphore.acquire(ttl, { signal })
+    entry.settled = acquired.then(
       lock => {
         entry.lock = lock
         if (lock.lost.aborted) this.onLockLost(entry)
@@ -193,6 +209,7 @@ export class ClientLeases {
     waitMs: number,
     owner = '',
     closed?: AbortSignal,
+    options: { value?: unknown } = {},
   ): Promise<CampaignPoll> {
     this.checkOpen()
     this.own(owner)
@@ -231,7 +248,11 @@ export class ClientLeases {
     entry.settled = (async () => {
       await abortable(previous, { signal: controller.signal })
       const election = this.api.elections(name)
-      await election.campaign({ signal: controller.signal })
+      await election.campaign(
+        options.value === undefined
+          ? { signal: controller.signal }
+          : { signal: controller.signal, value: options.value },
+      )
       entry.campaigned = true
       await this.followLeadership(entry, election.watch({ signal: entry.watchController.signal }))
     })().catch((err: unknown) => {

@@ -9,7 +9,15 @@
  * and a client that goes away leaves nothing waiting for long: see `ClientLeases`.
  */
 
-import type { ConclaveApi, ConsensusEvent, DistributedTask, TaskInput, TaskStatus } from '../../api.ts'
+import type {
+  ConclaveApi,
+  ConsensusEvent,
+  DistributedTask,
+  KvEntry,
+  TaskInput,
+  TaskStatus,
+  TxnRequest,
+} from '../../api.ts'
 import { type SnapshotChunk, SnapshotTransfers } from '../../backup/snapshot-transfers.ts'
 import { type SavedSnapshot, saveSnapshot, snapshotSourceOf } from '../../backup/take-snapshot.ts'
 import { ClosedError, InvalidArgumentError, LimitExceededError } from '../../errors.ts'
@@ -102,6 +110,21 @@ export interface ClientOps {
     result: { found: boolean; value?: unknown }
   }
   'kv.delete': { args: { key: string; expectedRevision?: number }; result: { revision: number } }
+  /** `ConsensusProtocol.getEntry`: the value with its revisions. */
+  'kv.getEntry': {
+    args: { key: string; consistency?: 'linearizable' | 'local' }
+    result: { found: boolean; entry?: KvEntry }
+  }
+  /** `ConsensusProtocol.list`: one page of keys under `prefix`, in byte order, at one revision. */
+  'kv.list': {
+    args: { prefix: string; limit?: number; after?: string; consistency?: 'linearizable' | 'local' }
+    result: { entries: KvEntry[]; revision: number; more: boolean }
+  }
+  /**
+   * `ConsensusProtocol.transaction`. No ephemeral puts: they would live as long as the serving agent's
+   * session, not the client's.
+   */
+  'kv.txn': { args: { request: TxnRequest }; result: { succeeded: boolean; revision: number } }
   /**
    * Events under `prefix` from `fromRevision` (default: the serving agent's next revision), waiting up to
    * `waitMs` for at least one. Poll again from `nextRevision`: no revision is skipped or repeated.
@@ -110,9 +133,14 @@ export interface ClientOps {
     args: { prefix?: string; fromRevision?: number; waitMs?: number; maxEvents?: number }
     result: { events: Wire<ConsensusEvent>[]; nextRevision: number }
   }
-  /** Starts an acquisition (`key`, `ttl`) or polls one (`handle`), waiting up to `waitMs`. */
+  /**
+   * Starts an acquisition (`key`, `ttl`; `permits` > 1: a permit of that semaphore) or polls one (`handle`),
+   * waiting up to `waitMs`.
+   */
   'lock.acquire': {
-    args: { key: string; ttl: number; waitMs?: number } | { handle: string; waitMs?: number }
+    args:
+      | { key: string; ttl: number; waitMs?: number; permits?: number }
+      | { handle: string; waitMs?: number }
     result: LockPoll
   }
   'lock.extend': { args: { handle: string; ttl?: number }; result: Empty }
@@ -121,7 +149,9 @@ export interface ClientOps {
   'task.status': { args: { id: string }; result: Wire<TaskStatus> }
   /** Starts a candidacy (`name`, `ttl`: how long leadership lasts without `elect.extend`) or polls one. */
   'elect.campaign': {
-    args: { name: string; ttl: number; waitMs?: number } | { handle: string; waitMs?: number }
+    args:
+      | { name: string; ttl: number; waitMs?: number; value?: unknown }
+      | { handle: string; waitMs?: number }
     result: CampaignPoll
   }
   'elect.extend': { args: { handle: string }; result: { term: number } }
@@ -140,6 +170,9 @@ const CLIENT_OP_ACTIONS: Record<ClientOp, Action | undefined> = {
   status: undefined,
   'kv.get': undefined,
   'kv.events': undefined,
+  'kv.getEntry': undefined,
+  'kv.list': undefined,
+  'kv.txn': 'write',
   'task.status': undefined,
   'kv.put': 'write',
   'kv.delete': 'write',
@@ -295,18 +328,39 @@ export class ClientProtocolServer {
       case 'kv.events':
         checkOptions(args, ['prefix', 'fromRevision', 'waitMs', 'maxEvents'])
         return this.events(args, closed)
+      case 'kv.getEntry': {
+        checkOptions(args, ['key', 'consistency'])
+        const consistency = args.consistency as 'linearizable' | 'local' | undefined
+        const entry = await api.consensus.getEntry(
+          checkKey(args.key),
+          consistency === undefined ? {} : { consistency },
+        )
+        return entry === undefined ? { found: false } : { found: true, entry }
+      }
+      case 'kv.list': {
+        checkOptions(args, ['prefix', 'limit', 'after', 'consistency'])
+        const options: { limit?: number; after?: string; consistency?: 'linearizable' | 'local' } = {}
+        if (args.limit !== undefined) options.limit = args.limit as number
+        if (args.after !== undefined) options.after = args.after as string
+        if (args.consistency !== undefined) options.consistency = args.consistency as 'local'
+        return api.consensus.list(checkPrefix(args.prefix), options)
+      }
+      case 'kv.txn':
+        checkOptions(args, ['request'])
+        return api.consensus.transaction(clientTxn(args.request))
       case 'lock.acquire':
         if ('handle' in args) {
           checkOptions(args, ['handle', 'waitMs'])
           return this.leases.pollLock(checkHandle(args.handle), checkWait(args.waitMs), closed)
         }
-        checkOptions(args, ['key', 'ttl', 'waitMs'])
+        checkOptions(args, ['key', 'ttl', 'waitMs', 'permits'])
         return this.leases.acquireLock(
           checkKey(args.key),
           checkTtl(args.ttl),
           checkWait(args.waitMs),
           from,
           closed,
+          args.permits === undefined ? {} : { permits: checkPermits(args.permits) },
         )
       case 'lock.extend':
         checkOptions(args, ['handle', 'ttl'])
@@ -330,13 +384,14 @@ export class ClientProtocolServer {
           checkOptions(args, ['handle', 'waitMs'])
           return this.leases.pollCampaign(checkHandle(args.handle), checkWait(args.waitMs), closed)
         }
-        checkOptions(args, ['name', 'ttl', 'waitMs'])
+        checkOptions(args, ['name', 'ttl', 'waitMs', 'value'])
         return this.leases.campaign(
           checkKey(args.name, 'election name'),
           checkTtl(args.ttl),
           checkWait(args.waitMs),
           from,
           closed,
+          args.value === undefined ? {} : { value: args.value },
         )
       case 'elect.extend':
         checkOptions(args, ['handle'])
@@ -459,6 +514,27 @@ function checkWait(value: unknown): number {
     throw new InvalidArgumentError(`waitMs must be a number of ms from 0 to ${MAX_WAIT_MS}`)
   }
   return Math.ceil(value)
+}
+
+function checkPermits(value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1) {
+    throw new InvalidArgumentError('permits must be an integer >= 1')
+  }
+  return value as number
+}
+
+/** A transaction request from a client: as the API takes it, without ephemeral puts (see `kv.txn`). */
+function clientTxn(value: unknown): TxnRequest {
+  if (!isRecord(value)) throw new InvalidArgumentError('request must be a transaction object')
+  for (const branch of ['success', 'failure']) {
+    const ops = value[branch]
+    if (Array.isArray(ops) && ops.some(op => isRecord(op) && op.ephemeral !== undefined)) {
+      throw new InvalidArgumentError(
+        "ephemeral puts are not taken from clients: they would be bound to the serving agent's session",
+      )
+    }
+  }
+  return value as unknown as TxnRequest
 }
 
 function checkHandle(value: unknown): string {
