@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- --compare`: conclave side by side with etcd 3.4 (key-value writes and reads, locks,
- * failover) and with BullMQ on Redis (tasks), on this machine, with the same workloads driven the same way.
+ * `npm run bench -- --compare`: conclave side by side with etcd 3.4 (key-value writes and reads,
+ * transactions, prefix lists, locks, failover) and with BullMQ on Redis (tasks), on this machine, with the same workloads driven the same way.
  *
  * - etcd: 3 members in 3 processes on loopback, each with its own data directory (WAL fsynced before a
  *   write is acknowledged, etcd's default); conclave: 3 agents in 3 processes on loopback TCP with durable
@@ -16,7 +16,7 @@
  * table and writes every figure, the ratios and the machine to bench/results.json.
  *
  * Options: --duration-ms N (per load, default 5000), --failover-runs N (default 5), --tasks N (default
- * 5000), --only kv,tasks (or any of put,get,lock,failover,tasks), --skip etcd,bullmq, --conclave-client embedded|ipc, --redis-appendfsync
+ * 5000), --only kv,tasks (or any of put,get,lock,txn,list,failover,tasks), --skip etcd,bullmq, --conclave-client embedded|ipc, --redis-appendfsync
  * everysec|always, --etcd-call-timeout-ms N (a deadline on each etcd3 call, and no per-host circuit
  * breaker; default: etcd3's defaults), --etcd-election-ms N and --etcd-heartbeat-ms N (etcd's timing;
  * default 1000 and 100, etcd's own), --out FILE (default bench/results.json), --verbose (the servers' and
@@ -48,7 +48,7 @@ function option(name: string, fallback: string): string {
   const at = args.indexOf(name)
   return at >= 0 && args[at + 1] !== undefined ? args[at + 1] : fallback
 }
-const only = new Set(option('--only', 'kv,tasks').replace('kv', 'put,get,lock,failover').split(','))
+const only = new Set(option('--only', 'kv,tasks').replace('kv', 'put,get,lock,txn,list,failover').split(','))
 const settings = {
   durationMs: Number(option('--duration-ms', '5000')),
   failoverRuns: Number(option('--failover-runs', '5')),
@@ -60,7 +60,9 @@ const settings = {
     ? Number(option('--etcd-call-timeout-ms', '0'))
     : undefined,
   valueSize: VALUE_SIZE,
-  workloads: (['put', 'get', 'lock', 'failover'] as const).filter(workload => only.has(workload)),
+  workloads: (['put', 'get', 'lock', 'txn', 'list', 'failover'] as const).filter(workload =>
+    only.has(workload),
+  ),
   /** etcd's --election-timeout and --heartbeat-interval in ms; etcd's defaults (1000, 100) if absent. */
   etcdElectionMs: args.includes('--etcd-election-ms') ? Number(option('--etcd-election-ms', '0')) : undefined,
   etcdHeartbeatMs: args.includes('--etcd-heartbeat-ms')

@@ -19,6 +19,25 @@ export function agentDriver(agent: Agent): KvDriver {
       const lock = await agent.locks.acquire(key, ttlMs)
       return () => lock.release()
     },
+    async txn([a, b], value) {
+      const { succeeded } = await agent.consensus.transaction({
+        compare: [
+          { key: a, target: 'version', op: '>', value: 0 },
+          { key: b, target: 'version', op: '>', value: 0 },
+        ],
+        success: [
+          { type: 'put', key: a, value },
+          { type: 'put', key: b, value },
+        ],
+      })
+      return succeeded
+    },
+    async list(prefix) {
+      // The bench lists 1,000 keys: one page (`list` returns up to 1,000 by default).
+      const page = await agent.consensus.list(prefix, { limit: 1_000, consistency: 'linearizable' })
+      if (page.more) throw new Error('more than one page under the prefix')
+      return page.entries.length
+    },
   }
 }
 
@@ -36,6 +55,12 @@ export function hostDriver(host: AgentHost): KvDriver {
       return async () => {
         await host.request('release', { handle })
       }
+    },
+    txn() {
+      return Promise.reject(new Error('transactions run embedded only (--conclave-client embedded)'))
+    },
+    list() {
+      return Promise.reject(new Error('lists run embedded only (--conclave-client embedded)'))
     },
   }
 }

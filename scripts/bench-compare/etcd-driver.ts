@@ -47,6 +47,20 @@ export class EtcdDriver implements KvDriver {
     return (await this.client.get(key).string()) ?? undefined
   }
 
+  async txn(keys: [string, string], value: string): Promise<boolean> {
+    const [a, b] = keys
+    const response = await this.client
+      .if(a, 'Version', '>', 0)
+      .and(b, 'Version', '>', 0)
+      .then(this.client.put(a).value(value), this.client.put(b).value(value))
+      .commit()
+    return response.succeeded
+  }
+
+  async list(prefix: string): Promise<number> {
+    return Object.keys(await this.client.getAll().prefix(prefix).strings()).length
+  }
+
   /**
    * etcd3's `lock()` fails at once when the key is held (`EtcdLockFailedError`), so a waiter retries: it
    * waits for the holder's key to be deleted (a watch shared by the contenders in this process), then tries

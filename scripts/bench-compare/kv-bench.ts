@@ -22,7 +22,7 @@ export interface KvSystem {
   failoverTarget(leader: number): BenchTarget
 }
 
-export type KvWorkload = 'put' | 'get' | 'lock' | 'failover'
+export type KvWorkload = 'put' | 'get' | 'lock' | 'failover' | 'txn' | 'list'
 
 export interface KvSettings {
   durationMs: number
@@ -38,6 +38,8 @@ export interface KvFigures {
   get: Map<number, Outcome>
   lock: Map<number, Outcome>
   failover: Outcome
+  txn: Map<number, Outcome>
+  list: Map<number, Outcome>
 }
 
 export const VALUE_SIZE = 100
@@ -46,6 +48,12 @@ const GET_CONCURRENCY = [1, 16]
 const LOCK_CONTENDERS = [1, 8]
 const LOCK_TTL_MS = 10_000
 const READ_KEYS = 1000
+const TXN_CONCURRENCY = [1, 16]
+/** Pairs of keys the transactions spread over (as the puts spread over 1,000 keys). */
+const TXN_PAIRS = 500
+const LIST_CONCURRENCY = [1, 16]
+/** Keys under the listed prefix. */
+const LIST_KEYS = 1000
 /**
  * The failover write load: how many writers, when the leader is killed, how long the window lasts. 10 s
  * after the kill covers etcd's own request timeout (7 s), which a write caught in the crash can wait out.
@@ -60,6 +68,8 @@ export function skippedKv(reason: string): KvFigures {
     get: all(GET_CONCURRENCY),
     lock: all(LOCK_CONTENDERS),
     failover: skipped,
+    txn: all(TXN_CONCURRENCY),
+    list: all(LIST_CONCURRENCY),
   }
 }
 
@@ -126,6 +136,51 @@ export async function runKvComparison(
         ttlMs: LOCK_TTL_MS,
       }
       figures.get(system.name)!.lock.set(contenders, await loadFigures(system.steady, spec))
+    })
+  }
+  if (selected.has('txn')) {
+    await eachSystem('writing the keys of the transactions', async system => {
+      await workload(system.steady, {
+        type: 'fill',
+        keys: 2 * TXN_PAIRS,
+        valueSize: VALUE_SIZE,
+        keyPrefix: 'txn/',
+      })
+    })
+  }
+  for (const concurrency of selected.has('txn') ? TXN_CONCURRENCY : []) {
+    await eachSystem(`transaction (2 compares + 2 puts), ${concurrency} concurrent`, async system => {
+      const spec: WorkloadSpec = {
+        type: 'txn',
+        concurrency,
+        durationMs,
+        valueSize: VALUE_SIZE,
+        keyPrefix: 'txn/',
+        pairs: TXN_PAIRS,
+      }
+      figures.get(system.name)!.txn.set(concurrency, await loadFigures(system.steady, spec))
+    })
+  }
+  if (selected.has('list')) {
+    await eachSystem(`writing the ${LIST_KEYS} keys to list`, async system => {
+      await workload(system.steady, {
+        type: 'fill',
+        keys: LIST_KEYS,
+        valueSize: VALUE_SIZE,
+        keyPrefix: 'list/',
+      })
+    })
+  }
+  for (const concurrency of selected.has('list') ? LIST_CONCURRENCY : []) {
+    await eachSystem(`list ${LIST_KEYS} keys, ${concurrency} concurrent`, async system => {
+      const spec: WorkloadSpec = {
+        type: 'list',
+        concurrency,
+        durationMs,
+        keys: LIST_KEYS,
+        keyPrefix: 'list/',
+      }
+      figures.get(system.name)!.list.set(concurrency, await loadFigures(system.steady, spec))
     })
   }
   const gaps = new Map(systems.map(system => [system.name, [] as { ms: number; detail: string }[]]))
@@ -203,6 +258,20 @@ export function kvRuns(etcd: KvFigures, conclave: KvFigures, settings: KvSetting
     const params = { contenders, ttlMs: LOCK_TTL_MS, durationMs }
     runs.push(
       makeRun('lock', label, params, 'etcd', etcd.lock.get(contenders)!, conclave.lock.get(contenders)!),
+    )
+  }
+  for (const concurrency of selected.has('txn') ? TXN_CONCURRENCY : []) {
+    const label = `txn 2 compares + 2 puts ${VALUE_SIZE} B, ${concurrency} concurrent`
+    const params = { concurrency, pairs: TXN_PAIRS, valueSize: VALUE_SIZE, durationMs }
+    runs.push(
+      makeRun('txn', label, params, 'etcd', etcd.txn.get(concurrency)!, conclave.txn.get(concurrency)!),
+    )
+  }
+  for (const concurrency of selected.has('list') ? LIST_CONCURRENCY : []) {
+    const label = `list ${LIST_KEYS} keys (range get), ${concurrency} concurrent`
+    const params = { concurrency, keys: LIST_KEYS, valueSize: VALUE_SIZE, durationMs }
+    runs.push(
+      makeRun('list', label, params, 'etcd', etcd.list.get(concurrency)!, conclave.list.get(concurrency)!),
     )
   }
   if (selected.has('failover')) {

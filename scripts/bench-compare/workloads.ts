@@ -13,6 +13,13 @@ export interface KvDriver {
   get(key: string): Promise<unknown>
   /** Waits until this caller holds the lock on `key` (a lease of `ttlMs`); resolves with its release. */
   lock(key: string, ttlMs: number): Promise<() => Promise<void>>
+  /**
+   * One transaction: compares that both keys exist (version > 0), then puts `value` to both, all at one
+   * revision (etcd `Txn`, conclave `transaction`); resolves with whether the compares held.
+   */
+  txn(keys: [string, string], value: string): Promise<boolean>
+  /** Every key under `prefix` with its value, linearizable (etcd range get, conclave `list`): how many. */
+  list(prefix: string): Promise<number>
 }
 
 export type WorkloadSpec =
@@ -21,6 +28,17 @@ export type WorkloadSpec =
   | { type: 'fill'; keys: number; valueSize: number; keyPrefix: string }
   | { type: 'get'; concurrency: number; durationMs: number; keys: number; keyPrefix: string }
   | { type: 'lock'; contenders: number; durationMs: number; key: string; ttlMs: number }
+  /** Transactions of 2 compares + 2 puts over `pairs` pairs of keys filled under `keyPrefix`. */
+  | {
+      type: 'txn'
+      concurrency: number
+      durationMs: number
+      valueSize: number
+      keyPrefix: string
+      pairs: number
+    }
+  /** Lists of the `keys` keys filled under `keyPrefix`, each checked to have them all. */
+  | { type: 'list'; concurrency: number; durationMs: number; keys: number; keyPrefix: string }
   /** A write load whose gaps between successes are the figure: the leader is killed while it runs. */
   | { type: 'writeGaps'; concurrency: number; durationMs: number; valueSize: number; keyPrefix: string }
 
@@ -73,6 +91,20 @@ export async function runWorkload(driver: KvDriver, spec: WorkloadSpec): Promise
       return load(spec.contenders, spec.durationMs, async () => {
         const release = await driver.lock(spec.key, spec.ttlMs)
         await release()
+      })
+    case 'txn': {
+      const value = 'x'.repeat(spec.valueSize)
+      return load(spec.concurrency, spec.durationMs, async n => {
+        const pair = n % spec.pairs
+        const keys: [string, string] = [`${spec.keyPrefix}${2 * pair}`, `${spec.keyPrefix}${2 * pair + 1}`]
+        if (!(await driver.txn(keys, value)))
+          throw new Error('a transaction on filled keys failed its compares')
+      })
+    }
+    case 'list':
+      return load(spec.concurrency, spec.durationMs, async () => {
+        const count = await driver.list(spec.keyPrefix)
+        if (count !== spec.keys) throw new Error(`listed ${count} keys of ${spec.keys}`)
       })
     case 'writeGaps':
       return { type: 'gaps', gaps: await writeGaps(driver, spec) }
