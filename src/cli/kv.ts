@@ -152,7 +152,8 @@ const watch: CliCommand = {
           )
           const answer = await Promise.race([poll, stop.signal]).catch((err: unknown) => {
             // Every agent named is gone (or refused): say where a later watch picks up without a gap.
-            if (fromRevision === undefined) throw err
+            // A compacted revision names where to go on in its own message: repeating ours would fail again.
+            if (fromRevision === undefined || (err as Error).name === 'CompactedError') throw err
             const name = (err as Error).name || 'Error'
             const hint = `; resume with --from-revision ${fromRevision}`
             throw new CliError(name, `${(err as Error).message}${hint}`)
