@@ -310,23 +310,35 @@ export class NamedElection implements LeaderElection {
       if (previousValue !== undefined) first.value = structuredClone(previousValue)
       queue.offer(first)
     }
-    unsubscribe = replica.onEvent(event => {
-      if (event.type !== 'electionChanged' || event.name !== this.name) return
-      const changed = event as ElectionChangedEvent
-      const leader = changed.leader?.agentId ?? ''
-      const timestamp = new Date(event.timestamp)
-      let change = leaderEvent(leader, previous, event.term, timestamp)
+    const observe = (leader: string, value: JsonValue | undefined, term: number, timestamp: Date): void => {
+      let change = leaderEvent(leader, previous, term, timestamp)
       // The same leader with a new value (a proclaim): a change everyone watching sees.
-      if (change === undefined && leader !== '' && !sameValue(changed.value, previousValue)) {
-        change = { type: 'changed', leaderId: leader, term: event.term, timestamp }
+      if (change === undefined && leader !== '' && !sameValue(value, previousValue)) {
+        change = { type: 'changed', leaderId: leader, term, timestamp }
       }
       previous = leader
-      previousValue = changed.value
-      if (change !== undefined && change.type !== 'resigned' && changed.value !== undefined) {
-        change.value = structuredClone(changed.value)
+      previousValue = value
+      if (change !== undefined && change.type !== 'resigned' && value !== undefined) {
+        change.value = structuredClone(value)
       }
       if (change !== undefined) queue.offer(change)
+    }
+    const offEvent = replica.onEvent(event => {
+      if (event.type !== 'electionChanged' || event.name !== this.name) return
+      const changed = event as ElectionChangedEvent
+      observe(changed.leader?.agentId ?? '', changed.value, event.term, new Date(event.timestamp))
     })
+    // A snapshot replaced the state: the changes in it were never emitted here. Leader changes keep no
+    // history, so the watcher learns the leader it holds now, stamped when this agent saw it.
+    const offRestore = replica.onRestore(() => {
+      const now = replica.state.election(this.name)
+      const leader = now?.leader?.agentId ?? ''
+      observe(leader, now?.leader?.value, now?.term ?? 0, new Date(this.context.scheduler.wallNow()))
+    })
+    unsubscribe = () => {
+      offEvent()
+      offRestore()
+    }
     if (options?.signal?.aborted || this.context.closed.aborted) queue.end()
     return queue
   }
