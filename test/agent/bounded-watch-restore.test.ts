@@ -12,6 +12,7 @@ import type { Client } from '../../src/agent/node/client.ts'
 import { Replica } from '../../src/agent/node/replica.ts'
 import { CompactedError } from '../../src/errors.ts'
 import type { ConsensusEvent, LeaderEvent } from '../../src/index.ts'
+import type { Entry } from '../../src/raft/types.ts'
 import { encodeEnvelope } from '../../src/state/codec.ts'
 import type { Command } from '../../src/state/commands.ts'
 import { StateMachine } from '../../src/state/state-machine.ts'
@@ -27,7 +28,12 @@ function cluster() {
     replica,
     commit(command: Command): void {
       index++
-      const entry = { index, term: 1, data: encodeEnvelope({ ts: 1_000 + index, command }) }
+      const entry: Entry = {
+        index,
+        term: 1,
+        type: 'command',
+        data: encodeEnvelope({ ts: 1_000 + index, command }),
+      }
       leader.apply(entry)
       if (connected) replica.apply(entry)
     },
