@@ -31,7 +31,7 @@ function cluster() {
       const entry: Entry = {
         index,
         term: 1,
-        type: 'command',
+        type: 'normal',
         data: encodeEnvelope({ ts: 1_000 + index, command }),
       }
       leader.apply(entry)
