@@ -8,15 +8,17 @@
 import { describe, expect, it } from 'vitest'
 import { Consensus } from '../../src/agent/api/consensus.ts'
 import { NamedElection, type NamedElectionContext } from '../../src/agent/api/elections.ts'
+import { watchTasks } from '../../src/agent/api/tasks/views.ts'
 import type { Client } from '../../src/agent/node/client.ts'
 import { Replica } from '../../src/agent/node/replica.ts'
 import { CompactedError } from '../../src/errors.ts'
-import type { ConsensusEvent, LeaderEvent } from '../../src/index.ts'
+import type { ConsensusEvent, LeaderEvent, TaskEvent } from '../../src/index.ts'
 import type { Entry } from '../../src/raft/types.ts'
 import { encodeEnvelope } from '../../src/state/codec.ts'
 import type { Command } from '../../src/state/commands.ts'
 import { StateMachine } from '../../src/state/state-machine.ts'
 import { VirtualScheduler } from '../../src/time/virtual-scheduler.ts'
+import { taskSpec } from '../state/helpers.ts'
 
 /** A leader's state and a replica applying the same entries until `cut`, then given a snapshot. */
 function cluster() {
@@ -143,5 +145,42 @@ describe('watches across a snapshot install', () => {
       ['changed', 'agent-b', 'b!'],
     ])
     await watch.return?.()
+  })
+})
+
+describe('a task watch on a replica keeping few changes', () => {
+  it('buffers its limit, catches up while the changes are kept, then ends with CompactedError; resumed, it gets the rest', async () => {
+    const replica = new Replica()
+    replica.state = new StateMachine({ taskHistorySize: 20 })
+    let index = 0
+    const submit = (id: string): void => {
+      index++
+      const command: Command = { type: 'submitTask', task: taskSpec(id, { type: 't' }) }
+      replica.apply({ index, term: 1, type: 'normal', data: encodeEnvelope({ ts: 1_000 + index, command }) })
+    }
+    const slow = watchTasks(replica, closed, { type: 't' }, { buffer: 3 })[Symbol.asyncIterator]()
+    for (let i = 0; i < 15; i++) submit(`a${i}`)
+    // Fifteen submissions are within the 20 changes kept: every change comes, in order, once.
+    const total = replica.state.taskRevision
+    expect(total).toBeLessThanOrEqual(20)
+    const caughtUp = await take<TaskEvent>(slow, total)
+    expect(caughtUp.map(e => e.revision)).toEqual(Array.from({ length: total }, (_, i) => i + 1))
+    expect(caughtUp.filter(e => e.type === 'submitted').map(e => e.taskId)).toEqual(
+      Array.from({ length: 15 }, (_, i) => `a${i}`),
+    )
+    await slow.return?.()
+
+    const stalled = watchTasks(replica, closed, { type: 't' }, { buffer: 3 })[Symbol.asyncIterator]()
+    for (let i = 0; i < 40; i++) submit(`b${i}`)
+    const before = await take<TaskEvent>(stalled, 3)
+    const error = await stalled.next().catch((err: unknown) => err)
+    expect(error).toBeInstanceOf(CompactedError)
+    const resume = (error as CompactedError).resumeRevision as number
+    expect(resume).toBe(replica.state.taskRevision - 20 + 1)
+    expect(before.at(-1)!.revision).toBeLessThan(resume)
+    const rest = watchTasks(replica, closed, { type: 't' }, { fromRevision: resume })[Symbol.asyncIterator]()
+    const revisions = (await take<TaskEvent>(rest, 20)).map(e => e.revision)
+    expect(revisions).toEqual(Array.from({ length: 20 }, (_, i) => resume + i))
+    await rest.return?.()
   })
 })
