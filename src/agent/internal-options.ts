@@ -1,3 +1,4 @@
+import { NO_SHELL_BUGS, type ShellBug, type ShellBugs, shellBugs } from '../shell-bugs.ts'
 import type { Scheduler } from '../time/scheduler.ts'
 import { systemScheduler } from '../time/system-scheduler.ts'
 
@@ -10,8 +11,12 @@ import { systemScheduler } from '../time/system-scheduler.ts'
 /** The scheduler (clocks and timers) an agent runs on. Default `systemScheduler`. */
 export const SCHEDULER: unique symbol = Symbol('conclave.scheduler')
 
+/** The shell bug switches the agent runs with (`src/shell-bugs.ts`). Default none. */
+export const SHELL_BUGS: unique symbol = Symbol('conclave.shellBugs')
+
 export interface InternalOptions {
   [SCHEDULER]?: Scheduler
+  [SHELL_BUGS]?: ShellBugs
 }
 
 /** `options` with the agent's scheduler set: `createAgent(withScheduler({ ... }, scheduler))`. */
@@ -22,4 +27,18 @@ export function withScheduler<T extends object>(options: T, scheduler: Scheduler
 /** The scheduler set on `options`, or `systemScheduler`. */
 export function schedulerOf(options: object | undefined): Scheduler {
   return (options as InternalOptions | undefined)?.[SCHEDULER] ?? systemScheduler
+}
+
+/**
+ * `options` with shell bug switches on: `createAgent(withShellBugs({ ... }, ['no-fail-stop']))`. Every agent
+ * of a cluster should get the same (the state machine's switches change what entries do). Unknown names are
+ * a `RangeError`.
+ */
+export function withShellBugs<T extends object>(options: T, bugs: Iterable<ShellBug | string>): T {
+  return { ...options, [SHELL_BUGS]: shellBugs(bugs) }
+}
+
+/** The shell bug switches set on `options`; none by default. */
+export function shellBugsOf(options: object | undefined): ShellBugs {
+  return (options as InternalOptions | undefined)?.[SHELL_BUGS] ?? NO_SHELL_BUGS
 }
