@@ -140,6 +140,8 @@ const RETRYABLE_REMOTE = new Set([
   'ProposalLostError',
   'NoLeaderError',
   'ClosedError',
+  // The leader's disk failed and it stopped for good (fail-stop): as for a leader that closed, another leads.
+  'StorageFailedError',
   // The leader's per-peer request rate (net/rpc.ts): the back-off below is the pause it asks for.
   'RateLimitedError',
   // Only with a session (see proposeUntilDone): the session answers the retry if it took effect.
