@@ -7,8 +7,9 @@
  *
  * Options: --duration S (default 60), --seed N (default: from the clock, printed), --agents N (default 5),
  * --faults kill,pause,isolate-leader,split,one-way (default all), --session-ttl MS (the agents' session
- * ttl, default 3000: shorter than the longest pause), --json (last line a summary), --verbose (the agents'
- * stderr).
+ * ttl, default 3000: shorter than the longest pause), --clock-skew MS (the agents' wall clocks set off by
+ * up to MS either way, default 0), --clock-rate R (their clocks running up to R faster or slower, e.g.
+ * 0.001, default 0), --json (last line a summary), --verbose (the agents' stderr).
  */
 import { killChildrenOnExit } from './chaos/cluster.ts'
 import { FAULT_KINDS, type FaultKind } from './chaos/nemesis.ts'
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
     agents: numberOption('agents', 5),
     faults,
     agentOptions: { sessionTtlMs: numberOption('session-ttl', 3000) },
+    clocks: { skewMs: numberOption('clock-skew', 0), rate: numberOption('clock-rate', 0) },
     stderr: process.argv.includes('--verbose') ? 'inherit' : 'ignore',
     log: line => console.log(line),
   }

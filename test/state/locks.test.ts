@@ -206,14 +206,12 @@ describe('locks', () => {
     expect(log.at(50_000).result(stale as LockExpireCommand)).toEqual({ type: 'unchanged' })
     expect(log.machine.lock('L')!.holder.sessionId).toBe('a')
     // The current lease's expiry ends it at any timestamp, even one before its expiresAt.
-    const expired = log
-      .at(1_000)
-      .apply({
-        type: 'lockExpire',
-        key: 'L',
-        fencingToken: first.fencingToken,
-        leaseIndex: extended.leaseIndex,
-      })
+    const expired = log.at(1_000).apply({
+      type: 'lockExpire',
+      key: 'L',
+      fencingToken: first.fencingToken,
+      leaseIndex: extended.leaseIndex,
+    })
     expect(expired.result).toEqual({ type: 'ok' })
     expect(expired.events.map(event => event.type)).toEqual(['lockReleased', 'lockGranted'])
     expect(log.machine.lock('L')!.holder.sessionId).toBe('b')
