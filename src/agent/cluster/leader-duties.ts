@@ -34,10 +34,10 @@ export interface DutyInput {
 
 /**
  * The leader's expiries, planned: lapsed sessions, the lock leases its monotonic clock timed out
- * (`LockLeaseClock`: a full ttl after it first saw each lease, no wall clock involved), the sessions of agents the membership view
- * declares dead, and the time-driven task transitions (`dueTaskDuties`: timeouts, retries, deadlines,
- * delayed releases, repeat occurrences, retention). A pure function, as `planVoterChange` is; each command
- * re-checks against state time when applied.
+ * (`LockLeaseClock`: a full ttl after it first saw each lease, no wall clock involved), the sessions of
+ * agents the membership view declares dead, and the time-driven task transitions (`dueTaskDuties`:
+ * timeouts, retries, deadlines, delayed releases, repeat occurrences, retention). A pure function, as
+ * `planVoterChange` is; each command re-checks when applied (a `lockExpire` that its lease was extended).
  *
  * A session lease is expired only when the state says so at this leader's wall time AND, for what a predecessor
  * may have stamped, this leader's monotonic clock has seen the most the lease could still have had at
