@@ -6,7 +6,7 @@
  */
 import type { Libp2p } from '@libp2p/interface'
 import type { TaskProcessor, TaskWorkerEventDetail } from '../src/agent/api/tasks/worker.ts'
-import { withScheduler } from '../src/agent/internal-options.ts'
+import { withScheduler, withShellBugs } from '../src/agent/internal-options.ts'
 import type { ConclaveService } from '../src/agent/service.ts'
 import { parseHttpAddress } from '../src/http/address.ts'
 import type { Agent, AgentOptions, Lock, TaskInput } from '../src/index.ts'
@@ -49,10 +49,11 @@ export type HostRequest =
 
 /**
  * What a host process takes: the agent's options, plus `http` (serve the dashboard of this agent there:
- * `npm run simulate -- --web`) and `clock` (test-only: the agent's clocks set off from the machine's and
- * running at another rate, through its injected scheduler, as the chaos suite's `--clock-skew` does).
+ * `npm run simulate -- --web`), `clock` (test-only: the agent's clocks set off from the machine's and
+ * running at another rate, through its injected scheduler, as the chaos suite's `--clock-skew` does) and
+ * `bugs` (test-only: shell bug switches, `src/shell-bugs.ts`, as the chaos suite's `--bug`).
  */
-export type HostOptions = AgentOptions & { http?: string; clock?: ClockSkew }
+export type HostOptions = AgentOptions & { http?: string; clock?: ClockSkew; bugs?: string[] }
 
 export interface HostStatus {
   id: string
@@ -230,14 +231,13 @@ function serviceOf(running: Agent): ConclaveService {
 
 async function main(): Promise<void> {
   // `http` and `clock` are the host's own (see HostOptions), not agent options.
-  const { http, clock, ...options } = JSON.parse(process.argv[2] ?? '{}') as HostOptions
+  const { http, clock, bugs, ...options } = JSON.parse(process.argv[2] ?? '{}') as HostOptions
   // The fault layer's gater and stream hook stay inert until the chaos suite sets rules.
-  const agentOptions: AgentOptions = { ...options, connectionGater: faultLayer.gater }
-  agent = await createAgent(
-    clock === undefined
-      ? agentOptions
-      : withScheduler(agentOptions, new SkewedScheduler(systemScheduler, clock)),
-  )
+  let agentOptions: AgentOptions = { ...options, connectionGater: faultLayer.gater }
+  if (clock !== undefined)
+    agentOptions = withScheduler(agentOptions, new SkewedScheduler(systemScheduler, clock))
+  if (bugs !== undefined) agentOptions = withShellBugs(agentOptions, bugs)
+  agent = await createAgent(agentOptions)
   if (http !== undefined) await startDashboard(agent, parseHttpAddress(http))
   faultLayer.attach(agent.libp2p)
   serviceOf(agent).membership.onEvent(event => {

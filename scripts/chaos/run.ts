@@ -34,6 +34,8 @@ export interface ChaosOptions {
    * in a seeded order) and clocks running up to `rate` faster or slower (1 + r, |r| <= rate). Default none.
    */
   clocks?: { skewMs: number; rate: number }
+  /** Shell bug switches every agent runs with (`src/shell-bugs.ts`): to see the checks catch them. */
+  bugs?: string[]
   /** How long, after the faults end, the tasks may take to finish. */
   drainTimeoutMs: number
   /** Budget of the linearizability checker. */
@@ -99,7 +101,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     agents: options.agents,
     voters: options.voters,
     agentOptions: options.agentOptions,
-    perAgent: index => (clocks[index] === undefined ? {} : { clock: clocks[index] }),
+    perAgent: index => ({
+      ...(clocks[index] === undefined ? {} : { clock: clocks[index] }),
+      ...(options.bugs === undefined ? {} : { bugs: options.bugs }),
+    }),
     prefix: 'a',
     stderr: options.stderr,
   })
