@@ -6,10 +6,13 @@
  */
 import type { Libp2p } from '@libp2p/interface'
 import type { TaskProcessor, TaskWorkerEventDetail } from '../src/agent/api/tasks/worker.ts'
+import { withScheduler, withShellBugs } from '../src/agent/internal-options.ts'
 import type { ConclaveService } from '../src/agent/service.ts'
 import { parseHttpAddress } from '../src/http/address.ts'
 import type { Agent, AgentOptions, Lock, TaskInput } from '../src/index.ts'
 import { createAgent, startDashboard } from '../src/index.ts'
+import { type ClockSkew, SkewedScheduler } from '../src/time/skewed-scheduler.ts'
+import { systemScheduler } from '../src/time/system-scheduler.ts'
 import type { BenchRequest } from './bench-compare/protocol.ts'
 import { type ChaosRequest, faultLayer, serveChaos } from './chaos/host-ops.ts'
 
@@ -43,6 +46,14 @@ export type HostRequest =
   | { id: number; op: 'bench'; args: BenchRequest }
   /** The chaos suite's and the simulation's requests, and the fault layer's rules (scripts/chaos/host-ops.ts). */
   | { id: number; op: 'chaos'; args: ChaosRequest }
+
+/**
+ * What a host process takes: the agent's options, plus `http` (serve the dashboard of this agent there:
+ * `npm run simulate -- --web`), `clock` (test-only: the agent's clocks set off from the machine's and
+ * running at another rate, through its injected scheduler, as the chaos suite's `--clock-skew` does) and
+ * `bugs` (test-only: shell bug switches, `src/shell-bugs.ts`, as the chaos suite's `--bug`).
+ */
+export type HostOptions = AgentOptions & { http?: string; clock?: ClockSkew; bugs?: string[] }
 
 export interface HostStatus {
   id: string
@@ -219,10 +230,14 @@ function serviceOf(running: Agent): ConclaveService {
 }
 
 async function main(): Promise<void> {
-  // `http`: serve the dashboard of this agent there (`npm run simulate -- --web`); not an agent option.
-  const { http, ...options } = JSON.parse(process.argv[2] ?? '{}') as AgentOptions & { http?: string }
+  // `http` and `clock` are the host's own (see HostOptions), not agent options.
+  const { http, clock, bugs, ...options } = JSON.parse(process.argv[2] ?? '{}') as HostOptions
   // The fault layer's gater and stream hook stay inert until the chaos suite sets rules.
-  agent = await createAgent({ ...options, connectionGater: faultLayer.gater })
+  let agentOptions: AgentOptions = { ...options, connectionGater: faultLayer.gater }
+  if (clock !== undefined)
+    agentOptions = withScheduler(agentOptions, new SkewedScheduler(systemScheduler, clock))
+  if (bugs !== undefined) agentOptions = withShellBugs(agentOptions, bugs)
+  agent = await createAgent(agentOptions)
   if (http !== undefined) await startDashboard(agent, parseHttpAddress(http))
   faultLayer.attach(agent.libp2p)
   serviceOf(agent).membership.onEvent(event => {

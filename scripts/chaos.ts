@@ -7,9 +7,12 @@
  *
  * Options: --duration S (default 60), --seed N (default: from the clock, printed), --agents N (default 5),
  * --faults kill,pause,isolate-leader,split,one-way (default all), --session-ttl MS (the agents' session
- * ttl, default 3000: shorter than the longest pause), --json (last line a summary), --verbose (the agents'
- * stderr).
+ * ttl, default 3000: shorter than the longest pause), --clock-skew MS (the agents' wall clocks set off by
+ * up to MS either way, default 0), --clock-rate R (their clocks running up to R faster or slower, e.g.
+ * 0.001, default 0), --bug NAME (a shell bug switch every agent runs with, src/shell-bugs.ts: the checks
+ * should then fail), --json (last line a summary), --verbose (the agents' stderr).
  */
+import { isShellBug, SHELL_BUG_NAMES } from '../src/shell-bugs.ts'
 import { killChildrenOnExit } from './chaos/cluster.ts'
 import { FAULT_KINDS, type FaultKind } from './chaos/nemesis.ts'
 import { formatReport } from './chaos/report.ts'
@@ -42,12 +45,19 @@ async function main(): Promise<void> {
       process.exit(2)
     }
   }
+  const bug = option('bug')
+  if (bug !== undefined && !isShellBug(bug)) {
+    console.error(`unknown bug ${bug}; known: ${SHELL_BUG_NAMES.join(', ')}`)
+    process.exit(2)
+  }
   const options: Partial<ChaosOptions> = {
     durationMs: numberOption('duration', 60) * 1000,
     seed: numberOption('seed', Date.now() % 1_000_000),
     agents: numberOption('agents', 5),
     faults,
     agentOptions: { sessionTtlMs: numberOption('session-ttl', 3000) },
+    clocks: { skewMs: numberOption('clock-skew', 0), rate: numberOption('clock-rate', 0) },
+    bugs: bug === undefined ? undefined : [bug],
     stderr: process.argv.includes('--verbose') ? 'inherit' : 'ignore',
     log: line => console.log(line),
   }

@@ -394,7 +394,9 @@ export interface Lock {
   release(options?: Abortable): Promise<void>
   /**
    * False as soon as it may no longer be held (never a false true). It turns false a safety margin before the
-   * cluster could grant the lock to anyone else, measured on this agent's monotonic clock.
+   * cluster could grant the lock to anyone else, measured on this agent's monotonic clock. This holds for any
+   * wall-clock offsets and steps, as long as the leader's monotonic clock runs no more than about 11 % faster
+   * than this agent's (README, Guarantees).
    */
   isHeld(): boolean
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AgentOptions } from '../../src/index.ts'
-import type { HostRequest, HostStatus } from '../agent-host.ts'
+import type { HostOptions, HostRequest, HostStatus } from '../agent-host.ts'
 import { AgentHost, HostError } from '../lib/hosts.ts'
 import type { FaultRules } from './fault-layer.ts'
 import type { AgentView, ChaosRequest } from './host-ops.ts'
@@ -20,8 +20,8 @@ export interface ClusterOptions {
   agentOptions?: Partial<AgentOptions>
   /** Per-agent capabilities. */
   capabilities?: (index: number) => string[]
-  /** Per-agent options on top of `agentOptions` (task slots, say). */
-  perAgent?: (index: number) => Partial<AgentOptions>
+  /** Per-agent options on top of `agentOptions` (task slots, say; the host's `clock`). */
+  perAgent?: (index: number) => Partial<HostOptions>
   /** Name prefix of the agents. Default `agent`. */
   prefix?: string
   /** Where the data directories go; default a new temporary directory, removed by `destroy()`. */
@@ -39,7 +39,7 @@ export type SlotState = 'up' | 'paused' | 'killed'
 export class AgentSlot {
   readonly index: number
   readonly name: string
-  readonly options: AgentOptions
+  readonly options: HostOptions
   id = ''
   port = 0
   host?: AgentHost
@@ -48,7 +48,7 @@ export class AgentSlot {
   generation = 0
   restarts = 0
 
-  constructor(index: number, name: string, options: AgentOptions) {
+  constructor(index: number, name: string, options: HostOptions) {
     this.index = index
     this.name = name
     this.options = options

@@ -29,6 +29,13 @@ export interface ChaosOptions {
   nemesis: Partial<NemesisOptions>
   /** Timing of every agent. */
   agentOptions: Partial<AgentOptions>
+  /**
+   * The agents' clocks: wall clocks set off by up to `skewMs` either way (spread evenly across the agents,
+   * in a seeded order) and clocks running up to `rate` faster or slower (1 + r, |r| <= rate). Default none.
+   */
+  clocks?: { skewMs: number; rate: number }
+  /** Shell bug switches every agent runs with (`src/shell-bugs.ts`): to see the checks catch them. */
+  bugs?: string[]
   /** How long, after the faults end, the tasks may take to finish. */
   drainTimeoutMs: number
   /** Budget of the linearizability checker. */
@@ -86,10 +93,18 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const rng = new Prng(options.seed, 'chaos')
   const notes: string[] = []
   log(`starting ${options.agents} agents (seed ${options.seed})`)
+  const clocks = agentClocks(options.agents, options.clocks, rng.stream('clocks'))
+  for (const [index, clock] of clocks.entries()) {
+    if (clock !== undefined) log(`a${index}: wall clock ${clock.wallOffsetMs} ms off, rate ${clock.rate}`)
+  }
   const cluster = await Cluster.start({
     agents: options.agents,
     voters: options.voters,
     agentOptions: options.agentOptions,
+    perAgent: index => ({
+      ...(clocks[index] === undefined ? {} : { clock: clocks[index] }),
+      ...(options.bugs === undefined ? {} : { bugs: options.bugs }),
+    }),
     prefix: 'a',
     stderr: options.stderr,
   })
@@ -221,4 +236,29 @@ async function finalRead(workload: Workload, cluster: Cluster, key: string, note
     if ((await workload.read(-1, agent.index, key)) !== undefined) return
   }
   notes.push(`no final read of ${key} succeeded`)
+}
+
+/** Each agent's clock skew: offsets spread evenly over [-skewMs, +skewMs] and rates over [1-rate, 1+rate], shuffled by the seed. */
+function agentClocks(
+  agents: number,
+  clocks: ChaosOptions['clocks'],
+  rng: Prng,
+): ({ wallOffsetMs: number; rate: number } | undefined)[] {
+  if (clocks === undefined || (clocks.skewMs === 0 && clocks.rate === 0))
+    return Array.from({ length: agents }, () => undefined)
+  const spread = (index: number): number => (agents === 1 ? 0 : (2 * index) / (agents - 1) - 1)
+  const shuffled = (): number[] => {
+    const order = Array.from({ length: agents }, (_, index) => index)
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1)
+      ;[order[i], order[j]] = [order[j], order[i]]
+    }
+    return order
+  }
+  const offsets = shuffled()
+  const rates = shuffled()
+  return Array.from({ length: agents }, (_, index) => ({
+    wallOffsetMs: Math.round(clocks.skewMs * spread(offsets[index])),
+    rate: 1 + clocks.rate * spread(rates[index]),
+  }))
 }

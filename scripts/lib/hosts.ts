@@ -4,8 +4,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { AgentOptions } from '../../src/index.ts'
-import type { HostRequest } from '../agent-host.ts'
+import type { HostOptions, HostRequest } from '../agent-host.ts'
 
 const HOST_SCRIPT = fileURLToPath(new URL('../agent-host.ts', import.meta.url))
 
@@ -23,14 +22,14 @@ export class HostError extends Error {
 export class AgentHost {
   readonly id: string
   readonly addrs: string[]
-  readonly options: AgentOptions
+  readonly options: HostOptions
   private readonly child: ChildProcess
   private readonly pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>()
   private nextId = 1
   private exited = false
   readonly exit: Promise<number | null>
 
-  private constructor(child: ChildProcess, ready: { id: string; addrs: string[] }, options: AgentOptions) {
+  private constructor(child: ChildProcess, ready: { id: string; addrs: string[] }, options: HostOptions) {
     this.child = child
     this.id = ready.id
     this.addrs = ready.addrs
@@ -61,7 +60,7 @@ export class AgentHost {
   }
 
   /** Starts an agent process (TCP on loopback unless the options say otherwise) and waits until it runs. */
-  static async spawn(options: AgentOptions, stderr: 'inherit' | 'ignore' = 'inherit'): Promise<AgentHost> {
+  static async spawn(options: HostOptions, stderr: 'inherit' | 'ignore' = 'inherit'): Promise<AgentHost> {
     const child = fork(HOST_SCRIPT, [JSON.stringify(options)], {
       execPath: process.execPath,
       // CONCLAVE_AGENT_EXEC_ARGV (space-separated Node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)

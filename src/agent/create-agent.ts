@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '../errors.ts'
 import { createConclaveLibp2p } from '../net/libp2p-node.ts'
 import { resolveSecurity } from '../security/options.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
-import { schedulerOf } from './internal-options.ts'
+import { schedulerOf, wrappedStorage } from './internal-options.ts'
 import type { AgentOptions } from './options.ts'
 import { checkRateLimits, resolveTiming } from './options.ts'
 import { type ConclaveComponents, ConclaveService, type ServiceInit } from './service.ts'
@@ -82,10 +82,12 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
   if (options.forceNewCluster === true && options.dataDir === undefined) {
     throw new InvalidArgumentError("forceNewCluster needs dataDir: a surviving replica's data directory")
   }
-  const storage =
+  const opened =
     options.forceNewCluster === true && options.dataDir !== undefined
       ? openForNewCluster(options.dataDir).storage
       : openRaftStorage(options.dataDir)
+  // Test-only: disk faults injected around the real storage (`withStorageWrapper`).
+  const storage = wrappedStorage(options, opened)
   let node: Libp2p<{ conclave: ConclaveService }>
   try {
     const privateKey = await loadPeerKey(storage)

@@ -37,7 +37,7 @@ import { NodeMeta } from './cluster/meta.ts'
 import { membershipPubSub } from './cluster/swim-wire.ts'
 import type { Voters } from './cluster/voters.ts'
 import type { ConclaveComponents, ServiceInit } from './components.ts'
-import { schedulerOf } from './internal-options.ts'
+import { schedulerOf, shellBugsOf } from './internal-options.ts'
 import {
   dashboardInternals,
   type IntrospectionParts,
@@ -83,7 +83,7 @@ export class ConclaveService implements ConclaveApi, Startable {
   /** Only members of the cluster's configuration reach Raft or propose through this agent. */
   private readonly memberGate: MemberGate
   private readonly authorization: Authorization
-  private readonly replica = new Replica()
+  private readonly replica: Replica
   private readonly tracker: LeaderTracker
   private readonly host: RaftHost
   private readonly session: SessionKeeper
@@ -104,6 +104,9 @@ export class ConclaveService implements ConclaveApi, Startable {
     // The test-only symbol option (`withScheduler`) when no scheduler is given; the production one by default.
     const scheduler = init.scheduler ?? schedulerOf(init)
     this.scheduler = scheduler
+    // Test-only switches (`withShellBugs`); none in production.
+    const bugs = shellBugsOf(init)
+    this.replica = new Replica(bugs)
     const selfId = components.peerId.toString()
     this.id = selfId
     const logger = components.logger
@@ -167,6 +170,9 @@ export class ConclaveService implements ConclaveApi, Startable {
       isMember: from => memberGate.admitRaft(from),
       closed,
       scheduler: this.scheduler,
+      // Fail-stop: a node whose disk failed must not run on; the runner already refuses everything.
+      onFailStop: () => void this.stop(),
+      bugs,
     })
     const host = this.host
     const session = new SessionKeeper(
@@ -189,6 +195,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         operationTimeoutMs: timing.operationTimeoutMs,
         scheduler,
         closed,
+        bugs,
       }),
     )
     const client = this.client

@@ -74,7 +74,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
     { key: field('id'), sessionId: field('id'), fencingToken: field('positive'), ttlMs: field('ttl') },
   ],
   ['lockCancel', { key: field('id'), sessionId: field('id'), requestId: field('id') }],
-  ['lockExpire', { key: field('id'), fencingToken: field('positive') }],
+  ['lockExpire', { key: field('id'), fencingToken: field('positive'), leaseIndex: field('positive', true) }],
   [
     'campaign',
     {
@@ -85,7 +85,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
       value: field('json', true),
     },
   ],
-  ['resign', { name: field('id'), sessionId: field('id') }],
+  ['resign', { name: field('id'), sessionId: field('id'), requestId: field('id', true) }],
   [
     'registerAgent',
     {

@@ -95,6 +95,11 @@ export interface LockExpireCommand {
   type: 'lockExpire'
   key: string
   fencingToken: number
+  /**
+   * The lease the leader timed out (`LockHolder.leaseIndex`): expired only if no extend set a newer one.
+   * Absent (an older leader): expired if its `expiresAt` is not past the entry's timestamp.
+   */
+  leaseIndex?: number
 }
 
 /** Stand in the named election; candidates form a FIFO queue whose head leads. One candidacy per session. */
@@ -116,6 +121,11 @@ export interface ResignCommand {
   type: 'resign'
   name: string
   sessionId: string
+  /**
+   * The campaign (its `requestId`) whose candidacy to withdraw: a later campaign of the same session is left
+   * standing. Absent: the session's candidacy, whichever campaign made it.
+   */
+  requestId?: string
 }
 
 /**

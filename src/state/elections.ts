@@ -1,3 +1,4 @@
+import { NO_SHELL_BUGS, type ShellBugs } from '../shell-bugs.ts'
 import type { CampaignCommand, ProclaimCommand, ResignCommand } from './commands.ts'
 import type { ApplyContext } from './context.ts'
 import type { ElectionChangedEvent, ElectionLeader } from './events.ts'
@@ -39,9 +40,12 @@ export class ElectionTable implements SessionEndListener {
   /** Elections each session stands in. Derived; not in snapshots. */
   private readonly namesBySession = new Map<string, Set<string>>()
   private readonly sessions: SessionTable
+  /** The `resign-any-candidacy` bug switch: a resign ends the session's candidacy whatever its request. */
+  private readonly resignAny: boolean
 
-  constructor(sessions: SessionTable) {
+  constructor(sessions: SessionTable, bugs: ShellBugs = NO_SHELL_BUGS) {
     this.sessions = sessions
+    this.resignAny = bugs.has('resign-any-candidacy')
   }
 
   info(name: string): ElectionInfo | undefined {
@@ -61,7 +65,9 @@ export class ElectionTable implements SessionEndListener {
     }
     const position = record.candidates.findIndex(candidate => candidate.sessionId === sessionId)
     if (position >= 0) {
-      // Standing again: a new value replaces the old one, as a proclaim would.
+      // Standing again: a new value replaces the old one, as a proclaim would. The newest campaign owns the
+      // candidacy: a late resign of the earlier (aborted) campaign names the old request and leaves it be.
+      if (!this.resignAny) record.candidates[position].requestId = command.requestId
       if (command.value !== undefined) this.setValue(name, record, position, command.value, context)
       return position === 0 ? { type: 'elected', term: record.term } : { type: 'candidate', position }
     }
@@ -84,10 +90,19 @@ export class ElectionTable implements SessionEndListener {
     return OK
   }
 
+  /**
+   * Withdraws the session's candidacy; with `requestId`, only the candidacy of that campaign (a resign sent
+   * for an aborted campaign must not end a newer one of the same session that it reached after).
+   */
   resign(command: ResignCommand, context: ApplyContext): CommandResult {
     const record = this.records.get(command.name)
     if (record === undefined) return UNCHANGED
-    const position = record.candidates.findIndex(candidate => candidate.sessionId === command.sessionId)
+    const requestId = this.resignAny ? undefined : command.requestId
+    const position = record.candidates.findIndex(
+      candidate =>
+        candidate.sessionId === command.sessionId &&
+        (requestId === undefined || candidate.requestId === requestId),
+    )
     if (position < 0) return UNCHANGED
     record.candidates.splice(position, 1)
     this.unindex(command.sessionId, command.name)

@@ -1,3 +1,4 @@
+import { NO_SHELL_BUGS, type ShellBugs } from '../shell-bugs.ts'
 import type {
   LockAcquireCommand,
   LockCancelCommand,
@@ -20,6 +21,12 @@ export interface LockHolder {
   expiresAt: number
   /** The lease last granted or extended: a lock never has more than this left (the leader's clock-skew guard). */
   ttlMs: number
+  /**
+   * Raft index of the entry that last set the lease (the grant or the latest extend): what the leader times
+   * the lease from on its monotonic clock, and what its `lockExpire` names, so an expiry planned before an
+   * extend cannot end the extended lease.
+   */
+  leaseIndex: number
 }
 
 export interface LockWaiter {
@@ -63,7 +70,10 @@ export type LockSnapshot =
   | { key: string; permits: number; holders: LockHolder[]; waiters: LockWaiter[]; lastToken: number }
 
 /**
- * Locks and semaphores bound to sessions, with FIFO waiters. A lock is a semaphore of one permit. A
+ * Locks and semaphores bound to sessions, with FIFO waiters. Nothing here expires by time: a lease ends only
+ * by the leader's `lockExpire`, which it proposes from its own monotonic clock (`cluster/lock-leases.ts`);
+ * entry timestamps only label leases (`expiresAt`, for queries). An acquire of a held lock whose lease looks
+ * overdue waits (or is `Busy`) like any other until that expiry entry. A lock is a semaphore of one permit. A
  * grant's fencing token is the granting entry's index, or one more than the key's last token if that is
  * higher (an entry that grants several permits of one key, when a session holding several ends): tokens of
  * a key strictly increase. A key with neither holders nor waiters has no record, unless its last token is
@@ -74,9 +84,19 @@ export class LockTable implements SessionEndListener {
   /** Keys each session holds or waits for: what to clean up when it ends. Derived; not in snapshots. */
   private readonly keysBySession = new Map<string, Set<string>>()
   private readonly sessions: SessionTable
+  /** The `lease-inline-expiry` bug switch: an acquire or extend ends an overdue lease at its own timestamp. */
+  private readonly inlineExpiry: boolean
 
-  constructor(sessions: SessionTable) {
+  constructor(sessions: SessionTable, bugs: ShellBugs = NO_SHELL_BUGS) {
     this.sessions = sessions
+    this.inlineExpiry = bugs.has('lease-inline-expiry')
+  }
+
+  /** Every holder of every key, for the leader's lease timing. */
+  *holders(): IterableIterator<{ key: string; holder: Readonly<LockHolder> }> {
+    for (const [key, record] of this.records) {
+      for (const holder of record.holders) yield { key, holder }
+    }
   }
 
   /** The key's first holder and its queue, if held. */
@@ -134,14 +154,15 @@ export class LockTable implements SessionEndListener {
       return errorResult('LockLost', `token ${command.fencingToken} no longer holds lock ${command.key}`)
     }
     const holder = record!.holders[position]
-    if (holder.expiresAt <= context.time) {
-      // Too late: the holder's own clock has already told it the lock is gone. A lock goes now (as it
-      // always has); a semaphore permit waits for the leader's lockExpire, the only expiry of permits.
+    // A holder still here was not expired by the leader, so nobody else got its permit: extending it is safe
+    // whatever the entry's timestamp says (a leader's wall clock ahead must not end a lease).
+    if (this.inlineExpiry && holder.expiresAt <= context.time) {
       if (record!.permits === 1) this.releaseHolder(command.key, record!, position, 'expired', context)
       return errorResult('LockLost', `lock ${command.key} expired`)
     }
     holder.expiresAt = context.time + command.ttlMs
     holder.ttlMs = command.ttlMs
+    holder.leaseIndex = context.index
     return { type: 'lockExtended', fencingToken: holder.fencingToken, expiresAt: holder.expiresAt }
   }
 
@@ -163,10 +184,22 @@ export class LockTable implements SessionEndListener {
     return OK
   }
 
+  /**
+   * The leader's expiry of a lease, decided on its monotonic clock: it names the lease by `leaseIndex`, and
+   * a lease extended since is left alone. An entry without `leaseIndex` (a leader of an older version) is
+   * checked against its timestamp, as it was then.
+   */
   expire(command: LockExpireCommand, context: ApplyContext): CommandResult {
     const record = this.records.get(command.key)
     const position = record === undefined ? -1 : findHolder(record, command.fencingToken)
-    if (position < 0 || record!.holders[position].expiresAt > context.time) return UNCHANGED
+    if (position < 0) return UNCHANGED
+    const holder = record!.holders[position]
+    if (
+      command.leaseIndex !== undefined
+        ? holder.leaseIndex !== command.leaseIndex
+        : holder.expiresAt > context.time
+    )
+      return UNCHANGED
     this.releaseHolder(command.key, record!, position, 'expired', context)
     return OK
   }
@@ -255,11 +288,10 @@ export class LockTable implements SessionEndListener {
       }
       record.permits = permits // an idle record kept only for its last token
     }
-    if (record !== undefined && permits === 1) {
+    if (this.inlineExpiry && record !== undefined && permits === 1) {
       const holder = record.holders[0]
       if (holder !== undefined && holder.expiresAt <= context.time) {
-        // The lease ran out and only the expiry proposal is missing: let the lock go now. (Locks always
-        // did; semaphore permits expire only by the leader's lockExpire.)
+        // The bug switch: the acquirer's timestamp decides the lease ran out, past the leader's guard.
         this.releaseHolder(key, record, 0, 'expired', context)
         record = this.records.get(key)
       }
@@ -330,7 +362,14 @@ export class LockTable implements SessionEndListener {
   ): LockHolder {
     const fencingToken = Math.max(context.index, record.lastToken + 1)
     record.lastToken = fencingToken
-    const holder: LockHolder = { sessionId, requestId, fencingToken, expiresAt: context.time + ttlMs, ttlMs }
+    const holder: LockHolder = {
+      sessionId,
+      requestId,
+      fencingToken,
+      expiresAt: context.time + ttlMs,
+      ttlMs,
+      leaseIndex: context.index,
+    }
     record.holders.push(holder)
     context.events.push({
       type: 'lockGranted',
@@ -378,24 +417,29 @@ function findWaiter(record: LockRecord, sessionId: string, requestId: string): n
   return -1
 }
 
-function copyHolder(holder: LockHolder): LockHolder {
+/** A snapshot's holder; one written before `leaseIndex` existed is timed from its grant. */
+function copyHolder(holder: SnapshotHolder): LockHolder {
   return {
     sessionId: holder.sessionId,
     requestId: holder.requestId,
     fencingToken: holder.fencingToken,
     expiresAt: holder.expiresAt,
     ttlMs: holder.ttlMs,
+    leaseIndex: holder.leaseIndex ?? holder.fencingToken,
   }
 }
 
-function isHolder(value: unknown): value is LockHolder {
+type SnapshotHolder = Omit<LockHolder, 'leaseIndex'> & { leaseIndex?: number }
+
+function isHolder(value: unknown): value is SnapshotHolder {
   return (
     isRecord(value) &&
     isId(value.sessionId) &&
     isId(value.requestId) &&
     isPositive(value.fencingToken) &&
     isCount(value.expiresAt) &&
-    isPositive(value.ttlMs)
+    isPositive(value.ttlMs) &&
+    (value.leaseIndex === undefined || isPositive(value.leaseIndex))
   )
 }
 

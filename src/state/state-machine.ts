@@ -1,4 +1,5 @@
 import type { EntryType } from '../raft/types.ts'
+import { NO_SHELL_BUGS, type ShellBugs } from '../shell-bugs.ts'
 import { decodeEnvelope, isVoterTarget } from './codec.ts'
 import type { Command } from './commands.ts'
 import type { ApplyContext } from './context.ts'
@@ -6,7 +7,7 @@ import { type ElectionInfo, ElectionTable } from './elections.ts'
 import type { StateEvent, TaskChange } from './events.ts'
 import type { HistoryResult } from './history.ts'
 import { type KeyValue, type KvEntryInfo, type KvListPage, KvStore } from './kv.ts'
-import { type LockInfo, LockTable, type SemaphoreInfo } from './locks.ts'
+import { type LockHolder, type LockInfo, LockTable, type SemaphoreInfo } from './locks.ts'
 import { MemberTable, type RegisteredAgent } from './members.ts'
 import { type CommandResult, errorResult, OK, UNCHANGED } from './results.ts'
 import { type SessionInfo, SessionTable } from './sessions.ts'
@@ -123,7 +124,8 @@ export class StateMachine {
   private readonly tasks: TaskTable
   private readonly context: ApplyContext = { index: 0, time: 0, events: [] }
 
-  constructor(options: StateMachineOptions = {}) {
+  /** `bugs`: test-only switches (`src/shell-bugs.ts`); every replica must use the same. */
+  constructor(options: StateMachineOptions = {}, bugs: ShellBugs = NO_SHELL_BUGS) {
     this.options = {
       historySize: options.historySize ?? DEFAULT_HISTORY_SIZE,
       maxResultsPerSession: options.maxResultsPerSession ?? DEFAULT_MAX_RESULTS_PER_SESSION,
@@ -152,8 +154,8 @@ export class StateMachine {
       throw new RangeError('taskHistorySize must be an integer >= 0')
     this.sessionTable = new SessionTable(this.options.maxResultsPerSession)
     this.kv = new KvStore(this.options.historySize, this.sessionTable)
-    this.locks = new LockTable(this.sessionTable)
-    this.elections = new ElectionTable(this.sessionTable)
+    this.locks = new LockTable(this.sessionTable, bugs)
+    this.elections = new ElectionTable(this.sessionTable, bugs)
     this.members = new MemberTable(this.sessionTable)
     this.tasks = new TaskTable(this.members, this.sessionTable, this.options)
     this.members.addListener(this.tasks)
@@ -282,6 +284,11 @@ export class StateMachine {
     return this.locks.info(key)
   }
 
+  /** Every holder of every lock and semaphore permit: what the leader times leases from. Do not mutate. */
+  lockHolders(): IterableIterator<{ key: string; holder: Readonly<LockHolder> }> {
+    return this.locks.holders()
+  }
+
   /** A semaphore's (or lock's) permits, holders and waiters, if held. */
   semaphore(key: string): SemaphoreInfo | undefined {
     return this.locks.semaphoreInfo(key)
@@ -407,8 +414,12 @@ export class StateMachine {
    * format and version: restoring from a corrupt snapshot must stop the node, not diverge it.
    * An empty `bytes` (a new cluster's initial snapshot) gives an empty state machine.
    */
-  static restore(bytes: Uint8Array, options: StateMachineOptions = {}): StateMachine {
-    const machine = new StateMachine(options)
+  static restore(
+    bytes: Uint8Array,
+    options: StateMachineOptions = {},
+    bugs: ShellBugs = NO_SHELL_BUGS,
+  ): StateMachine {
+    const machine = new StateMachine(options, bugs)
     if (bytes.length === 0) return machine
     let parsed: unknown
     try {

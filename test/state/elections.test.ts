@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { shellBugs } from '../../src/shell-bugs.ts'
 import type { CampaignCommand } from '../../src/state/commands.ts'
 import { LogDriver } from './helpers.ts'
 
@@ -63,4 +64,34 @@ describe('named elections', () => {
     expect(log.result(campaign('ghost'))).toMatchObject({ code: 'SessionExpired' })
     expect(log.machine.election('E')).toBeUndefined()
   })
+
+  // The resign-any-candidacy hole: an aborted campaign sends a resign the proposer may retry late, after the
+  // same session campaigned again; keyed by session alone it would withdraw the newer candidacy.
+  for (const bug of [false, true]) {
+    const label = bug ? ' (bug switch resign-any-candidacy: the check fires)' : ''
+    it(`a late resign of an aborted campaign leaves a newer candidacy of the same session standing${label}`, () => {
+      const log = new LogDriver(undefined, bug ? shellBugs(['resign-any-candidacy']) : undefined)
+      log.open('a')
+      log.open('b')
+      log.apply(campaign('b'))
+      // a's first campaign queues behind b, is aborted, and its resign is delayed...
+      const first: CampaignCommand = { ...campaign('a'), requestId: 'first' }
+      expect(log.result(first)).toEqual({ type: 'candidate', position: 1 })
+      // ...a campaigns again (the same session) before that resign applies, and is told it stands.
+      const second: CampaignCommand = { ...campaign('a'), requestId: 'second' }
+      expect(log.result(second)).toEqual({ type: 'candidate', position: 1 })
+      // The late resign of the first campaign arrives.
+      log.apply({ type: 'resign', name: 'E', sessionId: 'a', requestId: 'first' })
+      const standing = log.machine.election('E')!.candidates.some(candidate => candidate.sessionId === 'a')
+      expect(standing).toBe(!bug)
+      if (bug) return
+      expect(log.machine.election('E')!.candidates[1]).toMatchObject({ sessionId: 'a', requestId: 'second' })
+      // b resigns: the second campaign leads, and its own resign ends it.
+      log.apply({ type: 'resign', name: 'E', sessionId: 'b', requestId: 'req-b' })
+      expect(log.machine.election('E')!.leader).toMatchObject({ sessionId: 'a', requestId: 'second' })
+      const resigned = log.apply({ type: 'resign', name: 'E', sessionId: 'a', requestId: 'second' })
+      expect(resigned.result).toEqual({ type: 'ok' })
+      expect(log.machine.election('E')!.leader).toBeUndefined()
+    })
+  }
 })

@@ -1,3 +1,4 @@
+import type { ShellBugs } from '../../src/shell-bugs.ts'
 import { encodeEnvelope } from '../../src/state/codec.ts'
 import type { Command, Envelope } from '../../src/state/commands.ts'
 import type { CommandResult } from '../../src/state/results.ts'
@@ -15,8 +16,9 @@ export class LogDriver {
   index = 0
   now = 1_000
 
-  constructor(options?: StateMachineOptions) {
-    this.machine = new StateMachine(options)
+  /** `bugs`: test-only switches (`src/shell-bugs.ts`). */
+  constructor(options?: StateMachineOptions, bugs?: ShellBugs) {
+    this.machine = new StateMachine(options, bugs)
   }
 
   /** Applies `command` as the next entry at the current leader time; returns the output. */

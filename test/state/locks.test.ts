@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import type { LockAcquireCommand } from '../../src/state/commands.ts'
+import { shellBugs } from '../../src/shell-bugs.ts'
+import type { LockAcquireCommand, LockExpireCommand } from '../../src/state/commands.ts'
 import type { LockGrantedEvent } from '../../src/state/events.ts'
 import { LogDriver } from './helpers.ts'
 
@@ -129,7 +130,7 @@ describe('locks', () => {
     expect(log.machine.lock('L')?.holder).toMatchObject({ sessionId: 'a', fencingToken: token })
   })
 
-  it('lockExpire after an extend does nothing; after the extended lease it hands the lock on', () => {
+  it("an older leader's lockExpire (no leaseIndex) after an extend does nothing; after the extended lease it hands the lock on", () => {
     const log = new LogDriver().at(1_000)
     log.open('a', 60_000)
     log.open('b', 60_000)
@@ -178,28 +179,93 @@ describe('locks', () => {
     expect(log.result({ type: 'lockExpire', key: 'L', fencingToken: token })).toEqual({ type: 'unchanged' })
   })
 
-  it('an extend that arrives after the lease ran out loses the lock', () => {
-    const log = new LogDriver().at(1_000)
-    log.open('a', 60_000)
-    log.apply(acquire('a', 'ra', 1_000))
-    const token = log.machine.lock('L')!.holder.fencingToken
-    const late = log
-      .at(2_000)
-      .apply({ type: 'lockExtend', key: 'L', sessionId: 'a', fencingToken: token, ttlMs: 1_000 })
-    expect(late.result).toMatchObject({ code: 'LockLost' })
-    expect(late.events).toMatchObject([{ type: 'lockReleased', reason: 'expired' }])
-    expect(log.machine.lock('L')).toBeUndefined()
-  })
-
-  it('an acquire finding the lease run out takes the lock in the same entry', () => {
+  it("names the lease in the leader's lockExpire: an expiry planned before an extend leaves the extended lease", () => {
     const log = new LogDriver().at(1_000)
     log.open('a', 60_000)
     log.open('b', 60_000)
     log.apply(acquire('a', 'ra', 1_000))
-    const output = log.at(2_000).apply(acquire('b', 'rb', 1_000, false))
-    expect(output.result).toEqual({ type: 'lockGranted', fencingToken: log.index, expiresAt: 3_000 })
-    expect(output.events.map(event => event.type)).toEqual(['lockReleased', 'lockGranted'])
+    log.apply(acquire('b', 'rb', 1_000))
+    const first = log.machine.lock('L')!.holder
+    expect(first.leaseIndex).toBe(first.fencingToken)
+    // Entry timestamps play no part: the extend sits at the same state time, it still sets a new lease.
+    log.result({
+      type: 'lockExtend',
+      key: 'L',
+      sessionId: 'a',
+      fencingToken: first.fencingToken,
+      ttlMs: 1_000,
+    })
+    const extended = log.machine.lock('L')!.holder
+    expect(extended.leaseIndex).toBe(log.index)
+    const stale = {
+      type: 'lockExpire',
+      key: 'L',
+      fencingToken: first.fencingToken,
+      leaseIndex: first.leaseIndex,
+    }
+    expect(log.at(50_000).result(stale as LockExpireCommand)).toEqual({ type: 'unchanged' })
+    expect(log.machine.lock('L')!.holder.sessionId).toBe('a')
+    // The current lease's expiry ends it at any timestamp, even one before its expiresAt.
+    const expired = log.at(1_000).apply({
+      type: 'lockExpire',
+      key: 'L',
+      fencingToken: first.fencingToken,
+      leaseIndex: extended.leaseIndex,
+    })
+    expect(expired.result).toEqual({ type: 'ok' })
+    expect(expired.events.map(event => event.type)).toEqual(['lockReleased', 'lockGranted'])
+    expect(log.machine.lock('L')!.holder.sessionId).toBe('b')
   })
+
+  // The lease-inline-expiry hole: an entry's timestamp is the proposing leader's wall clock, which may run
+  // ahead of the holder's lease; only the leader's guarded expiry (on its monotonic clock) may end a lease.
+  for (const bug of [false, true]) {
+    const label = bug ? ' (bug switch lease-inline-expiry: the check fires)' : ''
+    const bugs = bug ? shellBugs(['lease-inline-expiry']) : undefined
+
+    it(`an acquire at a later entry timestamp does not take an overdue lock; only the expiry entry does${label}`, () => {
+      const log = new LogDriver(undefined, bugs).at(1_000)
+      log.open('a', 60_000)
+      log.open('b', 60_000)
+      log.open('c', 60_000)
+      log.apply(acquire('a', 'ra', 1_000))
+      const holder = log.machine.lock('L')!.holder
+      // Past a's expiresAt by the entries' clock (a leader whose wall clock is ahead).
+      const tried = log.at(2_000).apply(acquire('b', 'rb', 1_000, false))
+      const queued = log.apply(acquire('c', 'rc', 1_000))
+      const stolen = log.machine.lock('L')!.holder.sessionId !== 'a'
+      expect(stolen).toBe(bug)
+      if (bug) return
+      expect(tried.result).toMatchObject({ type: 'error', code: 'Busy' })
+      expect(tried.events).toEqual([])
+      expect(queued.result).toEqual({ type: 'lockQueued', position: 1 })
+      const expired = log.apply({
+        type: 'lockExpire',
+        key: 'L',
+        fencingToken: holder.fencingToken,
+        leaseIndex: holder.leaseIndex,
+      })
+      expect(expired.events.map(event => event.type)).toEqual(['lockReleased', 'lockGranted'])
+      expect(log.machine.lock('L')!.holder).toMatchObject({ sessionId: 'c', fencingToken: log.index })
+    })
+
+    it(`an extend at a later entry timestamp keeps a lease the leader has not expired${label}`, () => {
+      const log = new LogDriver(undefined, bugs).at(1_000)
+      log.open('a', 60_000)
+      log.open('b', 60_000)
+      log.apply(acquire('a', 'ra', 1_000))
+      log.apply(acquire('b', 'rb', 1_000))
+      const token = log.machine.lock('L')!.holder.fencingToken
+      const late = log
+        .at(2_000)
+        .apply({ type: 'lockExtend', key: 'L', sessionId: 'a', fencingToken: token, ttlMs: 1_000 })
+      const handedOn = log.machine.lock('L')!.holder.sessionId !== 'a'
+      expect(handedOn).toBe(bug)
+      if (bug) return
+      expect(late.result).toEqual({ type: 'lockExtended', fencingToken: token, expiresAt: 3_000 })
+      expect(late.events).toEqual([])
+    })
+  }
 
   it('lockCancel removes a queued request, or releases one that was granted meanwhile', () => {
     const log = new LogDriver()

@@ -153,18 +153,22 @@ describe('semaphores', () => {
     log.at(2_500)
     expect(log.result(acquire('c', 'c1'))).toEqual({ type: 'lockQueued', position: 1 })
     expect(log.machine.dueExpiries(2_500).locks).toEqual([{ key: 'S', fencingToken: b.fencingToken }])
-    // ...and a late extend is refused without taking it away either.
+    // ...and the leader's expiry names the lease it timed out; an older one does nothing.
     expect(
       log.result({
-        type: 'lockExtend',
+        type: 'lockExpire',
         key: 'S',
-        sessionId: 'b',
         fencingToken: b.fencingToken,
-        ttlMs: 1_000,
+        leaseIndex: b.leaseIndex - 1,
       }),
-    ).toMatchObject({ code: 'LockLost' })
+    ).toEqual({ type: 'unchanged' })
     expect(log.machine.semaphore('S')!.holders).toHaveLength(2)
-    const expired = log.apply({ type: 'lockExpire', key: 'S', fencingToken: b.fencingToken })
+    const expired = log.apply({
+      type: 'lockExpire',
+      key: 'S',
+      fencingToken: b.fencingToken,
+      leaseIndex: b.leaseIndex,
+    })
     expect(released(expired.events)).toMatchObject([{ requestId: 'b1', reason: 'expired' }])
     expect(granted(expired.events)).toMatchObject([{ requestId: 'c1', fencingToken: log.index }])
     // Cancelling a granted request releases its permit.

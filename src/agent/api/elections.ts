@@ -226,14 +226,9 @@ export class NamedElection implements LeaderElection {
           if (lost === sessionId) resolveWin(false)
         }),
       ]
+      const requestId = crypto.randomUUID()
       try {
-        const command: Command = {
-          type: 'campaign',
-          name: this.name,
-          sessionId,
-          agentId: selfId,
-          requestId: crypto.randomUUID(),
-        }
+        const command: Command = { type: 'campaign', name: this.name, sessionId, agentId: selfId, requestId }
         if (value !== undefined) command.value = value
         const result = await client.submit(command, signal, { handlesSessionExpiry: true })
         if (result.type === 'elected') return
@@ -245,7 +240,11 @@ export class NamedElection implements LeaderElection {
         if (await abortable(win, { signal, closed: this.context.closed })) return
       } catch (err) {
         if (err instanceof AbortError) {
-          client.submitRaw({ type: 'resign', name: this.name, sessionId }, client.deadline()).catch(() => {})
+          // Keyed to this campaign: the proposer may retry it late, after a newer campaign of the same session
+          // took the candidacy over, and must then leave that one standing.
+          client
+            .submitRaw({ type: 'resign', name: this.name, sessionId, requestId }, client.deadline())
+            .catch(() => {})
         }
         throw err
       } finally {
@@ -258,10 +257,14 @@ export class NamedElection implements LeaderElection {
     checkOptions(options, ['signal'])
     const { client, session, replica } = this.context
     const sessionId = session.id
-    if (sessionId === '' || replica.state.election(this.name)?.leader?.sessionId !== sessionId) return
-    const result = await client.submit({ type: 'resign', name: this.name, sessionId }, options?.signal, {
-      handlesSessionExpiry: true,
-    })
+    const leader = replica.state.election(this.name)?.leader
+    if (sessionId === '' || leader?.sessionId !== sessionId) return
+    // The candidacy that leads now, not whatever candidacy the session has when the entry applies.
+    const result = await client.submit(
+      { type: 'resign', name: this.name, sessionId, requestId: leader.requestId },
+      options?.signal,
+      { handlesSessionExpiry: true },
+    )
     if (result.type !== 'ok' && !(result.type === 'error' && result.code === 'SessionExpired')) {
       throw unexpected(result)
     }

@@ -4,6 +4,7 @@ import type { RaftHost } from '../node/raft-host.ts'
 import type { Replica } from '../node/replica.ts'
 import type { Joining } from './join.ts'
 import { type LeaderDuties, planLeaderDuties } from './leader-duties.ts'
+import { LockLeaseClock } from './lock-leases.ts'
 import type { Voters } from './voters.ts'
 
 export interface HousekeepingInit {
@@ -33,6 +34,8 @@ export class Housekeeping {
    * which its own entries stamp from its wall clock.
    */
   private taskClock?: { takeover: object; local: number; stateTime: number }
+  /** The lock leases, timed on this agent's monotonic clock while it leads. */
+  private readonly lockLeases = new LockLeaseClock()
 
   constructor(init: HousekeepingInit) {
     this.init = init
@@ -53,6 +56,7 @@ export class Housekeeping {
     const since = host.leaderSince
     if (runner === undefined) return
     if (since === undefined || !host.isLeader()) {
+      this.lockLeases.clear()
       this.init.joining.rejoinIfRemoved()
       return
     }
@@ -66,6 +70,7 @@ export class Housekeeping {
         now: this.init.scheduler.wallNow(),
         elapsed: now - since.local,
         takeoverStateTime: since.stateTime,
+        lockExpiries: this.lockLeases.due(this.init.replica.state, since, now),
         down: new Set(this.init.liveness.down()),
         taskClock: this.advanceTaskClock(since, now),
       }),

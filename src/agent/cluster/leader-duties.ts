@@ -2,6 +2,7 @@ import type { Logger } from '@libp2p/interface'
 import type { ExpireSessionCommand, LockExpireCommand, StateMachine } from '../../state/index.ts'
 import type { TaskTimeCommand } from '../../state/task-planner.ts'
 import type { CommitPort } from '../node/port.ts'
+import type { LeaseExpiry } from './lock-leases.ts'
 import { dueTaskDuties } from './task-duties.ts'
 
 /** One housekeeping entry the leader proposes, with the id that keeps it to one proposal at a time. */
@@ -12,7 +13,7 @@ export interface Duty {
 
 /** What the planner reads: the replicated state, the leader's clocks, and the liveness view. */
 export interface DutyInput {
-  state: Pick<StateMachine, 'dueExpiries' | 'session' | 'lock' | 'sessions' | 'taskPlanView'>
+  state: Pick<StateMachine, 'dueExpiries' | 'session' | 'sessions' | 'taskPlanView'>
   selfId: string
   /** The leader's wall clock (ms since the epoch): what the state's expiry times are compared with. */
   now: number
@@ -20,6 +21,8 @@ export interface DutyInput {
   elapsed: number
   /** The state time when it took over. */
   takeoverStateTime: number
+  /** Lock leases due on the leader's monotonic clock (`LockLeaseClock`). Default none. */
+  lockExpiries?: readonly LeaseExpiry[]
   /** Agents the membership view holds dead or left. */
   down: ReadonlySet<string>
   /**
@@ -30,12 +33,13 @@ export interface DutyInput {
 }
 
 /**
- * The leader's expiries, planned: lapsed sessions and locks, the sessions of agents the membership view
- * declares dead, and the time-driven task transitions (`dueTaskDuties`: timeouts, retries, deadlines,
- * delayed releases, repeat occurrences, retention). A pure function, as `planVoterChange` is; each command
- * re-checks against state time when applied.
+ * The leader's expiries, planned: lapsed sessions, the lock leases its monotonic clock timed out
+ * (`LockLeaseClock`: a full ttl after it first saw each lease, no wall clock involved), the sessions of
+ * agents the membership view declares dead, and the time-driven task transitions (`dueTaskDuties`:
+ * timeouts, retries, deadlines, delayed releases, repeat occurrences, retention). A pure function, as
+ * `planVoterChange` is; each command re-checks when applied (a `lockExpire` that its lease was extended).
  *
- * A lease is expired only when the state says so at this leader's wall time AND, for what a predecessor
+ * A session lease is expired only when the state says so at this leader's wall time AND, for what a predecessor
  * may have stamped, this leader's monotonic clock has seen the most the lease could still have had at
  * takeover pass: min(ttl, expiresAt - state time at takeover). A lease never has more than its ttl left,
  * and the predecessor's clock stood at or past the last state time when this leader took over. So a new
@@ -51,10 +55,11 @@ export function planLeaderDuties(input: DutyInput): Duty[] {
     if (session === undefined || elapsed < guard(session.ttlMs, session.expiresAt)) continue
     duties.push({ id: `s:${sessionId}`, command: { type: 'expireSession', sessionId, reason: 'ttl' } })
   }
-  for (const { key, fencingToken } of due.locks) {
-    const holder = state.lock(key)?.holder
-    if (holder === undefined || elapsed < guard(holder.ttlMs, holder.expiresAt)) continue
-    duties.push({ id: `l:${key}:${fencingToken}`, command: { type: 'lockExpire', key, fencingToken } })
+  for (const { key, fencingToken, leaseIndex } of input.lockExpiries ?? []) {
+    duties.push({
+      id: `l:${key}:${fencingToken}:${leaseIndex}`,
+      command: { type: 'lockExpire', key, fencingToken, leaseIndex },
+    })
   }
   // Sessions of agents the membership view declares dead (or left) go now, not a lease later. Only once a
   // session has gone half its ttl without a keep-alive: an agent still renewing it is alive, whatever a view

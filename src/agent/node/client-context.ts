@@ -1,4 +1,5 @@
 import type { Rpc } from '../../net/rpc.ts'
+import type { ShellBugs } from '../../shell-bugs.ts'
 import type { Command } from '../../state/index.ts'
 import type { Scheduler } from '../../time/index.ts'
 import type { ClientContext } from './client.ts'
@@ -21,6 +22,8 @@ export interface ReplicaClientPorts {
   operationTimeoutMs: number
   scheduler: Scheduler
   closed: AbortSignal
+  /** Test-only switches (`src/shell-bugs.ts`) for the proposer. */
+  bugs?: ShellBugs
 }
 
 /**
@@ -39,6 +42,7 @@ export function replicaClientContext(ports: ReplicaClientPorts): ClientContext {
     appliedHere: (sessionId, seq) => replica.waitForResult(sessionId, seq),
     leaderChange: (ms, signal) => tracker.waitChange(ms, signal),
     scheduler,
+    bugs: ports.bugs,
     get closed() {
       return closed.aborted
     },

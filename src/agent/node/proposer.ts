@@ -1,6 +1,7 @@
 import { AbortError, ClosedError, InvalidArgumentError, NoLeaderError } from '../../errors.ts'
 import { NotLeaderError, ProposalDroppedError } from '../../raft/errors.ts'
 import type { NodeId } from '../../raft/types.ts'
+import type { ShellBugs } from '../../shell-bugs.ts'
 import {
   type Command,
   type CommandResult,
@@ -41,6 +42,11 @@ export interface ProposerContext {
    */
   readonly scheduler: Scheduler
   readonly closed: boolean
+  /**
+   * Test-only switches (`src/shell-bugs.ts`): `session-window` surfaces a retry the session no longer has
+   * the answer of as `InvalidArgumentError` ("nothing was written"), as it once did.
+   */
+  readonly bugs?: ShellBugs
 }
 
 export interface ProposeOptions {
@@ -71,7 +77,11 @@ export async function propose(
   const session = options.session
   const here = session === undefined ? undefined : context.appliedHere?.(session.id, session.seq)
   try {
-    return await proposeUntilDone(context, envelope, options, here?.result)
+    const result = await proposeUntilDone(context, envelope, options, here?.result)
+    if (context.bugs?.has('session-window') && result.type === 'error' && result.code === 'StaleRequest') {
+      throw new InvalidArgumentError(`${result.code}: ${result.message}`)
+    }
+    return result
   } finally {
     here?.cancel()
   }
@@ -130,6 +140,8 @@ const RETRYABLE_REMOTE = new Set([
   'ProposalLostError',
   'NoLeaderError',
   'ClosedError',
+  // The leader's disk failed and it stopped for good (fail-stop): as for a leader that closed, another leads.
+  'StorageFailedError',
   // The leader's per-peer request rate (net/rpc.ts): the back-off below is the pause it asks for.
   'RateLimitedError',
   // Only with a session (see proposeUntilDone): the session answers the retry if it took effect.

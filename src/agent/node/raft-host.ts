@@ -2,8 +2,9 @@ import type { Logger } from '@libp2p/interface'
 import { ClosedError, NoLeaderError } from '../../errors.ts'
 import type { RaftCoreOptions } from '../../raft/core-options.ts'
 import type { Message, NodeId, Random } from '../../raft/types.ts'
+import type { ShellBugs } from '../../shell-bugs.ts'
 import type { ApplyOutput, CommandResult } from '../../state/index.ts'
-import type { RaftStorage } from '../../storage/index.ts'
+import type { RaftStorage, StorageFailedError } from '../../storage/index.ts'
 import type { Scheduler } from '../../time/index.ts'
 import type { ResolvedTiming } from '../options.ts'
 import type { LeaderTracker } from './leader-tracker.ts'
@@ -33,6 +34,10 @@ export interface RaftHostInit {
   /** The agent stopped: every call then fails with `ClosedError`. */
   closed: AbortSignal
   scheduler: Scheduler
+  /** The storage failed and the runner stopped for good: the agent must stop (see `RaftRunnerInit`). */
+  onFailStop?(error: StorageFailedError): void
+  /** Test-only switches (`src/shell-bugs.ts`) for the runner. */
+  bugs?: ShellBugs
 }
 
 /**
@@ -80,6 +85,8 @@ export class RaftHost implements RunnerPort {
       raftOptions: this.init.raftOptions,
       log: this.init.log,
       onConfigApplied: () => this.init.onConfigChange(),
+      onFailStop: error => this.init.onFailStop?.(error),
+      bugs: this.init.bugs,
       onSoftState: (state, term) => {
         this.init.onConfigChange()
         if (state.leader !== '') this.leaderContact = this.init.scheduler.now()

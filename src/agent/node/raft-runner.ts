@@ -16,7 +16,8 @@ import type {
   Snapshot,
   SoftState,
 } from '../../raft/types.ts'
-import { StorageFormatError } from '../../storage/errors.ts'
+import type { ShellBugs } from '../../shell-bugs.ts'
+import { StorageFailedError, StorageFormatError } from '../../storage/errors.ts'
 import type { RaftStorage } from '../../storage/index.ts'
 import type { Cancel, Scheduler } from '../../time/index.ts'
 import { AppliedWaiters } from './applied-waiters.ts'
@@ -51,6 +52,14 @@ export interface RaftRunnerInit {
   onSoftState?(state: SoftState, term: number): void
   /** A configuration entry was applied (committed). */
   onConfigApplied?(config: Config, index: number): void
+  /**
+   * The storage failed and the runner stopped for good (fail-stop): called once, after every pending
+   * proposal was rejected with `error`. The owner should stop the agent; only a restart from what is really
+   * on disk brings the node back.
+   */
+  onFailStop?(error: StorageFailedError): void
+  /** Test-only switches (`src/shell-bugs.ts`): `no-fail-stop` lets a storage error escape and the node run on. */
+  bugs?: ShellBugs
 }
 
 interface PendingProposal {
@@ -77,6 +86,8 @@ export class RaftRunner {
   private stopTicker?: Cancel
   private scheduled = false
   private stopped = false
+  /** The storage error that stopped the runner for good, if one did. */
+  private failure?: StorageFailedError
   private applied: number
   private snapshotIndex: number
   private readSequence = 0
@@ -120,11 +131,19 @@ export class RaftRunner {
   }
 
   stop(): void {
+    this.halt(new ClosedError())
+  }
+
+  /** The storage error that stopped this runner, if one did (it then refuses every call with it). */
+  get failed(): StorageFailedError | undefined {
+    return this.failure
+  }
+
+  private halt(reason: Error): void {
     if (this.stopped) return
     this.stopped = true
     this.stopTicker?.()
-    const closed = new ClosedError()
-    for (const pending of this.pendingProposals.values()) pending.reject(closed)
+    for (const pending of this.pendingProposals.values()) pending.reject(reason)
     this.pendingProposals.clear()
     this.pendingReadContexts.clear()
     this.reads.clear()
@@ -169,7 +188,7 @@ export class RaftRunner {
 
   /** Appends through `append` and waits for the entry to apply. Core errors reject; they never throw. */
   private track(append: () => { index: number; term: number }): Promise<unknown> {
-    if (this.stopped) return Promise.reject(new ClosedError())
+    if (this.stopped) return Promise.reject(this.failure ?? new ClosedError())
     let slot: { index: number; term: number }
     try {
       slot = append()
@@ -183,11 +202,13 @@ export class RaftRunner {
   }
 
   transferLeadership(to: NodeId): void {
+    if (this.stopped) return
     this.node.transferLeadership(to)
     this.schedule()
   }
 
   campaign(): void {
+    if (this.stopped) return
     this.node.campaign()
     this.schedule()
   }
@@ -199,7 +220,7 @@ export class RaftRunner {
    * request (the promise then never settles).
    */
   readIndex(signal?: AbortSignal): Promise<void> {
-    if (this.stopped) return Promise.reject(new ClosedError())
+    if (this.stopped) return Promise.reject(this.failure ?? new ClosedError())
     const context = `${this.id}:${++this.readSequence}`
     this.node.readIndex(context)
     this.schedule()
@@ -251,9 +272,8 @@ export class RaftRunner {
       }
       sentEarly = true
     }
-    if (persist) {
-      storage.write({ hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot })
-    }
+    const update = { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot }
+    if (persist && !this.durably(() => storage.write(update))) return
     let deferred: Message[] | undefined
     for (const message of ready.messages) {
       if (commitNotice(message)) {
@@ -325,11 +345,48 @@ export class RaftRunner {
     }
   }
 
+  /**
+   * Runs a storage write; false if it failed, and the runner has stopped for good. Fail-stop: after a failed
+   * write what is on disk is unknown, and the core already counts the Ready's entries as written, so any
+   * later acknowledgement (a vote, an append response, a commit counting this node) could stand on entries
+   * that never reached the disk. Nothing is sent, acknowledged or applied after it.
+   */
+  private durably(write: () => void): boolean {
+    if (this.init.bugs?.has('no-fail-stop')) {
+      write() // the bug switch: the error escapes the timer callback and the node runs on
+      return true
+    }
+    try {
+      write()
+      return true
+    } catch (err) {
+      this.failStop(err)
+      return false
+    }
+  }
+
+  private failStop(err: unknown): void {
+    if (this.stopped) return
+    const error =
+      err instanceof StorageFailedError
+        ? err
+        : new StorageFailedError(
+            `storage write failed: ${err instanceof Error ? err.message : String(err)}`,
+            {
+              cause: err,
+            },
+          )
+    this.failure = error
+    this.init.log.error('storage failed, the Raft node stops for good (restart it from disk): %e', error)
+    this.halt(error)
+    this.init.onFailStop?.(error)
+  }
+
   private maybeCompact(): void {
     if (this.applied - this.snapshotIndex < this.init.snapshotEntries) return
     const snapshot = this.node.compact(this.applied, this.init.application.snapshot())
     if (snapshot === undefined) return
-    this.init.storage.compact(snapshot)
+    if (!this.durably(() => this.init.storage.compact(snapshot))) return
     this.snapshotIndex = snapshot.meta.index
     this.init.log(
       'compacted log at index %d (%d bytes of state)',

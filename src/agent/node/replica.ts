@@ -1,4 +1,5 @@
 import type { Entry, Snapshot } from '../../raft/types.ts'
+import { NO_SHELL_BUGS, type ShellBugs } from '../../shell-bugs.ts'
 import { type ApplyOutput, type CommandResult, type StateEvent, StateMachine } from '../../state/index.ts'
 import { MAX_WAITERS, MAX_WATCHERS, Quota } from '../validate.ts'
 import type { Interrupts } from './abort.ts'
@@ -12,7 +13,9 @@ export type StateEventListener = (event: StateEvent, index: number) => void
  * subscribe here for the events they turn into behaviour: watch streams, lock grants, lost locks, leaders.
  */
 export class Replica implements ReplicatedApplication {
-  state = new StateMachine()
+  state: StateMachine
+  /** Test-only switches of the state machine (`src/shell-bugs.ts`), kept across snapshot restores. */
+  private readonly bugs: ShellBugs
   /** Open watch streams on this agent (`MAX_WATCHERS`). */
   readonly watchers = new Quota('open watches', MAX_WATCHERS)
   /** Lock acquisitions and campaigns waiting on this agent (`MAX_WAITERS`). */
@@ -23,6 +26,11 @@ export class Replica implements ReplicatedApplication {
   private readonly resultWaiters = new Map<string, (result: CommandResult) => void>()
   /** Calls waiting for this replica to apply an index (`waitApplied`). */
   private readonly appliedWaiters = new AppliedWaiters()
+
+  constructor(bugs: ShellBugs = NO_SHELL_BUGS) {
+    this.bugs = bugs
+    this.state = new StateMachine({}, bugs)
+  }
 
   apply(entry: Entry): ApplyOutput {
     const output = this.state.apply(entry)
@@ -44,7 +52,7 @@ export class Replica implements ReplicatedApplication {
   }
 
   restore(snapshot: Snapshot): void {
-    this.state = StateMachine.restore(snapshot.data)
+    this.state = StateMachine.restore(snapshot.data, {}, this.bugs)
     this.appliedWaiters.advance(this.state.appliedIndex)
     for (const listener of this.restoreListeners) listener()
   }
