@@ -22,11 +22,14 @@ import {
   type ServiceFactoryMap,
 } from 'libp2p'
 import { coalescingTcp } from './coalescing-tcp.ts'
+import { GossipAdmission } from './gossip-admission.ts'
 import { limitPendingPerIp, PendingByHost } from './pending-inbound.ts'
 import { pskProtector } from './pnet.ts'
 
 /** The services every conclave node has (a type alias, so it satisfies libp2p's `ServiceMap`). */
 export type ConclaveServices = {
+  /** Which peers gossipsub may hand messages to (`src/net/gossip-admission.ts`). */
+  gossipAdmission: GossipAdmission
   identify: Identify
   ping: Ping
   pubsub: GossipSub
@@ -121,7 +124,9 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
   } else {
     throw new TypeError(`Unknown transport ${String(transportKind)}`)
   }
+  const admission = new GossipAdmission()
   const services = {
+    gossipAdmission: () => admission,
     identify: identify(),
     ping: ping(),
     pubsub: gossipsub({
@@ -129,6 +134,8 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
       ...options.gossipsub,
       scoreParams: {
         IPColocationFactorWeight: CONCLAVE_LIBP2P_DEFAULTS.IPColocationFactorWeight,
+        appSpecificScore: peer => admission.score(peer),
+        appSpecificWeight: 1,
         ...options.gossipsub?.scoreParams,
       },
     }),

@@ -138,9 +138,9 @@ export type ClientOp = keyof ClientOps
 /** The policy action each operation needs of a client (SPIFFE identities on); reads need only an identity. */
 const CLIENT_OP_ACTIONS: Record<ClientOp, Action | undefined> = {
   status: undefined,
-  'kv.get': undefined,
-  'kv.events': undefined,
-  'task.status': undefined,
+  'kv.get': 'read',
+  'kv.events': 'read',
+  'task.status': 'read',
   'kv.put': 'write',
   'kv.delete': 'write',
   'lock.acquire': 'lock',
@@ -150,11 +150,11 @@ const CLIENT_OP_ACTIONS: Record<ClientOp, Action | undefined> = {
   'elect.extend': 'lock',
   'elect.resign': 'lock',
   'task.submit': 'submitTask',
-  // A snapshot holds what reads return: the whole state, readable key by key by any identity anyway.
-  'snapshot.save': undefined,
+  // A snapshot holds what reads return: the whole state.
+  'snapshot.save': 'read',
 }
 
-/** The action a client operation needs; undefined for reads (and for an unknown operation, refused later). */
+/** The action a client operation needs; undefined for `status` (and for an unknown operation, refused later). */
 export function clientOpAction(op: string): Action | undefined {
   return Object.hasOwn(CLIENT_OP_ACTIONS, op) ? CLIENT_OP_ACTIONS[op as ClientOp] : undefined
 }
