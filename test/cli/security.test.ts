@@ -13,7 +13,7 @@ import { cli } from './helpers.ts'
 const POLICY: PolicyRule[] = [
   { ids: [`spiffe://${TD}/agent/*`], allow: '*' },
   { ids: [`spiffe://${TD}/cli/admin`], allow: ['write'] },
-  { ids: [`spiffe://${TD}/cli/reader`], allow: [] },
+  { ids: [`spiffe://${TD}/cli/reader`], allow: ['read'] },
 ]
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-cli-svid-'))
