@@ -241,7 +241,15 @@ class Hostile {
     const hostile = new Hostile(host, dataDir)
     try {
       const bootstrap = cluster.slots.flatMap(slot => slot.host?.addrs ?? [])
-      await host.request('join', { bootstrap })
+      // Joining goes through the leader, which a loaded machine may keep busy past one join's deadline.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await host.request('join', { bootstrap })
+          break
+        } catch (err) {
+          if (attempt === 5) throw err
+        }
+      }
       await host.request('chaos', { op: 'hostile', action: 'start', roundMs: 200, lockFlood: 32 })
     } catch (err) {
       await hostile.destroy()
