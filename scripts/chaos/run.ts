@@ -242,12 +242,14 @@ class Hostile {
     try {
       const bootstrap = cluster.slots.flatMap(slot => slot.host?.addrs ?? [])
       // Joining goes through the leader, which a loaded machine may keep busy past one join's deadline.
-      for (let attempt = 1; ; attempt++) {
+      const giveUpAt = performance.now() + 180_000
+      for (;;) {
         try {
           await host.request('join', { bootstrap })
           break
         } catch (err) {
-          if (attempt === 5) throw err
+          if (performance.now() > giveUpAt) throw err
+          await sleep(1_000)
         }
       }
       await host.request('chaos', { op: 'hostile', action: 'start', roundMs: 200, lockFlood: 32 })
