@@ -108,14 +108,16 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const notes: string[] = []
   log(`starting ${options.agents} agents (seed ${options.seed})`)
   const identities = options.secure || options.hostile ? chaosIdentities() : undefined
-  const cluster = await Cluster.start({
-    agents: options.agents,
-    voters: options.voters,
-    agentOptions: options.agentOptions,
-    ...(identities === undefined ? {} : { perAgent: index => ({ security: identities.agent(index) }) }),
-    prefix: 'a',
-    stderr: options.stderr,
-  })
+  const cluster = await phase('forming the cluster', () =>
+    Cluster.start({
+      agents: options.agents,
+      voters: options.voters,
+      agentOptions: options.agentOptions,
+      ...(identities === undefined ? {} : { perAgent: index => ({ security: identities.agent(index) }) }),
+      prefix: 'a',
+      stderr: options.stderr,
+    }),
+  )
   let hostile: Hostile | undefined
   try {
     await cluster.waitForVoters(60_000)
@@ -124,7 +126,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const startWorker = async (index: number): Promise<void> => {
       await cluster.chaos(index, { op: 'worker', durationMs: 150, concurrency: 2, steal: true }, 10_000)
     }
-    await Promise.all(cluster.slots.map(slot => startWorker(slot.index)))
+    await phase('starting the workers', () => Promise.all(cluster.slots.map(slot => startWorker(slot.index))))
     cluster.afterRestart = async index => {
       await startWorker(index).catch(err => {
         notes.push(`worker restart: ${err}`)
@@ -143,7 +145,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       `cluster formed in ${Math.round(performance.now() - began)} ms; workload and faults for ${options.durationMs / 1000} s`,
     )
     if (options.hostile && identities !== undefined) {
-      hostile = await Hostile.start(cluster, identities, options)
+      hostile = await phase('starting the hostile member', () => Hostile.start(cluster, identities, options))
       log('hostile member joined; attacking')
     }
     workload.start()
@@ -206,6 +208,15 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   } finally {
     await hostile?.destroy()
     await cluster.destroy()
+  }
+}
+
+/** `run`, its failure named by what it was doing. */
+async function phase<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (err) {
+    throw new Error(`chaos run failed ${what}: ${err}`, { cause: err })
   }
 }
 

@@ -50,7 +50,11 @@ describe('idle inbound streams', () => {
       expect(ms).toBeLessThan(IDLE_MS + 2_000)
     }
     // The attacker never ends its side: the server resets the streams one frame timeout later.
-    await waitFor(() => streams.every(stream => stream.status !== 'open'), 'the idle streams to be reset', 3_000)
+    await waitFor(
+      () => streams.every(stream => stream.status !== 'open'),
+      'the idle streams to be reset',
+      3_000,
+    )
     expect(server.services.rpc.stats().idleClosed).toBe(4)
     // The places are free again: a fifth stream may open and is served.
     const echoed = await attacker.services.rpc.callRpc(server.peerId.toString(), ECHO, new Uint8Array([7]))

@@ -31,7 +31,12 @@ afterEach(async () => {
 
 /** `count` TCP sockets to `target` from 127.0.0.2 that send nothing; resolves once all are connected. */
 async function halfOpen(target: Libp2p<ConclaveServices>, count: number): Promise<Socket[]> {
-  const port = Number(target.getMultiaddrs()[0]!.getComponents().find(c => c.name === 'tcp')!.value)
+  const port = Number(
+    target
+      .getMultiaddrs()[0]!
+      .getComponents()
+      .find(c => c.name === 'tcp')!.value,
+  )
   const opened = await Promise.all(
     Array.from(
       { length: count },
