@@ -7,6 +7,7 @@
 import { connect, type Socket } from 'node:net'
 import type { Libp2p } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
+import { type Agent, createAgent } from '../../src/index.ts'
 import {
   CONCLAVE_LIBP2P_DEFAULTS,
   type ConclaveLibp2pOptions,
@@ -17,6 +18,7 @@ import { waitFor } from './nodes.ts'
 
 const nodes: Libp2p<ConclaveServices>[] = []
 const sockets: Socket[] = []
+const agents: Agent[] = []
 
 async function node(options: ConclaveLibp2pOptions = {}): Promise<Libp2p<ConclaveServices>> {
   const created = await createConclaveLibp2p({ transport: 'tcp', ...options })
@@ -26,11 +28,12 @@ async function node(options: ConclaveLibp2pOptions = {}): Promise<Libp2p<Conclav
 
 afterEach(async () => {
   for (const socket of sockets.splice(0)) socket.destroy()
+  await Promise.all(agents.splice(0).map(agent => agent.stop()))
   await Promise.all(nodes.splice(0).map(created => created.stop()))
 })
 
 /** `count` TCP sockets to `target` from 127.0.0.2 that send nothing; resolves once all are connected. */
-async function halfOpen(target: Libp2p<ConclaveServices>, count: number): Promise<Socket[]> {
+async function halfOpen(target: Pick<Libp2p, 'getMultiaddrs'>, count: number): Promise<Socket[]> {
   const port = Number(
     target
       .getMultiaddrs()[0]!
@@ -94,6 +97,23 @@ describe('inbound handshakes per IP', () => {
     const honest = await node()
     expect(await connects(honest, target)).toBe(false)
   })
+
+  it('an agent under the same attack still lets an honest agent join its cluster', async () => {
+    const founder = await createAgent({ name: 'a', transport: 'tcp', operationTimeoutMs: 10_000 })
+    agents.push(founder)
+    await founder.join({})
+    const attack = await halfOpen(founder.libp2p, 70)
+    await waitFor(
+      () => stillOpen(attack) === CONCLAVE_LIBP2P_DEFAULTS.maxPendingPerIp,
+      'the sockets over the cap to close',
+    )
+    const joiner = await createAgent({ name: 'b', transport: 'tcp', operationTimeoutMs: 10_000 })
+    agents.push(joiner)
+    await joiner.join({ bootstrap: founder.multiaddrs() })
+    const { revision } = await joiner.consensus.propose('joined/under-attack', 1)
+    expect(revision).toBeGreaterThan(0)
+    expect((await founder.members()).map(member => member.id)).toContain(joiner.id)
+  }, 60_000)
 
   it('refuses a cap that is not a positive integer', async () => {
     await expect(node({ maxPendingPerIp: 0 })).rejects.toThrow(RangeError)
