@@ -13,6 +13,7 @@ import type { ConclaveService } from '../../src/agent/service.ts'
 import type { Agent, Lock, TaskInput } from '../../src/index.ts'
 import type { StateEvent, StateMachine } from '../../src/state/index.ts'
 import { FaultLayer, type FaultRules } from './fault-layer.ts'
+import { startHostile, stopHostile } from './hostile.ts'
 
 export type ChaosRequest =
   | ({ op: 'faults' } & FaultRules)
@@ -31,6 +32,9 @@ export type ChaosRequest =
   /** Starts watching `prefix` (from `fromRevision`, else from now); `watched` returns what it saw. */
   | { op: 'watch'; prefix: string; fromRevision?: number }
   | { op: 'watched'; from: number }
+  /** The hostile member's attack loop (`hostile.ts`): start it, or stop it and return its counts. */
+  | { op: 'hostile'; action: 'start'; roundMs: number; lockFlood: number }
+  | { op: 'hostile'; action: 'stop' }
 
 /** What one agent shows: the simulation's live view is made of these. */
 export interface AgentView {
@@ -134,6 +138,12 @@ export async function serveChaos(agent: Agent, request: ChaosRequest): Promise<u
       if (worker === undefined) startWorker(agent, request)
       if (request.steal) await agent.workStealing.enable()
       return null
+    case 'hostile':
+      if (request.action === 'start') {
+        startHostile(agent, request)
+        return null
+      }
+      return stopHostile()
     case 'view':
       return view(agent)
     case 'events':

@@ -16,6 +16,21 @@ export function formatReport(result: ChaosResult): string {
     `cluster: ${result.leaderChanges} leader changes, ${result.suspicions} suspicions, ${result.deaths} deaths declared, ${result.steals} steals`,
   )
   lines.push(`operations: ${result.operations}`)
+  const writes = result.writeLatency
+  lines.push(
+    `writes: ${writes.count} completed, p50 ${writes.p50.toFixed(1)} ms, p99 ${writes.p99.toFixed(1)} ms`,
+  )
+  if (result.hostile !== undefined) {
+    const h = result.hostile
+    lines.push(
+      `hostile member (rights: join, runTask, lock): ${h.rounds} rounds, ${h.raftForged} forged Raft responses, ${h.swimClaims} forged SWIM claims, ${h.ghostMembers} ghost members, ${h.foreignCompletions} foreign task completions, ${h.lockAcquires} lock acquisitions, ${h.forwardedWrites} forwarded writes`,
+    )
+    const answers = Object.entries(h.answers)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, count]) => `${count} ${name}`)
+      .join(', ')
+    lines.push(`  answers: ${answers}`)
+  }
   for (const [kind, counts] of Object.entries(result.counts)) {
     lines.push(
       `  ${kind.padEnd(8)} ${counts.ok} ok, ${counts.fail} refused/failed, ${counts.unknown} unknown`,

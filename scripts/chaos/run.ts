@@ -3,7 +3,11 @@
  * tasks drained, final reads, and the checks on the recorded history. Used by `npm run chaos` and by the
  * short version in `npm test`.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { AgentOptions } from '../../src/index.ts'
+import { AgentHost } from '../lib/hosts.ts'
 import { Prng } from '../sim/prng.ts'
 import {
   type CheckReport,
@@ -16,6 +20,7 @@ import { Cluster, sleep } from './cluster.ts'
 import { EventCollector } from './events.ts'
 import { History, type OperationCounts } from './history.ts'
 import type { TaskRecord } from './host-ops.ts'
+import { type ChaosIdentities, chaosIdentities, type HostileStats } from './hostile.ts'
 import { FAULT_KINDS, type FaultKind, Nemesis, type NemesisOptions } from './nemesis.ts'
 import { REGISTER_KEY, Workload, type WorkloadOptions } from './workload.ts'
 
@@ -43,6 +48,10 @@ export interface ChaosOptions {
   /** Progress lines. */
   log: (line: string) => void
   stderr: 'inherit' | 'ignore'
+  /** SPIFFE identities on every agent (each may do everything). Implied by `hostile`. */
+  secure: boolean
+  /** A member with few rights attacks the cluster for the whole run (`hostile.ts`). */
+  hostile: boolean
 }
 
 export const DEFAULT_CHAOS: ChaosOptions = {
@@ -58,6 +67,15 @@ export const DEFAULT_CHAOS: ChaosOptions = {
   checkTimeoutMs: 60_000,
   log: () => {},
   stderr: 'ignore',
+  secure: false,
+  hostile: false,
+}
+
+/** Latency of the clients' writes (put, cas, delete) that completed, ms. */
+export interface WriteLatency {
+  count: number
+  p50: number
+  p99: number
 }
 
 export interface ChaosResult {
@@ -82,6 +100,9 @@ export interface ChaosResult {
   deaths: number
   /** Things that are not check failures but deserve a look: refused operations, slow recoveries. */
   notes: string[]
+  writeLatency: WriteLatency
+  /** What the hostile member sent and how it was answered, with `hostile`. */
+  hostile?: HostileStats
 }
 
 const TERMINAL = new Set(['completed', 'dead', 'expired'])
@@ -97,17 +118,22 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   for (const [index, clock] of clocks.entries()) {
     if (clock !== undefined) log(`a${index}: wall clock ${clock.wallOffsetMs} ms off, rate ${clock.rate}`)
   }
-  const cluster = await Cluster.start({
-    agents: options.agents,
-    voters: options.voters,
-    agentOptions: options.agentOptions,
-    perAgent: index => ({
-      ...(clocks[index] === undefined ? {} : { clock: clocks[index] }),
-      ...(options.bugs === undefined ? {} : { bugs: options.bugs }),
+  const identities = options.secure || options.hostile ? chaosIdentities() : undefined
+  const cluster = await phase('forming the cluster', () =>
+    Cluster.start({
+      agents: options.agents,
+      voters: options.voters,
+      agentOptions: options.agentOptions,
+      perAgent: index => ({
+        ...(clocks[index] === undefined ? {} : { clock: clocks[index] }),
+        ...(options.bugs === undefined ? {} : { bugs: options.bugs }),
+        ...(identities === undefined ? {} : { security: identities.agent(index) }),
+      }),
+      prefix: 'a',
+      stderr: options.stderr,
     }),
-    prefix: 'a',
-    stderr: options.stderr,
-  })
+  )
+  let hostile: Hostile | undefined
   try {
     await cluster.waitForVoters(60_000)
     const history = new History()
@@ -115,7 +141,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const startWorker = async (index: number): Promise<void> => {
       await cluster.chaos(index, { op: 'worker', durationMs: 150, concurrency: 2, steal: true }, 10_000)
     }
-    await Promise.all(cluster.slots.map(slot => startWorker(slot.index)))
+    await phase('starting the workers', () => Promise.all(cluster.slots.map(slot => startWorker(slot.index))))
     cluster.afterRestart = async index => {
       await startWorker(index).catch(err => {
         notes.push(`worker restart: ${err}`)
@@ -133,6 +159,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     log(
       `cluster formed in ${Math.round(performance.now() - began)} ms; workload and faults for ${options.durationMs / 1000} s`,
     )
+    if (options.hostile && identities !== undefined) {
+      hostile = await phase('starting the hostile member', () => Hostile.start(cluster, identities, options))
+      log('hostile member joined; attacking')
+    }
     workload.start()
     nemesis.start()
     const faultsFrom = performance.now()
@@ -143,6 +173,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       log(`  ${Math.round((performance.now() - faultsFrom) / 1000)} s: ${history.total} operations`)
     }
     await nemesis.stop()
+    const hostileStats = await hostile?.stop()
     log('faults over: resuming, healing, restarting')
     await cluster.recoverAll()
     await workload.stop()
@@ -186,9 +217,86 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       suspicions: collector.suspicions,
       deaths: collector.deaths,
       notes,
+      writeLatency: writeLatency(kvHistory),
+      ...(hostileStats === undefined ? {} : { hostile: hostileStats }),
     }
   } finally {
+    await hostile?.destroy()
     await cluster.destroy()
+  }
+}
+
+/** `run`, its failure named by what it was doing. */
+async function phase<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (err) {
+    throw new Error(`chaos run failed ${what}: ${err}`, { cause: err })
+  }
+}
+
+/** p50 and p99 of the writes that completed (their outcome known), in the parent's clock. */
+export function writeLatency(
+  history: readonly { input: { op: string }; output: unknown; call: number; return: number }[],
+): WriteLatency {
+  const times = history
+    .filter(op => op.input.op !== 'get' && op.output !== undefined && Number.isFinite(op.return))
+    .map(op => op.return - op.call)
+    .sort((a, b) => a - b)
+  const at = (q: number): number =>
+    times.length === 0 ? 0 : times[Math.min(times.length - 1, Math.floor(q * times.length))]
+  return { count: times.length, p50: at(0.5), p99: at(0.99) }
+}
+
+/** The hostile member's process: joined as a member with few rights, attacking until stopped. */
+class Hostile {
+  private readonly host: AgentHost
+  private readonly dataDir: string
+
+  private constructor(host: AgentHost, dataDir: string) {
+    this.host = host
+    this.dataDir = dataDir
+  }
+
+  static async start(cluster: Cluster, identities: ChaosIdentities, options: ChaosOptions): Promise<Hostile> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'conclave-hostile-'))
+    const host = await AgentHost.spawn(
+      { ...options.agentOptions, name: 'hostile', dataDir, security: identities.hostile, concurrency: 1 },
+      options.stderr,
+    )
+    const hostile = new Hostile(host, dataDir)
+    try {
+      const bootstrap = cluster.slots.flatMap(slot => slot.host?.addrs ?? [])
+      // Joining goes through the leader, which a loaded machine may keep busy past one join's deadline.
+      const giveUpAt = performance.now() + 180_000
+      for (;;) {
+        try {
+          await host.request('join', { bootstrap })
+          break
+        } catch (err) {
+          if (performance.now() > giveUpAt) throw err
+          await sleep(1_000)
+        }
+      }
+      await host.request('chaos', { op: 'hostile', action: 'start', roundMs: 200, lockFlood: 32 })
+    } catch (err) {
+      await hostile.destroy()
+      throw err
+    }
+    return hostile
+  }
+
+  async stop(): Promise<HostileStats | undefined> {
+    try {
+      return (await this.host.request('chaos', { op: 'hostile', action: 'stop' })) as HostileStats
+    } catch {
+      return undefined
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await this.host.stop().catch(() => {})
+    rmSync(this.dataDir, { recursive: true, force: true })
   }
 }
 

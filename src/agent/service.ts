@@ -15,11 +15,13 @@ import type { SnapshotSource } from '../backup/take-snapshot.ts'
 import { ClosedError } from '../errors.ts'
 import type { AgentInternals } from '../http/source.ts'
 import type { MetricsInternals } from '../metrics/internals.ts'
+import { gossipAdmissionOf } from '../net/gossip-admission.ts'
 import { RaftTransport } from '../net/raft-transport.ts'
 import { Rpc } from '../net/rpc.ts'
 import { raftMessageAction } from '../security/actions.ts'
 import { MemberGate } from '../security/member-gate.ts'
 import { resolveSecurity, type SvidRotation } from '../security/options.ts'
+import { guardReads } from '../security/read-guard.ts'
 import { ConclaveSecurity } from '../security/security.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
 import type { Scheduler } from '../time/index.ts'
@@ -136,6 +138,9 @@ export class ConclaveService implements ConclaveApi, Startable {
       sessionOwner: sessionId => replica.state.session(sessionId)?.agentId,
     })
     this.authorization = authorization
+    // Gossip only to peers whose identity is proven and may join: nothing readable before that.
+    if (security.enabled)
+      gossipAdmissionOf(components)?.set(peer => security.gate.peek(peer, 'join')?.ok === true)
     this.transport = new RaftTransport(components, {
       onMessage: (message, from) => this.host.receive(message, from),
       messageRate: init.rateLimits?.raftMessages,
@@ -215,7 +220,8 @@ export class ConclaveService implements ConclaveApi, Startable {
       scheduler,
       closed,
     })
-    this.consensus = api.consensus
+    // The `read` right, checked on this agent's own identity before each read of the KV store.
+    this.consensus = guardReads(api.consensus, () => authorization.requireOwn('read', 'read the KV store'))
     this.locks = api.locks
     this.election = api.election
     this.taskDistributor = api.tasks

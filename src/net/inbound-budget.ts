@@ -9,6 +9,11 @@
  * - the bytes the peer's streams hold in their decoders, together, stay within `maxBufferedPerPeer`
  *   (default 4 frames of the endpoint's largest size): the stream that pushes it over is reset.
  *
+ * - a stream that holds no frame and runs nothing for `idleTimeoutMs` (default 30 s) is closed, gently
+ *   (its writing side ends; the sender opens a new stream when it has something to say), and reset if the
+ *   sender does not close its end within the frame timeout: a stream opened and never written holds its
+ *   place among the peer's few inbound streams no longer than that.
+ *
  * A stream the reader paused (its handlers are busy, its peer is over its rate) holds complete frames, not
  * an unfinished one: the deadline runs only while the decoder waits for the rest of a frame.
  */
@@ -20,9 +25,14 @@ import { FrameError } from './frame.ts'
 /** How long a started frame may take to arrive in full, by default. */
 export const DEFAULT_FRAME_TIMEOUT_MS = 10_000
 
+/** How long an inbound stream may hold no frame and run nothing, by default. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
+
 export interface InboundBudgetInit {
   /** Default `DEFAULT_FRAME_TIMEOUT_MS`. */
   frameTimeoutMs?: number
+  /** Default `DEFAULT_IDLE_TIMEOUT_MS`. */
+  idleTimeoutMs?: number
   /** Bytes of unfinished and unread frames one peer's inbound streams may hold together. */
   maxBufferedPerPeer: number
   /** The clock of the frame deadlines. */
@@ -32,6 +42,7 @@ export interface InboundBudgetInit {
 /** The budget of one endpoint (an Rpc, a Raft transport), shared by all its inbound streams. */
 export class InboundBudget {
   readonly frameTimeoutMs: number
+  readonly idleTimeoutMs: number
   readonly maxBufferedPerPeer: number
   readonly scheduler: Scheduler
   private readonly buffered = new Map<string, number>()
@@ -40,6 +51,10 @@ export class InboundBudget {
     this.frameTimeoutMs = init.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS
     if (!(this.frameTimeoutMs > 0 && this.frameTimeoutMs <= 2 ** 31 - 1)) {
       throw new RangeError(`frameTimeoutMs must be in (0, 2^31), got ${this.frameTimeoutMs}`)
+    }
+    this.idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+    if (!(this.idleTimeoutMs > 0 && this.idleTimeoutMs <= 2 ** 31 - 1)) {
+      throw new RangeError(`idleTimeoutMs must be in (0, 2^31), got ${this.idleTimeoutMs}`)
     }
     this.maxBufferedPerPeer = init.maxBufferedPerPeer
     this.scheduler = init.scheduler
@@ -64,9 +79,14 @@ export class InboundBudget {
     return this.buffered.get(peer) ?? 0
   }
 
-  /** Watches one inbound stream of `peer`; `onReset` is told (after the stream was aborted). */
-  watch(peer: string, stream: Stream, onReset: (err: FrameError) => void): StreamBudget {
-    return new StreamBudget(this, peer, stream, onReset, this.buffered)
+  /**
+   * Watches one inbound stream of `peer`; `onReset` is told (after the stream was aborted). With `onIdle`,
+   * the stream's idle deadline runs from now and whenever it calls `idle()`; `onIdle` is to close it.
+   */
+  watch(peer: string, stream: Stream, onReset: (err: FrameError) => void, onIdle?: () => void): StreamBudget {
+    const watched = new StreamBudget(this, peer, stream, onReset, this.buffered, onIdle)
+    watched.idle()
+    return watched
   }
 }
 
@@ -74,6 +94,8 @@ export class InboundBudget {
 export class StreamBudget {
   private counted = 0
   private cancelDeadline?: () => void
+  private cancelIdle?: () => void
+  private idleClosing = false
   private closed = false
 
   private readonly budget: InboundBudget
@@ -81,6 +103,7 @@ export class StreamBudget {
   private readonly stream: Stream
   private readonly onReset: (err: FrameError) => void
   private readonly totals: Map<string, number>
+  private readonly onIdle: (() => void) | undefined
 
   constructor(
     budget: InboundBudget,
@@ -88,7 +111,9 @@ export class StreamBudget {
     stream: Stream,
     onReset: (err: FrameError) => void,
     totals: Map<string, number>,
+    onIdle?: () => void,
   ) {
+    this.onIdle = onIdle
     this.budget = budget
     this.peer = peer
     this.stream = stream
@@ -122,6 +147,35 @@ export class StreamBudget {
     })
   }
 
+  /** The stream holds no frame and runs nothing: it is closed unless something comes within the idle timeout. */
+  idle(): void {
+    if (this.closed || this.idleClosing || this.onIdle === undefined || this.cancelIdle !== undefined) return
+    this.cancelIdle = this.budget.scheduler.after(this.budget.idleTimeoutMs, () => {
+      this.cancelIdle = undefined
+      if (this.closed) return
+      this.idleClosing = true
+      this.onIdle?.()
+      // A gentle close waits for the sender to end its side too; one that never does is reset.
+      this.cancelIdle = this.budget.scheduler.after(this.budget.frameTimeoutMs, () => {
+        this.cancelIdle = undefined
+        if (!this.closed) {
+          this.reset(
+            new FrameError(
+              `${this.peer} did not close an idle stream within ${this.budget.frameTimeoutMs} ms`,
+            ),
+          )
+        }
+      })
+    })
+  }
+
+  /** Bytes arrived or a request runs: the stream is not idle (a close under way is not called off). */
+  busy(): void {
+    if (this.idleClosing) return
+    this.cancelIdle?.()
+    this.cancelIdle = undefined
+  }
+
   /** A frame arrived in full. */
   completed(): void {
     this.cancelDeadline?.()
@@ -133,6 +187,8 @@ export class StreamBudget {
     if (this.closed) return
     this.closed = true
     this.completed()
+    this.cancelIdle?.()
+    this.cancelIdle = undefined
     this.setTotal((this.totals.get(this.peer) ?? 0) - this.counted)
     this.counted = 0
   }

@@ -22,10 +22,14 @@ import {
   type ServiceFactoryMap,
 } from 'libp2p'
 import { coalescingTcp } from './coalescing-tcp.ts'
+import { GossipAdmission } from './gossip-admission.ts'
+import { limitPendingPerIp, PendingByHost } from './pending-inbound.ts'
 import { pskProtector } from './pnet.ts'
 
 /** The services every conclave node has (a type alias, so it satisfies libp2p's `ServiceMap`). */
 export type ConclaveServices = {
+  /** Which peers gossipsub may hand messages to (`src/net/gossip-admission.ts`). */
+  gossipAdmission: GossipAdmission
   identify: Identify
   ping: Ping
   pubsub: GossipSub
@@ -40,6 +44,13 @@ export const CONCLAVE_LIBP2P_DEFAULTS = Object.freeze({
   inboundConnectionThreshold: 100,
   /** libp2p allows 10 inbound connections in their handshake at once; a restarting host needs more. */
   maxIncomingPendingConnections: 64,
+  /**
+   * Of those, what one remote IP may hold (`src/net/pending-inbound.ts`): sockets that never finish their
+   * handshake, from one address, cannot take every place and starve the peers elsewhere.
+   */
+  maxPendingPerIp: 32,
+  /** libp2p's own: an inbound connection's handshake must finish within 10 s, or it is closed. */
+  inboundUpgradeTimeout: 10_000,
   /**
    * libp2p aborts a connection whose ping fails. Under CPU starvation (many agents on few cores) pings
    * time out on healthy connections, and aborting them resets every Raft and RPC stream on them; SWIM
@@ -69,6 +80,8 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   gossipsub?: Partial<GossipsubOpts>
   /** libp2p connection manager settings, over conclave's defaults (`CONCLAVE_LIBP2P_DEFAULTS`). */
   connectionManager?: ConnectionManagerInit
+  /** Inbound connections one remote IP may have in their handshake at once (`CONCLAVE_LIBP2P_DEFAULTS`). */
+  maxPendingPerIp?: number
   /** libp2p connection monitor settings, over conclave's defaults (`CONCLAVE_LIBP2P_DEFAULTS`). */
   connectionMonitor?: ConnectionMonitorInit
   /** Denies connections by rule; a test partition also needs the existing connections closed. */
@@ -101,12 +114,19 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     transports = [memory()]
     listen ??= [`/memory/${crypto.randomUUID()}`]
   } else if (transportKind === 'tcp') {
-    transports = [coalescingTcp()]
+    transports = [
+      limitPendingPerIp(
+        coalescingTcp(),
+        new PendingByHost(options.maxPendingPerIp ?? CONCLAVE_LIBP2P_DEFAULTS.maxPendingPerIp),
+      ),
+    ]
     listen ??= ['/ip4/127.0.0.1/tcp/0']
   } else {
     throw new TypeError(`Unknown transport ${String(transportKind)}`)
   }
+  const admission = new GossipAdmission()
   const services = {
+    gossipAdmission: () => admission,
     identify: identify(),
     ping: ping(),
     pubsub: gossipsub({
@@ -114,6 +134,8 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
       ...options.gossipsub,
       scoreParams: {
         IPColocationFactorWeight: CONCLAVE_LIBP2P_DEFAULTS.IPColocationFactorWeight,
+        appSpecificScore: peer => admission.score(peer),
+        appSpecificWeight: 1,
         ...options.gossipsub?.scoreParams,
       },
     }),
@@ -135,6 +157,7 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     connectionManager: {
       inboundConnectionThreshold: CONCLAVE_LIBP2P_DEFAULTS.inboundConnectionThreshold,
       maxIncomingPendingConnections: CONCLAVE_LIBP2P_DEFAULTS.maxIncomingPendingConnections,
+      inboundUpgradeTimeout: CONCLAVE_LIBP2P_DEFAULTS.inboundUpgradeTimeout,
       ...options.connectionManager,
     },
     connectionMonitor: {

@@ -83,6 +83,11 @@ export interface RaftTransportInit {
   /** A message frame that started arriving must be complete within this, or its stream is reset. Default 10 s. */
   frameTimeoutMs?: number
   /**
+   * An inbound stream holding no frame for this long is closed (the sender opens a new one when it has a
+   * message; what it sent meanwhile is still read). Default 30 s.
+   */
+  idleTimeoutMs?: number
+  /**
    * Bytes of unread frames one peer's inbound streams may hold together in their decoders; the stream
    * that goes over is reset. Default `inboundBufferBytes` + `maxFrameBytes`.
    */
@@ -100,6 +105,8 @@ export interface RaftTransportStats {
   dropped: number
   /** Inbound streams reset for a bad frame or a forged sender. */
   resets: number
+  /** Inbound streams closed for holding no frame for `idleTimeoutMs`. */
+  idleClosed: number
   /** Times an inbound stream was paused because its peer went over `messageRate`. */
   throttled: number
   /** Outbound streams opened. */
@@ -159,6 +166,7 @@ export class RaftTransport implements Startable {
     received: 0,
     dropped: 0,
     resets: 0,
+    idleClosed: 0,
     throttled: 0,
     streamsOpened: 0,
     dialFailures: 0,
@@ -193,6 +201,7 @@ export class RaftTransport implements Startable {
     )
     this.budget = new InboundBudget({
       ...(init.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: init.frameTimeoutMs }),
+      ...(init.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: init.idleTimeoutMs }),
       maxBufferedPerPeer: init.maxBufferedPerPeer ?? this.inboundBufferBytes + this.maxFrameBytes,
       scheduler,
     })
@@ -501,10 +510,18 @@ export class RaftTransport implements Startable {
 
     const self = this.components.peerId?.toString()
     const decoder = new FrameDecoder(this.maxFrameBytes)
-    const budget = this.budget.watch(remote, stream, err => {
-      this.counters.resets++
-      this.log('resetting raft stream from %s - %e', remote, err)
-    })
+    const budget = this.budget.watch(
+      remote,
+      stream,
+      err => {
+        this.counters.resets++
+        this.log('resetting raft stream from %s - %e', remote, err)
+      },
+      () => {
+        this.counters.idleClosed++
+        stream.close().catch(err => stream.abort(err))
+      },
+    )
     let waiting = false
     /** A frame read while the peer was over its rate: delivered first once the bucket refills. */
     let held: Uint8Array | undefined
@@ -537,6 +554,7 @@ export class RaftTransport implements Startable {
           held = undefined
           if (frame === undefined) {
             if (decoder.bufferedBytes > 0) budget.waiting()
+            else budget.idle()
             return
           }
           budget.completed()
@@ -567,6 +585,7 @@ export class RaftTransport implements Startable {
 
     stream.addEventListener('message', evt => {
       this.counters.bytesReceived += evt.data.byteLength
+      budget.busy()
       decoder.push(evt.data)
       if (!waiting) deliver()
       budget.account(decoder.bufferedBytes)

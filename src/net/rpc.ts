@@ -13,6 +13,12 @@
  * Each remote peer may make `requestRate` requests per second per protocol (a token bucket). A request over
  * the rate is not run: it is answered at once with an error named `RateLimitedError`, which callers take as
  * a cue to retry later (the forwarding path does). The default is far above what a busy agent makes.
+ *
+ * Inbound streams are bounded in time (`InboundBudget`): a request frame must arrive in full within
+ * `frameTimeoutMs`, and a stream that holds no frame and runs nothing for `idleTimeoutMs` is closed. That
+ * close is clean: the server ends its side and runs nothing that arrives after it, so the caller sends the
+ * calls it had in flight on that stream once more, on a new one. The caller holds answers to the same frame
+ * deadline: an answer that trickles in resets the stream and fails its calls.
  */
 
 import type { Connection, Logger, Startable, Stream } from '@libp2p/interface'
@@ -73,8 +79,13 @@ export interface RpcInit {
   requestRate?: RateLimit
   /** Clocks and timers (call timeouts, dial timeouts, the rate limit). Default `systemScheduler`. */
   scheduler?: Scheduler
-  /** A request frame that started arriving must be complete within this, or its stream is reset. Default 10 s. */
+  /**
+   * A frame that started arriving (a request at the server, an answer at the caller) must be complete within
+   * this, or its stream is reset. Default 10 s.
+   */
   frameTimeoutMs?: number
+  /** An inbound stream holding no frame and running nothing is closed after this. Default 30 s. */
+  idleTimeoutMs?: number
   /**
    * Bytes of unread request frames one peer's inbound streams may hold together; the stream that goes over
    * is reset. Default 4 × `maxFrameBytes`.
@@ -115,6 +126,8 @@ export interface RpcStats {
   requestsServed: number
   /** Streams reset for a malformed frame, either side. */
   resets: number
+  /** Inbound streams closed for holding no frame and running nothing for `idleTimeoutMs`. */
+  idleClosed: number
   /** Requests refused with `RateLimitedError` because their peer was over `requestRate`. */
   rateLimited: number
   /** Bytes of unread request frames inbound streams hold now (at most `maxBufferedPerPeer` per peer). */
@@ -126,6 +139,8 @@ export interface RpcStats {
 interface PendingCall {
   resolve(body: Uint8Array): void
   reject(err: Error): void
+  /** Sends the call again on a new stream (the server closed an idle one before reading it); false if not. */
+  resend(): boolean
 }
 
 interface Channel {
@@ -152,17 +167,22 @@ export class Rpc implements Startable {
   private readonly maxInboundStreams: number
   private readonly handlers = new Map<string, RpcHandler>()
   private readonly channels = new Map<string, Promise<Channel>>()
+  /** The channels of `channels` that are open, so one can be forgotten at once when it closes. */
+  private readonly openChannels = new Map<string, Channel>()
   private readonly serverStreams = new Set<Stream>()
   private readonly peerIds = new PeerIdCache()
   private readonly limiter: PeerRateLimiter
   private readonly scheduler: Scheduler
   private readonly budget: InboundBudget
+  /** The caller side's frame deadline and buffer bound, for answers. */
+  private readonly answerBudget: InboundBudget
   private readonly counters: RpcStats = {
     callsStarted: 0,
     callsSucceeded: 0,
     callsFailed: 0,
     requestsServed: 0,
     resets: 0,
+    idleClosed: 0,
     rateLimited: 0,
     bufferedBytes: 0,
     maxBufferedByOnePeer: 0,
@@ -185,6 +205,12 @@ export class Rpc implements Startable {
       scheduler.now(),
     )
     this.budget = new InboundBudget({
+      ...(init.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: init.frameTimeoutMs }),
+      ...(init.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: init.idleTimeoutMs }),
+      maxBufferedPerPeer: init.maxBufferedPerPeer ?? 4 * this.maxFrameBytes,
+      scheduler,
+    })
+    this.answerBudget = new InboundBudget({
       ...(init.frameTimeoutMs === undefined ? {} : { frameTimeoutMs: init.frameTimeoutMs }),
       maxBufferedPerPeer: init.maxBufferedPerPeer ?? 4 * this.maxFrameBytes,
       scheduler,
@@ -213,6 +239,7 @@ export class Rpc implements Startable {
       )
     }
     this.channels.clear()
+    this.openChannels.clear()
     for (const stream of this.serverStreams) stream.abort(reason)
     this.serverStreams.clear()
     for (const protocol of this.handlers.keys()) {
@@ -288,25 +315,40 @@ export class Rpc implements Startable {
         { keepAlive: true },
       )
       options.signal?.addEventListener('abort', onAbort, { once: true })
-      this.getChannel(peer, protocol).then(
-        opened => {
-          if (settled) return
-          channel = opened
-          id = opened.nextId++
-          let frame: Uint8Array
-          try {
-            frame = encodeRpcFrame({ kind: 'request', id, body: request }, this.maxFrameBytes)
-          } catch (err) {
-            finish(err as Error)
-            return
-          }
-          opened.pending.set(id, { resolve: body => finish(undefined, body), reject: err => finish(err) })
-          if (!opened.writer.write(frame)) {
-            finish(new RpcConnectionError(`Stream to ${peer} for ${protocol} is closed or backed up`))
-          }
-        },
-        err => finish(err),
-      )
+      let resent = false
+      const send = (): void => {
+        this.getChannel(peer, protocol).then(
+          opened => {
+            if (settled) return
+            channel = opened
+            id = opened.nextId++
+            let frame: Uint8Array
+            try {
+              frame = encodeRpcFrame({ kind: 'request', id, body: request }, this.maxFrameBytes)
+            } catch (err) {
+              finish(err as Error)
+              return
+            }
+            opened.pending.set(id, {
+              resolve: body => finish(undefined, body),
+              reject: err => finish(err),
+              resend: () => {
+                // Once: a server that keeps closing streams unread is not idling.
+                if (resent || settled) return false
+                resent = true
+                channel = undefined
+                send()
+                return true
+              },
+            })
+            if (!opened.writer.write(frame)) {
+              finish(new RpcConnectionError(`Stream to ${peer} for ${protocol} is closed or backed up`))
+            }
+          },
+          err => finish(err),
+        )
+      }
+      send()
     })
   }
 
@@ -357,14 +399,24 @@ export class Rpc implements Startable {
       pending: new Map(),
       nextId: 1,
     }
+    this.openChannels.set(key, channel)
     const decoder = new FrameDecoder(this.maxFrameBytes)
+    const budget = this.answerBudget.watch(peer, stream, err => {
+      this.counters.resets++
+      this.log.error('resetting %s stream to %s - %e', protocol, peer, err)
+    })
     stream.addEventListener('message', evt => {
       decoder.push(evt.data)
       for (;;) {
         let frame: RpcFrame
         try {
           const bytes = decoder.next()
-          if (bytes === undefined) return
+          if (bytes === undefined) {
+            // An answer that has started must arrive in full within the frame timeout.
+            if (decoder.bufferedBytes > 0 && budget.account(decoder.bufferedBytes)) budget.waiting()
+            return
+          }
+          budget.completed()
           frame = decodeRpcFrame(bytes)
           if (frame.kind === 'request') throw new FrameError('Request frame on the calling side')
         } catch (err) {
@@ -380,22 +432,33 @@ export class Rpc implements Startable {
       }
     })
     stream.addEventListener('close', evt => {
+      budget.close()
       this.detachChannel(channel)
       this.failPending(
         channel,
         new RpcConnectionError(`Stream to ${peer} for ${protocol} closed`, { cause: evt.error }),
       )
     })
-    // The server ends its side when it stops: no answer will come on this stream.
+    // The server ends its side when the stream was idle: no answer will come on it, and it ran nothing that
+    // arrived after, so the calls still waiting go again on a new stream.
     stream.addEventListener('remoteCloseWrite', () => {
       this.detachChannel(channel)
-      this.failPending(channel, new RpcConnectionError(`${peer} closed the ${protocol} stream`))
+      const calls = [...channel.pending.values()]
+      channel.pending.clear()
+      const closedErr = new RpcConnectionError(`${peer} closed the ${protocol} stream`)
+      for (const call of calls) if (!call.resend()) call.reject(closedErr)
       stream.close().catch(err => stream.abort(err))
     })
     return channel
   }
 
   private detachChannel(channel: Channel): void {
+    // At once, so a call sent again right after gets a new stream.
+    if (this.openChannels.get(channel.key) === channel) {
+      this.openChannels.delete(channel.key)
+      this.channels.delete(channel.key)
+      return
+    }
     const entry = this.channels.get(channel.key)
     if (entry === undefined) return
     entry.then(
@@ -446,13 +509,27 @@ export class Rpc implements Startable {
     const decoder = new FrameDecoder(this.maxFrameBytes)
     let running = 0
     let callerDone = false
+    /** Closed for idleness: what arrives after is not run (the caller sends it again on a new stream). */
+    let idleClosed = false
     this.serverStreams.add(stream)
     // Aborts when the stream closes, so handlers that wait (long polls) give back what they hold.
     const closed = new AbortController()
-    const budget = this.budget.watch(from, stream, err => {
-      this.counters.resets++
-      this.log('resetting %s stream from %s - %e', protocol, from, err)
-    })
+    const budget = this.budget.watch(
+      from,
+      stream,
+      err => {
+        this.counters.resets++
+        this.log('resetting %s stream from %s - %e', protocol, from, err)
+      },
+      () => {
+        idleClosed = true
+        this.counters.idleClosed++
+        stream.close().catch(err => stream.abort(err))
+      },
+    )
+    const idleIfQuiet = (): void => {
+      if (running === 0 && decoder.bufferedBytes === 0) budget.idle()
+    }
 
     const pump = (): void => {
       while (running < this.maxConcurrentRequests) {
@@ -547,12 +624,16 @@ export class Rpc implements Startable {
       }
       if (stream.readStatus === 'paused') stream.resume()
       pump()
+      idleIfQuiet()
     }
 
     stream.addEventListener('message', evt => {
+      if (idleClosed) return
+      budget.busy()
       decoder.push(evt.data)
       pump()
       budget.account(decoder.bufferedBytes)
+      idleIfQuiet()
     })
     stream.addEventListener('remoteCloseWrite', () => {
       callerDone = true

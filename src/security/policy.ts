@@ -16,10 +16,13 @@ import { parseSpiffeId } from './spiffe-id.ts'
  * - `runTask`: claim, complete, fail and steal tasks.
  * - `lock`: take, extend and release locks; campaign in named elections.
  * - `write`: put and delete keys of the consensus KV store.
+ * - `read`: read the consensus KV store through the API: `get`, `getEntry`, `list`, `watch` on the agent
+ *   itself, and a client's `kv get`, `kv watch`, `task status` and `snapshot save`. (A member still replicates
+ *   the log it takes part in: `read` governs the API, not the bytes Raft hands a member.)
  */
-export type Action = 'join' | 'vote' | 'submitTask' | 'runTask' | 'lock' | 'write'
+export type Action = 'join' | 'vote' | 'submitTask' | 'runTask' | 'lock' | 'write' | 'read'
 
-export const ACTIONS: readonly Action[] = ['join', 'vote', 'submitTask', 'runTask', 'lock', 'write']
+export const ACTIONS: readonly Action[] = ['join', 'vote', 'submitTask', 'runTask', 'lock', 'write', 'read']
 
 export interface PolicyRule {
   /** SPIFFE ID patterns: exact IDs or `spiffe://<trust-domain>/<path>/*` prefixes. */

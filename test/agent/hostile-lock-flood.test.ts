@@ -86,11 +86,14 @@ describe('a lock flood from one member', () => {
     // Past the burst, at the rate.
     expect(took).toBeGreaterThan(((FLOOD - LOCK_RATE.burst) / LOCK_RATE.perSecond) * 1000 * 0.8)
     expect(during.length).toBeGreaterThanOrEqual(50)
-    // Measured, not asserted: on the loaded 2-core machine this was written on, the writer's p50 during the
-    // flood vs without it varied from run to run (24 ms vs 9 ms, 13 ms vs 16 ms): too noisy for a 2x bound.
+    // The other member's writes, against the same run without the flood. Unlimited, 2,500 acquires/s took
+    // its p50 from 1.5 ms to 100-200 ms; from this harness (about 570 acquires/s unlimited) 15 ms to 53 ms.
+    // Limited, on the loaded 2-core machine this was written on, the ratio varied from run to run (24 ms vs
+    // 9 ms, 13 ms vs 16 ms, 12 ms vs 11 ms): too noisy for 2x, so 3x, and never under 25 ms.
     const after = p50(during)
     console.log(
       `write p50 ${after.toFixed(1)} ms during the flood (${took.toFixed(0)} ms) vs ${before.toFixed(1)} ms`,
     )
+    expect(after).toBeLessThan(Math.max(3 * before, 25))
   }, 180_000)
 })

@@ -62,7 +62,7 @@ const POLICY = [
     ids: [`spiffe://${TD}/worker/*`],
     allow: ['join' as const, 'runTask' as const, 'lock' as const, 'write' as const],
   },
-  { ids: [`spiffe://${TD}/reader/*`], allow: ['join' as const] },
+  { ids: [`spiffe://${TD}/reader/*`], allow: ['join' as const, 'read' as const] },
   { ids: [`spiffe://${TD}/ci/*`], allow: ['submitTask' as const] },
 ]
 

@@ -109,7 +109,7 @@ describe('conclave agent', () => {
       'policy.json',
       JSON.stringify([
         { ids: [`spiffe://${TD}/agent/*`], allow: '*' },
-        { ids: [`spiffe://${TD}/cli/admin`], allow: ['write'] },
+        { ids: [`spiffe://${TD}/cli/admin`], allow: ['write', 'read'] },
       ]),
     )
     const badPolicies = await Promise.all([

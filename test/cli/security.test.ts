@@ -12,8 +12,8 @@ import { cli } from './helpers.ts'
 // The `conclave` command as a child process against an agent with SPIFFE identities in this process.
 const POLICY: PolicyRule[] = [
   { ids: [`spiffe://${TD}/agent/*`], allow: '*' },
-  { ids: [`spiffe://${TD}/cli/admin`], allow: ['write'] },
-  { ids: [`spiffe://${TD}/cli/reader`], allow: [] },
+  { ids: [`spiffe://${TD}/cli/admin`], allow: ['write', 'read'] },
+  { ids: [`spiffe://${TD}/cli/reader`], allow: ['read'] },
 ]
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-cli-svid-'))

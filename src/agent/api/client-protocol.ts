@@ -165,15 +165,15 @@ export interface ClientOps {
 
 export type ClientOp = keyof ClientOps
 
-/** The policy action each operation needs of a client (SPIFFE identities on); reads need only an identity. */
+/** The policy action each operation needs of a client (SPIFFE identities on); reads need `read`. */
 const CLIENT_OP_ACTIONS: Record<ClientOp, Action | undefined> = {
   status: undefined,
-  'kv.get': undefined,
-  'kv.events': undefined,
-  'kv.getEntry': undefined,
-  'kv.list': undefined,
+  'kv.get': 'read',
+  'kv.events': 'read',
+  'kv.getEntry': 'read',
+  'kv.list': 'read',
   'kv.txn': 'write',
-  'task.status': undefined,
+  'task.status': 'read',
   'kv.put': 'write',
   'kv.delete': 'write',
   'lock.acquire': 'lock',
@@ -183,11 +183,11 @@ const CLIENT_OP_ACTIONS: Record<ClientOp, Action | undefined> = {
   'elect.extend': 'lock',
   'elect.resign': 'lock',
   'task.submit': 'submitTask',
-  // A snapshot holds what reads return: the whole state, readable key by key by any identity anyway.
-  'snapshot.save': undefined,
+  // A snapshot holds what reads return: the whole state.
+  'snapshot.save': 'read',
 }
 
-/** The action a client operation needs; undefined for reads (and for an unknown operation, refused later). */
+/** The action a client operation needs; undefined for `status` (and for an unknown operation, refused later). */
 export function clientOpAction(op: string): Action | undefined {
   return Object.hasOwn(CLIENT_OP_ACTIONS, op) ? CLIENT_OP_ACTIONS[op as ClientOp] : undefined
 }
