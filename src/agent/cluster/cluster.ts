@@ -14,14 +14,16 @@ import type { RaftHost } from '../node/raft-host.ts'
 import type { Replica } from '../node/replica.ts'
 import type { SessionKeeper } from '../node/session.ts'
 import type { ResolvedTiming } from '../options.ts'
-import { ADMIN_PROTOCOL, type AdminCall } from './admin-protocol.ts'
+import { ADMIN_PROTOCOL, type AdminCall, keepAliveCall } from './admin-protocol.ts'
 import { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
 import { Directory } from './directory.ts'
 import { forwardHandler } from './forwarding.ts'
 import { Housekeeping } from './housekeeping.ts'
 import { Joining } from './join.ts'
+import { KeepAliveClient, KeepAliveServer } from './keep-alive.ts'
 import { LeaderDuties } from './leader-duties.ts'
+import { Lessor } from './lessor.ts'
 import type { Membership } from './membership.ts'
 import type { NodeMeta } from './meta.ts'
 import { RightRates } from './right-rates.ts'
@@ -61,6 +63,8 @@ export interface ClusterParts {
   adminServer: AdminServer
   joining: Joining
   housekeeping: Housekeeping
+  /** The session keeper's keep-alives, to the leader's lessor (off the log). */
+  keepAlives: KeepAliveClient
   /** Registers the forwarding, admin and client protocols (the last serving `api`). */
   serveProtocols(api: ConclaveApi): Promise<void>
 }
@@ -100,6 +104,25 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     scheduler: init.scheduler,
     log,
   })
+  const lessor = new Lessor()
+  const keepAliveServer = new KeepAliveServer({
+    selfId,
+    lessor,
+    leader: tracker,
+    host,
+    session: sessionId => replica.state.session(sessionId),
+    scheduler: init.scheduler,
+    timeoutMs: timing.sessionTtlMs / 4,
+    closed,
+  })
+  const keepAlives = new KeepAliveClient({
+    selfId,
+    leader: tracker,
+    call: keepAliveCall(admin, init.scheduler),
+    local: keepAliveServer,
+    scheduler: init.scheduler,
+    closed,
+  })
   const adminServer = new AdminServer({
     selfId,
     runner: host,
@@ -111,6 +134,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     voters: voters,
     peerStore: components.peerStore,
     admin,
+    keepAlives: keepAliveServer,
   })
   const joining = new Joining({
     selfId,
@@ -140,6 +164,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     replica,
     liveness: membership,
     duties: new LeaderDuties(client, log),
+    lessor,
     voters: voters,
     joining: joining,
     scheduler: init.scheduler,
@@ -171,5 +196,5 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
       }),
     )
   }
-  return { directory, voters, adminServer, joining, housekeeping, serveProtocols }
+  return { directory, voters, adminServer, joining, housekeeping, keepAlives, serveProtocols }
 }

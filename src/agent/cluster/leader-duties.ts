@@ -2,6 +2,7 @@ import type { Logger } from '@libp2p/interface'
 import type { ExpireSessionCommand, LockExpireCommand, StateMachine } from '../../state/index.ts'
 import type { TaskTimeCommand } from '../../state/task-planner.ts'
 import type { CommitPort } from '../node/port.ts'
+import type { LeaseExpiry } from './lessor.ts'
 import { dueTaskDuties } from './task-duties.ts'
 
 /** One housekeeping entry the leader proposes, with the id that keeps it to one proposal at a time. */
@@ -20,8 +21,8 @@ export interface DutyInput {
   elapsed: number
   /** The state time when it took over. */
   takeoverStateTime: number
-  /** Agents the membership view holds dead or left. */
-  down: ReadonlySet<string>
+  /** The session expiries this leader's lessor decided (`lessor.ts`: keep-alives are not in the state). */
+  sessionExpiries: readonly LeaseExpiry[]
   /**
    * The leader's clock in state time for the task planner: a state time this leader applied, and the
    * monotonic ms since. Default: the takeover (`takeoverStateTime`, `elapsed`).
@@ -30,8 +31,8 @@ export interface DutyInput {
 }
 
 /**
- * The leader's expiries, planned: lapsed sessions and locks, the sessions of agents the membership view
- * declares dead, and the time-driven task transitions (`dueTaskDuties`: timeouts, retries, deadlines,
+ * The leader's expiries, planned: the sessions its lessor expires (lapsed, or of agents the membership view
+ * declares dead), lapsed locks, and the time-driven task transitions (`dueTaskDuties`: timeouts, retries, deadlines,
  * delayed releases, repeat occurrences, retention). A pure function, as `planVoterChange` is; each command
  * re-checks against state time when applied.
  *
@@ -42,32 +43,17 @@ export interface DutyInput {
  * leader whose clock runs ahead of its predecessor's cannot cut a lease short.
  */
 export function planLeaderDuties(input: DutyInput): Duty[] {
-  const { state, now, elapsed, takeoverStateTime, down } = input
+  const { state, now, elapsed, takeoverStateTime } = input
   const duties: Duty[] = []
   const due = state.dueExpiries(now)
   const guard = (ttlMs: number, expiresAt: number): number => Math.min(ttlMs, expiresAt - takeoverStateTime)
-  for (const sessionId of due.sessions) {
-    const session = state.session(sessionId)
-    if (session === undefined || elapsed < guard(session.ttlMs, session.expiresAt)) continue
-    duties.push({ id: `s:${sessionId}`, command: { type: 'expireSession', sessionId, reason: 'ttl' } })
+  for (const { sessionId, reason } of input.sessionExpiries) {
+    duties.push({ id: `s:${sessionId}`, command: { type: 'expireSession', sessionId, reason } })
   }
   for (const { key, fencingToken } of due.locks) {
     const holder = state.lock(key)?.holder
     if (holder === undefined || elapsed < guard(holder.ttlMs, holder.expiresAt)) continue
     duties.push({ id: `l:${key}:${fencingToken}`, command: { type: 'lockExpire', key, fencingToken } })
-  }
-  // Sessions of agents the membership view declares dead (or left) go now, not a lease later. Only once a
-  // session has gone half its ttl without a keep-alive: an agent still renewing it is alive, whatever a view
-  // says, and an agent's lease is never cut below half its ttl.
-  if (down.size > 0) {
-    for (const session of state.sessions()) {
-      if (!down.has(session.agentId) || session.agentId === input.selfId) continue
-      const grace = session.ttlMs / 2
-      const renewedAt = session.expiresAt - session.ttlMs
-      if (now - renewedAt < grace || elapsed < guard(grace, renewedAt + grace)) continue
-      const { sessionId } = session
-      duties.push({ id: `s:${sessionId}`, command: { type: 'expireSession', sessionId, reason: 'dead' } })
-    }
   }
   // The task planner reads this leader's clock as state time: a state time it applied plus elapsed since.
   const clock = input.taskClock ?? { stateTime: takeoverStateTime, elapsed }
