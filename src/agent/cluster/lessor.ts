@@ -4,7 +4,9 @@
  * proposes `expireSession` when a session's ttl passes without one. Only open, close and expiry are entries.
  *
  * A new leader knows nothing of its predecessor's keep-alives: on promotion it counts every session as
- * renewed at its takeover (etcd's `Promote`), so no session loses any of the ttl its agent was promised.
+ * renewed at its takeover (etcd's `Promote`) and expires none for a ttl, so no session loses any of the ttl
+ * its agent was promised. (The session of an agent the membership view holds dead goes after half a ttl,
+ * as under any leader: its keeper never trusts it for longer.)
  * Everything here is local to one leadership: a change of leader (or of term) starts afresh.
  */
 
@@ -72,11 +74,13 @@ export class Lessor {
   }
 
   /**
-   * The sessions to expire at `now`: those without a keep-alive for their ttl, and those of agents in `down`
-   * (not `selfId`) without one for half their ttl (an agent's lease is never cut below that, so its keeper
-   * trusts it for less: `trustedUntil` in `node/session.ts`). None before a full ttl from the takeover. A
-   * session seen for the first time counts as renewed now (one opened in this leadership, or found at
-   * takeover). Each session returned is marked expiring: its keep-alives are refused from here on.
+   * The sessions to expire at `now`: those without a keep-alive for their ttl (and not before a full ttl from
+   * the takeover), and those of agents in `down` (not `selfId`) without one for half their ttl (and not
+   * before half a ttl from the takeover). An agent's lease is never cut below half its ttl from its last
+   * acknowledged keep-alive, so its keeper trusts it for less (`trustedUntil` in `node/session.ts`); a
+   * predecessor acknowledged only keep-alives sent before this takeover (it confirmed its leadership after
+   * each arrival). A session seen for the first time counts as renewed now (one opened in this leadership, or
+   * found at takeover). Each session returned is marked expiring: its keep-alives are refused from here on.
    */
   due(
     sessions: Iterable<LeasedSession>,
@@ -95,12 +99,12 @@ export class Lessor {
         renewedAt = Math.max(now, leadership.at)
         this.renewed.set(sessionId, renewedAt)
       }
-      if (now - leadership.at < ttlMs) continue
       const silent = now - renewedAt
+      const led = now - leadership.at
       const reason =
-        silent >= ttlMs
+        silent >= ttlMs && led >= ttlMs
           ? 'ttl'
-          : silent >= ttlMs / 2 && agentId !== selfId && down.has(agentId)
+          : silent >= ttlMs / 2 && led >= ttlMs / 2 && agentId !== selfId && down.has(agentId)
             ? 'dead'
             : undefined
       if (reason === undefined) continue
