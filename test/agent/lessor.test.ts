@@ -191,12 +191,16 @@ function leaderServer() {
     session: id => sessions.get(id),
     scheduler,
     timeoutMs: TTL / 4,
+    batchMs: 10,
     closed: new AbortController().signal,
   })
-  const confirm = (): void => {
+  /** The batching window passes, the round begins, and a quorum answers it. */
+  const confirm = async (): Promise<void> => {
+    scheduler.advance(10)
+    await settle()
     for (const resolve of reads.splice(0)) resolve()
   }
-  return { scheduler, lessor, host, tracker, sessions, server, confirm }
+  return { scheduler, lessor, host, tracker, sessions, server, confirm, reads }
 }
 
 describe('KeepAliveServer (the leader answers keep-alives)', () => {
@@ -204,9 +208,8 @@ describe('KeepAliveServer (the leader answers keep-alives)', () => {
     const { scheduler, lessor, server, confirm, sessions } = leaderServer()
     const arrived = scheduler.now()
     const answer = server.serve('s', 'a')
-    scheduler.advance(100)
-    await settle()
-    confirm()
+    scheduler.advance(90)
+    await confirm()
     expect(await answer).toEqual({ status: 'renewed', ttlMs: TTL })
     // Renewed at the arrival (5_000), not at the answer (5_100): the expiry is due a ttl after the arrival.
     expect(lessor.due(sessions.values(), arrived + TTL - 1, new Set(), 'L')).toEqual([])
@@ -220,27 +223,54 @@ describe('KeepAliveServer (the leader answers keep-alives)', () => {
     const answer = server.serve('s', 'a')
     await settle()
     host.leaderSince = { local: scheduler.now() }
-    confirm()
+    await confirm()
     expect(await answer).toEqual({ status: 'notLeader', leader: '' })
     tracker.leader = 'M'
     expect(await server.serve('s', 'a')).toEqual({ status: 'notLeader', leader: 'M' })
     // No confirmation at all within the bound: the keeper is told to look again.
     tracker.leader = 'L'
     const unconfirmed = server.serve('s', 'a')
-    scheduler.advance(TTL / 4)
+    scheduler.advance(10 + TTL / 4)
     expect(await unconfirmed).toEqual({ status: 'notLeader', leader: '' })
   })
 
   it('an unknown session is expired; another agent may not keep a session alive', async () => {
     const { server, confirm } = leaderServer()
     const unknown = server.serve('nope', 'a')
-    await settle()
-    confirm()
+    await confirm()
     expect(await unknown).toEqual({ status: 'expired' })
     const foreign = server.serve('s', 'intruder')
-    await settle()
-    confirm()
+    await confirm()
     await expect(foreign).rejects.toBeInstanceOf(UnauthorizedError)
+  })
+})
+
+describe('KeepAliveServer batching', () => {
+  it('keep-alives arriving within the window share one round; a later one waits for a round begun after it', async () => {
+    const { scheduler, server, sessions, reads } = leaderServer()
+    sessions.set('t', { sessionId: 't', agentId: 'b', ttlMs: TTL })
+    const first = server.serve('s', 'a')
+    scheduler.advance(5)
+    const second = server.serve('t', 'b')
+    scheduler.advance(5)
+    await settle()
+    expect(reads).toHaveLength(1)
+    // Arrives after that round began: it must not be answered by it.
+    const third = server.serve('s', 'a')
+    for (const resolve of reads.splice(0)) resolve()
+    expect(await first).toMatchObject({ status: 'renewed' })
+    expect(await second).toMatchObject({ status: 'renewed' })
+    let thirdAnswered = false
+    void third.then(() => {
+      thirdAnswered = true
+    })
+    await settle()
+    expect(thirdAnswered).toBe(false)
+    scheduler.advance(10)
+    await settle()
+    expect(reads).toHaveLength(1)
+    for (const resolve of reads.splice(0)) resolve()
+    expect(await third).toMatchObject({ status: 'renewed' })
   })
 })
 

@@ -113,6 +113,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     session: sessionId => replica.state.session(sessionId),
     scheduler: init.scheduler,
     timeoutMs: timing.sessionTtlMs / 4,
+    batchMs: timing.tickMs * timing.heartbeatTicks,
     closed,
   })
   const keepAlives = new KeepAliveClient({

@@ -49,6 +49,8 @@ export interface KeepAliveServerInit {
   scheduler: Scheduler
   /** How long the leadership confirmation may take before the keeper is told to retry. */
   timeoutMs: number
+  /** How long a confirmation round waits for more keep-alives to share it (ms; a heartbeat interval). */
+  batchMs: number
   closed: AbortSignal
 }
 
@@ -60,9 +62,37 @@ export interface KeepAliveServerInit {
  */
 export class KeepAliveServer {
   private readonly init: KeepAliveServerInit
+  /** The confirmation round not yet begun: keep-alives arriving meanwhile share it. */
+  private nextRound?: Promise<boolean>
 
   constructor(init: KeepAliveServerInit) {
     this.init = init
+  }
+
+  /**
+   * Whether this agent confirmed its leadership by a ReadIndex round begun after now. Keep-alives arriving
+   * within `batchMs` share one round (one heartbeat to the replicas for all of them), at the cost of that
+   * much latency; a keep-alive counts from its arrival either way.
+   */
+  private confirmAfter(runner: Pick<RaftRunner, 'readIndex'>): Promise<boolean> {
+    const { scheduler, timeoutMs, closed, batchMs } = this.init
+    this.nextRound ??= new Promise<boolean>(resolve => {
+      scheduler.after(
+        batchMs,
+        () => {
+          this.nextRound = undefined
+          const bound = deadlineSignal(timeoutMs, [], scheduler)
+          abortable(runner.readIndex(bound.signal), { signal: bound.signal, closed })
+            .then(
+              () => resolve(true),
+              () => resolve(false),
+            )
+            .finally(bound.cancel)
+        },
+        { keepAlive: true },
+      )
+    })
+    return this.nextRound
   }
 
   async serve(sessionId: string, from: string): Promise<KeepAliveAnswer> {
@@ -74,15 +104,9 @@ export class KeepAliveServer {
       return { status: 'notLeader', leader: notSelf(leader.leader, selfId) }
     lessor.follow(since)
     const leadership = lessor.current
-    const bound = deadlineSignal(this.init.timeoutMs, [], scheduler)
-    try {
-      await abortable(runner.readIndex(bound.signal), { signal: bound.signal, closed: this.init.closed })
-    } catch (err) {
-      if (err instanceof ClosedError) throw err
-      return { status: 'notLeader', leader: notSelf(leader.leader, selfId) }
-    } finally {
-      bound.cancel()
-    }
+    const confirmed = await this.confirmAfter(runner)
+    if (this.init.closed.aborted) throw new ClosedError()
+    if (!confirmed) return { status: 'notLeader', leader: notSelf(leader.leader, selfId) }
     if (host.leaderSince !== since) return { status: 'notLeader', leader: notSelf(leader.leader, selfId) }
     const session = this.init.session(sessionId)
     if (session === undefined) return { status: 'expired' }
