@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest'
+import { forwardHandler } from '../../src/agent/cluster/forwarding.ts'
 import { type KeepAliveAnswer, KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
 import { type LeasedSession, Lessor } from '../../src/agent/cluster/lessor.ts'
 import { type KeepAliveOutcome, SessionKeeper, trustedUntil } from '../../src/agent/node/session.ts'
 import { resolveTiming } from '../../src/agent/options.ts'
 import { NoLeaderError, UnauthorizedError } from '../../src/errors.ts'
+import { encodeEnvelope } from '../../src/state/codec.ts'
 import type { CommandResult } from '../../src/state/index.ts'
 import { VirtualScheduler } from '../../src/time/index.ts'
 
@@ -391,5 +393,40 @@ describe('SessionKeeper (the member side)', () => {
     expect(session.id).not.toBe(first)
     expect(session.id).not.toBe('')
     expect(committed).toEqual(['openSession', 'openSession'])
+  })
+})
+
+describe('rolling upgrade: keep-alive entries of agents older than the lessor', () => {
+  it('a committed keepAlive forwarded to the leader renews the session in its lessor', async () => {
+    const scheduler = new VirtualScheduler({ start: 20_000 })
+    const lessor = new Lessor()
+    const since = { local: 20_000 }
+    const proposed: Uint8Array[] = []
+    const handler = forwardHandler({
+      selfId: 'L',
+      leader: { leader: 'L', waitChange: async () => {} },
+      host: {
+        proposeLocal: async data => {
+          proposed.push(data)
+          return { type: 'session', sessionId: 's', expiresAt: 0 }
+        },
+      },
+      authorization: { requireMember: () => {}, authorizeForwarded: async () => {} },
+      security: { enabled: false },
+      scheduler,
+      rightRates: { take: async () => {} },
+      lessor,
+      leaderSince: () => since,
+    })
+    const sessions = [{ sessionId: 's', agentId: 'old', ttlMs: TTL }]
+    lessor.follow(since)
+    lessor.due(sessions, scheduler.now(), new Set(), 'L')
+    scheduler.advance((3 * TTL) / 4)
+    const renewedAt = scheduler.now()
+    await handler(encodeEnvelope({ ts: 0, command: { type: 'keepAlive', sessionId: 's' } }), 'old')
+    expect(proposed).toHaveLength(1)
+    // Without the renewal the session would be due a ttl after the takeover (first seen then).
+    expect(lessor.due(sessions, 20_000 + TTL, new Set(), 'L')).toEqual([])
+    expect(lessor.due(sessions, renewedAt + TTL, new Set(), 'L')).toEqual([{ sessionId: 's', reason: 'ttl' }])
   })
 })

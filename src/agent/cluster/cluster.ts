@@ -182,6 +182,8 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
       security,
       scheduler,
       rightRates,
+      lessor,
+      leaderSince: () => host.leaderSince,
     })
     await rpc.registerRpc(FORWARD_PROTOCOL, forward)
     await rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => adminServer.serve(request, from))
