@@ -4,7 +4,7 @@ import { type KeepAliveAnswer, KeepAliveClient, KeepAliveServer } from '../../sr
 import { type LeasedSession, Lessor } from '../../src/agent/cluster/lessor.ts'
 import { type KeepAliveOutcome, SessionKeeper, trustedUntil } from '../../src/agent/node/session.ts'
 import { resolveTiming } from '../../src/agent/options.ts'
-import { NoLeaderError, UnauthorizedError } from '../../src/errors.ts'
+import { InvalidArgumentError, NoLeaderError, UnauthorizedError } from '../../src/errors.ts'
 import { encodeEnvelope } from '../../src/state/codec.ts'
 import type { CommandResult } from '../../src/state/index.ts'
 import { VirtualScheduler } from '../../src/time/index.ts'
@@ -292,6 +292,9 @@ describe('KeepAliveClient (the keeper reaches the leader)', () => {
         return peer === 'L' ? leaderAnswers : { status: 'notLeader', leader: 'L' }
       },
       local: { serve: async () => ({ status: 'expired' }) },
+      legacy: async () => {
+        throw new Error('not an old leader')
+      },
       scheduler,
       closed: new AbortController().signal,
     })
@@ -306,6 +309,29 @@ describe('KeepAliveClient (the keeper reaches the leader)', () => {
       scheduler.advance(50)
     }
     await failed
+  })
+})
+
+describe('KeepAliveClient with a leader older than the lessor', () => {
+  it('falls back to the keepAlive entry when the leader refuses the request', async () => {
+    const scheduler = new VirtualScheduler()
+    const legacy: string[] = []
+    const client = new KeepAliveClient({
+      selfId: 'a',
+      leader: { leader: 'OLD', waitChange: async () => {} },
+      call: async () => {
+        throw new InvalidArgumentError('unknown or malformed admin request')
+      },
+      local: { serve: async () => ({ status: 'expired' }) },
+      legacy: async sessionId => {
+        legacy.push(sessionId)
+        return { status: 'renewed', ttlMs: TTL }
+      },
+      scheduler,
+      closed: new AbortController().signal,
+    })
+    expect(await client.keepAlive('s', scheduler.now() + 250)).toEqual({ status: 'renewed', ttlMs: TTL })
+    expect(legacy).toEqual(['s'])
   })
 })
 

@@ -121,6 +121,12 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     leader: tracker,
     call: keepAliveCall(admin, init.scheduler),
     local: keepAliveServer,
+    legacy: async (sessionId, deadline) => {
+      const result = await client.submitRaw({ type: 'keepAlive', sessionId }, deadline)
+      return result.type === 'session'
+        ? { status: 'renewed', ttlMs: timing.sessionTtlMs }
+        : { status: 'expired' }
+    },
     scheduler: init.scheduler,
     closed,
   })

@@ -4,7 +4,7 @@
  * on the keeper's end: a member that holds none reaches the leader by peer id.
  */
 
-import { ClosedError, NoLeaderError, UnauthorizedError } from '../../errors.ts'
+import { ClosedError, InvalidArgumentError, NoLeaderError, UnauthorizedError } from '../../errors.ts'
 import type { Scheduler } from '../../time/index.ts'
 import { abortable, deadlineSignal, sleep } from '../node/abort.ts'
 import type { LeaderPort } from '../node/port.ts'
@@ -137,6 +137,8 @@ export interface KeepAliveClientInit {
   call(peer: string, sessionId: string, timeoutMs: number): Promise<KeepAliveAnswer>
   /** The in-process server, for when this agent leads. */
   local: Pick<KeepAliveServer, 'serve'>
+  /** A `keepAlive` log entry, for a leader older than the lessor (rolling upgrade); `NoLeaderError` past `deadline`. */
+  legacy(sessionId: string, deadline: number): Promise<Exclude<KeepAliveAnswer, { status: 'notLeader' }>>
   scheduler: Scheduler
   closed: AbortSignal
 }
@@ -184,6 +186,10 @@ export class KeepAliveClient {
       } catch (err) {
         if (err instanceof ClosedError || err instanceof UnauthorizedError) throw err
         if (remoteErrorName(err) === 'UnauthorizedError') throw err
+        // A leader older than the lessor refuses the request: keep the session alive its way, by an entry.
+        if (err instanceof InvalidArgumentError && target === leader.leader) {
+          return this.init.legacy(sessionId, deadline)
+        }
         lastError = err
         await sleep(Math.min(RETRY_MS, remaining), closed, scheduler)
         target = leader.leader
