@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
+import { parseAdmin } from '../../src/agent/cluster/admin-protocol.ts'
 import { forwardHandler } from '../../src/agent/cluster/forwarding.ts'
-import { type KeepAliveAnswer, KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
+import {
+  type KeepAliveAnswer,
+  KeepAliveClient,
+  KeepAliveServer,
+  parseKeepAliveAnswer,
+} from '../../src/agent/cluster/keep-alive.ts'
 import { type LeasedSession, Lessor } from '../../src/agent/cluster/lessor.ts'
 import { type KeepAliveOutcome, SessionKeeper, trustedUntil } from '../../src/agent/node/session.ts'
 import { resolveTiming } from '../../src/agent/options.ts'
@@ -454,5 +460,43 @@ describe('rolling upgrade: keep-alive entries of agents older than the lessor', 
     // Without the renewal the session would be due a ttl after the takeover (first seen then).
     expect(lessor.due(sessions, 20_000 + TTL, new Set(), 'L')).toEqual([])
     expect(lessor.due(sessions, renewedAt + TTL, new Set(), 'L')).toEqual([{ sessionId: 's', reason: 'ttl' }])
+  })
+})
+
+describe('the keep-alive request on the admin protocol', () => {
+  const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value))
+
+  it('parses a keep-alive; anything malformed is an InvalidArgumentError', () => {
+    expect(parseAdmin(encode({ op: 'keepAlive', sessionId: 'a/1' }))).toEqual({
+      op: 'keepAlive',
+      sessionId: 'a/1',
+    })
+    for (const bad of [
+      { op: 'keepAlive' },
+      { op: 'keepAlive', sessionId: '' },
+      { op: 'keepAlive', sessionId: 7 },
+      { op: 'keepAlive', sessionId: 'x'.repeat(257) },
+    ]) {
+      expect(() => parseAdmin(encode(bad)), JSON.stringify(bad).slice(0, 40)).toThrow(InvalidArgumentError)
+    }
+  })
+
+  it('reads only well-formed answers', () => {
+    expect(parseKeepAliveAnswer({ status: 'renewed', ttlMs: 5 })).toEqual({ status: 'renewed', ttlMs: 5 })
+    expect(parseKeepAliveAnswer({ status: 'notLeader', leader: 'L' })).toEqual({
+      status: 'notLeader',
+      leader: 'L',
+    })
+    expect(parseKeepAliveAnswer({ status: 'expired', extra: 1 })).toEqual({ status: 'expired' })
+    for (const bad of [
+      undefined,
+      null,
+      'renewed',
+      { status: 'renewed' },
+      { status: 'renewed', ttlMs: -1 },
+      { status: 'x' },
+    ]) {
+      expect(parseKeepAliveAnswer(bad)).toBeUndefined()
+    }
   })
 })
