@@ -23,8 +23,8 @@ export interface HousekeepingInit {
 
 /**
  * The housekeeping round, every `intervalMs` while the agent runs: a leader proposes the expiries its
- * duties plan (`leader-duties.ts`, the sessions' from its lessor) and keeps the voter set at its target; any other member checks that it
- * was not left out of the configuration.
+ * duties plan (`leader-duties.ts`; the sessions' come from its lessor) and keeps the voter set at its target;
+ * any other member checks that it was not left out of the configuration.
  */
 export class Housekeeping {
   private readonly init: HousekeepingInit
