@@ -34,6 +34,7 @@ import { clusterParts } from './cluster/cluster.ts'
 import type { Directory } from './cluster/directory.ts'
 import type { Housekeeping } from './cluster/housekeeping.ts'
 import type { Joining } from './cluster/join.ts'
+import type { KeepAliveClient } from './cluster/keep-alive.ts'
 import { Membership } from './cluster/membership.ts'
 import { NodeMeta } from './cluster/meta.ts'
 import { membershipPubSub } from './cluster/swim-wire.ts'
@@ -97,6 +98,7 @@ export class ConclaveService implements ConclaveApi, Startable {
   private storage?: RaftStorage
   private meta?: NodeMeta
   private readonly housekeeping: Housekeeping
+  private readonly keepAlives: KeepAliveClient
   private readonly serveProtocols: (api: ConclaveApi) => Promise<void>
   private started = false
 
@@ -183,7 +185,10 @@ export class ConclaveService implements ConclaveApi, Startable {
     const session = new SessionKeeper(
       selfId,
       timing,
-      { submitRaw: (command, deadline) => this.client.submitRaw(command, deadline) },
+      {
+        submitRaw: (command, deadline) => this.client.submitRaw(command, deadline),
+        keepAlive: (sessionId, deadline) => this.keepAlives.keepAlive(sessionId, deadline),
+      },
       this.log,
       scheduler,
     )
@@ -265,6 +270,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.voters = cluster.voters
     this.joining = cluster.joining
     this.housekeeping = cluster.housekeeping
+    this.keepAlives = cluster.keepAlives
     this.serveProtocols = cluster.serveProtocols
     session.afterOpen = sessionId => this.directory.register(sessionId)
     replica.onEvent(event => {

@@ -13,7 +13,11 @@ export interface SessionInfo {
   sessionId: string
   agentId: string
   ttlMs: number
-  /** State time at which the session lapses unless kept alive. */
+  /**
+   * State time of the opening plus the ttl: the end of the session's first lease. Not an expiry time: the
+   * leader's lessor renews sessions in memory (`src/agent/cluster/lessor.ts`), and a session ends only by
+   * a `closeSession` or `expireSession` entry.
+   */
   expiresAt: number
 }
 
@@ -44,7 +48,12 @@ export interface SessionSnapshot {
   results: [number, CommandResult][]
 }
 
-/** Sessions, their expiry, their dedup tables, and the hooks other modules hang their cleanup on. */
+/**
+ * Sessions, their dedup tables, and the hooks other modules hang their cleanup on. A session lives from its
+ * `openSession` entry until a `closeSession` or `expireSession` entry: nothing here expires it from entry
+ * timestamps. Keep-alives never reach the log; the leader holds them in memory (its lessor) and proposes
+ * `expireSession` when a session's ttl passes on its monotonic clock without one.
+ */
 export class SessionTable {
   private readonly records = new Map<string, SessionRecord>()
   private readonly listeners: SessionEndListener[] = []
@@ -70,25 +79,23 @@ export class SessionTable {
     return list
   }
 
-  /** Ids of sessions whose lease has run out at `now`. */
-  due(now: number): string[] {
-    const due: string[] = []
-    for (const record of this.records.values()) if (record.expiresAt <= now) due.push(record.sessionId)
-    return due
+  /**
+   * Sessions due for expiry by state time: none. Expiry is the leader lessor's decision, on its monotonic
+   * clock; kept for the shape of `dueExpiries`.
+   */
+  due(_now: number): string[] {
+    return []
   }
 
-  /**
-   * True if the session exists and its lease has not run out. A session found overdue is expired right here
-   * (reason 'ttl'), in this entry: the leader's expiry proposal would only confirm it.
-   */
-  isLive(sessionId: string, context: ApplyContext): boolean {
-    return this.live(sessionId, context) !== undefined
+  /** True if the session exists: opened and not yet closed or expired by an entry. */
+  isLive(sessionId: string, _context?: ApplyContext): boolean {
+    return this.records.has(sessionId)
   }
 
   open(command: OpenSessionCommand, context: ApplyContext): CommandResult {
-    const existing = this.live(command.sessionId, context)
+    const existing = this.records.get(command.sessionId)
     if (existing !== undefined) {
-      // A retried open: same lease, refreshed.
+      // A retried open: the same session (the lessor counts its lease from its own clock, not from here).
       if (existing.agentId !== command.agentId) {
         return errorResult('InvalidCommand', `session ${command.sessionId} belongs to another agent`)
       }
@@ -108,10 +115,13 @@ export class SessionTable {
     return { type: 'session', sessionId: record.sessionId, expiresAt: record.expiresAt }
   }
 
-  keepAlive(command: KeepAliveCommand, context: ApplyContext): CommandResult {
-    const record = this.live(command.sessionId, context)
+  /**
+   * The keep-alive entry of agents from before the lessor, still found in existing logs: it answers whether
+   * the session exists and changes nothing, so replaying an old log ends no session and renews none.
+   */
+  keepAlive(command: KeepAliveCommand, _context: ApplyContext): CommandResult {
+    const record = this.records.get(command.sessionId)
     if (record === undefined) return sessionExpired(command.sessionId)
-    record.expiresAt = context.time + record.ttlMs
     return { type: 'session', sessionId: record.sessionId, expiresAt: record.expiresAt }
   }
 
@@ -125,8 +135,7 @@ export class SessionTable {
   expire(command: ExpireSessionCommand, context: ApplyContext): CommandResult {
     const record = this.records.get(command.sessionId)
     if (record === undefined) return UNCHANGED
-    // A 'ttl' proposal made before a keepAlive landed must not kill the renewed session.
-    if (command.reason === 'ttl' && record.expiresAt > context.time) return UNCHANGED
+    // The leader's lessor decided on its monotonic clock and refuses keep-alives of a session it is expiring.
     this.end(record, command.reason, context)
     return OK
   }
@@ -139,10 +148,10 @@ export class SessionTable {
     sessionId: string,
     seq: number,
     ackedBelow: number | undefined,
-    context: ApplyContext,
+    _context: ApplyContext,
     execute: () => CommandResult,
   ): CommandResult {
-    const record = this.live(sessionId, context)
+    const record = this.records.get(sessionId)
     if (record === undefined) return sessionExpired(sessionId)
     if (ackedBelow !== undefined && ackedBelow > record.ackedBelow) {
       record.ackedBelow = ackedBelow
@@ -210,16 +219,6 @@ export class SessionTable {
         results,
       })
     }
-  }
-
-  private live(sessionId: string, context: ApplyContext): SessionRecord | undefined {
-    const record = this.records.get(sessionId)
-    if (record === undefined) return undefined
-    if (record.expiresAt <= context.time) {
-      this.end(record, 'ttl', context)
-      return undefined
-    }
-    return record
   }
 
   private end(record: SessionRecord, reason: SessionEndReason, context: ApplyContext): void {

@@ -16,47 +16,27 @@ function plan(log: LogDriver, input: Partial<Omit<DutyInput, 'state'>>): string[
     now: 2_500,
     elapsed: 10_000,
     takeoverStateTime: 0,
-    down: new Set(),
+    sessionExpiries: [],
     ...input,
   })
   return duties.map(duty => `${duty.id} ${JSON.stringify(duty.command)}`)
 }
 
 describe('planLeaderDuties: session leases', () => {
-  it('expires a lapsed session once the leader has led long enough', () => {
-    expect(plan(oneSession(), {})).toEqual(['s:s {"type":"expireSession","sessionId":"s","reason":"ttl"}'])
-    // Not lapsed at the leader's wall time: nothing, however long it has led.
-    expect(plan(oneSession(), { now: 1_900 })).toEqual([])
-  })
-
-  it('gives a session stamped by a predecessor up to its ttl after the takeover, never more', () => {
-    // Took over at state time 1000, the session's last stamp: it may still have its whole ttl (1000 ms).
-    const table: [elapsed: number, expired: boolean][] = [
-      [0, false],
-      [999, false],
-      [1_000, true],
-    ]
-    for (const [elapsed, expired] of table) {
-      expect(plan(oneSession(), { takeoverStateTime: 1_000, elapsed }).length, `${elapsed}`).toBe(
-        expired ? 1 : 0,
-      )
-    }
-    // Took over at state time 1600: 400 ms were left at most.
-    expect(plan(oneSession(), { takeoverStateTime: 1_600, elapsed: 399 })).toEqual([])
-    expect(plan(oneSession(), { takeoverStateTime: 1_600, elapsed: 400 })).toHaveLength(1)
-  })
-
-  it('expires the session of an agent the view holds dead after half its ttl without a keep-alive', () => {
-    const dead = { down: new Set(['a']), takeoverStateTime: 1_000 }
-    // Renewed at 1000: before 1500 the agent may still be renewing it, whatever the view says.
-    expect(plan(oneSession(), { ...dead, now: 1_499, elapsed: 10_000 })).toEqual([])
-    expect(plan(oneSession(), { ...dead, now: 1_500, elapsed: 10_000 })).toEqual([
-      's:s {"type":"expireSession","sessionId":"s","reason":"dead"}',
+  it("proposes the lessor's session expiries, and none from the state's times", () => {
+    // Long past the session's first lease end by the leader's wall clock: the lessor alone decides.
+    expect(plan(oneSession(), { now: 1_000_000 })).toEqual([])
+    expect(
+      plan(oneSession(), {
+        sessionExpiries: [
+          { sessionId: 's', reason: 'ttl' },
+          { sessionId: 'other', reason: 'dead' },
+        ],
+      }),
+    ).toEqual([
+      's:s {"type":"expireSession","sessionId":"s","reason":"ttl"}',
+      's:other {"type":"expireSession","sessionId":"other","reason":"dead"}',
     ])
-    // A new leader waits out the half ttl on its own clock too.
-    expect(plan(oneSession(), { ...dead, now: 1_500, elapsed: 499 })).toEqual([])
-    // Its own session is never expired that way.
-    expect(plan(oneSession(), { ...dead, selfId: 'a', now: 1_500 })).toEqual([])
   })
 })
 

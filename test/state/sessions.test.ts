@@ -2,20 +2,18 @@ import { describe, expect, it } from 'vitest'
 import { LogDriver } from './helpers.ts'
 
 describe('sessions', () => {
-  it('opens with a lease from state time, keeps alive, closes', () => {
+  it('opens with its first lease end from state time, closes; a session ends only by an entry', () => {
     const log = new LogDriver().at(1_000)
     expect(log.result({ type: 'openSession', sessionId: 's', agentId: 'a', ttlMs: 500 })).toEqual({
       type: 'session',
       sessionId: 's',
       expiresAt: 1_500,
     })
-    log.at(1_400)
-    expect(log.result({ type: 'keepAlive', sessionId: 's' })).toEqual({
-      type: 'session',
-      sessionId: 's',
-      expiresAt: 1_900,
-    })
-    expect(log.machine.session('s')).toEqual({ sessionId: 's', agentId: 'a', ttlMs: 500, expiresAt: 1_900 })
+    // Long past its first lease end by state time: still open, keep-alives live in the leader's lessor.
+    log.at(60_000).apply({ type: 'put', key: 'k', value: 1 }, { session: 's', seq: 1 })
+    expect(log.machine.session('s')).toEqual({ sessionId: 's', agentId: 'a', ttlMs: 500, expiresAt: 1_500 })
+    expect(log.machine.get('k')?.value).toBe(1)
+    expect(log.machine.dueExpiries(60_000).sessions).toEqual([])
     const closed = log.apply({ type: 'closeSession', sessionId: 's' })
     expect(closed).toEqual({
       result: { type: 'ok' },
@@ -23,6 +21,26 @@ describe('sessions', () => {
     })
     expect(log.machine.session('s')).toBeUndefined()
     expect(log.result({ type: 'keepAlive', sessionId: 's' })).toMatchObject({ code: 'SessionExpired' })
+  })
+
+  it('a keepAlive entry of an older agent found in the log answers and changes nothing', () => {
+    const log = new LogDriver().at(1_000)
+    log.open('s', 500, 'a')
+    const before = log.machine.snapshot()
+    const output = log.at(1_400).apply({ type: 'keepAlive', sessionId: 's' })
+    expect(output).toMatchObject({
+      result: { type: 'session', sessionId: 's', expiresAt: 1_500 },
+      events: [],
+    })
+    // Late by state time, as an old agent's keep-alive could be: nothing ends either.
+    expect(log.at(9_000).apply({ type: 'keepAlive', sessionId: 's' }).events).toEqual([])
+    expect(log.machine.session('s')).toEqual({ sessionId: 's', agentId: 'a', ttlMs: 500, expiresAt: 1_500 })
+    // Only the applied index and state time moved.
+    const strip = (bytes: Uint8Array) => {
+      const { appliedIndex: _a, time: _t, ...rest } = JSON.parse(new TextDecoder().decode(bytes))
+      return rest
+    }
+    expect(strip(log.machine.snapshot())).toEqual(strip(before))
   })
 
   it('state time never goes back when leader clocks differ', () => {
@@ -38,35 +56,21 @@ describe('sessions', () => {
     expect(log.machine.time).toBe(6_000)
   })
 
-  it("expireSession 'ttl' before expiresAt does nothing; at expiresAt it ends the session", () => {
+  it("expireSession 'ttl' ends the session whatever the state time: the leader decided on its clock", () => {
     const log = new LogDriver().at(1_000)
     log.open('s', 1_000)
-    log.at(1_999)
-    expect(log.apply({ type: 'expireSession', sessionId: 's', reason: 'ttl' })).toEqual({
-      result: { type: 'unchanged' },
-      events: [],
-    })
-    expect(log.machine.session('s')).toBeDefined()
-    log.at(2_000)
-    expect(log.machine.dueExpiries(2_000).sessions).toEqual(['s'])
+    log.at(1_001)
     const expired = log.apply({ type: 'expireSession', sessionId: 's', reason: 'ttl' })
     expect(expired.result).toEqual({ type: 'ok' })
     expect(expired.events).toEqual([
       { type: 'sessionExpired', sessionId: 's', agentId: 'agent-s', reason: 'ttl' },
     ])
     expect(log.machine.session('s')).toBeUndefined()
-  })
-
-  it('a stale ttl expiry proposed before a keepAlive landed does nothing', () => {
-    const log = new LogDriver().at(1_000)
-    log.open('s', 1_000)
-    // The leader saw the lease run out at 2_000 and proposed an expiry, but a keepAlive committed first.
-    expect(log.machine.dueExpiries(2_000).sessions).toEqual(['s'])
-    log.at(1_900).apply({ type: 'keepAlive', sessionId: 's' })
-    expect(log.at(2_000).result({ type: 'expireSession', sessionId: 's', reason: 'ttl' })).toEqual({
-      type: 'unchanged',
+    // Again (a retried proposal): nothing left to do.
+    expect(log.apply({ type: 'expireSession', sessionId: 's', reason: 'ttl' })).toEqual({
+      result: { type: 'unchanged' },
+      events: [],
     })
-    expect(log.machine.session('s')?.expiresAt).toBe(2_900)
   })
 
   it("expireSession 'dead' applies at once", () => {
@@ -77,17 +81,6 @@ describe('sessions', () => {
       { type: 'sessionExpired', sessionId: 's', agentId: 'agent-s', reason: 'dead' },
     ])
     expect(log.machine.sessions()).toEqual([])
-  })
-
-  it('a keepAlive that arrives after the lease ran out ends the session instead', () => {
-    const log = new LogDriver().at(1_000)
-    log.open('s', 1_000)
-    const late = log.at(2_500).apply({ type: 'keepAlive', sessionId: 's' })
-    expect(late.result).toMatchObject({ code: 'SessionExpired' })
-    expect(late.events).toEqual([
-      { type: 'sessionExpired', sessionId: 's', agentId: 'agent-s', reason: 'ttl' },
-    ])
-    expect(log.machine.session('s')).toBeUndefined()
   })
 
   it('a retried openSession refreshes the same session; another agent cannot take the id', () => {
@@ -174,14 +167,13 @@ describe('exactly-once requests', () => {
     expect(log.machine.revision).toBe(5)
   })
 
-  it('a request on a session whose lease ran out ends the session and is not applied', () => {
+  it('a request on an expired session is not applied', () => {
     const log = new LogDriver().at(1_000)
     log.open('s', 100)
-    const output = log.at(1_200).apply({ type: 'put', key: 'k', value: 1 }, { session: 's', seq: 1 })
+    log.apply({ type: 'expireSession', sessionId: 's', reason: 'dead' })
+    const output = log.at(1_050).apply({ type: 'put', key: 'k', value: 1 }, { session: 's', seq: 1 })
     expect(output.result).toMatchObject({ code: 'SessionExpired' })
-    expect(output.events).toEqual([
-      { type: 'sessionExpired', sessionId: 's', agentId: 'agent-s', reason: 'ttl' },
-    ])
+    expect(output.events).toEqual([])
     expect(log.machine.get('k')).toBeUndefined()
   })
 })

@@ -3,7 +3,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { InvalidArgumentError } from '../../errors.ts'
 import type { Rpc } from '../../net/rpc.ts'
+import type { Scheduler } from '../../time/index.ts'
+import { deadlineSignal } from '../node/abort.ts'
 import { localError } from '../node/remote-errors.ts'
+import { type KeepAliveAnswer, parseKeepAliveAnswer } from './keep-alive.ts'
 
 /** Cluster administration between agents: joining, leaving, leadership transfer. */
 export const ADMIN_PROTOCOL = '/conclave/admin/1.0.0'
@@ -14,10 +17,14 @@ export type AdminRequest =
   | { op: 'transfer'; to: string }
   /** Whether `agentId` is in the answering member's configuration (asked by a member whose log lags). */
   | { op: 'member'; agentId: string }
+  /** Renew a session of the sender's at the leader's lessor (off the log): answered in `keepAlive`. */
+  | { op: 'keepAlive'; sessionId: string }
 
 export interface AdminResponse {
   clusterId: string
   member?: boolean
+  /** The answer to a `keepAlive` request. */
+  keepAlive?: KeepAliveAnswer
 }
 
 /** Sends one admin request to a peer. */
@@ -35,6 +42,20 @@ export function adminClient(rpc: Pick<Rpc, 'callRpc'>, timeoutMs: number): Admin
     } catch (err) {
       throw localError(err)
     }
+  }
+}
+
+/** A keep-alive sent to `peer` (the leader, as the sender sees it): its answer, checked for shape. */
+export function keepAliveCall(
+  admin: AdminCall,
+  scheduler: Scheduler,
+): (peer: string, sessionId: string, timeoutMs: number) => Promise<KeepAliveAnswer> {
+  return async (peer, sessionId, timeoutMs) => {
+    const bound = deadlineSignal(timeoutMs, [], scheduler)
+    const response = await admin(peer, { op: 'keepAlive', sessionId }, bound.signal).finally(bound.cancel)
+    const answer = parseKeepAliveAnswer(response.keepAlive)
+    if (answer === undefined) throw new InvalidArgumentError(`${peer} gave no keep-alive answer`)
+    return answer
   }
 }
 
@@ -71,6 +92,9 @@ export function parseAdmin(request: Uint8Array): AdminRequest {
         break
       case 'transfer':
         if (isText(value.to)) return value as AdminRequest
+        break
+      case 'keepAlive':
+        if (isText(value.sessionId) && value.sessionId.length <= 256) return value as AdminRequest
         break
     }
   }

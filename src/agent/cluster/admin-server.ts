@@ -7,6 +7,7 @@ import type { MemberGate } from '../../security/member-gate.ts'
 import type { LeaderPort, RunnerPort } from '../node/port.ts'
 import { type AdminCall, encodeAdmin, parseAdmin, parseBootstrap } from './admin-protocol.ts'
 import type { Authorization } from './authorization.ts'
+import type { KeepAliveServer } from './keep-alive.ts'
 import type { Voters } from './voters.ts'
 
 export interface AdminServerInit {
@@ -20,12 +21,14 @@ export interface AdminServerInit {
   voters: Pick<Voters, 'changeConfig'>
   peerStore: Pick<PeerStore, 'merge'>
   admin: AdminCall
+  /** The leader's keep-alive answers (its lessor). */
+  keepAlives: Pick<KeepAliveServer, 'serve'>
 }
 
 /**
  * The answering side of the admin protocol: a member passes join, remove and transfer requests on to the
  * leader, which carries them out as configuration changes; any member answers whether a peer is in its
- * configuration.
+ * configuration. Keep-alives are answered by the leader alone, never passed on: a non-leader redirects.
  */
 export class AdminServer {
   private readonly init: AdminServerInit
@@ -37,8 +40,13 @@ export class AdminServer {
   async serve(request: Uint8Array, from: string): Promise<Uint8Array> {
     const { selfId, runner: runnerPort, leader: tracker, authorization, memberGate, gate, voters } = this.init
     const parsed = parseAdmin(request)
-    const runner = runnerPort.require()
     // Every hop checks its sender; this agent's own requests (leave on the leader) are its own business.
+    if (parsed.op === 'keepAlive') {
+      if (from !== selfId) await authorization.authorizeAdmin(parsed, from)
+      const keepAlive = await this.init.keepAlives.serve(parsed.sessionId, from)
+      return encodeAdmin({ clusterId: this.init.clusterId() ?? '', keepAlive })
+    }
+    const runner = runnerPort.require()
     if (from !== selfId) await authorization.authorizeAdmin(parsed, from)
     if (parsed.op === 'member') {
       return encodeAdmin({

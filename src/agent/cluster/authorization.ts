@@ -69,7 +69,7 @@ export class Authorization {
    * Who may ask what: anyone with `join` may ask to join for itself, and any member may pass a joiner's
    * request on (the leader then authenticates the joiner); an agent may remove itself; removing another
    * agent, moving leadership and asking about the configuration take a member (with `vote` for the first
-   * two). Throws `UnauthorizedError`.
+   * two); a keep-alive takes `join`. Throws `UnauthorizedError`.
    */
   async authorizeAdmin(request: AdminRequest, from: string): Promise<void> {
     const gate = this.init.security.gate
@@ -93,6 +93,10 @@ export class Authorization {
       case 'member':
         await gate.require(from, 'join')
         this.requireMember(from, 'ask about the configuration')
+        return
+      case 'keepAlive':
+        // Any agent with `join` (a member holding no log too); the leader renews only the sender's own sessions.
+        await gate.require(from, 'join')
     }
   }
 

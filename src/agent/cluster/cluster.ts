@@ -14,14 +14,16 @@ import type { RaftHost } from '../node/raft-host.ts'
 import type { Replica } from '../node/replica.ts'
 import type { SessionKeeper } from '../node/session.ts'
 import type { ResolvedTiming } from '../options.ts'
-import { ADMIN_PROTOCOL, type AdminCall } from './admin-protocol.ts'
+import { ADMIN_PROTOCOL, type AdminCall, keepAliveCall } from './admin-protocol.ts'
 import { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
 import { Directory } from './directory.ts'
 import { forwardHandler } from './forwarding.ts'
 import { Housekeeping } from './housekeeping.ts'
 import { Joining } from './join.ts'
+import { KeepAliveClient, KeepAliveServer } from './keep-alive.ts'
 import { LeaderDuties } from './leader-duties.ts'
+import { Lessor } from './lessor.ts'
 import type { Membership } from './membership.ts'
 import type { NodeMeta } from './meta.ts'
 import { RightRates } from './right-rates.ts'
@@ -61,6 +63,8 @@ export interface ClusterParts {
   adminServer: AdminServer
   joining: Joining
   housekeeping: Housekeeping
+  /** The session keeper's keep-alives, to the leader's lessor (off the log). */
+  keepAlives: KeepAliveClient
   /** Registers the forwarding, admin and client protocols (the last serving `api`). */
   serveProtocols(api: ConclaveApi): Promise<void>
 }
@@ -100,6 +104,32 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     scheduler: init.scheduler,
     log,
   })
+  const lessor = new Lessor()
+  const keepAliveServer = new KeepAliveServer({
+    selfId,
+    lessor,
+    leader: tracker,
+    host,
+    session: sessionId => replica.state.session(sessionId),
+    scheduler: init.scheduler,
+    timeoutMs: timing.sessionTtlMs / 4,
+    batchMs: timing.tickMs * timing.heartbeatTicks,
+    closed,
+  })
+  const keepAlives = new KeepAliveClient({
+    selfId,
+    leader: tracker,
+    call: keepAliveCall(admin, init.scheduler),
+    local: keepAliveServer,
+    legacy: async (sessionId, deadline) => {
+      const result = await client.submitRaw({ type: 'keepAlive', sessionId }, deadline)
+      return result.type === 'session'
+        ? { status: 'renewed', ttlMs: timing.sessionTtlMs }
+        : { status: 'expired' }
+    },
+    scheduler: init.scheduler,
+    closed,
+  })
   const adminServer = new AdminServer({
     selfId,
     runner: host,
@@ -111,6 +141,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     voters: voters,
     peerStore: components.peerStore,
     admin,
+    keepAlives: keepAliveServer,
   })
   const joining = new Joining({
     selfId,
@@ -140,6 +171,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     replica,
     liveness: membership,
     duties: new LeaderDuties(client, log),
+    lessor,
     voters: voters,
     joining: joining,
     scheduler: init.scheduler,
@@ -156,6 +188,8 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
       security,
       scheduler,
       rightRates,
+      lessor,
+      leaderSince: () => host.leaderSince,
     })
     await rpc.registerRpc(FORWARD_PROTOCOL, forward)
     await rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => adminServer.serve(request, from))
@@ -171,5 +205,5 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
       }),
     )
   }
-  return { directory, voters, adminServer, joining, housekeeping, serveProtocols }
+  return { directory, voters, adminServer, joining, housekeeping, keepAlives, serveProtocols }
 }

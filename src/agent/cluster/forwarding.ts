@@ -6,6 +6,7 @@ import type { LeaderPort } from '../node/port.ts'
 import { serveForward } from '../node/proposer.ts'
 import type { RaftHost } from '../node/raft-host.ts'
 import type { Authorization } from './authorization.ts'
+import type { Lessor } from './lessor.ts'
 import type { RightRates } from './right-rates.ts'
 
 export interface ForwardingInit {
@@ -17,6 +18,12 @@ export interface ForwardingInit {
   scheduler: Scheduler
   /** What each member may forward per second, per right (lock operations). */
   rightRates: Pick<RightRates, 'take'>
+  /**
+   * The leader's lessor, which a committed `keepAlive` entry from an agent older than the lessor renews (a
+   * rolling upgrade: its sessions must not lapse under a new leader); and this agent's leadership.
+   */
+  lessor: Pick<Lessor, 'follow' | 'current' | 'renew'>
+  leaderSince(): { local: number } | undefined
 }
 
 /**
@@ -38,9 +45,21 @@ export function forwardHandler(
       scheduler: init.scheduler,
       proposeLocal: (data: Uint8Array) => host.proposeLocal(data, from),
     }
-    return serveForward(context, request, async envelope => {
+    let legacyKeepAlive: { sessionId: string; arrivedAt: number; leadership: object | undefined } | undefined
+    const response = await serveForward(context, request, async envelope => {
       await init.rightRates.take(from, commandAction(envelope.command))
       if (security.enabled) await authorization.authorizeForwarded(envelope, from)
+      if (envelope.command.type === 'keepAlive') {
+        init.lessor.follow(init.leaderSince())
+        const { sessionId } = envelope.command
+        legacyKeepAlive = { sessionId, arrivedAt: init.scheduler.now(), leadership: init.lessor.current }
+      }
     })
+    // Committed in this leadership (a quorum took it after its arrival): counts as a keep-alive from then.
+    if (legacyKeepAlive !== undefined) {
+      const { sessionId, arrivedAt, leadership } = legacyKeepAlive
+      init.lessor.renew(sessionId, arrivedAt, leadership)
+    }
+    return response
   }
 }

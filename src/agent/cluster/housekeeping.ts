@@ -4,6 +4,7 @@ import type { RaftHost } from '../node/raft-host.ts'
 import type { Replica } from '../node/replica.ts'
 import type { Joining } from './join.ts'
 import { type LeaderDuties, planLeaderDuties } from './leader-duties.ts'
+import type { Lessor } from './lessor.ts'
 import { LockLeaseClock } from './lock-leases.ts'
 import type { Voters } from './voters.ts'
 
@@ -13,6 +14,8 @@ export interface HousekeepingInit {
   replica: Replica
   liveness: Pick<LivenessPort, 'down'>
   duties: LeaderDuties
+  /** The leader's in-memory session leases: it decides the session expiries. */
+  lessor: Pick<Lessor, 'follow' | 'due'>
   voters: Pick<Voters, 'keep'>
   joining: Pick<Joining, 'rejoinIfRemoved'>
   scheduler: Scheduler
@@ -21,8 +24,8 @@ export interface HousekeepingInit {
 
 /**
  * The housekeeping round, every `intervalMs` while the agent runs: a leader proposes the expiries its
- * duties plan (`leader-duties.ts`) and keeps the voter set at its target; any other member checks that it
- * was not left out of the configuration.
+ * duties plan (`leader-duties.ts`; the sessions' come from its lessor) and keeps the voter set at its target;
+ * any other member checks that it was not left out of the configuration.
  */
 export class Housekeeping {
   private readonly init: HousekeepingInit
@@ -54,6 +57,7 @@ export class Housekeeping {
     const { host, selfId } = this.init
     const runner = host.current()
     const since = host.leaderSince
+    if (runner === undefined || since === undefined || !host.isLeader()) this.init.lessor.follow(undefined)
     if (runner === undefined) return
     if (since === undefined || !host.isLeader()) {
       this.lockLeases.clear()
@@ -63,15 +67,22 @@ export class Housekeeping {
     // A leader that steps down starts counting from its last moment as leader.
     const now = this.init.scheduler.now()
     host.leaderContact = now
+    const { lessor, replica } = this.init
+    lessor.follow(since)
     this.init.duties.run(
       planLeaderDuties({
-        state: this.init.replica.state,
+        state: replica.state,
         selfId,
         now: this.init.scheduler.wallNow(),
         elapsed: now - since.local,
         takeoverStateTime: since.stateTime,
         lockExpiries: this.lockLeases.due(this.init.replica.state, since, now),
-        down: new Set(this.init.liveness.down()),
+        sessionExpiries: lessor.due(
+          replica.state.sessions(),
+          now,
+          new Set(this.init.liveness.down()),
+          selfId,
+        ),
         taskClock: this.advanceTaskClock(since, now),
       }),
     )

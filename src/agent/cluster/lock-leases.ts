@@ -1,7 +1,7 @@
 import type { LockHolder } from '../../state/index.ts'
 
 /** A lease the leader's clock says has run out: what its `lockExpire` names. */
-export interface LeaseExpiry {
+export interface LockExpiry {
   key: string
   fencingToken: number
   leaseIndex: number
@@ -35,12 +35,12 @@ export class LockLeaseClock {
    * The leases due at monotonic `now` for the leadership `leadership`, having noted the ones seen for the
    * first time. Call once per housekeeping round, on the leader.
    */
-  due(state: LockHolders, leadership: object, now: number): LeaseExpiry[] {
+  due(state: LockHolders, leadership: object, now: number): LockExpiry[] {
     if (this.leadership !== leadership) {
       this.leadership = leadership
       this.seen.clear()
     }
-    const due: LeaseExpiry[] = []
+    const due: LockExpiry[] = []
     const current = new Set<string>()
     for (const { key, holder } of state.lockHolders()) {
       const id = `${holder.fencingToken}\n${key}`

@@ -4,16 +4,26 @@ import type { CommandResult } from '../../state/index.ts'
 import type { Cancel, Scheduler } from '../../time/scheduler.ts'
 import { leaseMargin, type ResolvedTiming } from '../options.ts'
 
-/** What the session keeper needs: a way to get session commands committed. */
+/** The leader's answer to a keep-alive (`cluster/keep-alive.ts`): renewed, or the session is gone. */
+export type KeepAliveOutcome = { status: 'renewed' } | { status: 'expired' }
+
+/**
+ * What the session keeper needs: session open and close committed, keep-alives answered by the leader's
+ * lessor (off the log).
+ */
 export interface SessionTransport {
   /** Commit a command without session numbering (session lifecycle commands). */
   submitRaw(
     command:
       | { type: 'openSession'; sessionId: string; agentId: string; ttlMs: number }
-      | { type: 'keepAlive'; sessionId: string }
       | { type: 'closeSession'; sessionId: string },
     deadline: number,
   ): Promise<CommandResult>
+  /**
+   * Renew the session at the leader, following redirects until `deadline` (monotonic ms); `NoLeaderError`
+   * when no leader answered in time.
+   */
+  keepAlive(sessionId: string, deadline: number): Promise<KeepAliveOutcome>
 }
 
 /** The numbering a command carries to be applied at most once (Raft dissertation section 6.3). */
@@ -27,11 +37,15 @@ export interface SessionTicket {
  * This agent's session: the lease that carries its liveness into the replicated state. Locks, candidacies
  * and (later) tasks are bound to it; when it lapses the leader expires it and all of them go at once.
  *
- * Locally the session is trusted only until `ttl / 2 - margin` after the *sending* of the last keep-alive
- * that committed. The leader expires a session no sooner than `ttl` after it stamped the last keep-alive, or
- * `ttl / 2` after it when the membership view declares the agent dead; the stamp came after our send. So
- * `validUntil()` never claims a session the cluster may already have expired, even for an agent cut off by
- * a partition that the others declare dead. Keep-alives go every `ttl / 4` so a live agent stays trusted.
+ * Keep-alives go to the leader, which holds them in memory (its lessor, `cluster/lessor.ts`); only open and
+ * close (and the leader's expiry) are log entries. Locally the session is trusted only until
+ * `ttl / 2 - margin` after the *sending* of the last keep-alive the leader acknowledged (or of the open that
+ * committed). The leader expires a session no sooner than `ttl` after the arrival of its last keep-alive on
+ * its monotonic clock, or `ttl / 2` after it when the membership view declares the agent dead; the arrival
+ * came after our send, and the leader confirmed it still led after the arrival, so a successor (which grants
+ * every session a full ttl from its takeover) took over after our send too. So `validUntil()` never claims a
+ * session the cluster may already have expired, even for an agent cut off by a partition that the others
+ * declare dead. Keep-alives go every `ttl / 4` so a live agent stays trusted.
  */
 export class SessionKeeper {
   private readonly agentId: string
@@ -151,18 +165,18 @@ export class SessionKeeper {
     const ttlMs = this.timing.sessionTtlMs
     const sentAt = this.scheduler.now()
     try {
-      const result = await this.transport.submitRaw({ type: 'keepAlive', sessionId }, sentAt + ttlMs / 4)
-      if (sessionId !== this.sessionId) return
-      if (result.type === 'session') {
-        this.localDeadline = trustedUntil(this.timing, sentAt)
-      } else if (result.type === 'error' && result.code === 'SessionExpired') {
+      const outcome = await this.transport.keepAlive(sessionId, sentAt + ttlMs / 4)
+      if (sessionId !== this.sessionId || this.stopped) return
+      if (outcome.status === 'renewed') {
+        this.localDeadline = Math.max(this.localDeadline, trustedUntil(this.timing, sentAt))
+      } else {
         this.ended(sessionId)
         return
       }
     } catch (err) {
       if (err instanceof ClosedError) return
       if (!(err instanceof NoLeaderError)) throw err
-      this.log('keep-alive of %s did not commit in time', sessionId)
+      this.log('keep-alive of %s found no leader in time', sessionId)
     }
     this.schedule()
   }
@@ -181,8 +195,8 @@ export class SessionKeeper {
 }
 
 /**
- * The end of local trust in a session whose last committed keep-alive was sent at `sentAt`: half the ttl (the
- * earliest a leader may expire the session of an agent declared dead), less the safety margin.
+ * The end of local trust in a session whose last acknowledged keep-alive was sent at `sentAt`: half the ttl
+ * (the earliest a leader may expire the session of an agent declared dead), less the safety margin.
  */
 export function trustedUntil(timing: ResolvedTiming, sentAt: number): number {
   const window = timing.sessionTtlMs / 2
