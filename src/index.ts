@@ -91,6 +91,7 @@ export {
   RevisionMismatchError,
   StaleAttemptError,
   UnauthorizedError,
+  UnsupportedVersionError,
 } from './errors.ts'
 export {
   type Dashboard,

@@ -10,8 +10,25 @@ import { systemScheduler } from '../time/system-scheduler.ts'
 /** The scheduler (clocks and timers) an agent runs on. Default `systemScheduler`. */
 export const SCHEDULER: unique symbol = Symbol('conclave.scheduler')
 
+/**
+ * The highest command-set version the agent supports (`src/state/versions.ts`). Default the current one;
+ * a lower one stands for an older agent in tests of rolling upgrades.
+ */
+export const COMMAND_SET_VERSION_OPTION: unique symbol = Symbol('conclave.commandSetVersion')
+
 export interface InternalOptions {
   [SCHEDULER]?: Scheduler
+  [COMMAND_SET_VERSION_OPTION]?: number
+}
+
+/** `options` as an agent that supports the command set only up to `version`. */
+export function withCommandSetVersion<T extends object>(options: T, version: number): T {
+  return { ...options, [COMMAND_SET_VERSION_OPTION]: version }
+}
+
+/** The command-set version set on `options`, if any. */
+export function commandSetVersionOf(options: object | undefined): number | undefined {
+  return (options as InternalOptions | undefined)?.[COMMAND_SET_VERSION_OPTION]
 }
 
 /** `options` with the agent's scheduler set: `createAgent(withScheduler({ ... }, scheduler))`. */

@@ -29,6 +29,7 @@ import type { WorkStealing } from './api/work-stealing.ts'
 import { ADMIN_PROTOCOL, adminClient } from './cluster/admin-protocol.ts'
 import { Authorization } from './cluster/authorization.ts'
 import { clusterParts } from './cluster/cluster.ts'
+import { checkClusterVersion } from './cluster/cluster-version.ts'
 import type { Directory } from './cluster/directory.ts'
 import type { Housekeeping } from './cluster/housekeeping.ts'
 import type { Joining } from './cluster/join.ts'
@@ -37,7 +38,7 @@ import { NodeMeta } from './cluster/meta.ts'
 import { membershipPubSub } from './cluster/swim-wire.ts'
 import type { Voters } from './cluster/voters.ts'
 import type { ConclaveComponents, ServiceInit } from './components.ts'
-import { schedulerOf } from './internal-options.ts'
+import { commandSetVersionOf, schedulerOf } from './internal-options.ts'
 import {
   dashboardInternals,
   type IntrospectionParts,
@@ -83,7 +84,7 @@ export class ConclaveService implements ConclaveApi, Startable {
   /** Only members of the cluster's configuration reach Raft or propose through this agent. */
   private readonly memberGate: MemberGate
   private readonly authorization: Authorization
-  private readonly replica = new Replica()
+  private readonly replica: Replica
   private readonly tracker: LeaderTracker
   private readonly host: RaftHost
   private readonly session: SessionKeeper
@@ -110,6 +111,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.log = logger.forComponent('conclave')
     const closed = this.closedController.signal
     this.tracker = new LeaderTracker(scheduler)
+    this.replica = new Replica({ commandSetVersion: commandSetVersionOf(init) })
     const { replica, tracker, timing } = this
     const security = new ConclaveSecurity(
       components,
@@ -186,6 +188,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         session,
         rpc: this.rpc,
         authorization,
+        admitCommand: command => checkClusterVersion(command, replica.state.clusterVersion),
         operationTimeoutMs: timing.operationTimeoutMs,
         scheduler,
         closed,

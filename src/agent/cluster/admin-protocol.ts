@@ -14,10 +14,14 @@ export type AdminRequest =
   | { op: 'transfer'; to: string }
   /** Whether `agentId` is in the answering member's configuration (asked by a member whose log lags). */
   | { op: 'member'; agentId: string }
+  /** The highest command-set version the answering agent supports (asked by the leader, for upgrades). */
+  | { op: 'version' }
 
 export interface AdminResponse {
   clusterId: string
   member?: boolean
+  /** Answer to `version`; an agent that predates it refuses the request (it supports the base version). */
+  version?: number
 }
 
 /** Sends one admin request to a peer. */
@@ -72,6 +76,8 @@ export function parseAdmin(request: Uint8Array): AdminRequest {
       case 'transfer':
         if (isText(value.to)) return value as AdminRequest
         break
+      case 'version':
+        return { op: 'version' }
     }
   }
   throw new InvalidArgumentError('unknown or malformed admin request')

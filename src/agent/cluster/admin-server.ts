@@ -20,6 +20,8 @@ export interface AdminServerInit {
   voters: Pick<Voters, 'changeConfig'>
   peerStore: Pick<PeerStore, 'merge'>
   admin: AdminCall
+  /** The highest command-set version this agent supports. */
+  commandSetVersion: number
 }
 
 /**
@@ -40,6 +42,9 @@ export class AdminServer {
     const runner = runnerPort.require()
     // Every hop checks its sender; this agent's own requests (leave on the leader) are its own business.
     if (from !== selfId) await authorization.authorizeAdmin(parsed, from)
+    if (parsed.op === 'version') {
+      return encodeAdmin({ clusterId: this.init.clusterId() ?? '', version: this.init.commandSetVersion })
+    }
     if (parsed.op === 'member') {
       return encodeAdmin({
         clusterId: this.init.clusterId() ?? '',

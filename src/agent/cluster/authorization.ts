@@ -93,6 +93,11 @@ export class Authorization {
       case 'member':
         await gate.require(from, 'join')
         this.requireMember(from, 'ask about the configuration')
+        return
+      case 'version':
+        // The leader asks the replicas (see `cluster-version.ts`).
+        await gate.require(from, 'vote')
+        this.requireMember(from, 'ask for the command-set version')
     }
   }
 

@@ -17,6 +17,7 @@ import type { ResolvedTiming } from '../options.ts'
 import { ADMIN_PROTOCOL, type AdminCall } from './admin-protocol.ts'
 import { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
+import { ClusterVersionKeeper, checkClusterVersion } from './cluster-version.ts'
 import { Directory } from './directory.ts'
 import { forwardHandler } from './forwarding.ts'
 import { Housekeeping } from './housekeeping.ts'
@@ -100,6 +101,16 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     scheduler: init.scheduler,
     log,
   })
+  const clusterVersion = new ClusterVersionKeeper({
+    selfId,
+    replica,
+    runner: host,
+    admin,
+    commit: client,
+    scheduler: init.scheduler,
+    closed,
+    log,
+  })
   const adminServer = new AdminServer({
     selfId,
     runner: host,
@@ -111,6 +122,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     voters: voters,
     peerStore: components.peerStore,
     admin,
+    commandSetVersion: replica.state.commandSetVersion,
   })
   const joining = new Joining({
     selfId,
@@ -123,6 +135,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     session,
     commit: client,
     voters: voters,
+    clusterVersion,
     admin,
     adminServer: adminServer,
     authorization,
@@ -141,6 +154,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     liveness: membership,
     duties: new LeaderDuties(client, log),
     voters: voters,
+    clusterVersion,
     joining: joining,
     scheduler: init.scheduler,
     intervalMs: Math.max(timing.tickMs, 50),
@@ -156,6 +170,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
       security,
       scheduler,
       rightRates,
+      admitCommand: command => checkClusterVersion(command, replica.state.clusterVersion),
     })
     await rpc.registerRpc(FORWARD_PROTOCOL, forward)
     await rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => adminServer.serve(request, from))

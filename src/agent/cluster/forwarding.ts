@@ -1,6 +1,7 @@
 import { NotLeaderError } from '../../raft/errors.ts'
 import { commandAction } from '../../security/actions.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
+import type { Command } from '../../state/index.ts'
 import type { Scheduler } from '../../time/index.ts'
 import type { LeaderPort } from '../node/port.ts'
 import { serveForward } from '../node/proposer.ts'
@@ -17,6 +18,8 @@ export interface ForwardingInit {
   scheduler: Scheduler
   /** What each member may forward per second, per right (lock operations). */
   rightRates: Pick<RightRates, 'take'>
+  /** Throws `UnsupportedVersionError` for a command above the cluster version (`cluster-version.ts`). */
+  admitCommand(command: Command): void
 }
 
 /**
@@ -37,6 +40,7 @@ export function forwardHandler(
       leader: () => leader.leader,
       scheduler: init.scheduler,
       proposeLocal: (data: Uint8Array) => host.proposeLocal(data, from),
+      admitCommand: init.admitCommand,
     }
     return serveForward(context, request, async envelope => {
       await init.rightRates.take(from, commandAction(envelope.command))

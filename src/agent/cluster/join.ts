@@ -23,6 +23,7 @@ import type { ResolvedTiming } from '../options.ts'
 import { type AdminCall, type AdminRequest, encodeAdmin, parseBootstrap } from './admin-protocol.ts'
 import type { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
+import type { ClusterVersionKeeper } from './cluster-version.ts'
 import type { Directory } from './directory.ts'
 import type { Membership } from './membership.ts'
 import type { NodeMeta } from './meta.ts'
@@ -43,6 +44,7 @@ export interface JoiningInit {
   session: SessionKeeper
   commit: CommitPort
   voters: Voters
+  clusterVersion: Pick<ClusterVersionKeeper, 'commitFounding'>
   admin: AdminCall
   adminServer: AdminServer
   authorization: Authorization
@@ -117,8 +119,11 @@ export class Joining {
       this.ready = this.becomeReady(deadline, signal)
       // The founder's voter target goes into the replicated state before join returns; later leaders and
       // restarts read it from there. A joiner's `voters` is not used.
+      // So is its command-set version: it is the only replica, and the cluster may use all it supports.
       if (peers.length === 0) {
-        this.ready = this.ready.then(() => this.init.voters.commitTarget(deadline, signal))
+        this.ready = this.ready
+          .then(() => this.init.voters.commitTarget(deadline, signal))
+          .then(() => this.init.clusterVersion.commitFounding(deadline, signal))
       }
     } else {
       const clusterId = meta().clusterId()

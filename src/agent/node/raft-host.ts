@@ -47,6 +47,8 @@ export class RaftHost implements RunnerPort {
   leaderContact = 0
   /** Since when this agent leads, on its monotonic clock and in state time; undefined when it does not. */
   leaderSince?: { local: number; stateTime: number }
+  /** Why the runner stopped applying the log (see `RaftRunnerInit.onHalt`): every call then fails with it. */
+  halted?: Error
 
   constructor(init: RaftHostInit) {
     this.init = init
@@ -58,6 +60,7 @@ export class RaftHost implements RunnerPort {
 
   require(): RaftRunner {
     if (this.init.closed.aborted) throw new ClosedError()
+    if (this.halted !== undefined) throw this.halted
     if (this.runner === undefined) throw new NoLeaderError('The agent has not joined a cluster')
     return this.runner
   }
@@ -80,6 +83,11 @@ export class RaftHost implements RunnerPort {
       raftOptions: this.init.raftOptions,
       log: this.init.log,
       onConfigApplied: () => this.init.onConfigChange(),
+      onHalt: error => {
+        this.halted = error
+        this.leaderSince = undefined
+        tracker.update('', 0)
+      },
       onSoftState: (state, term) => {
         this.init.onConfigChange()
         if (state.leader !== '') this.leaderContact = this.init.scheduler.now()

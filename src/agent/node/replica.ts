@@ -1,5 +1,11 @@
 import type { Entry, Snapshot } from '../../raft/types.ts'
-import { type ApplyOutput, type CommandResult, type StateEvent, StateMachine } from '../../state/index.ts'
+import {
+  type ApplyOutput,
+  type CommandResult,
+  type StateEvent,
+  StateMachine,
+  type StateMachineOptions,
+} from '../../state/index.ts'
 import { MAX_WAITERS, MAX_WATCHERS, Quota } from '../validate.ts'
 import type { Interrupts } from './abort.ts'
 import { AppliedWaiters, type Timeout } from './applied-waiters.ts'
@@ -12,7 +18,8 @@ export type StateEventListener = (event: StateEvent, index: number) => void
  * subscribe here for the events they turn into behaviour: watch streams, lock grants, lost locks, leaders.
  */
 export class Replica implements ReplicatedApplication {
-  state = new StateMachine()
+  state: StateMachine
+  private readonly options: StateMachineOptions
   /** Open watch streams on this agent (`MAX_WATCHERS`). */
   readonly watchers = new Quota('open watches', MAX_WATCHERS)
   /** Lock acquisitions and campaigns waiting on this agent (`MAX_WAITERS`). */
@@ -23,6 +30,11 @@ export class Replica implements ReplicatedApplication {
   private readonly resultWaiters = new Map<string, (result: CommandResult) => void>()
   /** Calls waiting for this replica to apply an index (`waitApplied`). */
   private readonly appliedWaiters = new AppliedWaiters()
+
+  constructor(options: StateMachineOptions = {}) {
+    this.options = options
+    this.state = new StateMachine(options)
+  }
 
   apply(entry: Entry): ApplyOutput {
     const output = this.state.apply(entry)
@@ -44,7 +56,7 @@ export class Replica implements ReplicatedApplication {
   }
 
   restore(snapshot: Snapshot): void {
-    this.state = StateMachine.restore(snapshot.data)
+    this.state = StateMachine.restore(snapshot.data, this.options)
     this.appliedWaiters.advance(this.state.appliedIndex)
     for (const listener of this.restoreListeners) listener()
   }
