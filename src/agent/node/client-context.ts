@@ -41,6 +41,7 @@ export function replicaClientContext(ports: ReplicaClientPorts): ClientContext {
     appliedHere: (sessionId, seq) => replica.waitForResult(sessionId, seq),
     leaderChange: (ms, signal) => tracker.waitChange(ms, signal),
     admitCommand: ports.admitCommand,
+    halted: () => host.halted,
     scheduler,
     get closed() {
       return closed.aborted

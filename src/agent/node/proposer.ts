@@ -40,6 +40,8 @@ export interface ProposerContext {
    * version (some replica could not apply it).
    */
   admitCommand?(command: Command): void
+  /** Why this agent stopped applying its log, if it did (an entry above its version): every call fails with it. */
+  halted?(): Error | undefined
   /**
    * Monotonic time for deadlines and the wall clock (`wallNow`) for the timestamps the leader puts on
    * envelopes: the only time the state machine sees.
@@ -92,6 +94,8 @@ async function proposeUntilDone(
   for (let attempt = 0; ; attempt++) {
     if (options.signal?.aborted) throw new AbortError()
     if (context.closed) throw new ClosedError()
+    const halted = context.halted?.()
+    if (halted !== undefined) throw halted
     const remaining = options.deadline - context.scheduler.now()
     if (remaining <= 0)
       throw new NoLeaderError('No leader committed the operation in time', { cause: lastError })
