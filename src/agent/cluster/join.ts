@@ -125,6 +125,16 @@ export class Joining {
           .then(() => this.init.voters.commitTarget(deadline, signal))
           .then(() => this.init.clusterVersion.commitFounding(deadline, signal))
       }
+      if (peers.length > 0) {
+        try {
+          await this.ready
+        } catch (err) {
+          // Refused for good (its name is taken, say): it must not stay behind as a member that never
+          // registered, shown dead in every member list until the leader replaces it.
+          if (err instanceof InvalidArgumentError || err instanceof UnauthorizedError) await this.withdraw()
+          throw err
+        }
+      }
     } else {
       const clusterId = meta().clusterId()
       if (config.clusterId !== undefined && clusterId !== undefined && clusterId !== config.clusterId) {
@@ -164,6 +174,15 @@ export class Joining {
     this.init.meta().setLeft(true)
     host.stop()
     tracker.update('', 0)
+  }
+
+  /** Leaves after a refused join, best effort: the refusal is what the caller hears. */
+  private async withdraw(): Promise<void> {
+    try {
+      await this.leave()
+    } catch (err) {
+      this.init.log('could not withdraw after a refused join: %e', err)
+    }
   }
 
   /**
