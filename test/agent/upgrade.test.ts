@@ -1,13 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { withCommandSetVersion } from '../../src/agent/internal-options.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'
+import { META_CLUSTER_ID, META_LEFT, META_PEER_ID, META_PEER_KEY } from '../../src/backup/agent-meta.ts'
 import type { Agent, AgentOptions } from '../../src/index.ts'
 import { createAgent, UnsupportedVersionError } from '../../src/index.ts'
 import type { StateMachine } from '../../src/state/index.ts'
+import { SqliteRaftStorage } from '../../src/storage/sqlite-storage.ts'
 
 // A rolling upgrade of agents in this process, on loopback TCP. The older version is simulated by an agent
 // that supports only the base command set (`withCommandSetVersion(options, 1)`); the current code supports
@@ -139,5 +143,43 @@ describe('a rolling upgrade', () => {
     // The cluster goes on without it.
     await founder.consensus.propose('after', 2)
     expect(await founder.consensus.get('after')).toBe(2)
+  })
+
+  it('downgraded on a log a newer version wrote: join rejects at once with the reason, nothing applied past it', async () => {
+    const dir = join(dataRoot, 'downgraded')
+    const key = await generateKeyPair('Ed25519')
+    const agentId = peerIdFromPrivateKey(key).toString()
+    const storage = SqliteRaftStorage.open(dir)
+    const entry = (index: number, command: unknown) => ({
+      index,
+      term: 1,
+      type: 'normal' as const,
+      data: new TextEncoder().encode(JSON.stringify({ ts: index, command })),
+    })
+    storage.setMeta(META_PEER_KEY, privateKeyToProtobuf(key))
+    storage.setMeta(META_PEER_ID, new TextEncoder().encode(agentId))
+    storage.setMeta(META_CLUSTER_ID, new TextEncoder().encode('c'))
+    storage.setMeta(META_LEFT, new Uint8Array([0]))
+    storage.write({
+      hardState: { term: 1, vote: agentId, commit: 3 },
+      entries: [
+        entry(1, { type: 'put', key: 'a', value: 1 }),
+        entry(2, { type: 'setClusterVersion', version: 2 }),
+        entry(3, { type: 'put', key: 'b', value: 2 }),
+      ],
+      snapshot: {
+        meta: { index: 0, term: 0, config: { voters: [agentId], nonVoters: [] } },
+        data: new Uint8Array(),
+      },
+    })
+    storage.close()
+    const old = await agent({ name: 'downgraded', dataDir: dir }, 1)
+    const started = Date.now()
+    await expect(old.join({})).rejects.toThrow(
+      /stopped applying the log at entry 2: it holds setClusterVersion/,
+    )
+    expect(Date.now() - started).toBeLessThan(5_000)
+    expect(stateOf(old).appliedIndex).toBe(1)
+    expect(stateOf(old).get('b')).toBeUndefined()
   })
 })

@@ -259,8 +259,10 @@ export class Joining {
   private async becomeReady(deadline: number, signal?: AbortSignal): Promise<void> {
     const { tracker, session, closed } = this.init
     while (tracker.leader === '') {
+      // An agent that stopped applying its log (an entry above its version) will see no leader: say why.
+      if (this.init.host.halted !== undefined) throw this.init.host.halted
       if (this.init.scheduler.now() > deadline) throw new NoLeaderError('No leader appeared in time')
-      await tracker.waitChange(Math.max(1, deadline - this.init.scheduler.now()), signal)
+      await tracker.waitChange(Math.min(200, Math.max(1, deadline - this.init.scheduler.now())), signal)
       if (closed.aborted) throw new ClosedError()
     }
     if (session.id === '') await session.open(deadline)
