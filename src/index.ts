@@ -129,3 +129,4 @@ export {
   TimedStorage,
 } from './storage/timed-storage.ts'
 export type { SwimConfig } from './swim/types.ts'
+export { BASE_COMMAND_SET_VERSION, COMMAND_SET_VERSION } from './state/versions.ts'
