@@ -8,8 +8,11 @@ import type { Command, CommandType } from './commands.ts'
  * an entry above its own version (a downgrade, or a replica added after the cluster version rose) stops
  * applying rather than skip it.
  *
- * Adding a command type, or a field that changes what an existing command does, raises
- * `COMMAND_SET_VERSION` and lists the change in `INTRODUCED` below.
+ * Adding a command type raises `COMMAND_SET_VERSION` and lists the type in `INTRODUCED` below. A change to
+ * what an existing command may carry (a new field, a new transaction op) raises it too, and `commandVersion`
+ * then answers the new version for the commands that use it. Either way an older replica never meets one:
+ * the leader proposes them only above the cluster version, and a replica below the cluster version stopped
+ * at the `setClusterVersion` entry that raised it (or refused the snapshot holding it).
  */
 
 /** The command set every conclave agent supports: what a cluster runs until all its replicas agree on more. */
