@@ -33,8 +33,12 @@ export interface ClusterVersionInit {
   log: Logger
 }
 
-/** Between two attempts to raise the cluster version (a replica did not answer, or supports less). */
-const RETRY_MS = 1_000
+/**
+ * Between two attempts to raise the cluster version (a replica did not answer, or supports less): doubling
+ * from the first to the last, as each attempt asks every replica.
+ */
+const FIRST_RETRY_MS = 1_000
+const LAST_RETRY_MS = 5_000
 /** How long a replica has to answer. */
 const ASK_TIMEOUT_MS = 2_000
 
@@ -48,6 +52,7 @@ export class ClusterVersionKeeper {
   private readonly init: ClusterVersionInit
   private raising = false
   private lastAttempt = Number.NEGATIVE_INFINITY
+  private retryMs = FIRST_RETRY_MS
 
   constructor(init: ClusterVersionInit) {
     this.init = init
@@ -65,8 +70,9 @@ export class ClusterVersionKeeper {
     const state = this.init.replica.state
     if (this.raising || state.commandSetVersion <= state.clusterVersion) return
     const now = this.init.scheduler.now()
-    if (now - this.lastAttempt < RETRY_MS) return
+    if (now - this.lastAttempt < this.retryMs) return
     this.lastAttempt = now
+    this.retryMs = Math.min(LAST_RETRY_MS, this.retryMs * 2)
     this.raising = true
     this.raise()
       .catch(err => this.init.log('cluster version not raised yet: %e', err))
