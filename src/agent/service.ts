@@ -168,6 +168,12 @@ export class ConclaveService implements ConclaveApi, Startable {
       admit: (message, from) => security.gate.admit(from, raftMessageAction(message.type)),
       isMember: from => memberGate.admitRaft(from),
       closed,
+      // Fail-stop: silent to the others too, who then see it dead and replace it as they would a crashed
+      // agent (a restart with the version they run brings it back).
+      onHalt: () => {
+        this.housekeeping.stop()
+        this.membership.stop().catch(err => this.log.error('membership did not stop: %e', err))
+      },
       scheduler: this.scheduler,
     })
     const host = this.host

@@ -140,9 +140,12 @@ describe('a rolling upgrade', () => {
     // Its join may have returned first (the leader answered its registration before it caught up).
     const joinError = await joined
     if (joinError !== undefined) expect(joinError).toBeInstanceOf(UnsupportedVersionError)
-    // The cluster goes on without it.
+    // The cluster goes on without it, and sees it fail as it would see a crashed agent (to be replaced).
     await founder.consensus.propose('after', 2)
     expect(await founder.consensus.get('after')).toBe(2)
+    await until(
+      async () => (await founder.members()).find(member => member.id === old.id)?.status !== 'alive',
+    )
   })
 
   it('downgraded on a log a newer version wrote: join rejects at once with the reason, nothing applied past it', async () => {

@@ -32,6 +32,8 @@ export interface RaftHostInit {
   isMember(from: string): boolean
   /** The agent stopped: every call then fails with `ClosedError`. */
   closed: AbortSignal
+  /** The runner stopped applying the log for good (see `halted`). */
+  onHalt?(error: Error): void
   scheduler: Scheduler
 }
 
@@ -87,6 +89,7 @@ export class RaftHost implements RunnerPort {
         this.halted = error
         this.leaderSince = undefined
         tracker.update('', 0)
+        this.init.onHalt?.(error)
       },
       onSoftState: (state, term) => {
         this.init.onConfigChange()
