@@ -250,8 +250,10 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     const outcome = await Promise.race([stop.signal, halted.then(error => Promise.reject(error))])
     log('stopping', `${outcome}: stopping`, { signal: outcome })
   } catch (err) {
-    if (err !== undefined && err === haltReason) log('error', (err as Error).message)
-    else printError(err)
+    // A halt that join met first (it rejects with the same error) is reported as the halt it is.
+    if (err !== undefined && (err === haltReason || err === internalsOf(agent)?.halted?.())) {
+      log('error', (err as Error).message)
+    } else printError(err)
     status = 1
   } finally {
     running.abort()

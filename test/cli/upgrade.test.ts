@@ -64,6 +64,9 @@ describe('conclave agent on a log from a newer version', () => {
       )
       const { code } = await agent.exited
       expect(code).toBe(1)
+      // Said once, not again as a stack or a second error.
+      expect(agent.lines.filter(printed => /stopped applying/.test(printed))).toHaveLength(1)
+      expect(agent.stderr).toBe('')
     } finally {
       agent.child.kill('SIGKILL')
     }
