@@ -146,3 +146,16 @@ export class ConflictError extends ConclaveError {
     super(message, 'ConflictError', 'ERR_CONFLICT', options)
   }
 }
+
+/**
+ * A version mismatch during a rolling upgrade. From a call: the command needs a newer command-set version
+ * than the cluster runs (some replica is older; nothing was written; upgrade every agent first). From an
+ * agent that stopped applying its log: an entry or snapshot needs a newer version than this agent
+ * supports (upgrade this agent; it resumes where it stopped).
+ */
+export class UnsupportedVersionError extends ConclaveError {
+  static override readonly name = 'UnsupportedVersionError'
+  constructor(message = 'Unsupported version', options?: ErrorOptions) {
+    super(message, 'UnsupportedVersionError', 'ERR_UNSUPPORTED_VERSION', options)
+  }
+}

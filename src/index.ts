@@ -91,6 +91,7 @@ export {
   RevisionMismatchError,
   StaleAttemptError,
   UnauthorizedError,
+  UnsupportedVersionError,
 } from './errors.ts'
 export {
   type Dashboard,
@@ -120,6 +121,7 @@ export type { RaftOptions } from './raft/types.ts'
 export { IdentityError, type IdentityFailure, SvidError, type SvidRejection } from './security/errors.ts'
 export type { PemSource, SecurityOptions, SecurityRefusal, SvidRotation } from './security/options.ts'
 export { type Action, AuthorizationPolicy, type PolicyRule } from './security/policy.ts'
+export { BASE_COMMAND_SET_VERSION, COMMAND_SET_VERSION } from './state/versions.ts'
 export { StorageFailedError, StorageFormatError, StorageLockedError } from './storage/errors.ts'
 export {
   type StorageObservation,

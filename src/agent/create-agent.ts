@@ -3,6 +3,8 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Agent } from '../api.ts'
 import { openForNewCluster } from '../backup/force-new-cluster.ts'
 import { InvalidArgumentError } from '../errors.ts'
+import { enableMetrics } from '../metrics/conclave-metrics.ts'
+import { timedStorage } from '../metrics/storage-timing.ts'
 import { createConclaveLibp2p } from '../net/libp2p-node.ts'
 import { resolveSecurity } from '../security/options.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
@@ -54,11 +56,14 @@ const AGENT_OPTIONS = [
   'security',
   'rateLimits',
   'forceNewCluster',
+  'metrics',
 ]
 
 /** What `conclave()` takes: the agent's options minus the node's own, plus what `createAgent` hands it. */
 const SERVICE_OPTIONS = [
-  ...AGENT_OPTIONS.filter(name => !['listen', 'transport', 'psk', 'connectionGater'].includes(name)),
+  ...AGENT_OPTIONS.filter(
+    name => !['listen', 'transport', 'psk', 'connectionGater', 'metrics'].includes(name),
+  ),
   'storage',
   'random',
   'resolvedSecurity',
@@ -82,21 +87,34 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
   if (options.forceNewCluster === true && options.dataDir === undefined) {
     throw new InvalidArgumentError("forceNewCluster needs dataDir: a surviving replica's data directory")
   }
+  if (options.metrics !== undefined && typeof options.metrics !== 'function') {
+    throw new InvalidArgumentError('metrics must be a libp2p metrics factory, e.g. prometheusMetrics()')
+  }
   const opened =
     options.forceNewCluster === true && options.dataDir !== undefined
       ? openForNewCluster(options.dataDir).storage
       : openRaftStorage(options.dataDir)
-  // Test-only: disk faults injected around the real storage (`withStorageWrapper`).
-  const storage = wrappedStorage(options, opened)
+  // Timed always (two clock reads per write): the storage metrics and the dashboard read it. Test-only: disk
+  // faults injected around the real storage (`withStorageWrapper`).
+  const storage = timedStorage(wrappedStorage(options, opened))
   let node: Libp2p<{ conclave: ConclaveService }>
   try {
     const privateKey = await loadPeerKey(storage)
-    const { listen, transport, psk, connectionGater, forceNewCluster: _forced, ...serviceOptions } = options
+    const {
+      listen,
+      transport,
+      psk,
+      connectionGater,
+      metrics,
+      forceNewCluster: _forced,
+      ...serviceOptions
+    } = options
     node = await createConclaveLibp2p({
       listen,
       transport,
       connectionGater,
       psk,
+      metrics,
       privateKey,
       services: { conclave: conclave({ ...serviceOptions, storage, resolvedSecurity }) },
     })
@@ -104,7 +122,9 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
     storage.close()
     throw err
   }
-  return agentOf(node)
+  const agent = agentOf(node)
+  if (node.metrics !== undefined && options.metrics !== undefined) enableMetrics(agent, node.metrics)
+  return agent
 }
 
 async function loadPeerKey(storage: RaftStorage): Promise<PrivateKey> {

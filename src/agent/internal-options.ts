@@ -18,10 +18,27 @@ export const SHELL_BUGS: unique symbol = Symbol('conclave.shellBugs')
 /** Wraps the storage `createAgent` opens (tests inject disk faults with it). Default: the storage as is. */
 export const STORAGE_WRAPPER: unique symbol = Symbol('conclave.storageWrapper')
 
+/**
+ * The highest command-set version the agent supports (`src/state/versions.ts`). Default the current one;
+ * a lower one stands for an older agent in tests of rolling upgrades.
+ */
+export const COMMAND_SET_VERSION_OPTION: unique symbol = Symbol('conclave.commandSetVersion')
+
 export interface InternalOptions {
   [SCHEDULER]?: Scheduler
   [SHELL_BUGS]?: ShellBugs
   [STORAGE_WRAPPER]?: (storage: RaftStorage) => RaftStorage
+  [COMMAND_SET_VERSION_OPTION]?: number
+}
+
+/** `options` as an agent that supports the command set only up to `version`. */
+export function withCommandSetVersion<T extends object>(options: T, version: number): T {
+  return { ...options, [COMMAND_SET_VERSION_OPTION]: version }
+}
+
+/** The command-set version set on `options`, if any. */
+export function commandSetVersionOf(options: object | undefined): number | undefined {
+  return (options as InternalOptions | undefined)?.[COMMAND_SET_VERSION_OPTION]
 }
 
 /** `options` with the agent's scheduler set: `createAgent(withScheduler({ ... }, scheduler))`. */

@@ -43,6 +43,7 @@ export function dashboardInternals(parts: IntrospectionParts): AgentInternals {
     get securityEnabled() {
       return parts.securityEnabled()
     },
+    halted: () => host.halted,
   }
 }
 

@@ -1,4 +1,5 @@
 import type { ConnectionGater } from '@libp2p/interface'
+import type { Libp2pOptions } from 'libp2p'
 import { InvalidArgumentError } from '../errors.ts'
 import { DEFAULT_MESSAGE_RATE } from '../net/raft-transport.ts'
 import { checkRateLimit, type RateLimit } from '../net/rate-limit.ts'
@@ -99,12 +100,17 @@ export interface AgentOptions extends TimingOptions {
    * Refused (`InvalidArgumentError`) without `dataDir`, or on a directory that is not a voter's replica.
    */
   forceNewCluster?: boolean
+  /**
+   * libp2p's metrics for the agent's own node (e.g. `prometheusMetrics()` of `@libp2p/prometheus-metrics`):
+   * conclave's metrics are registered there too (`enableMetrics`), so one registry holds both.
+   */
+  metrics?: Libp2pOptions['metrics']
 }
 
 /** Options of the libp2p service factory `conclave()`: the same as an agent's, minus the libp2p node's own. */
 export type ServiceOptions = Omit<
   AgentOptions,
-  'listen' | 'transport' | 'psk' | 'connectionGater' | 'forceNewCluster'
+  'listen' | 'transport' | 'psk' | 'connectionGater' | 'forceNewCluster' | 'metrics'
 >
 
 export interface ResolvedTiming {

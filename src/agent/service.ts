@@ -31,6 +31,7 @@ import type { WorkStealing } from './api/work-stealing.ts'
 import { ADMIN_PROTOCOL, adminClient } from './cluster/admin-protocol.ts'
 import { Authorization } from './cluster/authorization.ts'
 import { clusterParts } from './cluster/cluster.ts'
+import { checkClusterVersion } from './cluster/cluster-version.ts'
 import type { Directory } from './cluster/directory.ts'
 import type { Housekeeping } from './cluster/housekeeping.ts'
 import type { Joining } from './cluster/join.ts'
@@ -40,7 +41,7 @@ import { NodeMeta } from './cluster/meta.ts'
 import { membershipPubSub } from './cluster/swim-wire.ts'
 import type { Voters } from './cluster/voters.ts'
 import type { ConclaveComponents, ServiceInit } from './components.ts'
-import { schedulerOf, shellBugsOf } from './internal-options.ts'
+import { commandSetVersionOf, schedulerOf, shellBugsOf } from './internal-options.ts'
 import {
   dashboardInternals,
   type IntrospectionParts,
@@ -110,7 +111,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.scheduler = scheduler
     // Test-only switches (`withShellBugs`); none in production.
     const bugs = shellBugsOf(init)
-    this.replica = new Replica(bugs)
+    this.replica = new Replica({ commandSetVersion: commandSetVersionOf(init) }, bugs)
     const selfId = components.peerId.toString()
     this.id = selfId
     const logger = components.logger
@@ -176,6 +177,12 @@ export class ConclaveService implements ConclaveApi, Startable {
       admit: (message, from) => security.gate.admit(from, raftMessageAction(message.type)),
       isMember: from => memberGate.admitRaft(from),
       closed,
+      // Fail-stop: silent to the others too, who then see it dead and replace it as they would a crashed
+      // agent (a restart with the version they run brings it back).
+      onHalt: () => {
+        this.housekeeping.stop()
+        this.membership.stop().catch(err => this.log.error('membership did not stop: %e', err))
+      },
       scheduler: this.scheduler,
       // Fail-stop: a node whose disk failed must not run on; the runner already refuses everything.
       onFailStop: () => void this.stop(),
@@ -202,6 +209,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         session,
         rpc: this.rpc,
         authorization,
+        admitCommand: command => checkClusterVersion(command, replica.state.clusterVersion),
         operationTimeoutMs: timing.operationTimeoutMs,
         scheduler,
         closed,

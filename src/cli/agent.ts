@@ -2,7 +2,7 @@ import type { Agent, AgentInfo } from '../api.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { parseHttpAddress } from '../http/address.ts'
 import { listenDashboard, type PendingDashboard } from '../http/server.ts'
-import { agentSource } from '../http/source.ts'
+import { agentSource, internalsOf } from '../http/source.ts'
 import { loadPsk } from '../net/pnet.ts'
 import { sleep } from '../time/sleep.ts'
 import { systemScheduler } from '../time/system-scheduler.ts'
@@ -202,13 +202,20 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   if (dashboard !== undefined) log('dashboard', `dashboard on ${dashboard.url}`, { url: dashboard.url })
   if (metrics !== undefined) log('metrics', `metrics on ${metrics.url}`, { url: metrics.url })
   let status = 0
+  // Fail-stop: an agent that cannot apply its log (a newer version wrote it) must not stay up looking
+  // healthy, whether that shows while it joins or later.
+  let haltReason: Error | undefined
+  const halted = haltOf(agent, running.signal).then(error => {
+    haltReason = error
+    return error
+  })
   try {
     if (bootstrap.length === 0) {
       log('founding', 'no --bootstrap: founding a new cluster (or resuming the one in --data-dir)')
     } else {
       log('joining', `joining through ${bootstrap.join(', ')}`, { bootstrap })
     }
-    const joined = await agent
+    const joining = agent
       .join(
         {
           bootstrap,
@@ -224,6 +231,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
           throw err
         },
       )
+    const joined = await Promise.race([joining, halted.then(error => Promise.reject(error))])
     if (joined) {
       const members = await agent.members()
       // Others reach it on these: with a wildcard --listen, not the loopback address libp2p lists first.
@@ -239,10 +247,13 @@ async function runAgent(args: ParsedArgs): Promise<number> {
       followLeader(agent, log, running.signal)
       followMembers(agent, log, running.signal)
     }
-    const signal = await stop.signal
-    log('stopping', `${signal}: stopping`, { signal })
+    const outcome = await Promise.race([stop.signal, halted.then(error => Promise.reject(error))])
+    log('stopping', `${outcome}: stopping`, { signal: outcome })
   } catch (err) {
-    printError(err)
+    // A halt that join met first (it rejects with the same error) is reported as the halt it is.
+    if (err !== undefined && (err === haltReason || err === internalsOf(agent)?.halted?.())) {
+      log('error', (err as Error).message)
+    } else printError(err)
     status = 1
   } finally {
     running.abort()
@@ -253,6 +264,20 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     log('stopped', 'stopped')
   }
   return status
+}
+
+/**
+ * Resolves with the reason once the agent stops applying its log (an entry from a newer version: see the
+ * README, "Upgrades"); never while it applies. Checked once a second, as the member list is.
+ */
+async function haltOf(agent: Agent, signal: AbortSignal): Promise<Error> {
+  const internals = internalsOf(agent)
+  for (;;) {
+    const halted = internals?.halted?.()
+    if (halted !== undefined) return halted
+    // Stopping: never settles, so the stop signal alone decides.
+    await sleep(systemScheduler, MEMBERS_POLL_MS, signal).catch(() => new Promise<never>(() => {}))
+  }
 }
 
 /** The dashboard's server, bound to `--http` (undefined without it); a bad or busy address is a usage error. */

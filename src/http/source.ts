@@ -107,6 +107,8 @@ export interface AgentInternals {
   onStateEvent(listener: (event: StateEvent) => void): () => void
   onMemberEvent(listener: (event: MemberEvent) => void): () => void
   readonly securityEnabled: boolean
+  /** Why the agent stopped applying its log (an entry above its version), if it did. */
+  halted?(): Error | undefined
 }
 
 type Unsubscribe = () => void

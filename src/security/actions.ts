@@ -45,6 +45,8 @@ const COMMAND_ACTIONS: Record<CommandType, Action> = {
   forgetTasks: 'vote',
   // Cluster administration: the agent that founds the cluster, a voter, sets the voter target.
   setVoterTarget: 'vote',
+  // The leader raises the cluster version once every replica supports it.
+  setClusterVersion: 'vote',
   putEphemeral: 'write',
   txn: 'write',
   semaphoreAcquire: 'lock',

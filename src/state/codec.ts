@@ -12,6 +12,7 @@ import {
 } from './task-spec.ts'
 import { txnComparesError, txnError, txnOpsError } from './txn.ts'
 import { isBoundedCount, isCount, isId, isPositive, isRecord, isTtl } from './validate.ts'
+import { isCommandSetVersion } from './versions.ts'
 
 /** The outcome of decoding an entry: a typed error instead of an exception, so apply never throws. */
 export type DecodeResult = { ok: true; envelope: Envelope } | { ok: false; error: string }
@@ -37,6 +38,7 @@ type FieldKind =
   | 'txnOps'
   | 'permits'
   | 'taskIds'
+  | 'commandSetVersion'
 
 interface FieldSpec {
   kind: FieldKind
@@ -185,6 +187,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
   ['releaseTask', { taskId: field('id') }],
   ['createOccurrence', { scheduleId: field('id'), slot: field('count') }],
   ['forgetTasks', { taskIds: field('taskIds') }],
+  ['setClusterVersion', { version: field('commandSetVersion') }],
 ])
 
 /** Checks across the fields of a command, after each field was found valid on its own. */
@@ -233,6 +236,8 @@ function fieldValid(kind: FieldKind, value: unknown): boolean {
       return isPositive(value)
     case 'taskIds':
       return isTaskIdBatch(value)
+    case 'commandSetVersion':
+      return isCommandSetVersion(value)
   }
 }
 
@@ -264,6 +269,11 @@ function commandError(value: unknown): string | undefined {
     if (error !== undefined) return `command ${type}: ${error}`
   }
   return undefined
+}
+
+/** Whether `type` is a command type this code knows (of any command-set version). */
+export function isKnownCommandType(type: string): type is CommandType {
+  return commandFields.has(type as CommandType)
 }
 
 /** Largest voter target a `setVoterTarget` may set. */

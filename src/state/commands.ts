@@ -289,6 +289,15 @@ export interface SetVoterTargetCommand {
 }
 
 /**
+ * Raises the cluster's command-set version (`versions.ts`): proposed by the leader once every replica
+ * supports `version`. Never lowers it. A replica that supports less stops applying at this entry.
+ */
+export interface SetClusterVersionCommand {
+  type: 'setClusterVersion'
+  version: number
+}
+
+/**
  * Write `value` under `key`, bound to the live session `sessionId`: the key is deleted when the session
  * ends (closed, expired or declared dead), in the entry that ends it. A later plain put of the key unbinds it.
  */
@@ -441,6 +450,7 @@ export type Command =
   | ReleaseTaskCommand
   | CreateOccurrenceCommand
   | ForgetTasksCommand
+  | SetClusterVersionCommand
 
 export type CommandType = Command['type']
 

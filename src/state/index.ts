@@ -40,6 +40,7 @@ export type {
   ResumeTasksCommand,
   RetryDueCommand,
   SemaphoreAcquireCommand,
+  SetClusterVersionCommand,
   StealTaskCommand,
   SubmitTaskCommand,
   TaskProgressCommand,
@@ -136,3 +137,9 @@ export type {
   TaskQuery,
 } from './tasks.ts'
 export { MAX_TXN_OPS, txnError } from './txn.ts'
+export {
+  BASE_COMMAND_SET_VERSION,
+  COMMAND_SET_VERSION,
+  commandVersion,
+  isCommandSetVersion,
+} from './versions.ts'

@@ -1,6 +1,7 @@
+import { UnsupportedVersionError } from '../errors.ts'
 import type { EntryType } from '../raft/types.ts'
 import { NO_SHELL_BUGS, type ShellBugs } from '../shell-bugs.ts'
-import { decodeEnvelope, isVoterTarget } from './codec.ts'
+import { decodeEnvelope, isKnownCommandType, isVoterTarget } from './codec.ts'
 import type { Command } from './commands.ts'
 import type { ApplyContext } from './context.ts'
 import { type ElectionInfo, ElectionTable } from './elections.ts'
@@ -23,6 +24,12 @@ import {
   TaskTable,
 } from './tasks.ts'
 import { checkSnapshot, isBoundedCount, isCount, isRecord } from './validate.ts'
+import {
+  BASE_COMMAND_SET_VERSION,
+  COMMAND_SET_VERSION,
+  commandVersion,
+  isCommandSetVersion,
+} from './versions.ts'
 
 export interface StateMachineOptions {
   /** KV events retained for watches that start in the past (default 10,000). */
@@ -49,6 +56,11 @@ export interface StateMachineOptions {
   defaultRetentionMs?: number
   /** Task changes retained for watches that resume from a revision (default 10,000). */
   taskHistorySize?: number
+  /**
+   * The highest command-set version this replica applies (default `COMMAND_SET_VERSION`). Lower only to
+   * stand for an older agent in tests of rolling upgrades.
+   */
+  commandSetVersion?: number
 }
 
 /** A committed Raft entry, as `Entry` from `raft/types.ts` or just its index, term and data. */
@@ -123,6 +135,10 @@ export class StateMachine {
   private readonly members: MemberTable
   private readonly tasks: TaskTable
   private readonly context: ApplyContext = { index: 0, time: 0, events: [] }
+  /** Raised by `setClusterVersion` only; `BASE_COMMAND_SET_VERSION` before. */
+  private clusterVersionValue = BASE_COMMAND_SET_VERSION
+  /** Set when an entry needed a newer version than this replica's: every later `apply` throws it again. */
+  private haltedBy?: UnsupportedVersionError
 
   /** `bugs`: test-only switches (`src/shell-bugs.ts`); every replica must use the same. */
   constructor(options: StateMachineOptions = {}, bugs: ShellBugs = NO_SHELL_BUGS) {
@@ -135,6 +151,13 @@ export class StateMachine {
       maxAffinityKeys: options.maxAffinityKeys ?? DEFAULT_MAX_AFFINITY_KEYS,
       defaultRetentionMs: options.defaultRetentionMs ?? DEFAULT_RETENTION_MS,
       taskHistorySize: options.taskHistorySize ?? DEFAULT_TASK_HISTORY_SIZE,
+      commandSetVersion: options.commandSetVersion ?? COMMAND_SET_VERSION,
+    }
+    if (
+      !isCommandSetVersion(this.options.commandSetVersion) ||
+      this.options.commandSetVersion > COMMAND_SET_VERSION
+    ) {
+      throw new RangeError(`commandSetVersion must be an integer in [1, ${COMMAND_SET_VERSION}]`)
     }
     if (!isCount(this.options.historySize)) throw new RangeError('historySize must be an integer >= 0')
     if (!isCount(this.options.maxResultsPerSession) || this.options.maxResultsPerSession < 1) {
@@ -186,6 +209,21 @@ export class StateMachine {
     return this.voterTargetValue ?? DEFAULT_VOTER_TARGET
   }
 
+  /** The cluster's command-set version: the last `setClusterVersion` applied, else the base version. */
+  get clusterVersion(): number {
+    return this.clusterVersionValue
+  }
+
+  /** The highest command-set version this replica applies. */
+  get commandSetVersion(): number {
+    return this.options.commandSetVersion
+  }
+
+  /** Why this replica stopped applying (an entry above its version), if it did. */
+  get halted(): UnsupportedVersionError | undefined {
+    return this.haltedBy
+  }
+
   /** Revision of the last KV mutation. */
   get revision(): number {
     return this.kv.revision
@@ -195,8 +233,14 @@ export class StateMachine {
    * Applies one committed entry. Never throws for bad data: a malformed entry answers `InvalidCommand` and
    * changes nothing but `appliedIndex`, the same on every replica. Entries at or below `appliedIndex`
    * (a replay) answer `AlreadyApplied` and change nothing.
+   *
+   * Throws `UnsupportedVersionError`, changing nothing (not even `appliedIndex`), for an entry this replica
+   * is too old to apply: a command type it does not know, one above its command-set version, or a
+   * `setClusterVersion` above it. Skipping such an entry would silently diverge this replica from the
+   * others; the caller must stop applying (and every later call throws the same error).
    */
   apply(entry: ApplyInput): ApplyOutput {
+    if (this.haltedBy !== undefined) throw this.haltedBy
     if (entry.index <= this.appliedIndexValue) {
       return {
         result: errorResult(
@@ -206,12 +250,29 @@ export class StateMachine {
         events: NO_EVENTS,
       }
     }
-    this.appliedIndexValue = entry.index
     // The new leader's no-op, and configuration changes, carry no command.
-    if (entry.type === 'config' || entry.data.length === 0) return OK_OUTPUT
+    if (entry.type === 'config' || entry.data.length === 0) {
+      this.appliedIndexValue = entry.index
+      return OK_OUTPUT
+    }
     const decoded = decodeEnvelope(entry.data)
-    if (!decoded.ok) return { result: errorResult('InvalidCommand', decoded.error), events: NO_EVENTS }
+    if (!decoded.ok) {
+      const unknownType = newerCommandType(entry.data)
+      if (unknownType !== undefined) {
+        this.halt(entry.index, `a command of type ${unknownType}, which this version does not know`)
+      }
+      this.appliedIndexValue = entry.index
+      return { result: errorResult('InvalidCommand', decoded.error), events: NO_EVENTS }
+    }
     const envelope = decoded.envelope
+    const needed = Math.max(
+      commandVersion(envelope.command),
+      envelope.command.type === 'setClusterVersion' ? envelope.command.version : 0,
+    )
+    if (needed > this.options.commandSetVersion) {
+      this.halt(entry.index, `${envelope.command.type}, which needs command-set version ${needed}`)
+    }
+    this.appliedIndexValue = entry.index
     // Never backwards, whatever the clocks of successive leaders say.
     if (envelope.ts > this.timeValue) this.timeValue = envelope.ts
     const context = this.context
@@ -240,6 +301,16 @@ export class StateMachine {
       output.session = { id: envelope.session, seq: envelope.seq }
     }
     return output
+  }
+
+  /** Stops this replica for good at entry `index` (see `apply`). */
+  private halt(index: number, what: string): never {
+    this.haltedBy = new UnsupportedVersionError(
+      `This agent stopped applying the log at entry ${index}: it holds ${what}; this agent supports ` +
+        `command-set version ${this.options.commandSetVersion}. Upgrade it to the version the other agents ` +
+        'run; it resumes from that entry.',
+    )
+    throw this.haltedBy
   }
 
   get(key: string): KeyValue | undefined {
@@ -406,6 +477,8 @@ export class StateMachine {
     }
     // Only once set: a state that never had one keeps the bytes it had before the field existed.
     if (this.voterTargetValue !== undefined) snapshot.voterTarget = this.voterTargetValue
+    if (this.clusterVersionValue !== BASE_COMMAND_SET_VERSION)
+      snapshot.clusterVersion = this.clusterVersionValue
     return encoder.encode(JSON.stringify(snapshot))
   }
 
@@ -438,6 +511,16 @@ export class StateMachine {
     // Optional within version 2: absent in snapshots of states that never set it (the default applies).
     checkSnapshot(parsed.voterTarget === undefined || isVoterTarget(parsed.voterTarget), 'voterTarget')
     machine.voterTargetValue = parsed.voterTarget as number | undefined
+    // Optional too: absent while the cluster runs the base command set.
+    const clusterVersion = parsed.clusterVersion ?? BASE_COMMAND_SET_VERSION
+    checkSnapshot(isCommandSetVersion(clusterVersion), 'clusterVersion')
+    if (clusterVersion > machine.options.commandSetVersion) {
+      throw new UnsupportedVersionError(
+        `The state snapshot is of a cluster at command-set version ${clusterVersion}; this agent supports ` +
+          `version ${machine.options.commandSetVersion}. Upgrade it to the version the other agents run.`,
+      )
+    }
+    machine.clusterVersionValue = clusterVersion
     machine.kv.restore(parsed.kv)
     machine.sessionTable.restore(parsed.sessions)
     machine.locks.restore(parsed.locks)
@@ -529,6 +612,29 @@ export class StateMachine {
         return this.tasks.createOccurrence(command, context)
       case 'forgetTasks':
         return this.tasks.forget(command)
+      case 'setClusterVersion':
+        if (command.version <= this.clusterVersionValue) return UNCHANGED
+        this.clusterVersionValue = command.version
+        return OK
     }
   }
+}
+
+/**
+ * The command type of entry data that failed to decode, if it names a type this code does not know: a
+ * command from a newer version (or garbage that looks like one; either way this replica cannot apply it).
+ * Data without a string command type is plain garbage, answered `InvalidCommand` on every replica.
+ */
+function newerCommandType(data: Uint8Array): string | undefined {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(decoder.decode(data))
+  } catch {
+    return undefined
+  }
+  if (!isRecord(parsed) || !isRecord(parsed.command)) return undefined
+  const type = parsed.command.type
+  if (typeof type !== 'string' || isKnownCommandType(type)) return undefined
+  // Bounded, as it goes into a log line and an error message.
+  return JSON.stringify(type.slice(0, 64))
 }

@@ -22,7 +22,14 @@ export const STORAGE_FILE_NAME = 'conclave.sqlite'
 /** Marks the file as ours in the SQLite header (`PRAGMA application_id`), so `file(1)` and we can tell. */
 const APPLICATION_ID = 0x636e636c // 'cncl'
 const FORMAT = 'conclave-raft-storage'
-const SCHEMA_VERSION = 1
+/** The on-disk format this code writes; raised with every change of the tables, with a step in `MIGRATIONS`. */
+export const STORAGE_SCHEMA_VERSION = 1
+const SCHEMA_VERSION = STORAGE_SCHEMA_VERSION
+/**
+ * How a file of schema version n becomes version n + 1, by n: run in order, in the transaction that opens
+ * the file, so a file is migrated whole or not at all. Version 1 is the first format: nothing yet.
+ */
+const MIGRATIONS: ReadonlyMap<number, (db: DatabaseSync) => void> = new Map()
 const TABLES = ['entries', 'hard_state', 'meta', 'snapshot', 'storage_info']
 
 // STRICT tables make SQLite itself refuse a value of the wrong type.
@@ -103,7 +110,8 @@ export class SqliteRaftStorage implements RaftStorage {
       db.exec('PRAGMA journal_size_limit = 67108864')
       // BEGIN IMMEDIATE takes the write lock, which exclusive locking mode keeps until close.
       db.exec('BEGIN IMMEDIATE')
-      if (fresh) db.exec(SCHEMA)
+      if (fresh === true) db.exec(SCHEMA)
+      else if (fresh !== false) migrate(db, fresh)
       db.exec('COMMIT')
       const check = db.prepare('PRAGMA quick_check').all()
       if (check.length !== 1 || check[0].quick_check !== 'ok') {
@@ -360,10 +368,20 @@ function prepareStatements(db: DatabaseSync) {
 }
 
 /**
- * True for a file with nothing in it yet; for anything else, proves it is conclave storage of a schema
- * version this code reads, or throws `StorageFormatError`. Reads only.
+ * Brings a file of an older schema version up to `SCHEMA_VERSION` (inside the caller's transaction).
+ * `identifyFile` already checked that every step exists.
  */
-function identifyFile(db: DatabaseSync, path: string): boolean {
+function migrate(db: DatabaseSync, from: number): void {
+  for (let version = from; version < SCHEMA_VERSION; version++) MIGRATIONS.get(version)?.(db)
+  db.prepare("UPDATE storage_info SET value = ? WHERE key = 'schemaVersion'").run(String(SCHEMA_VERSION))
+}
+
+/**
+ * True for a file with nothing in it yet, false for conclave storage of this code's schema version, the
+ * version of conclave storage this code migrates (see `MIGRATIONS`); throws `StorageFormatError` for
+ * anything else. Reads only.
+ */
+function identifyFile(db: DatabaseSync, path: string): boolean | number {
   const tables = (
     db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").all() as Row[]
   )
@@ -383,19 +401,33 @@ function identifyFile(db: DatabaseSync, path: string): boolean {
     )
   }
   const version = Number(info.get('schemaVersion'))
-  if (version !== SCHEMA_VERSION) {
-    const newer = version > SCHEMA_VERSION ? '; it was written by a newer conclave' : ''
+  if (version > SCHEMA_VERSION && Number.isInteger(version)) {
     throw new StorageFormatError(
-      `${path}: storage schema version ${String(info.get('schemaVersion'))} is not supported ` +
-        `(this code reads version ${SCHEMA_VERSION}${newer})`,
+      `${path}: storage schema version ${version} is not supported (this code reads version ` +
+        `${SCHEMA_VERSION}); it was written by a newer conclave. Run that version, or move the data to this ` +
+        "one: 'conclave snapshot save' from an agent of the newer version, then 'conclave snapshot restore' " +
+        '(README, "Upgrades")',
     )
   }
+  if (!Number.isInteger(version) || version < 1 || !hasMigrations(version)) {
+    throw new StorageFormatError(
+      `${path}: storage schema version ${String(info.get('schemaVersion'))} is not supported ` +
+        `(this code reads version ${SCHEMA_VERSION} and migrates none older)`,
+    )
+  }
+  // An older file has its own tables, which its migration steps change.
+  if (version !== SCHEMA_VERSION) return version
   if (tables.join() !== TABLES.join()) {
     throw new StorageFormatError(
       `${path}: unexpected tables ${tables.join(', ')} (expected ${TABLES.join(', ')})`,
     )
   }
   return false
+}
+
+function hasMigrations(from: number): boolean {
+  for (let version = from; version < SCHEMA_VERSION; version++) if (!MIGRATIONS.has(version)) return false
+  return true
 }
 
 /** The state validation needs, read once at open and then kept in step with every commit. */

@@ -449,6 +449,7 @@ describe('rolling upgrade: keep-alive entries of agents older than the lessor', 
       rightRates: { take: async () => {} },
       lessor,
       leaderSince: () => since,
+      admitCommand: () => {},
     })
     const sessions = [{ sessionId: 's', agentId: 'old', ttlMs: TTL }]
     lessor.follow(since)

@@ -146,4 +146,29 @@ describe('metrics of real agents', () => {
     expect(value(text, 'conclave_snapshots_total', { source: 'taken' })).toBeGreaterThanOrEqual(1)
     expect(value(text, 'conclave_snapshot_size_bytes')).toBeGreaterThan(100)
   })
+
+  it("createAgent({ metrics }): the agent registers its own, storage timings included, beside libp2p's", async () => {
+    await expect(createAgent({ transport: 'memory', metrics: 'prometheus' as never })).rejects.toThrow(
+      InvalidArgumentError,
+    )
+    const registry = new Registry()
+    const agent = await createAgent({
+      name: 'with-metrics',
+      transport: 'memory',
+      dataDir: join(dataRoot, 'with-metrics'),
+      metrics: prometheusMetrics({ registry, collectDefaultMetrics: false }),
+    })
+    agents.push(agent)
+    const server = await listenMetrics({ registry })
+    servers.push(server)
+    await agent.join({})
+    for (let i = 0; i < 3; i++) await agent.consensus.propose(`with-metrics/${i}`, i)
+    const text = await scrape(server)
+    expect(text).toMatch(/^# TYPE libp2p_\w+ /m)
+    expect(value(text, 'conclave_raft_is_leader')).toBe(1)
+    expect(value(text, 'conclave_proposal_duration_seconds_count', { command: 'put' })).toBe(3)
+    expect(
+      value(text, 'conclave_storage_write_duration_seconds_count', { op: 'append' }),
+    ).toBeGreaterThanOrEqual(3)
+  })
 })

@@ -98,7 +98,24 @@ describe('SqliteRaftStorage files', () => {
     const raw = new DatabaseSync(path)
     raw.exec("UPDATE storage_info SET value = '2' WHERE key = 'schemaVersion'")
     raw.close()
-    expectRefused(path, /schema version 2 is not supported.*newer/)
+    expectRefused(
+      path,
+      /schema version 2 is not supported.*newer conclave.*'conclave snapshot save'.*'conclave snapshot restore'/,
+    )
+  })
+
+  it('refuses a schema version older than any it migrates, or not a version at all', () => {
+    for (const [name, value] of [
+      ['older', '0'],
+      ['garbled', 'one'],
+    ]) {
+      const path = join(dir, `${name}.sqlite`)
+      populated(path)
+      const raw = new DatabaseSync(path)
+      raw.exec(`UPDATE storage_info SET value = '${value}' WHERE key = 'schemaVersion'`)
+      raw.close()
+      expectRefused(path, new RegExp(`schema version ${value} is not supported.*migrates none older`))
+    }
   })
 
   it('refuses a log with a hole in it', () => {

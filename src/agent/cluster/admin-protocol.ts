@@ -19,12 +19,16 @@ export type AdminRequest =
   | { op: 'member'; agentId: string }
   /** Renew a session of the sender's at the leader's lessor (off the log): answered in `keepAlive`. */
   | { op: 'keepAlive'; sessionId: string }
+  /** The highest command-set version the answering agent supports (asked by the leader, for upgrades). */
+  | { op: 'version' }
 
 export interface AdminResponse {
   clusterId: string
   member?: boolean
   /** The answer to a `keepAlive` request. */
   keepAlive?: KeepAliveAnswer
+  /** Answer to `version`; an agent that predates it refuses the request (it supports the base version). */
+  version?: number
 }
 
 /** Sends one admin request to a peer. */
@@ -96,6 +100,8 @@ export function parseAdmin(request: Uint8Array): AdminRequest {
       case 'keepAlive':
         if (isText(value.sessionId) && value.sessionId.length <= 256) return value as AdminRequest
         break
+      case 'version':
+        return { op: 'version' }
     }
   }
   throw new InvalidArgumentError('unknown or malformed admin request')

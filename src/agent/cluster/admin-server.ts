@@ -23,6 +23,8 @@ export interface AdminServerInit {
   admin: AdminCall
   /** The leader's keep-alive answers (its lessor). */
   keepAlives: Pick<KeepAliveServer, 'serve'>
+  /** The highest command-set version this agent supports. */
+  commandSetVersion: number
 }
 
 /**
@@ -48,6 +50,9 @@ export class AdminServer {
     }
     const runner = runnerPort.require()
     if (from !== selfId) await authorization.authorizeAdmin(parsed, from)
+    if (parsed.op === 'version') {
+      return encodeAdmin({ clusterId: this.init.clusterId() ?? '', version: this.init.commandSetVersion })
+    }
     if (parsed.op === 'member') {
       return encodeAdmin({
         clusterId: this.init.clusterId() ?? '',

@@ -97,6 +97,11 @@ export class Authorization {
       case 'keepAlive':
         // Any agent with `join` (a member holding no log too); the leader renews only the sender's own sessions.
         await gate.require(from, 'join')
+        return
+      case 'version':
+        // The leader asks the replicas (see `cluster-version.ts`).
+        await gate.require(from, 'vote')
+        this.requireMember(from, 'ask for the command-set version')
     }
   }
 

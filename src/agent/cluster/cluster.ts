@@ -17,6 +17,7 @@ import type { ResolvedTiming } from '../options.ts'
 import { ADMIN_PROTOCOL, type AdminCall, keepAliveCall } from './admin-protocol.ts'
 import { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
+import { ClusterVersionKeeper, checkClusterVersion } from './cluster-version.ts'
 import { Directory } from './directory.ts'
 import { forwardHandler } from './forwarding.ts'
 import { Housekeeping } from './housekeeping.ts'
@@ -130,6 +131,16 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     scheduler: init.scheduler,
     closed,
   })
+  const clusterVersion = new ClusterVersionKeeper({
+    selfId,
+    replica,
+    runner: host,
+    admin,
+    commit: client,
+    scheduler: init.scheduler,
+    closed,
+    log,
+  })
   const adminServer = new AdminServer({
     selfId,
     runner: host,
@@ -142,6 +153,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     peerStore: components.peerStore,
     admin,
     keepAlives: keepAliveServer,
+    commandSetVersion: replica.state.commandSetVersion,
   })
   const joining = new Joining({
     selfId,
@@ -154,6 +166,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     session,
     commit: client,
     voters: voters,
+    clusterVersion,
     admin,
     adminServer: adminServer,
     authorization,
@@ -173,6 +186,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     duties: new LeaderDuties(client, log),
     lessor,
     voters: voters,
+    clusterVersion,
     joining: joining,
     scheduler: init.scheduler,
     intervalMs: Math.max(timing.tickMs, 50),
@@ -190,6 +204,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
       rightRates,
       lessor,
       leaderSince: () => host.leaderSince,
+      admitCommand: command => checkClusterVersion(command, replica.state.clusterVersion),
     })
     await rpc.registerRpc(FORWARD_PROTOCOL, forward)
     await rpc.registerRpc(ADMIN_PROTOCOL, (request, from) => adminServer.serve(request, from))

@@ -1,6 +1,7 @@
 import { NotLeaderError } from '../../raft/errors.ts'
 import { commandAction } from '../../security/actions.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
+import type { Command } from '../../state/index.ts'
 import type { Scheduler } from '../../time/index.ts'
 import type { LeaderPort } from '../node/port.ts'
 import { serveForward } from '../node/proposer.ts'
@@ -24,6 +25,8 @@ export interface ForwardingInit {
    */
   lessor: Pick<Lessor, 'follow' | 'current' | 'renew'>
   leaderSince(): { local: number } | undefined
+  /** Throws `UnsupportedVersionError` for a command above the cluster version (`cluster-version.ts`). */
+  admitCommand(command: Command): void
 }
 
 /**
@@ -44,6 +47,7 @@ export function forwardHandler(
       leader: () => leader.leader,
       scheduler: init.scheduler,
       proposeLocal: (data: Uint8Array) => host.proposeLocal(data, from),
+      admitCommand: init.admitCommand,
     }
     let legacyKeepAlive: { sessionId: string; arrivedAt: number; leadership: object | undefined } | undefined
     const response = await serveForward(context, request, async envelope => {

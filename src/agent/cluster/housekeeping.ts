@@ -2,6 +2,7 @@ import type { Cancel, Scheduler } from '../../time/index.ts'
 import type { LivenessPort } from '../node/port.ts'
 import type { RaftHost } from '../node/raft-host.ts'
 import type { Replica } from '../node/replica.ts'
+import type { ClusterVersionKeeper } from './cluster-version.ts'
 import type { Joining } from './join.ts'
 import { type LeaderDuties, planLeaderDuties } from './leader-duties.ts'
 import type { Lessor } from './lessor.ts'
@@ -17,6 +18,7 @@ export interface HousekeepingInit {
   /** The leader's in-memory session leases: it decides the session expiries. */
   lessor: Pick<Lessor, 'follow' | 'due'>
   voters: Pick<Voters, 'keep'>
+  clusterVersion: Pick<ClusterVersionKeeper, 'keep'>
   joining: Pick<Joining, 'rejoinIfRemoved'>
   scheduler: Scheduler
   intervalMs: number
@@ -87,6 +89,7 @@ export class Housekeeping {
       }),
     )
     this.init.voters.keep(runner)
+    this.init.clusterVersion.keep()
   }
 
   private advanceTaskClock(

@@ -23,6 +23,7 @@ import type { ResolvedTiming } from '../options.ts'
 import { type AdminCall, type AdminRequest, encodeAdmin, parseBootstrap } from './admin-protocol.ts'
 import type { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
+import type { ClusterVersionKeeper } from './cluster-version.ts'
 import type { Directory } from './directory.ts'
 import type { Membership } from './membership.ts'
 import type { NodeMeta } from './meta.ts'
@@ -43,6 +44,7 @@ export interface JoiningInit {
   session: SessionKeeper
   commit: CommitPort
   voters: Voters
+  clusterVersion: Pick<ClusterVersionKeeper, 'commitFounding'>
   admin: AdminCall
   adminServer: AdminServer
   authorization: Authorization
@@ -117,8 +119,21 @@ export class Joining {
       this.ready = this.becomeReady(deadline, signal)
       // The founder's voter target goes into the replicated state before join returns; later leaders and
       // restarts read it from there. A joiner's `voters` is not used.
+      // So is its command-set version: it is the only replica, and the cluster may use all it supports.
       if (peers.length === 0) {
-        this.ready = this.ready.then(() => this.init.voters.commitTarget(deadline, signal))
+        this.ready = this.ready
+          .then(() => this.init.voters.commitTarget(deadline, signal))
+          .then(() => this.init.clusterVersion.commitFounding(deadline, signal))
+      }
+      if (peers.length > 0) {
+        try {
+          await this.ready
+        } catch (err) {
+          // Refused for good (its name is taken, say): it must not stay behind as a member that never
+          // registered, shown dead in every member list until the leader replaces it.
+          if (err instanceof InvalidArgumentError || err instanceof UnauthorizedError) await this.withdraw()
+          throw err
+        }
       }
     } else {
       const clusterId = meta().clusterId()
@@ -159,6 +174,15 @@ export class Joining {
     this.init.meta().setLeft(true)
     host.stop()
     tracker.update('', 0)
+  }
+
+  /** Leaves after a refused join, best effort: the refusal is what the caller hears. */
+  private async withdraw(): Promise<void> {
+    try {
+      await this.leave()
+    } catch (err) {
+      this.init.log('could not withdraw after a refused join: %e', err)
+    }
   }
 
   /**
@@ -235,8 +259,10 @@ export class Joining {
   private async becomeReady(deadline: number, signal?: AbortSignal): Promise<void> {
     const { tracker, session, closed } = this.init
     while (tracker.leader === '') {
+      // An agent that stopped applying its log (an entry above its version) will see no leader: say why.
+      if (this.init.host.halted !== undefined) throw this.init.host.halted
       if (this.init.scheduler.now() > deadline) throw new NoLeaderError('No leader appeared in time')
-      await tracker.waitChange(Math.max(1, deadline - this.init.scheduler.now()), signal)
+      await tracker.waitChange(Math.min(200, Math.max(1, deadline - this.init.scheduler.now())), signal)
       if (closed.aborted) throw new ClosedError()
     }
     if (session.id === '') await session.open(deadline)

@@ -19,6 +19,8 @@ export interface ReplicaClientPorts {
   rpc: Pick<Rpc, 'callRpc'>
   /** Throws `UnauthorizedError` for a command this agent's own identity may not send. */
   authorization: { authorizeOwn(command: Command): void }
+  /** On the leader: throws `UnsupportedVersionError` for a command above the cluster version. */
+  admitCommand(command: Command): void
   operationTimeoutMs: number
   scheduler: Scheduler
   closed: AbortSignal
@@ -41,6 +43,8 @@ export function replicaClientContext(ports: ReplicaClientPorts): ClientContext {
       rpc.callRpc(leader, FORWARD_PROTOCOL, request, { timeoutMs, signal }),
     appliedHere: (sessionId, seq) => replica.waitForResult(sessionId, seq),
     leaderChange: (ms, signal) => tracker.waitChange(ms, signal),
+    admitCommand: ports.admitCommand,
+    halted: () => host.halted,
     scheduler,
     bugs: ports.bugs,
     get closed() {

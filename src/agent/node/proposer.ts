@@ -37,6 +37,13 @@ export interface ProposerContext {
   /** Resolves at the next leader change or after `ms`, whichever is first. */
   leaderChange(ms: number, signal?: AbortSignal): Promise<void>
   /**
+   * On the leader, before it proposes: throws `UnsupportedVersionError` for a command above the cluster
+   * version (some replica could not apply it).
+   */
+  admitCommand?(command: Command): void
+  /** Why this agent stopped applying its log, if it did (an entry above its version): every call fails with it. */
+  halted?(): Error | undefined
+  /**
    * Monotonic time for deadlines and the wall clock (`wallNow`) for the timestamps the leader puts on
    * envelopes: the only time the state machine sees.
    */
@@ -97,6 +104,8 @@ async function proposeUntilDone(
   for (let attempt = 0; ; attempt++) {
     if (options.signal?.aborted) throw new AbortError()
     if (context.closed) throw new ClosedError()
+    const halted = context.halted?.()
+    if (halted !== undefined) throw halted
     const remaining = options.deadline - context.scheduler.now()
     if (remaining <= 0)
       throw new NoLeaderError('No leader committed the operation in time', { cause: lastError })
@@ -107,6 +116,7 @@ async function proposeUntilDone(
         continue
       }
       if (leader === context.selfId) {
+        context.admitCommand?.(envelope.command)
         envelope.ts = context.scheduler.wallNow()
         return (await withTimeout(
           context.proposeLocal(encodeEnvelope(envelope)),
@@ -176,7 +186,7 @@ function isRetryable(err: unknown): boolean {
  * Throws `NotLeaderError` on a follower, which the caller takes as a cue to find the new leader.
  */
 export async function serveForward(
-  context: Pick<ProposerContext, 'proposeLocal' | 'scheduler' | 'leader' | 'selfId'>,
+  context: Pick<ProposerContext, 'proposeLocal' | 'scheduler' | 'leader' | 'selfId' | 'admitCommand'>,
   request: Uint8Array,
   authorize?: (envelope: Envelope) => Promise<void>,
 ): Promise<Uint8Array> {
@@ -184,6 +194,7 @@ export async function serveForward(
   const decoded = decodeEnvelope(request)
   if (!decoded.ok) throw new InvalidArgumentError(`Invalid forwarded command: ${decoded.error}`)
   if (authorize !== undefined) await authorize(decoded.envelope)
+  context.admitCommand?.(decoded.envelope.command)
   decoded.envelope.ts = context.scheduler.wallNow()
   const result = await context.proposeLocal(encodeEnvelope(decoded.envelope))
   return encoder.encode(JSON.stringify(result))

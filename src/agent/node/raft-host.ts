@@ -33,6 +33,8 @@ export interface RaftHostInit {
   isMember(from: string): boolean
   /** The agent stopped: every call then fails with `ClosedError`. */
   closed: AbortSignal
+  /** The runner stopped applying the log for good (see `halted`). */
+  onHalt?(error: Error): void
   scheduler: Scheduler
   /** The storage failed and the runner stopped for good: the agent must stop (see `RaftRunnerInit`). */
   onFailStop?(error: StorageFailedError): void
@@ -52,6 +54,8 @@ export class RaftHost implements RunnerPort {
   leaderContact = 0
   /** Since when this agent leads, on its monotonic clock and in state time; undefined when it does not. */
   leaderSince?: { local: number; stateTime: number }
+  /** Why the runner stopped applying the log (see `RaftRunnerInit.onHalt`): every call then fails with it. */
+  halted?: Error
 
   constructor(init: RaftHostInit) {
     this.init = init
@@ -63,6 +67,7 @@ export class RaftHost implements RunnerPort {
 
   require(): RaftRunner {
     if (this.init.closed.aborted) throw new ClosedError()
+    if (this.halted !== undefined) throw this.halted
     if (this.runner === undefined) throw new NoLeaderError('The agent has not joined a cluster')
     return this.runner
   }
@@ -87,6 +92,12 @@ export class RaftHost implements RunnerPort {
       onConfigApplied: () => this.init.onConfigChange(),
       onFailStop: error => this.init.onFailStop?.(error),
       bugs: this.init.bugs,
+      onHalt: error => {
+        this.halted = error
+        this.leaderSince = undefined
+        tracker.update('', 0)
+        this.init.onHalt?.(error)
+      },
       onSoftState: (state, term) => {
         this.init.onConfigChange()
         if (state.leader !== '') this.leaderContact = this.init.scheduler.now()

@@ -60,6 +60,11 @@ export interface RaftRunnerInit {
   onFailStop?(error: StorageFailedError): void
   /** Test-only switches (`src/shell-bugs.ts`): `no-fail-stop` lets a storage error escape and the node run on. */
   bugs?: ShellBugs
+  /**
+   * The application could not apply a committed entry (it threw, e.g. `UnsupportedVersionError` for an
+   * entry from a newer version): the runner stopped for good, short of that entry, rather than skip it.
+   */
+  onHalt?(error: Error, index: number): void
 }
 
 interface PendingProposal {
@@ -130,8 +135,9 @@ export class RaftRunner {
     this.schedule()
   }
 
-  stop(): void {
-    this.halt(new ClosedError())
+  /** Stops the runner for good: pending calls fail with `reason` (`ClosedError` by default). */
+  stop(reason: Error = new ClosedError()): void {
+    this.halt(reason)
   }
 
   /** The storage error that stopped this runner, if one did (it then refuses every call with it). */
@@ -294,12 +300,28 @@ export class RaftRunner {
       )
     }
     if (ready.snapshot !== undefined) {
-      application.restore(ready.snapshot)
+      try {
+        application.restore(ready.snapshot)
+      } catch (err) {
+        // A snapshot this node cannot read (one from a newer version): stop, as for an entry.
+        const error = err instanceof Error ? err : new Error(String(err))
+        this.init.log.error(
+          'stopped at the snapshot of index %d: %s',
+          ready.snapshot.meta.index,
+          error.message,
+        )
+        this.stop(error)
+        this.init.onHalt?.(error, ready.snapshot.meta.index)
+        return
+      }
       this.applied = ready.snapshot.meta.index
       this.snapshotIndex = this.applied
       this.skipProposals(this.applied)
     }
-    for (const entry of ready.committed) this.applyEntry(entry)
+    for (const entry of ready.committed) {
+      // Fail-stop: nothing after an entry this node cannot apply is applied, acknowledged or sent.
+      if (!this.applyEntry(entry)) return
+    }
     for (const readState of ready.readStates) {
       const pending = this.pendingReadContexts.get(readState.context)
       if (pending === undefined) continue
@@ -315,21 +337,31 @@ export class RaftRunner {
     this.maybeCompact()
   }
 
-  private applyEntry(entry: Entry): void {
-    if (entry.index <= this.applied) return
+  /** False if the application could not apply the entry: the runner then stopped (see `onHalt`). */
+  private applyEntry(entry: Entry): boolean {
+    if (entry.index <= this.applied) return true
     let result: unknown
     if (entry.type === 'config') {
       this.init.onConfigApplied?.(decodeConfig(entry.data), entry.index)
     } else {
-      result = this.init.application.apply(entry)
+      try {
+        result = this.init.application.apply(entry)
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err))
+        this.init.log.error('stopped applying the log at entry %d: %s', entry.index, error.message)
+        this.stop(error)
+        this.init.onHalt?.(error, entry.index)
+        return false
+      }
     }
     this.applied = entry.index
     const pending = this.pendingProposals.get(entry.index)
-    if (pending === undefined) return
+    if (pending === undefined) return true
     this.pendingProposals.delete(entry.index)
     // Another leader's entry took this index: ours was lost and will never commit.
     if (pending.term === entry.term) pending.resolve(result)
     else pending.reject(new ProposalLostError(entry.index))
+    return true
   }
 
   /**

@@ -4,13 +4,19 @@
  * other remote error stays an `RpcRemoteError`, for the caller's retry logic to read its `remoteName`.
  */
 
-import { type ConclaveError, InvalidArgumentError, UnauthorizedError } from '../../errors.ts'
+import {
+  type ConclaveError,
+  InvalidArgumentError,
+  UnauthorizedError,
+  UnsupportedVersionError,
+} from '../../errors.ts'
 import type { RpcRemoteError } from '../../net/rpc.ts'
 
 /** The remote errors that are definite answers, by name: the peer refused the request as it stands. */
 const TYPED: Record<string, new (message: string, options?: ErrorOptions) => ConclaveError> = {
   InvalidArgumentError,
   UnauthorizedError,
+  UnsupportedVersionError,
 }
 
 /** The name of the error the peer threw, if `err` is one a peer threw; else undefined. */

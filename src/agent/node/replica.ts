@@ -1,6 +1,12 @@
 import type { Entry, Snapshot } from '../../raft/types.ts'
 import { NO_SHELL_BUGS, type ShellBugs } from '../../shell-bugs.ts'
-import { type ApplyOutput, type CommandResult, type StateEvent, StateMachine } from '../../state/index.ts'
+import {
+  type ApplyOutput,
+  type CommandResult,
+  type StateEvent,
+  StateMachine,
+  type StateMachineOptions,
+} from '../../state/index.ts'
 import { MAX_WAITERS, MAX_WATCHERS, Quota } from '../validate.ts'
 import type { Interrupts } from './abort.ts'
 import { AppliedWaiters, type Timeout } from './applied-waiters.ts'
@@ -14,6 +20,7 @@ export type StateEventListener = (event: StateEvent, index: number) => void
  */
 export class Replica implements ReplicatedApplication {
   state: StateMachine
+  private readonly options: StateMachineOptions
   /** Test-only switches of the state machine (`src/shell-bugs.ts`), kept across snapshot restores. */
   private readonly bugs: ShellBugs
   /** Open watch streams on this agent (`MAX_WATCHERS`). */
@@ -27,9 +34,10 @@ export class Replica implements ReplicatedApplication {
   /** Calls waiting for this replica to apply an index (`waitApplied`). */
   private readonly appliedWaiters = new AppliedWaiters()
 
-  constructor(bugs: ShellBugs = NO_SHELL_BUGS) {
+  constructor(options: StateMachineOptions = {}, bugs: ShellBugs = NO_SHELL_BUGS) {
+    this.options = options
     this.bugs = bugs
-    this.state = new StateMachine({}, bugs)
+    this.state = new StateMachine(options, bugs)
   }
 
   apply(entry: Entry): ApplyOutput {
@@ -52,7 +60,7 @@ export class Replica implements ReplicatedApplication {
   }
 
   restore(snapshot: Snapshot): void {
-    this.state = StateMachine.restore(snapshot.data, {}, this.bugs)
+    this.state = StateMachine.restore(snapshot.data, this.options, this.bugs)
     this.appliedWaiters.advance(this.state.appliedIndex)
     for (const listener of this.restoreListeners) listener()
   }
