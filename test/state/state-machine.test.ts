@@ -227,7 +227,12 @@ describe('determinism', () => {
   // Commands whose tokens refer to the live state are resolved when applied, so they often hit.
   type Op =
     | { kind: 'command'; command: Command }
-    | { kind: 'holder'; action: 'release' | 'extend' | 'expire' | 'cancel'; key: string; ttlMs: number }
+    | {
+        kind: 'holder'
+        action: 'release' | 'extend' | 'expire' | 'expireLease' | 'cancel'
+        key: string
+        ttlMs: number
+      }
     | { kind: 'garbage'; data: Uint8Array }
     | { kind: 'noop' }
     | { kind: 'task'; op: TaskOp }
@@ -326,7 +331,13 @@ describe('determinism', () => {
       4,
       fc.record({
         kind: fc.constant('holder' as const),
-        action: fc.constantFrom('release' as const, 'extend' as const, 'expire' as const, 'cancel' as const),
+        action: fc.constantFrom(
+          'release' as const,
+          'extend' as const,
+          'expire' as const,
+          'expireLease' as const,
+          'cancel' as const,
+        ),
         key: fc.constantFrom(...lockKeys),
         ttlMs: ttl,
       }),
@@ -392,7 +403,10 @@ describe('determinism', () => {
             ? { type: 'lockExtend', key, sessionId, fencingToken, ttlMs: op.ttlMs }
             : op.action === 'expire'
               ? { type: 'lockExpire', key, fencingToken }
-              : { type: 'lockCancel', key, sessionId, requestId }
+              : op.action === 'expireLease'
+                ? // The leader's expiry on its monotonic clock names the lease (sometimes one extended since).
+                  { type: 'lockExpire', key, fencingToken, leaseIndex: lock?.holder.leaseIndex ?? 1 }
+                : { type: 'lockCancel', key, sessionId, requestId }
     }
     // Task commands go mostly without a client session: the seqs here are small so that requests collide as
     // retries, which would answer most task commands from the dedup table. Sometimes they go with a live one.

@@ -170,7 +170,7 @@ export const taskOp: fc.Arbitrary<TaskOp> = fc.oneof(
     }),
   ),
   weighted(
-    2,
+    3,
     fc.record({
       kind: fc.constantFrom('retryDue' as const, 'expireTask' as const),
       task: index(taskIds.length),
