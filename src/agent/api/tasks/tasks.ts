@@ -22,6 +22,7 @@ import { unexpected } from '../consensus.ts'
 import { type BatchAnswer, TaskBatcher } from './batch.ts'
 import { TaskChanges } from './changes.ts'
 import { TaskControls } from './control.ts'
+import { SlotOffer } from './slot-offer.ts'
 import {
   type AttemptRef,
   attemptKey,
@@ -106,6 +107,8 @@ export class Tasks extends TaskControls implements TaskDistributor {
   private settlingCount = 0
   private readonly batcher: TaskBatcher
   private readonly changes: TaskChanges
+  /** Whether this agent offers its slots to the scheduler: while a worker or a `next()` runs. */
+  readonly slotOffer: SlotOffer
   private leaseTimer?: Cancel
 
   constructor(context: TaskContext) {
@@ -113,6 +116,14 @@ export class Tasks extends TaskControls implements TaskDistributor {
     this.context = context
     this.batcher = new TaskBatcher(context)
     this.changes = new TaskChanges(context.closed)
+    this.slotOffer = new SlotOffer({
+      selfId: context.selfId,
+      commit: context.client,
+      replica: context.replica,
+      scheduler: context.scheduler,
+      closed: context.closed,
+      log: context.log,
+    })
     context.replica.onEvent(event => this.onEvent(event))
     context.replica.onRestore(() => this.onRestore())
     context.session.onLost(sessionId => this.onSessionLost(sessionId))
@@ -200,7 +211,15 @@ export class Tasks extends TaskControls implements TaskDistributor {
    */
   async next(options?: Abortable): Promise<ClaimedTask> {
     checkOptions(options, ['signal'])
-    const signal = options?.signal
+    const release = this.slotOffer.hold('next')
+    try {
+      return await this.nextTask(options?.signal)
+    } finally {
+      release()
+    }
+  }
+
+  private async nextTask(signal: AbortSignal | undefined): Promise<ClaimedTask> {
     for (;;) {
       this.check(signal)
       const seen = this.changes.generation
@@ -250,7 +269,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
       throw new InvalidArgumentError(`concurrency must be an integer from 1 to ${MAX_WORKER_CONCURRENCY}`)
     }
     if (this.context.closed.aborted) throw new ClosedError()
-    return new TaskProcessor(this, handler, concurrency, options?.signal)
+    return new TaskProcessor(this, handler, concurrency, options?.signal, this.slotOffer.hold('worker'))
   }
 
   /** Ends the attempt with success, by its exact (attempt, fencing token). */
