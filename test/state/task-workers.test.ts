@@ -18,7 +18,11 @@ describe('task placement and running workers', () => {
     const log = new LogDriver()
     registerAgent(log, 'a', { concurrency: 3, runsTasks: false })
     for (const id of ['t1', 't2', 't3']) submit(log, id)
-    expect(placements(log.machine, ['t1', 't2', 't3'])).toEqual({ t1: undefined, t2: undefined, t3: undefined })
+    expect(placements(log.machine, ['t1', 't2', 't3'])).toEqual({
+      t1: undefined,
+      t2: undefined,
+      t3: undefined,
+    })
 
     const started = log.apply({ type: 'updateAgent', agentId: 'a', runsTasks: true })
     expect(started.result.type).toBe('ok')

@@ -22,7 +22,6 @@ import { unexpected } from '../consensus.ts'
 import { type BatchAnswer, TaskBatcher } from './batch.ts'
 import { TaskChanges } from './changes.ts'
 import { TaskControls } from './control.ts'
-import { SlotOffer } from './slot-offer.ts'
 import {
   type AttemptRef,
   attemptKey,
@@ -34,6 +33,7 @@ import {
   toClaimedTask,
   toDistributedTask,
 } from './input.ts'
+import { SlotOffer } from './slot-offer.ts'
 import { TaskProcessor, WORKER_RETRY_MS } from './worker.ts'
 
 /** What the task API needs from the agent. */
