@@ -167,6 +167,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
       clientProtocolHandler({
         api,
         currentRevision: () => replica.state.revision,
+        currentTaskRevision: () => replica.state.taskRevision,
         closed,
         log: (message, err) => log('client protocol: %s: %e', message, err),
         authorize: (from, op) => authorization.authorizeClient(from, op),
