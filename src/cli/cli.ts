@@ -43,6 +43,11 @@ const GROUPS: Group[] = [
     load: async () => (await import('./task.ts')).taskCommands,
   },
   {
+    name: 'worker',
+    summary: 'run the cluster’s tasks, each as a child process running a command',
+    load: async () => [(await import('./worker.ts')).workerCommand],
+  },
+  {
     name: 'elect',
     summary: 'lead a named election while a command runs',
     load: async () => [(await import('./elect.ts')).electCommand],

@@ -555,14 +555,20 @@ function checkHandle(value: unknown): string {
   return value
 }
 
-/** A task as JSON into the `TaskInput` of the API: the deadline back into a Date. */
+/** A task as JSON into the `TaskInput` of the API: the deadline and runAt back into Dates. */
 function taskInput(value: unknown): TaskInput {
   if (!isRecord(value)) throw new InvalidArgumentError('task must be an object')
-  const { deadline, ...rest } = value
-  if (deadline === undefined) return rest as unknown as TaskInput
-  const date = typeof deadline === 'string' || typeof deadline === 'number' ? new Date(deadline) : undefined
+  const { deadline, runAt, ...rest } = value
+  const input: Record<string, unknown> = rest
+  if (deadline !== undefined) input.deadline = wireDate(deadline, 'deadline')
+  if (runAt !== undefined) input.runAt = wireDate(runAt, 'runAt')
+  return input as unknown as TaskInput
+}
+
+function wireDate(value: unknown, name: string): Date {
+  const date = typeof value === 'string' || typeof value === 'number' ? new Date(value) : undefined
   if (date === undefined || Number.isNaN(date.getTime())) {
-    throw new InvalidArgumentError('task deadline must be an ISO date or a time in ms since the epoch')
+    throw new InvalidArgumentError(`task ${name} must be an ISO date or a time in ms since the epoch`)
   }
-  return { ...rest, deadline: date } as unknown as TaskInput
+  return date
 }
