@@ -39,7 +39,7 @@ const GROUPS: Group[] = [
   },
   {
     name: 'task',
-    summary: 'submit tasks and follow their status',
+    summary: 'submit, list, cancel and watch tasks; follow their status',
     load: async () => (await import('./task.ts')).taskCommands,
   },
   {
