@@ -56,6 +56,8 @@ export function runTaskChild(argv: string[], task: ClientAttempt, stop: AbortSig
       child = spawn(argv[0], argv.slice(1), {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: { ...process.env, ...taskEnvironment(task) },
+        // Its own process group, so that stopping it stops what it started too (`sh -c 'sleep 30'`).
+        detached: true,
       })
     } catch (err) {
       resolve({ error: `could not run ${argv[0]}: ${(err as Error).message}` })
@@ -79,9 +81,16 @@ export function runTaskChild(argv: string[], task: ClientAttempt, stop: AbortSig
     child.stdin?.on('error', () => {})
     child.stdin?.end(JSON.stringify(task.payload))
     let killer: NodeJS.Timeout | undefined
+    const signalGroup = (signal: NodeJS.Signals): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal)
+      } catch {
+        child.kill(signal)
+      }
+    }
     const kill = (): void => {
-      child.kill('SIGTERM')
-      killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS)
+      signalGroup('SIGTERM')
+      killer = setTimeout(() => signalGroup('SIGKILL'), KILL_GRACE_MS)
     }
     stop.addEventListener('abort', kill, { once: true })
     let settled = false
