@@ -131,7 +131,14 @@ describe('tasks v0.2 across a leader kill -9', () => {
     }, 60_000).catch(async err => {
       const statuses = (await survivors[0].request('taskStatus', { ids })) as TaskStatus[]
       const stuck = statuses.filter(status => status.state !== 'completed')
-      throw new Error(`${stuck.length} not completed, e.g. ${JSON.stringify(stuck.slice(0, 3))}: ${err}`)
+      const logs = await Promise.all(survivors.map(host => host.request('workerLog', {})))
+      const about = logs.map(log =>
+        (log as { taskId: string }[]).filter(entry => stuck.some(s => s.id === entry.taskId)),
+      )
+      throw new Error(
+        `${stuck.length} not completed, e.g. ${JSON.stringify(stuck.slice(0, 3))}; leader was ${leader.id}; ` +
+          `survivors ${survivors.map(host => host.id).join(' ')} logged ${JSON.stringify(about)}: ${err}`,
+      )
     })
     await until(() => completedLines() >= 500, 30_000).catch(err => {
       throw new Error(`watch saw ${completedLines()} completions; stderr ${watch.stderr}: ${err}`)

@@ -234,7 +234,30 @@ export class Tasks extends TaskControls implements TaskDistributor {
         // Nothing for us in the leader's state (or not registered under our session yet): this replica
         // lags, and the events that catch it up (an assignment, a registration) are the change to wait for.
       }
-      await this.changes.wait(seen, signal)
+      await this.waitForWork(seen, signal)
+    }
+  }
+
+  /**
+   * Waits for a change that may give this agent work. While the replica shows more attempts running here
+   * than this agent holds (a claim whose answer was lost: an orphan the throttled scan may have passed
+   * over), the wait is cut at ORPHAN_SCAN_MS to look again: no later event may come to wake it, and the
+   * orphan would hold its task forever.
+   */
+  private async waitForWork(seen: number, signal: AbortSignal | undefined): Promise<void> {
+    const load = this.context.replica.state.agentLoad(this.context.selfId)
+    if (load === undefined || load.running <= this.attempts.size) return this.changes.wait(seen, signal)
+    const rescan = new AbortController()
+    const stop = (): void => rescan.abort()
+    signal?.addEventListener('abort', stop, { once: true })
+    const cancel = this.context.scheduler.after(ORPHAN_SCAN_MS, stop, { keepAlive: true })
+    try {
+      await this.changes.wait(seen, rescan.signal)
+    } catch (err) {
+      if (!(err instanceof AbortError) || signal?.aborted) throw err
+    } finally {
+      cancel()
+      signal?.removeEventListener('abort', stop)
     }
   }
 
