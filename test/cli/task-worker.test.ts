@@ -38,6 +38,22 @@ function start(args: string[]): RunningCli {
 const status = async (id: string) => agents[0].tasks.status(id)
 
 describe('conclave worker and the task commands', () => {
+  it('prints usage for --help of the worker and the task commands', async () => {
+    const commands = [['worker'], ['task', 'list'], ['task', 'cancel'], ['task', 'watch'], ['task', 'submit']]
+    const results = await Promise.all(commands.map(command => cli([...command, '--help'])))
+    results.forEach((result, index) => {
+      const name = ['conclave', ...commands[index]].join(' ')
+      expect(result.code, name).toBe(0)
+      expect(result.stdout.startsWith(`Usage: ${name}`), name).toBe(true)
+    })
+    expect(results[0].stdout).toContain('CONCLAVE_TASK_PAYLOAD')
+    expect(results[4].stdout).toContain('--depends-on')
+    expect(results[4].stdout).toContain('--cron')
+    // A worker needs a command; --concurrency is bounded.
+    expect((await cli(['worker', '--peer', peers])).code).toBe(2)
+    expect((await cli(['worker', '--concurrency', '0', '--peer', peers, '--', 'true'])).code).toBe(2)
+  }, 60_000)
+
   it('runs each task as a command: payload on stdin and in the environment, result from stdout, stderr as the error', async () => {
     // Nothing runs tasks yet: `status --wait` says what the task waits for.
     const submitted = await cli([
