@@ -45,32 +45,37 @@ describe('tasks v0.2 over TCP', () => {
         const state = (await agent.tasks.status(parent)).state
         if (state !== 'completed') violations.push(`${task.id} started while ${parent} was ${state}`)
       }
-      await new Promise(resolve => setTimeout(resolve, 2))
+      // Parents take a while, so that a child started too early would overlap its parent's run.
+      const ms = task.id.endsWith('-top') ? 300 : task.id.endsWith('-left') ? 60 : 2
+      await new Promise(resolve => setTimeout(resolve, ms))
       return task.id
     }
     for (const agent of group) {
       workers.push(agent.tasks.process(handler(agent), { concurrency: 4 }) as TaskProcessor)
     }
-    // 50 diamonds: top -> left, right -> bottom. Submitted bottom-up would be refused (parents must
-    // exist), so top first; they race the workers, which is the point.
+    // 50 diamonds: top -> left, right -> bottom, submitted in 5 lanes of 10 (parents must exist first), so
+    // slots are free when a child arrives: a child not held back would start while its slow parent runs.
     const ids: string[] = []
     await Promise.all(
-      Array.from({ length: 50 }, async (_, d) => {
-        const at = group[d % group.length]
-        const top = `d${d}-top`
-        const left = `d${d}-left`
-        const right = `d${d}-right`
-        const bottom = `d${d}-bottom`
-        parentsOf.set(left, [top])
-        parentsOf.set(right, [top])
-        parentsOf.set(bottom, [left, right])
-        ids.push(top, left, right, bottom)
-        await at.tasks.submit({ id: top, type: 'flow' })
-        await Promise.all([
-          at.tasks.submit({ id: left, type: 'flow', dependsOn: [top] }),
-          at.tasks.submit({ id: right, type: 'flow', dependsOn: [top] }),
-        ])
-        await at.tasks.submit({ id: bottom, type: 'flow', dependsOn: [left, right] })
+      Array.from({ length: 5 }, async (_, lane) => {
+        for (let k = 0; k < 10; k++) {
+          const d = lane * 10 + k
+          const at = group[d % group.length]
+          const top = `d${d}-top`
+          const left = `d${d}-left`
+          const right = `d${d}-right`
+          const bottom = `d${d}-bottom`
+          parentsOf.set(left, [top])
+          parentsOf.set(right, [top])
+          parentsOf.set(bottom, [left, right])
+          ids.push(top, left, right, bottom)
+          await at.tasks.submit({ id: top, type: 'flow' })
+          await Promise.all([
+            at.tasks.submit({ id: left, type: 'flow', dependsOn: [top] }),
+            at.tasks.submit({ id: right, type: 'flow', dependsOn: [top] }),
+          ])
+          await at.tasks.submit({ id: bottom, type: 'flow', dependsOn: [left, right] })
+        }
       }),
     )
     expect(ids).toHaveLength(200)
@@ -83,6 +88,8 @@ describe('tasks v0.2 over TCP', () => {
     for (const id of ids) expect(runs.get(id), id).toBe(1)
     const statuses = (await group[1].tasks.list({ type: 'flow' }, { limit: 1000 })).tasks
     expect(statuses.every(status => status.state === 'completed' && status.attempt === 1)).toBe(true)
+    for (const status of statuses)
+      expect(status.dependsOn ?? [], status.id).toEqual(parentsOf.get(status.id) ?? [])
   }, 60_000)
 
   it('cancelling a running task aborts its handler’s signal and refuses its completion', async () => {
