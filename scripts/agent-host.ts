@@ -42,6 +42,8 @@ export type HostRequest =
   /** The worker's log from entry `from` on. */
   | { id: number; op: 'workerLog'; args: { from?: number } }
   | { id: number; op: 'taskStatus'; args: { ids: string[] } }
+  /** Up to 1,000 tasks of a type in submission order (`tasks.list`), dates as ms. */
+  | { id: number; op: 'taskList'; args: { type: string } }
   /** The comparison benchmark's requests (scripts/bench-compare), run on this agent. */
   | { id: number; op: 'bench'; args: BenchRequest }
   /** The chaos suite's and the simulation's requests, and the fault layer's rules (scripts/chaos/host-ops.ts). */
@@ -169,6 +171,14 @@ async function serve(request: HostRequest): Promise<unknown> {
           return { ...status, updatedAt: status.updatedAt.getTime() }
         }),
       )
+    case 'taskList': {
+      const { tasks } = await agent.tasks.list({ type: request.args.type }, { limit: 1000 })
+      return tasks.map(task => ({
+        ...task,
+        updatedAt: task.updatedAt.getTime(),
+        createdAt: task.createdAt.getTime(),
+      }))
+    }
     case 'bench': {
       // Loaded on first use: agents that never run the comparison do not load the benchmark's code.
       const { serveConclaveBench } = await import('./bench-compare/conclave-side.ts')

@@ -16,7 +16,7 @@
  * table and writes every figure, the ratios and the machine to bench/results.json.
  *
  * Options: --duration-ms N (per load, default 5000), --failover-runs N (default 5), --tasks N (default
- * 5000), --only kv,tasks (or any of put,get,lock,txn,list,failover,tasks), --skip etcd,bullmq, --conclave-client embedded|ipc, --redis-appendfsync
+ * 5000), --flow-pairs N (default 1000), --only kv,tasks,flow (or any of put,get,lock,txn,list,failover,tasks,flow), --skip etcd,bullmq, --conclave-client embedded|ipc, --redis-appendfsync
  * everysec|always, --etcd-call-timeout-ms N (a deadline on each etcd3 call, and no per-host circuit
  * breaker; default: etcd3's defaults), --etcd-election-ms N and --etcd-heartbeat-ms N (etcd's timing;
  * default 1000 and 100, etcd's own), --out FILE (default bench/results.json), --verbose (the servers' and
@@ -32,6 +32,7 @@ import { BenchChild } from './bench-compare/child.ts'
 import { ConclaveCluster } from './bench-compare/conclave.ts'
 import { hostDriver } from './bench-compare/conclave-driver.ts'
 import { EtcdCluster, etcdVersion } from './bench-compare/etcd.ts'
+import { runFlows } from './bench-compare/flow-bench.ts'
 import { type KvSystem, kvRuns, runKvComparison, skippedKv, VALUE_SIZE } from './bench-compare/kv-bench.ts'
 import type { BenchRequest, BenchTarget } from './bench-compare/protocol.ts'
 import { type AppendFsync, RedisServer, redisVersion } from './bench-compare/redis.ts'
@@ -48,11 +49,14 @@ function option(name: string, fallback: string): string {
   const at = args.indexOf(name)
   return at >= 0 && args[at + 1] !== undefined ? args[at + 1] : fallback
 }
-const only = new Set(option('--only', 'kv,tasks').replace('kv', 'put,get,lock,txn,list,failover').split(','))
+const only = new Set(
+  option('--only', 'kv,tasks,flow').replace('kv', 'put,get,lock,txn,list,failover').split(','),
+)
 const settings = {
   durationMs: Number(option('--duration-ms', '5000')),
   failoverRuns: Number(option('--failover-runs', '5')),
   tasks: Number(option('--tasks', '5000')),
+  flowPairs: Number(option('--flow-pairs', '1000')),
   conclaveClient: option('--conclave-client', 'embedded'),
   redisAppendfsync: option('--redis-appendfsync', 'everysec') as AppendFsync,
   /** A deadline on each etcd3 call, with etcd3's per-host circuit breaker off; etcd3's defaults if absent. */
@@ -185,6 +189,37 @@ async function bullmqTasks(root: string): Promise<Outcome> {
   }
 }
 
+/** BullMQ's FlowProducer against conclave's dependsOn: parent/child pairs on the same 3 worker processes. */
+async function flowComparison(root: string, cluster: ConclaveCluster): Promise<Run> {
+  const flowSettings = { pairs: settings.flowPairs, log }
+  let bullmq: Outcome
+  const reason = bullmqMissing()
+  if (reason !== undefined) bullmq = { skipped: reason }
+  else {
+    const redis = await RedisServer.start(join(root, 'redis-flow'), settings.redisAppendfsync)
+    const workers: BenchChild[] = []
+    try {
+      for (let i = 0; i < TASK_WORKERS; i++) {
+        workers.push(await BenchChild.spawn(BULLMQ_WORKER, { port: redis.port }, stderr))
+      }
+      bullmq = await runFlows('BullMQ', workers, `flow-${Date.now()}`, flowSettings)
+    } finally {
+      await Promise.all(workers.map(worker => worker.stop()))
+      await redis.stop()
+    }
+  }
+  const targets = cluster.hosts.map((_, index) => cluster.target(index))
+  const ours = await runFlows('conclave', targets, 'flow', flowSettings)
+  const label = `flows: ${settings.flowPairs} parent/child pairs, ${TASK_WORKERS} workers × ${TASK_WORKER_CONCURRENCY}`
+  const params = {
+    pairs: settings.flowPairs,
+    workers: TASK_WORKERS,
+    workerConcurrency: TASK_WORKER_CONCURRENCY,
+    redisAppendfsync: settings.redisAppendfsync,
+  }
+  return makeRun('flow', label, params, 'bullmq', bullmq, ours)
+}
+
 async function conclaveTasks(cluster: ConclaveCluster): Promise<Outcome> {
   const targets = cluster.hosts.map((_, index) => cluster.target(index))
   try {
@@ -237,6 +272,7 @@ async function main(): Promise<void> {
       }
       runs.push(makeRun('tasks', label, params, 'bullmq', bullmq, ours))
     }
+    if (only.has('flow')) runs.push(await flowComparison(root, conclave))
   } finally {
     await conclave?.stop()
     rmSync(root, { recursive: true, force: true })

@@ -3,7 +3,7 @@
  * first process) the Queue that submits the jobs, on the local Redis given as `{ port }`. The counterpart
  * of an agent process running `agent.tasks.process` and `agent.tasks.submit`.
  */
-import { Queue, Worker } from 'bullmq'
+import { FlowProducer, Queue, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
 import { serveBenchRequests } from './child.ts'
 import type { BenchRequest } from './protocol.ts'
@@ -13,6 +13,7 @@ const { port } = JSON.parse(process.argv[2] ?? '{}') as { port: number }
 const recorder = new TaskRecorder()
 let worker: Worker | undefined
 const queues = new Map<string, Queue>()
+let flows: FlowProducer | undefined
 const connections: Redis[] = []
 /** Ids of the jobs of the last `taskSubmit`, for `taskVerify`. */
 let submitted: string[] = []
@@ -55,6 +56,21 @@ async function serve(request: BenchRequest): Promise<unknown> {
       submitted = ids
       return result
     }
+    case 'flowSubmit': {
+      flows ??= new FlowProducer({ connection: connect() })
+      const producer = flows
+      const { ids, ...result } = await submitMany(request.pairs, request.concurrency, async payload => {
+        const flow = await producer.add({
+          name: 'parent',
+          queueName: request.queue,
+          data: payload,
+          children: [{ name: 'child', queueName: request.queue, data: payload }],
+        })
+        return String(flow.job.id)
+      })
+      submitted = ids
+      return result
+    }
     case 'taskStats':
       return recorder.take()
     case 'taskVerify': {
@@ -82,6 +98,7 @@ async function serve(request: BenchRequest): Promise<unknown> {
 async function close(): Promise<void> {
   await worker?.close()
   for (const queue of queues.values()) await queue.close()
+  await flows?.close()
   for (const connection of connections) connection.disconnect()
 }
 

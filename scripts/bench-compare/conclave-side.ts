@@ -36,6 +36,20 @@ export async function serveConclaveBench(agent: Agent, request: BenchRequest): P
       submitted = ids
       return result
     }
+    case 'flowSubmit': {
+      // The child first: a task's parents must exist when it is submitted.
+      const { ids, ...result } = await submitMany(request.pairs, request.concurrency, async payload => {
+        const child = await agent.tasks.submit({ type: request.queue, payload: { ...payload } })
+        const parent = await agent.tasks.submit({
+          type: request.queue,
+          payload: { ...payload },
+          dependsOn: [child.id],
+        })
+        return parent.id
+      })
+      submitted = ids
+      return result
+    }
     case 'taskStats':
       return recorder.take()
     case 'taskVerify': {

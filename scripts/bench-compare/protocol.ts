@@ -11,6 +11,8 @@ export type BenchRequest =
   | { kind: 'taskWorker'; queue: string; concurrency: number }
   /** Submit `count` tasks to `queue`, `concurrency` submissions at once. */
   | { kind: 'taskSubmit'; queue: string; count: number; concurrency: number }
+  /** Submit `pairs` parent/child flows to `queue` (each parent waits for its child), `concurrency` at once. */
+  | { kind: 'flowSubmit'; queue: string; pairs: number; concurrency: number }
   | { kind: 'taskStats' }
   /** How many of the tasks this process submitted the system itself reports as completed. */
   | { kind: 'taskVerify'; queue: string }

@@ -6,7 +6,7 @@ export type Figures = Record<string, number | number[] | string>
 export type Outcome = { figures: Figures } | { skipped: string }
 
 export interface Run {
-  workload: 'put' | 'get' | 'lock' | 'failover' | 'tasks' | 'txn' | 'list'
+  workload: 'put' | 'get' | 'lock' | 'failover' | 'tasks' | 'txn' | 'list' | 'flow'
   /** What ran, in words: 'put 100 B, 16 concurrent'. */
   label: string
   params: Record<string, number | string>

@@ -269,6 +269,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       storage: () => this.requireStorage(),
       meta: () => this.requireMeta(),
       resign: signal => this.election.resign({ signal }),
+      runsTasks: () => api.tasks.slotOffer.runsTasks,
       rpc: this.rpc,
       scheduler: this.scheduler,
       closed,
@@ -280,7 +281,9 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.housekeeping = cluster.housekeeping
     this.keepAlives = cluster.keepAlives
     this.serveProtocols = cluster.serveProtocols
-    session.afterOpen = sessionId => this.directory.register(sessionId)
+    session.afterOpen = async sessionId => {
+      api.tasks.slotOffer.registered(await this.directory.register(sessionId))
+    }
     replica.onEvent(event => {
       if ((event.type === 'sessionExpired' || event.type === 'sessionClosed') && event.agentId === selfId) {
         session.ended(event.sessionId)

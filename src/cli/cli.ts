@@ -39,8 +39,13 @@ const GROUPS: Group[] = [
   },
   {
     name: 'task',
-    summary: 'submit tasks and follow their status',
+    summary: 'submit, list, cancel and watch tasks; follow their status',
     load: async () => (await import('./task.ts')).taskCommands,
+  },
+  {
+    name: 'worker',
+    summary: 'run the cluster’s tasks, each as a child process running a command',
+    load: async () => [(await import('./worker.ts')).workerCommand],
   },
   {
     name: 'elect',

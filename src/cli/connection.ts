@@ -57,7 +57,14 @@ export interface CallOptions {
 type ClientServices = { rpc: Rpc; identity?: IdentityService }
 
 /** Operations that change nothing: repeated on another agent when the first one goes away mid-call. */
-const READS: ReadonlySet<ClientOp> = new Set<ClientOp>(['status', 'kv.get', 'kv.events', 'task.status'])
+const READS: ReadonlySet<ClientOp> = new Set<ClientOp>([
+  'status',
+  'kv.get',
+  'kv.events',
+  'task.status',
+  'task.list',
+  'task.events',
+])
 
 /** Where a failed call happened: a failover is tried for a lost agent only, never for its answer. */
 const REMOTE = Symbol('remote')
@@ -205,6 +212,16 @@ export class Connection {
         this.onFailover(from, this.address, reason)
       }
     }
+  }
+
+  /**
+   * Moves to the next agent that answers (after the one in use went away, as its caller tells): for the
+   * callers that decide themselves what to do after a lost write, as a worker does.
+   */
+  async moveOn(reason: string): Promise<void> {
+    const from = this.address
+    await this.connect(this.current + 1, this.addresses.length < 2 ? undefined : this.current)
+    if (this.address !== from) this.onFailover(from, this.address, reason)
   }
 
   private async callOnce<Op extends ClientOp>(

@@ -99,6 +99,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
       labels: field('labels'),
       concurrency: field('concurrency'),
       spiffeId: field('id', true),
+      runsTasks: field('boolean', true),
     },
   ],
   [
@@ -110,6 +111,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
       capabilities: field('idList', true),
       labels: field('labels', true),
       concurrency: field('concurrency', true),
+      runsTasks: field('boolean', true),
     },
   ],
   ['deregisterAgent', { agentId: field('id') }],

@@ -149,6 +149,11 @@ export interface RegisterAgentCommand {
    * only with that agent's own verified ID here, so the registry holds verified IDs.
    */
   spiffeId?: string
+  /**
+   * Whether a worker of the agent is running, so the scheduler may place tasks on its slots (absent: true,
+   * as in entries from before the field). An agent without a worker still claims explicitly.
+   */
+  runsTasks?: boolean
 }
 
 /** Change fields of a registered agent; absent fields keep their value. */
@@ -160,6 +165,8 @@ export interface UpdateAgentCommand {
   capabilities?: string[]
   labels?: Record<string, string>
   concurrency?: number
+  /** See `RegisterAgentCommand.runsTasks`; false sends the tasks assigned to it back to pending. */
+  runsTasks?: boolean
 }
 
 /** The agent leaves for good: its record goes, its running attempts fail, its assigned tasks are re-queued. */

@@ -17,6 +17,8 @@ export interface RegisteredAgent {
   labels: Record<string, string>
   /** Task slots. */
   concurrency: number
+  /** Whether a worker of it runs: the scheduler places tasks only on agents that run them. */
+  runsTasks: boolean
   /** True while its session lives; a down agent stays listed until it deregisters or its name is taken. */
   alive: boolean
   /** State time of its first registration. */
@@ -121,6 +123,7 @@ export class MemberTable implements SessionEndListener {
       capabilities: [...command.capabilities],
       labels: copyLabels(command.labels),
       concurrency: command.concurrency,
+      runsTasks: command.runsTasks ?? true,
       alive: true,
       registeredAt: existing === undefined ? context.time : existing.registeredAt,
       updatedAt: context.time,
@@ -155,6 +158,7 @@ export class MemberTable implements SessionEndListener {
       capabilities: [...capabilities],
       labels: command.labels === undefined ? existing.labels : copyLabels(command.labels),
       concurrency: command.concurrency ?? existing.concurrency,
+      runsTasks: command.runsTasks ?? existing.runsTasks,
       updatedAt: context.time,
       capabilitySet: new Set(capabilities),
     }
@@ -204,6 +208,7 @@ export class MemberTable implements SessionEndListener {
           isIdList(agent.capabilities) &&
           isLabels(agent.labels) &&
           isConcurrency(agent.concurrency) &&
+          (agent.runsTasks === undefined || typeof agent.runsTasks === 'boolean') &&
           typeof agent.alive === 'boolean' &&
           isCount(agent.registeredAt) &&
           isCount(agent.updatedAt) &&
@@ -220,6 +225,7 @@ export class MemberTable implements SessionEndListener {
         capabilities: [...agent.capabilities],
         labels: copyLabels(agent.labels),
         concurrency: agent.concurrency,
+        runsTasks: agent.runsTasks ?? true,
         alive: agent.alive,
         registeredAt: agent.registeredAt,
         updatedAt: agent.updatedAt,
@@ -288,6 +294,7 @@ function toView(record: AgentRecord): RegisteredAgent {
     capabilities: [...record.capabilities],
     labels: copyLabels(record.labels),
     concurrency: record.concurrency,
+    runsTasks: record.runsTasks,
     alive: record.alive,
     registeredAt: record.registeredAt,
     updatedAt: record.updatedAt,

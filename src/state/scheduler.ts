@@ -143,9 +143,9 @@ interface Stream<Task extends SchedulableTask> {
 /**
  * The scheduler: an index of pending tasks, and the placement pass that runs at the end of every entry.
  *
- * Invariant between entries: no pending task passes the hard filters (capabilities, exclusions, alive, free
- * capacity) of any agent. `assigned` counts against capacity: an agent is full when running + assigned
- * tasks reach its slots. So an entry can only make placements possible by making a task pending (submit,
+ * Invariant between entries: no pending task passes the hard filters (capabilities, exclusions, alive, a
+ * worker running, free capacity) of any agent. `assigned` counts against capacity: an agent is full when
+ * running + assigned tasks reach its slots. So an entry can only make placements possible by making a task pending (submit,
  * retry, re-queue) or by freeing or changing an agent; the pass looks at just those, in schedule order
  * (priority desc, submission order), and stops when no agent has capacity. Pending tasks are grouped by
  * class (same filters), so a freed agent walks only the classes it can serve, and a class's head is the
@@ -220,7 +220,8 @@ export class Scheduler<Task extends SchedulableTask> {
 
     const slots: Slot[] = []
     for (const agent of this.members.allRecords()) {
-      if (!agent.alive) continue
+      // Automatic placement only where a worker runs (an agent without one still claims explicitly).
+      if (!agent.alive || !agent.runsTasks) continue
       const used = this.host.used(agent.agentId)
       if (used < agent.concurrency) slots.push({ agent, used })
     }

@@ -724,7 +724,10 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     if (tasks !== undefined) {
       const assigned = [...tasks.assigned].sort(compareTasks)
       for (const task of assigned) {
-        if (!meetsConstraints(task.constraints, agent)) this.unassign(task, 'ineligible', context)
+        // Its worker went away: nobody there will start what was placed on it.
+        if (!agent.runsTasks || !meetsConstraints(task.constraints, agent)) {
+          this.unassign(task, 'ineligible', context)
+        }
       }
       // Fewer slots than work: the least urgent assignments go back to pending.
       for (let i = assigned.length - 1; i >= 0 && this.used(agentId) > agent.concurrency; i--) {

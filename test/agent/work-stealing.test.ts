@@ -162,13 +162,32 @@ describe('work stealing', () => {
       { name: 'thief', concurrency: 4 },
       { name: 'picky', concurrency: 4, capabilities: ['gpu'] },
     ])
-    // No worker on `busy`: its tasks stay assigned.
     const ids: string[] = []
     for (let i = 0; i < 5; i++) {
       const constraints = { preferredAgents: ['busy'], excludeAgents: i === 0 ? ['thief', 'picky'] : [] }
       ids.push((await busy.tasks.submit({ id: `x${i}`, type: 'work', priority: i, constraints })).id)
     }
-    const running = await busy.tasks.claim('x4')
+    // A worker on `busy` runs one task at a time and holds on to each: it starts the best (x4), and the
+    // others, placed on busy (the only agent running a worker, so offering its slots), stay assigned.
+    const holds: (() => void)[] = []
+    let holding = true
+    const started: ClaimedTask[] = []
+    const busyWorker = busy.tasks.process(
+      async task => {
+        started.push(task)
+        if (holding) await new Promise<void>(resolve => holds.push(resolve))
+        return 'ok'
+      },
+      { concurrency: 1 },
+    )
+    workers.push(busyWorker as TaskProcessor)
+    await until(() => started.length === 1)
+    const running = started[0]
+    expect(running.id).toBe('x4')
+    await until(async () => {
+      const states = await Promise.all(['x0', 'x1', 'x2', 'x3'].map(id => busy.tasks.status(id)))
+      return states.every(status => status.state === 'assigned' && status.assignee === busy.id)
+    })
     // The best task thief may run: x4 runs, x0 excludes it, so x3.
     const taken = await thief.workStealing.steal('busy')
     expect(taken?.id).toBe('x3')
@@ -187,7 +206,8 @@ describe('work stealing', () => {
     expect(running.signal.aborted).toBe(false)
 
     // An offer is a hint: enabled idle agents take the offered task, through the log.
-    await busy.tasks.complete('x4', 'ok')
+    holds.shift()?.()
+    await until(async () => (await busy.tasks.status('x4')).state === 'completed')
     const offered = await busy.tasks.submit({
       id: 'offered',
       type: 'work',
@@ -210,6 +230,8 @@ describe('work stealing', () => {
     await expect(busy.workStealing.offer(null as never)).rejects.toMatchObject({
       name: 'InvalidArgumentError',
     })
+    holding = false
+    for (const release of holds.splice(0)) release()
   })
 
   it('parses only well-formed adverts within bounds', () => {

@@ -61,6 +61,8 @@ export interface TestAgent {
   capabilities?: string[]
   concurrency?: number
   ttlMs?: number
+  /** Whether a worker of it runs (absent: the field is left out of the command, which means true). */
+  runsTasks?: boolean
 }
 
 /** Opens the agent's own session (if not open) and registers it; throws unless both succeed. */
@@ -76,6 +78,7 @@ export function registerAgent(log: LogDriver, agentId: string, agent: TestAgent 
     capabilities: agent.capabilities ?? [],
     labels: {},
     concurrency: agent.concurrency ?? 1,
+    ...(agent.runsTasks === undefined ? {} : { runsTasks: agent.runsTasks }),
   })
   if (output.result.type !== 'ok') throw new Error(`registerAgent failed: ${JSON.stringify(output.result)}`)
   return output

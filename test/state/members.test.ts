@@ -35,6 +35,7 @@ describe('agent registry', () => {
       capabilities: ['gpu'],
       labels: { zone: 'a' },
       concurrency: 4,
+      runsTasks: true,
       alive: true,
       registeredAt: 1_000,
       updatedAt: 1_000,

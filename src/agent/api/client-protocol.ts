@@ -14,6 +14,7 @@ import type {
   ConsensusEvent,
   DistributedTask,
   KvEntry,
+  TaskEvent,
   TaskInput,
   TaskStatus,
   TxnRequest,
@@ -35,6 +36,13 @@ import {
   Quota,
 } from '../validate.ts'
 import { type CampaignPoll, ClientLeases, type LockPoll } from './client-leases.ts'
+import { type TaskFilterWire, taskEvents, taskFilter, taskListOptions } from './tasks/client-ops.ts'
+import {
+  type AttemptPoll,
+  type ClientAttempt,
+  ClientTaskWorkers,
+  settleOutcome,
+} from './tasks/client-workers.ts'
 
 export const CLIENT_PROTOCOL = '/conclave/client/1.0.0'
 
@@ -147,6 +155,27 @@ export interface ClientOps {
   'lock.release': { args: { handle: string }; result: Empty }
   'task.submit': { args: { task: Wire<TaskInput> }; result: Wire<DistributedTask> }
   'task.status': { args: { id: string }; result: Wire<TaskStatus> }
+  /** A page of tasks in submission order (`TaskDistributor.list`); `after` = the last id seen. */
+  'task.list': {
+    args: { filter?: TaskFilterWire; limit?: number; after?: string }
+    result: { tasks: Wire<TaskStatus>[]; more: boolean }
+  }
+  'task.cancel': { args: { id: string; reason?: string }; result: Empty }
+  /**
+   * Task changes the filter accepts from `fromRevision` (default: the serving agent's next task revision),
+   * waiting up to `waitMs` for at least one. Poll again from `nextRevision`: no change skipped or repeated.
+   */
+  'task.events': {
+    args: { filter?: TaskFilterWire; fromRevision?: number; waitMs?: number; maxEvents?: number }
+    result: { events: Wire<TaskEvent>[]; nextRevision: number }
+  }
+  /** Claims the next task (of `type` if given) for this client, waiting up to `waitMs`; `{}` if none. */
+  'task.next': { args: { type?: string; waitMs?: number }; result: { task?: ClientAttempt } }
+  /** Waits up to `waitMs` for the attempt to end (cancelled, timed out...); polling keeps it this client's. */
+  'task.attempt': { args: { handle: string; waitMs?: number }; result: AttemptPoll }
+  'task.progress': { args: { handle: string; progress: unknown }; result: Empty }
+  /** Ends the attempt: exactly one of `result` and `error`. */
+  'task.settle': { args: { handle: string; result?: unknown; error?: string }; result: Empty }
   /** Starts a candidacy (`name`, `ttl`: how long leadership lasts without `elect.extend`) or polls one. */
   'elect.campaign': {
     args:
@@ -183,6 +212,13 @@ const CLIENT_OP_ACTIONS: Record<ClientOp, Action | undefined> = {
   'elect.extend': 'lock',
   'elect.resign': 'lock',
   'task.submit': 'submitTask',
+  'task.list': 'read',
+  'task.events': 'read',
+  'task.cancel': 'submitTask',
+  'task.next': 'runTask',
+  'task.attempt': 'runTask',
+  'task.progress': 'runTask',
+  'task.settle': 'runTask',
   // A snapshot holds what reads return: the whole state.
   'snapshot.save': 'read',
 }
@@ -207,6 +243,8 @@ export interface ClientProtocolHost {
   snapshot?: () => Promise<SavedSnapshot>
   /** The timers of polls and of the leases held for clients. */
   scheduler: Scheduler
+  /** The last task revision this agent's replica applied: where a task watch without `fromRevision` starts. */
+  currentTaskRevision?(): number
 }
 
 const encoder = new TextEncoder()
@@ -243,7 +281,14 @@ class PollSlots {
   }
 }
 
-const POLLS: ReadonlySet<string> = new Set(['kv.events', 'lock.acquire', 'elect.campaign'])
+const POLLS: ReadonlySet<string> = new Set([
+  'kv.events',
+  'lock.acquire',
+  'elect.campaign',
+  'task.events',
+  'task.next',
+  'task.attempt',
+])
 
 /** Runs client requests against the serving agent's API. */
 export class ClientProtocolServer {
@@ -251,9 +296,17 @@ export class ClientProtocolServer {
   private readonly host: ClientProtocolHost
   private readonly snapshots = new SnapshotTransfers()
   private readonly polls = new PollSlots()
+  private readonly taskWorkers: ClientTaskWorkers
 
   constructor(host: ClientProtocolHost) {
     this.host = host
+    this.taskWorkers = new ClientTaskWorkers({
+      tasks: host.api.tasks,
+      graceMs: host.graceMs ?? POLL_GRACE_MS,
+      scheduler: host.scheduler,
+      closed: host.closed,
+      ...(host.log === undefined ? {} : { log: host.log }),
+    })
     this.leases = new ClientLeases(host.api, {
       graceMs: host.graceMs ?? POLL_GRACE_MS,
       closed: host.closed,
@@ -379,6 +432,43 @@ export class ClientProtocolServer {
       case 'task.status':
         checkOptions(args, ['id'])
         return api.tasks.status(checkKey(args.id, 'task id'))
+      case 'task.list': {
+        checkOptions(args, ['filter', 'limit', 'after'])
+        return api.tasks.list(taskFilter(args.filter), taskListOptions(args))
+      }
+      case 'task.cancel': {
+        checkOptions(args, ['id', 'reason'])
+        const reason = args.reason as string | undefined
+        await api.tasks.cancel(checkKey(args.id, 'task id'), reason === undefined ? {} : { reason })
+        return {}
+      }
+      case 'task.events':
+        checkOptions(args, ['filter', 'fromRevision', 'waitMs', 'maxEvents'])
+        return taskEvents(api.tasks, {
+          filter: taskFilter(args.filter),
+          fromRevision: checkRevision(args.fromRevision, 'fromRevision'),
+          waitMs: checkWait(args.waitMs),
+          maxEvents: args.maxEvents,
+          currentRevision: () => this.host.currentTaskRevision?.() ?? 0,
+          scheduler: this.host.scheduler,
+          closed,
+        })
+      case 'task.next': {
+        checkOptions(args, ['type', 'waitMs'])
+        const type = args.type === undefined ? undefined : checkKey(args.type, 'task type')
+        return this.taskWorkers.next(from, type, checkWait(args.waitMs), closed)
+      }
+      case 'task.attempt':
+        checkOptions(args, ['handle', 'waitMs'])
+        return this.taskWorkers.attempt(from, checkHandle(args.handle), checkWait(args.waitMs), closed)
+      case 'task.progress':
+        checkOptions(args, ['handle', 'progress'])
+        await this.taskWorkers.progress(from, checkHandle(args.handle), args.progress)
+        return {}
+      case 'task.settle':
+        checkOptions(args, ['handle', 'result', 'error'])
+        await this.taskWorkers.settle(from, checkHandle(args.handle), settleOutcome(args))
+        return {}
       case 'elect.campaign':
         if ('handle' in args) {
           checkOptions(args, ['handle', 'waitMs'])
@@ -544,14 +634,20 @@ function checkHandle(value: unknown): string {
   return value
 }
 
-/** A task as JSON into the `TaskInput` of the API: the deadline back into a Date. */
+/** A task as JSON into the `TaskInput` of the API: the deadline and runAt back into Dates. */
 function taskInput(value: unknown): TaskInput {
   if (!isRecord(value)) throw new InvalidArgumentError('task must be an object')
-  const { deadline, ...rest } = value
-  if (deadline === undefined) return rest as unknown as TaskInput
-  const date = typeof deadline === 'string' || typeof deadline === 'number' ? new Date(deadline) : undefined
+  const { deadline, runAt, ...rest } = value
+  const input: Record<string, unknown> = rest
+  if (deadline !== undefined) input.deadline = wireDate(deadline, 'deadline')
+  if (runAt !== undefined) input.runAt = wireDate(runAt, 'runAt')
+  return input as unknown as TaskInput
+}
+
+function wireDate(value: unknown, name: string): Date {
+  const date = typeof value === 'string' || typeof value === 'number' ? new Date(value) : undefined
   if (date === undefined || Number.isNaN(date.getTime())) {
-    throw new InvalidArgumentError('task deadline must be an ISO date or a time in ms since the epoch')
+    throw new InvalidArgumentError(`task ${name} must be an ISO date or a time in ms since the epoch`)
   }
-  return { ...rest, deadline: date } as unknown as TaskInput
+  return date
 }

@@ -50,6 +50,8 @@ export interface ClusterPartsInit {
   storage(): RaftStorage
   meta(): NodeMeta
   resign(signal?: AbortSignal): Promise<void>
+  /** Whether a task worker of this agent runs now (see `SlotOffer`). */
+  runsTasks?(): boolean
   /** The request/response protocols the agent serves on. */
   rpc: Rpc
   scheduler: Scheduler
@@ -81,6 +83,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     capabilities: options.capabilities ?? [],
     labels: options.labels ?? {},
     concurrency: options.concurrency ?? 10,
+    ...(init.runsTasks === undefined ? {} : { runsTasks: init.runsTasks }),
     addresses: () => components.addressManager.getAddresses(),
     peerStore: components.peerStore,
     replica,
@@ -213,6 +216,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
       clientProtocolHandler({
         api,
         currentRevision: () => replica.state.revision,
+        currentTaskRevision: () => replica.state.taskRevision,
         closed,
         log: (message, err) => log('client protocol: %s: %e', message, err),
         authorize: (from, op) => authorization.authorizeClient(from, op),

@@ -16,6 +16,8 @@ export interface DirectoryInit {
   capabilities: readonly string[]
   labels: Readonly<Record<string, string>>
   concurrency: number
+  /** Whether a worker of this agent runs now (its slots offered to the scheduler); default true. */
+  runsTasks?(): boolean
   addresses(): Multiaddr[]
   peerStore: Pick<PeerStore, 'merge'>
   replica: Replica
@@ -53,9 +55,13 @@ export class Directory {
     })
   }
 
-  /** Put this agent in the replicated registry (addresses, name, capabilities, slots) under `sessionId`. */
-  async register(sessionId: string): Promise<void> {
+  /**
+   * Put this agent in the replicated registry (addresses, name, capabilities, slots) under `sessionId`;
+   * answers the `runsTasks` it registered with.
+   */
+  async register(sessionId: string): Promise<boolean> {
     const { commit, security, selfId } = this.init
+    const runsTasks = this.init.runsTasks?.() ?? true
     const result = await commit.submitRaw(
       {
         type: 'registerAgent',
@@ -66,11 +72,13 @@ export class Directory {
         capabilities: [...this.init.capabilities],
         labels: { ...this.init.labels },
         concurrency: this.init.concurrency,
+        runsTasks,
         ...(security.spiffeId === undefined ? {} : { spiffeId: security.spiffeId }),
       },
       commit.deadline(),
     )
     if (result.type === 'error') throw new InvalidArgumentError(`could not register: ${result.message}`)
+    return runsTasks
   }
 
   members(): AgentInfo[] {

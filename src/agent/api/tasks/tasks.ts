@@ -33,6 +33,7 @@ import {
   toClaimedTask,
   toDistributedTask,
 } from './input.ts'
+import { SlotOffer } from './slot-offer.ts'
 import { TaskProcessor, WORKER_RETRY_MS } from './worker.ts'
 
 /** What the task API needs from the agent. */
@@ -106,6 +107,8 @@ export class Tasks extends TaskControls implements TaskDistributor {
   private settlingCount = 0
   private readonly batcher: TaskBatcher
   private readonly changes: TaskChanges
+  /** Whether this agent offers its slots to the scheduler: while a worker or a `next()` runs. */
+  readonly slotOffer: SlotOffer
   private leaseTimer?: Cancel
 
   constructor(context: TaskContext) {
@@ -113,6 +116,14 @@ export class Tasks extends TaskControls implements TaskDistributor {
     this.context = context
     this.batcher = new TaskBatcher(context)
     this.changes = new TaskChanges(context.closed)
+    this.slotOffer = new SlotOffer({
+      selfId: context.selfId,
+      commit: context.client,
+      replica: context.replica,
+      scheduler: context.scheduler,
+      closed: context.closed,
+      log: context.log,
+    })
     context.replica.onEvent(event => this.onEvent(event))
     context.replica.onRestore(() => this.onRestore())
     context.session.onLost(sessionId => this.onSessionLost(sessionId))
@@ -200,7 +211,15 @@ export class Tasks extends TaskControls implements TaskDistributor {
    */
   async next(options?: Abortable): Promise<ClaimedTask> {
     checkOptions(options, ['signal'])
-    const signal = options?.signal
+    const release = this.slotOffer.hold('next')
+    try {
+      return await this.nextTask(options?.signal)
+    } finally {
+      release()
+    }
+  }
+
+  private async nextTask(signal: AbortSignal | undefined): Promise<ClaimedTask> {
     for (;;) {
       this.check(signal)
       const seen = this.changes.generation
@@ -215,7 +234,30 @@ export class Tasks extends TaskControls implements TaskDistributor {
         // Nothing for us in the leader's state (or not registered under our session yet): this replica
         // lags, and the events that catch it up (an assignment, a registration) are the change to wait for.
       }
-      await this.changes.wait(seen, signal)
+      await this.waitForWork(seen, signal)
+    }
+  }
+
+  /**
+   * Waits for a change that may give this agent work. While the replica shows more attempts running here
+   * than this agent holds (a claim whose answer was lost: an orphan the throttled scan may have passed
+   * over), the wait is cut at ORPHAN_SCAN_MS to look again: no later event may come to wake it, and the
+   * orphan would hold its task forever.
+   */
+  private async waitForWork(seen: number, signal: AbortSignal | undefined): Promise<void> {
+    const load = this.context.replica.state.agentLoad(this.context.selfId)
+    if (load === undefined || load.running <= this.attempts.size) return this.changes.wait(seen, signal)
+    const rescan = new AbortController()
+    const stop = (): void => rescan.abort()
+    signal?.addEventListener('abort', stop, { once: true })
+    const cancel = this.context.scheduler.after(ORPHAN_SCAN_MS, stop, { keepAlive: true })
+    try {
+      await this.changes.wait(seen, rescan.signal)
+    } catch (err) {
+      if (!(err instanceof AbortError) || signal?.aborted) throw err
+    } finally {
+      cancel()
+      signal?.removeEventListener('abort', stop)
     }
   }
 
@@ -250,7 +292,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
       throw new InvalidArgumentError(`concurrency must be an integer from 1 to ${MAX_WORKER_CONCURRENCY}`)
     }
     if (this.context.closed.aborted) throw new ClosedError()
-    return new TaskProcessor(this, handler, concurrency, options?.signal)
+    return new TaskProcessor(this, handler, concurrency, options?.signal, this.slotOffer.hold('worker'))
   }
 
   /** Ends the attempt with success, by its exact (attempt, fencing token). */

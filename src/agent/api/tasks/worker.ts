@@ -37,16 +37,22 @@ export class TaskProcessor extends EventTarget implements TaskWorker {
   private readonly stopping = new AbortController()
   private readonly loops: Promise<void>[]
   private activeCount = 0
+  private readonly releaseSlots: () => void
 
+  /** `releaseSlots`: called once the worker closes, to withdraw the agent's slot offer (see `SlotOffer`). */
   constructor(
     tasks: WorkSource,
     handler: (task: ClaimedTask) => Promise<unknown>,
     concurrency: number,
     signal?: AbortSignal,
+    releaseSlots: () => void = () => {},
   ) {
     super()
     this.tasks = tasks
     this.handler = handler
+    this.releaseSlots = releaseSlots
+    // No more claims once it stops: what is assigned here and not started goes back to the others.
+    this.stopping.signal.addEventListener('abort', () => this.releaseSlots(), { once: true })
     if (signal?.aborted) this.stopping.abort()
     else signal?.addEventListener('abort', () => this.stopping.abort(), { once: true })
     this.loops = Array.from({ length: concurrency }, () => this.loop())
