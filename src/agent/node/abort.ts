@@ -49,13 +49,22 @@ export function interruptible<T>(
 
 /** `promise`'s outcome, unless the signal aborts (`AbortError`) or the agent closes (`ClosedError`) first. */
 export function abortable<T>(promise: Promise<T>, interrupts: Interrupts): Promise<T> {
+  const outcome = observed(promise)
   return interruptible<T>(interrupts, settle => {
-    promise.then(
-      value => settle({ value }),
-      error => settle({ error }),
-    )
+    outcome.then(settle)
     return undefined
   })
+}
+
+/**
+ * `promise`'s outcome, observed at once: when an interrupt came first, `interruptible` never starts, and a
+ * rejection nobody listens to would end the process (an agent stopping while a ReadIndex is scheduled).
+ */
+function observed<T>(promise: Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  return promise.then(
+    value => ({ value }),
+    error => ({ error }),
+  )
 }
 
 /**
@@ -69,11 +78,9 @@ export function withTimeout<T>(
   interrupts: Interrupts,
   scheduler: Scheduler,
 ): Promise<T> {
+  const outcome = observed(promise)
   return interruptible<T>(interrupts, settle => {
-    promise.then(
-      value => settle({ value }),
-      error => settle({ error }),
-    )
+    outcome.then(settle)
     return scheduler.after(ms, () => settle({ error: onTimeout() }), { keepAlive: true })
   })
 }
