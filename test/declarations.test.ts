@@ -9,9 +9,12 @@ import { createAgent } from '../src/index.ts'
 const run = promisify(execFile)
 const root = new URL('..', import.meta.url).pathname
 
-/** Names of Raft's test-only switches (`src/raft/core-options.ts`): none may be reachable from the package. */
+/**
+ * Names of the test-only switches, Raft's (`src/raft/core-options.ts`) and the shell's (`src/shell-bugs.ts`):
+ * none may be reachable from the package (the shell's are stripped as `@internal`).
+ */
 const BUG_SWITCHES =
-  /\b(bugs|RaftBugs|RaftCoreOptions|voteIgnoresLog|commitPreviousTerm|staleRead|readAckAnyQuorum|peerCommitAnyTerm)\b/
+  /\b(bugs|RaftBugs|RaftCoreOptions|voteIgnoresLog|commitPreviousTerm|staleRead|readAckAnyQuorum|peerCommitAnyTerm|ShellBugs?|lease-inline-expiry|no-fail-stop|resign-any-candidacy|session-window)\b/
 
 /** Every declaration file reachable from `entry` through relative imports and re-exports. */
 function reachable(entry: string): Map<string, string> {

@@ -40,9 +40,12 @@ export class ElectionTable implements SessionEndListener {
   /** Elections each session stands in. Derived; not in snapshots. */
   private readonly namesBySession = new Map<string, Set<string>>()
   private readonly sessions: SessionTable
-  /** The `resign-any-candidacy` bug switch: a resign ends the session's candidacy whatever its request. */
+  /** @internal The `resign-any-candidacy` bug switch: a resign ends the session's candidacy whatever its request. */
   private readonly resignAny: boolean
 
+  constructor(sessions: SessionTable)
+  /** @internal With test-only switches (`src/shell-bugs.ts`). Stripped from the published declarations. */
+  constructor(sessions: SessionTable, bugs: ShellBugs)
   constructor(sessions: SessionTable, bugs: ShellBugs = NO_SHELL_BUGS) {
     this.sessions = sessions
     this.resignAny = bugs.has('resign-any-candidacy')

@@ -84,9 +84,12 @@ export class LockTable implements SessionEndListener {
   /** Keys each session holds or waits for: what to clean up when it ends. Derived; not in snapshots. */
   private readonly keysBySession = new Map<string, Set<string>>()
   private readonly sessions: SessionTable
-  /** The `lease-inline-expiry` bug switch: an acquire or extend ends an overdue lease at its own timestamp. */
+  /** @internal The `lease-inline-expiry` bug switch: an acquire or extend ends an overdue lease at its own timestamp. */
   private readonly inlineExpiry: boolean
 
+  constructor(sessions: SessionTable)
+  /** @internal With test-only switches (`src/shell-bugs.ts`). Stripped from the published declarations. */
+  constructor(sessions: SessionTable, bugs: ShellBugs)
   constructor(sessions: SessionTable, bugs: ShellBugs = NO_SHELL_BUGS) {
     this.sessions = sessions
     this.inlineExpiry = bugs.has('lease-inline-expiry')

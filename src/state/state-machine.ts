@@ -140,7 +140,12 @@ export class StateMachine {
   /** Set when an entry needed a newer version than this replica's: every later `apply` throws it again. */
   private haltedBy?: UnsupportedVersionError
 
-  /** `bugs`: test-only switches (`src/shell-bugs.ts`); every replica must use the same. */
+  constructor(options?: StateMachineOptions)
+  /**
+   * @internal `bugs`: test-only switches (`src/shell-bugs.ts`); every replica must use the same. Stripped
+   * from the published declarations.
+   */
+  constructor(options: StateMachineOptions | undefined, bugs: ShellBugs)
   constructor(options: StateMachineOptions = {}, bugs: ShellBugs = NO_SHELL_BUGS) {
     this.options = {
       historySize: options.historySize ?? DEFAULT_HISTORY_SIZE,
@@ -487,6 +492,9 @@ export class StateMachine {
    * format and version: restoring from a corrupt snapshot must stop the node, not diverge it.
    * An empty `bytes` (a new cluster's initial snapshot) gives an empty state machine.
    */
+  static restore(bytes: Uint8Array, options?: StateMachineOptions): StateMachine
+  /** @internal With test-only switches (`src/shell-bugs.ts`). Stripped from the published declarations. */
+  static restore(bytes: Uint8Array, options: StateMachineOptions | undefined, bugs: ShellBugs): StateMachine
   static restore(
     bytes: Uint8Array,
     options: StateMachineOptions = {},

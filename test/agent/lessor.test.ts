@@ -1,12 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { parseAdmin } from '../../src/agent/cluster/admin-protocol.ts'
 import { forwardHandler } from '../../src/agent/cluster/forwarding.ts'
-import {
-  type KeepAliveAnswer,
-  KeepAliveClient,
-  KeepAliveServer,
-  parseKeepAliveAnswer,
-} from '../../src/agent/cluster/keep-alive.ts'
+import { KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
+import { type KeepAliveAnswer, parseKeepAliveAnswer } from '../../src/agent/cluster/keep-alive-answer.ts'
 import { type LeasedSession, Lessor } from '../../src/agent/cluster/lessor.ts'
 import { type KeepAliveOutcome, SessionKeeper, trustedUntil } from '../../src/agent/node/session.ts'
 import { resolveTiming } from '../../src/agent/options.ts'

@@ -1,4 +1,4 @@
-import type { ShellBugs } from '../../src/shell-bugs.ts'
+import { NO_SHELL_BUGS, type ShellBugs } from '../../src/shell-bugs.ts'
 import { encodeEnvelope } from '../../src/state/codec.ts'
 import type { Command, Envelope } from '../../src/state/commands.ts'
 import type { CommandResult } from '../../src/state/results.ts'
@@ -18,7 +18,7 @@ export class LogDriver {
 
   /** `bugs`: test-only switches (`src/shell-bugs.ts`). */
   constructor(options?: StateMachineOptions, bugs?: ShellBugs) {
-    this.machine = new StateMachine(options, bugs)
+    this.machine = new StateMachine(options, bugs ?? NO_SHELL_BUGS)
   }
 
   /** Applies `command` as the next entry at the current leader time; returns the output. */

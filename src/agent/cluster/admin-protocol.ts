@@ -6,7 +6,7 @@ import type { Rpc } from '../../net/rpc.ts'
 import type { Scheduler } from '../../time/index.ts'
 import { deadlineSignal } from '../node/abort.ts'
 import { localError } from '../node/remote-errors.ts'
-import { type KeepAliveAnswer, parseKeepAliveAnswer } from './keep-alive.ts'
+import { type KeepAliveAnswer, parseKeepAliveAnswer } from './keep-alive-answer.ts'
 
 /** Cluster administration between agents: joining, leaving, leadership transfer. */
 export const ADMIN_PROTOCOL = '/conclave/admin/1.0.0'

@@ -8,34 +8,13 @@ import { ClosedError, InvalidArgumentError, NoLeaderError, UnauthorizedError } f
 import type { Scheduler } from '../../time/index.ts'
 import { abortable, deadlineSignal, sleep } from '../node/abort.ts'
 import type { LeaderPort } from '../node/port.ts'
-import type { RaftRunner } from '../node/raft-runner.ts'
 import { remoteErrorName } from '../node/remote-errors.ts'
+import type { KeepAliveAnswer } from './keep-alive-answer.ts'
 import type { LeasedSession, Lessor } from './lessor.ts'
 
-/** The leader's answer to a keep-alive. */
-export type KeepAliveAnswer =
-  /** Renewed from the keep-alive's arrival at the leader, for `ttlMs`. */
-  | { status: 'renewed'; ttlMs: number }
-  /** The session does not exist (any more), or the leader is expiring it: open a new one. */
-  | { status: 'expired' }
-  /** The answering agent does not lead (any more); `leader` is who it thinks does ('' if none). */
-  | { status: 'notLeader'; leader: string }
-
-/** The keep-alive answer in an admin response, checked for shape; undefined if it is not one. */
-export function parseKeepAliveAnswer(value: unknown): KeepAliveAnswer | undefined {
-  if (value === null || typeof value !== 'object') return undefined
-  const answer = value as Record<string, unknown>
-  switch (answer.status) {
-    case 'renewed':
-      return typeof answer.ttlMs === 'number' && answer.ttlMs > 0
-        ? { status: 'renewed', ttlMs: answer.ttlMs }
-        : undefined
-    case 'expired':
-      return { status: 'expired' }
-    case 'notLeader':
-      return typeof answer.leader === 'string' ? { status: 'notLeader', leader: answer.leader } : undefined
-  }
-  return undefined
+/** What the server needs of the leader's Raft runner: a ReadIndex round that confirms its leadership. */
+export interface ReadIndexRunner {
+  readIndex(signal?: AbortSignal): Promise<void>
 }
 
 export interface KeepAliveServerInit {
@@ -43,7 +22,7 @@ export interface KeepAliveServerInit {
   lessor: Pick<Lessor, 'follow' | 'renew' | 'current'>
   leader: Pick<LeaderPort, 'leader'>
   /** This agent's leadership (`RaftHost.leaderSince`: an identity per takeover) and its runner. */
-  host: { readonly leaderSince?: { local: number }; current(): Pick<RaftRunner, 'readIndex'> | undefined }
+  host: { readonly leaderSince?: { local: number }; current(): ReadIndexRunner | undefined }
   /** A session in this agent's applied state. */
   session(sessionId: string): LeasedSession | undefined
   scheduler: Scheduler
@@ -74,7 +53,7 @@ export class KeepAliveServer {
    * within `batchMs` share one round (one heartbeat to the replicas for all of them), at the cost of that
    * much latency; a keep-alive counts from its arrival either way.
    */
-  private confirmAfter(runner: Pick<RaftRunner, 'readIndex'>): Promise<boolean> {
+  private confirmAfter(runner: ReadIndexRunner): Promise<boolean> {
     const { scheduler, timeoutMs, closed, batchMs } = this.init
     this.nextRound ??= new Promise<boolean>(resolve => {
       scheduler.after(

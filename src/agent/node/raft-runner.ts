@@ -58,7 +58,10 @@ export interface RaftRunnerInit {
    * on disk brings the node back.
    */
   onFailStop?(error: StorageFailedError): void
-  /** Test-only switches (`src/shell-bugs.ts`): `no-fail-stop` lets a storage error escape and the node run on. */
+  /**
+   * @internal Test-only switches (`src/shell-bugs.ts`): `no-fail-stop` lets a storage error escape and the
+   * node run on. Stripped from the published declarations.
+   */
   bugs?: ShellBugs
   /**
    * The application could not apply a committed entry (it threw, e.g. `UnsupportedVersionError` for an
