@@ -104,12 +104,13 @@ describe('conclave agent', () => {
       'UsageError: --svid, --svid-key and --trust-bundle go together: --trust-bundle missing\n',
     )
 
-    // --policy: agents may do everything, cli/admin may write, cli/ops (no rule) may only read.
+    // --policy: agents may do everything, cli/admin may write and read, cli/ops may only read.
     const policy = write(
       'policy.json',
       JSON.stringify([
         { ids: [`spiffe://${TD}/agent/*`], allow: '*' },
         { ids: [`spiffe://${TD}/cli/admin`], allow: ['write', 'read'] },
+        { ids: [`spiffe://${TD}/cli/ops`], allow: ['read'] },
       ]),
     )
     const badPolicies = await Promise.all([
