@@ -78,7 +78,7 @@ let results: Awaited<ReturnType<typeof runBatch>>
 if (values.verbose) {
   results = []
   for (let seed = start; seed < start + count; seed++) {
-    const result = runSeed({ seed, nodes, bug, checkTimeoutMs, log: line => console.log(line) })
+    const result = await runSeed({ seed, nodes, bug, checkTimeoutMs, log: line => console.log(line) })
     results.push(result)
     console.log(JSON.stringify({ ...result, elapsedMs: undefined }))
     if (values['fail-fast'] && result.violation) break

@@ -10,7 +10,7 @@ import type { KvInput } from '../../src/check/index.ts'
 import type { Message, NodeId } from '../../src/raft/types.ts'
 import type { Cluster } from './cluster.ts'
 import { CALM_LINKS } from './network.ts'
-import type { SimNode } from './node.ts'
+import type { SimNode } from './cluster.ts'
 import type { Prng } from './prng.ts'
 import { MS_PER_TICK } from './scheduler.ts'
 
@@ -399,7 +399,7 @@ export class Nemesis {
         // large (over most per-seed message limits), so S1 later replicates them one entry per append.
         for (let i = prng.between(1, 2); i > 0; i--) {
           const value = `${++this.nemesisWrites}:${'x'.repeat(1100)}`
-          leader.submitWrite(`nemesis.${this.nemesisWrites}`, { op: 'put', key: 'nemesis', value }, () => {})
+          leader.nemesisWrite('nemesis', value)
         }
         this.figure8 = {
           step: 'awaitOther',

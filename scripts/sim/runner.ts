@@ -33,6 +33,12 @@ export const BUG_NAMES = [
   'forget-vote',
   'read-ack-any-quorum',
   'peer-commit-any-term',
+  // The agent shell's holes (issue 15): see `bugOptions`.
+  'single-voter-read',
+  'no-fail-stop',
+  'session-window',
+  'lease-inline-expiry',
+  'resign-any-candidacy',
 ] as const
 export type BugName = (typeof BUG_NAMES)[number]
 
@@ -40,11 +46,6 @@ export const WARMUP_TICKS = 20
 export const LIVENESS_ISSUE_TICKS = 60
 /** A client gives up on an operation after this long while faults run (its outcome is then unknown). */
 export const CLIENT_TIMEOUT_TICKS = 30
-/**
- * Chance that a follower which knows the leader forwards a client write to it (the rest are redirected, so
- * both paths stay covered). A forwarded write is answered when the follower applies it.
- */
-export const FORWARD_RATE = 0.5
 
 /** How fast the cluster must recover once the faults stop (see the file comment). */
 export interface LivenessBounds {
@@ -77,8 +78,6 @@ export interface RunOptions {
   log?: (line: string) => void
   /** Budget of the linearizability check (default 10 s). */
   checkTimeoutMs?: number
-  /** Chance that a follower forwards a write to the leader (default `FORWARD_RATE`; 0 = always redirect). */
-  forwardRate?: number
 }
 
 export interface RunResult {
@@ -130,6 +129,8 @@ function bugsFor(bug: BugName | undefined): RaftBugs {
       return { readAckAnyQuorum: true }
     case 'peer-commit-any-term':
       return { peerCommitAnyTerm: true }
+    case 'single-voter-read':
+      return { singleVoterRead: true }
     default:
       return {}
   }
@@ -151,7 +152,25 @@ function drawOptions(prng: Prng, bug: BugName | undefined): Partial<RaftCoreOpti
   }
 }
 
-export function runSeed(options: RunOptions): RunResult {
+/**
+ * Runs every event due by `until`, letting the agents' promise continuations run after each (as Node runs
+ * microtasks between two timers), and observes the agents after each.
+ */
+async function drive(scheduler: Scheduler, cluster: Cluster, until: number, failed: () => void): Promise<void> {
+  while (scheduler.step(until)) {
+    await settle()
+    failed()
+    cluster.observe()
+  }
+  scheduler.runUntil(until)
+}
+
+/** Resolves once every pending promise continuation ran (the microtask queue drains before any macrotask). */
+function settle(): Promise<void> {
+  return new Promise(resolve => setImmediate(resolve))
+}
+
+export async function runSeed(options: RunOptions): Promise<RunResult> {
   const started = performance.now()
   const { seed, bug } = options
   const voters = options.nodes ?? 3
@@ -170,7 +189,8 @@ export function runSeed(options: RunOptions): RunResult {
     spares: 1,
     raftOptions,
     forgetVote: bug === 'forget-vote',
-    forwardRate: options.forwardRate ?? FORWARD_RATE,
+    snapshotEntries: setupPrng.between(3, 40),
+    swallowUncaught: bug === 'no-fail-stop',
     trace,
   })
   const faultEnd = ticks(WARMUP_TICKS + setupPrng.between(150, 250))
@@ -181,6 +201,10 @@ export function runSeed(options: RunOptions): RunResult {
     `seed ${seed}: ${voters} voters + 1 spare, faults until tick ${faultEnd / MS_PER_TICK}, options ${JSON.stringify(raftOptions)}`,
   )
 
+  let clientFailure: Violation | undefined
+  const failed = () => {
+    if (clientFailure) throw clientFailure
+  }
   const history: KvOperation[] = []
   const afterFaults: { opId: string; completed: boolean; latency: number; lastTarget: string }[] = []
   let stampMs = -1
@@ -232,6 +256,9 @@ export function runSeed(options: RunOptions): RunResult {
           if (op && log) trace(`op ${describeKvOperation(op)}`)
         },
         newProcessId: () => ++processIds,
+        fail: error => {
+          clientFailure ??= new Violation('api', scheduler.now, error.message)
+        },
         trace,
       }),
     )
@@ -254,7 +281,7 @@ export function runSeed(options: RunOptions): RunResult {
     cluster.startAll()
     for (const client of clients) client.start(clientPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     nemesis.start()
-    scheduler.runUntil(faultEnd)
+    await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
     // Without check-quorum, a leader that was removed from the cluster (or cut off from it) never steps down
     // and takes writes that never commit: Raft expects removed servers to be shut down, so they are here.
@@ -263,7 +290,7 @@ export function runSeed(options: RunOptions): RunResult {
     timing.opTimeoutMs = ticks(bounds.clientTimeoutTicks)
     // Liveness window: watch for a leader followed by a quorum of its voters, tick by tick.
     for (let time = faultEnd + ticks(1); time <= hardEnd; time += ticks(1)) {
-      scheduler.runUntil(time)
+      await drive(scheduler, cluster, time, failed)
       // A removal that commits only now (the cluster was busy electing) shuts its server down now.
       if (raftOptions.checkQuorum === false) cluster.decommissionRemoved()
       if (leaderAt === undefined && hasStableLeader(cluster)) {

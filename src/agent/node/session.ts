@@ -51,15 +51,19 @@ export class SessionKeeper {
   afterOpen: (sessionId: string) => Promise<void> = async () => {}
 
   private readonly scheduler: Scheduler
+  private readonly newSessionId: () => string
 
+  /** `newSessionId`: where fresh session ids come from (the simulator's are drawn from its seed). */
   constructor(
     agentId: string,
     timing: ResolvedTiming,
     transport: SessionTransport,
     log: Logger,
     scheduler: Scheduler,
+    newSessionId: () => string = () => `${agentId}/${crypto.randomUUID()}`,
   ) {
     this.scheduler = scheduler
+    this.newSessionId = newSessionId
     this.agentId = agentId
     this.timing = timing
     this.transport = transport
@@ -84,7 +88,7 @@ export class SessionKeeper {
   }
 
   private async openFresh(deadline: number): Promise<void> {
-    const sessionId = `${this.agentId}/${crypto.randomUUID()}`
+    const sessionId = this.newSessionId()
     const ttlMs = this.timing.sessionTtlMs
     const sentAt = this.scheduler.now()
     const result = await this.transport.submitRaw(
