@@ -191,7 +191,7 @@ export class SimClient {
       })
       return
     }
-    env.trace(`client ${this.name}: ${current.opId} failed at ${from}: ${(error as Error)?.name} ${(error as Error)?.message}`)
+    env.trace(`client ${this.name}: ${current.opId} failed at ${from}: ${describeError(error)}`)
     this.giveUp()
   }
 
@@ -282,4 +282,18 @@ export class SimClient {
     if (ids[this.rotation] === than) this.rotation = (this.rotation + 1) % ids.length
     return ids[this.rotation]
   }
+}
+
+/** An error with its chain of causes, for the trace. */
+function describeError(error: unknown): string {
+  const parts: string[] = []
+  for (
+    let e = error as Error | undefined, depth = 0;
+    e !== undefined && depth < 4;
+    e = e.cause as Error | undefined, depth++
+  ) {
+    const remote = (e as Error & { remoteName?: string }).remoteName
+    parts.push(`${e.name}${remote ? `(${remote})` : ''}: ${e.message}`)
+  }
+  return parts.join(' <- ')
 }

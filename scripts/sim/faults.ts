@@ -8,9 +8,8 @@
 
 import type { KvInput } from '../../src/check/index.ts'
 import type { Message, NodeId } from '../../src/raft/types.ts'
-import type { Cluster } from './cluster.ts'
+import type { Cluster, SimNode } from './cluster.ts'
 import { CALM_LINKS } from './network.ts'
-import type { SimNode } from './cluster.ts'
 import type { Prng } from './prng.ts'
 import { MS_PER_TICK } from './scheduler.ts'
 

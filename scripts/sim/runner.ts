@@ -156,7 +156,12 @@ function drawOptions(prng: Prng, bug: BugName | undefined): Partial<RaftCoreOpti
  * Runs every event due by `until`, letting the agents' promise continuations run after each (as Node runs
  * microtasks between two timers), and observes the agents after each.
  */
-async function drive(scheduler: Scheduler, cluster: Cluster, until: number, failed: () => void): Promise<void> {
+async function drive(
+  scheduler: Scheduler,
+  cluster: Cluster,
+  until: number,
+  failed: () => void,
+): Promise<void> {
   while (scheduler.step(until)) {
     await settle()
     failed()
