@@ -121,6 +121,8 @@ export interface AgentEnv {
    * no-fail-stop`: then only the runner's own fail-stop stands between a failed write and a false ack).
    */
   readonly swallowUncaught: boolean
+  /** The process died by itself (a crash in a write, or fail-stop on a storage error). */
+  onDied(agent: SimAgent): void
   onLeader(agent: SimAgent, term: number): void
   onCampaign(agent: SimAgent): void
   onCommit(agent: SimAgent, previous: number): void
@@ -317,6 +319,7 @@ export class SimAgent {
     if (error instanceof SimCrash) {
       this.env.trace(`${this.id} dies in the middle of a disk write`)
       this.crash()
+      this.env.onDied(this)
       return
     }
     if (this.env.swallowUncaught) {
@@ -331,6 +334,7 @@ export class SimAgent {
       this.env.counters.failStops++
       this.env.trace(`${this.id} stops on ${error.name}: ${error.message}`)
       this.crash()
+      this.env.onDied(this)
       return
     }
     throw error

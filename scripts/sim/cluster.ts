@@ -38,7 +38,7 @@ export interface ClusterSetup {
 }
 
 /** Every agent's session ttl and operation timeout (virtual ms). */
-export const SESSION_TTL_MS = 2000
+export const SESSION_TTL_MS = 5000
 export const OPERATION_TIMEOUT_MS = 1500
 
 export interface ClusterHooks {
@@ -126,6 +126,14 @@ export class Cluster {
       link: (from, to, arrive, lost) => this.network.carry(from, to, this.forwardPrng, arrive, lost),
       agent: id => this.byId.get(id),
       swallowUncaught: setup.swallowUncaught,
+      onDied: node => {
+        this.crashes++
+        // The process supervisor starts it again after a while.
+        const incarnation = node.incarnation
+        this.scheduler.after(this.prng.between(MS_PER_TICK, 30 * MS_PER_TICK), () => {
+          if (node.incarnation === incarnation) this.restart(node)
+        })
+      },
       onLeader: (node, term) => this.hooks.onLeader?.(node, term),
       onCommit: (node, previous) => this.hooks.onCommit?.(node, previous),
       onCampaign: node => this.hooks.onCampaign?.(node),

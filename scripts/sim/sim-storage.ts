@@ -66,6 +66,11 @@ export class SimStorage implements RaftStorage {
     this.armed = { kind, torn }
   }
 
+  /** No armed fault any more (the faults stopped). */
+  disarm(): void {
+    this.armed = undefined
+  }
+
   /** The process is gone: a commit not yet synced is lost; the next incarnation reopens the storage. */
   crash(): void {
     if (this.lazyCommit !== undefined) this.stats.lostCommits++
