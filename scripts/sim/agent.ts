@@ -342,7 +342,12 @@ export class SimAgent {
 
   /** A Raft message the network delivers (the agent is up and not paused: see `AgentClock.run`). */
   receive(message: Message): void {
+    const runner = this.runner()
+    // A peer's copy of its acknowledgement may let a follower commit before the leader tells it.
+    const peerAck = runner !== undefined && message.type === 'appendResponse' && this.role === 'follower'
+    const before = peerAck ? runner.status().commit : 0
     void this.parts?.host.receive(message, message.from)
+    if (peerAck && runner.status().commit > before) this.env.counters.peerCommits++
   }
 
   // ---------- what the simulator reads and does (as an operator would) ----------

@@ -117,6 +117,41 @@ export interface RunResult {
 
 const ticks = (n: number) => n * MS_PER_TICK
 
+/**
+ * Everything one `--bug NAME` switches on, in one object: the Raft core's switches (`RaftCoreOptions.bugs`),
+ * the simulated world's (a disk that forgets the vote; an application that swallows uncaught exceptions),
+ * and the agent shell's (`shell`: the names of `src/shell-bugs.ts` on the shell-fixes branch).
+ *
+ * TODO(merge shell-fixes): pass `shellBugs(options.shell)` to `new SimReplica(bugs)` (the state machine's
+ * switches: lease-inline-expiry, session-window, resign-any-candidacy) and to `RaftHostInit.bugs` (the
+ * runner's no-fail-stop) in scripts/sim/agent.ts. Until then `session-window`, `lease-inline-expiry` and
+ * `resign-any-candidacy` are accepted and change nothing; `no-fail-stop` is modelled by the application
+ * swallowing the storage error (the runner here has no fail-stop of its own yet, so the process's death by
+ * the uncaught exception is what stops it when the switch is off).
+ */
+export interface BugOptions {
+  raft: RaftBugs
+  forgetVote: boolean
+  swallowUncaught: boolean
+  shell: BugName[]
+}
+
+const SHELL_BUGS: readonly BugName[] = [
+  'no-fail-stop',
+  'session-window',
+  'lease-inline-expiry',
+  'resign-any-candidacy',
+]
+
+export function bugOptions(bug: BugName | undefined): BugOptions {
+  return {
+    raft: bugsFor(bug),
+    forgetVote: bugs.forgetVote,
+    swallowUncaught: bugs.swallowUncaught,
+    shell: bug !== undefined && SHELL_BUGS.includes(bug) ? [bug] : [],
+  }
+}
+
 function bugsFor(bug: BugName | undefined): RaftBugs {
   switch (bug) {
     case 'vote-ignores-log':
@@ -148,7 +183,7 @@ function drawOptions(prng: Prng, bug: BugName | undefined): Partial<RaftCoreOpti
     maxInflightBytes: prng.pick([300, 16 * 1024 * 1024]),
     snapshotChunkBytes: prng.pick([64, 256, 4096, 256 * 1024]),
     maxUncommittedBytes: prng.pick([400, 64 * 1024 * 1024, 64 * 1024 * 1024]),
-    bugs: bugsFor(bug),
+    bugs: bugOptions(bug).raft,
   }
 }
 
@@ -183,6 +218,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   const root = new Prng(seed)
   const setupPrng = root.stream('setup')
   const raftOptions = drawOptions(setupPrng, bug)
+  const bugs = bugOptions(bug)
   const scheduler = new Scheduler()
   const trace = log
     ? (line: string) => log(`[tick ${(scheduler.now / MS_PER_TICK).toFixed(1).padStart(6)}] ${line}`)
@@ -193,9 +229,9 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     voters,
     spares: 1,
     raftOptions,
-    forgetVote: bug === 'forget-vote',
+    forgetVote: bugs.forgetVote,
     snapshotEntries: setupPrng.between(3, 40),
-    swallowUncaught: bug === 'no-fail-stop',
+    swallowUncaught: bugs.swallowUncaught,
     trace,
   })
   const faultEnd = ticks(WARMUP_TICKS + setupPrng.between(150, 250))
