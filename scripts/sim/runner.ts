@@ -146,8 +146,8 @@ const SHELL_BUGS: readonly BugName[] = [
 export function bugOptions(bug: BugName | undefined): BugOptions {
   return {
     raft: bugsFor(bug),
-    forgetVote: bugs.forgetVote,
-    swallowUncaught: bugs.swallowUncaught,
+    forgetVote: bug === 'forget-vote',
+    swallowUncaught: bug === 'no-fail-stop',
     shell: bug !== undefined && SHELL_BUGS.includes(bug) ? [bug] : [],
   }
 }
