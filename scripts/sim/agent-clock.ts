@@ -97,9 +97,22 @@ export class AgentClock implements TimeScheduler {
     this.pausedUntil = 0
   }
 
-  after(delayMs: number, fn: () => void, _options?: TimerOptions): Cancel {
-    const state = { cancelled: false }
+  /**
+   * The scheduler one incarnation of the agent runs on: what it schedules, even from a promise that settles
+   * after the crash, belongs to it and never runs (a dead process's code must not touch the next one's disk).
+   */
+  view(): TimeScheduler {
     const incarnation = this.incarnation
+    return {
+      now: () => this.now(),
+      wallNow: () => this.wallNow(),
+      after: (delayMs, fn) => this.after(delayMs, fn, undefined, incarnation),
+      every: (intervalMs, fn) => this.every(intervalMs, fn, undefined, incarnation),
+    }
+  }
+
+  after(delayMs: number, fn: () => void, _options?: TimerOptions, incarnation = this.incarnation): Cancel {
+    const state = { cancelled: false }
     const realDelay = Math.max(0, Number.isNaN(delayMs) ? 0 : delayMs) / this.rate
     this.base.after(Math.ceil(realDelay), () => {
       if (!state.cancelled) this.run(incarnation, fn)
@@ -109,10 +122,9 @@ export class AgentClock implements TimeScheduler {
     }
   }
 
-  every(intervalMs: number, fn: () => void, _options?: TimerOptions): Cancel {
+  every(intervalMs: number, fn: () => void, _options?: TimerOptions, incarnation = this.incarnation): Cancel {
     if (!(intervalMs > 0)) throw new RangeError(`interval must be > 0 ms, got ${intervalMs}`)
     const state = { cancelled: false }
-    const incarnation = this.incarnation
     // Each period is measured from the last firing on the agent's clock (a paused agent fires once, late).
     const arm = (): void => {
       this.base.after(Math.max(1, Math.round(intervalMs / this.rate)), () => {

@@ -12,6 +12,7 @@
  */
 
 import type { Logger } from '@libp2p/interface'
+import { Locks } from '../../src/agent/api/locks.ts'
 import { Client } from '../../src/agent/node/client.ts'
 import { replicaClientContext } from '../../src/agent/node/client-context.ts'
 import { LeaderTracker } from '../../src/agent/node/leader-tracker.ts'
@@ -135,6 +136,8 @@ const silentLogger = Object.assign(noop, { error: noop, trace: noop, enabled: fa
 
 /** The parts of one incarnation of the agent. */
 interface Parts {
+  /** The real lock API of `API.md` (`DistributedLock`) on this incarnation's parts. */
+  locks: Locks
   replica: SimReplica
   tracker: LeaderTracker
   host: RaftHost
@@ -215,7 +218,8 @@ export class SimAgent {
   start(): void {
     if (this.parts || this.decommissioned) return
     const env = this.env
-    const clock = this.clock
+    // Everything of this incarnation runs on its own view of the clock: dropped at its crash.
+    const clock = this.clock.view()
     const id = this.id
     const state: PersistedState = this.disk.load()
     const snapshotIndex = state.snapshot?.meta.index ?? 0
@@ -270,7 +274,8 @@ export class SimAgent {
     })
     replica.onApply = entry => this.observeApply(entry)
     replica.onRestored = snapshot => this.observeRestore(snapshot)
-    this.parts = { replica, tracker, host, session, client }
+    const locks = new Locks({ client, replica, session, timing: this.timing, closed, scheduler: clock })
+    this.parts = { locks, replica, tracker, host, session, client }
     this.role = 'follower'
     this.leader = ''
     this.term = state.hardState.term
@@ -364,6 +369,13 @@ export class SimAgent {
     return this.appliedConfig
   }
 
+  /** Whether this agent, as leader, sees `id` caught up: it acknowledged the log up to the commit index. */
+  caughtUp(id: NodeId): boolean {
+    const status = this.runner()?.status()
+    const progress = status?.progress?.[id]
+    return progress !== undefined && progress.recentActive && progress.match >= status!.commit
+  }
+
   lastIndex(): number {
     return this.runner()?.status().lastIndex ?? 0
   }
@@ -442,6 +454,13 @@ export class SimAgent {
       default:
         throw new UnexpectedResultError(input, result)
     }
+  }
+
+  /** The agent's lock API (as `agent.locks`), while it is up. */
+  locks(): Locks {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    return parts.locks
   }
 
   // ---------- the forwarding RPC over the simulated network ----------

@@ -144,6 +144,7 @@ export class Cluster {
       const founder = this.founders.includes(id)
       const disk = new SimStorage(founder ? foundingState(this.founders) : emptyState())
       disk.forgetVoteOnCrash = setup.forgetVote
+      disk.name = id
       const clock = new AgentClock(this.scheduler, setup.skews?.[i])
       const node = new SimAgent(id, disk, clock, env)
       disk.hooks.writeLatency = () => this.diskDelay(id)

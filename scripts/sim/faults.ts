@@ -663,7 +663,9 @@ export class Nemesis {
         if (config.voters.length > this.setup.minVoters)
           candidates.push({ kind: 'removeVoter', change: { type: 'removeVoter', node: id } })
       } else if (config.nonVoters.includes(id)) {
-        candidates.push({ kind: 'promote', change: { type: 'promote', node: id } })
+        // As the agent's voter management does: only a learner that has caught up becomes a voter (one that
+        // lost its disk before its first write could otherwise leave a voter set that can elect no one).
+        if (leader.caughtUp(id)) candidates.push({ kind: 'promote', change: { type: 'promote', node: id } })
         candidates.push({ kind: 'removeNonVoter', change: { type: 'removeNonVoter', node: id } })
       } else {
         candidates.push({ kind: 'addNonVoter', change: { type: 'addNonVoter', node: id } })
@@ -679,11 +681,12 @@ export class Nemesis {
     this.count(kind, `${change.node} via ${leader.id}`)
     if (kind === 'addNonVoter' && this.prng.chance(0.8)) {
       // The usual way in: a learner catches up, then becomes a voter (or, now and then, is let go).
-      const followUp = this.prng.chance(0.75) ? 'promote' : 'removeNonVoter'
+      const followUp = this.prng.chance(0.6) ? 'promote' : 'removeNonVoter'
       this.later(this.prng.between(ticks(3), ticks(40)), () => {
         const current = this.cluster.leader()
         if (
           current?.config()?.nonVoters.includes(change.node) &&
+          (followUp !== 'promote' || current.caughtUp(change.node)) &&
           current.changeConfig({ type: followUp, node: change.node })
         ) {
           this.count(followUp, `${change.node} via ${current.id}`)

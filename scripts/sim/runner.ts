@@ -23,6 +23,7 @@ import { SimClient } from './clients.ts'
 import { Cluster } from './cluster.ts'
 import { type FaultCounts, Nemesis } from './faults.ts'
 import { checkLogsMatch, type SafetyMonitor, Violation } from './invariants.ts'
+import { LockChecker, LockUser } from './lock-clients.ts'
 import { Prng } from './prng.ts'
 import { MS_PER_TICK, Scheduler } from './scheduler.ts'
 
@@ -112,6 +113,8 @@ export interface RunResult {
   terms: number
   /** How many times each invariant was checked. */
   checks: SafetyMonitor['checks']
+  /** The lock users' grants, isHeld() observations checked, refusals, releases, failed calls. */
+  locks: LockChecker['stats']
   elapsedMs: number
 }
 
@@ -305,6 +308,25 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     )
   }
 
+  // Lock users on most seeds: the lock API through the same agents, checked from real time.
+  const lockChecker = new LockChecker(scheduler)
+  const lockPrng = root.stream('locks')
+  const lockUsers: LockUser[] = []
+  const lockUserCount = lockPrng.chance(0.7) ? lockPrng.between(1, 3) : 0
+  for (let i = 0; i < lockUserCount; i++) {
+    lockUsers.push(
+      new LockUser(`l${i + 1}`, {
+        scheduler,
+        prng: lockPrng.stream(`l${i + 1}`),
+        checker: lockChecker,
+        node: id => cluster.node(id),
+        nodeIds: cluster.ids,
+        issuing: () => scheduler.now < issueEnd,
+        trace,
+      }),
+    )
+  }
+
   const nemesis = new Nemesis({
     cluster,
     prng: root.stream('nemesis'),
@@ -321,6 +343,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   try {
     cluster.startAll()
     for (const client of clients) client.start(clientPrng.between(ticks(2), ticks(WARMUP_TICKS)))
+    for (const user of lockUsers) user.start(lockPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     nemesis.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
@@ -350,6 +373,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
       if (time >= issueEnd && clients.every(client => !client.busy)) break
     }
     for (const client of clients) client.abandon()
+    for (const user of lockUsers) user.abandon()
     for (const op of afterFaults) {
       // Left waiting at a server that was then removed and shut down: its client times out, as Raft has it.
       if (!op.completed && cluster.node(op.lastTarget).decommissioned) continue
@@ -421,6 +445,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     commitIndex: cluster.monitor.commitIndex,
     terms: cluster.monitor.terms,
     checks: { ...cluster.monitor.checks },
+    locks: { ...lockChecker.stats },
     elapsedMs: performance.now() - started,
   }
 }

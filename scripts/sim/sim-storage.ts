@@ -46,6 +46,8 @@ export class SimStorage implements RaftStorage {
   forgetVoteOnCrash = false
   private readonly meta = new Map<string, Uint8Array>()
   hooks: StorageHooks = {}
+  /** The agent's name, for error messages. */
+  name = ''
   readonly stats = { writes: 0, failedWrites: 0, tornWrites: 0, lostCommits: 0, compactions: 0 }
 
   constructor(initial: PersistedState) {
@@ -116,7 +118,13 @@ export class SimStorage implements RaftStorage {
     // A commit index not synced yet goes to disk with this write.
     if (this.lazyCommit !== undefined) this.durable.hardState.commit = this.lazyCommit
     this.lazyCommit = undefined
-    this.durable.apply({ snapshot: update.snapshot, entries: update.entries, hardState: update.hardState })
+    try {
+      this.durable.apply({ snapshot: update.snapshot, entries: update.entries, hardState: update.hardState })
+    } catch (error) {
+      throw new Error(
+        `${this.name}: ${(error as Error).message} (stored ${this.durable.snapshotIndex}..${this.durable.lastIndex}, commit ${this.durable.hardState.commit})`,
+      )
+    }
     const latency = this.hooks.writeLatency?.() ?? 0
     if (latency > 0) this.hooks.onSlowWrite?.(latency)
   }
