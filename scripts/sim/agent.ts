@@ -122,6 +122,8 @@ export interface AgentEnv {
    * no-fail-stop`: then only the runner's own fail-stop stands between a failed write and a false ack).
    */
   readonly swallowUncaught: boolean
+  /** A normal entry applied (first or again) on some agent. */
+  onApplied?(entry: Entry): void
   /** The process died by itself (a crash in a write, or fail-stop on a storage error). */
   onDied(agent: SimAgent): void
   onLeader(agent: SimAgent, term: number): void
@@ -456,6 +458,16 @@ export class SimAgent {
     }
   }
 
+  /**
+   * A put through the client path, its raw result (the burst of `session-window`: many commands of one
+   * session in flight, so that a retry may come after more than the session keeps results for).
+   */
+  async submitPut(key: string, value: string): Promise<CommandResult> {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    return parts.client.submit({ type: 'put', key, value })
+  }
+
   /** The agent's lock API (as `agent.locks`), while it is up. */
   locks(): Locks {
     const parts = this.parts
@@ -541,6 +553,7 @@ export class SimAgent {
 
   private observeApply(entry: Entry): void {
     if (entry.index <= this.applied) return
+    if (entry.type === 'normal' && entry.data.length > 0) this.env.onApplied?.(entry)
     this.env.monitor.observeApply(this.id, entry)
     this.applied = entry.index
     this.env.counters.entriesApplied++

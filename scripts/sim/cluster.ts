@@ -6,7 +6,7 @@
  */
 
 import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
-import type { Message, NodeId } from '../../src/raft/types.ts'
+import type { Entry, Message, NodeId } from '../../src/raft/types.ts'
 import { type AgentCounters, type AgentEnv, emptyState, foundingState, SimAgent } from './agent.ts'
 import { AgentClock, type ClockSkew } from './agent-clock.ts'
 import { SafetyMonitor } from './invariants.ts'
@@ -71,6 +71,8 @@ export class Cluster {
     swallowed: 0,
   }
   readonly hooks: ClusterHooks = {}
+  /** A normal entry applied on some agent (the burst checker reads them). */
+  onApplied?: (entry: Entry) => void
   /** Extra write latency per node (a slow disk), ms. */
   readonly slowDisks = new Map<NodeId, number>()
   crashes = 0
@@ -126,6 +128,7 @@ export class Cluster {
       link: (from, to, arrive, lost) => this.network.carry(from, to, this.forwardPrng, arrive, lost),
       agent: id => this.byId.get(id),
       swallowUncaught: setup.swallowUncaught,
+      onApplied: entry => this.onApplied?.(entry),
       onDied: node => {
         this.crashes++
         // The process supervisor starts it again after a while.
