@@ -375,7 +375,7 @@ export class SimAgent {
   caughtUp(id: NodeId): boolean {
     const status = this.runner()?.status()
     const progress = status?.progress?.[id]
-    return progress !== undefined && progress.recentActive && progress.match >= status!.commit
+    return progress?.recentActive === true && progress.match >= status!.commit
   }
 
   lastIndex(): number {

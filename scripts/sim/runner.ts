@@ -369,16 +369,18 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     nemesis.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
-    // Without check-quorum, a leader that was removed from the cluster (or cut off from it) never steps down
-    // and takes writes that never commit: Raft expects removed servers to be shut down, so they are here.
-    if (raftOptions.checkQuorum === false) cluster.decommissionRemoved()
+    // Raft expects removed servers to be shut down, so they are here: without check-quorum a removed leader
+    // never steps down and takes writes that never commit, and a removed agent that never learned of its
+    // removal waits for a leader that will never talk to it (the real proposer holds a call until its
+    // deadline: not the cluster's liveness).
+    cluster.decommissionRemoved()
     // From now on an operation must complete within the liveness bound: give it longer than that.
     timing.opTimeoutMs = ticks(bounds.clientTimeoutTicks)
     // Liveness window: watch for a leader followed by a quorum of its voters, tick by tick.
     for (let time = faultEnd + ticks(1); time <= hardEnd; time += ticks(1)) {
       await drive(scheduler, cluster, time, failed)
       // A removal that commits only now (the cluster was busy electing) shuts its server down now.
-      if (raftOptions.checkQuorum === false) cluster.decommissionRemoved()
+      cluster.decommissionRemoved()
       if (leaderAt === undefined && hasStableLeader(cluster)) {
         leaderAt = scheduler.now
         trace(
