@@ -371,13 +371,6 @@ export class SimAgent {
     return this.appliedConfig
   }
 
-  /** Whether this agent, as leader, sees `id` caught up: it acknowledged the log up to the commit index. */
-  caughtUp(id: NodeId): boolean {
-    const status = this.runner()?.status()
-    const progress = status?.progress?.[id]
-    return progress?.recentActive === true && progress.match >= status!.commit
-  }
-
   lastIndex(): number {
     return this.runner()?.status().lastIndex ?? 0
   }

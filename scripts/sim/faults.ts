@@ -654,6 +654,16 @@ export class Nemesis {
     return voters.length > 0 ? this.prng.pick(voters) : undefined
   }
 
+  /**
+   * Whether a learner may become a voter: it is up and holds part of the log on disk (so it knows the
+   * configuration and can vote). The agent promotes only learners that caught up; one that lost its disk
+   * before its first write would otherwise make a voter set that can elect no one (seed 1002).
+   */
+  private holdsLog(id: string): boolean {
+    const learner = this.cluster.node(id)
+    return learner.up && learner.disk.durable.lastIndex > 0
+  }
+
   private changeMembership(leader: SimNode): void {
     const config = leader.config()
     if (!config) return
@@ -665,7 +675,7 @@ export class Nemesis {
       } else if (config.nonVoters.includes(id)) {
         // As the agent's voter management does: only a learner that has caught up becomes a voter (one that
         // lost its disk before its first write could otherwise leave a voter set that can elect no one).
-        if (leader.caughtUp(id)) candidates.push({ kind: 'promote', change: { type: 'promote', node: id } })
+        if (this.holdsLog(id)) candidates.push({ kind: 'promote', change: { type: 'promote', node: id } })
         candidates.push({ kind: 'removeNonVoter', change: { type: 'removeNonVoter', node: id } })
       } else {
         candidates.push({ kind: 'addNonVoter', change: { type: 'addNonVoter', node: id } })
@@ -679,19 +689,25 @@ export class Nemesis {
     const { kind, change } = this.prng.pick(candidates.filter(candidate => candidate.kind === chosenKind))
     if (!leader.changeConfig(change)) return
     this.count(kind, `${change.node} via ${leader.id}`)
-    if (kind === 'addNonVoter' && this.prng.chance(0.8)) {
+    if (kind === 'addNonVoter') {
       // The usual way in: a learner catches up, then becomes a voter (or, now and then, is let go).
-      const followUp = this.prng.chance(0.6) ? 'promote' : 'removeNonVoter'
-      this.later(this.prng.between(ticks(3), ticks(40)), () => {
+      const followUp = this.prng.chance(0.5) ? 'promote' : 'removeNonVoter'
+      // Tried again a few times: the leader may be gone or the learner not caught up yet.
+      const attempt = (left: number): void => {
         const current = this.cluster.leader()
-        if (
-          current?.config()?.nonVoters.includes(change.node) &&
-          (followUp !== 'promote' || current.caughtUp(change.node)) &&
-          current.changeConfig({ type: followUp, node: change.node })
-        ) {
+        if (!current?.config()?.nonVoters.includes(change.node)) {
+          if (current === undefined && left > 0) this.later(ticks(10), () => attempt(left - 1))
+          return
+        }
+        if (followUp === 'promote' && !this.holdsLog(change.node)) {
+          if (left > 0) this.later(ticks(10), () => attempt(left - 1))
+          return
+        }
+        if (current.changeConfig({ type: followUp, node: change.node })) {
           this.count(followUp, `${change.node} via ${current.id}`)
         }
-      })
+      }
+      this.later(this.prng.between(ticks(3), ticks(40)), () => attempt(4))
     }
   }
 }
