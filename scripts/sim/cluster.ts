@@ -195,6 +195,8 @@ export class Cluster {
       if (node.up && (!furthest || node.applied > furthest.applied)) furthest = node
     if (!furthest) return []
     const committed = furthest.committedConfig
+    // Nobody up knows a configuration yet (the agents are still booting): decide later.
+    if (committed.voters.length === 0) return []
     const members = new Set([...committed.voters, ...committed.nonVoters])
     const wanted = new Set(members)
     for (const id of members) {
