@@ -93,7 +93,14 @@ export class SimStorage implements RaftStorage {
   write(update: StorageUpdate): void {
     this.check()
     this.stats.writes++
-    const prevTerm = update.entries.length > 0 ? (this.durable.termAt(update.entries[0].index - 1) ?? 0) : 0
+    // The term before the entries, as the log will hold it (a snapshot in the same write may supply it).
+    const first = update.entries[0]?.index ?? 0
+    const prevTerm =
+      first === 0
+        ? 0
+        : update.snapshot !== undefined && update.snapshot.meta.index === first - 1
+          ? update.snapshot.meta.term
+          : (this.durable.termAt(first - 1) ?? 0)
     const armed = this.armed
     if (armed !== undefined) {
       this.armed = undefined
