@@ -1,9 +1,10 @@
 /**
- * The deterministic simulator's command line: runs seeds start..start+N-1 of the Raft core under crashes,
- * partitions, message faults, membership changes and transfers, checking Raft's invariants at every step,
- * linearizability of the client history and liveness after the faults stop.
+ * The deterministic simulator's command line: runs seeds start..start+N-1 of the real agent node stack
+ * (Raft runner, state machine, proposer, sessions; scripts/sim/agent.ts) under crashes, partitions, message
+ * faults, membership changes, transfers, disk faults and clock faults, checking Raft's invariants at every
+ * step, linearizability of the client history and liveness after the faults stop.
  *
- *   npm run sim -- --seeds N [--start S] [--nodes 3|5] [--bug NAME] [--json] [--fail-fast]
+ *   npm run sim -- --seeds N [--start S] [--agents 3|5|7] [--bug NAME] [--json] [--fail-fast]
  *   npm run sim -- --seed S --verbose            (one seed with its full trace)
  *
  * Exits 1 if any seed found a violation. With --json the last line is
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     start: { type: 'string' },
     seed: { type: 'string' },
     nodes: { type: 'string' },
+    agents: { type: 'string' },
     bug: { type: 'string' },
     json: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
@@ -53,7 +55,7 @@ if (values.help) {
   --seeds N            run seeds start..start+N-1 (default 100)
   --start S            first seed (default 1)
   --seed S             run seed S alone (same as --seeds 1 --start S)
-  --nodes 3|5          founding voters (default 3; one spare node is always added)
+  --agents 3|5|7       founding voters (default 3; one spare agent is always added); --nodes is an alias
   --bug NAME           plant a bug: ${BUG_NAMES.join(', ')}
   --verbose            print every seed's trace
   --json               end with {"seeds","violations","firstFailingSeed","ops","elapsedMs"}
@@ -66,8 +68,8 @@ if (values.help) {
 const single = values.seed !== undefined
 const start = integer('start', values.seed ?? values.start, 1)
 const count = single ? 1 : integer('seeds', values.seeds, 100)
-const nodes = integer('nodes', values.nodes, 3)
-if (nodes !== 3 && nodes !== 5) fail('--nodes must be 3 or 5')
+const nodes = integer('agents', values.agents ?? values.nodes, 3)
+if (nodes !== 3 && nodes !== 5 && nodes !== 7) fail('--agents must be 3, 5 or 7')
 if (count < 1) fail('--seeds must be at least 1')
 const bug = values.bug as BugName | undefined
 if (bug !== undefined && !BUG_NAMES.includes(bug)) fail(`--bug must be one of ${BUG_NAMES.join(', ')}`)
@@ -78,7 +80,7 @@ let results: Awaited<ReturnType<typeof runBatch>>
 if (values.verbose) {
   results = []
   for (let seed = start; seed < start + count; seed++) {
-    const result = runSeed({ seed, nodes, bug, checkTimeoutMs, log: line => console.log(line) })
+    const result = await runSeed({ seed, nodes, bug, checkTimeoutMs, log: line => console.log(line) })
     results.push(result)
     console.log(JSON.stringify({ ...result, elapsedMs: undefined }))
     if (values['fail-fast'] && result.violation) break

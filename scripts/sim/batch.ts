@@ -29,7 +29,7 @@ export async function runBatch(
   const results: RunResult[] = []
   if (workers <= 1) {
     for (const seed of seeds) {
-      const result = runSeed({ seed, nodes: options.nodes, bug: options.bug, checkTimeoutMs })
+      const result = await runSeed({ seed, nodes: options.nodes, bug: options.bug, checkTimeoutMs })
       results.push(result)
       onResult?.(result)
       if (options.failFast && result.violation) break

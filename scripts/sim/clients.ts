@@ -1,19 +1,19 @@
 /**
  * Concurrent clients of the replicated KV store, recording a history for the linearizability checker.
  *
- * Each client has at most one operation outstanding. It talks to one node at a time (sticky: it stays with a
- * node that answered, which is how a client ends up reading from a deposed leader), follows redirects, and
- * retries a write only when the node said it was not proposed (redirect, refused) or could never take effect
- * (another entry was committed at its index). A write with no answer before the deadline has an unknown
- * outcome: it is recorded with no output and an infinite return, as porcupine expects, and the client goes on
- * under a new process id (as Jepsen does), so no process ever has two operations open. A read with no answer
- * is simply retried; if the deadline passes it is left out (a read that returned nothing changed nothing).
+ * Each client has at most one operation outstanding and makes it through one agent's real client path
+ * (`SimAgent.kv`: the proposer with its retries, forwarding and session deduplication; reads at a ReadIndex
+ * barrier). It stays with an agent that answered (which is how a client ends up reading from a deposed
+ * leader) and moves on when the agent is down or not a member (nothing was done: the same operation is tried
+ * elsewhere). A write that fails otherwise (NoLeaderError: "may or may not have taken effect") or gets no
+ * answer before the deadline has an unknown outcome: it is recorded with no output and an infinite return, as
+ * porcupine expects, and the client goes on under a new process id (as Jepsen does), so no process ever has
+ * two operations open. A read with no answer is retried elsewhere; past the deadline it is left out.
  */
 
 import type { KvInput, KvOperation, KvOutput } from '../../src/check/index.ts'
 import type { NodeId } from '../../src/raft/types.ts'
-import type { KvWrite } from './kv.ts'
-import type { NodeReply, SimNode } from './node.ts'
+import { AgentUnavailableError, type SimAgent, UnexpectedResultError } from './agent.ts'
 import type { Prng } from './prng.ts'
 import type { Scheduler } from './scheduler.ts'
 
@@ -36,7 +36,7 @@ export interface ClientEnv {
   readonly prng: Prng
   readonly timing: ClientTiming
   readonly keys: readonly string[]
-  node(id: NodeId): SimNode
+  node(id: NodeId): SimAgent
   /** Where an operation should start, if something (the fault schedule) steers clients now. */
   route(input: KvInput): NodeId | undefined
   readonly nodeIds: readonly NodeId[]
@@ -48,6 +48,8 @@ export interface ClientEnv {
   record(op: KvOperation | undefined, detail: OpDetail): void
   /** A process id never used before in this run. */
   newProcessId(): number
+  /** The agent answered what it never may (a violation the run reports). */
+  fail(error: Error): void
   trace(line: string): void
 }
 
@@ -140,7 +142,7 @@ export class SimClient {
     }
   }
 
-  /** Sends the current operation to the target node, as a new attempt. */
+  /** Sends the current operation to the target agent, as a new attempt. */
   private send(): void {
     const env = this.env
     const current = this.current!
@@ -150,17 +152,23 @@ export class SimClient {
     env.trace(
       `client ${this.name} sends ${current.opId} ${input.op}(${input.key}) to ${target} (attempt ${attempt})`,
     )
-    const reply = (answer: NodeReply) => {
-      env.scheduler.after(this.linkDelay(), () => this.onReply(current, attempt, target, answer))
-    }
+    const live = () => this.current === current && current.attempt === attempt
     env.scheduler.after(this.linkDelay(), () => {
-      const node = env.node(target)
-      if (input.op === 'get') node.submitRead(current.opId, input.key, reply)
-      else node.submitWrite(current.opId, input as KvWrite, reply)
+      if (!live()) return
+      let answer: Promise<KvOutput>
+      try {
+        answer = env.node(target).kv(input)
+      } catch (error) {
+        answer = Promise.reject(error)
+      }
+      answer.then(
+        output => env.scheduler.after(this.linkDelay(), () => live() && this.finish(output)),
+        error => env.scheduler.after(this.linkDelay(), () => live() && this.onError(current, target, error)),
+      )
     })
     if (input.op === 'get') {
       env.scheduler.after(env.timing.readAttemptMs, () => {
-        if (this.current !== current || current.attempt !== attempt) return
+        if (!live()) return
         // No answer: try elsewhere (a read has no effect, so retrying is always safe).
         this.target = this.otherNode(target)
         this.send()
@@ -168,32 +176,26 @@ export class SimClient {
     }
   }
 
-  private onReply(current: Current, attempt: number, from: NodeId, answer: NodeReply): void {
-    if (this.current !== current || current.attempt !== attempt) return
+  private onError(current: Current, from: NodeId, error: unknown): void {
     const env = this.env
-    switch (answer.type) {
-      case 'ok':
-        this.finish(answer.output)
-        return
-      case 'redirect':
-        this.target = answer.leader !== '' && answer.leader !== from ? answer.leader : this.otherNode(from)
-        // Without a known leader an election is under way: give it a moment.
-        env.scheduler.after(answer.leader === '' ? env.prng.between(5, 30) : env.prng.between(0, 3), () => {
-          if (this.current === current && current.attempt === attempt) this.send()
-        })
-        return
-      case 'refused':
-      case 'failed':
-        // Nothing took effect: try again, here or (a leader that refuses may be handing over) elsewhere.
-        if (env.prng.chance(0.5)) this.target = this.otherNode(from)
-        env.scheduler.after(env.prng.between(1, 20), () => {
-          if (this.current === current && current.attempt === attempt) this.send()
-        })
-        return
+    if (error instanceof UnexpectedResultError) {
+      env.fail(error)
+      return
     }
+    if (error instanceof AgentUnavailableError || current.input.op === 'get') {
+      // Nothing was done (or it was a read): the same operation, elsewhere, after a moment.
+      env.trace(`client ${this.name}: ${from} did not take ${current.opId} (${(error as Error).message})`)
+      this.target = this.otherNode(from)
+      env.scheduler.after(env.prng.between(1, 20), () => {
+        if (this.current === current) this.send()
+      })
+      return
+    }
+    env.trace(`client ${this.name}: ${current.opId} failed at ${from}: ${describeError(error)}`)
+    this.giveUp()
   }
 
-  private finish(output: KvOutput): void {
+  private finish(output: KvOutput): boolean {
     const env = this.env
     const current = this.current!
     this.current = undefined
@@ -213,6 +215,7 @@ export class SimClient {
       },
     )
     this.next()
+    return true
   }
 
   private giveUp(): void {
@@ -279,4 +282,18 @@ export class SimClient {
     if (ids[this.rotation] === than) this.rotation = (this.rotation + 1) % ids.length
     return ids[this.rotation]
   }
+}
+
+/** An error with its chain of causes, for the trace. */
+function describeError(error: unknown): string {
+  const parts: string[] = []
+  for (
+    let e = error as Error | undefined, depth = 0;
+    e !== undefined && depth < 4;
+    e = e.cause as Error | undefined, depth++
+  ) {
+    const remote = (e as Error & { remoteName?: string }).remoteName
+    parts.push(`${e.name}${remote ? `(${remote})` : ''}: ${e.message}`)
+  }
+  return parts.join(' <- ')
 }

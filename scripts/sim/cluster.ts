@@ -1,18 +1,22 @@
 /**
- * The simulated cluster: the nodes (founding voters plus one spare that membership changes can add), their
- * disks, the network between them, their tick schedules and the safety monitor, wired to one scheduler.
- * Crash and restart go through here so the tick loops and the monitor stay in step with the nodes.
- * Writes a follower forwards to its leader, and the leader's answers, cross the same links (see `link`).
+ * The simulated cluster: the agents (founding voters plus one spare that membership changes can add), their
+ * disks and clocks, the network between them and the safety monitor, wired to one scheduler. Each agent is
+ * the real node stack (`agent.ts`); crash and restart go through here so the monitor stays in step.
+ * Commands a follower forwards to its leader, and the leader's answers, cross the same links (see `link`).
  */
 
 import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
-import type { Message, NodeId } from '../../src/raft/types.ts'
-import { SimDisk } from './disk.ts'
+import type { Entry, Message, NodeId } from '../../src/raft/types.ts'
+import { type AgentCounters, type AgentEnv, emptyState, foundingState, SimAgent } from './agent.ts'
+import { AgentClock, type ClockSkew } from './agent-clock.ts'
 import { SafetyMonitor } from './invariants.ts'
 import { Network } from './network.ts'
-import { emptyState, foundingState, type NodeCounters, type NodeEnv, SimNode } from './node.ts'
 import type { Prng } from './prng.ts'
 import { MS_PER_TICK, type Scheduler } from './scheduler.ts'
+import { SimStorage } from './sim-storage.ts'
+
+/** The simulator's name for an agent (the fault schedule and the clients use it). */
+export type SimNode = SimAgent
 
 export interface ClusterSetup {
   scheduler: Scheduler
@@ -24,10 +28,18 @@ export interface ClusterSetup {
   raftOptions: Partial<RaftCoreOptions>
   /** `--bug forget-vote`: disks lose the vote at a crash. */
   forgetVote: boolean
-  /** Chance that a follower which knows the leader forwards a client write to it rather than redirecting. */
-  forwardRate: number
+  /** Entries applied between two snapshots of an agent's state. */
+  snapshotEntries: number
+  /** Each agent's clock skew at start (by index), if any. */
+  skews?: ClockSkew[]
+  /** `--bug no-fail-stop`: the application swallows uncaught exceptions. */
+  swallowUncaught: boolean
   trace: (line: string) => void
 }
+
+/** Every agent's session ttl and operation timeout (virtual ms). */
+export const SESSION_TTL_MS = 5000
+export const OPERATION_TIMEOUT_MS = 1500
 
 export interface ClusterHooks {
   /** A node sent a message (its Ready's writes are durable). */
@@ -44,7 +56,7 @@ export class Cluster {
   readonly nodes: SimNode[] = []
   readonly ids: NodeId[]
   readonly founders: NodeId[]
-  readonly counters: NodeCounters = {
+  readonly counters: AgentCounters = {
     snapshotsInstalled: 0,
     compactions: 0,
     entriesApplied: 0,
@@ -55,8 +67,12 @@ export class Cluster {
     writesAnsweredByLeader: 0,
     forwardsFailed: 0,
     peerCommits: 0,
+    failStops: 0,
+    swallowed: 0,
   }
   readonly hooks: ClusterHooks = {}
+  /** A normal entry applied on some agent (the burst checker reads them). */
+  onApplied?: (entry: Entry) => void
   /** Extra write latency per node (a slow disk), ms. */
   readonly slowDisks = new Map<NodeId, number>()
   crashes = 0
@@ -82,42 +98,64 @@ export class Cluster {
       ...Array.from({ length: setup.spares }, (_, i) => `n${setup.voters + i + 1}`),
     ]
     const randomRoot = setup.prng.stream('raft')
-    const env: NodeEnv = {
+    const sessionPrng = setup.prng.stream('sessions')
+    const env: AgentEnv = {
       scheduler: this.scheduler,
       monitor: this.monitor,
-      options: setup.raftOptions,
-      diskDelay: node => this.diskDelay(node.id),
+      raftOptions: setup.raftOptions,
+      timing: {
+        tickMs: MS_PER_TICK,
+        snapshotEntries: setup.snapshotEntries,
+        sessionTtlMs: SESSION_TTL_MS,
+        operationTimeoutMs: OPERATION_TIMEOUT_MS,
+      },
+      counters: this.counters,
       random: (node, incarnation) => randomRoot.stream(`${node}#${incarnation}`).asRandom(),
+      sessionId: node => `${node}/${sessionPrng.nextUint32().toString(16).padStart(8, '0')}`,
       send: (node, message) => {
         if (message.type === 'voteResponse' && message.granted)
           this.monitor.observeVote(node.id, message.term, message.to)
-        this.network.send(message)
+        // Sent during a pause (a slow disk write blocked the loop after it): it leaves when the pause ends.
+        const clock = node.clock
+        if (clock.paused) {
+          const epoch = clock.epoch
+          this.scheduler.at(clock.pausedUntil, () => {
+            if (clock.epoch === epoch) this.network.send(message)
+          })
+        } else this.network.send(message)
         this.hooks.onSend?.(node, message)
       },
-      appliedOps: new Map(),
-      counters: this.counters,
+      link: (from, to, arrive, lost) => this.network.carry(from, to, this.forwardPrng, arrive, lost),
+      agent: id => this.byId.get(id),
+      swallowUncaught: setup.swallowUncaught,
+      onApplied: entry => this.onApplied?.(entry),
+      onDied: node => {
+        this.crashes++
+        // The process supervisor starts it again after a while.
+        const incarnation = node.incarnation
+        this.scheduler.after(this.prng.between(MS_PER_TICK, 30 * MS_PER_TICK), () => {
+          if (node.incarnation === incarnation) this.restart(node)
+        })
+      },
       onLeader: (node, term) => this.hooks.onLeader?.(node, term),
       onCommit: (node, previous) => this.hooks.onCommit?.(node, previous),
       onCampaign: node => this.hooks.onCampaign?.(node),
-      shouldForward: () => this.forwardPrng.chance(setup.forwardRate),
-      forward: (from, to, request, answer) =>
-        this.link(from.id, to, () =>
-          this.byId
-            .get(to)
-            ?.serveForward(from.id, request, reply => this.link(to, from.id, () => answer(reply))),
-        ),
       durableLog: id => this.node(id).disk.durable,
       trace: line => this.trace(line),
     }
-    for (const id of this.ids) {
+    this.ids.forEach((id, i) => {
       const founder = this.founders.includes(id)
-      const disk = new SimDisk(founder ? foundingState(this.founders) : emptyState())
+      const disk = new SimStorage(founder ? foundingState(this.founders) : emptyState())
       disk.forgetVoteOnCrash = setup.forgetVote
-      const node = new SimNode(id, disk, env, this.prng.between(3, 40))
+      disk.name = id
+      const clock = new AgentClock(this.scheduler, setup.skews?.[i])
+      const node = new SimAgent(id, disk, clock, env)
+      disk.hooks.writeLatency = () => this.diskDelay(id)
+      disk.hooks.onSlowWrite = ms => clock.pauseFor(ms)
       this.nodes.push(node)
       this.byId.set(id, node)
       this.monitor.startNode(id, 0)
-    }
+    })
   }
 
   node(id: NodeId): SimNode {
@@ -131,19 +169,12 @@ export class Cluster {
     for (const node of this.nodes) this.boot(node)
   }
 
-  /**
-   * Crashes a node. Half the time a write it had in flight had in fact reached the disk (its sync finished
-   * an instant before the crash): durable, yet its messages never left. Raft must cope with both.
-   */
+  /** Crashes an agent (its disk writes are synchronous: a crash inside one is `SimStorage.arm('crash')`). */
   crash(node: SimNode): void {
     if (!node.up) return
     this.crashes++
-    const pending = node.disk.pendingWrites
-    const synced = pending > 0 && this.prng.chance(0.5) ? this.prng.between(1, pending) : 0
-    this.trace(
-      `${node.id} crashes${node.role === 'leader' ? ` (leader of term ${node.term})` : ''}${synced > 0 ? ` with ${synced} of ${pending} pending writes synced` : ''}`,
-    )
-    node.crash(synced)
+    this.trace(`${node.id} crashes${node.role === 'leader' ? ` (leader of term ${node.term})` : ''}`)
+    node.crash()
   }
 
   restart(node: SimNode): void {
@@ -164,6 +195,8 @@ export class Cluster {
       if (node.up && (!furthest || node.applied > furthest.applied)) furthest = node
     if (!furthest) return []
     const committed = furthest.committedConfig
+    // Nobody up knows a configuration yet (the agents are still booting): decide later.
+    if (committed.voters.length === 0) return []
     const members = new Set([...committed.voters, ...committed.nonVoters])
     const wanted = new Set(members)
     for (const id of members) {
@@ -192,33 +225,28 @@ export class Cluster {
     return this.nodes.filter(node => node.up)
   }
 
+  /** Boots an agent after a random pause (its process starting): agents do not tick in lockstep. */
   private boot(node: SimNode): void {
-    node.start()
     const incarnation = node.incarnation
-    const loop = () => {
-      if (node.incarnation !== incarnation || !node.up) return
-      node.tick()
-      // Timers jitter by a ms either way (no clock runs systematically fast: that would be drift, which
-      // only the leader-lease optimisation cares about, and bias every election toward one node).
-      this.scheduler.after(MS_PER_TICK + this.prng.between(-1, 1), loop)
-    }
-    // A random phase: nodes do not tick in lockstep.
-    this.scheduler.after(this.prng.between(1, MS_PER_TICK), loop)
+    this.scheduler.after(this.prng.between(1, MS_PER_TICK), () => {
+      if (node.incarnation === incarnation && !node.up) node.start()
+    })
   }
 
-  /** Carries forwarded-write traffic over the link `from` -> `to` (see `Network.carry`). */
-  private link(from: NodeId, to: NodeId, arrive: () => void): void {
-    this.network.carry(from, to, this.forwardPrng, arrive)
+  /** Observes every agent that is up (after each event, once its promise continuations ran). */
+  observe(): void {
+    for (const node of this.nodes) node.observe()
   }
 
   private deliver(message: Message): void {
     const node = this.byId.get(message.to)
-    if (node?.up) node.receive(message)
+    if (node?.up) node.clock.run(node.clock.epoch, () => node.receive(message))
   }
 
+  /** How long a write blocks the agent: mostly not at all, now and then a few ms, more on a slow disk. */
   private diskDelay(id: NodeId): number {
     const prng = this.diskPrng
-    const base = prng.chance(0.1) ? prng.between(3, 8) : prng.between(0, 2)
+    const base = prng.chance(0.05) ? prng.between(1, 5) : 0
     return base + (this.slowDisks.get(id) ?? 0)
   }
 }

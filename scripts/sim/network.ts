@@ -106,10 +106,15 @@ export class Network {
    * slow and late trips, slow nodes, the cuts as they are on arrival), drawing from `prng`. Never duplicated:
    * for traffic on request/response streams (the simulator's forwarded writes), kept out of the counters.
    */
-  carry(from: NodeId, to: NodeId, prng: Prng, arrive: () => void): void {
-    if (prng.chance(this.faults.dropRate)) return
-    this.scheduler.after(this.tripDelay(from, to, prng), () => {
+  carry(from: NodeId, to: NodeId, prng: Prng, arrive: () => void, lost?: () => void): void {
+    const delay = this.tripDelay(from, to, prng)
+    if (prng.chance(this.faults.dropRate)) {
+      if (lost) this.scheduler.after(delay, lost)
+      return
+    }
+    this.scheduler.after(delay, () => {
       if (!this.isCut(from, to)) arrive()
+      else lost?.()
     })
   }
 

@@ -16,7 +16,7 @@ export interface WorkerJob {
 
 const job = workerData as WorkerJob
 for (const seed of job.seeds) {
-  const result = runSeed({ seed, nodes: job.nodes, bug: job.bug, checkTimeoutMs: job.checkTimeoutMs })
+  const result = await runSeed({ seed, nodes: job.nodes, bug: job.bug, checkTimeoutMs: job.checkTimeoutMs })
   parentPort!.postMessage(result)
   if (job.failFast && result.violation) break
 }

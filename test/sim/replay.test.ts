@@ -1,14 +1,16 @@
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { type RunOptions, runSeed } from '../../scripts/sim/runner.ts'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
-function traced(options: RunOptions) {
+async function traced(options: RunOptions) {
   const lines: string[] = []
-  const { elapsedMs: _, ...result } = runSeed({ ...options, log: line => lines.push(line) })
-  return { lines, result }
+  const { elapsedMs: _, ...result } = await runSeed({ ...options, log: line => lines.push(line) })
+  const hash = createHash('sha256').update(lines.join('\n')).digest('hex')
+  return { lines, result, hash }
 }
 
 /** Runs the CLI; returns its stdout and exit code. */
@@ -27,32 +29,33 @@ function cli(args: string[]): { stdout: string; code: number } {
 let firstFailing: number | undefined
 
 /** The first seed at which the simulator catches `--bug vote-ignores-log` (a few seeds in). */
-function firstFailingSeed(): number {
+async function firstFailingSeed(): Promise<number> {
   for (let seed = 1; firstFailing === undefined && seed <= 30; seed++) {
-    if (runSeed({ seed, bug: 'vote-ignores-log' }).violation) firstFailing = seed
+    if ((await runSeed({ seed, bug: 'vote-ignores-log' })).violation) firstFailing = seed
   }
   if (firstFailing === undefined) throw new Error('vote-ignores-log not caught in 30 seeds')
   return firstFailing
 }
 
 describe('replay', () => {
-  it('a seed replays exactly: same trace, same result', () => {
+  it('a seed replays exactly: same trace (hash), same result, many agents in one process', async () => {
     for (const options of [{ seed: 17 }, { seed: 3, nodes: 5 }, { seed: 5, bug: 'stale-read' as const }]) {
-      const first = traced(options)
-      const second = traced(options)
+      const first = await traced(options)
+      const second = await traced(options)
+      expect(second.hash).toBe(first.hash)
       expect(second.lines).toEqual(first.lines)
       expect(second.result).toEqual(first.result)
       expect(first.lines.length).toBeGreaterThan(100)
     }
+  }, 60_000)
+
+  it('different seeds run differently', async () => {
+    expect((await traced({ seed: 1 })).hash).not.toBe((await traced({ seed: 2 })).hash)
   })
 
-  it('different seeds run differently', () => {
-    expect(traced({ seed: 1 }).lines).not.toEqual(traced({ seed: 2 }).lines)
-  })
-
-  it('the printed replay command reproduces a failing seed, with the same output twice', () => {
-    const seed = firstFailingSeed()
-    const failing = runSeed({ seed, bug: 'vote-ignores-log' })
+  it('the printed replay command reproduces a failing seed, with the same output twice', async () => {
+    const seed = await firstFailingSeed()
+    const failing = await runSeed({ seed, bug: 'vote-ignores-log' })
     const args = [
       '--seeds',
       '1',
@@ -74,7 +77,7 @@ describe('replay', () => {
     expect(first.stdout).toContain(`replay: npm run sim -- ${args.join(' ')}`)
   })
 
-  it('--json ends with the summary line and the exit code tells whether anything broke', () => {
+  it('--json ends with the summary line and the exit code tells whether anything broke', async () => {
     const clean = cli(['--seeds', '3', '--json'])
     expect(clean.code).toBe(0)
     const cleanSummary = JSON.parse(clean.stdout.trim().split('\n').at(-1)!)
@@ -82,7 +85,7 @@ describe('replay', () => {
     expect(cleanSummary).toMatchObject({ seeds: 3, violations: 0, firstFailingSeed: null })
     expect(cleanSummary.ops).toBeGreaterThan(0)
 
-    const seed = firstFailingSeed()
+    const seed = await firstFailingSeed()
     const broken = cli(['--seeds', `${seed + 1}`, '--start', '1', '--bug', 'vote-ignores-log', '--json'])
     expect(broken.code).toBe(1)
     const brokenSummary = JSON.parse(broken.stdout.trim().split('\n').at(-1)!)
@@ -97,9 +100,9 @@ describe('worker threads', () => {
       const run = cli([...args, '--json'])
       return JSON.parse(run.stdout.trim().split('\n').at(-1)!)
     }
-    const threaded = summary(['--seeds', '60', '--start', '300', '--workers', '2'])
-    const single = summary(['--seeds', '60', '--start', '300', '--workers', '1'])
-    expect(threaded.seeds).toBe(60)
+    const threaded = summary(['--seeds', '8', '--start', '300', '--workers', '2'])
+    const single = summary(['--seeds', '8', '--start', '300', '--workers', '1'])
+    expect(threaded.seeds).toBe(8)
     expect({ ...threaded, elapsedMs: 0 }).toEqual({ ...single, elapsedMs: 0 })
   })
 })

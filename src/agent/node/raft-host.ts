@@ -1,7 +1,7 @@
 import type { Logger } from '@libp2p/interface'
 import { ClosedError, NoLeaderError } from '../../errors.ts'
 import type { RaftCoreOptions } from '../../raft/core-options.ts'
-import type { Message, NodeId, Random } from '../../raft/types.ts'
+import type { Config, Message, NodeId, Random } from '../../raft/types.ts'
 import type { ShellBugs } from '../../shell-bugs.ts'
 import type { ApplyOutput, CommandResult } from '../../state/index.ts'
 import type { RaftStorage, StorageFailedError } from '../../storage/index.ts'
@@ -22,8 +22,11 @@ export interface RaftHostInit {
   log: Logger
   /** Hands a message to the transport (after the sender-side policy check); must not block. */
   send(message: Message): void
-  /** The configuration may have changed (applied, or a new leader's). */
-  onConfigChange(): void
+  /**
+   * The configuration may have changed (applied, or a new leader's); `applied`: the configuration entry
+   * this agent just applied, and its index (for observers such as the simulator's checkers).
+   */
+  onConfigChange(applied?: { config: Config; index: number }): void
   /**
    * Whether `from` may send `message` (the policy gate): at once for a known peer, after its identity
    * exchange for a new one.
@@ -89,7 +92,7 @@ export class RaftHost implements RunnerPort {
       snapshotEntries: timing.snapshotEntries,
       raftOptions: this.init.raftOptions,
       log: this.init.log,
-      onConfigApplied: () => this.init.onConfigChange(),
+      onConfigApplied: (config, index) => this.init.onConfigChange({ config, index }),
       onFailStop: error => this.init.onFailStop?.(error),
       bugs: this.init.bugs,
       onHalt: error => {

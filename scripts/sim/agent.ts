@@ -1,0 +1,683 @@
+/**
+ * One simulated agent made of the real parts of `src/agent/node`: the Raft host and runner over the
+ * simulated storage, the replica with the real state machine (`src/state`), the leader tracker, the session
+ * keeper and the client with the proposer's retries, forwarding and session deduplication, the real
+ * command codec. Only the world around them is simulated: the network (`send`, and the forwarding RPC
+ * carried over the same links), the disk (`SimStorage`) and the clocks (`AgentClock`). Composed as
+ * `src/agent/service.ts` composes them, minus libp2p, SWIM and the API facades.
+ *
+ * A crash kills the process: every timer and pending promise of the incarnation is dropped (its callers
+ * never hear back), and a restart rebuilds every part from the disk. The simulator observes the agent after
+ * each event (`observe`) and checks Raft's invariants from what it sees.
+ */
+
+import type { Logger } from '@libp2p/interface'
+import { Locks } from '../../src/agent/api/locks.ts'
+import { Client } from '../../src/agent/node/client.ts'
+import { replicaClientContext } from '../../src/agent/node/client-context.ts'
+import { LeaderTracker } from '../../src/agent/node/leader-tracker.ts'
+import { FORWARD_PROTOCOL, serveForward } from '../../src/agent/node/proposer.ts'
+import { RaftHost } from '../../src/agent/node/raft-host.ts'
+import { Replica } from '../../src/agent/node/replica.ts'
+import { SessionKeeper } from '../../src/agent/node/session.ts'
+import { type ResolvedTiming, resolveTiming } from '../../src/agent/options.ts'
+import type { KvInput, KvOutput } from '../../src/check/index.ts'
+import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
+import {
+  ConfigChangeError,
+  InvalidRequestError,
+  NotLeaderError,
+  ProposalDroppedError,
+} from '../../src/raft/errors.ts'
+import type {
+  Config,
+  ConfigChange,
+  Entry,
+  Message,
+  NodeId,
+  PersistedState,
+  Random,
+  Role,
+  Snapshot,
+} from '../../src/raft/types.ts'
+import type { Command, CommandResult } from '../../src/state/index.ts'
+import { encodeEnvelope } from '../../src/state/index.ts'
+import { StorageFailedError } from '../../src/storage/errors.ts'
+import type { AgentClock } from './agent-clock.ts'
+import type { StoredLog } from './disk.ts'
+import { type SafetyMonitor, Violation } from './invariants.ts'
+import type { Scheduler } from './scheduler.ts'
+import { SimCrash, type SimStorage } from './sim-storage.ts'
+
+/** The agent is down or shut down: the call did nothing (a client tries another agent). */
+export class AgentUnavailableError extends Error {
+  override name = 'AgentUnavailableError'
+}
+
+/** An error a peer threw, as the RPC layer hands it back (`remoteErrorName` reads `remoteName`). */
+class SimRemoteError extends Error {
+  override name = 'RpcRemoteError'
+  readonly remoteName: string
+  constructor(remote: unknown) {
+    const error = remote as Error | undefined
+    super(error?.message ?? String(remote))
+    this.remoteName = error?.name ?? 'Error'
+  }
+}
+
+class SimRpcError extends Error {
+  constructor(name: 'RpcTimeoutError' | 'RpcConnectionError', message: string) {
+    super(message)
+    this.name = name
+  }
+}
+
+export interface AgentCounters {
+  snapshotsInstalled: number
+  compactions: number
+  entriesApplied: number
+  readsServed: number
+  /** Commands a follower forwarded to its leader (forwarding RPCs sent). */
+  writesForwarded: number
+  /** Forwarded commands the leader refused to propose (not leader, dropped). */
+  forwardsRefused: number
+  /** Forwarded commands whose caller was answered by its own replica's apply, before the leader's reply. */
+  writesAppliedByFollower: number
+  /** Forwarded commands answered by the leader's reply. */
+  writesAnsweredByLeader: number
+  forwardsFailed: number
+  peerCommits: number
+  /** Processes that stopped on an uncaught exception (a failed disk write). */
+  failStops: number
+  /** Uncaught exceptions an embedding application swallowed (`--bug no-fail-stop`). */
+  swallowed: number
+}
+
+/** What an agent needs from the simulated world. */
+export interface AgentEnv {
+  readonly scheduler: Scheduler
+  readonly monitor: SafetyMonitor
+  readonly raftOptions: Partial<RaftCoreOptions>
+  /** Timing of every agent (tick length, snapshot interval, session ttl, operation timeout). */
+  readonly timing: {
+    tickMs: number
+    snapshotEntries: number
+    sessionTtlMs: number
+    operationTimeoutMs: number
+  }
+  readonly counters: AgentCounters
+  /** The core's random source for one incarnation. */
+  random(node: NodeId, incarnation: number): Random
+  /** A fresh session id for `node` (drawn from the seed). */
+  sessionId(node: NodeId): string
+  send(from: SimAgent, message: Message): void
+  /**
+   * Carries `arrive` over the link `from` -> `to`; `lost` instead if the network loses it (the RPC's
+   * connection breaks: the caller sees an error, as a reset stream over TCP gives one).
+   */
+  link(from: NodeId, to: NodeId, arrive: () => void, lost?: () => void): void
+  agent(id: NodeId): SimAgent | undefined
+  /**
+   * The embedding application catches uncaught exceptions and keeps the process running (`--bug
+   * no-fail-stop`: then only the runner's own fail-stop stands between a failed write and a false ack).
+   */
+  readonly swallowUncaught: boolean
+  /** A normal entry applied (first or again) on some agent. */
+  onApplied?(entry: Entry): void
+  /** The process died by itself (a crash in a write, or fail-stop on a storage error). */
+  onDied(agent: SimAgent): void
+  onLeader(agent: SimAgent, term: number): void
+  onCampaign(agent: SimAgent): void
+  onCommit(agent: SimAgent, previous: number): void
+  durableLog(id: NodeId): StoredLog
+  trace(line: string): void
+}
+
+const noop = (): void => {}
+const silentLogger = Object.assign(noop, { error: noop, trace: noop, enabled: false }) as unknown as Logger
+
+/** The parts of one incarnation of the agent. */
+interface Parts {
+  /** The real lock API of `API.md` (`DistributedLock`) on this incarnation's parts. */
+  locks: Locks
+  replica: SimReplica
+  tracker: LeaderTracker
+  host: RaftHost
+  session: SessionKeeper
+  client: Client
+}
+
+/** The replica, with the simulator watching what it applies and restores. */
+class SimReplica extends Replica {
+  onApply: (entry: Entry) => void = noop
+  onRestored: (snapshot: Snapshot) => void = noop
+
+  override apply(entry: Entry): ReturnType<Replica['apply']> {
+    this.onApply(entry)
+    return super.apply(entry)
+  }
+
+  override restore(snapshot: Snapshot): void {
+    super.restore(snapshot)
+    this.onRestored(snapshot)
+  }
+}
+
+export class SimAgent {
+  readonly id: NodeId
+  readonly disk: SimStorage
+  readonly clock: AgentClock
+  private readonly env: AgentEnv
+  private readonly timing: ResolvedTiming
+  private parts: Parts | undefined
+  /** Bumped at every crash. */
+  incarnation = 0
+  /** Shut down for good by the operator (it was removed from the cluster). */
+  decommissioned = false
+  role: Role = 'follower'
+  term = 0
+  leader: NodeId = ''
+  commit = 0
+  applied = 0
+  private appliedConfig: Config = { voters: [], nonVoters: [] }
+  private booting = false
+  /** Callers of the forwarding RPCs this incarnation is serving: told when it dies. */
+  private resets = new Set<() => void>()
+
+  constructor(id: NodeId, disk: SimStorage, clock: AgentClock, env: AgentEnv) {
+    this.id = id
+    this.disk = disk
+    this.clock = clock
+    this.env = env
+    this.timing = resolveTiming({
+      tickMs: env.timing.tickMs,
+      electionTicks: env.raftOptions.electionTicks,
+      heartbeatTicks: env.raftOptions.heartbeatTicks,
+      sessionTtlMs: env.timing.sessionTtlMs,
+      operationTimeoutMs: env.timing.operationTimeoutMs,
+      snapshotEntries: env.timing.snapshotEntries,
+    })
+    clock.onUncaught = error => this.uncaught(error)
+    disk.hooks = {
+      onWrite: (prevTerm, update) => env.monitor.observeWrite(this.id, prevTerm, update.entries),
+      onCompact: snapshot => {
+        env.counters.compactions++
+        env.trace(`${this.id} compacts its log at ${snapshot.meta.index}`)
+      },
+    }
+  }
+
+  get up(): boolean {
+    return this.parts !== undefined
+  }
+
+  /** The log as written: what the invariants read. */
+  get log(): StoredLog {
+    return this.disk.written
+  }
+
+  /** Boots the agent from its disk (first start or restart). */
+  start(): void {
+    if (this.parts || this.decommissioned) return
+    const env = this.env
+    // Everything of this incarnation runs on its own view of the clock: dropped at its crash.
+    const clock = this.clock.view()
+    const id = this.id
+    const state: PersistedState = this.disk.load()
+    const snapshotIndex = state.snapshot?.meta.index ?? 0
+    const replica = new SimReplica()
+    const tracker = new LeaderTracker(clock)
+    const closed = new AbortController().signal
+    const host: RaftHost = new RaftHost({
+      selfId: id,
+      replica,
+      tracker,
+      timing: this.timing,
+      raftOptions: env.raftOptions,
+      random: env.random(id, this.incarnation),
+      log: silentLogger,
+      send: message => env.send(this, message),
+      onConfigChange: applied => {
+        if (applied !== undefined) this.configApplied(applied.config, applied.index)
+      },
+      admit: () => true,
+      isMember: () => true,
+      closed,
+      scheduler: clock,
+    })
+    const session = new SessionKeeper(
+      id,
+      this.timing,
+      {
+        submitRaw: (command, deadline) => client.submitRaw(command, deadline),
+        // TODO(sim): the leader's lessor over the simulated RPC; until then the keep-alive entry older agents
+        // send (it renews nothing in the state: sessions here end only by close or the leader's expiry).
+        keepAlive: async (sessionId, deadline) => {
+          const result = await client.submitRaw({ type: 'keepAlive', sessionId }, deadline)
+          return result.type === 'session' ? { status: 'renewed' } : { status: 'expired' }
+        },
+      },
+      silentLogger,
+      clock,
+      () => env.sessionId(id),
+    )
+    const client: Client = new Client(
+      replicaClientContext({
+        selfId: id,
+        tracker,
+        host,
+        replica,
+        session,
+        rpc: {
+          callRpc: (peer, protocol, request, options) => this.callRpc(peer, protocol, request, options),
+        },
+        authorization: { authorizeOwn: noop },
+        // Every simulated agent runs the same command-set version.
+        admitCommand: noop,
+        operationTimeoutMs: this.timing.operationTimeoutMs,
+        scheduler: clock,
+        closed,
+      }),
+    )
+    replica.onEvent(event => {
+      if ((event.type === 'sessionExpired' || event.type === 'sessionClosed') && event.agentId === id) {
+        session.ended(event.sessionId)
+      }
+    })
+    replica.onApply = entry => this.observeApply(entry)
+    replica.onRestored = snapshot => this.observeRestore(snapshot)
+    const locks = new Locks({ client, replica, session, timing: this.timing, closed, scheduler: clock })
+    this.parts = { locks, replica, tracker, host, session, client }
+    this.role = 'follower'
+    this.leader = ''
+    this.term = state.hardState.term
+    this.commit = Math.max(state.hardState.commit, snapshotIndex)
+    this.applied = snapshotIndex
+    this.appliedConfig = state.snapshot?.meta.config ?? { voters: [], nonVoters: [] }
+    if (this.incarnation > 0) env.monitor.observeRestart(id, snapshotIndex, state.hardState.commit)
+    this.booting = true
+    try {
+      host.start(this.disk)
+    } finally {
+      this.booting = false
+    }
+    if (this.incarnation > 0) {
+      // Queued after the runner's first Ready: it must have re-applied up to the recovery point.
+      clock.after(0, () => env.monitor.observeReadyDone(id))
+    }
+  }
+
+  /** The process dies: everything not on disk is gone, every pending call of it never returns. */
+  crash(): void {
+    if (!this.parts) return
+    this.parts = undefined
+    this.incarnation++
+    this.clock.kill()
+    const resets = [...this.resets]
+    this.resets = new Set()
+    for (const reset of resets) this.env.link(this.id, this.id, reset, reset)
+    const lost = this.disk.stats.lostCommits
+    this.disk.crash()
+    this.role = 'follower'
+    this.leader = ''
+    this.env.monitor.observeCrash(this.id)
+    if (this.disk.stats.lostCommits > lost) {
+      // The storage may lose a commit-only write at a crash (RaftStorage allows it): the agent comes back
+      // with an older commit index and relearns it, so its recovery point may lie below what it had applied.
+      const durable = this.disk.durable
+      this.env.monitor.startNode(this.id, durable.snapshotIndex)
+      this.env.monitor.observeCrash(this.id)
+    }
+  }
+
+  private uncaught(error: unknown): void {
+    // A checker fired inside the agent's code: the run's verdict, never the application's to swallow.
+    if (error instanceof Violation) throw error
+    if (error instanceof SimCrash) {
+      this.env.trace(`${this.id} dies in the middle of a disk write`)
+      this.crash()
+      this.env.onDied(this)
+      return
+    }
+    if (this.env.swallowUncaught) {
+      this.env.counters.swallowed++
+      this.env.trace(
+        `${this.id}: uncaught ${(error as Error)?.name} swallowed by the application; it runs on`,
+      )
+      return
+    }
+    if (error instanceof StorageFailedError) {
+      // Node's default for an uncaught exception: the process exits (fail-stop); it restarts from its disk.
+      this.env.counters.failStops++
+      this.env.trace(`${this.id} stops on ${error.name}: ${error.message}`)
+      this.crash()
+      this.env.onDied(this)
+      return
+    }
+    throw error
+  }
+
+  /** A Raft message the network delivers (the agent is up and not paused: see `AgentClock.run`). */
+  receive(message: Message): void {
+    const runner = this.runner()
+    // A peer's copy of its acknowledgement may let a follower commit before the leader tells it.
+    const peerAck = runner !== undefined && message.type === 'appendResponse' && this.role === 'follower'
+    const before = peerAck ? runner.status().commit : 0
+    void this.parts?.host.receive(message, message.from)
+    if (peerAck && runner.status().commit > before) this.env.counters.peerCommits++
+  }
+
+  // ---------- what the simulator reads and does (as an operator would) ----------
+
+  private runner() {
+    return this.parts?.host.current()
+  }
+
+  config(): Config | undefined {
+    return this.runner()?.status().config
+  }
+
+  get committedConfig(): Config {
+    return this.appliedConfig
+  }
+
+  lastIndex(): number {
+    return this.runner()?.status().lastIndex ?? 0
+  }
+
+  transferLeadership(to: NodeId): boolean {
+    const runner = this.runner()
+    if (!runner) return false
+    try {
+      runner.transferLeadership(to)
+    } catch (error) {
+      if (isRefusal(error)) return false
+      throw error
+    }
+    return true
+  }
+
+  /** Proposes a membership change on this agent (its leader); returns whether the core took it. */
+  changeConfig(change: ConfigChange): boolean {
+    const runner = this.runner()
+    if (!runner) return false
+    // The runner turns the core's refusal into a rejected promise: whether the core took the change shows
+    // in its log, which grew by the configuration entry.
+    const before = runner.status().lastIndex
+    runner.proposeConfigChange(change).catch(error => {
+      if (
+        !isRefusal(error) &&
+        !(error instanceof Error && /superseded|snapshot|closed/i.test(error.message))
+      ) {
+        this.env.trace(`${this.id}: configuration change ${change.type} ${change.node} failed: ${error}`)
+      }
+    })
+    return runner.status().lastIndex > before
+  }
+
+  campaign(): void {
+    this.runner()?.campaign()
+  }
+
+  /** The real runner compacts on its own (`snapshotEntries`): an operator cannot force it. */
+  maybeCompact(_force = false): boolean {
+    return false
+  }
+
+  /** A write of the fault schedule's own (figure 8): a plain put proposed on this agent as leader. */
+  nemesisWrite(key: string, value: string): void {
+    const runner = this.runner()
+    if (!runner) return
+    const data = encodeEnvelope({ ts: this.clock.wallNow(), command: { type: 'put', key, value } })
+    runner.propose(data).catch(noop)
+  }
+
+  // ---------- the API a client uses ----------
+
+  /** A KV operation through the real client path: a write through the log, a read at a ReadIndex barrier. */
+  async kv(input: KvInput): Promise<KvOutput> {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    // Not in its own configuration: removed (or never added), its idea of the leader may be long stale.
+    const config = this.config()
+    if (config === undefined || !(config.voters.includes(this.id) || config.nonVoters.includes(this.id))) {
+      throw new AgentUnavailableError(`${this.id} is not a member`)
+    }
+    const { client, replica } = parts
+    if (input.op === 'get') {
+      await client.barrier()
+      const entry = replica.state.get(input.key)
+      this.env.counters.readsServed++
+      return entry === undefined ? {} : { value: entry.value as string }
+    }
+    const result = await client.submit(kvCommand(input))
+    switch (result.type) {
+      case 'revision':
+        return {}
+      case 'txn':
+        return { ok: result.succeeded }
+      default:
+        throw new UnexpectedResultError(input, result)
+    }
+  }
+
+  /**
+   * A put through the client path, its raw result (the burst of `session-window`: many commands of one
+   * session in flight, so that a retry may come after more than the session keeps results for).
+   */
+  async submitPut(key: string, value: string): Promise<CommandResult> {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    return parts.client.submit({ type: 'put', key, value })
+  }
+
+  /** The agent's lock API (as `agent.locks`), while it is up. */
+  locks(): Locks {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    return parts.locks
+  }
+
+  // ---------- the forwarding RPC over the simulated network ----------
+
+  private callRpc(
+    peer: string,
+    protocol: string,
+    request: Uint8Array,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<Uint8Array> {
+    if (protocol !== FORWARD_PROTOCOL) return Promise.reject(new Error(`no ${protocol} in the simulator`))
+    const env = this.env
+    env.counters.writesForwarded++
+    const incarnation = this.incarnation
+    const bytes = request.slice()
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let settled = false
+      const settle = (fn: () => void): void => {
+        if (settled || this.incarnation !== incarnation) return
+        settled = true
+        cancel()
+        fn()
+      }
+      const cancel = this.clock.after(options.timeoutMs ?? this.timing.operationTimeoutMs, () =>
+        settle(() => reject(new SimRpcError('RpcTimeoutError', 'forward timed out'))),
+      )
+      options.signal?.addEventListener('abort', () => settle(() => reject(options.signal!.reason)), {
+        once: true,
+      })
+      const broken = (): void =>
+        settle(() => reject(new SimRpcError('RpcConnectionError', `the connection to ${peer} broke`)))
+      const back = (fn: () => void): void => env.link(peer, this.id, () => settle(fn), broken)
+      env.link(
+        this.id,
+        peer,
+        () => {
+          const leader = env.agent(peer)
+          if (leader === undefined || !leader.up) {
+            back(() => reject(new SimRpcError('RpcConnectionError', `${peer} is down`)))
+            return
+          }
+          leader.serveForward(this.id, bytes, broken).then(
+            answer => back(() => resolve(answer)),
+            error => {
+              if (error instanceof NotLeaderError || error instanceof ProposalDroppedError)
+                env.counters.forwardsRefused++
+              back(() => reject(new SimRemoteError(error)))
+            },
+          )
+        },
+        broken,
+      )
+    })
+  }
+
+  /**
+   * The leader's forwarding handler (as `cluster/forwarding.ts`, without the security gates). If this agent
+   * dies before it answers, `reset` tells the caller (its connection breaks) after a trip.
+   */
+  serveForward(from: NodeId, request: Uint8Array, reset: () => void): Promise<Uint8Array> {
+    const parts = this.parts
+    if (!parts) return new Promise(() => {})
+    const { tracker, host } = parts
+    const resets = this.resets
+    resets.add(reset)
+    return serveForward(
+      {
+        selfId: this.id,
+        leader: () => tracker.leader,
+        scheduler: this.clock,
+        proposeLocal: data => host.proposeLocal(data, from),
+      },
+      request,
+    ).finally(() => resets.delete(reset))
+  }
+
+  // ---------- observation ----------
+
+  private observeApply(entry: Entry): void {
+    if (entry.index <= this.applied) return
+    if (entry.type === 'normal' && entry.data.length > 0) this.env.onApplied?.(entry)
+    this.env.monitor.observeApply(this.id, entry)
+    this.applied = entry.index
+    this.env.counters.entriesApplied++
+  }
+
+  private configApplied(config: Config, index: number): void {
+    if (index <= this.applied) return
+    const entry = this.disk.written.entryAt(index)
+    if (entry === undefined) {
+      throw new Violation(
+        'applied-index',
+        this.env.scheduler.now,
+        `${this.id} applied configuration entry ${index} it does not hold`,
+      )
+    }
+    this.observeApply(entry)
+    this.appliedConfig = config
+  }
+
+  private observeRestore(snapshot: Snapshot): void {
+    if (this.booting) return
+    const { index, term } = snapshot.meta
+    this.env.monitor.observeRestore(this.id, index, term)
+    this.applied = index
+    this.appliedConfig = snapshot.meta.config
+    this.env.counters.snapshotsInstalled++
+    this.env.trace(`${this.id} installs a snapshot at ${index}/${term}`)
+  }
+
+  /** Reads the core's state after an event: role and leader changes, commits, for the monitor and the faults. */
+  observe(): void {
+    const runner = this.runner()
+    if (!runner) return
+    const status = runner.status()
+    const env = this.env
+    const monitor = env.monitor
+    if (status.role !== this.role || status.term !== this.term || status.leader !== this.leader) {
+      const elected = status.role === 'leader' && (this.role !== 'leader' || status.term !== this.term)
+      const campaigning =
+        status.role !== this.role && (status.role === 'preCandidate' || status.role === 'candidate')
+      this.role = status.role
+      this.term = status.term
+      this.leader = status.leader
+      if (elected) {
+        env.trace(`${this.id} becomes leader in term ${status.term}`)
+        env.onLeader(this, status.term)
+      } else {
+        env.trace(`${this.id} is ${status.role} in term ${status.term}, leader '${status.leader}'`)
+        if (campaigning) env.onCampaign(this)
+      }
+    }
+    if (status.role === 'leader') monitor.observeLeader(this.id, status.term, this.disk.written)
+    else monitor.observeNotLeader(this.id)
+    if (status.commit > this.commit) {
+      const previous = this.commit
+      this.commit = status.commit
+      monitor.observeCommit(status.term, status.commit, this.disk.written)
+      if (status.role === 'leader') {
+        const term = this.disk.written.termAt(status.commit)
+        if (term !== undefined) {
+          monitor.observeLeaderCommit(this.id, status.commit, term, status.config.voters, id =>
+            env.durableLog(id),
+          )
+        }
+        env.onCommit(this, previous)
+      }
+    }
+  }
+}
+
+/** A result a KV command never has: the simulator reports it as a violation. */
+export class UnexpectedResultError extends Error {
+  override name = 'UnexpectedResultError'
+  constructor(input: KvInput, result: CommandResult) {
+    super(`${input.op}(${input.key}) answered ${JSON.stringify(result)}`)
+  }
+}
+
+/** The checker's KV operation as the state machine's command: a compare-and-set is a transaction. */
+export function kvCommand(input: Exclude<KvInput, { op: 'get' }>): Command {
+  switch (input.op) {
+    case 'put':
+      return { type: 'put', key: input.key, value: input.value }
+    case 'delete':
+      return { type: 'delete', key: input.key }
+    case 'cas':
+      return {
+        type: 'txn',
+        compare: [
+          input.expected === undefined
+            ? { key: input.key, target: 'exists', op: '==', value: false }
+            : { key: input.key, target: 'value', op: '==', value: input.expected },
+        ],
+        success: [{ type: 'put', key: input.key, value: input.value }],
+      }
+  }
+}
+
+/** The errors by which the core declines a request without anything having gone wrong. */
+function isRefusal(error: unknown): boolean {
+  return (
+    error instanceof NotLeaderError ||
+    error instanceof ProposalDroppedError ||
+    error instanceof ConfigChangeError ||
+    error instanceof InvalidRequestError
+  )
+}
+
+/** What a founding member finds on disk: a snapshot at 0 with the initial configuration. */
+export function foundingState(voters: NodeId[]): PersistedState {
+  return {
+    hardState: { term: 0, vote: '', commit: 0 },
+    snapshot: {
+      meta: { index: 0, term: 0, config: { voters: [...voters], nonVoters: [] } },
+      data: new Uint8Array(0),
+    },
+    entries: [],
+  }
+}
+
+/** What an agent that will be added to a running cluster finds on disk: nothing. */
+export function emptyState(): PersistedState {
+  return { hardState: { term: 0, vote: '', commit: 0 }, entries: [] }
+}
