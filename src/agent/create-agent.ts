@@ -50,6 +50,7 @@ const AGENT_OPTIONS = [
   'snapshotEntries',
   'membership',
   'voterReplaceAfterMs',
+  'joinTimeoutMs',
   'connectionGater',
   'security',
   'rateLimits',

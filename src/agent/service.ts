@@ -44,6 +44,7 @@ import {
   metricsInternals,
   snapshotSource,
 } from './introspection.ts'
+import { MemberTier } from './member.ts'
 import { Client } from './node/client.ts'
 import { replicaClientContext } from './node/client-context.ts'
 import { LeaderTracker } from './node/leader-tracker.ts'
@@ -88,6 +89,8 @@ export class ConclaveService implements ConclaveApi, Startable {
   private readonly host: RaftHost
   private readonly session: SessionKeeper
   private readonly client: Client
+  /** Replica or member: what this agent feeds members, or its own feed as one. */
+  private readonly tier: MemberTier
   private readonly directory: Directory
   private readonly voters: Voters
   private readonly joining: Joining
@@ -131,6 +134,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       security,
       memberGate,
       sessionOwner: sessionId => replica.state.session(sessionId)?.agentId,
+      isParticipant: peer => this.tier.isParticipant(peer),
     })
     this.authorization = authorization
     this.transport = new RaftTransport(components, {
@@ -169,6 +173,21 @@ export class ConclaveService implements ConclaveApi, Startable {
       scheduler: this.scheduler,
     })
     const host = this.host
+    this.tier = new MemberTier({
+      selfId,
+      replica,
+      tracker,
+      host,
+      rpc: this.rpc,
+      barrier: signal => this.client.barrier(signal),
+      status: id => this.membership.status(id),
+      storage: () => this.requireStorage(),
+      onConfigChange: () => memberGate.refresh(),
+      operationTimeoutMs: timing.operationTimeoutMs,
+      scheduler,
+      closed,
+      log: logger.forComponent('conclave:member'),
+    })
     const session = new SessionKeeper(
       selfId,
       timing,
@@ -189,6 +208,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         operationTimeoutMs: timing.operationTimeoutMs,
         scheduler,
         closed,
+        member: this.tier.mirror,
       }),
     )
     const client = this.client
@@ -236,6 +256,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       client,
       replica,
       membership: this.membership,
+      tier: this.tier,
       security,
       memberGate,
       authorization: this.authorization,
@@ -298,6 +319,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.closedController.abort()
     this.housekeeping.stop()
     await this.session.stop(false, 0)
+    this.tier.stop()
     this.host.stop()
     await this.membership.stop()
     await this.rpc.stop()
@@ -321,7 +343,7 @@ export class ConclaveService implements ConclaveApi, Startable {
 
   async join(config: ClusterConfig, options?: Abortable): Promise<void> {
     this.checkOpen()
-    checkOptions(config, ['bootstrap', 'voters', 'clusterId'])
+    checkOptions(config, ['bootstrap', 'voters', 'clusterId', 'standbys'])
     checkOptions(options, ['signal'])
     await this.joining.join(config, options?.signal)
   }

@@ -18,6 +18,12 @@ export type AdminRequest =
 export interface AdminResponse {
   clusterId: string
   member?: boolean
+  /**
+   * To a join: 'member' when the leader let the agent in without a configuration change (it holds no log;
+   * `replicas` feed it), 'replica' (or absent, from older agents) when it added it to the configuration.
+   */
+  role?: 'member' | 'replica'
+  replicas?: string[]
 }
 
 /** Sends one admin request to a peer. */

@@ -20,6 +20,10 @@ export interface AdminServerInit {
   voters: Pick<Voters, 'changeConfig'>
   peerStore: Pick<PeerStore, 'merge'>
   admin: AdminCall
+  /** Most replicas (voters and standbys) the leader keeps; a joiner beyond them is a member. Default: no limit. */
+  replicaLimit?(): number
+  /** The leader let `agentId` in as a member. */
+  admitMember?(agentId: string): void
 }
 
 /**
@@ -37,6 +41,11 @@ export class AdminServer {
   async serve(request: Uint8Array, from: string): Promise<Uint8Array> {
     const { selfId, runner: runnerPort, leader: tracker, authorization, memberGate, gate, voters } = this.init
     const parsed = parseAdmin(request)
+    // A member (no log) passes a join on to the leader, so that joiners may bootstrap from any agent.
+    if (runnerPort.current() === undefined && parsed.op === 'join' && tracker.leader !== '') {
+      await authorization.authorizeAdmin(parsed, from)
+      return encodeAdmin(await this.init.admin(tracker.leader, parsed))
+    }
     const runner = runnerPort.require()
     // Every hop checks its sender; this agent's own requests (leave on the leader) are its own business.
     if (from !== selfId) await authorization.authorizeAdmin(parsed, from)
@@ -66,10 +75,15 @@ export class AdminServer {
         // Passed on by a member: the leader authenticates the joiner itself, so that no member can add a
         // peer that has not proved its own identity.
         if (parsed.agentId !== from) await gate.require(parsed.agentId, 'join')
-        if (!config.voters.includes(parsed.agentId) && !config.nonVoters.includes(parsed.agentId)) {
-          await voters.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
+        const replicas = [...config.voters, ...config.nonVoters]
+        if (replicas.includes(parsed.agentId)) return encodeAdmin({ clusterId, role: 'replica' })
+        // Past the voters and standbys, a joiner costs the replicas no configuration change.
+        if (replicas.length >= (this.init.replicaLimit?.() ?? Number.POSITIVE_INFINITY)) {
+          this.init.admitMember?.(parsed.agentId)
+          return encodeAdmin({ clusterId, role: 'member', replicas })
         }
-        break
+        await voters.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
+        return encodeAdmin({ clusterId, role: 'replica' })
       }
       case 'remove':
         if (config.voters.includes(parsed.agentId))

@@ -2,6 +2,7 @@ import type { ComponentLogger, PeerStore } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { AgentInfo, ClusterHealth } from '../../api.ts'
 import { InvalidArgumentError } from '../../errors.ts'
+import type { Config } from '../../raft/types.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
 import type { LocalFields, MemberStatus } from '../../swim/types.ts'
 import type { CommitPort, RunnerPort } from '../node/port.ts'
@@ -24,6 +25,8 @@ export interface DirectoryInit {
   security: ConclaveSecurity
   commit: CommitPort
   logger: ComponentLogger
+  /** The replicas (the configuration): the runner's, or as a member's replica told it. Default: the runner's. */
+  config?(): Config | undefined
 }
 
 /**
@@ -75,10 +78,15 @@ export class Directory {
 
   members(): AgentInfo[] {
     const { selfId, replica, membership, security } = this.init
-    const config = this.init.runner.current()?.status().config ?? { voters: [], nonVoters: [] }
+    const config = this.config()
     const state = replica.state
     const registered = new Map(state.agents().map(agent => [agent.agentId, agent]))
     const ids = new Set([...config.voters, ...config.nonVoters])
+    // Members hold no log and are in no configuration: the registry and the view name them.
+    for (const agent of state.agents()) if (agent.alive) ids.add(agent.agentId)
+    for (const member of membership.members()) {
+      if (member.status === 'alive' || member.status === 'suspect') ids.add(member.id)
+    }
     return [...ids].map(id => {
       const agent = registered.get(id)
       const session = agent === undefined ? undefined : state.session(agent.sessionId)
@@ -95,6 +103,7 @@ export class Directory {
         capabilities: agent?.capabilities ?? view?.capabilities ?? [],
         labels: agent?.labels ?? view?.labels ?? {},
         role: config.voters.includes(id) ? 'voter' : 'nonvoter',
+        replica: config.voters.includes(id) || config.nonVoters.includes(id),
         status: this.memberStatus(id) ?? 'dead',
         load:
           view !== undefined && id !== selfId
@@ -116,7 +125,7 @@ export class Directory {
 
   health(leader: string): ClusterHealth {
     const members = this.members()
-    const config = this.init.runner.current()?.status().config ?? { voters: [], nonVoters: [] }
+    const config = this.config()
     const alive = new Set(members.filter(member => member.status === 'alive').map(member => member.id))
     const aliveVoters = config.voters.filter(voter => alive.has(voter)).length
     return {
@@ -133,6 +142,15 @@ export class Directory {
     }
   }
 
+  private config(): Config {
+    return (
+      (this.init.config === undefined ? this.init.runner.current()?.status().config : this.init.config()) ?? {
+        voters: [],
+        nonVoters: [],
+      }
+    )
+  }
+
   /** A member's status in the membership view, else alive or dead by the registry; undefined if unknown. */
   memberStatus(id: string): MemberStatus | undefined {
     const status = this.init.membership.status(id)
@@ -144,7 +162,7 @@ export class Directory {
   /** What this agent's member record says, and the agents the cluster knows of (seeds for the view). */
   localView(): { fields: Required<LocalFields>; known: string[] } {
     const { selfId, replica } = this.init
-    const config = this.init.runner.current()?.status().config ?? { voters: [], nonVoters: [] }
+    const config = this.config()
     const state = replica.state
     const load = state.agentLoad(selfId)
     const known = new Set([...config.voters, ...config.nonVoters])
