@@ -260,4 +260,30 @@ describe('members: agents that hold no log', () => {
       expect(await promotedAgent.consensus.get('r/149', { consistency: 'local' })).toBe(149)
     }
   }, 90_000)
+
+  it('30 agents started at once all join (in-process, memory transport): 5 replicas, 25 members', async () => {
+    const started = Date.now()
+    const founder = await agent('s0')
+    const others = await Promise.all(Array.from({ length: 29 }, (_, i) => agent(`s${i + 1}`)))
+    await founder.join({ voters: 3 })
+    const outcomes = await Promise.allSettled(
+      others.map(other =>
+        other.join({ bootstrap: founder.multiaddrs() }).then(() => {
+          if (process.env.MEMBERS_DEBUG) console.log(`joined ${Date.now() - started}`)
+        }),
+      ),
+    )
+    if (process.env.MEMBERS_DEBUG) console.log(`all joins settled ${Date.now() - started}`)
+    const failed = outcomes.filter(outcome => outcome.status === 'rejected')
+    expect(failed.map(outcome => String((outcome as PromiseRejectedResult).reason))).toEqual([])
+    const joinedAfter = Date.now() - started
+    await until(async () => (await founder.members()).length === 30, 30_000, 'thirty agents listed')
+    await until(() => replicasOf(leaderOf([founder, ...others])!).length === 5, 30_000, 'five replicas')
+    const members = others.filter(other => tierOf(other).isMember)
+    expect(members).toHaveLength(25)
+    // Every one of them can write.
+    await Promise.all(others.map((other, i) => other.consensus.propose(`joined/${i}`, i)))
+    expect(await founder.consensus.get('joined/28')).toBe(28)
+    console.log(`30 agents started at once: all joined ${joinedAfter} ms after the start`)
+  }, 180_000)
 })

@@ -33,6 +33,8 @@ export interface AdminServerInit {
  */
 export class AdminServer {
   private readonly init: AdminServerInit
+  /** Joiners being added as replicas: counted against the limit until their change commits. */
+  private readonly adding = new Set<string>()
 
   constructor(init: AdminServerInit) {
     this.init = init
@@ -78,11 +80,18 @@ export class AdminServer {
         const replicas = [...config.voters, ...config.nonVoters]
         if (replicas.includes(parsed.agentId)) return encodeAdmin({ clusterId, role: 'replica' })
         // Past the voters and standbys, a joiner costs the replicas no configuration change.
-        if (replicas.length >= (this.init.replicaLimit?.() ?? Number.POSITIVE_INFINITY)) {
+        // Joins served at once are counted with the replicas while their changes commit.
+        const reserved = replicas.length + [...this.adding].filter(id => id !== parsed.agentId).length
+        if (reserved >= (this.init.replicaLimit?.() ?? Number.POSITIVE_INFINITY)) {
           this.init.admitMember?.(parsed.agentId)
           return encodeAdmin({ clusterId, role: 'member', replicas })
         }
-        await voters.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
+        this.adding.add(parsed.agentId)
+        try {
+          await voters.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
+        } finally {
+          this.adding.delete(parsed.agentId)
+        }
         return encodeAdmin({ clusterId, role: 'replica' })
       }
       case 'remove':

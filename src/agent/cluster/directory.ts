@@ -1,7 +1,7 @@
 import type { ComponentLogger, PeerStore } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { AgentInfo, ClusterHealth } from '../../api.ts'
-import { InvalidArgumentError } from '../../errors.ts'
+import { InvalidArgumentError, NoLeaderError } from '../../errors.ts'
 import type { Config } from '../../raft/types.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
 import type { LocalFields, MemberStatus } from '../../swim/types.ts'
@@ -27,6 +27,15 @@ export interface DirectoryInit {
   logger: ComponentLogger
   /** The replicas (the configuration): the runner's, or as a member's replica told it. Default: the runner's. */
   config?(): Config | undefined
+}
+
+/** A registration refused because its session had lapsed: retried under a new one (a `NoLeaderError`). */
+export class SessionLapsedError extends NoLeaderError {
+  readonly sessionId: string
+  constructor(sessionId: string) {
+    super(`the session ${sessionId} lapsed before the registration committed`)
+    this.sessionId = sessionId
+  }
 }
 
 /**
@@ -73,6 +82,9 @@ export class Directory {
       },
       commit.deadline(),
     )
+    // The session lapsed before the registration committed (a leader too busy for its keep-alives): the
+    // caller registers again under a new session.
+    if (result.type === 'error' && result.code === 'SessionExpired') throw new SessionLapsedError(sessionId)
     if (result.type === 'error') throw new InvalidArgumentError(`could not register: ${result.message}`)
   }
 

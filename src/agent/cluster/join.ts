@@ -30,7 +30,7 @@ import {
 } from './admin-protocol.ts'
 import type { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
-import type { Directory } from './directory.ts'
+import { type Directory, SessionLapsedError } from './directory.ts'
 import type { Membership } from './membership.ts'
 import type { NodeMeta } from './meta.ts'
 import { membershipPubSub } from './swim-wire.ts'
@@ -290,7 +290,25 @@ export class Joining {
       await tracker.waitChange(Math.max(1, deadline - this.init.scheduler.now()), signal)
       if (closed.aborted) throw new ClosedError()
     }
-    if (session.id === '') await session.open(deadline)
+    // Many agents joining at once can keep the leader busy past one operation's timeout: the session (and
+    // the registration that follows its opening) are asked for again, with back-off, until the deadline.
+    let backoff = JOIN_BACKOFF_MS
+    for (let registered = session.id !== ''; ; ) {
+      try {
+        if (session.id === '') await session.open(deadline)
+        else if (!registered) await this.init.directory.register(session.id)
+        return
+      } catch (err) {
+        if (!(err instanceof NoLeaderError) || this.init.scheduler.now() > deadline) throw err
+        this.init.log('join: session or registration not committed yet, asking again: %e', err)
+        registered = false
+        // A lapsed session is never revived: a new one, and the registration under it.
+        if (err instanceof SessionLapsedError) session.ended(err.sessionId)
+      }
+      await sleep(backoff * (0.5 + this.init.random() / 2), signal, this.init.scheduler)
+      backoff = Math.min(backoff * 2, JOIN_BACKOFF_MAX_MS)
+      if (closed.aborted) throw new ClosedError()
+    }
   }
 
   /**
