@@ -357,8 +357,13 @@ export class Joining {
         this.init.scheduler,
       )
       try {
-        await this.init.admin(peer, request, bound.signal)
+        const answer = await this.init.admin(peer, request, bound.signal)
         log('asked %s to keep this agent in cluster %s', peer, clusterId)
+        // The replicas are complete without it: it goes on as a member, its runner stopped.
+        if (answer.role === 'member' && this.init.host.current() !== undefined) {
+          this.init.host.stop()
+          this.init.tier.becomeMember(answer.replicas ?? [peer])
+        }
         return
       } catch (err) {
         // Another cluster's member, or a refused identity: asking the others will not help.
