@@ -7,12 +7,49 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { planStandbyAddition } from '../../src/agent/cluster/voter-replacement.ts'
 import type { MemberTier } from '../../src/agent/member.ts'
 import type { RaftHost } from '../../src/agent/node/raft-host.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'
 import type { Agent, AgentOptions, ConsensusEvent } from '../../src/index.ts'
 import { createAgent, NoLeaderError, NotVoterError } from '../../src/index.ts'
 import { openRaftStorage } from '../../src/storage/index.ts'
+
+describe('planStandbyAddition', () => {
+  const base = {
+    voters: ['L', 'A', 'B'],
+    nonVoters: ['S'],
+    target: 3,
+    standbys: 2,
+    candidates: ['m2', 'm1', 'S', 'L'],
+    status: (id: string) => (id === 'dead' ? ('dead' as const) : ('alive' as const)),
+  }
+
+  it('adds the lowest-id live member while replicas are fewer than the voters plus the standbys', () => {
+    expect(planStandbyAddition(base)).toEqual({ type: 'addNonVoter', node: 'm1' })
+    // A dead replica does not count; a complete set asks nothing.
+    expect(planStandbyAddition({ ...base, nonVoters: ['S', 'T'] })).toBeUndefined()
+    expect(planStandbyAddition({ ...base, nonVoters: ['S', 'dead'] })).toEqual({
+      type: 'addNonVoter',
+      node: 'm1',
+    })
+    // An even target is kept one below; no standbys wanted, none added.
+    expect(planStandbyAddition({ ...base, target: 4, nonVoters: ['S', 'T'] })).toBeUndefined()
+    expect(planStandbyAddition({ ...base, standbys: 0 })).toBeUndefined()
+  })
+
+  it('never picks a replica, a member that is not alive, or one that may not vote', () => {
+    expect(planStandbyAddition({ ...base, status: id => (id === 'm1' ? 'suspect' : 'alive') })).toEqual({
+      type: 'addNonVoter',
+      node: 'm2',
+    })
+    expect(planStandbyAddition({ ...base, mayVote: id => id !== 'm1' })).toEqual({
+      type: 'addNonVoter',
+      node: 'm2',
+    })
+    expect(planStandbyAddition({ ...base, candidates: ['L', 'S'] })).toBeUndefined()
+  })
+})
 
 const agents: Agent[] = []
 const dataRoot = mkdtempSync(join(tmpdir(), 'conclave-members-'))
