@@ -117,6 +117,14 @@ export class Mirror {
         if (answer.snapshot) await this.install(peer, signal)
         else this.applyAll(answer)
         this.learn(answer)
+        // A replica behind this copy, or that knows no leader, may be cut off: another is asked.
+        if (
+          answer.entries.length === 0 &&
+          (answer.leader === '' || answer.applied < replica.state.appliedIndex)
+        ) {
+          this.failedAt.set(peer, scheduler.now())
+          this.serving = ''
+        }
         backoff = 50
       } catch (err) {
         if (signal.aborted) return
