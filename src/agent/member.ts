@@ -119,7 +119,12 @@ export class MemberTier {
 
   /** Whether `peer` takes part in the cluster without being in the configuration: a member. */
   isParticipant(peer: string): boolean {
-    return this.admitted.has(peer) || this.init.replica.state.agent(peer)?.alive === true
+    if (this.admitted.has(peer)) return true
+    // Once registered, always known (a member whose session lapsed must reopen it through a leader that
+    // did not let it in); or alive in the membership view, which admits only peers allowed to join.
+    if (this.init.replica.state.agent(peer) !== undefined) return true
+    const status = this.init.status(peer)
+    return status === 'alive' || status === 'suspect'
   }
 
   /** A client-protocol request to a replica (the protocol the CLI speaks, with the `replica.*` operations). */
