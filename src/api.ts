@@ -36,6 +36,11 @@ export interface ClusterConfig {
   voters?: number
   /** Refuse to join a cluster with another id. */
   clusterId?: string
+  /**
+   * Non-voting replicas kept ready to be promoted (default 2, at most 16). The voters and these hold the
+   * Raft log; every other agent is a member, with the whole API but no log. The leader's value counts.
+   */
+  standbys?: number
 }
 
 /** Membership of the cluster: joining, leaving, and who is in it. */
@@ -92,6 +97,8 @@ export interface AgentInfo {
   lastSeen: Date
   /** The member's verified SPIFFE ID, when SPIFFE identities are on (`security` option). */
   spiffeId?: string
+  /** Whether it holds the Raft log (a voter or a standby); a member (false) is fed by a replica. */
+  replica: boolean
 }
 
 /**

@@ -52,6 +52,7 @@ const AGENT_OPTIONS = [
   'snapshotEntries',
   'membership',
   'voterReplaceAfterMs',
+  'joinTimeoutMs',
   'connectionGater',
   'security',
   'rateLimits',

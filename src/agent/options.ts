@@ -45,6 +45,12 @@ export interface TimingOptions {
    * leader takes it out of the voter set and promotes a healthy non-voter in its place. Default 10,000 ms.
    */
   voterReplaceAfterMs?: number
+  /**
+   * How long `join()` keeps asking (with back-off) the bootstrap agents to let this one in, and then waits
+   * for a leader and a session, when its signal does not end it first: then it rejects with
+   * `NoLeaderError`. Default 120,000 ms (50 agents started at once on a small machine join within it).
+   */
+  joinTimeoutMs?: number
 }
 
 /** The membership timing presets: `fast` halves every period of memberlist's LAN defaults (`lan`). */
@@ -123,6 +129,7 @@ export interface ResolvedTiming {
   snapshotEntries: number
   membership: SwimConfig
   voterReplaceAfterMs: number
+  joinTimeoutMs: number
 }
 
 export function resolveTiming(options: TimingOptions & { raft?: Partial<RaftOptions> }): ResolvedTiming {
@@ -136,6 +143,7 @@ export function resolveTiming(options: TimingOptions & { raft?: Partial<RaftOpti
     snapshotEntries: options.snapshotEntries ?? 10_000,
     membership: resolveMembership(options.membership),
     voterReplaceAfterMs: options.voterReplaceAfterMs ?? 10_000,
+    joinTimeoutMs: options.joinTimeoutMs ?? 120_000,
   }
   for (const [name, value] of Object.entries(timing)) {
     if (value === undefined || name === 'membership') continue

@@ -48,6 +48,7 @@ import {
   metricsInternals,
   snapshotSource,
 } from './introspection.ts'
+import { MemberTier } from './member.ts'
 import { Client } from './node/client.ts'
 import { replicaClientContext } from './node/client-context.ts'
 import { LeaderTracker } from './node/leader-tracker.ts'
@@ -92,6 +93,8 @@ export class ConclaveService implements ConclaveApi, Startable {
   private readonly host: RaftHost
   private readonly session: SessionKeeper
   private readonly client: Client
+  /** Replica or member: what this agent feeds members, or its own feed as one. */
+  private readonly tier: MemberTier
   private readonly directory: Directory
   private readonly voters: Voters
   private readonly joining: Joining
@@ -139,6 +142,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       security,
       memberGate,
       sessionOwner: sessionId => replica.state.session(sessionId)?.agentId,
+      isParticipant: peer => this.tier.isParticipant(peer),
     })
     this.authorization = authorization
     // Gossip only to peers whose identity is proven and may join: nothing readable before that.
@@ -189,6 +193,21 @@ export class ConclaveService implements ConclaveApi, Startable {
       bugs,
     })
     const host = this.host
+    this.tier = new MemberTier({
+      selfId,
+      replica,
+      tracker,
+      host,
+      rpc: this.rpc,
+      barrier: signal => this.client.barrier(signal),
+      status: id => this.membership.status(id),
+      storage: () => this.requireStorage(),
+      onConfigChange: () => memberGate.refresh(),
+      operationTimeoutMs: timing.operationTimeoutMs,
+      scheduler,
+      closed,
+      log: logger.forComponent('conclave:member'),
+    })
     const session = new SessionKeeper(
       selfId,
       timing,
@@ -214,6 +233,7 @@ export class ConclaveService implements ConclaveApi, Startable {
         scheduler,
         closed,
         bugs,
+        member: this.tier.mirror,
       }),
     )
     const client = this.client
@@ -262,6 +282,7 @@ export class ConclaveService implements ConclaveApi, Startable {
       client,
       replica,
       membership: this.membership,
+      tier: this.tier,
       security,
       memberGate,
       authorization: this.authorization,
@@ -328,6 +349,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.closedController.abort()
     this.housekeeping.stop()
     await this.session.stop(false, 0)
+    this.tier.stop()
     this.host.stop()
     await this.membership.stop()
     await this.rpc.stop()
@@ -351,7 +373,7 @@ export class ConclaveService implements ConclaveApi, Startable {
 
   async join(config: ClusterConfig, options?: Abortable): Promise<void> {
     this.checkOpen()
-    checkOptions(config, ['bootstrap', 'voters', 'clusterId'])
+    checkOptions(config, ['bootstrap', 'voters', 'clusterId', 'standbys'])
     checkOptions(options, ['signal'])
     await this.joining.join(config, options?.signal)
   }

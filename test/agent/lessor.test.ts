@@ -439,7 +439,7 @@ describe('rolling upgrade: keep-alive entries of agents older than the lessor', 
           return { type: 'session', sessionId: 's', expiresAt: 0 }
         },
       },
-      authorization: { requireMember: () => {}, authorizeForwarded: async () => {} },
+      authorization: { requireParticipant: () => {}, authorizeForwarded: async () => {} },
       security: { enabled: false },
       scheduler,
       rightRates: { take: async () => {} },

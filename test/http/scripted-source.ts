@@ -40,5 +40,16 @@ export function member(
   role: AgentInfo['role'],
   status: AgentInfo['status'] = 'alive',
 ): AgentInfo {
-  return { id, name, addrs: [], capabilities: [], labels: {}, role, status, load: 0.5, lastSeen: new Date() }
+  return {
+    id,
+    name,
+    addrs: [],
+    capabilities: [],
+    labels: {},
+    role,
+    replica: true,
+    status,
+    load: 0.5,
+    lastSeen: new Date(),
+  }
 }

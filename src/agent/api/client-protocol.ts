@@ -21,10 +21,11 @@ import type {
 } from '../../api.ts'
 import { type SnapshotChunk, SnapshotTransfers } from '../../backup/snapshot-transfers.ts'
 import { type SavedSnapshot, saveSnapshot, snapshotSourceOf } from '../../backup/take-snapshot.ts'
-import { ClosedError, InvalidArgumentError, LimitExceededError } from '../../errors.ts'
+import { ClosedError, InvalidArgumentError, LimitExceededError, NotVoterError } from '../../errors.ts'
 import type { RpcHandler } from '../../net/rpc.ts'
 import type { Action } from '../../security/policy.ts'
 import type { Scheduler } from '../../time/scheduler.ts'
+import type { FeedAnswer, FeedSnapshotChunk, ReplicaFeed } from '../node/replica-feed.ts'
 import {
   checkKey,
   checkOptions,
@@ -190,6 +191,14 @@ export interface ClientOps {
    * takes it and answers the first chunk; then pass `handle` and the next `offset` until `totalBytes`.
    */
   'snapshot.save': { args: { handle?: string; offset?: number }; result: SnapshotChunk }
+  /**
+   * For members (agents that hold no log), served by replicas (`ReplicaFeed`): the applied entries from
+   * `fromIndex`, waiting up to `waitMs` for the first; a snapshot of the state in chunks when the index is
+   * older than what the replica keeps; a read point for a linearizable read.
+   */
+  'replica.entries': { args: { fromIndex: number; waitMs?: number }; result: FeedAnswer }
+  'replica.snapshot': { args: { index?: number; offset?: number }; result: FeedSnapshotChunk }
+  'replica.readIndex': { args: Empty; result: { index: number } }
 }
 
 export type ClientOp = keyof ClientOps
@@ -221,6 +230,10 @@ const CLIENT_OP_ACTIONS: Record<ClientOp, Action | undefined> = {
   'task.settle': 'runTask',
   // A snapshot holds what reads return: the whole state.
   'snapshot.save': 'read',
+  // What a member reads to run the API itself: only for identities that may join.
+  'replica.entries': 'join',
+  'replica.snapshot': 'join',
+  'replica.readIndex': 'join',
 }
 
 /** The action a client operation needs; undefined for `status` (and for an unknown operation, refused later). */
@@ -245,6 +258,8 @@ export interface ClientProtocolHost {
   scheduler: Scheduler
   /** The last task revision this agent's replica applied: where a task watch without `fromRevision` starts. */
   currentTaskRevision?(): number
+  /** What this agent serves members when it holds the log (`replica.*`); without it those are refused. */
+  feed?: ReplicaFeed
 }
 
 const encoder = new TextEncoder()
@@ -288,6 +303,7 @@ const POLLS: ReadonlySet<string> = new Set([
   'task.events',
   'task.next',
   'task.attempt',
+  'replica.entries',
 ])
 
 /** Runs client requests against the serving agent's API. */
@@ -499,9 +515,23 @@ export class ClientProtocolServer {
         return this.snapshots.start(
           this.host.snapshot ?? (() => saveSnapshot(snapshotSourceOf(api), { signal: this.host.closed })),
         )
+      case 'replica.entries':
+        checkOptions(args, ['fromIndex', 'waitMs'])
+        return this.requireFeed().entries(args.fromIndex, args.waitMs, closed)
+      case 'replica.snapshot':
+        checkOptions(args, ['index', 'offset'])
+        return this.requireFeed().snapshot(args.index, args.offset)
+      case 'replica.readIndex':
+        checkOptions(args, [])
+        return this.requireFeed().readIndex(closed)
       default:
         throw new InvalidArgumentError(`unknown operation ${JSON.stringify(op).slice(0, 80)}`)
     }
+  }
+
+  private requireFeed(): ReplicaFeed {
+    if (this.host.feed === undefined) throw new NotVoterError('This agent holds no Raft log')
+    return this.host.feed
   }
 
   private async status(): Promise<ClusterStatus> {

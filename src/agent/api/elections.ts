@@ -103,7 +103,11 @@ export class RaftElection implements LeaderElection {
       if (signal?.aborted) throw new AbortError()
       if (this.context.closed.aborted) throw new ClosedError()
       const runner = this.context.runner()
-      if (runner === undefined) throw new NotVoterError('The agent has not joined a cluster')
+      if (runner === undefined) {
+        throw new NotVoterError(
+          'This agent holds no Raft log (a member, or not joined): only a voter can lead',
+        )
+      }
       if (!runner.status().config.voters.includes(selfId)) throw new NotVoterError()
       if (tracker.leader === selfId) return
       if (tracker.leader !== '') {

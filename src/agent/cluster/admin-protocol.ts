@@ -29,6 +29,12 @@ export interface AdminResponse {
   keepAlive?: KeepAliveAnswer
   /** Answer to `version`; an agent that predates it refuses the request (it supports the base version). */
   version?: number
+  /**
+   * To a join: 'member' when the leader let the agent in without a configuration change (it holds no log;
+   * `replicas` feed it), 'replica' (or absent, from older agents) when it added it to the configuration.
+   */
+  role?: 'member' | 'replica'
+  replicas?: string[]
 }
 
 /** Sends one admin request to a peer. */

@@ -25,6 +25,10 @@ export interface AdminServerInit {
   keepAlives: Pick<KeepAliveServer, 'serve'>
   /** The highest command-set version this agent supports. */
   commandSetVersion: number
+  /** Most replicas (voters and standbys) the leader keeps; a joiner beyond them is a member. Default: no limit. */
+  replicaLimit?(): number
+  /** The leader let `agentId` in as a member. */
+  admitMember?(agentId: string): void
 }
 
 /**
@@ -34,6 +38,8 @@ export interface AdminServerInit {
  */
 export class AdminServer {
   private readonly init: AdminServerInit
+  /** Joiners being added as replicas: counted against the limit until their change commits. */
+  private readonly adding = new Set<string>()
 
   constructor(init: AdminServerInit) {
     this.init = init
@@ -42,6 +48,11 @@ export class AdminServer {
   async serve(request: Uint8Array, from: string): Promise<Uint8Array> {
     const { selfId, runner: runnerPort, leader: tracker, authorization, memberGate, gate, voters } = this.init
     const parsed = parseAdmin(request)
+    // A member (no log) passes a join on to the leader, so that joiners may bootstrap from any agent.
+    if (runnerPort.current() === undefined && parsed.op === 'join' && tracker.leader !== '') {
+      await authorization.authorizeAdmin(parsed, from)
+      return encodeAdmin(await this.init.admin(tracker.leader, parsed))
+    }
     // Every hop checks its sender; this agent's own requests (leave on the leader) are its own business.
     if (parsed.op === 'keepAlive') {
       if (from !== selfId) await authorization.authorizeAdmin(parsed, from)
@@ -79,10 +90,22 @@ export class AdminServer {
         // Passed on by a member: the leader authenticates the joiner itself, so that no member can add a
         // peer that has not proved its own identity.
         if (parsed.agentId !== from) await gate.require(parsed.agentId, 'join')
-        if (!config.voters.includes(parsed.agentId) && !config.nonVoters.includes(parsed.agentId)) {
-          await voters.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
+        const replicas = [...config.voters, ...config.nonVoters]
+        if (replicas.includes(parsed.agentId)) return encodeAdmin({ clusterId, role: 'replica' })
+        // Past the voters and standbys, a joiner costs the replicas no configuration change.
+        // Joins served at once are counted with the replicas while their changes commit.
+        const reserved = replicas.length + [...this.adding].filter(id => id !== parsed.agentId).length
+        if (reserved >= (this.init.replicaLimit?.() ?? Number.POSITIVE_INFINITY)) {
+          this.init.admitMember?.(parsed.agentId)
+          return encodeAdmin({ clusterId, role: 'member', replicas })
         }
-        break
+        this.adding.add(parsed.agentId)
+        try {
+          await voters.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
+        } finally {
+          this.adding.delete(parsed.agentId)
+        }
+        return encodeAdmin({ clusterId, role: 'replica' })
       }
       case 'remove':
         if (config.voters.includes(parsed.agentId))

@@ -13,6 +13,8 @@ export interface AuthorizationInit {
   security: ConclaveSecurity
   memberGate: Pick<MemberGate, 'isMember'>
   sessionOwner(sessionId: string): string | undefined
+  /** Whether `peer` takes part in the cluster as a member (no log, so not in the configuration). */
+  isParticipant?(peer: string): boolean
 }
 
 /**
@@ -52,6 +54,12 @@ export class Authorization {
     throw new UnauthorizedError(reason)
   }
 
+  /** `peer` is in the configuration or a member agent (holding no log); else as `requireMember`. */
+  requireParticipant(peer: string, what: string): void {
+    if (this.init.isParticipant?.(peer) === true) return
+    this.requireMember(peer, what)
+  }
+
   /** With SPIFFE identities: `from` may make this command, and numbers it only in its own session. */
   async authorizeForwarded(envelope: Envelope, from: string): Promise<void> {
     const { security, sessionOwner } = this.init
@@ -76,7 +84,7 @@ export class Authorization {
     switch (request.op) {
       case 'join':
         await gate.require(from, 'join')
-        if (request.agentId !== from) this.requireMember(from, 'pass on a join request')
+        if (request.agentId !== from) this.requireParticipant(from, 'pass on a join request')
         return
       case 'remove':
         if (request.agentId === from) {

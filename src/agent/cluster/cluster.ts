@@ -7,6 +7,7 @@ import type { RaftStorage } from '../../storage/index.ts'
 import type { Scheduler } from '../../time/index.ts'
 import { CLIENT_PROTOCOL, clientProtocolHandler } from '../api/client-protocol.ts'
 import type { ConclaveComponents, ServiceInit } from '../components.ts'
+import type { MemberTier } from '../member.ts'
 import type { Client } from '../node/client.ts'
 import type { LeaderTracker } from '../node/leader-tracker.ts'
 import { FORWARD_PROTOCOL } from '../node/proposer.ts'
@@ -43,6 +44,8 @@ export interface ClusterPartsInit {
   client: Client
   replica: Replica
   membership: Membership
+  /** The two kinds of agent: what a replica feeds members, and a member's feed. */
+  tier: MemberTier
   security: ConclaveSecurity
   memberGate: MemberGate
   authorization: Authorization
@@ -92,6 +95,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     security,
     commit: client,
     logger,
+    config: () => init.tier.config(),
   })
   const voters = new Voters({
     selfId,
@@ -105,6 +109,13 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     memberStatus: id => directory.memberStatus(id),
     onConfigChange: () => memberGate.refresh(),
     voterReplaceAfterMs: timing.voterReplaceAfterMs,
+    standbys: () => init.tier.standbys,
+    // Registered agents (members register once their session opens), alive ones only.
+    candidates: () =>
+      replica.state
+        .agents()
+        .filter(agent => agent.alive)
+        .map(agent => agent.agentId),
     scheduler: init.scheduler,
     log,
   })
@@ -157,6 +168,8 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     admin,
     keepAlives: keepAliveServer,
     commandSetVersion: replica.state.commandSetVersion,
+    replicaLimit: () => oddBelow(replica.state.voterTarget) + init.tier.standbys,
+    admitMember: agentId => init.tier.admitMember(agentId),
   })
   const joining = new Joining({
     selfId,
@@ -177,8 +190,10 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     directory: directory,
     security,
     resign: signal => init.resign(signal),
+    tier: init.tier,
     closed,
     scheduler: init.scheduler,
+    random: options.random ?? Math.random,
     log,
   })
   const housekeeping = new Housekeeping({
@@ -221,8 +236,14 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
         log: (message, err) => log('client protocol: %s: %e', message, err),
         authorize: (from, op) => authorization.authorizeClient(from, op),
         scheduler,
+        feed: init.tier.feed,
       }),
     )
   }
   return { directory, voters, adminServer, joining, housekeeping, keepAlives, serveProtocols }
+}
+
+/** The voter count kept for a target: an even one is kept one below. */
+function oddBelow(target: number): number {
+  return target % 2 === 0 ? target - 1 : target
 }

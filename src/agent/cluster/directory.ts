@@ -1,7 +1,8 @@
 import type { ComponentLogger, PeerStore } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { AgentInfo, ClusterHealth } from '../../api.ts'
-import { InvalidArgumentError } from '../../errors.ts'
+import { InvalidArgumentError, NoLeaderError } from '../../errors.ts'
+import type { Config } from '../../raft/types.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
 import type { LocalFields, MemberStatus } from '../../swim/types.ts'
 import type { CommitPort, RunnerPort } from '../node/port.ts'
@@ -26,6 +27,17 @@ export interface DirectoryInit {
   security: ConclaveSecurity
   commit: CommitPort
   logger: ComponentLogger
+  /** The replicas (the configuration): the runner's, or as a member's replica told it. Default: the runner's. */
+  config?(): Config | undefined
+}
+
+/** A registration refused because its session had lapsed: retried under a new one (a `NoLeaderError`). */
+export class SessionLapsedError extends NoLeaderError {
+  readonly sessionId: string
+  constructor(sessionId: string) {
+    super(`the session ${sessionId} lapsed before the registration committed`)
+    this.sessionId = sessionId
+  }
 }
 
 /**
@@ -77,16 +89,24 @@ export class Directory {
       },
       commit.deadline(),
     )
+    // The session lapsed before the registration committed (a leader too busy for its keep-alives): the
+    // caller registers again under a new session.
+    if (result.type === 'error' && result.code === 'SessionExpired') throw new SessionLapsedError(sessionId)
     if (result.type === 'error') throw new InvalidArgumentError(`could not register: ${result.message}`)
     return runsTasks
   }
 
   members(): AgentInfo[] {
     const { selfId, replica, membership, security } = this.init
-    const config = this.init.runner.current()?.status().config ?? { voters: [], nonVoters: [] }
+    const config = this.config()
     const state = replica.state
     const registered = new Map(state.agents().map(agent => [agent.agentId, agent]))
     const ids = new Set([...config.voters, ...config.nonVoters])
+    // Members hold no log and are in no configuration: the registry and the view name them.
+    for (const agent of state.agents()) if (agent.alive) ids.add(agent.agentId)
+    for (const member of membership.members()) {
+      if (member.status === 'alive' || member.status === 'suspect') ids.add(member.id)
+    }
     return [...ids].map(id => {
       const agent = registered.get(id)
       const session = agent === undefined ? undefined : state.session(agent.sessionId)
@@ -103,6 +123,7 @@ export class Directory {
         capabilities: agent?.capabilities ?? view?.capabilities ?? [],
         labels: agent?.labels ?? view?.labels ?? {},
         role: config.voters.includes(id) ? 'voter' : 'nonvoter',
+        replica: config.voters.includes(id) || config.nonVoters.includes(id),
         status: this.memberStatus(id) ?? 'dead',
         load:
           view !== undefined && id !== selfId
@@ -124,7 +145,7 @@ export class Directory {
 
   health(leader: string): ClusterHealth {
     const members = this.members()
-    const config = this.init.runner.current()?.status().config ?? { voters: [], nonVoters: [] }
+    const config = this.config()
     const alive = new Set(members.filter(member => member.status === 'alive').map(member => member.id))
     const aliveVoters = config.voters.filter(voter => alive.has(voter)).length
     return {
@@ -141,6 +162,15 @@ export class Directory {
     }
   }
 
+  private config(): Config {
+    return (
+      (this.init.config === undefined ? this.init.runner.current()?.status().config : this.init.config()) ?? {
+        voters: [],
+        nonVoters: [],
+      }
+    )
+  }
+
   /** A member's status in the membership view, else alive or dead by the registry; undefined if unknown. */
   memberStatus(id: string): MemberStatus | undefined {
     const status = this.init.membership.status(id)
@@ -152,7 +182,7 @@ export class Directory {
   /** What this agent's member record says, and the agents the cluster knows of (seeds for the view). */
   localView(): { fields: Required<LocalFields>; known: string[] } {
     const { selfId, replica } = this.init
-    const config = this.init.runner.current()?.status().config ?? { voters: [], nonVoters: [] }
+    const config = this.config()
     const state = replica.state
     const load = state.agentLoad(selfId)
     const known = new Set([...config.voters, ...config.nonVoters])

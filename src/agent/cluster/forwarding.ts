@@ -14,7 +14,7 @@ export interface ForwardingInit {
   selfId: string
   leader: LeaderPort
   host: Pick<RaftHost, 'proposeLocal'>
-  authorization: Pick<Authorization, 'requireMember' | 'authorizeForwarded'>
+  authorization: Pick<Authorization, 'requireParticipant' | 'authorizeForwarded'>
   security: Pick<ConclaveSecurity, 'enabled'>
   scheduler: Scheduler
   /** What each member may forward per second, per right (lock operations). */
@@ -30,7 +30,7 @@ export interface ForwardingInit {
 }
 
 /**
- * A command forwarded to this agent as leader: only from a member of the configuration, and with SPIFFE
+ * A command forwarded to this agent as leader: only from a replica or a member agent, and with SPIFFE
  * identities, only what the sender's policy allows, acting only for itself (its own agent id, sessions
  * and SPIFFE ID). The leader check comes first: only the leader's configuration is sure to be the newest.
  */
@@ -40,7 +40,8 @@ export function forwardHandler(
   const { selfId, leader, host, authorization, security } = init
   return async (request, from) => {
     if (leader.leader !== selfId) throw new NotLeaderError(leader.leader)
-    authorization.requireMember(from, 'propose')
+    // Members hold no log and are in no configuration: they forward everything they write.
+    authorization.requireParticipant(from, 'propose')
     // The Raft core then tells `from` of the commit through its peers.
     const context = {
       selfId,

@@ -14,17 +14,24 @@ import type { ConclaveSecurity } from '../../security/security.ts'
 import type { RaftStorage } from '../../storage/index.ts'
 import type { Scheduler } from '../../time/index.ts'
 import { workTopic } from '../api/work-stealing.ts'
-import { deadlineSignal } from '../node/abort.ts'
+import { DEFAULT_STANDBYS, MAX_STANDBYS } from '../member.ts'
+import { deadlineSignal, sleep } from '../node/abort.ts'
 import type { LeaderTracker } from '../node/leader-tracker.ts'
 import type { CommitPort } from '../node/port.ts'
 import type { RaftHost } from '../node/raft-host.ts'
 import type { SessionKeeper } from '../node/session.ts'
 import type { ResolvedTiming } from '../options.ts'
-import { type AdminCall, type AdminRequest, encodeAdmin, parseBootstrap } from './admin-protocol.ts'
+import {
+  type AdminCall,
+  type AdminRequest,
+  type AdminResponse,
+  encodeAdmin,
+  parseBootstrap,
+} from './admin-protocol.ts'
 import type { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
 import type { ClusterVersionKeeper } from './cluster-version.ts'
-import type { Directory } from './directory.ts'
+import { type Directory, SessionLapsedError } from './directory.ts'
 import type { Membership } from './membership.ts'
 import type { NodeMeta } from './meta.ts'
 import { membershipPubSub } from './swim-wire.ts'
@@ -53,10 +60,27 @@ export interface JoiningInit {
   security: ConclaveSecurity
   /** Hands leadership on before this agent leaves. */
   resign(signal?: AbortSignal): Promise<void>
+  /** The two kinds of agent (`MemberTier`): a joiner past the replicas is a member, fed by a replica. */
+  tier: MemberTierPort
   closed: AbortSignal
   scheduler: Scheduler
+  /** Jitter of the join back-off. */
+  random(): number
   log: Logger
 }
+
+/** What joining needs of the member tier. */
+export interface MemberTierPort {
+  readonly isMember: boolean
+  /** The standbys this agent keeps when it leads. */
+  standbys: number
+  becomeMember(replicas: readonly string[]): void
+  stop(): void
+}
+
+/** The first pause between two rounds of join requests, and the longest. */
+const JOIN_BACKOFF_MS = 100
+const JOIN_BACKOFF_MAX_MS = 2_000
 
 /**
  * How an agent gets into a cluster and out of it: founding one, joining through bootstrap members,
@@ -95,6 +119,12 @@ export class Joining {
     if (config.clusterId !== undefined && (typeof config.clusterId !== 'string' || config.clusterId === '')) {
       throw new InvalidArgumentError('clusterId must be a non-empty string')
     }
+    const standbys = config.standbys ?? DEFAULT_STANDBYS
+    if (!Number.isInteger(standbys) || standbys < 0 || standbys > MAX_STANDBYS) {
+      throw new InvalidArgumentError(`standbys must be an integer from 0 to ${MAX_STANDBYS}`)
+    }
+    const { tier } = this.init
+    tier.standbys = standbys
     const peers = bootstrap.map(address => parseBootstrap(address))
     const { host, components, meta } = this.init
     // Founding makes this agent the first voter; joining makes it a member.
@@ -102,18 +132,21 @@ export class Joining {
       host.current() === undefined && peers.length === 0 ? 'vote' : 'join',
       'join a cluster',
     )
-    const deadline = this.init.scheduler.now() + this.init.timing.operationTimeoutMs
+    const deadline = this.init.scheduler.now() + this.init.timing.joinTimeoutMs
     const storage = this.init.storage()
     for (const { peerId, address } of peers) {
       await components.peerStore.merge(peerId, { multiaddrs: [address] })
     }
-    if (host.current() === undefined) {
+    if (host.current() === undefined && !tier.isMember) {
       if (peers.length === 0) {
         this.found(config.clusterId ?? crypto.randomUUID(), voters)
       } else {
         meta().setLeft(false)
-        host.start(storage)
-        await this.askToJoin(peers, config.clusterId, signal)
+        const answer = await this.askToJoin(peers, config.clusterId, deadline, signal)
+        // A member writes nothing to disk but its identity: no runner, its state fed by a replica.
+        if (answer.role === 'member')
+          tier.becomeMember(answer.replicas ?? peers.map(p => p.peerId.toString()))
+        else host.start(storage)
       }
       this.startMembership(peers.map(({ peerId }) => peerId.toString()))
       this.ready = this.becomeReady(deadline, signal)
@@ -150,8 +183,17 @@ export class Joining {
   }
 
   async leave(signal?: AbortSignal): Promise<void> {
-    const { host, tracker, selfId, session, commit, log } = this.init
-    if (host.current() === undefined) return
+    const { host, tracker, selfId, session, commit, log, tier } = this.init
+    if (host.current() === undefined) {
+      if (!tier.isMember) return
+      // A member is in no configuration: closing its session and leaving the view is all.
+      await session.stop(true, commit.deadline()).catch(err => log('could not close session: %e', err))
+      await this.init.membership.leave()
+      tier.stop()
+      this.init.meta().setLeft(true)
+      tracker.update('', 0)
+      return
+    }
     if (host.isLeader()) await this.init.resign(signal)
     await session.stop(true, commit.deadline()).catch(err => log('could not close session: %e', err))
     const deadline = commit.deadline()
@@ -216,27 +258,33 @@ export class Joining {
     this.init.host.start(storage).campaign()
   }
 
-  /** Ask the bootstrap members, in turn, to have the leader add this agent as a non-voter. */
+  /**
+   * Ask the bootstrap agents, in turn, to have the leader let this agent in (as a replica or a member),
+   * with back-off between rounds until `deadline` or the signal: many agents started at once find the
+   * leader busy or not elected yet. A refusal for good (another cluster, this identity) ends it at once.
+   */
   private async askToJoin(
     peers: { peerId: PeerId }[],
     clusterId: string | undefined,
+    deadline: number,
     signal?: AbortSignal,
-  ): Promise<void> {
+  ): Promise<AdminResponse> {
     const request: AdminRequest = {
       op: 'join',
       agentId: this.init.selfId,
       addrs: this.init.directory.multiaddrs(),
       clusterId,
     }
-    const deadline = this.init.scheduler.now() + this.init.timing.operationTimeoutMs
     let lastError: unknown
+    let backoff = JOIN_BACKOFF_MS
     while (this.init.scheduler.now() < deadline) {
       let refusals = 0
       for (const { peerId } of peers) {
+        if (this.init.closed.aborted) throw new ClosedError()
         try {
           const response = await this.init.admin(peerId.toString(), request, signal)
           this.init.meta().setClusterId(response.clusterId)
-          return
+          return response
         } catch (err) {
           if (err instanceof AbortError || err instanceof InvalidArgumentError) throw err
           // A refused identity often shows as a closed connection: the identity exchange tells why.
@@ -250,7 +298,10 @@ export class Joining {
       }
       // Every bootstrap member refused this agent's identity or policy: asking again will not change that.
       if (refusals === peers.length) throw lastError
-      await this.init.tracker.waitChange(200, signal)
+      // Jittered, so that agents started together do not ask in step.
+      const pause = Math.min(backoff, Math.max(0, deadline - this.init.scheduler.now()))
+      await sleep(pause * (0.5 + this.init.random() / 2), signal, this.init.scheduler)
+      backoff = Math.min(backoff * 2, JOIN_BACKOFF_MAX_MS)
     }
     throw new NoLeaderError('No bootstrap member could add this agent', { cause: lastError })
   }
@@ -265,7 +316,25 @@ export class Joining {
       await tracker.waitChange(Math.min(200, Math.max(1, deadline - this.init.scheduler.now())), signal)
       if (closed.aborted) throw new ClosedError()
     }
-    if (session.id === '') await session.open(deadline)
+    // Many agents joining at once can keep the leader busy past one operation's timeout: the session (and
+    // the registration that follows its opening) are asked for again, with back-off, until the deadline.
+    let backoff = JOIN_BACKOFF_MS
+    for (let registered = session.id !== ''; ; ) {
+      try {
+        if (session.id === '') await session.open(deadline)
+        else if (!registered) await this.init.directory.register(session.id)
+        return
+      } catch (err) {
+        if (!(err instanceof NoLeaderError) || this.init.scheduler.now() > deadline) throw err
+        this.init.log('join: session or registration not committed yet, asking again: %e', err)
+        registered = false
+        // A lapsed session is never revived: a new one, and the registration under it.
+        if (err instanceof SessionLapsedError) session.ended(err.sessionId)
+      }
+      await sleep(backoff * (0.5 + this.init.random() / 2), signal, this.init.scheduler)
+      backoff = Math.min(backoff * 2, JOIN_BACKOFF_MAX_MS)
+      if (closed.aborted) throw new ClosedError()
+    }
   }
 
   /**
@@ -314,8 +383,13 @@ export class Joining {
         this.init.scheduler,
       )
       try {
-        await this.init.admin(peer, request, bound.signal)
+        const answer = await this.init.admin(peer, request, bound.signal)
         log('asked %s to keep this agent in cluster %s', peer, clusterId)
+        // The replicas are complete without it: it goes on as a member, its runner stopped.
+        if (answer.role === 'member' && this.init.host.current() !== undefined) {
+          this.init.host.stop()
+          this.init.tier.becomeMember(answer.replicas ?? [peer])
+        }
         return
       } catch (err) {
         // Another cluster's member, or a refused identity: asking the others will not help.

@@ -92,3 +92,40 @@ function isLongDown(input: VoterPlanInput, id: NodeId): boolean {
 function longestDown(input: VoterPlanInput, ids: readonly NodeId[]): NodeId {
   return [...ids].sort((a, b) => (input.downFor(b) ?? 0) - (input.downFor(a) ?? 0) || (a < b ? -1 : 1))[0]
 }
+
+export interface StandbyPlanInput {
+  voters: readonly NodeId[]
+  nonVoters: readonly NodeId[]
+  /** The voter target (an even one is kept one below). */
+  target: number
+  /** The standbys wanted beside the voters. */
+  standbys: number
+  /** Members (agents outside the configuration) that could become standbys. */
+  candidates: readonly NodeId[]
+  status(id: NodeId): MemberStatus | undefined
+  mayVote?(id: NodeId): boolean
+}
+
+/**
+ * A member made a standby (added as a non-voter, to catch up by snapshot and be promoted in turn) while
+ * the replicas not down in the view are fewer than the voter target plus the standbys. One at a time,
+ * the lowest id first, so that every leader picks the same.
+ */
+export function planStandbyAddition(input: StandbyPlanInput): ConfigChange | undefined {
+  const replicas = [...input.voters, ...input.nonVoters]
+  const standing = replicas.filter(id => {
+    const status = input.status(id)
+    return status !== 'dead' && status !== 'left'
+  })
+  const target = input.target % 2 === 0 ? input.target - 1 : input.target
+  if (standing.length >= target + input.standbys) return undefined
+  const chosen = input.candidates
+    .filter(
+      id =>
+        !replicas.includes(id) &&
+        input.status(id) === 'alive' &&
+        (input.mayVote === undefined || input.mayVote(id)),
+    )
+    .sort()[0]
+  return chosen === undefined ? undefined : { type: 'addNonVoter', node: chosen }
+}

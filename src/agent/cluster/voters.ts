@@ -6,7 +6,7 @@ import type { Scheduler } from '../../time/index.ts'
 import type { CommitPort, LeaderPort, LivenessPort, RunnerPort } from '../node/port.ts'
 import type { RaftRunner } from '../node/raft-runner.ts'
 import type { NodeMeta } from './meta.ts'
-import { planVoterChange } from './voter-replacement.ts'
+import { planStandbyAddition, planVoterChange } from './voter-replacement.ts'
 
 export interface VotersInit {
   selfId: string
@@ -23,6 +23,10 @@ export interface VotersInit {
   /** The configuration may have changed: the member gate reads it again. */
   onConfigChange(): void
   voterReplaceAfterMs: number
+  /** The standbys to keep beside the voters; without it, none are added. */
+  standbys?(): number
+  /** Members (agents outside the configuration) that could become standbys. */
+  candidates?(): readonly string[]
   scheduler: Scheduler
   log: Logger
 }
@@ -94,20 +98,22 @@ export class Voters {
     if (this.promoting) return
     const status = runner.status()
     const { voters, nonVoters } = status.config
-    const change = planVoterChange({
-      leader: this.init.selfId,
-      voters,
-      nonVoters,
-      // Until the founder's target is committed, the founder (then the only voter) uses it already.
-      target: this.pendingTarget ?? this.init.replicatedTarget(),
-      commit: status.commit,
-      progress: status.progress ?? {},
-      status: id => this.init.memberStatus(id),
-      downFor: id => this.init.liveness.downFor(id),
-      replaceAfterMs: this.init.voterReplaceAfterMs,
-      // Only non-voters whose SPIFFE ID may vote are ever promoted; the others stay non-voters.
-      mayVote: id => this.mayVote(id),
-    })
+    const target = this.pendingTarget ?? this.init.replicatedTarget()
+    const change =
+      planVoterChange({
+        leader: this.init.selfId,
+        voters,
+        nonVoters,
+        // Until the founder's target is committed, the founder (then the only voter) uses it already.
+        target,
+        commit: status.commit,
+        progress: status.progress ?? {},
+        status: id => this.init.memberStatus(id),
+        downFor: id => this.init.liveness.downFor(id),
+        replaceAfterMs: this.init.voterReplaceAfterMs,
+        // Only non-voters whose SPIFFE ID may vote are ever promoted; the others stay non-voters.
+        mayVote: id => this.mayVote(id),
+      }) ?? this.standbyAddition(voters, nonVoters, target)
     if (change === undefined) return
     this.promoting = true
     const applied = runner.proposeConfigChange(change)
@@ -118,6 +124,24 @@ export class Voters {
       .finally(() => {
         this.promoting = false
       })
+  }
+
+  /** A member to make a standby, when replicas are missing (see `planStandbyAddition`). */
+  private standbyAddition(
+    voters: readonly string[],
+    nonVoters: readonly string[],
+    target: number,
+  ): ReturnType<typeof planStandbyAddition> {
+    if (this.init.standbys === undefined || this.init.candidates === undefined) return undefined
+    return planStandbyAddition({
+      voters,
+      nonVoters,
+      target,
+      standbys: this.init.standbys(),
+      candidates: this.init.candidates(),
+      status: id => this.init.memberStatus(id),
+      mayVote: id => this.mayVote(id),
+    })
   }
 
   /** One membership change, retried while another is still uncommitted. */

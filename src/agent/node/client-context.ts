@@ -26,12 +26,14 @@ export interface ReplicaClientPorts {
   closed: AbortSignal
   /** Test-only switches (`src/shell-bugs.ts`) for the proposer. */
   bugs?: ShellBugs
+  /** While this agent is a member (no runner): reads through a replica (`Mirror`). */
+  member?: { readonly active: boolean; readIndex(signal?: AbortSignal): Promise<void> }
 }
 
 /**
  * How the client of an agent that holds the log gets a command committed: proposed through its own runner
  * when it leads, forwarded to the leader otherwise, and answered by its own replica when that applies the
- * entry first. (An agent without the log would forward every command and read through a replica.)
+ * entry first. A member (no log) forwards every command and reads through a replica (`member`).
  */
 export function replicaClientContext(ports: ReplicaClientPorts): ClientContext {
   const { selfId, tracker, host, replica, session, rpc, authorization, scheduler, closed } = ports
@@ -51,6 +53,8 @@ export function replicaClientContext(ports: ReplicaClientPorts): ClientContext {
       return closed.aborted
     },
     get runner() {
+      const { member } = ports
+      if (member?.active === true && host.current() === undefined && !closed.aborted) return member
       return host.require()
     },
     session,

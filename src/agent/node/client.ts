@@ -7,7 +7,8 @@ import { localError } from './remote-errors.ts'
 import type { SessionKeeper } from './session.ts'
 
 export interface ClientContext extends ProposerContext {
-  readonly runner: RaftRunner
+  /** Where linearizable reads get their read point: the runner, or for a member a replica (`Mirror`). */
+  readonly runner: Pick<RaftRunner, 'readIndex'>
   readonly session: SessionKeeper
   readonly operationTimeoutMs: number
   /** Throws `UnauthorizedError` for a command this agent's own identity may not send. */

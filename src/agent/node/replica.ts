@@ -29,6 +29,7 @@ export class Replica implements ReplicatedApplication {
   readonly waiters = new Quota('waiting lock acquisitions and campaigns', MAX_WAITERS)
   private readonly eventListeners = new Set<StateEventListener>()
   private readonly restoreListeners = new Set<() => void>()
+  private readonly appliedListeners = new Set<(entry: Entry) => void>()
   /** Commands this agent forwarded, by session and seq: answered when their entry applies here. */
   private readonly resultWaiters = new Map<string, (result: CommandResult) => void>()
   /** Calls waiting for this replica to apply an index (`waitApplied`). */
@@ -41,7 +42,12 @@ export class Replica implements ReplicatedApplication {
   }
 
   apply(entry: Entry): ApplyOutput {
+    const before = this.state.appliedIndex
     const output = this.state.apply(entry)
+    // Only entries that applied (not those at or below the applied index) reach the members' feed.
+    if (this.appliedListeners.size > 0 && this.state.appliedIndex > before) {
+      for (const listener of this.appliedListeners) listener(entry)
+    }
     if (output.session !== undefined && this.resultWaiters.size > 0) {
       const key = `${output.session.seq}\n${output.session.id}`
       const waiter = this.resultWaiters.get(key)
@@ -94,6 +100,12 @@ export class Replica implements ReplicatedApplication {
   onEvent(listener: StateEventListener): () => void {
     this.eventListeners.add(listener)
     return () => this.eventListeners.delete(listener)
+  }
+
+  /** Calls `listener` with every entry this replica applies (what it feeds its members); returns unsubscribe. */
+  onApplied(listener: (entry: Entry) => void): () => void {
+    this.appliedListeners.add(listener)
+    return () => this.appliedListeners.delete(listener)
   }
 
   /** Calls `listener` after the state was replaced by a snapshot (events in between were not seen). */

@@ -1,0 +1,214 @@
+import type { Logger } from '@libp2p/interface'
+import { NoLeaderError } from '../../errors.ts'
+import type { Config } from '../../raft/types.ts'
+import type { MemberStatus } from '../../swim/types.ts'
+import { type Scheduler, sleep } from '../../time/index.ts'
+import type { LeaderTracker } from './leader-tracker.ts'
+import type { Replica } from './replica.ts'
+import { decodeEntry, type FeedAnswer, type FeedSnapshotChunk } from './replica-feed.ts'
+
+/** How long one `replica.entries` long poll waits at the replica for a new entry. */
+export const FEED_POLL_MS = 3_000
+/** How long after a failure a replica is not asked again while others may answer. */
+const FAILED_FOR_MS = 3_000
+
+/** A client-protocol call to `peer` (`{ op, args }`), its answer parsed. */
+export type FeedCall = (
+  peer: string,
+  op: string,
+  args: Record<string, unknown>,
+  timeoutMs: number,
+  signal?: AbortSignal,
+) => Promise<unknown>
+
+export interface MirrorInit {
+  selfId: string
+  /** This agent's copy of the state, fed here instead of by a Raft runner. */
+  replica: Replica
+  /** Learns who leads from the replicas' answers. */
+  tracker: LeaderTracker
+  call: FeedCall
+  /** The membership view's status of a replica (dead ones are not asked). */
+  status(id: string): MemberStatus | undefined
+  /** A replica's configuration names this agent: the leader chose it as a standby. */
+  onChosen(): void
+  operationTimeoutMs: number
+  scheduler: Scheduler
+  closed: AbortSignal
+  log: Logger
+}
+
+/**
+ * How a member (an agent that holds no Raft log) keeps its copy of the state: it long-polls one replica
+ * for the entries it applied, from its own applied index, and applies them in order. Losing that replica,
+ * it resumes on another from the same index, so each committed entry is applied here once, in order,
+ * whichever replica served it: the watches, lock grants and task assignments its API derives from them
+ * see no gap and no duplicate. Nothing is written to disk.
+ */
+export class Mirror {
+  private readonly init: MirrorInit
+  private running?: AbortController
+  /** The replicas as the last answer named them. */
+  config: Config = { voters: [], nonVoters: [] }
+  /** The replica feeding this member now ('' between replicas). */
+  serving = ''
+  private readonly failedAt = new Map<string, number>()
+
+  constructor(init: MirrorInit) {
+    this.init = init
+  }
+
+  /** Whether this agent is a member fed by a replica. */
+  get active(): boolean {
+    return this.running !== undefined
+  }
+
+  /** Starts feeding from the replicas named (the join answer's). */
+  start(replicas: readonly string[]): void {
+    if (this.running !== undefined) return
+    this.config = { voters: [...replicas], nonVoters: [] }
+    const running = new AbortController()
+    this.running = running
+    void this.loop(running.signal)
+  }
+
+  stop(): void {
+    this.running?.abort()
+    this.running = undefined
+    this.serving = ''
+  }
+
+  /**
+   * A linearizable read point (the `readIndex` of a runner, for `Client.barrier`): a replica confirms the
+   * leader's lead and answers the index it applied; resolves once this copy applied as far.
+   */
+  async readIndex(signal?: AbortSignal): Promise<void> {
+    const peer = this.pick()
+    if (peer === undefined) throw new NoLeaderError('No replica to read through')
+    const { index } = (await this.init.call(
+      peer,
+      'replica.readIndex',
+      {},
+      this.init.operationTimeoutMs,
+      signal,
+    )) as { index: number }
+    await this.init.replica.waitApplied(index, { signal, closed: this.init.closed })
+  }
+
+  private async loop(signal: AbortSignal): Promise<void> {
+    const { replica, scheduler, log } = this.init
+    let backoff = 50
+    while (!signal.aborted && !this.init.closed.aborted) {
+      const peer = this.pick()
+      if (peer === undefined) {
+        await sleep(scheduler, 200, signal).catch(() => {})
+        continue
+      }
+      this.serving = peer
+      try {
+        const answer = (await this.init.call(
+          peer,
+          'replica.entries',
+          { fromIndex: replica.state.appliedIndex + 1, waitMs: FEED_POLL_MS },
+          FEED_POLL_MS + this.init.operationTimeoutMs,
+          signal,
+        )) as FeedAnswer
+        if (signal.aborted) return
+        if (answer.snapshot) await this.install(peer, signal)
+        else this.applyAll(answer)
+        this.learn(answer)
+        // A replica behind this copy, or that knows no leader, may be cut off: another is asked.
+        if (
+          answer.entries.length === 0 &&
+          (answer.leader === '' || answer.applied < replica.state.appliedIndex)
+        ) {
+          this.failedAt.set(peer, scheduler.now())
+          this.serving = ''
+        }
+        backoff = 50
+      } catch (err) {
+        if (signal.aborted) return
+        log('member feed: replica %s failed, trying another: %e', peer, err)
+        this.failedAt.set(peer, scheduler.now())
+        this.serving = ''
+        await sleep(scheduler, backoff, signal).catch(() => {})
+        backoff = Math.min(backoff * 2, 1_000)
+      }
+    }
+  }
+
+  private applyAll(answer: FeedAnswer): void {
+    const { replica } = this.init
+    for (const entry of answer.entries) {
+      // Contiguous from our own index, or not at all (an answer to an older question).
+      if (entry.index !== replica.state.appliedIndex + 1) {
+        if (entry.index <= replica.state.appliedIndex) continue
+        return
+      }
+      replica.apply(decodeEntry(entry))
+    }
+  }
+
+  /** Who leads, what the replicas are, and whether this agent is now one of them. */
+  private learn(answer: FeedAnswer): void {
+    const { tracker, selfId } = this.init
+    if (answer.term >= tracker.term) tracker.update(answer.leader, answer.term)
+    this.config = answer.config
+    if (answer.config.voters.includes(selfId) || answer.config.nonVoters.includes(selfId))
+      this.init.onChosen()
+  }
+
+  /** The state at the replica's index, in chunks, replacing this copy (only if it is ahead of it). */
+  private async install(peer: string, signal: AbortSignal): Promise<void> {
+    const timeout = this.init.operationTimeoutMs
+    const first = (await this.init.call(peer, 'replica.snapshot', {}, timeout, signal)) as FeedSnapshotChunk
+    const bytes = new Uint8Array(first.totalBytes)
+    let offset = 0
+    let chunk = first
+    for (;;) {
+      const data = Buffer.from(chunk.chunk, 'base64')
+      bytes.set(data, offset)
+      offset += data.byteLength
+      if (offset >= first.totalBytes || data.byteLength === 0) break
+      chunk = (await this.init.call(
+        peer,
+        'replica.snapshot',
+        { index: first.index, offset },
+        timeout,
+        signal,
+      )) as FeedSnapshotChunk
+    }
+    if (signal.aborted || first.index <= this.init.replica.state.appliedIndex) return
+    this.init.replica.restore({
+      meta: { index: first.index, term: 0, config: this.config },
+      data: bytes,
+    })
+    this.init.log('member feed: state installed from %s at index %d', peer, first.index)
+  }
+
+  /**
+   * The replica to ask: the one serving now while it answers, else one the view does not hold dead and
+   * that did not just fail, spread over the replicas by this agent's id and sparing the leader if it can.
+   */
+  private pick(): string | undefined {
+    const { selfId, scheduler, tracker } = this.init
+    const now = scheduler.now()
+    const all = [...this.config.voters, ...this.config.nonVoters].filter(id => id !== selfId).sort()
+    const up = all.filter(id => {
+      const status = this.init.status(id)
+      return status !== 'dead' && status !== 'left'
+    })
+    const fresh = up.filter(id => now - (this.failedAt.get(id) ?? -Infinity) > FAILED_FOR_MS)
+    if (this.serving !== '' && fresh.includes(this.serving)) return this.serving
+    const pool = fresh.length > 0 ? fresh : up.length > 0 ? up : all
+    const spared = pool.length > 1 ? pool.filter(id => id !== tracker.leader) : pool
+    if (spared.length === 0) return undefined
+    return spared[hash(selfId) % spared.length]
+  }
+}
+
+function hash(text: string): number {
+  let h = 2166136261
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619)
+  return h >>> 0
+}
