@@ -95,6 +95,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     security,
     commit: client,
     logger,
+    listDeadForMs: timing.voterReplaceAfterMs,
     config: () => init.tier.config(),
   })
   const voters = new Voters({

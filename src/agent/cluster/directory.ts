@@ -27,6 +27,8 @@ export interface DirectoryInit {
   security: ConclaveSecurity
   commit: CommitPort
   logger: ComponentLogger
+  /** How long a member the view holds dead is still listed (as dead): as long as a dead replica is kept. */
+  listDeadForMs: number
   /** The replicas (the configuration): the runner's, or as a member's replica told it. Default: the runner's. */
   config?(): Config | undefined
 }
@@ -104,8 +106,12 @@ export class Directory {
     const ids = new Set([...config.voters, ...config.nonVoters])
     // Members hold no log and are in no configuration: the registry and the view name them.
     for (const agent of state.agents()) if (agent.alive) ids.add(agent.agentId)
+    // A member the view holds dead stays listed, dead, for as long as a dead replica stays in the
+    // configuration (`voterReplaceAfterMs`): health counts it out and operators see it go. One that left is gone.
     for (const member of membership.members()) {
       if (member.status === 'alive' || member.status === 'suspect') ids.add(member.id)
+      else if (member.status === 'dead' && (membership.downFor(member.id) ?? 0) < this.init.listDeadForMs)
+        ids.add(member.id)
     }
     return [...ids].map(id => {
       const agent = registered.get(id)
