@@ -117,8 +117,14 @@ describe('agents on a private network', () => {
     for (const agent of agents.splice(0)) await agent.stop()
   })
 
+  // joinTimeoutMs: an outsider's join asks again with back-off until then, and must reject (not hang).
   async function agent(psk: Uint8Array | string | undefined): Promise<Agent> {
-    const created = await createAgent({ transport: 'tcp', psk, operationTimeoutMs: 1_500 })
+    const created = await createAgent({
+      transport: 'tcp',
+      psk,
+      operationTimeoutMs: 1_500,
+      joinTimeoutMs: 5_000,
+    })
     agents.push(created)
     return created
   }
