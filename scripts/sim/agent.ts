@@ -42,6 +42,7 @@ import type {
 } from '../../src/raft/types.ts'
 import type { Command, CommandResult } from '../../src/state/index.ts'
 import { encodeEnvelope } from '../../src/state/index.ts'
+import type { ShellBugs } from '../../src/shell-bugs.ts'
 import { StorageFailedError } from '../../src/storage/errors.ts'
 import type { AgentClock } from './agent-clock.ts'
 import type { StoredLog } from './disk.ts'
@@ -122,6 +123,8 @@ export interface AgentEnv {
    * no-fail-stop`: then only the runner's own fail-stop stands between a failed write and a false ack).
    */
   readonly swallowUncaught: boolean
+  /** The agent shell's bug switches (`src/shell-bugs.ts`): the state machine's, the runner's, the proposer's. */
+  readonly shellBugs: ShellBugs
   /** A normal entry applied (first or again) on some agent. */
   onApplied?(entry: Entry): void
   /** The process died by itself (a crash in a write, or fail-stop on a storage error). */
@@ -225,7 +228,7 @@ export class SimAgent {
     const id = this.id
     const state: PersistedState = this.disk.load()
     const snapshotIndex = state.snapshot?.meta.index ?? 0
-    const replica = new SimReplica()
+    const replica = new SimReplica({}, env.shellBugs)
     const tracker = new LeaderTracker(clock)
     const closed = new AbortController().signal
     const host: RaftHost = new RaftHost({
@@ -244,6 +247,10 @@ export class SimAgent {
       isMember: () => true,
       closed,
       scheduler: clock,
+      bugs: env.shellBugs,
+      // The runner stopped for good on a storage error: the process stops, and its supervisor restarts it
+      // from what is really on its disk (as the agent's owner does: `service.ts` stops the agent).
+      onFailStop: error => this.failStopped(error),
     })
     const session = new SessionKeeper(
       id,
@@ -274,6 +281,7 @@ export class SimAgent {
         authorization: { authorizeOwn: noop },
         // Every simulated agent runs the same command-set version.
         admitCommand: noop,
+        bugs: env.shellBugs,
         operationTimeoutMs: this.timing.operationTimeoutMs,
         scheduler: clock,
         closed,
@@ -328,6 +336,22 @@ export class SimAgent {
       this.env.monitor.startNode(this.id, durable.snapshotIndex)
       this.env.monitor.observeCrash(this.id)
     }
+  }
+
+  /**
+   * The runner fail-stopped on a failed write. A crash inside the write (`SimCrash`, which the runner wraps)
+   * is the process dying there; any other storage error stops the agent, and the process exits with it.
+   */
+  private failStopped(error: StorageFailedError): void {
+    if (!this.parts) return
+    if (error.cause instanceof SimCrash) {
+      this.env.trace(`${this.id} dies in the middle of a disk write`)
+    } else {
+      this.env.counters.failStops++
+      this.env.trace(`${this.id} fail-stops on ${error.name}: ${error.message}`)
+    }
+    this.crash()
+    this.env.onDied(this)
   }
 
   private uncaught(error: unknown): void {
