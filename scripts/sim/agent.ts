@@ -40,9 +40,9 @@ import type {
   Role,
   Snapshot,
 } from '../../src/raft/types.ts'
+import type { ShellBugs } from '../../src/shell-bugs.ts'
 import type { Command, CommandResult } from '../../src/state/index.ts'
 import { encodeEnvelope } from '../../src/state/index.ts'
-import type { ShellBugs } from '../../src/shell-bugs.ts'
 import { StorageFailedError } from '../../src/storage/errors.ts'
 import type { AgentClock } from './agent-clock.ts'
 import type { StoredLog } from './disk.ts'
