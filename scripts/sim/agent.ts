@@ -13,6 +13,11 @@
 
 import type { Logger } from '@libp2p/interface'
 import { Locks } from '../../src/agent/api/locks.ts'
+import { Housekeeping } from '../../src/agent/cluster/housekeeping.ts'
+import { KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
+import type { KeepAliveAnswer } from '../../src/agent/cluster/keep-alive-answer.ts'
+import { LeaderDuties } from '../../src/agent/cluster/leader-duties.ts'
+import { Lessor } from '../../src/agent/cluster/lessor.ts'
 import { Client } from '../../src/agent/node/client.ts'
 import { replicaClientContext } from '../../src/agent/node/client-context.ts'
 import { LeaderTracker } from '../../src/agent/node/leader-tracker.ts'
@@ -40,6 +45,7 @@ import type {
   Role,
   Snapshot,
 } from '../../src/raft/types.ts'
+import type { ShellBugs } from '../../src/shell-bugs.ts'
 import type { Command, CommandResult } from '../../src/state/index.ts'
 import { encodeEnvelope } from '../../src/state/index.ts'
 import { StorageFailedError } from '../../src/storage/errors.ts'
@@ -122,6 +128,8 @@ export interface AgentEnv {
    * no-fail-stop`: then only the runner's own fail-stop stands between a failed write and a false ack).
    */
   readonly swallowUncaught: boolean
+  /** The agent shell's bug switches (`src/shell-bugs.ts`): the state machine's, the runner's, the proposer's. */
+  readonly shellBugs: ShellBugs
   /** A normal entry applied (first or again) on some agent. */
   onApplied?(entry: Entry): void
   /** The process died by itself (a crash in a write, or fail-stop on a storage error). */
@@ -145,6 +153,8 @@ interface Parts {
   host: RaftHost
   session: SessionKeeper
   client: Client
+  /** The leader's session leases, renewed by the agents' keep-alives over the simulated admin RPC. */
+  keepAliveServer: KeepAliveServer
 }
 
 /** The replica, with the simulator watching what it applies and restores. */
@@ -225,7 +235,7 @@ export class SimAgent {
     const id = this.id
     const state: PersistedState = this.disk.load()
     const snapshotIndex = state.snapshot?.meta.index ?? 0
-    const replica = new SimReplica()
+    const replica = new SimReplica({}, env.shellBugs)
     const tracker = new LeaderTracker(clock)
     const closed = new AbortController().signal
     const host: RaftHost = new RaftHost({
@@ -244,18 +254,41 @@ export class SimAgent {
       isMember: () => true,
       closed,
       scheduler: clock,
+      bugs: env.shellBugs,
+      // The runner stopped for good on a storage error: the process stops, and its supervisor restarts it
+      // from what is really on its disk (as the agent's owner does: `service.ts` stops the agent).
+      onFailStop: error => this.failStopped(error),
+    })
+    const lessor = new Lessor()
+    const keepAliveServer = new KeepAliveServer({
+      selfId: id,
+      lessor,
+      leader: tracker,
+      host,
+      session: sessionId => replica.state.session(sessionId),
+      scheduler: clock,
+      timeoutMs: this.timing.sessionTtlMs / 4,
+      batchMs: this.timing.tickMs * this.timing.heartbeatTicks,
+      closed,
+    })
+    const keepAlives = new KeepAliveClient({
+      selfId: id,
+      leader: tracker,
+      call: (peer, sessionId, timeoutMs) => this.callKeepAlive(peer, sessionId, timeoutMs),
+      local: keepAliveServer,
+      // Every simulated agent runs the lessor: never reached.
+      legacy: async () => {
+        throw new Error('no agent without the lessor in the simulator')
+      },
+      scheduler: clock,
+      closed,
     })
     const session = new SessionKeeper(
       id,
       this.timing,
       {
         submitRaw: (command, deadline) => client.submitRaw(command, deadline),
-        // TODO(sim): the leader's lessor over the simulated RPC; until then the keep-alive entry older agents
-        // send (it renews nothing in the state: sessions here end only by close or the leader's expiry).
-        keepAlive: async (sessionId, deadline) => {
-          const result = await client.submitRaw({ type: 'keepAlive', sessionId }, deadline)
-          return result.type === 'session' ? { status: 'renewed' } : { status: 'expired' }
-        },
+        keepAlive: (sessionId, deadline) => keepAlives.keepAlive(sessionId, deadline),
       },
       silentLogger,
       clock,
@@ -274,6 +307,7 @@ export class SimAgent {
         authorization: { authorizeOwn: noop },
         // Every simulated agent runs the same command-set version.
         admitCommand: noop,
+        bugs: env.shellBugs,
         operationTimeoutMs: this.timing.operationTimeoutMs,
         scheduler: clock,
         closed,
@@ -287,7 +321,21 @@ export class SimAgent {
     replica.onApply = entry => this.observeApply(entry)
     replica.onRestored = snapshot => this.observeRestore(snapshot)
     const locks = new Locks({ client, replica, session, timing: this.timing, closed, scheduler: clock })
-    this.parts = { locks, replica, tracker, host, session, client }
+    // The leader's housekeeping: session expiries from its lessor, lock expiries timed on its monotonic clock.
+    const housekeeping = new Housekeeping({
+      selfId: id,
+      host,
+      replica,
+      liveness: { down: () => [] },
+      duties: new LeaderDuties(client, silentLogger),
+      lessor,
+      voters: { keep: noop },
+      clusterVersion: { keep: noop },
+      joining: { rejoinIfRemoved: noop },
+      scheduler: clock,
+      intervalMs: Math.max(this.timing.tickMs, 50),
+    })
+    this.parts = { locks, replica, tracker, host, session, client, keepAliveServer }
     this.role = 'follower'
     this.leader = ''
     this.term = state.hardState.term
@@ -301,6 +349,7 @@ export class SimAgent {
     } finally {
       this.booting = false
     }
+    housekeeping.start()
     if (this.incarnation > 0) {
       // Queued after the runner's first Ready: it must have re-applied up to the recovery point.
       clock.after(0, () => env.monitor.observeReadyDone(id))
@@ -328,6 +377,22 @@ export class SimAgent {
       this.env.monitor.startNode(this.id, durable.snapshotIndex)
       this.env.monitor.observeCrash(this.id)
     }
+  }
+
+  /**
+   * The runner fail-stopped on a failed write. A crash inside the write (`SimCrash`, which the runner wraps)
+   * is the process dying there; any other storage error stops the agent, and the process exits with it.
+   */
+  private failStopped(error: StorageFailedError): void {
+    if (!this.parts) return
+    if (error.cause instanceof SimCrash) {
+      this.env.trace(`${this.id} dies in the middle of a disk write`)
+    } else {
+      this.env.counters.failStops++
+      this.env.trace(`${this.id} fail-stops on ${error.name}: ${error.message}`)
+    }
+    this.crash()
+    this.env.onDied(this)
   }
 
   private uncaught(error: unknown): void {
@@ -487,11 +552,36 @@ export class SimAgent {
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<Uint8Array> {
     if (protocol !== FORWARD_PROTOCOL) return Promise.reject(new Error(`no ${protocol} in the simulator`))
-    const env = this.env
-    env.counters.writesForwarded++
-    const incarnation = this.incarnation
+    this.env.counters.writesForwarded++
     const bytes = request.slice()
-    return new Promise<Uint8Array>((resolve, reject) => {
+    return this.overLink(
+      peer,
+      options.timeoutMs ?? this.timing.operationTimeoutMs,
+      options.signal,
+      (leader, broken) =>
+        leader.serveForward(this.id, bytes, broken).catch(error => {
+          if (error instanceof NotLeaderError || error instanceof ProposalDroppedError)
+            this.env.counters.forwardsRefused++
+          throw error
+        }),
+    )
+  }
+
+  /** A keep-alive to `peer`'s lessor over the admin protocol (`keepAliveCall`), through the network. */
+  private callKeepAlive(peer: string, sessionId: string, timeoutMs: number): Promise<KeepAliveAnswer> {
+    return this.overLink(peer, timeoutMs, undefined, agent => agent.serveKeepAlive(sessionId, this.id))
+  }
+
+  /** An RPC to `peer` over the simulated links: the request's trip, `serve` on the peer, the answer's trip. */
+  private overLink<T>(
+    peer: string,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    serve: (agent: SimAgent, broken: () => void) => Promise<T>,
+  ): Promise<T> {
+    const env = this.env
+    const incarnation = this.incarnation
+    return new Promise<T>((resolve, reject) => {
       let settled = false
       const settle = (fn: () => void): void => {
         if (settled || this.incarnation !== incarnation) return
@@ -499,12 +589,10 @@ export class SimAgent {
         cancel()
         fn()
       }
-      const cancel = this.clock.after(options.timeoutMs ?? this.timing.operationTimeoutMs, () =>
-        settle(() => reject(new SimRpcError('RpcTimeoutError', 'forward timed out'))),
+      const cancel = this.clock.after(timeoutMs, () =>
+        settle(() => reject(new SimRpcError('RpcTimeoutError', 'the call timed out'))),
       )
-      options.signal?.addEventListener('abort', () => settle(() => reject(options.signal!.reason)), {
-        once: true,
-      })
+      signal?.addEventListener('abort', () => settle(() => reject(signal.reason)), { once: true })
       const broken = (): void =>
         settle(() => reject(new SimRpcError('RpcConnectionError', `the connection to ${peer} broke`)))
       const back = (fn: () => void): void => env.link(peer, this.id, () => settle(fn), broken)
@@ -512,23 +600,26 @@ export class SimAgent {
         this.id,
         peer,
         () => {
-          const leader = env.agent(peer)
-          if (leader === undefined || !leader.up) {
+          const agent = env.agent(peer)
+          if (agent === undefined || !agent.up) {
             back(() => reject(new SimRpcError('RpcConnectionError', `${peer} is down`)))
             return
           }
-          leader.serveForward(this.id, bytes, broken).then(
+          serve(agent, broken).then(
             answer => back(() => resolve(answer)),
-            error => {
-              if (error instanceof NotLeaderError || error instanceof ProposalDroppedError)
-                env.counters.forwardsRefused++
-              back(() => reject(new SimRemoteError(error)))
-            },
+            error => back(() => reject(new SimRemoteError(error))),
           )
         },
         broken,
       )
     })
+  }
+
+  /** The leader's keep-alive handler (as `admin-server.ts`, without the security gates). */
+  serveKeepAlive(sessionId: string, from: NodeId): Promise<KeepAliveAnswer> {
+    const parts = this.parts
+    if (!parts) return new Promise(() => {})
+    return parts.keepAliveServer.serve(sessionId, from)
   }
 
   /**

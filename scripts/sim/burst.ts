@@ -6,6 +6,7 @@
  * come for a put that did not take effect; one that did must report an unknown outcome (`NoLeaderError`).
  */
 
+import { InvalidArgumentError } from '../../src/errors.ts'
 import type { Entry } from '../../src/raft/types.ts'
 import { decodeEnvelope } from '../../src/state/index.ts'
 import type { SimAgent } from './agent.ts'
@@ -65,7 +66,19 @@ export class BurstChecker {
             )
           }
         },
-        () => {
+        error => {
+          // The API's "nothing was written" for a rejected call: the put must not have taken effect.
+          if (error instanceof InvalidArgumentError) {
+            this.stats.refused++
+            if (this.applied.has(value)) {
+              this.violation ??= new Violation(
+                'nothing-written',
+                this.scheduler.now,
+                `put ${value} through ${agent.id} took effect but was rejected with InvalidArgumentError ("nothing was written")`,
+              )
+            }
+            return
+          }
           this.stats.unknown++
         },
       )

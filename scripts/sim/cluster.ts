@@ -7,6 +7,7 @@
 
 import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
 import type { Entry, Message, NodeId } from '../../src/raft/types.ts'
+import type { ShellBugs } from '../../src/shell-bugs.ts'
 import { type AgentCounters, type AgentEnv, emptyState, foundingState, SimAgent } from './agent.ts'
 import { AgentClock, type ClockSkew } from './agent-clock.ts'
 import { SafetyMonitor } from './invariants.ts'
@@ -34,6 +35,8 @@ export interface ClusterSetup {
   skews?: ClockSkew[]
   /** `--bug no-fail-stop`: the application swallows uncaught exceptions. */
   swallowUncaught: boolean
+  /** The agent shell's bug switches (`src/shell-bugs.ts`) every agent runs with. */
+  shellBugs: ShellBugs
   trace: (line: string) => void
 }
 
@@ -128,6 +131,7 @@ export class Cluster {
       link: (from, to, arrive, lost) => this.network.carry(from, to, this.forwardPrng, arrive, lost),
       agent: id => this.byId.get(id),
       swallowUncaught: setup.swallowUncaught,
+      shellBugs: setup.shellBugs,
       onApplied: entry => this.onApplied?.(entry),
       onDied: node => {
         this.crashes++

@@ -19,6 +19,7 @@
 
 import { checkOperations, describeKvOperation, type KvOperation, kvModel } from '../../src/check/index.ts'
 import type { RaftBugs, RaftCoreOptions } from '../../src/raft/core-options.ts'
+import { shellBugs } from '../../src/shell-bugs.ts'
 import { BurstChecker } from './burst.ts'
 import { SimClient } from './clients.ts'
 import { Cluster } from './cluster.ts'
@@ -129,14 +130,9 @@ const ticks = (n: number) => n * MS_PER_TICK
 /**
  * Everything one `--bug NAME` switches on, in one object: the Raft core's switches (`RaftCoreOptions.bugs`),
  * the simulated world's (a disk that forgets the vote; an application that swallows uncaught exceptions),
- * and the agent shell's (`shell`: the names of `src/shell-bugs.ts` on the shell-fixes branch).
- *
- * TODO(merge shell-fixes): pass `shellBugs(options.shell)` to `new SimReplica(bugs)` (the state machine's
- * switches: lease-inline-expiry, session-window, resign-any-candidacy) and to `RaftHostInit.bugs` (the
- * runner's no-fail-stop) in scripts/sim/agent.ts. Until then `session-window`, `lease-inline-expiry` and
- * `resign-any-candidacy` are accepted and change nothing; `no-fail-stop` is modelled by the application
- * swallowing the storage error (the runner here has no fail-stop of its own yet, so the process's death by
- * the uncaught exception is what stops it when the switch is off).
+ * and the agent shell's (`shell`: the names of `src/shell-bugs.ts`, which every simulated agent's state
+ * machine, Raft runner and proposer get as `shellBugs(shell)`). `no-fail-stop` is both: the runner lets the
+ * storage error escape and the application swallows it (an `uncaughtException` handler), so the node runs on.
  */
 export interface BugOptions {
   raft: RaftBugs
@@ -241,6 +237,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     forgetVote: bugs.forgetVote,
     snapshotEntries: setupPrng.between(3, 40),
     swallowUncaught: bugs.swallowUncaught,
+    shellBugs: shellBugs(bugs.shell),
     trace,
   })
   const faultEnd = ticks(WARMUP_TICKS + setupPrng.between(150, 250))

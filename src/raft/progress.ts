@@ -3,7 +3,7 @@
  * of append messages in flight (bounded by count and by bytes).
  */
 
-import type { Progress } from './types.ts'
+import type { Progress, Snapshot } from './types.ts'
 
 /** A ring of the append messages in flight to one follower: last index and data bytes of each. */
 export class Inflights {
@@ -81,6 +81,8 @@ export class PeerProgress {
   /** In snapshot state: the snapshot being sent, the bytes acknowledged so far, whether a chunk is out. */
   snapshotIndex = 0
   snapshotOffset = 0
+  /** The snapshot whose transfer is under way: kept to its end even if the leader compacts again meanwhile. */
+  sending: Snapshot | undefined
   chunkInFlight = false
   /** Ticks since the last chunk went out, to resend one that was lost. */
   ticksSinceChunk = 0
@@ -95,6 +97,7 @@ export class PeerProgress {
     this.paused = false
     this.snapshotIndex = 0
     this.snapshotOffset = 0
+    this.sending = undefined
     this.chunkInFlight = false
     this.ticksSinceChunk = 0
     this.inflights.reset()

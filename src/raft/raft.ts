@@ -1252,22 +1252,31 @@ export class RaftNode implements RaftCore {
       return
     }
     if (progress.chunkInFlight) return
-    if (progress.snapshotIndex !== snapshot.meta.index) {
-      // We compacted again since this transfer began: send the newer snapshot from the start.
+    // A transfer under way finishes with the snapshot it began with, even if we compacted again since: starting
+    // over at every compaction never ends when sending a snapshot takes longer than the log takes to grow by
+    // `snapshotEntries` (a slow link, small chunks). The follower installs it, then gets the newer one.
+    // Not begun yet (or the follower lost what it had, and we start over): the newest snapshot.
+    let sending = progress.sending
+    if (
+      sending === undefined ||
+      (progress.snapshotOffset === 0 && sending.meta.index !== snapshot.meta.index)
+    ) {
+      sending = snapshot
+      progress.sending = snapshot
       progress.snapshotIndex = snapshot.meta.index
       progress.snapshotOffset = 0
     }
-    const offset = Math.min(progress.snapshotOffset, snapshot.data.length)
-    const end = Math.min(offset + Math.max(1, this.options.snapshotChunkBytes), snapshot.data.length)
+    const offset = Math.min(progress.snapshotOffset, sending.data.length)
+    const end = Math.min(offset + Math.max(1, this.options.snapshotChunkBytes), sending.data.length)
     this.send({
       type: 'snapshot',
       from: this.id,
       to,
       term: this.term,
-      meta: snapshot.meta,
+      meta: sending.meta,
       offset,
-      data: snapshot.data.subarray(offset, end),
-      done: end === snapshot.data.length,
+      data: sending.data.subarray(offset, end),
+      done: end === sending.data.length,
     })
     progress.chunkInFlight = true
     progress.ticksSinceChunk = 0
