@@ -1,5 +1,6 @@
 import type { Wire } from '../agent/api/client-protocol.ts'
 import type { TaskEvent, TaskStatus } from '../api.ts'
+import { TASK_STATES } from '../state/task-spec.ts'
 import { sleep } from '../time/sleep.ts'
 import { systemScheduler } from '../time/system-scheduler.ts'
 import type { OptionSpec, ParsedArgs } from './args.ts'
@@ -272,18 +273,6 @@ function isoDate(text: string, option: string): string {
   return date.toISOString()
 }
 
-const TASK_STATES = [
-  'waiting',
-  'pending',
-  'assigned',
-  'running',
-  'completed',
-  'failed',
-  'dead',
-  'expired',
-  'cancelled',
-]
-
 const FILTER_OPTIONS: OptionSpec[] = [
   {
     name: 'state',
@@ -301,7 +290,7 @@ function filterOf(args: ParsedArgs, withId = false): Record<string, unknown> {
   const states = args.options.state as string[] | undefined
   if (states !== undefined) {
     for (const state of states) {
-      if (!TASK_STATES.includes(state)) {
+      if (!(TASK_STATES as readonly string[]).includes(state)) {
         throw new UsageError(
           `--state ${JSON.stringify(state)} is not a task state (${TASK_STATES.join(', ')})`,
         )
