@@ -103,7 +103,13 @@ export class Directory {
     const config = this.config()
     const state = replica.state
     const registered = new Map(state.agents().map(agent => [agent.agentId, agent]))
-    const ids = new Set([...config.voters, ...config.nonVoters])
+    // A replica the configuration names before it registered or the view met it (the moment after the leader
+    // added it) is not listed yet: nothing says what it is called or whether it runs, and "dead" would lie.
+    const ids = new Set(
+      [...config.voters, ...config.nonVoters].filter(
+        id => id === selfId || registered.has(id) || membership.member(id) !== undefined,
+      ),
+    )
     // Members hold no log and are in no configuration: the registry and the view name them.
     for (const agent of state.agents()) if (agent.alive) ids.add(agent.agentId)
     // A member the view holds dead stays listed, dead, for as long as a dead replica stays in the
