@@ -18,7 +18,7 @@ export interface AdminServerInit {
   memberGate: Pick<MemberGate, 'isMember'>
   gate: Pick<Gate, 'require'>
   authorization: Pick<Authorization, 'authorizeAdmin'>
-  voters: Pick<Voters, 'changeConfig'>
+  voters: Pick<Voters, 'changeConfig' | 'adding'>
   peerStore: Pick<PeerStore, 'merge'>
   admin: AdminCall
   /** The leader's keep-alive answers (its lessor). */
@@ -39,7 +39,6 @@ export interface AdminServerInit {
 export class AdminServer {
   private readonly init: AdminServerInit
   /** Joiners being added as replicas: counted against the limit until their change commits. */
-  private readonly adding = new Set<string>()
 
   constructor(init: AdminServerInit) {
     this.init = init
@@ -93,18 +92,16 @@ export class AdminServer {
         const replicas = [...config.voters, ...config.nonVoters]
         if (replicas.includes(parsed.agentId)) return encodeAdmin({ clusterId, role: 'replica' })
         // Past the voters and standbys, a joiner costs the replicas no configuration change.
-        // Joins served at once are counted with the replicas while their changes commit.
-        const reserved = replicas.length + [...this.adding].filter(id => id !== parsed.agentId).length
+        // Additions in flight (joins served at once, a standby the leader chose) count with the replicas
+        // while their changes commit.
+        const reserved =
+          replicas.length +
+          [...voters.adding].filter(id => id !== parsed.agentId && !replicas.includes(id)).length
         if (reserved >= (this.init.replicaLimit?.() ?? Number.POSITIVE_INFINITY)) {
           this.init.admitMember?.(parsed.agentId)
           return encodeAdmin({ clusterId, role: 'member', replicas })
         }
-        this.adding.add(parsed.agentId)
-        try {
-          await voters.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
-        } finally {
-          this.adding.delete(parsed.agentId)
-        }
+        await voters.changeConfig({ type: 'addNonVoter', node: parsed.agentId })
         return encodeAdmin({ clusterId, role: 'replica' })
       }
       case 'remove':

@@ -79,7 +79,12 @@ function deadNonVoterRemoval(input: VoterPlanInput): ConfigChange | undefined {
 }
 
 /** Down in the view for `replaceAfterMs`, and silent to Raft. */
-function isLongDown(input: VoterPlanInput, id: NodeId): boolean {
+function isLongDown(
+  input: Pick<VoterPlanInput, 'status' | 'downFor' | 'replaceAfterMs'> & {
+    progress: Readonly<Record<NodeId, Pick<Progress, 'recentActive'>>>
+  },
+  id: NodeId,
+): boolean {
   const status = input.status(id)
   return (
     (status === 'dead' || status === 'left') &&
@@ -96,6 +101,8 @@ function longestDown(input: VoterPlanInput, ids: readonly NodeId[]): NodeId {
 export interface StandbyPlanInput {
   voters: readonly NodeId[]
   nonVoters: readonly NodeId[]
+  /** Agents whose addition is proposed and not applied yet: they count as replicas already. */
+  adding: readonly NodeId[]
   /** The voter target (an even one is kept one below). */
   target: number
   /** The standbys wanted beside the voters. */
@@ -103,26 +110,33 @@ export interface StandbyPlanInput {
   /** Members (agents outside the configuration) that could become standbys. */
   candidates: readonly NodeId[]
   status(id: NodeId): MemberStatus | undefined
+  /** How long (ms) the node has been dead or left in the view; undefined while it is not. */
+  downFor(id: NodeId): number | undefined
+  progress: Readonly<Record<NodeId, Pick<Progress, 'recentActive'>>>
+  replaceAfterMs: number
   mayVote?(id: NodeId): boolean
 }
 
 /**
  * A member made a standby (added as a non-voter, to catch up by snapshot and be promoted in turn) while
- * the replicas not down in the view are fewer than the voter target plus the standbys. One at a time,
- * the lowest id first, so that every leader picks the same.
+ * the replicas are fewer than the voter target plus the standbys. A replica stops counting only once it is
+ * lost by the rule that takes it out of the configuration (down in the view for `replaceAfterMs` and silent
+ * to Raft): a replica the view only briefly held dead must not leave a standby too many behind when it comes
+ * back, since nothing takes a healthy standby out. Additions in flight count, so that a join answered at
+ * the same moment does not add one more. One at a time, the lowest id first, so that every leader picks the
+ * same.
  */
 export function planStandbyAddition(input: StandbyPlanInput): ConfigChange | undefined {
   const replicas = [...input.voters, ...input.nonVoters]
-  const standing = replicas.filter(id => {
-    const status = input.status(id)
-    return status !== 'dead' && status !== 'left'
-  })
+  const standing = replicas.filter(id => !isLongDown(input, id)).length
+  const adding = input.adding.filter(id => !replicas.includes(id))
   const target = input.target % 2 === 0 ? input.target - 1 : input.target
-  if (standing.length >= target + input.standbys) return undefined
+  if (standing + adding.length >= target + input.standbys) return undefined
   const chosen = input.candidates
     .filter(
       id =>
         !replicas.includes(id) &&
+        !adding.includes(id) &&
         input.status(id) === 'alive' &&
         (input.mayVote === undefined || input.mayVote(id)),
     )

@@ -1,5 +1,6 @@
 import type { Logger } from '@libp2p/interface'
 import { InvalidArgumentError } from '../../errors.ts'
+import type { ConfigChange } from '../../raft/types.ts'
 import type { Gate } from '../../security/gate.ts'
 import type { MemberStatus } from '../../swim/types.ts'
 import type { Scheduler } from '../../time/index.ts'
@@ -43,6 +44,17 @@ export class Voters {
   private promoting = false
   /** Peers whose `vote` permission is being checked (promotion waits for the answer). */
   private readonly checkingVote = new Set<string>()
+  /**
+   * Agents whose addition as a non-voter is proposed and not applied yet. A join's answer and the standby
+   * planner both count them as replicas, so that the two, running at the same moment, never add past the
+   * voters plus the standbys (nothing takes a healthy standby out again).
+   */
+  private readonly addingSet = new Set<string>()
+
+  /** Agents being added as non-voters now (see `addingSet`). */
+  get adding(): ReadonlySet<string> {
+    return this.addingSet
+  }
 
   constructor(init: VotersInit) {
     this.init = init
@@ -113,17 +125,26 @@ export class Voters {
         replaceAfterMs: this.init.voterReplaceAfterMs,
         // Only non-voters whose SPIFFE ID may vote are ever promoted; the others stay non-voters.
         mayVote: id => this.mayVote(id),
-      }) ?? this.standbyAddition(voters, nonVoters, target)
+      }) ?? this.standbyAddition(voters, nonVoters, target, status)
     if (change === undefined) return
     this.promoting = true
+    const done = this.track(change)
     const applied = runner.proposeConfigChange(change)
     this.init.onConfigChange()
     applied
       .then(() => this.init.log('voter set: %s %s', change.type, change.node))
       .catch(err => this.init.log('voter set: %s %s not done: %e', change.type, change.node, err))
       .finally(() => {
+        done()
         this.promoting = false
       })
+  }
+
+  /** Counts an addition in `adding` until `done` is called. */
+  private track(change: ConfigChange): () => void {
+    if (change.type !== 'addNonVoter') return () => {}
+    this.addingSet.add(change.node)
+    return () => this.addingSet.delete(change.node)
   }
 
   /** A member to make a standby, when replicas are missing (see `planStandbyAddition`). */
@@ -131,32 +152,42 @@ export class Voters {
     voters: readonly string[],
     nonVoters: readonly string[],
     target: number,
+    status: ReturnType<RaftRunner['status']>,
   ): ReturnType<typeof planStandbyAddition> {
     if (this.init.standbys === undefined || this.init.candidates === undefined) return undefined
     return planStandbyAddition({
       voters,
       nonVoters,
+      adding: [...this.addingSet],
       target,
       standbys: this.init.standbys(),
       candidates: this.init.candidates(),
       status: id => this.init.memberStatus(id),
+      downFor: id => this.init.liveness.downFor(id),
+      progress: status.progress ?? {},
+      replaceAfterMs: this.init.voterReplaceAfterMs,
       mayVote: id => this.mayVote(id),
     })
   }
 
   /** One membership change, retried while another is still uncommitted. */
-  async changeConfig(change: Parameters<RaftRunner['proposeConfigChange']>[0]): Promise<void> {
+  async changeConfig(change: ConfigChange): Promise<void> {
     const deadline = this.init.commit.deadline()
-    for (;;) {
-      try {
-        const applied = this.init.runner.require().proposeConfigChange(change)
-        this.init.onConfigChange()
-        await applied
-        return
-      } catch (err) {
-        if ((err as Error).name !== 'ConfigChangeError' || this.init.scheduler.now() > deadline) throw err
-        await this.init.leader.waitChange(50)
+    const done = this.track(change)
+    try {
+      for (;;) {
+        try {
+          const applied = this.init.runner.require().proposeConfigChange(change)
+          this.init.onConfigChange()
+          await applied
+          return
+        } catch (err) {
+          if ((err as Error).name !== 'ConfigChangeError' || this.init.scheduler.now() > deadline) throw err
+          await this.init.leader.waitChange(50)
+        }
       }
+    } finally {
+      done()
     }
   }
 
