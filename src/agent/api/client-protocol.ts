@@ -37,6 +37,7 @@ import {
   Quota,
 } from '../validate.ts'
 import { type CampaignPoll, ClientLeases, type LockPoll } from './client-leases.ts'
+import { longPoll } from './long-poll.ts'
 import { type TaskFilterWire, taskEvents, taskFilter, taskListOptions } from './tasks/client-ops.ts'
 import {
   type AttemptPoll,
@@ -568,54 +569,23 @@ export class ClientProtocolServer {
       throw new InvalidArgumentError(`maxEvents must be an integer from 1 to ${MAX_EVENTS_PER_POLL}`)
     }
     const fromRevision = checkRevision(args.fromRevision, 'fromRevision') ?? this.host.currentRevision() + 1
-    const controller = new AbortController()
-    let endRevision: number | undefined
-    const stop = (): void => {
-      if (endRevision !== undefined) return
-      endRevision = this.host.currentRevision()
-      controller.abort()
-    }
-    const cancelTimer = this.host.scheduler.after(waitMs, stop, { keepAlive: true })
-    // The client went away: nobody reads the answer, and the watch's place is someone else's.
-    closed?.addEventListener('abort', stop, { once: true })
-    const iterator = this.host.api.consensus
+    return longPoll({
       // A buffer of one answer: the watch holds no more than the poll can carry, however far behind the
       // client is (the rest stays in the history for its next poll).
-      .watch(prefix, {
-        fromRevision: Math.max(fromRevision, 1),
-        signal: controller.signal,
-        buffer: maxEvents as number,
-      })
-      [Symbol.asyncIterator]()
-    const events: Wire<ConsensusEvent>[] = []
-    let bytes = 0
-    let full = false
-    try {
-      for (;;) {
-        const next = await iterator.next()
-        if (next.done === true) break
-        const event = { ...next.value, timestamp: next.value.timestamp.toISOString() }
-        events.push(event)
-        bytes += JSON.stringify(event).length
-        if (events.length >= (maxEvents as number) || bytes >= EVENT_BYTES_PER_POLL) {
-          full = true
-          break
-        }
-        // One event is enough to answer: take what is already queued, wait for no more.
-        stop()
-      }
-    } finally {
-      cancelTimer()
-      closed?.removeEventListener('abort', stop)
-      stop()
-      await iterator.return?.()
-    }
-    const last = events.length > 0 ? events[events.length - 1].revision + 1 : fromRevision
-    // A watch that fell behind (a snapshot replaced the state mid-poll) did not queue all it had to: the
-    // next poll picks up right after what this answer carries.
-    const behind = (iterator as { behind?: boolean }).behind === true
-    if (full || behind || endRevision === undefined) return { events, nextRevision: last }
-    return { events, nextRevision: Math.max(last, fromRevision, endRevision + 1) }
+      open: (from, signal) =>
+        this.host.api.consensus.watch(prefix, {
+          fromRevision: Math.max(from, 1),
+          signal,
+          buffer: maxEvents as number,
+        }),
+      fromRevision,
+      currentRevision: () => this.host.currentRevision(),
+      waitMs,
+      maxEvents: maxEvents as number,
+      maxBytes: EVENT_BYTES_PER_POLL,
+      scheduler: this.host.scheduler,
+      closed,
+    })
   }
 }
 

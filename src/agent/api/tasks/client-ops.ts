@@ -1,6 +1,7 @@
 import type { TaskDistributor, TaskEvent, TaskFilter, TaskState } from '../../../api.ts'
 import { InvalidArgumentError } from '../../../errors.ts'
 import type { Scheduler } from '../../../time/scheduler.ts'
+import { longPoll, type WireEvent } from '../long-poll.ts'
 
 /** A `TaskFilter` as JSON. */
 export interface TaskFilterWire {
@@ -52,7 +53,7 @@ export interface TaskEventsPoll {
 export async function taskEvents(
   tasks: TaskDistributor,
   poll: TaskEventsPoll,
-): Promise<{ events: (Omit<TaskEvent, 'timestamp'> & { timestamp: string })[]; nextRevision: number }> {
+): Promise<{ events: WireEvent<TaskEvent>[]; nextRevision: number }> {
   const maxEvents = poll.maxEvents ?? MAX_TASK_EVENTS_PER_POLL
   if (
     !Number.isSafeInteger(maxEvents) ||
@@ -61,43 +62,14 @@ export async function taskEvents(
   ) {
     throw new InvalidArgumentError(`maxEvents must be an integer from 1 to ${MAX_TASK_EVENTS_PER_POLL}`)
   }
-  const fromRevision = Math.max(poll.fromRevision ?? poll.currentRevision() + 1, 1)
-  const controller = new AbortController()
-  let endRevision: number | undefined
-  const stop = (): void => {
-    if (endRevision !== undefined) return
-    endRevision = poll.currentRevision()
-    controller.abort()
-  }
-  const cancelTimer = poll.scheduler.after(poll.waitMs, stop, { keepAlive: true })
-  poll.closed?.addEventListener('abort', stop, { once: true })
-  const iterator = tasks
-    .watch(poll.filter, { fromRevision, signal: controller.signal })
-    [Symbol.asyncIterator]()
-  const events: (Omit<TaskEvent, 'timestamp'> & { timestamp: string })[] = []
-  let bytes = 0
-  let full = false
-  try {
-    for (;;) {
-      const next = await iterator.next()
-      if (next.done === true) break
-      const event = { ...next.value, timestamp: next.value.timestamp.toISOString() }
-      events.push(event)
-      bytes += JSON.stringify(event).length
-      if (events.length >= (maxEvents as number) || bytes >= EVENT_BYTES_PER_POLL) {
-        full = true
-        break
-      }
-      // One change is enough to answer: take what is already queued, wait for no more.
-      stop()
-    }
-  } finally {
-    cancelTimer()
-    poll.closed?.removeEventListener('abort', stop)
-    stop()
-    await iterator.return?.()
-  }
-  const last = events.length > 0 ? events[events.length - 1].revision + 1 : fromRevision
-  if (full || endRevision === undefined) return { events, nextRevision: last }
-  return { events, nextRevision: Math.max(last, fromRevision, endRevision + 1) }
+  return longPoll({
+    open: (fromRevision, signal) => tasks.watch(poll.filter, { fromRevision, signal }),
+    fromRevision: Math.max(poll.fromRevision ?? poll.currentRevision() + 1, 1),
+    currentRevision: poll.currentRevision,
+    waitMs: poll.waitMs,
+    maxEvents: maxEvents as number,
+    maxBytes: EVENT_BYTES_PER_POLL,
+    scheduler: poll.scheduler,
+    closed: poll.closed,
+  })
 }
