@@ -1,6 +1,7 @@
 import type { Logger } from '@libp2p/interface'
 import type { Abortable, DistributedTask, WorkStealer } from '../../api.ts'
 import { AbortError, ClosedError, InvalidArgumentError, NotFoundError } from '../../errors.ts'
+import { pubsubService } from '../../net/pubsub-service.ts'
 import type { RegisteredAgent, StateEvent, TaskInfo } from '../../state/index.ts'
 import type { Cancel, Scheduler } from '../../time/scheduler.ts'
 import type { Client } from '../node/client.ts'
@@ -53,21 +54,14 @@ export function workTopic(clusterId: string | undefined): string {
 
 /** The node's pubsub service among libp2p components (`pubsub`), if there is one. */
 export function pubsubOf(components: object): WorkPubSub | undefined {
-  try {
-    // libp2p's components throw for a service they do not have.
-    const service = (components as Record<string, unknown>).pubsub as Partial<WorkPubSub> | undefined
-    if (
-      typeof service?.subscribe === 'function' &&
-      typeof service.unsubscribe === 'function' &&
-      typeof service.publish === 'function' &&
-      typeof service.getSubscribers === 'function' &&
-      typeof service.addEventListener === 'function' &&
-      typeof service.removeEventListener === 'function'
-    ) {
-      return service as WorkPubSub
-    }
-  } catch {}
-  return undefined
+  return pubsubService<WorkPubSub>(components, [
+    'subscribe',
+    'unsubscribe',
+    'publish',
+    'getSubscribers',
+    'addEventListener',
+    'removeEventListener',
+  ])
 }
 
 export interface WorkStealingContext {

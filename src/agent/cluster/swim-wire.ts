@@ -20,6 +20,7 @@
  */
 
 import type { GossipSub } from '@libp2p/gossipsub'
+import { pubsubService } from '../../net/pubsub-service.ts'
 import { updateIncarnation, updateSubject } from '../../swim/broadcast-queue.ts'
 import { suspicionTimeout } from '../../swim/config.ts'
 import type { LocalFields, MemberId, SwimConfig, Update } from '../../swim/types.ts'
@@ -52,20 +53,13 @@ export type MembershipPubSub = Pick<
 
 /** The node's gossipsub among libp2p components (`pubsub`), if it has one. */
 export function membershipPubSub(components: object): MembershipPubSub | undefined {
-  try {
-    // libp2p's components throw for a service they do not have.
-    const service = (components as Record<string, unknown>).pubsub as Partial<MembershipPubSub> | undefined
-    if (
-      typeof service?.subscribe === 'function' &&
-      typeof service.unsubscribe === 'function' &&
-      typeof service.publish === 'function' &&
-      typeof service.addEventListener === 'function' &&
-      typeof service.removeEventListener === 'function'
-    ) {
-      return service as MembershipPubSub
-    }
-  } catch {}
-  return undefined
+  return pubsubService<MembershipPubSub>(components, [
+    'subscribe',
+    'unsubscribe',
+    'publish',
+    'addEventListener',
+    'removeEventListener',
+  ])
 }
 
 /**
