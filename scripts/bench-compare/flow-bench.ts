@@ -6,16 +6,14 @@
  * first submission to the end of the last handler, in jobs (2 per pair) per second; each job's latency runs
  * from just before its pair's submission to the end of its handler.
  */
-import type { BenchTarget, TaskStats, TaskSubmitResult } from './protocol.ts'
+import type { BenchTarget, TaskSubmitResult } from './protocol.ts'
 import type { Outcome } from './report.ts'
 import { round, summarize } from './stats.ts'
-import { TASK_WORKER_CONCURRENCY } from './task-bench.ts'
+import { startWorkers } from './task-bench.ts'
 
 const SUBMIT_CONCURRENCY = 64
 /** Pairs run (and discarded) before the measured ones. */
 const WARM_UP_PAIRS = 100
-/** How long the completions may stall before the run is declared stuck. */
-const STALL_MS = 30_000
 
 export interface FlowSettings {
   pairs: number
@@ -29,33 +27,13 @@ export async function runFlows(
   queue: string,
   settings: FlowSettings,
 ): Promise<Outcome> {
-  for (const target of targets) {
-    await target.bench({ kind: 'taskWorker', queue, concurrency: TASK_WORKER_CONCURRENCY })
-  }
-  let collected: TaskStats = { ids: [], latenciesMs: [], lastCompletedAt: 0 }
-  const waitFor = async (count: number): Promise<void> => {
-    let progressAt = Date.now()
-    while (collected.ids.length < count) {
-      await sleep(100)
-      const before = collected.ids.length
-      for (const target of targets) {
-        const stats = (await target.bench({ kind: 'taskStats' })) as TaskStats
-        collected.ids.push(...stats.ids)
-        collected.latenciesMs.push(...stats.latenciesMs)
-        collected.lastCompletedAt = Math.max(collected.lastCompletedAt, stats.lastCompletedAt)
-      }
-      if (collected.ids.length > before) progressAt = Date.now()
-      else if (Date.now() - progressAt > STALL_MS) {
-        throw new Error(`${name}: flow jobs stopped completing at ${collected.ids.length} of ${count}`)
-      }
-    }
-  }
+  const completions = await startWorkers(name, targets, queue, 'flow jobs')
   try {
     settings.log(`${name}: flows, warming up`)
     const warm = Math.min(WARM_UP_PAIRS, settings.pairs)
     await targets[0].bench({ kind: 'flowSubmit', queue, pairs: warm, concurrency: SUBMIT_CONCURRENCY })
-    await waitFor(warm * 2)
-    collected = { ids: [], latenciesMs: [], lastCompletedAt: 0 }
+    await completions.waitFor(warm * 2)
+    const collected = completions.restart()
     settings.log(`${name}: flows, ${settings.pairs} parent/child pairs submitted`)
     const submitted = (await targets[0].bench({
       kind: 'flowSubmit',
@@ -64,7 +42,7 @@ export async function runFlows(
       concurrency: SUBMIT_CONCURRENCY,
     })) as TaskSubmitResult
     const jobs = submitted.submitted * 2
-    await waitFor(jobs)
+    await completions.waitFor(jobs)
     const { completed } = (await targets[0].bench({ kind: 'taskVerify', queue })) as { completed: number }
     const elapsedMs = collected.lastCompletedAt - submitted.startedAt
     const latency = summarize(collected.latenciesMs, submitted.errors, elapsedMs)
@@ -84,8 +62,4 @@ export async function runFlows(
   } finally {
     for (const target of targets) await target.bench({ kind: 'taskStop' }).catch(() => {})
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise(resolve => setTimeout(resolve, ms))
 }

@@ -28,33 +28,13 @@ export async function runTasks(
   queue: string,
   settings: TaskSettings,
 ): Promise<Outcome> {
-  for (const target of targets) {
-    await target.bench({ kind: 'taskWorker', queue, concurrency: TASK_WORKER_CONCURRENCY })
-  }
-  let collected: TaskStats = { ids: [], latenciesMs: [], lastCompletedAt: 0 }
-  const waitFor = async (count: number): Promise<void> => {
-    let progressAt = Date.now()
-    while (collected.ids.length < count) {
-      await sleep(100)
-      const before = collected.ids.length
-      for (const target of targets) {
-        const stats = (await target.bench({ kind: 'taskStats' })) as TaskStats
-        collected.ids.push(...stats.ids)
-        collected.latenciesMs.push(...stats.latenciesMs)
-        collected.lastCompletedAt = Math.max(collected.lastCompletedAt, stats.lastCompletedAt)
-      }
-      if (collected.ids.length > before) progressAt = Date.now()
-      else if (Date.now() - progressAt > STALL_MS) {
-        throw new Error(`${name}: tasks stopped completing at ${collected.ids.length} of ${count}`)
-      }
-    }
-  }
+  const completions = await startWorkers(name, targets, queue, 'tasks')
   try {
     settings.log(`${name}: tasks, warming up`)
     const warm = Math.min(WARM_UP_TASKS, settings.tasks)
     await targets[0].bench({ kind: 'taskSubmit', queue, count: warm, concurrency: SUBMIT_CONCURRENCY })
-    await waitFor(warm)
-    collected = { ids: [], latenciesMs: [], lastCompletedAt: 0 }
+    await completions.waitFor(warm)
+    const collected = completions.restart()
     settings.log(
       `${name}: tasks, ${settings.tasks} submitted, ${TASK_WORKERS} workers of concurrency ${TASK_WORKER_CONCURRENCY}`,
     )
@@ -64,7 +44,7 @@ export async function runTasks(
       count: settings.tasks,
       concurrency: SUBMIT_CONCURRENCY,
     })) as TaskSubmitResult
-    await waitFor(submitted.submitted)
+    await completions.waitFor(submitted.submitted)
     const { completed } = (await targets[0].bench({ kind: 'taskVerify', queue })) as { completed: number }
     const elapsedMs = collected.lastCompletedAt - submitted.startedAt
     const latency = summarize(collected.latenciesMs, submitted.errors, elapsedMs)
@@ -86,6 +66,53 @@ export async function runTasks(
     }
   } finally {
     for (const target of targets) await target.bench({ kind: 'taskStop' }).catch(() => {})
+  }
+}
+
+/** Completions the worker processes report, gathered by polling them. */
+export interface Completions {
+  /** Resolves once `count` handlers ended since the last restart; throws if they stall for `STALL_MS`. */
+  waitFor(count: number): Promise<void>
+  /** Forgets what was gathered (the warm-up); the figures fill the object returned. */
+  restart(): TaskStats
+}
+
+/**
+ * Starts a worker on every target (concurrency `TASK_WORKER_CONCURRENCY`) and gathers their completions;
+ * `what` names the jobs in the stall error. Shared by the task and the flow benchmark.
+ */
+export async function startWorkers(
+  name: string,
+  targets: BenchTarget[],
+  queue: string,
+  what: string,
+): Promise<Completions> {
+  for (const target of targets) {
+    await target.bench({ kind: 'taskWorker', queue, concurrency: TASK_WORKER_CONCURRENCY })
+  }
+  let collected: TaskStats = { ids: [], latenciesMs: [], lastCompletedAt: 0 }
+  return {
+    async waitFor(count) {
+      let progressAt = Date.now()
+      while (collected.ids.length < count) {
+        await sleep(100)
+        const before = collected.ids.length
+        for (const target of targets) {
+          const stats = (await target.bench({ kind: 'taskStats' })) as TaskStats
+          collected.ids.push(...stats.ids)
+          collected.latenciesMs.push(...stats.latenciesMs)
+          collected.lastCompletedAt = Math.max(collected.lastCompletedAt, stats.lastCompletedAt)
+        }
+        if (collected.ids.length > before) progressAt = Date.now()
+        else if (Date.now() - progressAt > STALL_MS) {
+          throw new Error(`${name}: ${what} stopped completing at ${collected.ids.length} of ${count}`)
+        }
+      }
+    },
+    restart() {
+      collected = { ids: [], latenciesMs: [], lastCompletedAt: 0 }
+      return collected
+    },
   }
 }
 
