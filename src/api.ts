@@ -567,6 +567,11 @@ export interface ClusterHealth {
   leader: string
   /** One entry per member of the configuration. */
   members: MemberHealth[]
+  /**
+   * The command-set version the cluster runs: the leader raises it once every replica supports more, and
+   * refuses newer commands below it with `UnsupportedVersionError` (see the README's rolling upgrades).
+   */
+  clusterVersion: number
 }
 
 /** One member in `ClusterHealth`. */

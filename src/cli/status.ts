@@ -25,8 +25,10 @@ export function formatStatus(status: ClusterStatus): string {
     status.leader === '' ? 'no leader' : `leader ${leader?.name ?? status.leader} (${status.leader})`
   const lines = [
     `cluster ${status.healthy ? 'healthy' : 'UNHEALTHY'}: ${leaderText}, term ${status.term}, ` +
-      `${status.memberCount} members, ${status.healthyCount} healthy`,
-    `answered by ${status.agent.name} (${status.agent.id})`,
+      `${status.memberCount} members, ${status.healthyCount} healthy` +
+      (status.clusterVersion === undefined ? '' : `, command set v${status.clusterVersion}`),
+    `answered by ${status.agent.name} (${status.agent.id})` +
+      (status.supportedVersion === undefined ? '' : `, which supports up to v${status.supportedVersion}`),
     '',
   ]
   const rows = status.members

@@ -101,11 +101,14 @@ describe('a rolling upgrade', () => {
         // Older replicas remain: still refused, from the upgraded agent too, and nothing was written.
         await expect(txn(upgraded, `t${i + 1}`, 1)).rejects.toBeInstanceOf(UnsupportedVersionError)
         for (const member of group) expect(stateOf(member).clusterVersion).toBe(1)
+        // What an operator sees during the upgrade: the version the cluster still runs.
+        expect((await upgraded.health()).clusterVersion).toBe(1)
       }
     }
 
     // Every replica supports version 2: the leader raises the cluster version, and the command goes in.
     await until(() => group.every(member => stateOf(member).clusterVersion === 2))
+    for (const member of group) expect((await member.health()).clusterVersion).toBe(2)
     expect(await txn(group[0], 't3', 'new')).toMatchObject({ succeeded: true })
     await group[2].consensus.propose('eph', 'x', { ephemeral: true })
     for (const member of group) {

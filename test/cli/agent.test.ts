@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { COMMAND_SET_VERSION } from '../../src/state/versions.ts'
 import { TD, trustDomain } from '../security/agents.ts'
 import { chainPem, leafSvid } from '../security/pki.ts'
 import { cli, RunningCli } from './helpers.ts'
@@ -65,6 +66,13 @@ describe('conclave agent', () => {
       labels: { zone: 'x' },
     })
     expect(parsed.leader).toBe(parsed.agent.id)
+    // A founded cluster runs the newest command set; the plain form says it on its first line.
+    expect(parsed).toMatchObject({
+      clusterVersion: COMMAND_SET_VERSION,
+      supportedVersion: COMMAND_SET_VERSION,
+    })
+    const plain = await cli(['status', '--peer', address])
+    expect(plain.stdout.split('\n')[0]).toMatch(new RegExp(`, command set v${COMMAND_SET_VERSION}$`))
 
     second.kill('SIGTERM')
     expect(await second.exited).toEqual({ code: 0, signal: null })

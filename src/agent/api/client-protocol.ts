@@ -102,6 +102,10 @@ export interface ClusterStatus {
   memberCount: number
   healthyCount: number
   members: MemberStatus[]
+  /** The command-set version the cluster runs; absent from an agent older than it. */
+  clusterVersion?: number
+  /** The newest command-set version the serving agent supports; absent from an agent older than it. */
+  supportedVersion?: number
 }
 
 export type { CampaignPoll, LockPoll }
@@ -261,6 +265,8 @@ export interface ClientProtocolHost {
   currentTaskRevision?(): number
   /** What this agent serves members when it holds the log (`replica.*`); without it those are refused. */
   feed?: ReplicaFeed
+  /** The newest command-set version this agent supports, told in `status`. */
+  supportedVersion?: number
 }
 
 const encoder = new TextEncoder()
@@ -546,6 +552,8 @@ export class ClientProtocolServer {
       memberCount: health.memberCount,
       healthyCount: health.healthyCount,
       members: members.map(member => ({ ...member, lastSeen: member.lastSeen.toISOString() })),
+      clusterVersion: health.clusterVersion,
+      supportedVersion: this.host.supportedVersion,
     }
   }
 

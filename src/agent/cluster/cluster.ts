@@ -238,6 +238,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
         authorize: (from, op) => authorization.authorizeClient(from, op),
         scheduler,
         feed: init.tier.feed,
+        supportedVersion: replica.state.commandSetVersion,
       }),
     )
   }

@@ -171,6 +171,7 @@ export class Directory {
         lastSeen: member.lastSeen,
         load: member.load,
       })),
+      clusterVersion: this.init.replica.state.clusterVersion,
     }
   }
 
