@@ -110,8 +110,12 @@ export class Directory {
         id => id === selfId || registered.has(id) || membership.member(id) !== undefined,
       ),
     )
-    // Members hold no log and are in no configuration: the registry and the view name them.
-    for (const agent of state.agents()) if (agent.alive) ids.add(agent.agentId)
+    // Members hold no log and are in no configuration: the registry and the view name them. One the view
+    // says left is gone, even while its registration lives on (its leave could not close its session, which
+    // then lasts until it expires).
+    for (const agent of state.agents()) {
+      if (agent.alive && membership.status(agent.agentId) !== 'left') ids.add(agent.agentId)
+    }
     // A member the view holds dead stays listed, dead, for as long as a dead replica stays in the
     // configuration (`voterReplaceAfterMs`): health counts it out and operators see it go. One that left is gone.
     for (const member of membership.members()) {
