@@ -25,6 +25,7 @@ import { SimClient } from './clients.ts'
 import { Cluster } from './cluster.ts'
 import { type FaultCounts, Nemesis } from './faults.ts'
 import { checkLogsMatch, type SafetyMonitor, Violation } from './invariants.ts'
+import { drawSessionTtl, type KvWorkloadStats, KvWorkloads } from './kv-workloads.ts'
 import { LockChecker, LockUser } from './lock-clients.ts'
 import { Prng } from './prng.ts'
 import { MS_PER_TICK, Scheduler } from './scheduler.ts'
@@ -122,6 +123,8 @@ export interface RunResult {
   checks: SafetyMonitor['checks']
   /** The lock users' grants, isHeld() observations checked, refusals, releases, failed calls. */
   locks: LockChecker['stats']
+  /** The transaction, ephemeral-key and semaphore workloads (`kv-workloads.ts`): what each did. */
+  kv: KvWorkloadStats
   elapsedMs: number
 }
 
@@ -224,6 +227,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   const setupPrng = root.stream('setup')
   const raftOptions = drawOptions(setupPrng, bug)
   const bugs = bugOptions(bug)
+  const sessionTtlMs = drawSessionTtl(root)
   const scheduler = new Scheduler()
   const trace = log
     ? (line: string) => log(`[tick ${(scheduler.now / MS_PER_TICK).toFixed(1).padStart(6)}] ${line}`)
@@ -239,6 +243,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     swallowUncaught: bugs.swallowUncaught,
     shellBugs: shellBugs(bugs.shell),
     trace,
+    sessionTtlMs,
   })
   const faultEnd = ticks(WARMUP_TICKS + setupPrng.between(150, 250))
   const issueEnd = faultEnd + ticks(LIVENESS_ISSUE_TICKS)
@@ -331,6 +336,23 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     )
   }
 
+  // Transactions, ephemeral keys and a semaphore through the same agents (each on most seeds).
+  const kv = new KvWorkloads({
+    scheduler,
+    cluster,
+    root,
+    timing,
+    sessionTtlMs,
+    faultEnd,
+    afterFaults,
+    issuing: () => scheduler.now < issueEnd,
+    fail: error => {
+      clientFailure ??=
+        error instanceof Violation ? error : new Violation('api', scheduler.now, error.message)
+    },
+    trace,
+  })
+
   // Now and then a burst of puts on one agent's session: a retry outside the session window.
   const burst = new BurstChecker(scheduler)
   cluster.onApplied = entry => burst.onApplied(entry)
@@ -363,6 +385,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     cluster.startAll()
     for (const client of clients) client.start(clientPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     for (const user of lockUsers) user.start(lockPrng.between(ticks(2), ticks(WARMUP_TICKS)))
+    kv.start(ticks(WARMUP_TICKS))
     nemesis.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
@@ -391,10 +414,11 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
           `no leader with a following quorum ${bounds.leaderTicks} ticks after the faults stopped`,
         )
       }
-      if (time >= issueEnd && clients.every(client => !client.busy)) break
+      if (time >= issueEnd && clients.every(client => !client.busy) && kv.idle) break
     }
     for (const client of clients) client.abandon()
     for (const user of lockUsers) user.abandon()
+    kv.abandon()
     for (const op of afterFaults) {
       // Left waiting at a server that was then removed and shut down: its client times out, as Raft has it.
       if (!op.completed && cluster.node(op.lastTarget).decommissioned) continue
@@ -416,6 +440,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
         `the client history is not linearizable\n${outcome.explanation ?? ''}`,
       )
     }
+    await kv.finish(until => drive(scheduler, cluster, until, failed), options.checkTimeoutMs ?? 10_000)
   } catch (error) {
     if (error instanceof Violation) violation = error
     else {
@@ -467,6 +492,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     terms: cluster.monitor.terms,
     checks: { ...cluster.monitor.checks },
     locks: { ...lockChecker.stats },
+    kv: kv.stats,
     elapsedMs: performance.now() - started,
   }
 }
