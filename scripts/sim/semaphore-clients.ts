@@ -134,7 +134,7 @@ export class SemaphoreUser {
     if (!env.issuing()) return
     const round = ++this.round
     if (env.prng.chance(0.3)) this.target = env.prng.pick(env.nodeIds)
-    const ttl = env.prng.between(200, 1500)
+    const ttl = env.prng.between(100, 800)
     const target = this.target
     const wait = env.prng.chance(0.4)
     const controller = new AbortController()
