@@ -138,7 +138,9 @@ export class ApiClient<I, O> {
     const current = this.current!
     const attempt = ++current.attempt
     const target = this.target
-    env.trace(`client ${this.name} sends ${current.opId} to ${target} (attempt ${attempt})`)
+    env.trace(
+      `client ${this.name} sends ${current.opId} ${JSON.stringify(current.call.input).slice(0, 120)} to ${target} (attempt ${attempt})`,
+    )
     const live = () => this.current === current && current.attempt === attempt
     env.scheduler.after(this.linkDelay(), () => {
       if (!live()) return
@@ -187,6 +189,7 @@ export class ApiClient<I, O> {
   private finish(output: O): boolean {
     const env = this.env
     const current = this.current!
+    env.trace(`client ${this.name}: ${current.opId} answered ${JSON.stringify(output).slice(0, 120)}`)
     this.current = undefined
     this.workload.answered?.(current.call, output, this.target)
     const op = {

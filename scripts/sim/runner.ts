@@ -43,6 +43,10 @@ export const BUG_NAMES = [
   'session-window',
   'lease-inline-expiry',
   'resign-any-candidacy',
+  // The KV workloads' (issue 17): see `kv-workloads.ts`.
+  'ephemeral-outlives-session',
+  'txn-first-compare-only',
+  'semaphore-extra-permit',
 ] as const
 export type BugName = (typeof BUG_NAMES)[number]
 
@@ -149,6 +153,9 @@ const SHELL_BUGS: readonly BugName[] = [
   'session-window',
   'lease-inline-expiry',
   'resign-any-candidacy',
+  'ephemeral-outlives-session',
+  'txn-first-compare-only',
+  'semaphore-extra-permit',
 ]
 
 export function bugOptions(bug: BugName | undefined): BugOptions {
