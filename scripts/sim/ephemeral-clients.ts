@@ -58,6 +58,8 @@ export class EphemeralChecker {
     /** Reads that did not see an answered key (after its session ended, if the run is right). */
     absentSeen: 0,
     sessionsEnded: 0,
+    /** Of those, sessions whose agent process still ran (an expiry under a partition or a pause). */
+    endedWhileAlive: 0,
     /** Sessions of crashed or shut-down agents whose end the run waited for. */
     deadSessionsChecked: 0,
     stateChecks: 0,
@@ -168,6 +170,9 @@ export class EphemeralChecker {
           else if (this.liveSeen.has(pair) && !this.endedAt.has(sessionId)) {
             this.endedAt.set(sessionId, this.scheduler.now)
             this.stats.sessionsEnded++
+            const owner = this.puts.get(keys[0])!.owner
+            if (!this.deadAt.has(sessionId) && this.holders.get(owner)?.sessions.has(sessionId))
+              this.stats.endedWhileAlive++
           }
           if (live) continue
           for (const key of keys) {

@@ -15,7 +15,14 @@ export interface KvTotals {
     unknown: number
     timeouts: number
   }
-  ephemeral: { puts: number; answered: number; reads: number; sessionsEnded: number; absentSeen: number }
+  ephemeral: {
+    puts: number
+    answered: number
+    reads: number
+    sessionsEnded: number
+    endedWhileAlive: number
+    absentSeen: number
+  }
   semaphore: { grants: number; heldChecks: number; maxHeld: number }
 }
 
@@ -23,7 +30,7 @@ export function kvTotals(results: readonly RunResult[]): KvTotals {
   const totals: KvTotals = {
     seeds: { txn: 0, ephemeral: 0, semaphore: 0, shortTtl: 0 },
     txn: { ops: 0, transfers: 0, succeeded: 0, reads: 0, localReads: 0, unknown: 0, timeouts: 0 },
-    ephemeral: { puts: 0, answered: 0, reads: 0, sessionsEnded: 0, absentSeen: 0 },
+    ephemeral: { puts: 0, answered: 0, reads: 0, sessionsEnded: 0, endedWhileAlive: 0, absentSeen: 0 },
     semaphore: { grants: 0, heldChecks: 0, maxHeld: 0 },
   }
   for (const { kv } of results) {
@@ -45,6 +52,7 @@ export function kvTotals(results: readonly RunResult[]): KvTotals {
       totals.ephemeral.answered += kv.ephemeral.putsAnswered
       totals.ephemeral.reads += kv.ephemeral.reads
       totals.ephemeral.sessionsEnded += kv.ephemeral.sessionsEnded
+      totals.ephemeral.endedWhileAlive += kv.ephemeral.endedWhileAlive
       totals.ephemeral.absentSeen += kv.ephemeral.absentSeen
     }
     if (kv.semaphore) {
@@ -62,7 +70,7 @@ export function kvLines(results: readonly RunResult[]): string[] {
   const { seeds, txn, ephemeral, semaphore } = kvTotals(results)
   return [
     `transactions (${seeds.txn} seeds): ${txn.ops} ops checked, ${txn.transfers} transfers (${txn.succeeded} succeeded), ${txn.reads} linearizable and ${txn.localReads} local reads, ${txn.unknown} unknown outcomes, ${txn.timeouts} checks without verdict`,
-    `ephemeral keys (${seeds.ephemeral} seeds, ${seeds.shortTtl} of all seeds with a short session ttl): ${ephemeral.puts} puts (${ephemeral.answered} answered), ${ephemeral.reads} reads, ${ephemeral.sessionsEnded} owner sessions ended, ${ephemeral.absentSeen} key reads after their deletion`,
+    `ephemeral keys (${seeds.ephemeral} seeds, ${seeds.shortTtl} of all seeds with a short session ttl): ${ephemeral.puts} puts (${ephemeral.answered} answered), ${ephemeral.reads} reads, ${ephemeral.sessionsEnded} owner sessions ended (${ephemeral.endedWhileAlive} while their agent ran), ${ephemeral.absentSeen} key reads after their deletion`,
     `semaphore (${seeds.semaphore} seeds): ${semaphore.grants} permits granted, ${semaphore.heldChecks} isHeld() true checked, most held at once ${semaphore.maxHeld}`,
   ]
 }
