@@ -15,6 +15,12 @@ export const SHELL_BUG_NAMES = [
   'resign-any-candidacy',
   /** A retry outside the session's result window surfaces as `InvalidArgumentError` ("nothing written"). */
   'session-window',
+  /** A session's end leaves its ephemeral keys in place. */
+  'ephemeral-outlives-session',
+  /** A transaction evaluates only its first compare. */
+  'txn-first-compare-only',
+  /** A semaphore of more than one permit grants one permit too many. */
+  'semaphore-extra-permit',
 ] as const
 
 export type ShellBug = (typeof SHELL_BUG_NAMES)[number]

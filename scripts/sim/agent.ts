@@ -12,6 +12,7 @@
  */
 
 import type { Logger } from '@libp2p/interface'
+import { Consensus } from '../../src/agent/api/consensus.ts'
 import { Locks } from '../../src/agent/api/locks.ts'
 import { Housekeeping } from '../../src/agent/cluster/housekeeping.ts'
 import { KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
@@ -46,7 +47,7 @@ import type {
   Snapshot,
 } from '../../src/raft/types.ts'
 import type { ShellBugs } from '../../src/shell-bugs.ts'
-import type { Command, CommandResult } from '../../src/state/index.ts'
+import type { Command, CommandResult, StateMachine } from '../../src/state/index.ts'
 import { encodeEnvelope } from '../../src/state/index.ts'
 import { StorageFailedError } from '../../src/storage/errors.ts'
 import type { AgentClock } from './agent-clock.ts'
@@ -541,6 +542,20 @@ export class SimAgent {
     const parts = this.parts
     if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
     return parts.locks
+  }
+
+  /**
+   * The agent's consensus API (as `agent.consensus`: transactions, lists, ephemeral puts), its session keeper
+   * and its replicated state, while it is up: the KV workloads call the first and observe the others.
+   */
+  kvApi(): { consensus: Consensus; session: SessionKeeper; state: StateMachine } {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    return {
+      consensus: new Consensus(parts.client, parts.replica, new AbortController().signal),
+      session: parts.session,
+      state: parts.replica.state,
+    }
   }
 
   // ---------- the forwarding RPC over the simulated network ----------

@@ -38,6 +38,8 @@ export interface ClusterSetup {
   /** The agent shell's bug switches (`src/shell-bugs.ts`) every agent runs with. */
   shellBugs: ShellBugs
   trace: (line: string) => void
+  /** Every agent's session ttl (default `SESSION_TTL_MS`): shorter ttls let sessions end within a run. */
+  sessionTtlMs?: number
 }
 
 /** Every agent's session ttl and operation timeout (virtual ms). */
@@ -109,7 +111,7 @@ export class Cluster {
       timing: {
         tickMs: MS_PER_TICK,
         snapshotEntries: setup.snapshotEntries,
-        sessionTtlMs: SESSION_TTL_MS,
+        sessionTtlMs: setup.sessionTtlMs ?? SESSION_TTL_MS,
         operationTimeoutMs: OPERATION_TIMEOUT_MS,
       },
       counters: this.counters,

@@ -11,7 +11,8 @@
  *
  * Liveness, checked after faultEnd: some node is leader with a quorum of its voters following it within
  * `leaderTicks`, and every operation called after faultEnd gets a definite answer within `opTicks` of
- * its call (`livenessBounds`: 60 and 80 ticks with pre-vote, 200 and 220 without). The bounds are generous
+ * its call (`livenessBounds`: 60 and 80 ticks with pre-vote, 200 and 220 without; each plus a tick per chunk
+ * of the largest snapshot when the faults stop, `snapshotChunks`). The bounds are generous
  * against what a healthy cluster needs (an election takes one or two election timeouts of 10..20 ticks, an
  * operation a few ms, a snapshot to a lagging member a few round trips) but far below what a stuck one would
  * show; after faultEnd a client only gives up after `clientTimeoutTicks`, later than the bound.
@@ -25,6 +26,7 @@ import { SimClient } from './clients.ts'
 import { Cluster } from './cluster.ts'
 import { type FaultCounts, Nemesis } from './faults.ts'
 import { checkLogsMatch, type SafetyMonitor, Violation } from './invariants.ts'
+import { drawSessionTtl, type KvWorkloadStats, KvWorkloads } from './kv-workloads.ts'
 import { LockChecker, LockUser } from './lock-clients.ts'
 import { Prng } from './prng.ts'
 import { MS_PER_TICK, Scheduler } from './scheduler.ts'
@@ -42,6 +44,10 @@ export const BUG_NAMES = [
   'session-window',
   'lease-inline-expiry',
   'resign-any-candidacy',
+  // The KV workloads' (issue 17): see `kv-workloads.ts`.
+  'ephemeral-outlives-session',
+  'txn-first-compare-only',
+  'semaphore-extra-permit',
 ] as const
 export type BugName = (typeof BUG_NAMES)[number]
 
@@ -122,6 +128,8 @@ export interface RunResult {
   checks: SafetyMonitor['checks']
   /** The lock users' grants, isHeld() observations checked, refusals, releases, failed calls. */
   locks: LockChecker['stats']
+  /** The transaction, ephemeral-key and semaphore workloads (`kv-workloads.ts`): what each did. */
+  kv: KvWorkloadStats
   elapsedMs: number
 }
 
@@ -146,6 +154,9 @@ const SHELL_BUGS: readonly BugName[] = [
   'session-window',
   'lease-inline-expiry',
   'resign-any-candidacy',
+  'ephemeral-outlives-session',
+  'txn-first-compare-only',
+  'semaphore-extra-permit',
 ]
 
 export function bugOptions(bug: BugName | undefined): BugOptions {
@@ -224,6 +235,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   const setupPrng = root.stream('setup')
   const raftOptions = drawOptions(setupPrng, bug)
   const bugs = bugOptions(bug)
+  const sessionTtlMs = drawSessionTtl(root)
   const scheduler = new Scheduler()
   const trace = log
     ? (line: string) => log(`[tick ${(scheduler.now / MS_PER_TICK).toFixed(1).padStart(6)}] ${line}`)
@@ -239,6 +251,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     swallowUncaught: bugs.swallowUncaught,
     shellBugs: shellBugs(bugs.shell),
     trace,
+    sessionTtlMs,
   })
   const faultEnd = ticks(WARMUP_TICKS + setupPrng.between(150, 250))
   const issueEnd = faultEnd + ticks(LIVENESS_ISSUE_TICKS)
@@ -331,6 +344,23 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     )
   }
 
+  // Transactions, ephemeral keys and a semaphore through the same agents (each on most seeds).
+  const kv = new KvWorkloads({
+    scheduler,
+    cluster,
+    root,
+    timing,
+    sessionTtlMs,
+    faultEnd,
+    afterFaults,
+    issuing: () => scheduler.now < issueEnd,
+    fail: error => {
+      clientFailure ??=
+        error instanceof Violation ? error : new Violation('api', scheduler.now, error.message)
+    },
+    trace,
+  })
+
   // Now and then a burst of puts on one agent's session: a retry outside the session window.
   const burst = new BurstChecker(scheduler)
   cluster.onApplied = entry => burst.onApplied(entry)
@@ -363,6 +393,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     cluster.startAll()
     for (const client of clients) client.start(clientPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     for (const user of lockUsers) user.start(lockPrng.between(ticks(2), ticks(WARMUP_TICKS)))
+    kv.start(ticks(WARMUP_TICKS))
     nemesis.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
@@ -371,10 +402,17 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     // removal waits for a leader that will never talk to it (the real proposer holds a call until its
     // deadline: not the cluster's liveness).
     cluster.decommissionRemoved()
+    // A member behind the leader's log catches up by snapshot, one chunk a round trip: at the smallest chunk
+    // size the state of a busy run is dozens of round trips, which the bounds (an election, a few round trips)
+    // do not allow for. A tick a chunk (a round trip takes under one).
+    const catchUp = snapshotChunks(cluster, raftOptions.snapshotChunkBytes)
+    bounds.leaderTicks += catchUp
+    bounds.opTicks += catchUp
+    bounds.clientTimeoutTicks += catchUp
     // From now on an operation must complete within the liveness bound: give it longer than that.
     timing.opTimeoutMs = ticks(bounds.clientTimeoutTicks)
     // Liveness window: watch for a leader followed by a quorum of its voters, tick by tick.
-    for (let time = faultEnd + ticks(1); time <= hardEnd; time += ticks(1)) {
+    for (let time = faultEnd + ticks(1); time <= hardEnd + ticks(catchUp); time += ticks(1)) {
       await drive(scheduler, cluster, time, failed)
       // A removal that commits only now (the cluster was busy electing) shuts its server down now.
       cluster.decommissionRemoved()
@@ -391,10 +429,11 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
           `no leader with a following quorum ${bounds.leaderTicks} ticks after the faults stopped`,
         )
       }
-      if (time >= issueEnd && clients.every(client => !client.busy)) break
+      if (time >= issueEnd && clients.every(client => !client.busy) && kv.idle) break
     }
     for (const client of clients) client.abandon()
     for (const user of lockUsers) user.abandon()
+    kv.abandon()
     for (const op of afterFaults) {
       // Left waiting at a server that was then removed and shut down: its client times out, as Raft has it.
       if (!op.completed && cluster.node(op.lastTarget).decommissioned) continue
@@ -416,6 +455,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
         `the client history is not linearizable\n${outcome.explanation ?? ''}`,
       )
     }
+    await kv.finish(until => drive(scheduler, cluster, until, failed), options.checkTimeoutMs ?? 10_000)
   } catch (error) {
     if (error instanceof Violation) violation = error
     else {
@@ -467,8 +507,16 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     terms: cluster.monitor.terms,
     checks: { ...cluster.monitor.checks },
     locks: { ...lockChecker.stats },
+    kv: kv.stats,
     elapsedMs: performance.now() - started,
   }
+}
+
+/** Chunks of the largest snapshot an agent holds, at the run's chunk size (the core's default if not drawn). */
+function snapshotChunks(cluster: Cluster, chunkBytes = 256 * 1024): number {
+  let bytes = 0
+  for (const node of cluster.nodes) bytes = Math.max(bytes, node.log.snapshot?.data.length ?? 0)
+  return Math.ceil(bytes / Math.max(1, chunkBytes))
 }
 
 /** A live leader that a quorum of its configuration's voters (itself included) follow in its term. */

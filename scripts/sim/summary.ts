@@ -1,6 +1,7 @@
 /** Totals over many seeds, and the report lines the CLI prints. */
 
 import { emptyFaultCounts, FAULT_KINDS, type FaultCounts } from './faults.ts'
+import { kvLines } from './kv-summary.ts'
 import type { BugName, RunResult } from './runner.ts'
 
 export interface Summary {
@@ -27,6 +28,8 @@ export interface Summary {
   events: number
   /** Sum of per-seed run times (CPU time across workers). */
   runMs: number
+  /** What the transaction, ephemeral-key and semaphore workloads did (`kv-summary.ts`). */
+  kvLines: string[]
 }
 
 export function summarize(results: readonly RunResult[]): Summary {
@@ -48,6 +51,7 @@ export function summarize(results: readonly RunResult[]): Summary {
     slowestLeaderAfterFaultsTicks: 0,
     events: 0,
     runMs: 0,
+    kvLines: kvLines(results),
   }
   for (const result of results) {
     if (result.violation) {
@@ -107,6 +111,7 @@ export function summaryLines(summary: Summary, elapsedMs: number): string[] {
     `faults: ${faults}`,
     `liveness after faults: slowest leader ${summary.slowestLeaderAfterFaultsTicks} ticks, slowest op ${summary.slowestOpAfterFaultsTicks} ticks`,
     `linearizability checks without verdict (timeout): ${summary.checkTimeouts}`,
+    ...summary.kvLines,
     `violations: ${summary.violations}${properties ? ` (${properties})` : ''}${summary.firstFailingSeed === null ? '' : `, first failing seed ${summary.firstFailingSeed}`}`,
   ]
 }

@@ -18,3 +18,15 @@ export {
   type Operation,
   type SearchStrategy,
 } from './linearizability.ts'
+export {
+  describeTxnOperation,
+  type TxnCompare,
+  type TxnEntry,
+  type TxnInput,
+  type TxnOperation,
+  type TxnOutput,
+  type TxnState,
+  type TxnValue,
+  type TxnWrite,
+  txnModel,
+} from './txn-model.ts'

@@ -1,3 +1,4 @@
+import { NO_SHELL_BUGS, type ShellBugs } from '../shell-bugs.ts'
 import type {
   DeleteCommand,
   PutCommand,
@@ -79,10 +80,19 @@ export class KvStore implements SessionEndListener {
   private readonly keysBySession = new Map<string, Set<string>>()
   private readonly history: KvHistory
   private readonly sessions: SessionTable
+  /** @internal The `ephemeral-outlives-session` bug switch: a session's end deletes none of its keys. */
+  private readonly keepEphemeral: boolean
+  /** @internal The `txn-first-compare-only` bug switch: a transaction's later compares are ignored. */
+  private readonly firstCompareOnly: boolean
 
-  constructor(historySize: number, sessions: SessionTable) {
+  constructor(historySize: number, sessions: SessionTable)
+  /** @internal With test-only switches (`src/shell-bugs.ts`). Stripped from the published declarations. */
+  constructor(historySize: number, sessions: SessionTable, bugs: ShellBugs)
+  constructor(historySize: number, sessions: SessionTable, bugs: ShellBugs = NO_SHELL_BUGS) {
     this.history = new KvHistory(historySize)
     this.sessions = sessions
+    this.keepEphemeral = bugs.has('ephemeral-outlives-session')
+    this.firstCompareOnly = bugs.has('txn-first-compare-only')
   }
 
   get(key: string): KeyValue | undefined {
@@ -162,7 +172,7 @@ export class KvStore implements SessionEndListener {
     const sessionId = command.sessionId
     if (sessionId !== undefined && !this.sessions.isLive(sessionId, context)) return sessionExpired(sessionId)
     let succeeded = true
-    for (const compare of command.compare) {
+    for (const compare of this.firstCompareOnly ? command.compare.slice(0, 1) : command.compare) {
       if (!compareHolds(compare, this.entries.get(compare.key))) {
         succeeded = false
         break
@@ -184,6 +194,7 @@ export class KvStore implements SessionEndListener {
     const keys = this.keysBySession.get(sessionId)
     if (keys === undefined) return
     this.keysBySession.delete(sessionId)
+    if (this.keepEphemeral) return
     const revision = ++this.revision
     // Sorted: the set's order depends on history (and is rebuilt on restore); events must not.
     for (const key of [...keys].sort(compareKeys)) this.remove(key, this.entries.get(key)!, revision, context)

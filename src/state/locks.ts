@@ -86,6 +86,8 @@ export class LockTable implements SessionEndListener {
   private readonly sessions: SessionTable
   /** @internal The `lease-inline-expiry` bug switch: an acquire or extend ends an overdue lease at its own timestamp. */
   private readonly inlineExpiry: boolean
+  /** @internal The `semaphore-extra-permit` bug switch: a semaphore of N > 1 permits grants N + 1. */
+  private readonly extraPermit: boolean
 
   constructor(sessions: SessionTable)
   /** @internal With test-only switches (`src/shell-bugs.ts`). Stripped from the published declarations. */
@@ -93,6 +95,7 @@ export class LockTable implements SessionEndListener {
   constructor(sessions: SessionTable, bugs: ShellBugs = NO_SHELL_BUGS) {
     this.sessions = sessions
     this.inlineExpiry = bugs.has('lease-inline-expiry')
+    this.extraPermit = bugs.has('semaphore-extra-permit')
   }
 
   /** Every holder of every key, for the leader's lease timing. */
@@ -265,7 +268,7 @@ export class LockTable implements SessionEndListener {
           checkSnapshot(isHolder(holder) && holder.fencingToken <= lock.lastToken, 'locks.holders')
           holders.push(copyHolder(holder))
         }
-        checkSnapshot(holders.length <= lock.permits, 'locks.holders')
+        checkSnapshot(holders.length <= lock.permits + (this.extraPermit ? 1 : 0), 'locks.holders')
         record = { permits: lock.permits, holders, waiters, lastToken: lock.lastToken }
       }
       this.records.set(lock.key, record)
@@ -311,7 +314,8 @@ export class LockTable implements SessionEndListener {
     }
     const waiting = findWaiter(record, sessionId, requestId)
     if (waiting >= 0) return { type: 'lockQueued', position: waiting + 1 }
-    if (record.holders.length < record.permits && record.waiters.length === 0) {
+    const permitsGiven = record.permits + (this.extraPermit && record.permits > 1 ? 1 : 0)
+    if (record.holders.length < permitsGiven && record.waiters.length === 0) {
       this.index(sessionId, key)
       const holder = this.grant(key, record, sessionId, requestId, command.ttlMs, context)
       return { type: 'lockGranted', fencingToken: holder.fencingToken, expiresAt: holder.expiresAt }

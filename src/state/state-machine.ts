@@ -181,7 +181,7 @@ export class StateMachine {
     if (!isCount(this.options.taskHistorySize))
       throw new RangeError('taskHistorySize must be an integer >= 0')
     this.sessionTable = new SessionTable(this.options.maxResultsPerSession)
-    this.kv = new KvStore(this.options.historySize, this.sessionTable)
+    this.kv = new KvStore(this.options.historySize, this.sessionTable, bugs)
     this.locks = new LockTable(this.sessionTable, bugs)
     this.elections = new ElectionTable(this.sessionTable, bugs)
     this.members = new MemberTable(this.sessionTable)

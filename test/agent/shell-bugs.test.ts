@@ -15,6 +15,9 @@ describe('shell bug switches (test-only)', () => {
       'no-fail-stop',
       'resign-any-candidacy',
       'session-window',
+      'ephemeral-outlives-session',
+      'txn-first-compare-only',
+      'semaphore-extra-permit',
     ])
   })
 })

@@ -22,6 +22,8 @@ const SAFETY = [
   'commit-durability',
   'applied-index',
   'linearizability',
+  // The transaction workload's history (kv-workloads.ts): a stale read shows there too.
+  'txn-linearizability',
 ]
 
 const cases: { bug: BugName; within: number; breaks: string[] }[] = [
@@ -31,7 +33,7 @@ const cases: { bug: BugName; within: number; breaks: string[] }[] = [
     breaks: ['leader-completeness', 'state-machine-safety', 'log-matching'],
   },
   { bug: 'commit-previous-term', within: 10, breaks: ['leader-completeness', 'state-machine-safety'] },
-  { bug: 'stale-read', within: 15, breaks: ['linearizability'] },
+  { bug: 'stale-read', within: 15, breaks: ['linearizability', 'txn-linearizability'] },
   { bug: 'forget-vote', within: 20, breaks: ['election-safety', 'log-matching'] },
   // A failed disk write must not let the agent acknowledge what never reached its disk: the runner must stop
   // (fail-stop). The switch lets the error escape the runner, and the application swallows it (an

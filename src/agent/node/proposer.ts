@@ -138,8 +138,14 @@ async function proposeUntilDone(
       }
       if (!isRetryable(err)) throw err
       lastError = err
-      // Give the cluster a moment to settle: an election, a transfer, a reconnect.
-      await context.leaderChange(Math.min(remaining, 20 * 2 ** Math.min(attempt, 4)), options.signal)
+      // A leader that dropped the proposal for flow control (its uncommitted bytes at the cap) or during a
+      // transfer is alive and commits within a round trip: try again at once, at the pace of a tick. The
+      // growing back-off is for finding a leader; here it let a large command lose to every small one
+      // proposed meanwhile, and wait up to 320 ms a try (simulator, seed 23 of the KV workloads: a
+      // transaction of 300 bytes under a 400-byte cap, 93 ticks after the faults had stopped).
+      // Otherwise give the cluster a moment to settle: an election, a transfer, a reconnect.
+      const pause = isDropped(err) ? DROPPED_RETRY_MS : 20 * 2 ** Math.min(attempt, 4)
+      await context.leaderChange(Math.min(remaining, pause), options.signal)
     }
   }
 }
@@ -157,6 +163,14 @@ const RETRYABLE_REMOTE = new Set([
   // Only with a session (see proposeUntilDone): the session answers the retry if it took effect.
   'ProposalSkippedError',
 ])
+
+/** How soon a proposal the leader dropped (flow control, a transfer) is sent again. */
+export const DROPPED_RETRY_MS = 10
+
+/** The leader refused the proposal for now (`ProposalDroppedError`), here or where it was forwarded. */
+function isDropped(err: unknown): boolean {
+  return err instanceof ProposalDroppedError || remoteErrorName(err) === 'ProposalDroppedError'
+}
 
 /** A snapshot covered the proposal's slot, here or at the leader it was forwarded to: outcome unknown. */
 function isSkipped(err: unknown): boolean {
