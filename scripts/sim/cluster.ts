@@ -38,6 +38,8 @@ export interface ClusterSetup {
   /** The agent shell's bug switches (`src/shell-bugs.ts`) every agent runs with. */
   shellBugs: ShellBugs
   trace: (line: string) => void
+  /** What each agent's membership view holds dead or left (the leader's session expiries read it); none if absent. */
+  down?: (id: NodeId) => string[]
 }
 
 /** Every agent's session ttl and operation timeout (virtual ms). */
@@ -146,6 +148,7 @@ export class Cluster {
       onCampaign: node => this.hooks.onCampaign?.(node),
       durableLog: id => this.node(id).disk.durable,
       trace: line => this.trace(line),
+      down: setup.down,
     }
     this.ids.forEach((id, i) => {
       const founder = this.founders.includes(id)
