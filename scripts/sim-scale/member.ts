@@ -73,6 +73,12 @@ export interface MemberEnv {
   onOwnSessionExpired(member: ScaleMember, sessionId: string): void
   /** The broken variant of the test: keep-alives are never sent (the keeper believes them renewed). */
   skipKeepAlives: boolean
+  trace(line: string): void
+  /**
+   * A call to replica `peer` is in flight: `broken` fails it if that replica's process dies first (its
+   * connections reset, as a killed process's do). Returns the function that forgets it.
+   */
+  inFlight(peer: string, broken: () => void): () => void
 }
 
 interface Parts {
@@ -269,9 +275,15 @@ export class ScaleMember {
       agent => agent.serveKeepAlive(sessionId, this.id),
       answer => ({ bytes: encoder.encode(JSON.stringify({ keepAlive: answer })).byteLength, value: answer }),
     ).then(
-      answer => answer,
+      answer => {
+        this.env.trace(`${this.id} keep-alive at ${peer}: ${answer.status}`)
+        return answer
+      },
       error => {
         this.stats.keepAlivesFailed++
+        this.env.trace(
+          `${this.id} keep-alive at ${peer} failed: ${(error as Error).name} ${(error as Error).message}`,
+        )
         throw error
       },
     )
@@ -319,6 +331,7 @@ export class ScaleMember {
         if (settled || this.incarnation !== incarnation) return
         settled = true
         cancel()
+        forget()
         fn()
       }
       const cancel = this.clock.after(timeoutMs, () =>
@@ -327,6 +340,7 @@ export class ScaleMember {
       signal?.addEventListener('abort', () => settle(() => reject(signal.reason)), { once: true })
       const broken = (): void =>
         settle(() => reject(new RpcError('RpcConnectionError', `the connection to ${peer} broke`)))
+      const forget = env.inFlight(peer, broken)
       const back = (bytes: number, fn: () => void): void => {
         env.book(peer, kind, 'out', bytes)
         link(

@@ -245,6 +245,9 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
     operationTimeoutMs: OPERATION_TIMEOUT_MS,
   })
   const sessionExpiries = { live: 0, excused: 0 }
+  /** Members' calls in flight to each replica: reset when its process dies. */
+  const inFlight = new Map<string, Set<() => void>>()
+  const resetPrng = root.stream('resets')
   const memberPrng = root.stream('members')
   const members = memberIds.map(
     id =>
@@ -268,6 +271,16 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
             violate('keep-alive', `the session ${sessionId} of live member ${member.id} expired`)
           },
           skipKeepAlives: options.skipKeepAlives === true,
+          trace,
+          inFlight: (peer, broken) => {
+            let calls = inFlight.get(peer)
+            if (calls === undefined) {
+              calls = new Set()
+              inFlight.set(peer, calls)
+            }
+            calls.add(broken)
+            return () => calls.delete(broken)
+          },
         },
         memberPrng.stream(id),
       ),
@@ -286,7 +299,13 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
     swimLayer.stop(id)
     const member = memberById.get(id)
     if (member !== undefined) member.crash()
-    else cluster.crash(cluster.node(id))
+    else {
+      cluster.crash(cluster.node(id))
+      // The killed process's connections reset: each caller hears of it after a trip.
+      const calls = [...(inFlight.get(id) ?? [])]
+      inFlight.delete(id)
+      for (const broken of calls) scheduler.after(resetPrng.between(1, 6), broken)
+    }
     crashes.set(id, { at: scheduler.now, kind, seen: new Map() })
     scheduler.after(boundMs + 3_000, () => {
       settleDetection(id)
