@@ -372,7 +372,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
     (cluster.leader()?.config()?.nonVoters.length ?? 0) === STANDBYS
   let warmupMs = 0
   for (let until = 500; ; until += 500) {
-    await drive(scheduler, cluster, until, () => (leaderId = cluster.leader()?.id ?? ''))
+    await drive(scheduler, cluster, swimLayer, until, () => (leaderId = cluster.leader()?.id ?? ''))
     addStandbys()
     if (until >= JOIN_SPREAD_MS && ready()) {
       warmupMs = Math.ceil(until / 1000) * 1000
@@ -389,7 +389,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
       break
     }
   }
-  await drive(scheduler, cluster, warmupMs, () => (leaderId = cluster.leader()?.id ?? ''))
+  await drive(scheduler, cluster, swimLayer, warmupMs, () => (leaderId = cluster.leader()?.id ?? ''))
   trace(`warm-up done at ${warmupMs} ms`)
 
   // ---------- the measured window and its faults ----------
@@ -434,7 +434,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
       trace('partition healed')
     })
   })
-  await drive(scheduler, cluster, end, () => (leaderId = cluster.leader()?.id ?? ''))
+  await drive(scheduler, cluster, swimLayer, end, () => (leaderId = cluster.leader()?.id ?? ''))
   for (const id of [...crashes.keys()]) settleDetection(id)
 
   // ---------- the figures ----------
@@ -505,15 +505,20 @@ function round(value: number): number {
 
 /**
  * Runs every event due by `until`, letting promise continuations run after each (as Node runs microtasks
- * between two timers); `after` runs after each event (it keeps the leader's id current for the booking).
+ * between two timers) but the SWIM layer's, which run none; `after` runs after each (it keeps the leader's
+ * id current for the booking).
  */
 async function drive(
   scheduler: Scheduler,
   cluster: Cluster,
+  swim: SwimLayer,
   until: number,
   after: () => void,
 ): Promise<void> {
-  while (scheduler.step(until)) {
+  for (;;) {
+    swim.ranSync = false
+    if (!scheduler.step(until)) break
+    if (swim.ranSync) continue
     await settle()
     cluster.observe()
     after()

@@ -59,6 +59,11 @@ export class SwimLayer {
   private readonly mesh: GossipMesh
   private readonly prng: Prng
   private readonly links: MeshLinks
+  /**
+   * Set by every event of this layer: they run no promise, so the driver need not let continuations run
+   * after them (a macrotask turn per event is most of a large run's cost).
+   */
+  ranSync = false
   /** Gossip batches published, and direct messages sent. */
   readonly stats = { publishes: 0, directSent: 0, directLost: 0 }
 
@@ -172,6 +177,7 @@ export class SwimLayer {
           agent.announced = true
           const epoch = agent.epoch
           this.init.scheduler.after(0, () => {
+            this.ranSync = true
             if (agent.epoch !== epoch || agent.core?.member(agent.id)?.status !== 'alive') return
             agent.core.updateLocal({}, this.init.scheduler.now)
             this.flush(agent)
@@ -186,6 +192,7 @@ export class SwimLayer {
     agent.tickAt = at
     const epoch = agent.epoch
     this.init.scheduler.at(at, () => {
+      this.ranSync = true
       if (agent.epoch !== epoch || agent.tickAt !== at) return
       agent.tickAt = Number.POSITIVE_INFINITY
       agent.core?.tick(this.init.scheduler.now)
@@ -205,6 +212,7 @@ export class SwimLayer {
       return
     }
     scheduler.after(this.links.delay(this.prng), () => {
+      this.ranSync = true
       if (network.isCut(from.id, to) || target.core === undefined) return
       book(to, 'swim', 'in', bytes.byteLength)
       this.receive(target, from.id, bytes)
@@ -242,7 +250,10 @@ export class SwimLayer {
       book(this.agents[agent].id, 'swim', 'in', bytes.byteLength, count)
     for (const { agent, at } of flood.arrivals) {
       const target = this.agents[agent]
-      scheduler.at(at, () => this.receive(target, from.id, bytes))
+      scheduler.at(at, () => {
+        this.ranSync = true
+        this.receive(target, from.id, bytes)
+      })
     }
   }
 }
