@@ -119,6 +119,11 @@ export class ScaleMember {
     return this.parts?.session.validUntil() ?? 0
   }
 
+  /** The agents this member's state copy has sessions of (its registry). */
+  knownAgents(): string[] {
+    return this.parts?.replica.state.sessions().map(session => session.agentId) ?? []
+  }
+
   get appliedIndex(): number {
     return this.parts?.replica.state.appliedIndex ?? 0
   }

@@ -233,6 +233,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
     network: cluster.network,
     book,
     onEvents,
+    // Replicas are every member's seeds: they hear of each at its join. Members read their state copy.
+    known: (id: string): readonly string[] => memberById.get(id)?.knownAgents() ?? [],
   })
   const swimLayer = swim
   const seeds = replicaIds.slice(0, 3)
@@ -285,7 +287,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
         memberPrng.stream(id),
       ),
   )
-  const memberById = new Map(members.map(member => [member.id, member]))
+  const memberById: Map<string, ScaleMember> = new Map(members.map(member => [member.id, member]))
 
   const startAgent = (id: string) => {
     runStart.set(id, scheduler.now)
@@ -374,6 +376,20 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
   for (let until = 500; ; until += 500) {
     await drive(scheduler, cluster, swimLayer, until, () => (leaderId = cluster.leader()?.id ?? ''))
     addStandbys()
+    if (until % 5000 === 0) {
+      const noSession = members.filter(member => member.sessionId === '').length
+      const partial = allIds.filter(id => swimLayer.aliveIn(id) !== n - 1).length
+      trace(
+        `warming up: ${noSession} members without a session, ${partial} views incomplete, standbys ${cluster.leader()?.config()?.nonVoters.join(',')}`,
+      )
+      for (const id of allIds.filter(id => swimLayer.aliveIn(id) !== n - 1).slice(0, 3))
+        trace(
+          `  ${id} lacks ${allIds
+            .filter(o => o !== id && swimLayer.status(id, o) !== 'alive')
+            .map(o => `${o}:${swimLayer.status(id, o)}`)
+            .join(' ')}`,
+        )
+    }
     if (until >= JOIN_SPREAD_MS && ready()) {
       warmupMs = Math.ceil(until / 1000) * 1000
       break

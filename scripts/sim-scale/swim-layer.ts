@@ -15,6 +15,7 @@
  */
 
 import { DirectFanout } from '../../src/agent/cluster/swim-wire.ts'
+import { UnseenMembers } from '../../src/agent/cluster/unseen-members.ts'
 import { decodeSwimMessage, encodeSwimMessage } from '../../src/swim/codec.ts'
 import { Swim } from '../../src/swim/swim.ts'
 import type { MemberEvent, MemberStatus, SwimConfig, SwimMessage, Update } from '../../src/swim/types.ts'
@@ -38,6 +39,8 @@ export interface SwimLayerInit {
   book(agent: string, kind: TrafficKind, direction: 'in' | 'out', bytes: number, count?: number): void
   /** Every change of a view: `observer`'s core emitted `events`. */
   onEvents(observer: string, events: MemberEvent[]): void
+  /** The agents `id`'s registry copy names (the shell's refresh `known`): unseen ones are synced with. */
+  known(id: string): readonly string[]
 }
 
 interface SwimAgent {
@@ -50,6 +53,7 @@ interface SwimAgent {
   tickAt: number
   fanout: DirectFanout
   announced: boolean
+  unseen: UnseenMembers
 }
 
 export class SwimLayer {
@@ -79,6 +83,7 @@ export class SwimLayer {
       tickAt: Number.POSITIVE_INFINITY,
       fanout: new DirectFanout(),
       announced: false,
+      unseen: new UnseenMembers(init.config.probeInterval, init.prng.stream(`unseen/${id}`).asRandom()),
     }))
     for (const agent of this.agents) this.byId.set(agent.id, agent)
     this.mesh = new GossipMesh(init.ids.length, init.meshDegree, init.prng.stream('mesh'))
@@ -106,9 +111,48 @@ export class SwimLayer {
       random: this.init.prng.stream(`core/${id}#${agent.incarnation}`).asRandom(),
       config: this.init.config,
     })
+    agent.unseen.clear()
     const others = seeds.filter(seed => seed !== id)
     if (others.length > 0) agent.core.join(others, now)
     this.flush(agent)
+    this.refreshEvery(agent)
+  }
+
+  /**
+   * The shell's refresh, every probe period: agents the registry names but the view lacks are synced with
+   * (push-pull) after a few periods (`UnseenMembers`), which repairs an announcement every path lost.
+   */
+  private refreshEvery(agent: SwimAgent): void {
+    const epoch = agent.epoch
+    const { scheduler, config, ids } = this.init
+    const round = (): void => {
+      this.ranSync = true
+      const core = agent.core
+      if (agent.epoch !== epoch || core === undefined) return
+      scheduler.after(config.probeInterval, round)
+      // A view that holds every agent of the run has nobody unseen (spares reading the registry).
+      if (core.viewSize() >= ids.length) return
+      const now = scheduler.now
+      const inView = (id: string): boolean => id === agent.id || core.member(id) !== undefined
+      const due = agent.unseen.due(this.init.known(agent.id), now, false, inView)
+      if (due.length === 0) return
+      const members = core
+        .members()
+        .map(({ id, name, addrs, capabilities, labels, role, load, incarnation, status }) => ({
+          id,
+          name,
+          addrs,
+          capabilities,
+          labels,
+          role,
+          load,
+          incarnation,
+          status,
+        }))
+      for (const to of due) this.send(agent, to, { type: 'pushPull', reply: false, members })
+      this.flush(agent)
+    }
+    scheduler.after(config.probeInterval, round)
   }
 
   /** The process died: its membership stops without a word. */
