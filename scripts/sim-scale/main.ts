@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     })
     reports.push(report)
     console.log(
-      `N=${agents}: ${report.violations.length === 0 ? 'ok' : `${report.violations.length} violation(s)`}, ${report.events} events, ${(report.wallMs / 1000).toFixed(1)} s wall`,
+      `N=${agents}: ${report.violations.length === 0 ? 'ok' : `${report.violations.length} violation(s)`}, ${report.events} events, ${(report.wallMs / 1000).toFixed(1)} s wall, ${(report.cpuMs / 1000).toFixed(1)} s CPU`,
     )
     for (const violation of report.violations.slice(0, 10))
       console.log(`  ${violation.check} at ${violation.at} ms: ${violation.message}`)

@@ -29,62 +29,41 @@ export function formatTable(reports: readonly ScaleReport[]): string {
     'member KB/s',
   ]
   const widths = header.map(h => Math.max(h.length, 7))
-  lines.push('Idle window (first 20 % of the measured window), per virtual second, messages in + out:')
-  lines.push(cells(header, widths))
-  for (const r of reports) {
-    const l = r.leader.idle
-    const m = r.perMember.idle
-    lines.push(
-      cells(
-        [
-          r.agents,
-          l.total.messages,
-          l.raft.messages,
-          l.keepAlive.messages,
-          l.feed.messages,
-          l.forward.messages,
-          l.swim.messages,
-          (l.total.bytes / 1024).toFixed(1),
-          m.total.messages,
-          m.keepAlive.messages,
-          m.feed.messages,
-          m.swim.messages,
-          r.perMember.idleMax,
-          (m.total.bytes / 1024).toFixed(2),
-        ],
-        widths,
-      ),
-    )
+  const windows = [
+    ['idle', 'Idle window (first 20 % of the measured window), per virtual second, messages in + out:'],
+    ['crashes', 'Crash window (20-70 %: member, follower and leader crashes and restarts, no partition):'],
+    ['all', 'Whole measured window (with the crashes and the partition):'],
+  ] as const
+  for (const [name, title] of windows) {
+    lines.push(title)
+    lines.push(cells(header, widths))
+    for (const r of reports) {
+      const l = r.leader[name]
+      const m = r.perMember[name]
+      lines.push(
+        cells(
+          [
+            r.agents,
+            l.total.messages,
+            l.raft.messages,
+            l.keepAlive.messages,
+            l.feed.messages,
+            l.forward.messages,
+            l.swim.messages,
+            (l.total.bytes / 1024).toFixed(1),
+            m.total.messages,
+            m.keepAlive.messages,
+            m.feed.messages,
+            m.swim.messages,
+            name === 'idle' ? r.perMember.idleMax : name === 'all' ? r.perMember.allMax : '-',
+            (m.total.bytes / 1024).toFixed(2),
+          ],
+          widths,
+        ),
+      )
+    }
+    lines.push('')
   }
-  lines.push('')
-  lines.push('Whole measured window (with the crashes and the partition):')
-  lines.push(cells(header, widths))
-  for (const r of reports) {
-    const l = r.leader.all
-    const m = r.perMember.all
-    lines.push(
-      cells(
-        [
-          r.agents,
-          l.total.messages,
-          l.raft.messages,
-          l.keepAlive.messages,
-          l.feed.messages,
-          l.forward.messages,
-          l.swim.messages,
-          (l.total.bytes / 1024).toFixed(1),
-          m.total.messages,
-          m.keepAlive.messages,
-          m.feed.messages,
-          m.swim.messages,
-          r.perMember.allMax,
-          (m.total.bytes / 1024).toFixed(2),
-        ],
-        widths,
-      ),
-    )
-  }
-  lines.push('')
   const dHeader = [
     'agents',
     'bound',
@@ -99,6 +78,7 @@ export function formatTable(reports: readonly ScaleReport[]): string {
     'warm-up',
     'events',
     'wall',
+    'cpu',
   ]
   const dWidths = dHeader.map(h => Math.max(h.length, 8))
   lines.push(
@@ -125,9 +105,11 @@ export function formatTable(reports: readonly ScaleReport[]): string {
           r.falsePositives.falseSuspicions,
           r.keepAlive.liveSessionsExpired,
           `${r.keepAlive.membersWithSession}/${r.keepAlive.membersUp}`,
+          r.swim.publishesPerSecond,
           ms(r.warmupMs),
           r.events,
           `${(r.wallMs / 1000).toFixed(1)} s`,
+          `${(r.cpuMs / 1000).toFixed(1)} s`,
         ],
         dWidths,
       ),

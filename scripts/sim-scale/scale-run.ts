@@ -102,9 +102,9 @@ export interface ScaleReport {
   /** The documented SWIM bound for N agents (ms). */
   boundMs: number
   /** Per virtual second at the leader (whoever leads at the moment), in and out: idle window and whole window. */
-  leader: { idle: KindRates; all: KindRates }
+  leader: { idle: KindRates; crashes: KindRates; all: KindRates }
   /** Per member per virtual second, in and out: average over members, and the busiest member. */
-  perMember: { idle: KindRates; all: KindRates; idleMax: number; allMax: number }
+  perMember: { idle: KindRates; crashes: KindRates; all: KindRates; idleMax: number; allMax: number }
   detections: Detection[]
   falsePositives: { counted: number; excused: number; falseSuspicions: number }
   keepAlive: {
@@ -113,9 +113,13 @@ export interface ScaleReport {
     membersWithSession: number
     membersUp: number
   }
+  /** SWIM over the whole window, per virtual second, cluster-wide: gossip batches published, direct messages. */
+  swim: { publishesPerSecond: number; directPerSecond: number }
   violations: ScaleViolation[]
   events: number
   wallMs: number
+  /** CPU time of the process over the run (user + system): the wall time on a loaded machine says little. */
+  cpuMs: number
 }
 
 /** Messages and bytes per virtual second, by kind and in total. */
@@ -123,6 +127,7 @@ export type KindRates = Record<TrafficKind | 'total', { messages: number; bytes:
 
 export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
   const started = performance.now()
+  const cpuStarted = process.cpuUsage()
   const { agents: n, seed } = options
   if (!Number.isSafeInteger(n) || n < REPLICAS + 1)
     throw new RangeError(`agents must be at least ${REPLICAS + 1}`)
@@ -415,10 +420,12 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
   traffic = new Traffic(
     [
       { name: 'idle', from: start, to: start + 0.2 * windowMs },
+      { name: 'crashes', from: start + 0.2 * windowMs, to: start + 0.7 * windowMs },
       { name: 'all', from: start, to: end },
     ],
     () => scheduler.now,
   )
+  const swimAtStart = { ...swimLayer.stats }
   const faultPrng = root.stream('faults')
   const crashCount = Math.max(1, Math.min(3, Math.round(memberIds.length * 0.005)))
   const crashed = faultPrng.sample(memberIds, crashCount)
@@ -481,6 +488,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
   }
   const idleMembers = perMember('idle')
   const allMembers = perMember('all')
+  const crashMembers = perMember('crashes')
   const up = members.filter(member => member.up)
   return {
     agents: n,
@@ -493,10 +501,12 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
     boundMs,
     leader: {
       idle: rates(traffic.of('idle', '@leader'), seconds('idle')),
+      crashes: rates(traffic.of('crashes', '@leader'), seconds('crashes')),
       all: rates(traffic.of('all', '@leader'), seconds('all')),
     },
     perMember: {
       idle: idleMembers.rates,
+      crashes: crashMembers.rates,
       all: allMembers.rates,
       idleMax: idleMembers.max,
       allMax: allMembers.max,
@@ -509,10 +519,19 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
       membersWithSession: up.filter(member => member.sessionId !== '').length,
       membersUp: up.length,
     },
+    swim: {
+      publishesPerSecond: round((swimLayer.stats.publishes - swimAtStart.publishes) / seconds('all')),
+      directPerSecond: round((swimLayer.stats.directSent - swimAtStart.directSent) / seconds('all')),
+    },
     violations,
     events: scheduler.steps,
     wallMs: Math.round(performance.now() - started),
+    cpuMs: Math.round(cpuMs(process.cpuUsage(cpuStarted))),
   }
+}
+
+function cpuMs(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000
 }
 
 function round(value: number): number {
