@@ -337,12 +337,15 @@ export class ScaleMember {
         settled = true
         cancel()
         forget()
+        signal?.removeEventListener('abort', onAbort)
         fn()
       }
       const cancel = this.clock.after(timeoutMs, () =>
         settle(() => reject(new RpcError('RpcTimeoutError', 'the call timed out'))),
       )
-      signal?.addEventListener('abort', () => settle(() => reject(signal.reason)), { once: true })
+      // Removed once settled: the mirror passes one long-lived signal to all its calls.
+      const onAbort = (): void => settle(() => reject(signal?.reason))
+      signal?.addEventListener('abort', onAbort, { once: true })
       const broken = (): void =>
         settle(() => reject(new RpcError('RpcConnectionError', `the connection to ${peer} broke`)))
       const forget = env.inFlight(peer, broken)
