@@ -1,6 +1,6 @@
 /**
  * `npm run sim:scale -- [--agents 10,30,100,300,1000] [--seconds 60] [--loss 0.01] [--seed 1]
- * [--mesh-degree 6] [--trace] [--json]`: one scale run per agent count (`scale-run.ts`), a table of the
+ * [--mesh-degree 6] [--silent-crashes] [--trace] [--json]`: one scale run per agent count (`scale-run.ts`), a table of the
  * figures, and with `--json` their JSON as the last line. Exits 1 if any run broke a check.
  */
 
@@ -16,6 +16,7 @@ interface Args {
   meshDegree: number
   trace: boolean
   json: boolean
+  silentCrashes: boolean
 }
 
 export function parseArgs(argv: readonly string[]): Args {
@@ -27,6 +28,7 @@ export function parseArgs(argv: readonly string[]): Args {
     meshDegree: 6,
     trace: false,
     json: false,
+    silentCrashes: false,
   }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
@@ -67,6 +69,9 @@ export function parseArgs(argv: readonly string[]): Args {
       case '--trace':
         args.trace = true
         break
+      case '--silent-crashes':
+        args.silentCrashes = true
+        break
       case '--json':
         args.json = true
         break
@@ -93,6 +98,7 @@ async function main(): Promise<void> {
       seconds: args.seconds,
       loss: args.loss,
       meshDegree: args.meshDegree,
+      silentCrashes: args.silentCrashes,
       log: args.trace ? line => console.log(`[N=${agents}] ${line}`) : undefined,
     })
     reports.push(report)

@@ -70,6 +70,11 @@ export interface ScaleOptions {
   loss: number
   /** Gossipsub mesh degree. */
   meshDegree: number
+  /**
+   * Replica crashes are silent (a machine lost, not a killed process): members' calls in flight to it are
+   * not reset and wait for their timeouts.
+   */
+  silentCrashes?: boolean
   /** Broken variant: members never send keep-alives (their keepers believe them renewed). */
   skipKeepAlives?: boolean
   log?: (line: string) => void
@@ -311,7 +316,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
       // The killed process's connections reset: each caller hears of it after a trip.
       const calls = [...(inFlight.get(id) ?? [])]
       inFlight.delete(id)
-      for (const broken of calls) scheduler.after(resetPrng.between(1, 6), broken)
+      if (options.silentCrashes !== true)
+        for (const broken of calls) scheduler.after(resetPrng.between(1, 6), broken)
     }
     crashes.set(id, { at: scheduler.now, kind, seen: new Map() })
     scheduler.after(boundMs + 3_000, () => {
