@@ -19,6 +19,13 @@
  *   50 %       the leader crashes; restarts after the bound + 3 s
  *   70 %       a partition cuts a few members (0.5 %, 1 to 3) and a standby off from everyone for 4 s
  *
+ * A crash kills the process: members' calls in flight to a killed replica reset (as its connections do),
+ * unless `silentCrashes` (the machine is lost: they wait for their timeouts).
+ *
+ * Traffic is booked per agent and kind (`traffic.ts`) in three windows: idle (0-20 %), crashes (20-70 %)
+ * and all; "the leader" is whoever leads at the moment. Raft messages are booked at sending, both ends.
+ * Not counted: the replicas' own sessions' keep-alives and forwards among the 7 replicas.
+ *
  * Checks (each a violation that fails the run):
  * - keep-alive: no session of a live member expires, unless that member was cut off by the partition
  *   (its keep-alives could not reach the leader: the lessor is right to expire it);
