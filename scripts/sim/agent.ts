@@ -25,6 +25,7 @@ import { LeaderTracker } from '../../src/agent/node/leader-tracker.ts'
 import { FORWARD_PROTOCOL, serveForward } from '../../src/agent/node/proposer.ts'
 import { RaftHost } from '../../src/agent/node/raft-host.ts'
 import { Replica } from '../../src/agent/node/replica.ts'
+import { ReplicaFeed } from '../../src/agent/node/replica-feed.ts'
 import { SessionKeeper } from '../../src/agent/node/session.ts'
 import { type ResolvedTiming, resolveTiming } from '../../src/agent/options.ts'
 import type { KvInput, KvOutput } from '../../src/check/index.ts'
@@ -140,6 +141,8 @@ export interface AgentEnv {
   onCommit(agent: SimAgent, previous: number): void
   durableLog(id: NodeId): StoredLog
   trace(line: string): void
+  /** The ids the agent's membership view holds dead or left (its housekeeping's liveness); none if absent. */
+  down?(id: NodeId): string[]
 }
 
 const noop = (): void => {}
@@ -156,6 +159,8 @@ interface Parts {
   client: Client
   /** The leader's session leases, renewed by the agents' keep-alives over the simulated admin RPC. */
   keepAliveServer: KeepAliveServer
+  /** What this replica serves the members that hold no log (`replica.*` of the client protocol). */
+  feed: ReplicaFeed
 }
 
 /** The replica, with the simulator watching what it applies and restores. */
@@ -327,7 +332,7 @@ export class SimAgent {
       selfId: id,
       host,
       replica,
-      liveness: { down: () => [] },
+      liveness: { down: () => env.down?.(id) ?? [] },
       duties: new LeaderDuties(client, silentLogger),
       lessor,
       voters: { keep: noop },
@@ -336,7 +341,14 @@ export class SimAgent {
       scheduler: clock,
       intervalMs: Math.max(this.timing.tickMs, 50),
     })
-    this.parts = { locks, replica, tracker, host, session, client, keepAliveServer }
+    const feed = new ReplicaFeed({
+      replica,
+      runner: host,
+      leader: tracker,
+      barrier: signal => client.barrier(signal),
+      scheduler: clock,
+    })
+    this.parts = { locks, replica, tracker, host, session, client, keepAliveServer, feed }
     this.role = 'follower'
     this.leader = ''
     this.term = state.hardState.term
@@ -635,6 +647,25 @@ export class SimAgent {
     const parts = this.parts
     if (!parts) return new Promise(() => {})
     return parts.keepAliveServer.serve(sessionId, from)
+  }
+
+  /**
+   * A member's `replica.*` client-protocol request (as `api/client-protocol.ts` dispatches it to the feed);
+   * `closed` ends a long poll when this incarnation dies.
+   */
+  serveFeed(op: string, args: Record<string, unknown>): Promise<unknown> {
+    const parts = this.parts
+    if (!parts) return new Promise(() => {})
+    switch (op) {
+      case 'replica.entries':
+        return parts.feed.entries(args.fromIndex, args.waitMs)
+      case 'replica.snapshot':
+        return Promise.resolve().then(() => parts.feed.snapshot(args.index, args.offset))
+      case 'replica.readIndex':
+        return parts.feed.readIndex()
+      default:
+        return Promise.reject(new Error(`no ${op} in the simulator`))
+    }
   }
 
   /**

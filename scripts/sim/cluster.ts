@@ -40,6 +40,8 @@ export interface ClusterSetup {
   trace: (line: string) => void
   /** Every agent's session ttl (default `SESSION_TTL_MS`): shorter ttls let sessions end within a run. */
   sessionTtlMs?: number
+  /** What each agent's membership view holds dead or left (the leader's session expiries read it); none if absent. */
+  down?: (id: NodeId) => string[]
 }
 
 /** Every agent's session ttl and operation timeout (virtual ms). */
@@ -148,6 +150,7 @@ export class Cluster {
       onCampaign: node => this.hooks.onCampaign?.(node),
       durableLog: id => this.node(id).disk.durable,
       trace: line => this.trace(line),
+      down: setup.down,
     }
     this.ids.forEach((id, i) => {
       const founder = this.founders.includes(id)

@@ -14,8 +14,10 @@
  * timeout starts long and shrinks as distinct members confirm the suspicion; (3) a ping to a member we
  * suspect says so, so the member refutes at once even if it missed the gossip.
  *
- * Dissemination: updates this node originates (its own alive/left, suspicions it raises, deaths it declares)
- * are published on the gossip topic in batches, each update retransmitted retransmitMult × log10(n+1) times.
+ * Dissemination: updates this node originates (its own alive/left, suspicions it raises, deaths it declares
+ * of members it suspected itself) are published on the gossip topic in batches, each update retransmitted
+ * retransmitMult × log10(n+1) times. A suspicion only heard on the topic ends in a death declared in this
+ * view alone: every member heard it and runs the same timer (see `Suspicion.spreading`).
  * Updates heard on the topic are not republished: gossipsub already carries each publish to every
  * subscriber, and the originator's retransmissions cover loss. Suspicions learned by push-pull are
  * republished, because nobody else may be spreading them. A periodic push-pull with a random member repairs
@@ -521,7 +523,8 @@ export class Swim {
         continue
       this.setStatus(state, 'dead', now)
       this.emit('dead', state, now)
-      this.enqueue({ type: 'dead', id, incarnation: suspicion.incarnation, from: this.id })
+      if (suspicion.spreading)
+        this.enqueue({ type: 'dead', id, incarnation: suspicion.incarnation, from: this.id })
     }
   }
 
@@ -546,7 +549,10 @@ export class Swim {
     if (state.status === 'suspect' && existing !== undefined && existing.incarnation === incarnation) {
       if (existing.confirm(from)) {
         this.deadlinesMoved()
-        if (spread) this.enqueue({ type: 'suspect', id, incarnation, from })
+        if (spread) {
+          existing.spreading = true
+          this.enqueue({ type: 'suspect', id, incarnation, from })
+        }
       }
       return
     }
@@ -560,7 +566,9 @@ export class Swim {
     const k = n - 2 < this.config.suspicionMult - 2 ? 0 : this.config.suspicionMult - 2
     const min = suspicionTimeout(this.config, n)
     const max = min * this.config.suspicionMaxTimeoutMult
-    this.suspicions.set(id, new Suspicion(from, incarnation, Math.max(0, k), min, max, now))
+    const suspicion = new Suspicion(from, incarnation, Math.max(0, k), min, max, now)
+    suspicion.spreading = spread
+    this.suspicions.set(id, suspicion)
     this.deadlinesMoved()
     if (spread) this.enqueue({ type: 'suspect', id, incarnation, from })
   }

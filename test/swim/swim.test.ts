@@ -214,8 +214,18 @@ describe('suspicion', () => {
     expect(deadEvents(runCore(core, 1000 + 24_000 - 1, everyone))).toEqual([])
     const ready = runCore(core, 1000 + 24_000, everyone)
     expect(deadEvents(ready)).toHaveLength(1)
-    expect(ready.broadcasts).toContainEqual({ type: 'dead', id: 'e', incarnation: 1, from: 'a' })
     expect(core.member('e')?.status).toBe('dead')
+    // Heard on the topic only: every member heard it and runs the same timer, so this one publishes nothing
+    // (each holder publishing was a gossipsub flood per member for every crash).
+    expect(ready.broadcasts.filter(update => update.type === 'dead')).toEqual([])
+  })
+
+  it('publishes the death of a member it suspected itself, by its own failed probe', () => {
+    const core = coreKnowing(['b', 'c', 'd', 'e'])
+    const ready = runCore(core, 60_000, id => id !== 'e')
+    expect(deadEvents(ready)).toHaveLength(1)
+    expect(ready.broadcasts).toContainEqual({ type: 'suspect', id: 'e', incarnation: 1, from: 'a' })
+    expect(ready.broadcasts).toContainEqual({ type: 'dead', id: 'e', incarnation: 1, from: 'a' })
   })
 
   it('shortens the timeout with each independent confirmation, down to the minimum', () => {
