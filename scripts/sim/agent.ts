@@ -12,6 +12,7 @@
  */
 
 import type { Logger } from '@libp2p/interface'
+import { NamedElection } from '../../src/agent/api/elections.ts'
 import { Locks } from '../../src/agent/api/locks.ts'
 import { Housekeeping } from '../../src/agent/cluster/housekeeping.ts'
 import { KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
@@ -27,6 +28,7 @@ import { Replica } from '../../src/agent/node/replica.ts'
 import { SessionKeeper } from '../../src/agent/node/session.ts'
 import { type ResolvedTiming, resolveTiming } from '../../src/agent/options.ts'
 import type { KvInput, KvOutput } from '../../src/check/index.ts'
+import { AbortError } from '../../src/errors.ts'
 import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
 import {
   ConfigChangeError,
@@ -155,6 +157,8 @@ interface Parts {
   client: Client
   /** The leader's session leases, renewed by the agents' keep-alives over the simulated admin RPC. */
   keepAliveServer: KeepAliveServer
+  /** The real named elections of `API.md` (`agent.elections(name)`) on this incarnation's parts. */
+  elections: (name: string) => NamedElection
 }
 
 /** The replica, with the simulator watching what it applies and restores. */
@@ -335,7 +339,9 @@ export class SimAgent {
       scheduler: clock,
       intervalMs: Math.max(this.timing.tickMs, 50),
     })
-    this.parts = { locks, replica, tracker, host, session, client, keepAliveServer }
+    const elections = (name: string): NamedElection =>
+      new NamedElection(name, { selfId: id, client, replica, session, closed, scheduler: clock })
+    this.parts = { locks, replica, tracker, host, session, client, keepAliveServer, elections }
     this.role = 'follower'
     this.leader = ''
     this.term = state.hardState.term
@@ -543,6 +549,22 @@ export class SimAgent {
     return parts.locks
   }
 
+  /** A named election through the agent's real API (as `agent.elections(name)`), while it is up. */
+  elections(name: string): NamedElection {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    return parts.elections(name)
+  }
+
+  /**
+   * The agent's session as its own code sees it: its id ('' when none) and until when (its monotonic clock)
+   * it trusts the session to be alive (`SessionKeeper.validUntil`, what `isHeld()` also checks).
+   */
+  sessionView(): { id: string; validUntil: number } | undefined {
+    const session = this.parts?.session
+    return session && { id: session.id, validUntil: session.validUntil() }
+  }
+
   // ---------- the forwarding RPC over the simulated network ----------
 
   private callRpc(
@@ -592,7 +614,9 @@ export class SimAgent {
       const cancel = this.clock.after(timeoutMs, () =>
         settle(() => reject(new SimRpcError('RpcTimeoutError', 'the call timed out'))),
       )
-      signal?.addEventListener('abort', () => settle(() => reject(signal.reason)), { once: true })
+      // As the real RPC layer (`net/rpc.ts`) does: the caller's abort is the API's `AbortError`, which the
+      // proposer passes on and its callers clean up after (a DOMException was taken for a failure).
+      signal?.addEventListener('abort', () => settle(() => reject(new AbortError())), { once: true })
       const broken = (): void =>
         settle(() => reject(new SimRpcError('RpcConnectionError', `the connection to ${peer} broke`)))
       const back = (fn: () => void): void => env.link(peer, this.id, () => settle(fn), broken)

@@ -22,7 +22,9 @@ import type { RaftBugs, RaftCoreOptions } from '../../src/raft/core-options.ts'
 import { shellBugs } from '../../src/shell-bugs.ts'
 import { BurstChecker } from './burst.ts'
 import { SimClient } from './clients.ts'
+import { drawSkews } from './clock-skews.ts'
 import { Cluster } from './cluster.ts'
+import { electionUsers } from './election-clients.ts'
 import { type FaultCounts, Nemesis } from './faults.ts'
 import { checkLogsMatch, type SafetyMonitor, Violation } from './invariants.ts'
 import { LockChecker, LockUser } from './lock-clients.ts'
@@ -122,6 +124,8 @@ export interface RunResult {
   checks: SafetyMonitor['checks']
   /** The lock users' grants, isHeld() observations checked, refusals, releases, failed calls. */
   locks: LockChecker['stats']
+  /** The election users' campaigns, wins, aborted campaigns, resigns, looks, failed calls. */
+  elections: ReturnType<typeof electionUsers>['checker']['stats']
   elapsedMs: number
 }
 
@@ -238,6 +242,8 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     snapshotEntries: setupPrng.between(3, 40),
     swallowUncaught: bugs.swallowUncaught,
     shellBugs: shellBugs(bugs.shell),
+    // Clocks set off from the start on some seeds (`clock-skews.ts`; one agent per founder and spare).
+    skews: drawSkews(root.stream('skews'), voters + 1),
     trace,
   })
   const faultEnd = ticks(WARMUP_TICKS + setupPrng.between(150, 250))
@@ -252,6 +258,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   const failed = () => {
     if (clientFailure) throw clientFailure
     if (burst.violation) throw burst.violation
+    if (elections.checker.violation) throw elections.checker.violation
   }
   const history: KvOperation[] = []
   const afterFaults: { opId: string; completed: boolean; latency: number; lastTarget: string }[] = []
@@ -331,6 +338,16 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     )
   }
 
+  // Election users on some seeds: named elections through the agents' real API (`election-clients.ts`).
+  const elections = electionUsers({
+    scheduler,
+    prng: root.stream('elections'),
+    agents: cluster.founders,
+    node: id => cluster.node(id),
+    issuing: () => scheduler.now < issueEnd,
+    trace,
+  })
+
   // Now and then a burst of puts on one agent's session: a retry outside the session window.
   const burst = new BurstChecker(scheduler)
   cluster.onApplied = entry => burst.onApplied(entry)
@@ -363,6 +380,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     cluster.startAll()
     for (const client of clients) client.start(clientPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     for (const user of lockUsers) user.start(lockPrng.between(ticks(2), ticks(WARMUP_TICKS)))
+    for (const user of elections.users) user.start(ticks(WARMUP_TICKS))
     nemesis.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
@@ -395,6 +413,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     }
     for (const client of clients) client.abandon()
     for (const user of lockUsers) user.abandon()
+    for (const user of elections.users) user.abandon()
     for (const op of afterFaults) {
       // Left waiting at a server that was then removed and shut down: its client times out, as Raft has it.
       if (!op.completed && cluster.node(op.lastTarget).decommissioned) continue
@@ -467,6 +486,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     terms: cluster.monitor.terms,
     checks: { ...cluster.monitor.checks },
     locks: { ...lockChecker.stats },
+    elections: { ...elections.checker.stats },
     elapsedMs: performance.now() - started,
   }
 }
