@@ -12,6 +12,7 @@
  */
 
 import type { Logger } from '@libp2p/interface'
+import { unexpected } from '../../src/agent/api/consensus.ts'
 import { NamedElection } from '../../src/agent/api/elections.ts'
 import { Locks } from '../../src/agent/api/locks.ts'
 import { Housekeeping } from '../../src/agent/cluster/housekeeping.ts'
@@ -132,6 +133,8 @@ export interface AgentEnv {
   readonly swallowUncaught: boolean
   /** The agent shell's bug switches (`src/shell-bugs.ts`): the state machine's, the runner's, the proposer's. */
   readonly shellBugs: ShellBugs
+  /** Results each session keeps for retries (the state machine's `maxResultsPerSession`; default 1,024). */
+  readonly maxResultsPerSession?: number
   /** A normal entry applied (first or again) on some agent. */
   onApplied?(entry: Entry): void
   /** The process died by itself (a crash in a write, or fail-stop on a storage error). */
@@ -239,7 +242,7 @@ export class SimAgent {
     const id = this.id
     const state: PersistedState = this.disk.load()
     const snapshotIndex = state.snapshot?.meta.index ?? 0
-    const replica = new SimReplica({}, env.shellBugs)
+    const replica = new SimReplica({ maxResultsPerSession: env.maxResultsPerSession }, env.shellBugs)
     const tracker = new LeaderTracker(clock)
     const closed = new AbortController().signal
     const host: RaftHost = new RaftHost({
@@ -522,6 +525,9 @@ export class SimAgent {
       return entry === undefined ? {} : { value: entry.value as string }
     }
     const result = await client.submit(kvCommand(input))
+    // As the KV API (`api/consensus.ts`) does: a retry the session no longer has the answer of reports an
+    // unknown outcome (`NoLeaderError`), which the client takes as such (small result windows, window-clients.ts).
+    if (result.type === 'error' && result.code === 'StaleRequest') throw unexpected(result)
     switch (result.type) {
       case 'revision':
         return {}

@@ -37,6 +37,8 @@ export interface ClusterSetup {
   swallowUncaught: boolean
   /** The agent shell's bug switches (`src/shell-bugs.ts`) every agent runs with. */
   shellBugs: ShellBugs
+  /** Results each session keeps for retries (every replica the same; default the state machine's 1,024). */
+  maxResultsPerSession?: number
   trace: (line: string) => void
 }
 
@@ -132,6 +134,7 @@ export class Cluster {
       agent: id => this.byId.get(id),
       swallowUncaught: setup.swallowUncaught,
       shellBugs: setup.shellBugs,
+      maxResultsPerSession: setup.maxResultsPerSession,
       onApplied: entry => this.onApplied?.(entry),
       onDied: node => {
         this.crashes++

@@ -180,7 +180,7 @@ export class ElectionUser implements Believer {
           env.checker.stats.aborted++
           env.trace(`election user ${this.name} aborts its campaign at ${this.agentId}`)
           // Stand again at once: the aborted campaign's resign is still on its way.
-          if (env.prng.chance(0.7)) {
+          if (env.prng.chance(0.9)) {
             this.attempt()
             return
           }
@@ -252,7 +252,7 @@ export function electionUsers(
 ): { checker: ElectionChecker; users: ElectionUser[] } {
   const checker = new ElectionChecker(env.scheduler)
   const users: ElectionUser[] = []
-  if (env.agents.length < 2 || !env.prng.chance(0.6)) return { checker, users }
+  if (env.agents.length < 2 || !env.prng.chance(0.8)) return { checker, users }
   const count = env.prng.between(2, Math.min(4, env.agents.length))
   const agents = [...env.agents]
   for (let i = 0; i < count; i++) {
