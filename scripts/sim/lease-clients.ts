@@ -2,7 +2,7 @@
  * Lease users: the lock API at the edge of its leases. Where the lock users (`lock-clients.ts`) hold a long
  * lease and look now and then, these take short leases on their own key (`M`), look at `isHeld()` every few
  * ms for as long as they keep the lock, sometimes let it run out rather than release it, and try again every
- * few ms while another holds it. So a grant that comes early, while a holder's local lease still runs (an
+ * 10..50 ms while another holds it. So a grant that comes early, while a holder's local lease still runs (an
  * entry stamped by a leader whose wall clock is ahead ending the lease inline: `lease-inline-expiry`), finds
  * a holder that looks inside the window. Checked by the same rules as the lock users (`LockChecker`):
  * `isHeld()` is never true once a later grant was answered; tokens are never granted twice.
@@ -143,7 +143,9 @@ export class LeaseUser {
   }
 
   private next(): void {
-    this.env.scheduler.after(this.env.prng.between(2, 20), () => this.attempt())
+    // Not much faster: every try is an entry, and a backlog of them under the slowest flow control (one small
+    // message in flight) outlasts the liveness bound once the faults stop.
+    this.env.scheduler.after(this.env.prng.between(10, 50), () => this.attempt())
   }
 }
 
