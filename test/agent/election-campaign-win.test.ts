@@ -3,7 +3,9 @@
  * election users, scripts/sim/election-clients.ts): an agent that lagged applied the log's older stretch
  * where the candidacy of its earlier, aborted campaign reached the head of the queue; the newer campaign took
  * that for its win (the event names the session), and the aborted campaign's resign, next in the log, then
- * handed the election to another agent: two agents believed they led. A real replica and state machine fed
+ * handed the election to another agent: two agents believed they led. And a resign right after a campaign won
+ * on the leader's answer resigns, rather than find nothing to resign in a replica that has not applied the win
+ * yet (the candidacy would lead on, and no one else could). A real replica and state machine fed
  * entries as a committed log would; the client is a stand-in that appends the command and answers with its
  * result.
  */
@@ -91,5 +93,57 @@ describe('a named campaign', () => {
     commit({ type: 'resign', name: 'E', sessionId: 's-c', requestId: 'rc' })
     await standing
     expect(replica.state.election('E')?.leader?.sessionId).toBe('s-a')
+  })
+})
+
+describe('a named resign', () => {
+  it("resigns a lead won on the leader's answer that this replica has not applied yet", async () => {
+    const replica = new Replica()
+    let index = 0
+    const entry = (command: Command): Entry => {
+      index++
+      return { index, term: 1, type: 'normal', data: encodeEnvelope({ ts: 1_000 + index, command }) }
+    }
+    replica.apply(entry({ type: 'openSession', sessionId: 's-a', agentId: 'a', ttlMs: 10_000 }))
+    // The leader applied a's campaign and answered 'elected'; this replica has not applied it yet.
+    let pending: Entry | undefined
+    const submitted: Command[] = []
+    const client = {
+      deadline: () => Number.MAX_SAFE_INTEGER,
+      submit: async (command: Command) => {
+        submitted.push(command)
+        if (command.type === 'campaign') {
+          pending = entry(command)
+          return { type: 'elected', term: 1 } as CommandResult
+        }
+        return replica.apply(entry(command)).result
+      },
+      submitRaw: async () => ({ type: 'ok' }) as CommandResult,
+      // The read barrier: this replica catches up with what the leader committed.
+      barrier: async () => {
+        if (pending !== undefined) replica.apply(pending)
+        pending = undefined
+      },
+    } as unknown as Client
+    const session = {
+      id: 's-a',
+      open: async () => {},
+      ended: () => {},
+      onLost: () => () => {},
+    } as unknown as SessionKeeper
+    const election = new NamedElection('E', {
+      selfId: 'a',
+      client,
+      replica,
+      session,
+      closed: new AbortController().signal,
+      scheduler: new VirtualScheduler(),
+    })
+    await election.campaign()
+    expect(replica.state.election('E')?.leader).toBeUndefined()
+    await election.resign()
+    expect(submitted.map(command => command.type)).toEqual(['campaign', 'resign'])
+    expect(replica.state.election('E')?.leader).toBeUndefined()
+    expect(replica.state.election('E')?.candidates).toEqual([])
   })
 })

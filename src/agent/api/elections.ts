@@ -266,8 +266,15 @@ export class NamedElection implements LeaderElection {
     checkOptions(options, ['signal'])
     const { client, session, replica } = this.context
     const sessionId = session.id
-    const leader = replica.state.election(this.name)?.leader
-    if (sessionId === '' || leader?.sessionId !== sessionId) return
+    if (sessionId === '') return
+    let leader = replica.state.election(this.name)?.leader
+    if (leader?.sessionId !== sessionId) {
+      // campaign() may have resolved on the leader's answer before this replica applied the entry: catch up
+      // before deciding there is nothing to resign (else the candidacy leads on, and no one else can).
+      await client.barrier(options?.signal)
+      leader = replica.state.election(this.name)?.leader
+    }
+    if (leader?.sessionId !== sessionId) return
     // The candidacy that leads now, not whatever candidacy the session has when the entry applies.
     const result = await client.submit(
       { type: 'resign', name: this.name, sessionId, requestId: leader.requestId },
