@@ -197,6 +197,8 @@ export class SimAgent {
   commit = 0
   applied = 0
   private appliedConfig: Config = { voters: [], nonVoters: [] }
+  /** The log index of `appliedConfig` (the snapshot's index when it came with a snapshot). */
+  appliedConfigIndex = 0
   private booting = false
   /** Callers of the forwarding RPCs this incarnation is serving: told when it dies. */
   private resets = new Set<() => void>()
@@ -351,6 +353,7 @@ export class SimAgent {
     this.commit = Math.max(state.hardState.commit, snapshotIndex)
     this.applied = snapshotIndex
     this.appliedConfig = state.snapshot?.meta.config ?? { voters: [], nonVoters: [] }
+    this.appliedConfigIndex = snapshotIndex
     if (this.incarnation > 0) env.monitor.observeRestart(id, snapshotIndex, state.hardState.commit)
     this.booting = true
     try {
@@ -695,6 +698,7 @@ export class SimAgent {
     }
     this.observeApply(entry)
     this.appliedConfig = config
+    this.appliedConfigIndex = index
   }
 
   private observeRestore(snapshot: Snapshot): void {
@@ -703,6 +707,7 @@ export class SimAgent {
     this.env.monitor.observeRestore(this.id, index, term)
     this.applied = index
     this.appliedConfig = snapshot.meta.config
+    this.appliedConfigIndex = index
     this.env.counters.snapshotsInstalled++
     this.env.trace(`${this.id} installs a snapshot at ${index}/${term}`)
   }

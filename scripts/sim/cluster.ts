@@ -207,6 +207,11 @@ export class Cluster {
     const members = new Set([...committed.voters, ...committed.nonVoters])
     const wanted = new Set(members)
     for (const id of members) {
+      // A member whose log does not reach the committed configuration holds an older one, which cannot come
+      // back (it cannot be elected with that log): a server that only it still lists is gone. (5 agents,
+      // seed 102: a member catching up by a slow snapshot kept a removed server up, which took a client's
+      // call and held it past the liveness bound.)
+      if (this.node(id).lastIndex() < furthest.appliedConfigIndex) continue
       const config = this.node(id).config()
       for (const other of [...(config?.voters ?? []), ...(config?.nonVoters ?? [])]) wanted.add(other)
     }
