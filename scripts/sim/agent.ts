@@ -12,7 +12,8 @@
  */
 
 import type { Logger } from '@libp2p/interface'
-import { Consensus } from '../../src/agent/api/consensus.ts'
+import { Consensus, unexpected } from '../../src/agent/api/consensus.ts'
+import { NamedElection } from '../../src/agent/api/elections.ts'
 import { Locks } from '../../src/agent/api/locks.ts'
 import { Housekeeping } from '../../src/agent/cluster/housekeeping.ts'
 import { KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
@@ -29,6 +30,7 @@ import { ReplicaFeed } from '../../src/agent/node/replica-feed.ts'
 import { SessionKeeper } from '../../src/agent/node/session.ts'
 import { type ResolvedTiming, resolveTiming } from '../../src/agent/options.ts'
 import type { KvInput, KvOutput } from '../../src/check/index.ts'
+import { AbortError } from '../../src/errors.ts'
 import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
 import {
   ConfigChangeError,
@@ -132,6 +134,8 @@ export interface AgentEnv {
   readonly swallowUncaught: boolean
   /** The agent shell's bug switches (`src/shell-bugs.ts`): the state machine's, the runner's, the proposer's. */
   readonly shellBugs: ShellBugs
+  /** Results each session keeps for retries (the state machine's `maxResultsPerSession`; default 1,024). */
+  readonly maxResultsPerSession?: number
   /** A normal entry applied (first or again) on some agent. */
   onApplied?(entry: Entry): void
   /** The process died by itself (a crash in a write, or fail-stop on a storage error). */
@@ -161,6 +165,8 @@ interface Parts {
   keepAliveServer: KeepAliveServer
   /** What this replica serves the members that hold no log (`replica.*` of the client protocol). */
   feed: ReplicaFeed
+  /** The real named elections of `API.md` (`agent.elections(name)`) on this incarnation's parts. */
+  elections: (name: string) => NamedElection
 }
 
 /** The replica, with the simulator watching what it applies and restores. */
@@ -196,6 +202,8 @@ export class SimAgent {
   commit = 0
   applied = 0
   private appliedConfig: Config = { voters: [], nonVoters: [] }
+  /** The log index of `appliedConfig` (the snapshot's index when it came with a snapshot). */
+  appliedConfigIndex = 0
   private booting = false
   /** Callers of the forwarding RPCs this incarnation is serving: told when it dies. */
   private resets = new Set<() => void>()
@@ -241,7 +249,7 @@ export class SimAgent {
     const id = this.id
     const state: PersistedState = this.disk.load()
     const snapshotIndex = state.snapshot?.meta.index ?? 0
-    const replica = new SimReplica({}, env.shellBugs)
+    const replica = new SimReplica({ maxResultsPerSession: env.maxResultsPerSession }, env.shellBugs)
     const tracker = new LeaderTracker(clock)
     const closed = new AbortController().signal
     const host: RaftHost = new RaftHost({
@@ -348,13 +356,16 @@ export class SimAgent {
       barrier: signal => client.barrier(signal),
       scheduler: clock,
     })
-    this.parts = { locks, replica, tracker, host, session, client, keepAliveServer, feed }
+    const elections = (name: string): NamedElection =>
+      new NamedElection(name, { selfId: id, client, replica, session, closed, scheduler: clock })
+    this.parts = { locks, replica, tracker, host, session, client, keepAliveServer, feed, elections }
     this.role = 'follower'
     this.leader = ''
     this.term = state.hardState.term
     this.commit = Math.max(state.hardState.commit, snapshotIndex)
     this.applied = snapshotIndex
     this.appliedConfig = state.snapshot?.meta.config ?? { voters: [], nonVoters: [] }
+    this.appliedConfigIndex = snapshotIndex
     if (this.incarnation > 0) env.monitor.observeRestart(id, snapshotIndex, state.hardState.commit)
     this.booting = true
     try {
@@ -529,6 +540,9 @@ export class SimAgent {
       return entry === undefined ? {} : { value: entry.value as string }
     }
     const result = await client.submit(kvCommand(input))
+    // As the KV API (`api/consensus.ts`) does: a retry the session no longer has the answer of reports an
+    // unknown outcome (`NoLeaderError`), which the client takes as such (small result windows, window-clients.ts).
+    if (result.type === 'error' && result.code === 'StaleRequest') throw unexpected(result)
     switch (result.type) {
       case 'revision':
         return {}
@@ -568,6 +582,22 @@ export class SimAgent {
       session: parts.session,
       state: parts.replica.state,
     }
+  }
+
+  /** A named election through the agent's real API (as `agent.elections(name)`), while it is up. */
+  elections(name: string): NamedElection {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    return parts.elections(name)
+  }
+
+  /**
+   * The agent's session as its own code sees it: its id ('' when none) and until when (its monotonic clock)
+   * it trusts the session to be alive (`SessionKeeper.validUntil`, what `isHeld()` also checks).
+   */
+  sessionView(): { id: string; validUntil: number } | undefined {
+    const session = this.parts?.session
+    return session && { id: session.id, validUntil: session.validUntil() }
   }
 
   // ---------- the forwarding RPC over the simulated network ----------
@@ -619,7 +649,9 @@ export class SimAgent {
       const cancel = this.clock.after(timeoutMs, () =>
         settle(() => reject(new SimRpcError('RpcTimeoutError', 'the call timed out'))),
       )
-      signal?.addEventListener('abort', () => settle(() => reject(signal.reason)), { once: true })
+      // As the real RPC layer (`net/rpc.ts`) does: the caller's abort is the API's `AbortError`, which the
+      // proposer passes on and its callers clean up after (a DOMException was taken for a failure).
+      signal?.addEventListener('abort', () => settle(() => reject(new AbortError())), { once: true })
       const broken = (): void =>
         settle(() => reject(new SimRpcError('RpcConnectionError', `the connection to ${peer} broke`)))
       const back = (fn: () => void): void => env.link(peer, this.id, () => settle(fn), broken)
@@ -711,6 +743,7 @@ export class SimAgent {
     }
     this.observeApply(entry)
     this.appliedConfig = config
+    this.appliedConfigIndex = index
   }
 
   private observeRestore(snapshot: Snapshot): void {
@@ -719,6 +752,7 @@ export class SimAgent {
     this.env.monitor.observeRestore(this.id, index, term)
     this.applied = index
     this.appliedConfig = snapshot.meta.config
+    this.appliedConfigIndex = index
     this.env.counters.snapshotsInstalled++
     this.env.trace(`${this.id} installs a snapshot at ${index}/${term}`)
   }

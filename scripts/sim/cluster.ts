@@ -37,6 +37,8 @@ export interface ClusterSetup {
   swallowUncaught: boolean
   /** The agent shell's bug switches (`src/shell-bugs.ts`) every agent runs with. */
   shellBugs: ShellBugs
+  /** Results each session keeps for retries (every replica the same; default the state machine's 1,024). */
+  maxResultsPerSession?: number
   trace: (line: string) => void
   /** Every agent's session ttl (default `SESSION_TTL_MS`): shorter ttls let sessions end within a run. */
   sessionTtlMs?: number
@@ -136,6 +138,7 @@ export class Cluster {
       agent: id => this.byId.get(id),
       swallowUncaught: setup.swallowUncaught,
       shellBugs: setup.shellBugs,
+      maxResultsPerSession: setup.maxResultsPerSession,
       onApplied: entry => this.onApplied?.(entry),
       onDied: node => {
         this.crashes++
@@ -209,6 +212,11 @@ export class Cluster {
     const members = new Set([...committed.voters, ...committed.nonVoters])
     const wanted = new Set(members)
     for (const id of members) {
+      // A member whose log does not reach the committed configuration holds an older one, which cannot come
+      // back (it cannot be elected with that log): a server that only it still lists is gone. (5 agents,
+      // seed 102: a member catching up by a slow snapshot kept a removed server up, which took a client's
+      // call and held it past the liveness bound.)
+      if (this.node(id).lastIndex() < furthest.appliedConfigIndex) continue
       const config = this.node(id).config()
       for (const other of [...(config?.voters ?? []), ...(config?.nonVoters ?? [])]) wanted.add(other)
     }

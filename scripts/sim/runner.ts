@@ -23,13 +23,17 @@ import type { RaftBugs, RaftCoreOptions } from '../../src/raft/core-options.ts'
 import { shellBugs } from '../../src/shell-bugs.ts'
 import { BurstChecker } from './burst.ts'
 import { SimClient } from './clients.ts'
+import { drawSkews, scheduleLeaderSteps } from './clock-skews.ts'
 import { Cluster } from './cluster.ts'
+import { electionUsers } from './election-clients.ts'
 import { type FaultCounts, Nemesis } from './faults.ts'
 import { checkLogsMatch, type SafetyMonitor, Violation } from './invariants.ts'
 import { drawSessionTtl, type KvWorkloadStats, KvWorkloads } from './kv-workloads.ts'
+import { leaseUsers } from './lease-clients.ts'
 import { LockChecker, LockUser } from './lock-clients.ts'
 import { Prng } from './prng.ts'
 import { MS_PER_TICK, Scheduler } from './scheduler.ts'
+import { planWindow, WindowChecker, WindowUser } from './window-clients.ts'
 
 export const BUG_NAMES = [
   'vote-ignores-log',
@@ -130,6 +134,12 @@ export interface RunResult {
   locks: LockChecker['stats']
   /** The transaction, ephemeral-key and semaphore workloads (`kv-workloads.ts`): what each did. */
   kv: KvWorkloadStats
+  /** The election users' campaigns, wins, aborted campaigns, resigns, looks, failed calls. */
+  elections: ReturnType<typeof electionUsers>['checker']['stats']
+  /** The lease users' grants, isHeld() observations checked, refusals, releases, failed calls. */
+  leases: LockChecker['stats']
+  /** The window user's puts and how they ended (`window-clients.ts`); all 0 on seeds without it. */
+  window: WindowChecker['stats']
   elapsedMs: number
 }
 
@@ -240,6 +250,11 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   const trace = log
     ? (line: string) => log(`[tick ${(scheduler.now / MS_PER_TICK).toFixed(1).padStart(6)}] ${line}`)
     : () => {}
+  // On some seeds a small session result window and a user that outruns it (`window-clients.ts`).
+  const windowPrng = root.stream('window')
+  const windowPlan = planWindow(windowPrng)
+  const skewPrng = root.stream('skews')
+  const skews = drawSkews(skewPrng, voters + 1)
   const cluster = new Cluster({
     scheduler,
     prng: root,
@@ -250,6 +265,9 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     snapshotEntries: setupPrng.between(3, 40),
     swallowUncaught: bugs.swallowUncaught,
     shellBugs: shellBugs(bugs.shell),
+    // Clocks set off from the start on some seeds (`clock-skews.ts`; one agent per founder and spare).
+    skews,
+    maxResultsPerSession: windowPlan?.maxResultsPerSession,
     trace,
     sessionTtlMs,
   })
@@ -265,6 +283,8 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   const failed = () => {
     if (clientFailure) throw clientFailure
     if (burst.violation) throw burst.violation
+    if (elections.checker.violation) throw elections.checker.violation
+    if (windowChecker.violation) throw windowChecker.violation
   }
   const history: KvOperation[] = []
   const afterFaults: { opId: string; completed: boolean; latency: number; lastTarget: string }[] = []
@@ -361,9 +381,47 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     trace,
   })
 
+  const windowChecker = new WindowChecker(scheduler)
+  const windowUser =
+    windowPlan &&
+    new WindowUser(windowPrng.pick(cluster.founders), windowPlan.depth, {
+      scheduler,
+      checker: windowChecker,
+      node: id => cluster.node(id),
+      // Through the first half of the fault window only: its last puts are done (or given up) well before
+      // the faults stop, when the cluster's liveness is measured.
+      issuing: () => scheduler.now < (ticks(WARMUP_TICKS) + faultEnd) / 2,
+      trace,
+    })
+
+  // Lease users on most seeds: short leases on their own key, looked at every few ms (`lease-clients.ts`).
+  const leases = leaseUsers({
+    scheduler,
+    prng: root.stream('leases'),
+    node: id => cluster.node(id),
+    nodeIds: cluster.ids,
+    issuing: () => scheduler.now < issueEnd,
+    trace,
+  })
+
+  // Election users on some seeds: named elections through the agents' real API (`election-clients.ts`).
+  const elections = electionUsers({
+    scheduler,
+    prng: root.stream('elections'),
+    agents: cluster.founders,
+    node: id => cluster.node(id),
+    issuing: () => scheduler.now < issueEnd,
+    trace,
+  })
+
   // Now and then a burst of puts on one agent's session: a retry outside the session window.
   const burst = new BurstChecker(scheduler)
   cluster.onApplied = entry => burst.onApplied(entry)
+  const burstApplied = cluster.onApplied
+  cluster.onApplied = entry => {
+    burstApplied(entry)
+    windowChecker.onApplied(entry)
+  }
   const burstPrng = root.stream('burst')
   if (burstPrng.chance(options.burstRate ?? 0)) {
     const at = burstPrng.between(ticks(WARMUP_TICKS), faultEnd - ticks(50))
@@ -375,6 +433,17 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
       burst.fire(agent, `b${seed}`)
     })
   }
+
+  // On the skewed seeds, wall-clock steps forward on the leader of the moment (`clock-skews.ts`).
+  scheduleLeaderSteps({
+    scheduler,
+    prng: skewPrng,
+    skewed: skews !== undefined,
+    leader: () => cluster.leader(),
+    startMs: ticks(WARMUP_TICKS),
+    endMs: faultEnd,
+    trace,
+  })
 
   const nemesis = new Nemesis({
     cluster,
@@ -394,6 +463,9 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     for (const client of clients) client.start(clientPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     for (const user of lockUsers) user.start(lockPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     kv.start(ticks(WARMUP_TICKS))
+    for (const user of elections.users) user.start(ticks(WARMUP_TICKS))
+    for (const user of leases.users) user.start(ticks(WARMUP_TICKS))
+    windowUser?.start(ticks(WARMUP_TICKS))
     nemesis.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
@@ -434,6 +506,9 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     for (const client of clients) client.abandon()
     for (const user of lockUsers) user.abandon()
     kv.abandon()
+    for (const user of elections.users) user.abandon()
+    for (const user of leases.users) user.abandon()
+    windowUser?.abandon()
     for (const op of afterFaults) {
       // Left waiting at a server that was then removed and shut down: its client times out, as Raft has it.
       if (!op.completed && cluster.node(op.lastTarget).decommissioned) continue
@@ -508,6 +583,9 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     checks: { ...cluster.monitor.checks },
     locks: { ...lockChecker.stats },
     kv: kv.stats,
+    elections: { ...elections.checker.stats },
+    window: { ...windowChecker.stats },
+    leases: { ...leases.checker.stats },
     elapsedMs: performance.now() - started,
   }
 }

@@ -30,6 +30,9 @@ export class NotLeaderError extends RaftError {
   }
 }
 
+/** `ProposalDroppedError`'s message when the leader's `maxUncommittedBytes` is full (it frees as entries commit). */
+export const UNCOMMITTED_BYTES_FULL = 'Too many uncommitted bytes on the leader'
+
 /** The leader refused a proposal: a leadership transfer is under way, too much is uncommitted, or it was removed. */
 export class ProposalDroppedError extends RaftError {
   static override readonly name = 'ProposalDroppedError'

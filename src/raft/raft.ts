@@ -14,7 +14,13 @@ import {
   encodeConfig,
 } from './config.ts'
 import type { RaftCoreOptions, RaftInit } from './core-options.ts'
-import { ConfigChangeError, InvalidRequestError, NotLeaderError, ProposalDroppedError } from './errors.ts'
+import {
+  ConfigChangeError,
+  InvalidRequestError,
+  NotLeaderError,
+  ProposalDroppedError,
+  UNCOMMITTED_BYTES_FULL,
+} from './errors.ts'
 import { RaftLog } from './log.ts'
 import { isWellFormed, MAX_TERM, MAX_TERM_ADVANCE } from './messages.ts'
 import { PeerProgress } from './progress.ts'
@@ -271,7 +277,7 @@ export class RaftNode implements RaftCore {
       size > 0 &&
       this.uncommittedBytes + size > this.options.maxUncommittedBytes
     ) {
-      throw new ProposalDroppedError('Too many uncommitted bytes on the leader')
+      throw new ProposalDroppedError(UNCOMMITTED_BYTES_FULL)
     }
     this.uncommittedBytes += size
     const slot = this.appendEntry('normal', data)

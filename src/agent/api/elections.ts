@@ -216,12 +216,18 @@ export class NamedElection implements LeaderElection {
       const win = new Promise<boolean>(resolve => {
         resolveWin = resolve
       })
+      const requestId = crypto.randomUUID()
       const unsubscribe = [
+        // This campaign's candidacy leads: the session's and this request's (the newest campaign of the
+        // session owns its candidacy). A candidacy of an earlier, aborted campaign of the same session can
+        // reach the head first (this replica applying an older stretch of the log) and is then ended by that
+        // campaign's resign, due next in the log: it is not this campaign's win.
         replica.onEvent(event => {
           if (
             event.type === 'electionChanged' &&
             event.name === this.name &&
-            event.leader?.sessionId === sessionId
+            event.leader?.sessionId === sessionId &&
+            event.leader.requestId === requestId
           ) {
             resolveWin(true)
           }
@@ -230,7 +236,6 @@ export class NamedElection implements LeaderElection {
           if (lost === sessionId) resolveWin(false)
         }),
       ]
-      const requestId = crypto.randomUUID()
       try {
         const command: Command = { type: 'campaign', name: this.name, sessionId, agentId: selfId, requestId }
         if (value !== undefined) command.value = value
@@ -261,8 +266,15 @@ export class NamedElection implements LeaderElection {
     checkOptions(options, ['signal'])
     const { client, session, replica } = this.context
     const sessionId = session.id
-    const leader = replica.state.election(this.name)?.leader
-    if (sessionId === '' || leader?.sessionId !== sessionId) return
+    if (sessionId === '') return
+    let leader = replica.state.election(this.name)?.leader
+    if (leader?.sessionId !== sessionId) {
+      // campaign() may have resolved on the leader's answer before this replica applied the entry: catch up
+      // before deciding there is nothing to resign (else the candidacy leads on, and no one else can).
+      await client.barrier(options?.signal)
+      leader = replica.state.election(this.name)?.leader
+    }
+    if (leader?.sessionId !== sessionId) return
     // The candidacy that leads now, not whatever candidacy the session has when the entry applies.
     const result = await client.submit(
       { type: 'resign', name: this.name, sessionId, requestId: leader.requestId },
