@@ -14,7 +14,7 @@
  * was reached (the benchmark goes on with the agents that did join).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { AgentOptions } from '../src/index.ts'
@@ -103,6 +103,8 @@ interface SizeReport {
   detection: { boundMs: number; allSurvivorsMs?: number }
   lockHandoffMs?: number
   leaderKill: { maxStallMs?: number; error?: string }
+  /** The machine's 1-minute load average when this size started and when it ended (others share it). */
+  loadAverage: { start: number; end: number }
 }
 
 async function measure(size: number, dir: string, log: (line: string) => void): Promise<SizeReport> {
@@ -135,6 +137,7 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
     },
     detection: { boundMs: memberlistLanBoundMs(size) },
     leaderKill: {},
+    loadAverage: { start: loadavg()[0], end: Number.NaN },
   }
   try {
     await hosts[0].request('join', { voters: 3 })
@@ -156,10 +159,13 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
       `  ${report.joined} joined, ${report.joinErrors} errors, ${Math.round(performance.now() - started)} ms`,
     )
 
+    // Every joined agent alive in every joined agent's view (not a count: an agent whose join failed may
+    // still run and be alive in the views, and must not stand in for a joined one missing from them).
     const convergedIn = await until(async () => {
       for (const host of joined) {
         const members = (await host.request('members', {})) as Member[]
-        if (members.filter(member => member.status === 'alive').length < joined.length) return false
+        const alive = new Set(members.filter(member => member.status === 'alive').map(member => member.id))
+        if (!joined.every(other => alive.has(other.id))) return false
       }
       return true
     }, joinTimeoutMs)
@@ -269,6 +275,10 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
       }
       log(`  leader kill: longest write ${report.leaderKill.maxStallMs ?? report.leaderKill.error} ms`)
     }
+    report.loadAverage.end = loadavg()[0]
+    log(
+      `  load average: ${report.loadAverage.start.toFixed(1)} at the start, ${report.loadAverage.end.toFixed(1)} at the end`,
+    )
     return report
   } finally {
     await Promise.all(
