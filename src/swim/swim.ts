@@ -198,8 +198,8 @@ export class Swim {
     if (from === this.id) return
     now = this.now
     this.touch(from, now)
-    // A push-pull request is answered with our state anyway.
-    if (message.type !== 'pushPull') this.syncWithTheDead(from, now)
+    // Only its probes: one a period from a member that runs, where its gossip reaches every agent at once.
+    if (message.type === 'ping' || message.type === 'pingReq') this.syncWithTheDead(from, now)
     switch (message.type) {
       case 'ping':
         this.onPing(from, message, now)
@@ -777,7 +777,10 @@ export class Swim {
    * only a push-pull that happens to pick it would ever tell it. A push-pull with it now settles both
    * sides: its answer carries its current record (it may have refuted already, and we missed that), and our
    * state tells it that it is dead here, which it refutes. memberlist gossips to the dead for a while for
-   * the same reason. At most once per `DEAD_SYNC_PERIODS` probe periods per member.
+   * the same reason. At most once per `DEAD_SYNC_PERIODS` probe periods per member, and only on its probes
+   * (a ping or ping-req: one a period, to one agent), never on gossip, which reaches every agent at once: a
+   * thousand agents each sending a restarted member its full state would bury it. A restarted member needs
+   * none of this: its higher incarnation revives it.
    */
   private syncWithTheDead(id: MemberId, now: number): void {
     const state = this.memberStates.get(id)

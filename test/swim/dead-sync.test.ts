@@ -51,4 +51,18 @@ describe('a member declared dead while it stalled', () => {
       for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBeGreaterThanOrEqual(5_000)
     }
   })
+
+  it('is synced with on its probes only, not on its gossip, which reaches every agent at once', () => {
+    const cluster = stalledAndDeclaredDead()
+    const before = cluster.sends('pushPull', 'a', 'e').length
+    const incarnation = cluster.core('a').member('e')!.incarnation
+    const own = { ...cluster.core('e').member('e')!, incarnation }
+    const { status: _, lastSeen: __, statusChangedAt: ___, ...record } = own
+    cluster.act('a', (core, now) =>
+      core.receive('e', { type: 'gossip', updates: [{ type: 'alive', member: record }] }, now),
+    )
+    expect(cluster.sends('pushPull', 'a', 'e')).toHaveLength(before)
+    cluster.act('a', (core, now) => core.receive('e', { type: 'ping', seq: 1, target: 'a' }, now))
+    expect(cluster.sends('pushPull', 'a', 'e')).toHaveLength(before + 1)
+  })
 })
