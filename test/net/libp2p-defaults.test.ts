@@ -33,9 +33,7 @@ function optsOf(created: Libp2p<ConclaveServices>): GossipsubOpts {
 }
 
 /** libp2p's private connection monitor, to read the setting it was built with; undefined when it runs none. */
-function monitorOf(
-  created: Libp2p<ConclaveServices>,
-): { abortConnectionOnPingFailure: boolean } | undefined {
+function monitorOf(created: Libp2p<ConclaveServices>): { abortConnectionOnPingFailure: boolean } | undefined {
   try {
     return (
       created as unknown as { components: { connectionMonitor: { abortConnectionOnPingFailure: boolean } } }
