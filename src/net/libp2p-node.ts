@@ -58,6 +58,14 @@ export const CONCLAVE_LIBP2P_DEFAULTS = Object.freeze({
    */
   abortConnectionOnPingFailure: false,
   /**
+   * So the connection monitor is off: it pings every connection every 10 s on a new stream (a protocol
+   * negotiation each), only to measure round trips nobody reads once failures abort nothing. An agent holds
+   * a connection to most others (SWIM probes them all), so that was a cost per agent growing with the
+   * cluster: at 50 agents about 10 pings a second in and out of each. SWIM, Raft and the RPC deadlines
+   * judge liveness.
+   */
+  connectionMonitorEnabled: false,
+  /**
    * Gossipsub lowers the score of peers sharing an IP (a Sybil defence), which on one host mutes every
    * agent's gossip to the others. 0 disables the penalty.
    */
@@ -161,6 +169,7 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
       ...options.connectionManager,
     },
     connectionMonitor: {
+      enabled: CONCLAVE_LIBP2P_DEFAULTS.connectionMonitorEnabled,
       abortConnectionOnPingFailure: CONCLAVE_LIBP2P_DEFAULTS.abortConnectionOnPingFailure,
       ...options.connectionMonitor,
     },

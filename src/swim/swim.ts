@@ -78,6 +78,8 @@ interface MemberState {
   status: MemberStatus
   lastSeen: number
   statusChangedAt: number
+  /** When a message from this member, held dead here, last made us sync with it (`syncWithTheDead`). */
+  syncedWhileDeadAt?: number
 }
 
 /** Our probe of one member in the current protocol period. */
@@ -110,6 +112,9 @@ function isLive(status: MemberStatus): boolean {
 }
 
 const SEQ_LIMIT = 0x1_0000_0000
+
+/** A member held dead that keeps speaking is synced with at most once per this many probe periods. */
+const DEAD_SYNC_PERIODS = 5
 
 /** The SWIM/Lifeguard membership state machine of one member. */
 export class Swim {
@@ -195,6 +200,8 @@ export class Swim {
     if (from === this.id) return
     now = this.now
     this.touch(from, now)
+    // Only its probes: one a period from a member that runs, where its gossip reaches every agent at once.
+    if (message.type === 'ping' || message.type === 'pingReq') this.syncWithTheDead(from, now)
     switch (message.type) {
       case 'ping':
         this.onPing(from, message, now)
@@ -770,6 +777,26 @@ export class Swim {
     const limit = retransmitLimit(this.config, this.liveCount)
     this.broadcasts = this.queue.take(this.config.maxUpdatesPerBroadcast, limit)
     this.nextGossipAt = now + this.config.gossipInterval
+  }
+
+  /**
+   * A member this view holds dead spoke: it runs, and may never have heard that it was declared dead (the
+   * death was gossiped while it stalled, or its connections were down), so it has nothing to refute, and
+   * only a push-pull that happens to pick it would ever tell it. A push-pull with it now settles both
+   * sides: its answer carries its current record (it may have refuted already, and we missed that), and our
+   * state tells it that it is dead here, which it refutes. memberlist gossips to the dead for a while for
+   * the same reason. At most once per `DEAD_SYNC_PERIODS` probe periods per member, and only on its probes
+   * (a ping or ping-req: one a period, to one agent), never on gossip, which reaches every agent at once: a
+   * thousand agents each sending a restarted member its full state would bury it. A restarted member needs
+   * none of this: its higher incarnation revives it.
+   */
+  private syncWithTheDead(id: MemberId, now: number): void {
+    const state = this.memberStates.get(id)
+    if (state === undefined || state.status !== 'dead' || this.leaving) return
+    const last = state.syncedWhileDeadAt
+    if (last !== undefined && now - last < DEAD_SYNC_PERIODS * this.config.probeInterval) return
+    state.syncedWhileDeadAt = now
+    this.send(id, this.pushPullMessage(false))
   }
 
   private touch(id: MemberId, now: number): void {

@@ -32,11 +32,16 @@ function optsOf(created: Libp2p<ConclaveServices>): GossipsubOpts {
   return (created.services.pubsub as unknown as { opts: GossipsubOpts }).opts
 }
 
-/** libp2p's private connection monitor, to read the setting it was built with. */
-function monitorOf(created: Libp2p<ConclaveServices>): { abortConnectionOnPingFailure: boolean } {
-  return (
-    created as unknown as { components: { connectionMonitor: { abortConnectionOnPingFailure: boolean } } }
-  ).components.connectionMonitor
+/** libp2p's private connection monitor, to read the setting it was built with; undefined when it runs none. */
+function monitorOf(created: Libp2p<ConclaveServices>): { abortConnectionOnPingFailure: boolean } | undefined {
+  try {
+    return (
+      created as unknown as { components: { connectionMonitor: { abortConnectionOnPingFailure: boolean } } }
+    ).components.connectionMonitor
+  } catch {
+    // libp2p's components throw MissingServiceError for a component that was not configured.
+    return undefined
+  }
 }
 
 describe('libp2p defaults for many agents on one host', () => {
@@ -66,12 +71,15 @@ describe('libp2p defaults for many agents on one host', () => {
     expect(optsOf(tuned).emitSelf).toBe(false)
   })
 
-  it('does not abort connections whose ping fails, unless told otherwise', async () => {
-    expect(monitorOf(await node({ transport: 'memory' })).abortConnectionOnPingFailure).toBe(false)
+  it('runs no connection monitor (no pings, no aborts), unless told otherwise', async () => {
+    expect(monitorOf(await node({ transport: 'memory' }))).toBeUndefined()
+    // Turned on, it still does not abort connections whose ping fails, unless told to.
+    const monitored = await node({ transport: 'memory', connectionMonitor: { enabled: true } })
+    expect(monitorOf(monitored)?.abortConnectionOnPingFailure).toBe(false)
     const strict = await node({
       transport: 'memory',
-      connectionMonitor: { abortConnectionOnPingFailure: true },
+      connectionMonitor: { enabled: true, abortConnectionOnPingFailure: true },
     })
-    expect(monitorOf(strict).abortConnectionOnPingFailure).toBe(true)
+    expect(monitorOf(strict)?.abortConnectionOnPingFailure).toBe(true)
   })
 })

@@ -7,8 +7,15 @@ import type { LeaderTracker } from './leader-tracker.ts'
 import type { Replica } from './replica.ts'
 import { decodeEntry, type FeedAnswer, type FeedSnapshotChunk } from './replica-feed.ts'
 
-/** How long one `replica.entries` long poll waits at the replica for a new entry. */
-export const FEED_POLL_MS = 3_000
+/**
+ * How long one `replica.entries` long poll waits at the replica for a new entry. An idle member's only
+ * feed cost is one poll per this long (it was 3 s: a round trip every 3 s per member, a third of an idle
+ * member's messages). A replica that dies closes its connections and fails the poll at once; one that
+ * hangs or is cut off is left when the view holds it dead (`DOWN_CHECK_MS`), not at the poll's end.
+ */
+export const FEED_POLL_MS = 15_000
+/** How often a member checks, while its poll waits, that the view does not hold its replica dead. */
+const DOWN_CHECK_MS = 1_000
 /** How long after a failure a replica is not asked again while others may answer. */
 const FAILED_FOR_MS = 3_000
 
@@ -105,13 +112,20 @@ export class Mirror {
         continue
       }
       this.serving = peer
+      const poll = new AbortController()
+      const stopPoll = (): void => poll.abort()
+      signal.addEventListener('abort', stopPoll, { once: true })
+      const cancelCheck = scheduler.every(DOWN_CHECK_MS, () => {
+        const status = this.init.status(peer)
+        if (status === 'dead' || status === 'left') poll.abort()
+      })
       try {
         const answer = (await this.init.call(
           peer,
           'replica.entries',
           { fromIndex: replica.state.appliedIndex + 1, waitMs: FEED_POLL_MS },
           FEED_POLL_MS + this.init.operationTimeoutMs,
-          signal,
+          poll.signal,
         )) as FeedAnswer
         if (signal.aborted) return
         if (answer.snapshot) await this.install(peer, signal)
@@ -133,6 +147,9 @@ export class Mirror {
         this.serving = ''
         await sleep(scheduler, backoff, signal).catch(() => {})
         backoff = Math.min(backoff * 2, 1_000)
+      } finally {
+        cancelCheck()
+        signal.removeEventListener('abort', stopPoll)
       }
     }
   }
@@ -188,7 +205,9 @@ export class Mirror {
 
   /**
    * The replica to ask: the one serving now while it answers, else one the view does not hold dead and
-   * that did not just fail, spread over the replicas by this agent's id and sparing the leader if it can.
+   * that did not just fail, spread over the replicas by this agent's id: the standbys first, then the
+   * voters, the leader last. The voters' acknowledgements and the leader's work are on every write's
+   * commit path; the standbys are on none, so feeding members there keeps that path short.
    */
   private pick(): string | undefined {
     const { selfId, scheduler, tracker } = this.init
@@ -202,8 +221,10 @@ export class Mirror {
     if (this.serving !== '' && fresh.includes(this.serving)) return this.serving
     const pool = fresh.length > 0 ? fresh : up.length > 0 ? up : all
     const spared = pool.length > 1 ? pool.filter(id => id !== tracker.leader) : pool
-    if (spared.length === 0) return undefined
-    return spared[hash(selfId) % spared.length]
+    const standbys = spared.filter(id => this.config.nonVoters.includes(id))
+    const chosen = standbys.length > 0 ? standbys : spared
+    if (chosen.length === 0) return undefined
+    return chosen[hash(selfId) % chosen.length]
   }
 }
 

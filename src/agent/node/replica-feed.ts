@@ -65,6 +65,8 @@ export interface ReplicaFeedInit {
 export class ReplicaFeed {
   private readonly init: ReplicaFeedInit
   private readonly log = new AppliedLog()
+  /** Each entry encoded once, however many members it is served to. */
+  private readonly encoded = new WeakMap<Entry, FeedEntry>()
   private cached?: { index: number; bytes: Uint8Array; takenAt: number; cancel: () => void }
 
   constructor(init: ReplicaFeedInit) {
@@ -101,7 +103,7 @@ export class ReplicaFeed {
     const kept = from > applied ? [] : this.log.from(from, FEED_ANSWER_BYTES)
     const status = runner.status()
     return {
-      entries: (kept ?? []).map(encodeEntry),
+      entries: (kept ?? []).map(entry => this.encode(entry)),
       snapshot: kept === undefined,
       applied,
       leader: this.init.leader.leader,
@@ -151,6 +153,15 @@ export class ReplicaFeed {
       offset: start,
       chunk: Buffer.from(cached.bytes.subarray(start, end)).toString('base64'),
     }
+  }
+
+  private encode(entry: Entry): FeedEntry {
+    let feedEntry = this.encoded.get(entry)
+    if (feedEntry === undefined) {
+      feedEntry = encodeEntry(entry)
+      this.encoded.set(entry, feedEntry)
+    }
+    return feedEntry
   }
 
   private runner() {
