@@ -13,11 +13,14 @@
 
 import type { Logger } from '@libp2p/interface'
 import { Locks } from '../../src/agent/api/locks.ts'
+import { Tasks } from '../../src/agent/api/tasks/tasks.ts'
+import { Directory } from '../../src/agent/cluster/directory.ts'
 import { Housekeeping } from '../../src/agent/cluster/housekeeping.ts'
 import { KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
 import type { KeepAliveAnswer } from '../../src/agent/cluster/keep-alive-answer.ts'
 import { LeaderDuties } from '../../src/agent/cluster/leader-duties.ts'
 import { Lessor } from '../../src/agent/cluster/lessor.ts'
+import type { Membership } from '../../src/agent/cluster/membership.ts'
 import { Client } from '../../src/agent/node/client.ts'
 import { replicaClientContext } from '../../src/agent/node/client-context.ts'
 import { LeaderTracker } from '../../src/agent/node/leader-tracker.ts'
@@ -45,10 +48,12 @@ import type {
   Role,
   Snapshot,
 } from '../../src/raft/types.ts'
+import type { ConclaveSecurity } from '../../src/security/security.ts'
 import type { ShellBugs } from '../../src/shell-bugs.ts'
-import type { Command, CommandResult } from '../../src/state/index.ts'
+import type { Command, CommandResult, StateMachine } from '../../src/state/index.ts'
 import { encodeEnvelope } from '../../src/state/index.ts'
 import { StorageFailedError } from '../../src/storage/errors.ts'
+import type { Scheduler as TimeScheduler } from '../../src/time/index.ts'
 import type { AgentClock } from './agent-clock.ts'
 import type { StoredLog } from './disk.ts'
 import { type SafetyMonitor, Violation } from './invariants.ts'
@@ -132,6 +137,11 @@ export interface AgentEnv {
   readonly shellBugs: ShellBugs
   /** A normal entry applied (first or again) on some agent. */
   onApplied?(entry: Entry): void
+  /**
+   * Agents the membership view would hold dead for good (shut down after their removal): the leader expires
+   * their sessions, as it does for the agents SWIM declares dead (`liveness.down`). Default none.
+   */
+  downAgents?(): NodeId[]
   /** The process died by itself (a crash in a write, or fail-stop on a storage error). */
   onDied(agent: SimAgent): void
   onLeader(agent: SimAgent, term: number): void
@@ -142,6 +152,8 @@ export interface AgentEnv {
 }
 
 const noop = (): void => {}
+/** Task slots each simulated agent registers (`createAgent({ concurrency })`). */
+export const TASK_SLOTS = 3
 const silentLogger = Object.assign(noop, { error: noop, trace: noop, enabled: false }) as unknown as Logger
 
 /** The parts of one incarnation of the agent. */
@@ -155,6 +167,19 @@ interface Parts {
   client: Client
   /** The leader's session leases, renewed by the agents' keep-alives over the simulated admin RPC. */
   keepAliveServer: KeepAliveServer
+  /** The real task API of `API.md` (`TaskDistributor`), and what a task workload needs next to it. */
+  tasks: SimTaskApi
+}
+
+/** One incarnation's task API, its registration in the agent registry, its session and its clock. */
+export interface SimTaskApi {
+  readonly tasks: Tasks
+  readonly directory: Directory
+  readonly session: SessionKeeper
+  readonly client: Client
+  /** This incarnation's clock: its timers die with it and wait out its pauses. */
+  readonly scheduler: TimeScheduler
+  readonly closed: AbortSignal
 }
 
 /** The replica, with the simulator watching what it applies and restores. */
@@ -321,12 +346,45 @@ export class SimAgent {
     replica.onApply = entry => this.observeApply(entry)
     replica.onRestored = snapshot => this.observeRestore(snapshot)
     const locks = new Locks({ client, replica, session, timing: this.timing, closed, scheduler: clock })
+    const tasks = new Tasks({
+      selfId: id,
+      client,
+      replica,
+      session,
+      closed,
+      concurrency: TASK_SLOTS,
+      log: silentLogger,
+      scheduler: clock,
+    })
+    // The real registry entry (`Directory.register`); libp2p's parts it also holds (addresses, peer store,
+    // membership view, security) are never reached by registering: the simulator has none of them.
+    const directory = new Directory({
+      selfId: id,
+      name: id,
+      capabilities: [],
+      labels: {},
+      concurrency: TASK_SLOTS,
+      runsTasks: () => tasks.slotOffer.runsTasks,
+      addresses: () => [],
+      peerStore: { merge: () => Promise.reject(new Error('no peer store in the simulator')) },
+      replica,
+      runner: host,
+      membership: {} as Membership,
+      security: {} as ConclaveSecurity,
+      commit: client,
+      logger: { forComponent: () => silentLogger },
+      listDeadForMs: 0,
+    })
+    // As `service.ts`: every session this agent opens registers it, with its current slot offer.
+    session.afterOpen = async sessionId => {
+      tasks.slotOffer.registered(await directory.register(sessionId))
+    }
     // The leader's housekeeping: session expiries from its lessor, lock expiries timed on its monotonic clock.
     const housekeeping = new Housekeeping({
       selfId: id,
       host,
       replica,
-      liveness: { down: () => [] },
+      liveness: { down: () => env.downAgents?.() ?? [] },
       duties: new LeaderDuties(client, silentLogger),
       lessor,
       voters: { keep: noop },
@@ -335,7 +393,16 @@ export class SimAgent {
       scheduler: clock,
       intervalMs: Math.max(this.timing.tickMs, 50),
     })
-    this.parts = { locks, replica, tracker, host, session, client, keepAliveServer }
+    this.parts = {
+      locks,
+      replica,
+      tracker,
+      host,
+      session,
+      client,
+      keepAliveServer,
+      tasks: { tasks, directory, session, client, scheduler: clock, closed },
+    }
     this.role = 'follower'
     this.leader = ''
     this.term = state.hardState.term
@@ -541,6 +608,18 @@ export class SimAgent {
     const parts = this.parts
     if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
     return parts.locks
+  }
+
+  /** The agent's task API (as `agent.tasks`) and its registration, while it is up. */
+  tasks(): SimTaskApi {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    return parts.tasks
+  }
+
+  /** The state this agent's replica applied, while it is up (what a checker reads, as an operator would). */
+  stateMachine(): StateMachine | undefined {
+    return this.parts?.replica.state
   }
 
   // ---------- the forwarding RPC over the simulated network ----------

@@ -28,6 +28,8 @@ import { checkLogsMatch, type SafetyMonitor, Violation } from './invariants.ts'
 import { LockChecker, LockUser } from './lock-clients.ts'
 import { Prng } from './prng.ts'
 import { MS_PER_TICK, Scheduler } from './scheduler.ts'
+import { TaskChecker } from './task-checker.ts'
+import { TaskWorkload } from './task-clients.ts'
 
 export const BUG_NAMES = [
   'vote-ignores-log',
@@ -122,6 +124,8 @@ export interface RunResult {
   checks: SafetyMonitor['checks']
   /** The lock users' grants, isHeld() observations checked, refusals, releases, failed calls. */
   locks: LockChecker['stats']
+  /** The task workload's operations (`task-clients.ts`); all zero on a seed without it. */
+  tasks: TaskChecker['stats']
   elapsedMs: number
 }
 
@@ -252,6 +256,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   const failed = () => {
     if (clientFailure) throw clientFailure
     if (burst.violation) throw burst.violation
+    if (taskWorkload?.violation) throw taskWorkload.violation
   }
   const history: KvOperation[] = []
   const afterFaults: { opId: string; completed: boolean; latency: number; lastTarget: string }[] = []
@@ -331,6 +336,21 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     )
   }
 
+  // Task submitters and workers on most seeds: the task API through the same agents (`task-clients.ts`).
+  const taskChecker = new TaskChecker()
+  const taskPrng = root.stream('tasks')
+  const taskWorkload = taskPrng.chance(0.8)
+    ? new TaskWorkload({
+        scheduler,
+        prng: taskPrng.stream('workload'),
+        checker: taskChecker,
+        node: id => cluster.node(id),
+        nodeIds: cluster.ids,
+        issuing: () => scheduler.now < issueEnd,
+        trace,
+      })
+    : undefined
+
   // Now and then a burst of puts on one agent's session: a retry outside the session window.
   const burst = new BurstChecker(scheduler)
   cluster.onApplied = entry => burst.onApplied(entry)
@@ -363,6 +383,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     cluster.startAll()
     for (const client of clients) client.start(clientPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     for (const user of lockUsers) user.start(lockPrng.between(ticks(2), ticks(WARMUP_TICKS)))
+    taskWorkload?.start(taskPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     nemesis.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
@@ -380,6 +401,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
       cluster.decommissionRemoved()
       if (leaderAt === undefined && hasStableLeader(cluster)) {
         leaderAt = scheduler.now
+        taskWorkload?.leaderStable(cluster.leader()!)
         trace(
           `leader established ${((leaderAt - faultEnd) / MS_PER_TICK).toFixed(1)} ticks after the faults stopped`,
         )
@@ -391,10 +413,16 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
           `no leader with a following quorum ${bounds.leaderTicks} ticks after the faults stopped`,
         )
       }
-      if (time >= issueEnd && clients.every(client => !client.busy)) break
+      if (
+        time >= issueEnd &&
+        clients.every(client => !client.busy) &&
+        (taskWorkload?.idle(cluster.leader()) ?? true)
+      )
+        break
     }
     for (const client of clients) client.abandon()
     for (const user of lockUsers) user.abandon()
+    taskWorkload?.abandon()
     for (const op of afterFaults) {
       // Left waiting at a server that was then removed and shut down: its client times out, as Raft has it.
       if (!op.completed && cluster.node(op.lastTarget).decommissioned) continue
@@ -406,6 +434,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
         )
       }
     }
+    taskWorkload?.finish(cluster.leader(), scheduler.now)
     checkLogsMatch(new Map(cluster.nodes.map(node => [node.id, node.log])), scheduler.now)
     const outcome = checkOperations(kvModel, history, { timeoutMs: options.checkTimeoutMs ?? 10_000 })
     linearizability = outcome.result
@@ -467,6 +496,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     terms: cluster.monitor.terms,
     checks: { ...cluster.monitor.checks },
     locks: { ...lockChecker.stats },
+    tasks: { ...taskChecker.stats },
     elapsedMs: performance.now() - started,
   }
 }
