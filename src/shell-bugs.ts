@@ -15,6 +15,8 @@ export const SHELL_BUG_NAMES = [
   'resign-any-candidacy',
   /** A retry outside the session's result window surfaces as `InvalidArgumentError` ("nothing written"). */
   'session-window',
+  /** A cancel of a running task is answered as done, but its attempt runs on and its completion is accepted. */
+  'cancel-keeps-attempt',
 ] as const
 
 export type ShellBug = (typeof SHELL_BUG_NAMES)[number]

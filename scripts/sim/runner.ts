@@ -44,6 +44,8 @@ export const BUG_NAMES = [
   'session-window',
   'lease-inline-expiry',
   'resign-any-candidacy',
+  // The task table's (issue 18): caught by the task checker (`task-checker.ts`).
+  'cancel-keeps-attempt',
 ] as const
 export type BugName = (typeof BUG_NAMES)[number]
 
@@ -150,6 +152,7 @@ const SHELL_BUGS: readonly BugName[] = [
   'session-window',
   'lease-inline-expiry',
   'resign-any-candidacy',
+  'cancel-keeps-attempt',
 ]
 
 export function bugOptions(bug: BugName | undefined): BugOptions {

@@ -100,8 +100,8 @@ export class TaskChecker {
   }
 
   /**
-   * A cancel of `id` was answered at `at` by an agent that had applied the log up to `appliedIndex`: the
-   * cancel's entry is at or below it, so no attempt of `id` may start with a larger token (its index).
+   * A cancel of `id` was answered at `at`, its entry at or below `appliedIndex` (the highest commit index
+   * known then): no attempt of `id` may start with a larger token (its index).
    */
   cancelAcknowledged(id: string, at: number, appliedIndex: number): void {
     if (!this.cancelAcks.has(id)) this.cancelAcks.set(id, at)
@@ -144,7 +144,7 @@ export class TaskChecker {
       throw new Violation(
         'task-cancel',
         at,
-        `task ${id}: attempt ${attempt} started on ${agent} by entry ${token}, after its cancel was acknowledged (an agent that had applied up to ${cancelIndex} answered it, at t=${this.cancelAcks.get(id)}ms)`,
+        `task ${id}: attempt ${attempt} started on ${agent} by entry ${token}, after its cancel was acknowledged (at or below entry ${cancelIndex}, answered at t=${this.cancelAcks.get(id)}ms)`,
       )
     }
     for (const parent of this.submitted.get(id)?.parents ?? []) {

@@ -233,8 +233,8 @@ export class TaskWorkload {
 
   /**
    * Calls `fn` on a random agent that is up, again elsewhere after a failure, until answered, or until the
-   * workload stops issuing (`pastIssuing`: until the run ends). Answers the value and the index the
-   * answering agent had applied.
+   * workload stops issuing (`pastIssuing`: until the run ends). Answers the value and an index at or above
+   * the entry of the call.
    */
   private async call<T>(
     what: string,
@@ -248,7 +248,11 @@ export class TaskWorkload {
         const agent = this.env.node(prng.pick(this.env.nodeIds))
         try {
           const value = await fn(agent.tasks())
-          return { value, applied: agent.stateMachine()?.appliedIndex ?? 0 }
+          // The answer may come from the leader before this agent applied the entry: the highest commit index
+          // any agent knows bounds the entry's index from above (it was committed before the answer).
+          let committed = 0
+          for (const id of this.env.nodeIds) committed = Math.max(committed, this.env.node(id).commit)
+          return { value, applied: committed }
         } catch (error) {
           if (tries === 1 || tries % 10 === 0) {
             this.env.trace(`task workload: ${what} at ${agent.id} failed: ${(error as Error)?.name}`)
