@@ -1,0 +1,27 @@
+/**
+ * The simulator's task workload (`scripts/sim/task-clients.ts`) on a few seeds: the real task API on the
+ * simulated agents under faults, checked by `task-checker.ts`; and the planted bug `cancel-keeps-attempt`
+ * caught (seed 4 at the time of writing). Long sweeps: `npm run sim -- --seeds 200`.
+ */
+
+import { describe, expect, it } from 'vitest'
+import { runSeed } from '../../scripts/sim/runner.ts'
+
+describe('the simulator drives tasks under faults', () => {
+  it('runs submits, diamonds, repeats, cancels and workers on seeds 1..3 without a violation', async () => {
+    let starts = 0
+    for (let seed = 1; seed <= 3; seed++) {
+      const result = await runSeed({ seed })
+      expect(result.violation, JSON.stringify(result.violation)).toBeUndefined()
+      starts += result.tasks.starts
+    }
+    expect(starts).toBeGreaterThan(0)
+  }, 60_000)
+
+  it('catches --bug cancel-keeps-attempt within 6 seeds', async () => {
+    let caught: { property: string } | undefined
+    for (let seed = 1; seed <= 6 && !caught; seed++)
+      caught = (await runSeed({ seed, bug: 'cancel-keeps-attempt' })).violation
+    expect(caught?.property).toBe('task-cancel')
+  }, 60_000)
+})
