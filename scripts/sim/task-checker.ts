@@ -353,6 +353,8 @@ export class TaskChecker {
     const task = final.task(id)
     if (task === undefined || depth > 10) return false
     if ((task.state === 'assigned' || task.state === 'running') && gone.has(task.assignee ?? '')) return true
+    // Its last attempt there timed out, and its retry may not be due yet.
+    if (task.state === 'failed' && gone.has(task.lastAgentId ?? '')) return true
     return (
       task.state === 'waiting' &&
       (this.submitted.get(id)?.parents ?? []).some(parent => this.heldByGone(parent, final, gone, depth + 1))

@@ -165,7 +165,7 @@ export class TaskWorkload {
       id,
       type: 'work',
       payload: { id },
-      constraints: { maxRetries: 8, timeout: prng.between(300, 600) },
+      constraints: { maxRetries: 8, timeout: prng.between(150, 300) },
       backoff: { type: 'fixed', delay: prng.between(10, 100) },
       ...(parents.length > 0 ? { dependsOn: parents } : {}),
     }
@@ -191,7 +191,7 @@ export class TaskWorkload {
       id,
       type: 'work',
       payload: { id },
-      constraints: { maxRetries: 8, timeout: this.env.prng.between(300, 600) },
+      constraints: { maxRetries: 8, timeout: this.env.prng.between(150, 300) },
       backoff: { type: 'fixed', delay: 20 },
       repeat: { every },
     }
@@ -367,6 +367,9 @@ export class TaskWorkload {
     const runMs = prng.between(5, 60)
     const honors = prng.chance(0.7)
     const fails = prng.chance(0.08)
+    this.env.trace(
+      `task workload: ${agent.id} runs ${task.id} attempt ${task.attempt} (token ${token}) for ${runMs} ms${honors ? '' : ', deaf to its signal'}${fails ? ', to fail' : ''}`,
+    )
     return new Promise((resolve, reject) => {
       let done = false
       const end = (fn: () => void): void => {
