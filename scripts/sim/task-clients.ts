@@ -165,7 +165,7 @@ export class TaskWorkload {
       id,
       type: 'work',
       payload: { id },
-      constraints: { maxRetries: 8, timeout: prng.between(150, 300) },
+      constraints: { maxRetries: 8, timeout: prng.between(300, 600) },
       backoff: { type: 'fixed', delay: prng.between(10, 100) },
       ...(parents.length > 0 ? { dependsOn: parents } : {}),
     }
@@ -191,7 +191,7 @@ export class TaskWorkload {
       id,
       type: 'work',
       payload: { id },
-      constraints: { maxRetries: 8, timeout: this.env.prng.between(150, 300) },
+      constraints: { maxRetries: 8, timeout: this.env.prng.between(300, 600) },
       backoff: { type: 'fixed', delay: 20 },
       repeat: { every },
     }

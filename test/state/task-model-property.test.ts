@@ -284,7 +284,7 @@ class Model {
     return 'taskState'
   }
 
-  /** The leader's clock reached `now`: releases, retries, occurrences (the latest due slot only). */
+  /** The leader's clock reached `now`: releases, retries, occurrences (two due slots, else the latest only). */
   time(now: number): void {
     for (const task of this.tasks.values()) {
       if (task.state === 'failed' && task.retryAt! <= now) {
@@ -301,22 +301,28 @@ class Model {
     for (const repeat of this.repeats.values()) {
       if (repeat.limit !== undefined && repeat.count >= repeat.limit) continue
       if (now < repeat.anchor) continue
-      const slot = repeat.anchor + Math.floor((now - repeat.anchor) / repeat.every) * repeat.every
-      if (repeat.lastSlot !== undefined && slot <= repeat.lastSlot) continue
-      repeat.lastSlot = slot
-      repeat.count++
-      const id = `${repeat.id}:${slot}`
-      // A repeat cancelled and submitted again may come to a slot whose occurrence exists: it is not made twice.
-      if (this.tasks.has(id)) continue
-      this.tasks.set(id, {
-        id,
-        type: repeat.type,
-        state: 'queued',
-        attempt: 0,
-        tokens: [],
-        maxRetries: 0,
-        parents: [],
-      })
+      const latest = repeat.anchor + Math.floor((now - repeat.anchor) / repeat.every) * repeat.every
+      const first = repeat.lastSlot === undefined ? repeat.anchor : repeat.lastSlot + repeat.every
+      if (latest < first) continue
+      // Two slots due (a round a little late): both; more (not served for a while): the latest only.
+      const slots = latest - first <= repeat.every ? [...new Set([first, latest])] : [latest]
+      for (const slot of slots) {
+        if (repeat.limit !== undefined && repeat.count >= repeat.limit) break
+        repeat.lastSlot = slot
+        repeat.count++
+        const id = `${repeat.id}:${slot}`
+        // A repeat cancelled and submitted again may come to a slot whose occurrence exists: not made twice.
+        if (this.tasks.has(id)) continue
+        this.tasks.set(id, {
+          id,
+          type: repeat.type,
+          state: 'queued',
+          attempt: 0,
+          tokens: [],
+          maxRetries: 0,
+          parents: [],
+        })
+      }
     }
   }
 }
