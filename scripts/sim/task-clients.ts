@@ -67,7 +67,7 @@ export class TaskWorkload {
   private stopped = false
   private issuingEnded = false
   /** The leader the repeat window is measured on, and the last slot each repeat had when it began. */
-  private window?: { leader: SimAgent; term: number; lastSlots: Map<string, number | undefined> }
+  private window?: { leader: SimAgent; term: number; lastSlots: Map<string, number> }
   /** The first violation seen in a callback (the runner throws it after the event). */
   violation?: Violation
 
@@ -89,7 +89,11 @@ export class TaskWorkload {
     this.env.scheduler.after(10 * MS_PER_TICK, () => {
       const state = leader.stateMachine()
       if (!state || leader.role !== 'leader' || this.issuingEnded) return
-      const lastSlots = new Map(this.schedules.map(({ id }) => [id, state.repeatingTask(id)?.lastSlot]))
+      // From the later of the last slot served and the state's time: slots missed before (while there was no
+      // leader) are skipped by design, and the leader may not have caught up yet.
+      const lastSlots = new Map(
+        this.schedules.map(({ id }) => [id, Math.max(state.repeatingTask(id)?.lastSlot ?? 0, state.time)]),
+      )
       this.window = { leader, term: leader.term, lastSlots }
     })
   }
