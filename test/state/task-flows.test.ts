@@ -426,22 +426,22 @@ describe('repeat', () => {
       type: 'unchanged',
     })
     expect(stateBytes(log)).toEqual(before)
-    // A round a little late, with two slots due: both are created, each once.
+    // A round late, with two slots due: both are created, each once.
     expect(runPlanner(log, 1_230)).toEqual([
       { type: 'createOccurrence', scheduleId: 'tick', slot: 1_100 },
       { type: 'createOccurrence', scheduleId: 'tick', slot: 1_200 },
     ])
-    // Missed slots (more than two due) are skipped: the latest due one runs.
-    expect(runPlanner(log, 1_650)).toEqual([{ type: 'createOccurrence', scheduleId: 'tick', slot: 1_600 }])
-    runPlanner(log, 1_700)
+    // Missed slots (more than MAX_CATCH_UP_SLOTS due) are skipped: the latest due one runs.
+    expect(runPlanner(log, 2_350)).toEqual([{ type: 'createOccurrence', scheduleId: 'tick', slot: 2_300 }])
+    runPlanner(log, 2_400)
     expect(log.machine.listTasks({}, 10)?.tasks.map(task => task.id)).toEqual([
       'tick:1000',
       'tick:1100',
       'tick:1200',
-      'tick:1600',
-      'tick:1700',
+      'tick:2300',
+      'tick:2400',
     ])
-    expect(log.machine.repeatingTask('tick')).toMatchObject({ count: 5, lastSlot: 1_700 })
+    expect(log.machine.repeatingTask('tick')).toMatchObject({ count: 5, lastSlot: 2_400 })
     expect(planAt(log.machine, 10_000)).toEqual([])
   })
 
