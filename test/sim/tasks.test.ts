@@ -18,6 +18,14 @@ describe('the simulator drives tasks under faults', () => {
     expect(starts).toBeGreaterThan(0)
   }, 60_000)
 
+  // Seed 59 found a follower far behind that applied the claim of attempt 2 after the leader had timed it out
+  // and started attempt 3 elsewhere, and ran its handler with a live signal (task-live): an attempt's signal
+  // now aborts on the agent's own clock once its timeout surely passed (`Tasks.armTimeout`).
+  it('seed 59: no attempt runs alongside its retry after its timeout', async () => {
+    const result = await runSeed({ seed: 59 })
+    expect(result.violation, JSON.stringify(result.violation)).toBeUndefined()
+  }, 30_000)
+
   it('catches --bug cancel-keeps-attempt within 6 seeds', async () => {
     let caught: { property: string } | undefined
     for (let seed = 1; seed <= 6 && !caught; seed++)
