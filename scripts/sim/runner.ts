@@ -90,6 +90,8 @@ export interface RunOptions {
   log?: (line: string) => void
   /** Budget of the linearizability check (default 10 s). */
   checkTimeoutMs?: number
+  /** The task workload (`task-clients.ts`) on the seeds that draw it (default true). */
+  tasks?: boolean
 }
 
 export interface RunResult {
@@ -342,17 +344,18 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   // Task submitters and workers on most seeds: the task API through the same agents (`task-clients.ts`).
   const taskChecker = new TaskChecker()
   const taskPrng = root.stream('tasks')
-  const taskWorkload = taskPrng.chance(0.8)
-    ? new TaskWorkload({
-        scheduler,
-        prng: taskPrng.stream('workload'),
-        checker: taskChecker,
-        node: id => cluster.node(id),
-        nodeIds: cluster.ids,
-        issuing: () => scheduler.now < issueEnd,
-        trace,
-      })
-    : undefined
+  const taskWorkload =
+    taskPrng.chance(0.8) && options.tasks !== false
+      ? new TaskWorkload({
+          scheduler,
+          prng: taskPrng.stream('workload'),
+          checker: taskChecker,
+          node: id => cluster.node(id),
+          nodeIds: cluster.ids,
+          issuing: () => scheduler.now < issueEnd,
+          trace,
+        })
+      : undefined
 
   // Now and then a burst of puts on one agent's session: a retry outside the session window.
   const burst = new BurstChecker(scheduler)

@@ -40,6 +40,8 @@ export interface TaskWorkloadEnv {
   trace(line: string): void
 }
 
+/** How long a submitter waits for an answer (above the agents' operation timeout). */
+const CALL_TIMEOUT_MS = 2000
 const TERMINAL = new Set(['completed', 'dead', 'expired', 'cancelled'])
 /**
  * A repeat slot is served within a few housekeeping rounds of falling due (state ms of slack): its entry
@@ -261,9 +263,17 @@ export class TaskWorkload {
     this.inFlight++
     try {
       for (let tries = 1; !this.stopped && (pastIssuing || this.env.issuing()); tries++) {
-        const agent = this.env.node(prng.pick(this.env.nodeIds))
+        // An agent that is up and in its own configuration (a spare not added, or a removed one, would wait
+        // for a leader it never hears from), as the KV clients choose.
+        const members = this.env.nodeIds.filter(id => isMember(this.env.node(id)))
+        const agent = this.env.node(prng.pick(members.length > 0 ? members : this.env.nodeIds))
         try {
-          const value = await fn(agent.tasks())
+          // A call to an agent that crashes meanwhile never returns (its process died): given up after a
+          // while, as a client's RPC times out, and tried elsewhere.
+          const value = await new Promise<T>((resolve, reject) => {
+            scheduler.after(CALL_TIMEOUT_MS, () => reject(new Error('no answer in time')))
+            fn(agent.tasks()).then(resolve, reject)
+          })
           // The answer may come from the leader before this agent applied the entry: the highest commit index
           // any agent knows bounds the entry's index from above (it was committed before the answer).
           let committed = 0
@@ -452,6 +462,11 @@ export class TaskWorkload {
       this.violation ??= error
     }
   }
+}
+
+function isMember(agent: SimAgent): boolean {
+  const config = agent.up && !agent.decommissioned ? agent.config() : undefined
+  return config !== undefined && (config.voters.includes(agent.id) || config.nonVoters.includes(agent.id))
 }
 
 /** Every task id `state` holds, in submission order. */
