@@ -159,7 +159,7 @@ export class TaskWorkload {
       repeat: this.schedules.length < 2 ? 10 : 0,
     })
     const done = (): void => {
-      scheduler.after(prng.between(5, 60), () => this.issue())
+      scheduler.after(prng.between(20, 150), () => this.issue())
     }
     switch (kind) {
       case 'plain':
