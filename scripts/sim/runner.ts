@@ -90,7 +90,10 @@ export interface RunOptions {
   log?: (line: string) => void
   /** Budget of the linearizability check (default 10 s). */
   checkTimeoutMs?: number
-  /** The task workload (`task-clients.ts`) on the seeds that draw it (default true). */
+  /**
+   * The task workload (`task-clients.ts`) on the seeds that draw it (`--tasks`; default off until its open
+   * findings are fixed: see issue 18's report).
+   */
   tasks?: boolean
 }
 
@@ -345,7 +348,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
   const taskChecker = new TaskChecker()
   const taskPrng = root.stream('tasks')
   const taskWorkload =
-    taskPrng.chance(0.8) && options.tasks !== false
+    taskPrng.chance(0.8) && options.tasks === true
       ? new TaskWorkload({
           scheduler,
           prng: taskPrng.stream('workload'),

@@ -1,7 +1,7 @@
 /**
  * The simulator's task workload (`scripts/sim/task-clients.ts`) on a few seeds: the real task API on the
  * simulated agents under faults, checked by `task-checker.ts`; and the planted bug `cancel-keeps-attempt`
- * caught (seed 2 at the time of writing). Long sweeps: `npm run sim -- --seeds 200`.
+ * caught (seed 2 at the time of writing). Long sweeps: `npm run sim -- --tasks --seeds 200`.
  */
 
 import { describe, expect, it } from 'vitest'
@@ -13,7 +13,7 @@ describe('the simulator drives tasks under faults', () => {
   it('runs submits, diamonds, repeats, cancels and workers on seeds 5, 6, 8, 12 without a violation', async () => {
     let starts = 0
     for (const seed of [5, 6, 8, 12]) {
-      const result = await runSeed({ seed })
+      const result = await runSeed({ seed, tasks: true })
       expect(result.violation, JSON.stringify(result.violation)).toBeUndefined()
       starts += result.tasks.starts
     }
@@ -24,14 +24,14 @@ describe('the simulator drives tasks under faults', () => {
   // and started attempt 3 elsewhere, and ran its handler with a live signal (task-live): an attempt's signal
   // now aborts on the agent's own clock once its timeout surely passed (`Tasks.armTimeout`).
   it('seed 59: no attempt runs alongside its retry after its timeout', async () => {
-    const result = await runSeed({ seed: 59 })
+    const result = await runSeed({ seed: 59, tasks: true })
     expect(result.violation, JSON.stringify(result.violation)).toBeUndefined()
   }, 30_000)
 
   it('catches --bug cancel-keeps-attempt within 6 seeds', async () => {
     let caught: { property: string } | undefined
     for (let seed = 1; seed <= 6 && !caught; seed++)
-      caught = (await runSeed({ seed, bug: 'cancel-keeps-attempt' })).violation
+      caught = (await runSeed({ seed, bug: 'cancel-keeps-attempt', tasks: true })).violation
     expect(caught?.property).toBe('task-cancel')
   }, 60_000)
 })
