@@ -137,11 +137,6 @@ export interface AgentEnv {
   readonly shellBugs: ShellBugs
   /** A normal entry applied (first or again) on some agent. */
   onApplied?(entry: Entry): void
-  /**
-   * Agents the membership view would hold dead for good (shut down after their removal): the leader expires
-   * their sessions, as it does for the agents SWIM declares dead (`liveness.down`). Default none.
-   */
-  downAgents?(): NodeId[]
   /** The process died by itself (a crash in a write, or fail-stop on a storage error). */
   onDied(agent: SimAgent): void
   onLeader(agent: SimAgent, term: number): void
@@ -180,6 +175,8 @@ export interface SimTaskApi {
   /** This incarnation's clock: its timers die with it and wait out its pauses. */
   readonly scheduler: TimeScheduler
   readonly closed: AbortSignal
+  /** From now on, every session this incarnation opens registers it in the agent registry. */
+  registerOnOpen(): void
 }
 
 /** The replica, with the simulator watching what it applies and restores. */
@@ -375,16 +372,19 @@ export class SimAgent {
       logger: { forComponent: () => silentLogger },
       listDeadForMs: 0,
     })
-    // As `service.ts`: every session this agent opens registers it, with its current slot offer.
-    session.afterOpen = async sessionId => {
-      tasks.slotOffer.registered(await directory.register(sessionId))
+    // As `service.ts`: every session this agent opens registers it, with its current slot offer; only once a
+    // task workload uses the agent (`registerOnOpen`), so that runs without one write what they always did.
+    const registerOnOpen = (): void => {
+      session.afterOpen = async sessionId => {
+        tasks.slotOffer.registered(await directory.register(sessionId))
+      }
     }
     // The leader's housekeeping: session expiries from its lessor, lock expiries timed on its monotonic clock.
     const housekeeping = new Housekeeping({
       selfId: id,
       host,
       replica,
-      liveness: { down: () => env.downAgents?.() ?? [] },
+      liveness: { down: () => [] },
       duties: new LeaderDuties(client, silentLogger),
       lessor,
       voters: { keep: noop },
@@ -401,7 +401,7 @@ export class SimAgent {
       session,
       client,
       keepAliveServer,
-      tasks: { tasks, directory, session, client, scheduler: clock, closed },
+      tasks: { tasks, directory, session, client, scheduler: clock, closed, registerOnOpen },
     }
     this.role = 'follower'
     this.leader = ''

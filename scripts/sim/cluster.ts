@@ -133,7 +133,6 @@ export class Cluster {
       swallowUncaught: setup.swallowUncaught,
       shellBugs: setup.shellBugs,
       onApplied: entry => this.onApplied?.(entry),
-      downAgents: () => this.nodes.filter(node => node.decommissioned).map(node => node.id),
       onDied: node => {
         this.crashes++
         // The process supervisor starts it again after a while.

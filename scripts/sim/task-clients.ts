@@ -358,6 +358,7 @@ export class TaskWorkload {
       if (detail.task !== undefined && detail.error instanceof StaleAttemptError) checker.stats.refused++
     })
     this.env.trace(`task workload: a worker starts on ${agent.id}`)
+    api.registerOnOpen()
     if (!run.registering) void this.register(api, run)
   }
 
