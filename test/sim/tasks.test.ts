@@ -28,10 +28,12 @@ describe('the simulator drives tasks under faults', () => {
     expect(result.violation, JSON.stringify(result.violation)).toBeUndefined()
   }, 30_000)
 
-  it('catches --bug cancel-keeps-attempt within 6 seeds', async () => {
+  // Seed 6 at the time of writing (seed 2 ends on an open task-liveness finding first, without the bug too).
+  it('catches --bug cancel-keeps-attempt (task-cancel) within 8 seeds', async () => {
     let caught: { property: string } | undefined
-    for (let seed = 1; seed <= 6 && !caught; seed++)
+    for (let seed = 1; seed <= 8 && caught?.property !== 'task-cancel'; seed++) {
       caught = (await runSeed({ seed, bug: 'cancel-keeps-attempt', tasks: true })).violation
+    }
     expect(caught?.property).toBe('task-cancel')
   }, 60_000)
 })
