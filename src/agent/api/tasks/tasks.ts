@@ -120,9 +120,8 @@ export class Tasks extends TaskControls implements TaskDistributor {
   readonly slotOffer: SlotOffer
   private leaseTimer?: Cancel
   /**
-   * This replica applied a claim of ours only after its attempt had surely timed out, or not in time: it lags
-   * far behind (a follower still receiving a snapshot, say), so `next()` waits for it to catch up (a read
-   * barrier) before it claims again. Otherwise it would keep taking tasks it cannot start before they time
+   * This replica did not apply a claim of ours in time: it lags far behind (a follower still receiving a
+   * snapshot, say), so `next()` waits for it to catch up (a read barrier) before it claims again. Otherwise it would keep taking tasks it cannot start before they time
    * out, each a wasted attempt, until they die. (Found by the simulator, seed 140: a follower receiving a
    * snapshot in 64-byte chunks took one task three times, and ran it never.)
    */
@@ -466,27 +465,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
       throw new NotClaimableError(`task ${taskId} finished before this agent could start it`)
     }
     if (!this.isCurrent(held)) this.release(held, 'the attempt ended before it was returned')
-    else this.armTimeout(held, info.constraints.timeout)
     return toClaimedTask(info, held, (value, options) => this.progressAttempt(refOf(held), value, options))
-  }
-
-  /**
-   * Aborts the attempt's signal once its `timeout` surely passed, counted on this agent's monotonic clock from
-   * when its claim was sent (before the leader started it), less the drift margin: the leader then times it
-   * out and may start another attempt elsewhere, which this agent, cut off or behind, may not have applied
-   * yet. At once if that moment passed already (a replica that applied the claim late). (Found by the
-   * simulator, seed 59: a follower far behind applied the claim of attempt 2 after the leader had timed it
-   * out and started attempt 3 on another agent, and ran its handler alongside attempt 3's.)
-   */
-  private armTimeout(held: Attempt, timeoutMs: number): void {
-    if (held.sentAt === undefined || timeoutMs <= 0) return
-    const margin = this.context.leaseSafetyMarginMs ?? Math.max(50, timeoutMs * 0.1)
-    const wait = held.sentAt + timeoutMs - margin - this.context.scheduler.now()
-    const timedOut = (): void => this.abort(held, `attempt ${held.attempt} of task ${held.taskId} timed out`)
-    if (wait <= 0) {
-      this.behind = true
-      timedOut()
-    } else held.stopTimer = this.context.scheduler.after(wait, timedOut)
   }
 
   private hold(
