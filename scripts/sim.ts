@@ -45,6 +45,7 @@ const { values } = parseArgs({
     'fail-fast': { type: 'boolean', default: false },
     workers: { type: 'string' },
     'check-timeout-ms': { type: 'string' },
+    tasks: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -61,7 +62,8 @@ if (values.help) {
   --json               end with {"seeds","violations","firstFailingSeed","ops","elapsedMs"}
   --fail-fast          stop at the first violation
   --workers K          worker threads (default: the cores, above ${WORKER_THRESHOLD} seeds)
-  --check-timeout-ms T budget of each linearizability check (default 10000)`)
+  --check-timeout-ms T budget of each linearizability check (default 10000)
+  --tasks              add the task workload (submits, diamonds, repeats, cancels, workers: task-clients.ts)`)
   process.exit(0)
 }
 
@@ -80,7 +82,14 @@ let results: Awaited<ReturnType<typeof runBatch>>
 if (values.verbose) {
   results = []
   for (let seed = start; seed < start + count; seed++) {
-    const result = await runSeed({ seed, nodes, bug, checkTimeoutMs, log: line => console.log(line) })
+    const result = await runSeed({
+      seed,
+      nodes,
+      bug,
+      checkTimeoutMs,
+      tasks: values.tasks,
+      log: line => console.log(line),
+    })
     results.push(result)
     console.log(JSON.stringify({ ...result, elapsedMs: undefined }))
     if (values['fail-fast'] && result.violation) break
@@ -97,6 +106,7 @@ if (values.verbose) {
     bug,
     checkTimeoutMs,
     failFast: values['fail-fast'],
+    tasks: values.tasks,
     workers,
   })
 }

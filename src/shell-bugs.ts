@@ -21,6 +21,8 @@ export const SHELL_BUG_NAMES = [
   'txn-first-compare-only',
   /** A semaphore of more than one permit grants one permit too many. */
   'semaphore-extra-permit',
+  /** A cancel of a running task is answered as done, but its attempt runs on and its completion is accepted. */
+  'cancel-keeps-attempt',
 ] as const
 
 export type ShellBug = (typeof SHELL_BUG_NAMES)[number]

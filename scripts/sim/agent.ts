@@ -15,11 +15,14 @@ import type { Logger } from '@libp2p/interface'
 import { Consensus, unexpected } from '../../src/agent/api/consensus.ts'
 import { NamedElection } from '../../src/agent/api/elections.ts'
 import { Locks } from '../../src/agent/api/locks.ts'
+import { Tasks } from '../../src/agent/api/tasks/tasks.ts'
+import { Directory } from '../../src/agent/cluster/directory.ts'
 import { Housekeeping } from '../../src/agent/cluster/housekeeping.ts'
 import { KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
 import type { KeepAliveAnswer } from '../../src/agent/cluster/keep-alive-answer.ts'
 import { LeaderDuties } from '../../src/agent/cluster/leader-duties.ts'
 import { Lessor } from '../../src/agent/cluster/lessor.ts'
+import type { Membership } from '../../src/agent/cluster/membership.ts'
 import { Client } from '../../src/agent/node/client.ts'
 import { replicaClientContext } from '../../src/agent/node/client-context.ts'
 import { LeaderTracker } from '../../src/agent/node/leader-tracker.ts'
@@ -49,10 +52,12 @@ import type {
   Role,
   Snapshot,
 } from '../../src/raft/types.ts'
+import type { ConclaveSecurity } from '../../src/security/security.ts'
 import type { ShellBugs } from '../../src/shell-bugs.ts'
 import type { Command, CommandResult, StateMachine } from '../../src/state/index.ts'
 import { encodeEnvelope } from '../../src/state/index.ts'
 import { StorageFailedError } from '../../src/storage/errors.ts'
+import type { Scheduler as TimeScheduler } from '../../src/time/index.ts'
 import type { AgentClock } from './agent-clock.ts'
 import type { StoredLog } from './disk.ts'
 import { type SafetyMonitor, Violation } from './invariants.ts'
@@ -150,6 +155,8 @@ export interface AgentEnv {
 }
 
 const noop = (): void => {}
+/** Task slots each simulated agent registers (`createAgent({ concurrency })`). */
+export const TASK_SLOTS = 3
 const silentLogger = Object.assign(noop, { error: noop, trace: noop, enabled: false }) as unknown as Logger
 
 /** The parts of one incarnation of the agent. */
@@ -167,6 +174,21 @@ interface Parts {
   feed: ReplicaFeed
   /** The real named elections of `API.md` (`agent.elections(name)`) on this incarnation's parts. */
   elections: (name: string) => NamedElection
+  /** The real task API of `API.md` (`TaskDistributor`), and what a task workload needs next to it. */
+  tasks: SimTaskApi
+}
+
+/** One incarnation's task API, its registration in the agent registry, its session and its clock. */
+export interface SimTaskApi {
+  readonly tasks: Tasks
+  readonly directory: Directory
+  readonly session: SessionKeeper
+  readonly client: Client
+  /** This incarnation's clock: its timers die with it and wait out its pauses. */
+  readonly scheduler: TimeScheduler
+  readonly closed: AbortSignal
+  /** From now on, every session this incarnation opens registers it in the agent registry. */
+  registerOnOpen(): void
 }
 
 /** The replica, with the simulator watching what it applies and restores. */
@@ -335,6 +357,42 @@ export class SimAgent {
     replica.onApply = entry => this.observeApply(entry)
     replica.onRestored = snapshot => this.observeRestore(snapshot)
     const locks = new Locks({ client, replica, session, timing: this.timing, closed, scheduler: clock })
+    const tasks = new Tasks({
+      selfId: id,
+      client,
+      replica,
+      session,
+      closed,
+      concurrency: TASK_SLOTS,
+      log: silentLogger,
+      scheduler: clock,
+    })
+    // The real registry entry (`Directory.register`); libp2p's parts it also holds (addresses, peer store,
+    // membership view, security) are never reached by registering: the simulator has none of them.
+    const directory = new Directory({
+      selfId: id,
+      name: id,
+      capabilities: [],
+      labels: {},
+      concurrency: TASK_SLOTS,
+      runsTasks: () => tasks.slotOffer.runsTasks,
+      addresses: () => [],
+      peerStore: { merge: () => Promise.reject(new Error('no peer store in the simulator')) },
+      replica,
+      runner: host,
+      membership: {} as Membership,
+      security: {} as ConclaveSecurity,
+      commit: client,
+      logger: { forComponent: () => silentLogger },
+      listDeadForMs: 0,
+    })
+    // As `service.ts`: every session this agent opens registers it, with its current slot offer; only once a
+    // task workload uses the agent (`registerOnOpen`), so that runs without one write what they always did.
+    const registerOnOpen = (): void => {
+      session.afterOpen = async sessionId => {
+        tasks.slotOffer.registered(await directory.register(sessionId))
+      }
+    }
     // The leader's housekeeping: session expiries from its lessor, lock expiries timed on its monotonic clock.
     const housekeeping = new Housekeeping({
       selfId: id,
@@ -358,7 +416,18 @@ export class SimAgent {
     })
     const elections = (name: string): NamedElection =>
       new NamedElection(name, { selfId: id, client, replica, session, closed, scheduler: clock })
-    this.parts = { locks, replica, tracker, host, session, client, keepAliveServer, feed, elections }
+    this.parts = {
+      locks,
+      replica,
+      tracker,
+      host,
+      session,
+      client,
+      keepAliveServer,
+      feed,
+      elections,
+      tasks: { tasks, directory, session, client, scheduler: clock, closed, registerOnOpen },
+    }
     this.role = 'follower'
     this.leader = ''
     this.term = state.hardState.term
@@ -598,6 +667,18 @@ export class SimAgent {
   sessionView(): { id: string; validUntil: number } | undefined {
     const session = this.parts?.session
     return session && { id: session.id, validUntil: session.validUntil() }
+  }
+
+  /** The agent's task API (as `agent.tasks`) and its registration, while it is up. */
+  tasks(): SimTaskApi {
+    const parts = this.parts
+    if (!parts || this.decommissioned) throw new AgentUnavailableError(`${this.id} is down`)
+    return parts.tasks
+  }
+
+  /** The state this agent's replica applied, while it is up (what a checker reads, as an operator would). */
+  stateMachine(): StateMachine | undefined {
+    return this.parts?.replica.state
   }
 
   // ---------- the forwarding RPC over the simulated network ----------

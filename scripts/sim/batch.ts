@@ -17,6 +17,8 @@ export interface BatchOptions {
   failFast?: boolean
   /** Worker threads; 0 or 1 runs in this thread. */
   workers?: number
+  /** The task workload on (`RunOptions.tasks`). */
+  tasks?: boolean
 }
 
 export async function runBatch(
@@ -29,7 +31,13 @@ export async function runBatch(
   const results: RunResult[] = []
   if (workers <= 1) {
     for (const seed of seeds) {
-      const result = await runSeed({ seed, nodes: options.nodes, bug: options.bug, checkTimeoutMs })
+      const result = await runSeed({
+        seed,
+        nodes: options.nodes,
+        bug: options.bug,
+        checkTimeoutMs,
+        tasks: options.tasks,
+      })
       results.push(result)
       onResult?.(result)
       if (options.failFast && result.violation) break
@@ -45,6 +53,7 @@ export async function runBatch(
         bug: options.bug,
         checkTimeoutMs,
         failFast: options.failFast ?? false,
+        tasks: options.tasks,
       }
       return new Promise<void>((resolve, reject) => {
         const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: job })

@@ -33,6 +33,8 @@ import { leaseUsers } from './lease-clients.ts'
 import { LockChecker, LockUser } from './lock-clients.ts'
 import { Prng } from './prng.ts'
 import { MS_PER_TICK, Scheduler } from './scheduler.ts'
+import { TaskChecker } from './task-checker.ts'
+import { TaskWorkload } from './task-clients.ts'
 import { planWindow, WindowChecker, WindowUser } from './window-clients.ts'
 
 export const BUG_NAMES = [
@@ -52,6 +54,8 @@ export const BUG_NAMES = [
   'ephemeral-outlives-session',
   'txn-first-compare-only',
   'semaphore-extra-permit',
+  // The task table's (issue 18): caught by the task checker (`task-checker.ts`).
+  'cancel-keeps-attempt',
 ] as const
 export type BugName = (typeof BUG_NAMES)[number]
 
@@ -96,6 +100,11 @@ export interface RunOptions {
   log?: (line: string) => void
   /** Budget of the linearizability check (default 10 s). */
   checkTimeoutMs?: number
+  /**
+   * The task workload (`task-clients.ts`) on the seeds that draw it (`--tasks`; default off until its open
+   * findings are fixed: see issue 18's report).
+   */
+  tasks?: boolean
 }
 
 export interface RunResult {
@@ -140,6 +149,8 @@ export interface RunResult {
   leases: LockChecker['stats']
   /** The window user's puts and how they ended (`window-clients.ts`); all 0 on seeds without it. */
   window: WindowChecker['stats']
+  /** The task workload's operations (`task-clients.ts`); all zero on a seed without it. */
+  tasks: TaskChecker['stats']
   elapsedMs: number
 }
 
@@ -167,6 +178,7 @@ const SHELL_BUGS: readonly BugName[] = [
   'ephemeral-outlives-session',
   'txn-first-compare-only',
   'semaphore-extra-permit',
+  'cancel-keeps-attempt',
 ]
 
 export function bugOptions(bug: BugName | undefined): BugOptions {
@@ -285,6 +297,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     if (burst.violation) throw burst.violation
     if (elections.checker.violation) throw elections.checker.violation
     if (windowChecker.violation) throw windowChecker.violation
+    if (taskWorkload?.violation) throw taskWorkload.violation
   }
   const history: KvOperation[] = []
   const afterFaults: { opId: string; completed: boolean; latency: number; lastTarget: string }[] = []
@@ -414,6 +427,22 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     trace,
   })
 
+  // Task submitters and workers on most seeds: the task API through the same agents (`task-clients.ts`).
+  const taskChecker = new TaskChecker()
+  const taskPrng = root.stream('tasks')
+  const taskWorkload =
+    taskPrng.chance(0.8) && options.tasks === true
+      ? new TaskWorkload({
+          scheduler,
+          prng: taskPrng.stream('workload'),
+          checker: taskChecker,
+          node: id => cluster.node(id),
+          nodeIds: cluster.ids,
+          issuing: () => scheduler.now < issueEnd,
+          trace,
+        })
+      : undefined
+
   // Now and then a burst of puts on one agent's session: a retry outside the session window.
   const burst = new BurstChecker(scheduler)
   cluster.onApplied = entry => burst.onApplied(entry)
@@ -466,6 +495,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     for (const user of elections.users) user.start(ticks(WARMUP_TICKS))
     for (const user of leases.users) user.start(ticks(WARMUP_TICKS))
     windowUser?.start(ticks(WARMUP_TICKS))
+    taskWorkload?.start(taskPrng.between(ticks(2), ticks(WARMUP_TICKS)))
     nemesis.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
@@ -490,6 +520,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
       cluster.decommissionRemoved()
       if (leaderAt === undefined && hasStableLeader(cluster)) {
         leaderAt = scheduler.now
+        taskWorkload?.leaderStable(cluster.leader()!)
         trace(
           `leader established ${((leaderAt - faultEnd) / MS_PER_TICK).toFixed(1)} ticks after the faults stopped`,
         )
@@ -501,7 +532,13 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
           `no leader with a following quorum ${bounds.leaderTicks} ticks after the faults stopped`,
         )
       }
-      if (time >= issueEnd && clients.every(client => !client.busy) && kv.idle) break
+      if (
+        time >= issueEnd &&
+        clients.every(client => !client.busy) &&
+        kv.idle &&
+        (taskWorkload?.idle(cluster.leader()) ?? true)
+      )
+        break
     }
     for (const client of clients) client.abandon()
     for (const user of lockUsers) user.abandon()
@@ -509,6 +546,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     for (const user of elections.users) user.abandon()
     for (const user of leases.users) user.abandon()
     windowUser?.abandon()
+    taskWorkload?.abandon()
     for (const op of afterFaults) {
       // Left waiting at a server that was then removed and shut down: its client times out, as Raft has it.
       if (!op.completed && cluster.node(op.lastTarget).decommissioned) continue
@@ -520,6 +558,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
         )
       }
     }
+    taskWorkload?.finish(cluster.leader(), scheduler.now)
     checkLogsMatch(new Map(cluster.nodes.map(node => [node.id, node.log])), scheduler.now)
     const outcome = checkOperations(kvModel, history, { timeoutMs: options.checkTimeoutMs ?? 10_000 })
     linearizability = outcome.result
@@ -586,6 +625,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     elections: { ...elections.checker.stats },
     window: { ...windowChecker.stats },
     leases: { ...leases.checker.stats },
+    tasks: { ...taskChecker.stats },
     elapsedMs: performance.now() - started,
   }
 }

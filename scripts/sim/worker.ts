@@ -12,11 +12,19 @@ export interface WorkerJob {
   bug: BugName | undefined
   checkTimeoutMs: number
   failFast: boolean
+  /** The task workload on (`RunOptions.tasks`). */
+  tasks?: boolean
 }
 
 const job = workerData as WorkerJob
 for (const seed of job.seeds) {
-  const result = await runSeed({ seed, nodes: job.nodes, bug: job.bug, checkTimeoutMs: job.checkTimeoutMs })
+  const result = await runSeed({
+    seed,
+    nodes: job.nodes,
+    bug: job.bug,
+    checkTimeoutMs: job.checkTimeoutMs,
+    tasks: job.tasks,
+  })
   parentPort!.postMessage(result)
   if (job.failFast && result.violation) break
 }

@@ -185,7 +185,7 @@ export class StateMachine {
     this.locks = new LockTable(this.sessionTable, bugs)
     this.elections = new ElectionTable(this.sessionTable, bugs)
     this.members = new MemberTable(this.sessionTable)
-    this.tasks = new TaskTable(this.members, this.sessionTable, this.options)
+    this.tasks = new TaskTable(this.members, this.sessionTable, this.options, bugs)
     this.members.addListener(this.tasks)
     // Cleanup order when a session ends: locks, candidacies, then its agents (whose tasks the task table
     // takes back, as the registry's listener).

@@ -21,7 +21,7 @@ import type {
   RetryDueCommand,
   TimeoutTaskCommand,
 } from './commands.ts'
-import { latestDueSlot } from './task-repeat.ts'
+import { dueSlots } from './task-repeat.ts'
 import { MAX_BATCH_OPS } from './task-spec.ts'
 import type { TaskInfo, TaskPlanView } from './tasks.ts'
 
@@ -75,8 +75,8 @@ export function planTaskTransitions(input: TaskPlanInput): TaskTimeCommand[] {
     if (task.runAt! <= now) commands.push({ type: 'releaseTask', taskId: task.id })
   }
   for (const repeat of state.repeats()) {
-    const slot = latestDueSlot(repeat.spec.repeat, repeat.anchor, repeat.lastSlot ?? -1, now)
-    if (slot !== undefined) commands.push({ type: 'createOccurrence', scheduleId: repeat.id, slot })
+    for (const slot of dueSlots(repeat.spec.repeat, repeat.anchor, repeat.lastSlot ?? -1, now))
+      commands.push({ type: 'createOccurrence', scheduleId: repeat.id, slot })
   }
   let forget: string[] = []
   for (const task of state.finished()) {

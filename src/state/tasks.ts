@@ -1,3 +1,4 @@
+import { NO_SHELL_BUGS, type ShellBugs } from '../shell-bugs.ts'
 import type {
   CancelTaskCommand,
   ClaimTaskCommand,
@@ -233,7 +234,16 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   /** Dependants to settle after a task finished, so long chains need no deep recursion. */
   private cascade: { child: TaskRecord; parent: TaskRecord }[] | undefined
 
-  constructor(members: MemberTable, sessions: SessionTable, options: TaskTableOptions) {
+  /** @internal Test-only switches (`src/shell-bugs.ts`). */
+  private readonly bugs: ShellBugs
+
+  constructor(
+    members: MemberTable,
+    sessions: SessionTable,
+    options: TaskTableOptions,
+    bugs: ShellBugs = NO_SHELL_BUGS,
+  ) {
+    this.bugs = bugs
     this.members = members
     this.sessions = sessions
     this.options = options
@@ -673,6 +683,9 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
       return { type: 'taskState', taskId: command.taskId, state: 'cancelled' }
     }
     if (TERMINAL.has(task.state)) return UNCHANGED
+    // `cancel-keeps-attempt` (test-only): a running task is answered cancelled, and runs on to its completion.
+    if (this.bugs.has('cancel-keeps-attempt') && task.state === 'running')
+      return { type: 'taskState', taskId: task.id, state: 'cancelled' }
     this.cancelNow(task, reason, context)
     return taskState(task)
   }

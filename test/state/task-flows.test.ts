@@ -409,7 +409,7 @@ describe('repeat', () => {
     log.at(1_000)
     const output = log.apply({
       type: 'submitTask',
-      task: taskSpec('tick', { repeat: { every: 100, limit: 3 } }),
+      task: taskSpec('tick', { repeat: { every: 100, limit: 5 } }),
     })
     expect(output.result).toEqual({ type: 'taskSubmitted', taskId: 'tick', createdAt: 1_000 })
     expect(log.machine.task('tick')).toBeUndefined()
@@ -426,15 +426,22 @@ describe('repeat', () => {
       type: 'unchanged',
     })
     expect(stateBytes(log)).toEqual(before)
-    // Missed slots are skipped: the latest due one runs.
-    expect(runPlanner(log, 1_450)).toEqual([{ type: 'createOccurrence', scheduleId: 'tick', slot: 1_400 }])
-    runPlanner(log, 1_500)
+    // A round late, with two slots due: both are created, each once.
+    expect(runPlanner(log, 1_230)).toEqual([
+      { type: 'createOccurrence', scheduleId: 'tick', slot: 1_100 },
+      { type: 'createOccurrence', scheduleId: 'tick', slot: 1_200 },
+    ])
+    // Missed slots (more than MAX_CATCH_UP_SLOTS due) are skipped: the latest due one runs.
+    expect(runPlanner(log, 2_350)).toEqual([{ type: 'createOccurrence', scheduleId: 'tick', slot: 2_300 }])
+    runPlanner(log, 2_400)
     expect(log.machine.listTasks({}, 10)?.tasks.map(task => task.id)).toEqual([
       'tick:1000',
-      'tick:1400',
-      'tick:1500',
+      'tick:1100',
+      'tick:1200',
+      'tick:2300',
+      'tick:2400',
     ])
-    expect(log.machine.repeatingTask('tick')).toMatchObject({ count: 3, lastSlot: 1_500 })
+    expect(log.machine.repeatingTask('tick')).toMatchObject({ count: 5, lastSlot: 2_400 })
     expect(planAt(log.machine, 10_000)).toEqual([])
   })
 

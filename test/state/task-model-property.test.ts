@@ -4,6 +4,7 @@ import type { Command } from '../../src/state/commands.ts'
 import type { CommandResult } from '../../src/state/results.ts'
 import { StateMachine } from '../../src/state/state-machine.ts'
 import { planTaskTransitions } from '../../src/state/task-planner.ts'
+import { MAX_CATCH_UP_SLOTS } from '../../src/state/task-repeat.ts'
 import type { TaskState } from '../../src/state/task-spec.ts'
 import { LogDriver, registerAgent, taskSpec } from './helpers.ts'
 
@@ -284,7 +285,7 @@ class Model {
     return 'taskState'
   }
 
-  /** The leader's clock reached `now`: releases, retries, occurrences (the latest due slot only). */
+  /** The leader's clock reached `now`: releases, retries, occurrences (up to MAX_CATCH_UP_SLOTS due slots, else the latest). */
   time(now: number): void {
     for (const task of this.tasks.values()) {
       if (task.state === 'failed' && task.retryAt! <= now) {
@@ -301,22 +302,30 @@ class Model {
     for (const repeat of this.repeats.values()) {
       if (repeat.limit !== undefined && repeat.count >= repeat.limit) continue
       if (now < repeat.anchor) continue
-      const slot = repeat.anchor + Math.floor((now - repeat.anchor) / repeat.every) * repeat.every
-      if (repeat.lastSlot !== undefined && slot <= repeat.lastSlot) continue
-      repeat.lastSlot = slot
-      repeat.count++
-      const id = `${repeat.id}:${slot}`
-      // A repeat cancelled and submitted again may come to a slot whose occurrence exists: it is not made twice.
-      if (this.tasks.has(id)) continue
-      this.tasks.set(id, {
-        id,
-        type: repeat.type,
-        state: 'queued',
-        attempt: 0,
-        tokens: [],
-        maxRetries: 0,
-        parents: [],
-      })
+      const latest = repeat.anchor + Math.floor((now - repeat.anchor) / repeat.every) * repeat.every
+      const first = repeat.lastSlot === undefined ? repeat.anchor : repeat.lastSlot + repeat.every
+      if (latest < first) continue
+      // Up to MAX_CATCH_UP_SLOTS due (a round late): all, in order; more (not served for a while): the latest.
+      const due = (latest - first) / repeat.every + 1
+      const slots =
+        due <= MAX_CATCH_UP_SLOTS ? Array.from({ length: due }, (_, i) => first + i * repeat.every) : [latest]
+      for (const slot of slots) {
+        if (repeat.limit !== undefined && repeat.count >= repeat.limit) break
+        repeat.lastSlot = slot
+        repeat.count++
+        const id = `${repeat.id}:${slot}`
+        // A repeat cancelled and submitted again may come to a slot whose occurrence exists: not made twice.
+        if (this.tasks.has(id)) continue
+        this.tasks.set(id, {
+          id,
+          type: repeat.type,
+          state: 'queued',
+          attempt: 0,
+          tokens: [],
+          maxRetries: 0,
+          parents: [],
+        })
+      }
     }
   }
 }
