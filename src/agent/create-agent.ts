@@ -10,7 +10,7 @@ import { resolveSecurity } from '../security/options.ts'
 import { openRaftStorage, type RaftStorage } from '../storage/index.ts'
 import { schedulerOf, wrappedStorage } from './internal-options.ts'
 import type { AgentOptions } from './options.ts'
-import { checkMaxFinishedTasks, checkRateLimits, resolveTiming } from './options.ts'
+import { checkRateLimits, resolveTiming } from './options.ts'
 import { type ConclaveComponents, ConclaveService, type ServiceInit } from './service.ts'
 import { checkOptions } from './validate.ts'
 
@@ -28,7 +28,6 @@ export function conclave(options: ServiceInit = {}): (components: ConclaveCompon
   checkOptions(options, SERVICE_OPTIONS)
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
-  checkMaxFinishedTasks(options.maxFinishedTasks)
   const resolvedSecurity =
     options.resolvedSecurity ?? resolveSecurity(options.security, schedulerOf(options).wallNow())
   return components => new ConclaveService(components, { ...options, resolvedSecurity })
@@ -59,7 +58,6 @@ const AGENT_OPTIONS = [
   'rateLimits',
   'forceNewCluster',
   'metrics',
-  'maxFinishedTasks',
 ]
 
 /** What `conclave()` takes: the agent's options minus the node's own, plus what `createAgent` hands it. */
@@ -83,7 +81,6 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
   }
   resolveTiming(options)
   checkRateLimits(options.rateLimits)
-  checkMaxFinishedTasks(options.maxFinishedTasks)
   const resolvedSecurity = resolveSecurity(options.security, schedulerOf(options).wallNow())
   if (options.forceNewCluster !== undefined && typeof options.forceNewCluster !== 'boolean') {
     throw new InvalidArgumentError('forceNewCluster must be a boolean')

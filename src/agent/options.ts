@@ -74,14 +74,6 @@ export interface AgentOptions extends TimingOptions {
   capabilities?: string[]
   /** Task slots (default 10); load = running tasks / slots. */
   concurrency?: number
-  /**
-   * Finished tasks (completed, dead, expired, cancelled) the cluster keeps for `status`, `list` and
-   * `dependsOn`, the oldest finished dropped first whatever their `retention` (default 10,000); a dropped
-   * task's id may be submitted again. It shapes the replicated state: give every agent of a cluster the same
-   * value (as its replicas apply the same entries, one keeping fewer would answer some differently). An
-   * integer >= 0, else `InvalidArgumentError`.
-   */
-  maxFinishedTasks?: number
   labels?: Record<string, string>
   /** `memory` runs over in-process transports (tests). Default `tcp`. */
   transport?: 'tcp' | 'memory'
@@ -236,14 +228,6 @@ export interface RateLimits {
 }
 
 /** Checks `rateLimits`: `InvalidArgumentError` for an unknown key or a bad rate. */
-/** `maxFinishedTasks` is absent or an integer >= 0 (`InvalidArgumentError` otherwise). */
-export function checkMaxFinishedTasks(value: unknown): void {
-  if (value === undefined) return
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidArgumentError(`maxFinishedTasks must be an integer >= 0 (got ${String(value)})`)
-  }
-}
-
 export function checkRateLimits(limits: RateLimits | undefined): void {
   if (limits === undefined) return
   if (limits === null || typeof limits !== 'object')

@@ -114,10 +114,7 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.scheduler = scheduler
     // Test-only switches (`withShellBugs`); none in production.
     const bugs = shellBugsOf(init)
-    this.replica = new Replica(
-      { commandSetVersion: commandSetVersionOf(init), maxFinishedTasks: init.maxFinishedTasks },
-      bugs,
-    )
+    this.replica = new Replica({ commandSetVersion: commandSetVersionOf(init) }, bugs)
     const selfId = components.peerId.toString()
     this.id = selfId
     const logger = components.logger

@@ -81,12 +81,6 @@ export const agentCommand: CliCommand = {
       { name: 'labels', kind: 'list', placeholder: '<k=v,...>', description: 'labels of this agent' },
       { name: 'concurrency', kind: 'integer', placeholder: '<n>', description: 'task slots (default 10)' },
       {
-        name: 'max-finished-tasks',
-        kind: 'integer',
-        placeholder: '<n>',
-        description: 'finished tasks the cluster keeps (default 10000; the same on every agent)',
-      },
-      {
         name: 'voters',
         kind: 'integer',
         placeholder: '<n>',
@@ -175,7 +169,6 @@ async function runAgent(args: ParsedArgs): Promise<number> {
       capabilities: options.capabilities as string[] | undefined,
       labels: options.labels === undefined ? undefined : labels,
       concurrency: options.concurrency as number | undefined,
-      maxFinishedTasks: options['max-finished-tasks'] as number | undefined,
       ...(forceNewCluster ? { forceNewCluster } : {}),
       ...(options.psk === undefined ? {} : { psk: options.psk as string }),
       ...(identityFiles === undefined
@@ -310,9 +303,6 @@ function checkStartOptions(options: ParsedArgs['options']): void {
   if (dataDir !== undefined && dataDir === '') throw new UsageError('--data-dir must not be empty')
   const concurrency = options.concurrency as number | undefined
   if (concurrency !== undefined && concurrency < 1) throw new UsageError('--concurrency must be at least 1')
-  const maxFinished = options['max-finished-tasks'] as number | undefined
-  if (maxFinished !== undefined && maxFinished < 0)
-    throw new UsageError('--max-finished-tasks must be at least 0')
   const psk = options.psk as string | undefined
   if (psk !== undefined) {
     try {
