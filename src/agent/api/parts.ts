@@ -45,7 +45,6 @@ export function apiParts(ports: ApiPorts) {
     concurrency: ports.concurrency,
     log: ports.logger.forComponent('conclave:tasks'),
     scheduler,
-    leaseSafetyMarginMs: timing.leaseSafetyMarginMs,
   })
   return {
     consensus: new Consensus(client, replica, closed),

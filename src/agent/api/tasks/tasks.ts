@@ -48,11 +48,6 @@ export interface TaskContext {
   log: Logger
   /** Monotonic time for deadlines and the session lease; the timers of the waits. */
   scheduler: Scheduler
-  /**
-   * Ms taken off an attempt's `timeout` before this agent gives the attempt up on its own clock (clock drift,
-   * as `leaseSafetyMarginMs` for leases); default max(50 ms, 10% of the timeout).
-   */
-  leaseSafetyMarginMs?: number
 }
 
 /** This agent's hold on one attempt it started. */
@@ -64,10 +59,6 @@ interface Attempt {
   readonly controller: AbortController
   /** complete or fail was sent: an end that follows is (probably) this agent's own doing. */
   settling: boolean
-  /** When the claim that started it was sent (monotonic ms); undefined for an adopted orphan. */
-  readonly sentAt?: number
-  /** Cancels the timer that aborts the signal once the attempt's timeout surely passed. */
-  stopTimer?: Cancel
 }
 
 /** About the JSON size of a claim or next operation, for the batch size limit. */
@@ -121,8 +112,8 @@ export class Tasks extends TaskControls implements TaskDistributor {
   private leaseTimer?: Cancel
   /**
    * This replica did not apply a claim of ours in time: it lags far behind (a follower still receiving a
-   * snapshot, say), so `next()` waits for it to catch up (a read barrier) before it claims again. Otherwise it would keep taking tasks it cannot start before they time
-   * out, each a wasted attempt, until they die. (Found by the simulator, seed 140: a follower receiving a
+   * snapshot, say), so `next()` waits for it to catch up (a read barrier) before it claims again.
+   * Otherwise it would keep taking tasks it cannot start before they time out, each a wasted attempt, until they die. (Found by the simulator, seed 140: a follower receiving a
    * snapshot in 64-byte chunks took one task three times, and ran it never.)
    */
   private behind = false
@@ -394,7 +385,6 @@ export class Tasks extends TaskControls implements TaskDistributor {
   private async claimTask(taskId: string): Promise<ClaimedTask> {
     this.claiming.add(taskId)
     let held: Attempt
-    const sentAt = this.context.scheduler.now()
     try {
       const { result, sessionId } = await this.batcher.run({ op: 'claim', taskId }, CLAIM_OP_BYTES)
       if (result.type !== 'taskClaimed') {
@@ -404,7 +394,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
         throw unexpected(result)
       }
       // Held before the claiming mark goes, so `next()` never mistakes it for an orphan.
-      held = this.hold(taskId, result.attempt, result.fencingToken, sessionId, sentAt)
+      held = this.hold(taskId, result.attempt, result.fencingToken, sessionId)
     } catch (err) {
       // Not the cluster's answer: the claim may still commit, and waiting `next()` calls look for the orphan.
       if (!(err instanceof NotClaimableError || err instanceof NotFoundError)) this.changes.wake()
@@ -424,14 +414,13 @@ export class Tasks extends TaskControls implements TaskDistributor {
     const id = ++this.nextOpId
     this.nextOps.set(id, this.context.replica.state.appliedIndex)
     let held: Attempt | undefined
-    const sentAt = this.context.scheduler.now()
     try {
       const { result, sessionId } = await this.batcher.run({ op: 'next' }, CLAIM_OP_BYTES)
       if (result.type === 'noTask') return undefined
       if (result.type === 'error' && result.code === 'NotClaimable') return undefined
       if (result.type !== 'taskClaimed') throw unexpected(result)
       // Held before the operation leaves `nextOps`, with no await in between: never taken for an orphan.
-      held = this.hold(result.taskId, result.attempt, result.fencingToken, sessionId, sentAt)
+      held = this.hold(result.taskId, result.attempt, result.fencingToken, sessionId)
     } catch (err) {
       // Not the cluster's answer: the operation may still commit, and `next()` looks for the orphan.
       this.changes.wake()
@@ -468,13 +457,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
     return toClaimedTask(info, held, (value, options) => this.progressAttempt(refOf(held), value, options))
   }
 
-  private hold(
-    taskId: string,
-    attempt: number,
-    fencingToken: number,
-    sessionId: string,
-    sentAt?: number,
-  ): Attempt {
+  private hold(taskId: string, attempt: number, fencingToken: number, sessionId: string): Attempt {
     const previous = this.attempts.get(taskId)
     if (previous !== undefined && previous.fencingToken !== fencingToken) {
       // A newer attempt of ours replaces an older one whose end we have not applied yet.
@@ -487,7 +470,6 @@ export class Tasks extends TaskControls implements TaskDistributor {
       sessionId,
       controller: new AbortController(),
       settling: false,
-      sentAt,
     }
     this.attempts.set(taskId, held)
     this.watchLease()
@@ -560,7 +542,6 @@ export class Tasks extends TaskControls implements TaskDistributor {
         const held = this.attempts.get(event.taskId)
         if (held === undefined || held.fencingToken !== event.fencingToken) return
         this.attempts.delete(event.taskId)
-        held.stopTimer?.()
         // The agent's own complete/fail ends its attempt as it meant to; anything else takes it away.
         if (event.reason !== 'completed' && event.reason !== 'failed') {
           this.abort(held, `attempt ${held.attempt} of task ${held.taskId} ended: ${event.reason}`)
@@ -606,10 +587,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
 
   private onClosed(): void {
     this.leaseTimer?.()
-    for (const held of this.attempts.values()) {
-      held.stopTimer?.()
-      held.controller.abort(new ClosedError())
-    }
+    for (const held of this.attempts.values()) held.controller.abort(new ClosedError())
     this.attempts.clear()
     this.changes.flush()
   }
@@ -643,7 +621,6 @@ export class Tasks extends TaskControls implements TaskDistributor {
   }
 
   private abort(held: Attempt, reason: string): void {
-    held.stopTimer?.()
     if (!held.controller.signal.aborted) held.controller.abort(new StaleAttemptError(reason))
   }
 
