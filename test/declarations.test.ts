@@ -14,7 +14,7 @@ const root = new URL('..', import.meta.url).pathname
  * none may be reachable from the package (the shell's are stripped as `@internal`).
  */
 const BUG_SWITCHES =
-  /\b(bugs|RaftBugs|RaftCoreOptions|voteIgnoresLog|commitPreviousTerm|staleRead|readAckAnyQuorum|peerCommitAnyTerm|ShellBugs?|lease-inline-expiry|no-fail-stop|resign-any-candidacy|session-window)\b/
+  /\b(bugs|RaftBugs|RaftCoreOptions|voteIgnoresLog|commitPreviousTerm|staleRead|readAckAnyQuorum|peerCommitAnyTerm|ShellBugs?|lease-inline-expiry|no-fail-stop|resign-any-candidacy|session-window|ephemeral-outlives-session|txn-first-compare-only|semaphore-extra-permit|cancel-keeps-attempt)\b/
 
 /** Every declaration file reachable from `entry` through relative imports and re-exports. */
 function reachable(entry: string): Map<string, string> {

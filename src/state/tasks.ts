@@ -237,6 +237,9 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   /** @internal Test-only switches (`src/shell-bugs.ts`). */
   private readonly bugs: ShellBugs
 
+  constructor(members: MemberTable, sessions: SessionTable, options: TaskTableOptions)
+  /** @internal With test-only switches (`src/shell-bugs.ts`). Stripped from the published declarations. */
+  constructor(members: MemberTable, sessions: SessionTable, options: TaskTableOptions, bugs: ShellBugs)
   constructor(
     members: MemberTable,
     sessions: SessionTable,

@@ -18,6 +18,7 @@ describe('shell bug switches (test-only)', () => {
       'ephemeral-outlives-session',
       'txn-first-compare-only',
       'semaphore-extra-permit',
+      'cancel-keeps-attempt',
     ])
   })
 })
