@@ -145,6 +145,23 @@ async function proposeRetrying(agent: Agent, key: string, value: unknown): Promi
   }
 }
 
+/**
+ * Puts `key` once, as a user does who must not write it twice: a `NoLeaderError` leaves the outcome unknown
+ * (the killed replica may have been the leader, with the put in its log), so a linearizable read, which waits
+ * for the next leader, tells whether it committed before the put is sent again.
+ */
+async function proposeOnce(agent: Agent, key: string, value: unknown): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await agent.consensus.propose(key, value)
+      return
+    } catch (err) {
+      if (!(err instanceof NoLeaderError) || attempt >= 3) throw err
+      if ((await agent.consensus.get(key)) === value) return
+    }
+  }
+}
+
 function replicasOf(agent: Agent): string[] {
   const config = hostOf(agent).current()?.status().config
   return config === undefined ? [] : [...config.voters, ...config.nonVoters]
@@ -234,7 +251,7 @@ describe('members: agents that hold no log', () => {
       if (i === 80) {
         await kill(group.find(a => a.id === serving)!)
       }
-      await writer.consensus.propose(`w/${i}`, i)
+      await proposeOnce(writer, `w/${i}`, i)
     }
     await Promise.race([
       watching,

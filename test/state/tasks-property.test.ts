@@ -249,7 +249,9 @@ it('random task histories replay identically on replicas restored from snapshots
     fc.property(history, fc.nat(), (steps, cutSeed) =>
       checkHistory(steps, see, { cut: cutSeed % steps.length }),
     ),
-    { numRuns: 50 },
+    // 200 runs: steals come about 25 per 200 histories, clustered in few of them; with 50 runs a full
+    // suite saw none, and the coverage check below failed by chance.
+    { numRuns: 200 },
   )
   for (const what of ['taskClaimed', 'taskStolen', 'taskRetry', 'ended:session']) {
     expect(seen.get(what) ?? 0, what).toBeGreaterThan(0)
