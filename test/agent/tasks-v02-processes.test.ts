@@ -98,7 +98,10 @@ describe('tasks v0.2 across a leader kill -9', () => {
     await until(async () => (await settled()).every(task => task.state === 'completed'), 30_000).catch(
       async err => {
         const now = await settled()
-        throw new Error(`${err}: ${JSON.stringify(now.filter(t => t.state !== 'completed'))}`)
+        // Whether the killed leader holds it tells a lost session expiry from a lost orphan on a survivor.
+        throw new Error(
+          `${err}: ${JSON.stringify(now.filter(t => t.state !== 'completed'))}; killed leader ${leader.addrs[0]}`,
+        )
       },
     )
     const finished = await settled()
