@@ -27,7 +27,7 @@ import { SessionKeeper } from '../../src/agent/node/session.ts'
 import type { ResolvedTiming } from '../../src/agent/options.ts'
 import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
 import type { MemberStatus } from '../../src/swim/types.ts'
-import type { SimAgent } from '../sim/agent.ts'
+import { type SimAgent, SimRemoteError, SimRpcError } from '../sim/agent.ts'
 import { AgentClock } from '../sim/agent-clock.ts'
 import type { Network } from '../sim/network.ts'
 import type { Prng } from '../sim/prng.ts'
@@ -41,23 +41,6 @@ const encoder = new TextEncoder()
 const ERROR_BYTES = 96
 
 /** An error the peer threw, as the RPC layer hands it back (`remoteErrorName` reads `remoteName`). */
-class RemoteError extends Error {
-  override name = 'RpcRemoteError'
-  readonly remoteName: string
-  constructor(remote: unknown) {
-    const error = remote as Error | undefined
-    super(error?.message ?? String(remote))
-    this.remoteName = error?.name ?? 'Error'
-  }
-}
-
-class RpcError extends Error {
-  constructor(name: 'RpcTimeoutError' | 'RpcConnectionError', message: string) {
-    super(message)
-    this.name = name
-  }
-}
-
 export interface MemberEnv {
   scheduler: Scheduler
   network: Network
@@ -341,13 +324,13 @@ export class ScaleMember {
         fn()
       }
       const cancel = this.clock.after(timeoutMs, () =>
-        settle(() => reject(new RpcError('RpcTimeoutError', 'the call timed out'))),
+        settle(() => reject(new SimRpcError('RpcTimeoutError', 'the call timed out'))),
       )
       // Removed once settled: the mirror passes one long-lived signal to all its calls.
       const onAbort = (): void => settle(() => reject(signal?.reason))
       signal?.addEventListener('abort', onAbort, { once: true })
       const broken = (): void =>
-        settle(() => reject(new RpcError('RpcConnectionError', `the connection to ${peer} broke`)))
+        settle(() => reject(new SimRpcError('RpcConnectionError', `the connection to ${peer} broke`)))
       const forget = env.inFlight(peer, broken)
       const back = (bytes: number, fn: () => void): void => {
         env.book(peer, kind, 'out', bytes)
@@ -377,7 +360,7 @@ export class ScaleMember {
               const { bytes, value } = encode(answer)
               back(bytes, () => resolve(value))
             },
-            error => back(ERROR_BYTES, () => reject(new RemoteError(error))),
+            error => back(ERROR_BYTES, () => reject(new SimRemoteError(error))),
           )
         },
         broken,

@@ -70,7 +70,7 @@ export class AgentUnavailableError extends Error {
 }
 
 /** An error a peer threw, as the RPC layer hands it back (`remoteErrorName` reads `remoteName`). */
-class SimRemoteError extends Error {
+export class SimRemoteError extends Error {
   override name = 'RpcRemoteError'
   readonly remoteName: string
   constructor(remote: unknown) {
@@ -80,7 +80,7 @@ class SimRemoteError extends Error {
   }
 }
 
-class SimRpcError extends Error {
+export class SimRpcError extends Error {
   constructor(name: 'RpcTimeoutError' | 'RpcConnectionError', message: string) {
     super(message)
     this.name = name
