@@ -78,13 +78,19 @@ export class PeerProgress {
   /** Highest commit index sent in an append, kept below `next`. */
   pendingCommit = 0
   readonly inflights: Inflights
-  /** In snapshot state: the snapshot being sent, the bytes acknowledged so far, whether a chunk is out. */
+  /** In snapshot state: the snapshot being sent, and the bytes the follower acknowledged in order. */
   snapshotIndex = 0
   snapshotOffset = 0
+  /**
+   * The end of the last chunk sent: chunks in [snapshotOffset, snapshotSent) are in flight (a window of up to
+   * `maxInflightSnapshotChunks`). Set back to `snapshotOffset` to send again what was lost.
+   */
+  snapshotSent = 0
+  /** The last chunk (`done`) is among those sent: nothing more to send until acknowledged or resent. */
+  snapshotSentAll = false
   /** The snapshot whose transfer is under way: kept to its end even if the leader compacts again meanwhile. */
   sending: Snapshot | undefined
-  chunkInFlight = false
-  /** Ticks since the last chunk went out, to resend one that was lost. */
+  /** Ticks since a chunk last went out or was acknowledged, to resend the window when one was lost. */
   ticksSinceChunk = 0
 
   constructor(next: number, maxInflightMessages: number, maxInflightBytes: number) {
@@ -97,8 +103,9 @@ export class PeerProgress {
     this.paused = false
     this.snapshotIndex = 0
     this.snapshotOffset = 0
+    this.snapshotSent = 0
+    this.snapshotSentAll = false
     this.sending = undefined
-    this.chunkInFlight = false
     this.ticksSinceChunk = 0
     this.inflights.reset()
   }
@@ -113,6 +120,17 @@ export class PeerProgress {
     this.resetState('replicate')
     this.next = this.match + 1
     this.pendingCommit = Math.min(this.pendingCommit, this.match)
+  }
+
+  /** In snapshot state: send again every chunk not acknowledged (one was lost, or the follower lost them). */
+  resendSnapshot(): void {
+    this.snapshotSent = this.snapshotOffset
+    this.snapshotSentAll = false
+  }
+
+  /** In snapshot state: chunks are out that the follower has not acknowledged. */
+  snapshotInFlight(): boolean {
+    return this.snapshotSentAll || this.snapshotSent > this.snapshotOffset
   }
 
   becomeSnapshot(snapshotIndex: number): void {

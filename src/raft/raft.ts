@@ -65,6 +65,7 @@ export const DEFAULT_RAFT_OPTIONS: Readonly<RaftCoreOptions> = Object.freeze({
   maxInflightMessages: 256,
   maxInflightBytes: 16 * 1024 * 1024,
   snapshotChunkBytes: 256 * 1024,
+  maxInflightSnapshotChunks: 16,
   maxUncommittedBytes: 64 * 1024 * 1024,
   bugs: {},
 })
@@ -78,6 +79,8 @@ interface IncomingSnapshot {
   term: number
   chunks: Uint8Array[]
   received: number
+  /** Chunks that overtook one still on its way (the leader pipelines them), by offset, until the gap fills. */
+  ahead: Map<number, SnapshotRequest>
 }
 
 const EMPTY = new Uint8Array(0)
@@ -111,6 +114,7 @@ export function validateOptions(options: RaftOptions): void {
     'maxInflightMessages',
     'maxInflightBytes',
     'snapshotChunkBytes',
+    'maxInflightSnapshotChunks',
     'maxUncommittedBytes',
   ]
   for (const key of positive) {
@@ -877,25 +881,39 @@ export class RaftNode implements RaftCore {
       incoming.from === message.from &&
       incoming.term === message.term
     if (!sameSource) {
-      if (message.offset !== 0) {
+      // A later chunk of another snapshot from this leader: the one we assemble stays until a first chunk
+      // replaces it. From a leader we have nothing of, any chunk starts an assembly (the first chunk may
+      // still be on its way: the leader sends several at once).
+      if (message.offset !== 0 && incoming?.from === message.from && incoming.term === message.term) {
         respond(-1, false)
         return
       }
-      incoming = { meta, from: message.from, term: message.term, chunks: [], received: 0 }
+      incoming = { meta, from: message.from, term: message.term, chunks: [], received: 0, ahead: new Map() }
       this.incoming = incoming
     }
     const assembly = incoming as IncomingSnapshot
-    if (message.offset === assembly.received) {
-      assembly.chunks.push(message.data)
-      assembly.received += message.data.length
-      if (message.done) {
+    if (message.offset > assembly.received) {
+      // It overtook an earlier chunk: kept (up to a window's worth) so that the leader need not send it again.
+      if (assembly.ahead.has(message.offset) || assembly.ahead.size < this.options.maxInflightSnapshotChunks)
+        assembly.ahead.set(message.offset, message)
+    }
+    let next = message.offset === assembly.received ? message : assembly.ahead.get(assembly.received)
+    while (next !== undefined) {
+      assembly.ahead.delete(next.offset)
+      assembly.chunks.push(next.data)
+      assembly.received += next.data.length
+      if (next.done) {
         this.incoming = undefined
         this.installSnapshot({ meta: assembly.meta, data: concatChunks(assembly.chunks, assembly.received) })
         respond(assembly.received, true)
         return
       }
+      next = assembly.ahead.get(assembly.received)
     }
-    respond(assembly.received, false)
+    // The bytes received in order: the leader slides its window past them (or, if this repeats while it has
+    // chunks out, finds the gap by its timer and sends from here again). None yet: -1 asks a leader that
+    // thinks we have some (we restarted) to start over.
+    respond(assembly.received > 0 ? assembly.received : -1, false)
   }
 
   private installSnapshot(snapshot: Snapshot): void {
@@ -981,9 +999,10 @@ export class RaftNode implements RaftCore {
 
   private handleHeartbeatResponse(message: HeartbeatResponse, progress: PeerProgress): void {
     progress.paused = false
-    if (progress.state === 'snapshot' && progress.chunkInFlight) {
-      // No answer to the chunk for two heartbeat intervals while the follower answers heartbeats: it was lost.
-      if (progress.ticksSinceChunk >= 2 * this.options.heartbeatTicks) progress.chunkInFlight = false
+    if (progress.state === 'snapshot' && progress.snapshotInFlight()) {
+      // No chunk acknowledged for two heartbeat intervals while the follower answers heartbeats: one was lost
+      // (the follower keeps those after a gap): send again from the first it has not acknowledged.
+      if (progress.ticksSinceChunk >= 2 * this.options.heartbeatTicks) progress.resendSnapshot()
     }
     if (message.context !== '' && this.voters.includes(message.from)) {
       this.readOnly.ack(message.from, message.context)
@@ -1009,14 +1028,18 @@ export class RaftNode implements RaftCore {
     // Not done: only answers about the snapshot being sent now matter.
     if (progress.state !== 'snapshot' || message.index !== progress.snapshotIndex) return
     if (message.offset < 0) {
-      // The follower has no assembly from us (it restarted): start over.
-      progress.snapshotOffset = 0
-      progress.chunkInFlight = false
+      // The follower has no assembly from us (it restarted): start over. Once started over, the answers to
+      // chunks sent before that are ignored (the timer resends if the new first chunk was lost too).
+      if (progress.snapshotOffset > 0 || !progress.snapshotInFlight()) {
+        progress.snapshotOffset = 0
+        progress.resendSnapshot()
+      }
       return
     }
     if (message.offset > progress.snapshotOffset) {
       progress.snapshotOffset = message.offset
-      progress.chunkInFlight = false
+      if (progress.snapshotSent < message.offset) progress.snapshotSent = message.offset
+      progress.ticksSinceChunk = 0
     }
   }
 
@@ -1161,7 +1184,7 @@ export class RaftNode implements RaftCore {
     for (const [id, progress] of this.progress) {
       if (id === this.id) continue
       if (progress.state === 'snapshot') {
-        if (!progress.chunkInFlight) return true
+        if (this.canSendChunk(progress)) return true
       } else if (progress.shouldSendAppend(lastIndex, this.commit)) {
         return true
       }
@@ -1185,7 +1208,7 @@ export class RaftNode implements RaftCore {
     const lastIndex = this.log.lastIndex()
     for (;;) {
       if (progress.state === 'snapshot') {
-        this.sendSnapshotChunk(to, progress)
+        this.sendSnapshotChunks(to, progress)
         return
       }
       if (!progress.shouldSendAppend(lastIndex, this.commit)) return
@@ -1251,13 +1274,26 @@ export class RaftNode implements RaftCore {
     return notify
   }
 
-  private sendSnapshotChunk(to: NodeId, progress: PeerProgress): void {
+  /** Whether the window to a follower in snapshot state lets one more chunk out (or a transfer begin). */
+  private canSendChunk(progress: PeerProgress): boolean {
+    const sending = progress.sending
+    if (sending === undefined) return true
+    if (progress.snapshotSentAll) return false
+    const window = this.options.maxInflightSnapshotChunks * Math.max(1, this.options.snapshotChunkBytes)
+    return progress.snapshotSent - progress.snapshotOffset < window
+  }
+
+  /**
+   * Sends the next chunks of the snapshot, as many as the window allows (`maxInflightSnapshotChunks` ahead
+   * of the follower's in-order acknowledgement): one chunk a round trip would make a state of N chunks take N
+   * round trips to reach a new or lagging member, whose acknowledgement a commit may need.
+   */
+  private sendSnapshotChunks(to: NodeId, progress: PeerProgress): void {
     const snapshot = this.snapshot
     if (snapshot === undefined) {
       progress.becomeProbe()
       return
     }
-    if (progress.chunkInFlight) return
     // A transfer under way finishes with the snapshot it began with, even if we compacted again since: starting
     // over at every compaction never ends when sending a snapshot takes longer than the log takes to grow by
     // `snapshotEntries` (a slow link, small chunks). The follower installs it, then gets the newer one.
@@ -1265,27 +1301,35 @@ export class RaftNode implements RaftCore {
     let sending = progress.sending
     if (
       sending === undefined ||
-      (progress.snapshotOffset === 0 && sending.meta.index !== snapshot.meta.index)
+      (progress.snapshotOffset === 0 &&
+        !progress.snapshotInFlight() &&
+        sending.meta.index !== snapshot.meta.index)
     ) {
       sending = snapshot
       progress.sending = snapshot
       progress.snapshotIndex = snapshot.meta.index
       progress.snapshotOffset = 0
+      progress.resendSnapshot()
     }
-    const offset = Math.min(progress.snapshotOffset, sending.data.length)
-    const end = Math.min(offset + Math.max(1, this.options.snapshotChunkBytes), sending.data.length)
-    this.send({
-      type: 'snapshot',
-      from: this.id,
-      to,
-      term: this.term,
-      meta: sending.meta,
-      offset,
-      data: sending.data.subarray(offset, end),
-      done: end === sending.data.length,
-    })
-    progress.chunkInFlight = true
-    progress.ticksSinceChunk = 0
+    const chunkBytes = Math.max(1, this.options.snapshotChunkBytes)
+    const size = sending.data.length
+    while (this.canSendChunk(progress)) {
+      const offset = Math.min(progress.snapshotSent, size)
+      const end = Math.min(offset + chunkBytes, size)
+      this.send({
+        type: 'snapshot',
+        from: this.id,
+        to,
+        term: this.term,
+        meta: sending.meta,
+        offset,
+        data: sending.data.subarray(offset, end),
+        done: end === size,
+      })
+      progress.snapshotSent = end
+      progress.snapshotSentAll = end === size
+      progress.ticksSinceChunk = 0
+    }
   }
 
   // ---------------------------------------------------------------- membership

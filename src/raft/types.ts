@@ -262,6 +262,12 @@ export interface RaftOptions {
   maxInflightBytes: number
   /** Size of one InstallSnapshot chunk. */
   snapshotChunkBytes: number
+  /**
+   * Most InstallSnapshot chunks sent to one follower ahead of its acknowledgement (default 16: 4 MiB at the
+   * default chunk size); a follower keeps as many that arrive out of order. One chunk a round trip would make
+   * a state of many chunks take as many round trips to reach a new or lagging member.
+   */
+  maxInflightSnapshotChunks: number
   /** Most uncommitted entry bytes the leader accepts before `propose` throws `ProposalDroppedError`. */
   maxUncommittedBytes: number
 }
