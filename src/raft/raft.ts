@@ -425,6 +425,10 @@ export class RaftNode implements RaftCore {
     }
   }
 
+  termAt(index: number): number | undefined {
+    return this.log.term(index)
+  }
+
   status(): RaftStatus {
     const status: RaftStatus = {
       id: this.id,

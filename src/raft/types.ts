@@ -331,4 +331,10 @@ export interface RaftCore {
   /** Acknowledge that `ready` was handled as its documentation says. */
   advance(ready: Ready): void
   status(): RaftStatus
+  /**
+   * The term of the entry at `index` in this node's log (the snapshot's term at its index), or undefined when
+   * the log does not hold it (compacted, or past its end): a shell tells by it that another leader's entries
+   * replaced a proposal's.
+   */
+  termAt(index: number): number | undefined
 }

@@ -83,6 +83,39 @@ describe('RaftRunner', () => {
     runner.stop()
   })
 
+  it("rejects a proposal another leader's entries replaced at once, rather than at the caller's deadline", async () => {
+    // As above: a leads a and b, and b acknowledges nothing.
+    let runner: RaftRunner | undefined
+    runner = singleVoter(['a', 'b'], message => {
+      if (message.type !== 'vote' && message.type !== 'preVote') return
+      const type = message.type === 'vote' ? 'voteResponse' : 'preVoteResponse'
+      queueMicrotask(() => runner?.step({ type, from: 'b', to: 'a', term: message.term, granted: true }))
+    })
+    runner.start()
+    runner.campaign()
+    while (runner.leader !== 'a') await new Promise(resolve => setTimeout(resolve, 5))
+    const first = runner.propose(new Uint8Array([1]))
+    const second = runner.propose(new Uint8Array([2]))
+    const { term, lastIndex } = runner.status()
+    // b, leading a later term, replaces a's suffix from the first proposal's index with one entry of its own.
+    runner.step({
+      type: 'append',
+      from: 'b',
+      to: 'a',
+      term: term + 1,
+      prevLogIndex: lastIndex - 2,
+      prevLogTerm: term,
+      entries: [{ index: lastIndex - 1, term: term + 1, type: 'normal', data: new Uint8Array() }],
+      leaderCommit: 0,
+    })
+    const late = new Promise(resolve => setTimeout(() => resolve('still pending'), 2_000))
+    // The first's slot holds another term's entry, the second's is past the log's end; neither commits here.
+    await expect(Promise.race([first, late])).rejects.toBeInstanceOf(ProposalSkippedError)
+    await expect(Promise.race([second, late])).rejects.toBeInstanceOf(ProposalSkippedError)
+    expect(runner.status()).toMatchObject({ lastIndex: lastIndex - 1, commit: 0 })
+    runner.stop()
+  })
+
   it('retries a skipped proposal only with a session, whose dedup answers it; without one, its outcome is unknown', async () => {
     const context = (calls: { count: number }): ProposerContext => ({
       selfId: 'a',

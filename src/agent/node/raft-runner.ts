@@ -205,6 +205,9 @@ export class RaftRunner {
       return Promise.reject(err)
     }
     this.schedule()
+    // A proposal still waiting at this index is one of an earlier term whose entry left the log (this node
+    // was deposed, its suffix replaced, and it leads again): it is answered now, not left to its deadline.
+    this.pendingProposals.get(slot.index)?.reject(new ProposalSkippedError(slot.index, 'replaced'))
     return new Promise((resolve, reject) => {
       this.pendingProposals.set(slot.index, { term: slot.term, resolve, reject })
     })
@@ -265,6 +268,8 @@ export class RaftRunner {
   private handle(ready: Ready): void {
     const { storage, application } = this.init
     const persist = ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined
+    // Only a follower's log loses entries (a new leader's replace its suffix, or a snapshot resets it).
+    const mayTruncate = persist && (ready.softState ?? this.softState).role !== 'leader'
     // A leader's appends may leave before its own log write (Raft dissertation 10.2.1): the network transfer
     // and the followers' fsyncs then overlap the leader's. It is safe because the write below is synchronous:
     // no acknowledgement can be processed, and so nothing can count the leader's copy toward a quorum, until
@@ -325,6 +330,7 @@ export class RaftRunner {
       // Fail-stop: nothing after an entry this node cannot apply is applied, acknowledged or sent.
       if (!this.applyEntry(entry)) return
     }
+    if (mayTruncate && this.pendingProposals.size > 0) this.rejectReplaced()
     for (const readState of ready.readStates) {
       const pending = this.pendingReadContexts.get(readState.context)
       if (pending === undefined) continue
@@ -381,6 +387,21 @@ export class RaftRunner {
   }
 
   /**
+   * Proposals whose entry is no longer in the log (this node led, was deposed, and another leader's entries
+   * replaced its suffix): rejected at once, rather than when an entry of another term applies at their
+   * index, or at the caller's deadline if none ever does. Not as lost: the entry may still be on other nodes
+   * and commit under a later leader (figure 8 of the Raft paper), so the outcome is unknown, as for one a
+   * snapshot covered: a write with a session retries and its session answers with the result if it did.
+   */
+  private rejectReplaced(): void {
+    for (const [slot, pending] of this.pendingProposals) {
+      if (this.node.termAt(slot) === pending.term) continue
+      this.pendingProposals.delete(slot)
+      pending.reject(new ProposalSkippedError(slot, 'replaced'))
+    }
+  }
+
+  /**
    * Runs a storage write; false if it failed, and the runner has stopped for good. Fail-stop: after a failed
    * write what is on disk is unknown, and the core already counts the Ready's entries as written, so any
    * later acknowledgement (a vote, an append response, a commit counting this node) could stand on entries
@@ -432,13 +453,18 @@ export class RaftRunner {
 }
 
 /**
- * A snapshot was installed over the proposal's log slot before it applied here: it may or may not have
- * taken effect (the restored state knows; a session's retry gets its result).
+ * The proposal's log slot left this node's log before it applied here: a snapshot was installed over it
+ * (`covered`), or another leader's entries replaced it (`replaced`). It may or may not have taken effect (the
+ * restored state knows, or a later leader may still commit it; a session's retry gets its result).
  */
 export class ProposalSkippedError extends Error {
   override name = 'ProposalSkippedError'
-  constructor(index: number) {
-    super(`proposal at index ${index} was covered by an installed snapshot before it applied here`)
+  constructor(index: number, how: 'covered' | 'replaced' = 'covered') {
+    super(
+      how === 'covered'
+        ? `proposal at index ${index} was covered by an installed snapshot before it applied here`
+        : `proposal at index ${index} was replaced in this node's log by another leader's entries before it applied here; it may or may not take effect`,
+    )
   }
 }
 
