@@ -808,9 +808,14 @@ export class RaftNode implements RaftCore {
     // Our own copy counts once durable, as the leader's does: a commit is then on a majority of disks.
     const ours = anyTerm ? last : Math.min(this.matched, this.log.stableIndex)
     if (ours <= this.commit) return
-    const index = majorityIndex(this.voters, id =>
+    let index = majorityIndex(this.voters, id =>
       id === this.id ? ours : Math.min(this.peerMatch.get(id) ?? 0, ours),
     )
+    // Never past what some copy acknowledged: the leader counts those in its read points (`notifiedUpTo`),
+    // not our own log. Without this cap a follower that is a majority by itself (the one voter left after
+    // the leader removed itself) commits entries the leader has not counted, and a read through the leader
+    // gets a read point below them (the simulator's read-index check, seed 5 with shrink-to-one).
+    if (!anyTerm) index = Math.min(index, Math.max(0, ...this.peerMatch.values()))
     if (index <= this.commit || (!anyTerm && this.log.term(index) !== this.term)) return
     this.commit = index
   }

@@ -76,6 +76,31 @@ describe('commits learned from peers', () => {
     expect(read?.index).toBeGreaterThanOrEqual(index)
   })
 
+  test('a follower left the only voter does not commit past what the leader was told of', () => {
+    // Found by the simulator's read-index check (seed 5 with the shrink-to-one scenario): the leader a
+    // removed itself, b, the one voter left, counted its own log as a majority and committed an entry a knew
+    // nothing of, and a read through a got a read point below it.
+    const cluster = Cluster.create(['a', 'b'])
+    cluster.elect('a')
+    cluster.raft('a').propose(bytes('x'), 'b') // b has had a copy from the leader: it counts peers now
+    cluster.deliverAll()
+    // b's answers to a are lost: a still leads, its removal not committed as far as it knows.
+    const rule = cluster.addDropRule(m => m.from === 'b' && m.type === 'appendResponse')
+    const { index } = cluster.raft('a').propose(bytes('y'))
+    cluster.raft('a').proposeConfigChange({ type: 'removeVoter', node: 'a' })
+    cluster.deliverAll()
+    expect(cluster.raft('b').status().config.voters).toEqual(['b'])
+    expect(cluster.raft('a').status()).toMatchObject({ role: 'leader' })
+    expect(cluster.raft('a').status().commit).toBeLessThan(index)
+    cluster.removeDropRule(rule)
+    cluster.addDropRule(m => m.from === 'b' && m.type === 'appendResponse')
+    cluster.raft('a').readIndex('after')
+    cluster.deliverAll()
+    const read = cluster.node('a').readStates.find(state => state.context === 'after')
+    // Every read point is at least what any node knows committed when the read began.
+    expect(read?.index).toBeGreaterThanOrEqual(cluster.raft('b').status().commit)
+  })
+
   test('a proposal without an origin asks nobody to notify', () => {
     const cluster = threeNodes()
     cluster.raft('a').propose(bytes('x'))
