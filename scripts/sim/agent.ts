@@ -148,6 +148,9 @@ export interface AgentEnv {
   onLeader(agent: SimAgent, term: number): void
   onCampaign(agent: SimAgent): void
   onCommit(agent: SimAgent, previous: number): void
+  /** A linearizable read at this agent asked for a read point, and got one (the read-index check). */
+  onReadAsked?(agent: SimAgent, context: string): void
+  onReadAnswered?(agent: SimAgent, context: string, index: number): void
   durableLog(id: NodeId): StoredLog
   trace(line: string): void
   /** The ids the agent's membership view holds dead or left (its housekeeping's liveness); none if absent. */
@@ -294,6 +297,10 @@ export class SimAgent {
       // The runner stopped for good on a storage error: the process stops, and its supervisor restarts it
       // from what is really on its disk (as the agent's owner does: `service.ts` stops the agent).
       onFailStop: error => this.failStopped(error),
+      observeReads: {
+        asked: context => env.onReadAsked?.(this, context),
+        answered: (context, index) => env.onReadAnswered?.(this, context, index),
+      },
     })
     const lessor = new Lessor()
     const keepAliveServer = new KeepAliveServer({

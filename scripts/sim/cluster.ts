@@ -56,6 +56,9 @@ export interface ClusterHooks {
   onLeader?(node: SimNode, term: number): void
   onCommit?(node: SimNode, previous: number): void
   onCampaign?(node: SimNode): void
+  /** A linearizable read asked for a read point, and got one (`read-index-check.ts`). */
+  onReadAsked?(node: SimNode, context: string): void
+  onReadAnswered?(node: SimNode, context: string, index: number): void
 }
 
 export class Cluster {
@@ -151,6 +154,8 @@ export class Cluster {
       onLeader: (node, term) => this.hooks.onLeader?.(node, term),
       onCommit: (node, previous) => this.hooks.onCommit?.(node, previous),
       onCampaign: node => this.hooks.onCampaign?.(node),
+      onReadAsked: (node, context) => this.hooks.onReadAsked?.(node, context),
+      onReadAnswered: (node, context, index) => this.hooks.onReadAnswered?.(node, context, index),
       durableLog: id => this.node(id).disk.durable,
       trace: line => this.trace(line),
       down: setup.down,

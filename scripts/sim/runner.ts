@@ -32,7 +32,10 @@ import { drawSessionTtl, type KvWorkloadStats, KvWorkloads } from './kv-workload
 import { leaseUsers } from './lease-clients.ts'
 import { LockChecker, LockUser } from './lock-clients.ts'
 import { Prng } from './prng.ts'
+import { type ReaderStats, Readers } from './read-clients.ts'
+import { ReadIndexCheck } from './read-index-check.ts'
 import { MS_PER_TICK, Scheduler } from './scheduler.ts'
+import { type ShrinkStats, ShrinkToOne } from './shrink-to-one.ts'
 import { TaskChecker } from './task-checker.ts'
 import { TaskWorkload } from './task-clients.ts'
 import { planWindow, WindowChecker, WindowUser } from './window-clients.ts'
@@ -151,6 +154,10 @@ export interface RunResult {
   window: WindowChecker['stats']
   /** The task workload's operations (`task-clients.ts`); all zero on a seed without it. */
   tasks: TaskChecker['stats']
+  /** The readers' reads (`read-clients.ts`): answered, aimed at a new sole voter or a stranded follower. */
+  readers: ReaderStats
+  /** The shrink-to-one scenario (`shrink-to-one.ts`): all 0 on a seed without it. */
+  shrink: ShrinkStats
   elapsedMs: number
 }
 
@@ -298,6 +305,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     if (elections.checker.violation) throw elections.checker.violation
     if (windowChecker.violation) throw windowChecker.violation
     if (taskWorkload?.violation) throw taskWorkload.violation
+    if (readIndexCheck.violation) throw readIndexCheck.violation
   }
   const history: KvOperation[] = []
   const afterFaults: { opId: string; completed: boolean; latency: number; lastTarget: string }[] = []
@@ -357,6 +365,34 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
       }),
     )
   }
+
+  // Every read point a leader confirms, against what was committed when the read asked (`read-index-check.ts`).
+  const readIndexCheck = new ReadIndexCheck(cluster)
+
+  // On half the seeds, readers and the shrink-to-one scenario; the other half run as they did without them.
+  const readScenarios = root.stream('read-scenarios').chance(0.5)
+  // Readers aimed where a read shortcut goes wrong (`read-clients.ts`), in the KV history, during the faults.
+  const readers = new Readers({
+    scheduler,
+    cluster,
+    prng: root.stream('readers'),
+    keys,
+    stamp: () => {
+      // As the clients' stamps (above), from the same counters: one order for the whole history.
+      if (scheduler.now !== stampMs) {
+        stampMs = scheduler.now
+        stampSub = 0
+      }
+      return stampMs * 1000 + Math.min(stampSub++, 999)
+    },
+    newProcessId: () => ++processIds,
+    record: op => {
+      history.push(op)
+      if (log) trace(`reader op ${describeKvOperation(op)}`)
+    },
+    issuing: () => scheduler.now < faultEnd,
+    trace,
+  })
 
   // Lock users on most seeds: the lock API through the same agents, checked from real time.
   const lockChecker = new LockChecker(scheduler)
@@ -484,6 +520,15 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     trace,
   })
 
+  // On some seeds the cluster shrinks to a single voter and grows back (`shrink-to-one.ts`).
+  const shrink = new ShrinkToOne({
+    cluster,
+    prng: root.stream('shrink'),
+    startMs: ticks(WARMUP_TICKS),
+    endMs: faultEnd,
+    trace,
+  })
+
   let violation: Violation | undefined
   let linearizability: RunResult['linearizability'] = 'skipped'
   let leaderAt: number | undefined
@@ -496,7 +541,9 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     for (const user of leases.users) user.start(ticks(WARMUP_TICKS))
     windowUser?.start(ticks(WARMUP_TICKS))
     taskWorkload?.start(taskPrng.between(ticks(2), ticks(WARMUP_TICKS)))
+    if (readScenarios) readers.start(ticks(WARMUP_TICKS))
     nemesis.start()
+    if (readScenarios) shrink.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
     // Raft expects removed servers to be shut down, so they are here: without check-quorum a removed leader
@@ -540,6 +587,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     for (const user of leases.users) user.abandon()
     windowUser?.abandon()
     taskWorkload?.abandon()
+    readers.abandon()
     for (const op of afterFaults) {
       // Left waiting at a server that was then removed and shut down: its client times out, as Raft has it.
       if (!op.completed && cluster.node(op.lastTarget).decommissioned) continue
@@ -619,6 +667,8 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     window: { ...windowChecker.stats },
     leases: { ...leases.checker.stats },
     tasks: { ...taskChecker.stats },
+    readers: { ...readers.stats },
+    shrink: { ...shrink.stats },
     elapsedMs: performance.now() - started,
   }
 }

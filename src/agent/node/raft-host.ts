@@ -9,7 +9,7 @@ import type { Scheduler } from '../../time/index.ts'
 import type { ResolvedTiming } from '../options.ts'
 import type { LeaderTracker } from './leader-tracker.ts'
 import type { RunnerPort } from './port.ts'
-import { RaftRunner } from './raft-runner.ts'
+import { RaftRunner, type ReadObserver } from './raft-runner.ts'
 import type { Replica } from './replica.ts'
 
 export interface RaftHostInit {
@@ -43,6 +43,8 @@ export interface RaftHostInit {
   onFailStop?(error: StorageFailedError): void
   /** Test-only switches (`src/shell-bugs.ts`) for the runner. */
   bugs?: ShellBugs
+  /** Observers of the runner's linearizable reads (see `RaftRunnerInit.observeReads`). */
+  observeReads?: ReadObserver
 }
 
 /**
@@ -95,6 +97,7 @@ export class RaftHost implements RunnerPort {
       onConfigApplied: (config, index) => this.init.onConfigChange({ config, index }),
       onFailStop: error => this.init.onFailStop?.(error),
       bugs: this.init.bugs,
+      observeReads: this.init.observeReads,
       onHalt: error => {
         this.halted = error
         this.leaderSince = undefined

@@ -68,6 +68,17 @@ export interface RaftRunnerInit {
    * entry from a newer version): the runner stopped for good, short of that entry, rather than skip it.
    */
   onHalt?(error: Error, index: number): void
+  /**
+   * Observers of the linearizable reads (the simulator's read-index check): a read point was asked for
+   * (`readIndex`, under `context`), and the leader confirmed one (`index`).
+   */
+  observeReads?: ReadObserver
+}
+
+/** See `RaftRunnerInit.observeReads`. */
+export interface ReadObserver {
+  asked(context: string): void
+  answered(context: string, index: number): void
 }
 
 interface PendingProposal {
@@ -234,6 +245,7 @@ export class RaftRunner {
   readIndex(signal?: AbortSignal): Promise<void> {
     if (this.stopped) return Promise.reject(this.failure ?? new ClosedError())
     const context = `${this.id}:${++this.readSequence}`
+    this.init.observeReads?.asked(context)
     this.node.readIndex(context)
     this.schedule()
     signal?.addEventListener('abort', () => this.pendingReadContexts.delete(context), { once: true })
@@ -335,6 +347,7 @@ export class RaftRunner {
       const pending = this.pendingReadContexts.get(readState.context)
       if (pending === undefined) continue
       this.pendingReadContexts.delete(readState.context)
+      this.init.observeReads?.answered(readState.context, readState.index)
       pending.resolve(readState.index)
     }
     this.node.advance(ready)
