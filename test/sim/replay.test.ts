@@ -39,7 +39,9 @@ async function firstFailingSeed(): Promise<number> {
 
 describe('replay', () => {
   it('a seed replays exactly: same trace (hash), same result, many agents in one process', async () => {
-    for (const options of [{ seed: 17 }, { seed: 3, nodes: 5 }, { seed: 5, bug: 'stale-read' as const }]) {
+    // stale-read at seed 8: the read-index check catches it within a few ticks on earlier seeds, whose
+    // traces are too short to say much.
+    for (const options of [{ seed: 17 }, { seed: 3, nodes: 5 }, { seed: 8, bug: 'stale-read' as const }]) {
       const first = await traced(options)
       const second = await traced(options)
       expect(second.hash).toBe(first.hash)
