@@ -36,6 +36,7 @@ import { type ReaderStats, Readers } from './read-clients.ts'
 import { ReadIndexCheck } from './read-index-check.ts'
 import { MS_PER_TICK, Scheduler } from './scheduler.ts'
 import { type ShrinkStats, ShrinkToOne } from './shrink-to-one.ts'
+import { StrandFollower } from './strand-follower.ts'
 import { TaskChecker } from './task-checker.ts'
 import { TaskWorkload } from './task-clients.ts'
 import { planWindow, WindowChecker, WindowUser } from './window-clients.ts'
@@ -158,6 +159,8 @@ export interface RunResult {
   readers: ReaderStats
   /** The shrink-to-one scenario (`shrink-to-one.ts`): all 0 on a seed without it. */
   shrink: ShrinkStats
+  /** Whether the strand-follower partition (`strand-follower.ts`, five voters or more) was made. */
+  stranded: number
   elapsedMs: number
 }
 
@@ -529,6 +532,15 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     trace,
   })
 
+  // With five voters or more, the leader cut off with one follower once (`strand-follower.ts`).
+  const strand = new StrandFollower({
+    cluster,
+    prng: root.stream('strand'),
+    startMs: ticks(WARMUP_TICKS),
+    endMs: faultEnd,
+    trace,
+  })
+
   let violation: Violation | undefined
   let linearizability: RunResult['linearizability'] = 'skipped'
   let leaderAt: number | undefined
@@ -544,6 +556,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     if (readScenarios) readers.start(ticks(WARMUP_TICKS))
     nemesis.start()
     if (readScenarios) shrink.start()
+    if (readScenarios && voters >= 5) strand.start()
     await drive(scheduler, cluster, faultEnd, failed)
     nemesis.stop()
     // Raft expects removed servers to be shut down, so they are here: without check-quorum a removed leader
@@ -669,6 +682,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     tasks: { ...taskChecker.stats },
     readers: { ...readers.stats },
     shrink: { ...shrink.stats },
+    stranded: strand.stranded,
     elapsedMs: performance.now() - started,
   }
 }
