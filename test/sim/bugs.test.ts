@@ -18,7 +18,8 @@
  * off with it, before check-quorum deposes it), and the agent serves a read from its current state, which
  * hides a read point too low: they are caught by the read-index check (`read-index-check.ts`) on the reads of
  * the readers (`read-clients.ts`), which aim at those agents, and the shrink-to-one scenario
- * (`shrink-to-one.ts`), both on half the seeds. single-voter-read: seeds 2, 4 and 6 of 1..16.
+ * (`shrink-to-one.ts`), both on half the seeds (with five voters also `strand-follower.ts`).
+ * single-voter-read: seeds 2, 4 and 6 of 1..16; read-ack-any-quorum (5 agents): seeds 233 and 265 of 1..420.
  */
 
 import { describe, expect, it } from 'vitest'
@@ -47,7 +48,7 @@ const SAFETY = [
  * `from` is the first seed run (default 1): where a switch is caught only now and then, the run starts near a
  * seed that catches it, so that the test stays a few seconds (the comment above says which seeds catch it).
  */
-const cases: { bug: BugName; within: number; from?: number; breaks: string[] }[] = [
+const cases: { bug: BugName; within: number; from?: number; nodes?: number; breaks: string[] }[] = [
   {
     bug: 'vote-ignores-log',
     within: 5,
@@ -90,14 +91,17 @@ const cases: { bug: BugName; within: number; from?: number; breaks: string[] }[]
   // voter left after the leader removed itself and handed over, or at a restarted sole voter whose last
   // commit index was not synced (shrink-to-one.ts, read-clients.ts).
   { bug: 'single-voter-read', within: 3, breaks: ['read-index', 'linearizability'] },
+  // With five voters, an old leader cut off with one follower answers that follower's read alone while the
+  // majority has elected and committed (strand-follower.ts, read-clients.ts): seeds 233 and 265 of 121..420.
+  { bug: 'read-ack-any-quorum', from: 233, within: 1, nodes: 5, breaks: ['read-index', 'linearizability'] },
 ]
 
 describe('the simulator catches each planted bug', () => {
-  for (const { bug, within, from = 1, breaks } of cases) {
-    it(`--bug ${bug} within ${within} seeds from ${from}`, async () => {
+  for (const { bug, within, from = 1, nodes = 3, breaks } of cases) {
+    it(`--bug ${bug} within ${within} seeds from ${from} (${nodes} agents)`, async () => {
       let caught: { seed: number; property: string; message: string } | undefined
       for (let seed = from; seed < from + within && !caught; seed++) {
-        const result = await runSeed({ seed, bug })
+        const result = await runSeed({ seed, bug, nodes })
         if (result.violation) caught = { seed, ...result.violation }
       }
       expect(caught, `no violation in seeds ${from}..${from + within - 1}`).toBeDefined()
