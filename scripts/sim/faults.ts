@@ -679,7 +679,11 @@ export class Nemesis {
         candidates.push({ kind: 'removeNonVoter', change: { type: 'removeNonVoter', node: id } })
       } else {
         candidates.push({ kind: 'addNonVoter', change: { type: 'addNonVoter', node: id } })
-        candidates.push({ kind: 'addVoter', change: { type: 'addVoter', node: id } })
+        // Straight in as a voter only beside others, or holding the log: a sole voter joined by a node that
+        // never wrote its log needs it for every quorum, and it cannot vote until it catches up, which a
+        // leader lost meanwhile never lets it (shrink-to-one seeds 186, 257 of a 600-seed sweep).
+        if (config.voters.length > 1 || this.holdsLog(id))
+          candidates.push({ kind: 'addVoter', change: { type: 'addVoter', node: id } })
       }
     }
     if (candidates.length === 0) return
