@@ -84,7 +84,9 @@ const ORPHAN_SCAN_MS = 1000
  *
  * A claim, once sent, is always awaited to its answer, even if the caller's signal aborts meanwhile: an
  * abandoned claim could commit and leave a running attempt nobody works on. Should that happen anyway (the
- * answer was lost to a `NoLeaderError`), `next()` adopts such an attempt as its next task.
+ * answer was lost to a `NoLeaderError`, or the local session lease lapsed between the claim and its hand-out,
+ * which aborted the attempt's signal), `next()` adopts such an attempt as its next task, once the lease is
+ * trusted again.
  *
  * The reads and controls that hold no attempt (status, list, watch, cancel, pause, resume, progress) are
  * `TaskControls`'.
@@ -231,7 +233,12 @@ export class Tasks extends TaskControls implements TaskDistributor {
       this.check(signal)
       const seen = this.changes.generation
       const orphan = this.findOrphan()
-      if (orphan !== undefined) return this.adopt(orphan)
+      if (orphan !== undefined) {
+        const adopted = this.adopt(orphan)
+        if (!adopted.signal.aborted) return adopted
+        this.letGo(adopted)
+        continue
+      }
       // A replica found far behind catches up before this agent takes more work it could not start in time.
       if (this.behind) {
         await this.context.client.barrier(signal)
@@ -242,6 +249,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
         const claimed = await this.claimNext()
         if (claimed !== undefined) {
           if (!claimed.signal.aborted) return claimed
+          this.letGo(claimed)
           continue
         }
         // Nothing for us in the leader's state (or not registered under our session yet): this replica
@@ -490,6 +498,9 @@ export class Tasks extends TaskControls implements TaskDistributor {
     // hide it: those pass, so a full look every ORPHAN_SCAN_MS finds it even under a steady load.
     const now = this.context.scheduler.now()
     if (load.running <= this.attempts.size && now - this.orphanScanAt < ORPHAN_SCAN_MS) return undefined
+    // Not while the session's lease is not trusted locally: the adopted attempt's signal would abort at once
+    // (or soon). `waitForWork` looks again every ORPHAN_SCAN_MS while an orphan may exist.
+    if (session.validUntil() <= now) return undefined
     this.orphanScanAt = now
     const registered = state.agent(selfId)
     if (registered === undefined || !registered.alive || registered.sessionId !== session.id) return undefined
@@ -501,6 +512,21 @@ export class Tasks extends TaskControls implements TaskDistributor {
       if (this.attempts.get(task.id)?.fencingToken !== task.fencingToken) return task
     }
     return undefined
+  }
+
+  /**
+   * `next()` got an attempt whose signal aborted before it could be handed out. If the attempt still runs
+   * here (its signal was aborted by the local lease watch, `watchLease`, while the cluster still holds our
+   * session: a keep-alive answered late under load), nobody would ever run, complete or fail it, and its task
+   * would stay `running` for good. Letting go of it makes it an orphan, which `findOrphan` adopts with a fresh
+   * signal once the lease is trusted again; if the cluster did end our session, the attempt ends with it.
+   */
+  private letGo(task: ClaimedTask): void {
+    const held = this.attempts.get(task.id)
+    // Only the very record handed out (its signal), and only while its attempt still runs here.
+    if (held === undefined || held.controller.signal !== task.signal || !this.isCurrent(held)) return
+    this.attempts.delete(task.id)
+    this.changes.wake()
   }
 
   private adopt(task: TaskInfo): ClaimedTask {
