@@ -100,9 +100,9 @@ describe('worker threads', () => {
       const run = cli([...args, '--json'])
       return JSON.parse(run.stdout.trim().split('\n').at(-1)!)
     }
-    const threaded = summary(['--seeds', '8', '--start', '300', '--workers', '2'])
-    const single = summary(['--seeds', '8', '--start', '300', '--workers', '1'])
-    expect(threaded.seeds).toBe(8)
+    const threaded = summary(['--seeds', '4', '--start', '300', '--workers', '2'])
+    const single = summary(['--seeds', '4', '--start', '300', '--workers', '1'])
+    expect(threaded.seeds).toBe(4)
     expect({ ...threaded, elapsedMs: 0 }).toEqual({ ...single, elapsedMs: 0 })
   })
 })
