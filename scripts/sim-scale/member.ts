@@ -14,7 +14,7 @@
  */
 
 import type { Logger } from '@libp2p/interface'
-import { KeepAliveClient } from '../../src/agent/cluster/keep-alive.ts'
+import { KeepAliveClient, learnLeader } from '../../src/agent/cluster/keep-alive.ts'
 import type { KeepAliveAnswer } from '../../src/agent/cluster/keep-alive-answer.ts'
 import { Client } from '../../src/agent/node/client.ts'
 import { replicaClientContext } from '../../src/agent/node/client-context.ts'
@@ -155,6 +155,8 @@ export class ScaleMember {
       leader: tracker,
       call: (peer, sessionId, timeoutMs) => this.callKeepAlive(peer, sessionId, timeoutMs),
       local: { serve: async () => ({ status: 'notLeader', leader: '' }) },
+      replicas: () => [...mirror.config.voters, ...mirror.config.nonVoters],
+      learn: (leaderId, term) => learnLeader(tracker, leaderId, term),
       legacy: async () => {
         throw new Error('every simulated leader runs the lessor')
       },

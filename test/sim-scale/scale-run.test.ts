@@ -29,6 +29,13 @@ describe('sim:scale', () => {
     expect(report.perMember.idle.total.messages).toBeLessThan(30)
   }, 60_000)
 
+  it("the leader's machine lost (no connection reset): members find the new leader through the other replicas and keep their sessions", async () => {
+    // Seed 5 lost a member's session before the keep-alive client asked the other replicas who leads.
+    const report = await runScale({ ...base, seed: 5, silentCrashes: true })
+    expect(report.violations).toEqual([])
+    expect(report.keepAlive.liveSessionsExpired).toBe(0)
+  }, 60_000)
+
   it('members that send no keep-alive lose their sessions: the keep-alive check fires', async () => {
     const report = await runScale({ ...base, skipKeepAlives: true })
     expect(report.keepAlive.liveSessionsExpired).toBeGreaterThan(0)

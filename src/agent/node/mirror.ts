@@ -119,6 +119,12 @@ export class Mirror {
         const status = this.init.status(peer)
         if (status === 'dead' || status === 'left') poll.abort()
       })
+      // The replica polled led, and now another term or leader is known (a keep-alive or a forward learned it
+      // elsewhere): it is lost or deposed, and a lost machine would hold the poll until the view declares it
+      // dead. Another replica is asked, from the same index.
+      const cancelLeaderWatch = this.init.tracker.onChange((_leader, previous) => {
+        if (previous === peer) poll.abort()
+      })
       try {
         const answer = (await this.init.call(
           peer,
@@ -149,6 +155,7 @@ export class Mirror {
         backoff = Math.min(backoff * 2, 1_000)
       } finally {
         cancelCheck()
+        cancelLeaderWatch()
         signal.removeEventListener('abort', stopPoll)
       }
     }
