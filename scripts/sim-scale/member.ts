@@ -69,6 +69,7 @@ interface Parts {
   tracker: LeaderTracker
   session: SessionKeeper
   mirror: Mirror
+  client: Client
 }
 
 export class ScaleMember {
@@ -109,6 +110,26 @@ export class ScaleMember {
 
   get appliedIndex(): number {
     return this.parts?.replica.state.appliedIndex ?? 0
+  }
+
+  /**
+   * A put through the member's real client (forwarded to the leader under its session, as
+   * `consensus.propose` sends it): the revision it committed at. Rejects as the client does (`NoLeaderError`
+   * when the outcome is unknown), or at once while the member is down.
+   */
+  async put(key: string, value: number): Promise<number> {
+    const parts = this.parts
+    if (parts === undefined) throw new Error(`${this.id} is down`)
+    const result = await parts.client.submit({ type: 'put', key, value })
+    if (result.type === 'error') throw new Error(`${result.code}: ${result.message}`)
+    if (!('revision' in result) || typeof result.revision !== 'number')
+      throw new Error(`a put answered ${result.type}`)
+    return result.revision
+  }
+
+  /** `key`'s value in this member's own copy, while it is up. */
+  localValue(key: string): unknown {
+    return this.parts?.replica.state.get(key)?.value
   }
 
   start(): void {
@@ -204,7 +225,7 @@ export class ScaleMember {
         session.ended(event.sessionId)
       }
     })
-    this.parts = { replica, tracker, session, mirror }
+    this.parts = { replica, tracker, session, mirror, client }
     mirror.start(env.replicas)
     this.open(session, clock.now())
   }
