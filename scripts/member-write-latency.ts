@@ -1,5 +1,5 @@
 /**
- * `node scripts/member-write-latency.ts [--writes 200]`: a member's write next to a voter's, on in-process
+ * `npm run bench:member-write -- [--writes 200]`: a member's write next to a voter's, on in-process
  * agents over TCP (3 voters, 1 standby, 2 members; defaults otherwise). For each writer: single-writer
  * p50/p99 of `consensus.propose`, and the read-your-write lag: from the write's answer until the writer's own
  * copy answers the new value to a `'local'` read (a member's copy is fed by a replica; a follower's by Raft);
