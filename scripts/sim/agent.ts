@@ -366,6 +366,7 @@ export class SimAgent {
       concurrency: TASK_SLOTS,
       log: silentLogger,
       scheduler: clock,
+      leaseSafetyMarginMs: this.timing.leaseSafetyMarginMs,
     })
     // The real registry entry (`Directory.register`); libp2p's parts it also holds (addresses, peer store,
     // membership view, security) are never reached by registering: the simulator has none of them.

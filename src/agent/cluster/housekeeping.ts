@@ -2,6 +2,7 @@ import type { Cancel, Scheduler } from '../../time/index.ts'
 import type { LivenessPort } from '../node/port.ts'
 import type { RaftHost } from '../node/raft-host.ts'
 import type { Replica } from '../node/replica.ts'
+import { AttemptTimeoutClock } from './attempt-timeouts.ts'
 import type { ClusterVersionKeeper } from './cluster-version.ts'
 import type { Joining } from './join.ts'
 import { type LeaderDuties, planLeaderDuties } from './leader-duties.ts'
@@ -41,6 +42,8 @@ export class Housekeeping {
   private taskClock?: { takeover: object; local: number; stateTime: number }
   /** The lock leases, timed on this agent's monotonic clock while it leads. */
   private readonly lockLeases = new LockLeaseClock()
+  /** The task attempts with a timeout, timed on this agent's monotonic clock while it leads. */
+  private readonly attemptTimeouts = new AttemptTimeoutClock()
 
   constructor(init: HousekeepingInit) {
     this.init = init
@@ -63,6 +66,7 @@ export class Housekeeping {
     if (runner === undefined) return
     if (since === undefined || !host.isLeader()) {
       this.lockLeases.clear()
+      this.attemptTimeouts.clear()
       this.init.joining.rejoinIfRemoved()
       return
     }
@@ -86,6 +90,7 @@ export class Housekeeping {
           selfId,
         ),
         taskClock: this.advanceTaskClock(since, now),
+        taskTimeouts: this.attemptTimeouts.due(this.init.replica.state.taskPlanView(), since, now),
       }),
     )
     this.init.voters.keep(runner)

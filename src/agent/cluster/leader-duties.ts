@@ -2,6 +2,7 @@ import type { Logger } from '@libp2p/interface'
 import type { ExpireSessionCommand, LockExpireCommand, StateMachine } from '../../state/index.ts'
 import type { TaskTimeCommand } from '../../state/task-planner.ts'
 import type { CommitPort } from '../node/port.ts'
+import type { AttemptTimeout } from './attempt-timeouts.ts'
 import type { SessionExpiry } from './lessor.ts'
 import type { LockExpiry } from './lock-leases.ts'
 import { dueTaskDuties } from './task-duties.ts'
@@ -34,6 +35,11 @@ export interface DutyInput {
    * monotonic ms since. Default: the takeover (`takeoverStateTime`, `elapsed`).
    */
   taskClock?: { stateTime: number; elapsed: number }
+  /**
+   * Task attempts due on the leader's monotonic clock (`AttemptTimeoutClock`: a full timeout after it first
+   * saw each one running). Absent: timed from their start times in state time (planner tests).
+   */
+  taskTimeouts?: readonly AttemptTimeout[]
 }
 
 /**
@@ -59,7 +65,7 @@ export function planLeaderDuties(input: DutyInput): Duty[] {
   // The task planner reads this leader's clock as state time: a state time it applied plus elapsed since.
   const clock = input.taskClock ?? { stateTime: takeoverStateTime, elapsed }
   const anchor = { local: 0, stateTime: clock.stateTime }
-  for (const { key, command } of dueTaskDuties(state, anchor, clock.elapsed))
+  for (const { key, command } of dueTaskDuties(state, anchor, clock.elapsed, input.taskTimeouts))
     duties.push({ id: key, command })
   return duties
 }
