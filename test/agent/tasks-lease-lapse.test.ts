@@ -1,9 +1,8 @@
 import type { Libp2p } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { TaskProcessor } from '../../src/agent/api/tasks/worker.ts'
 import type { Replica } from '../../src/agent/node/replica.ts'
 import type { SessionKeeper } from '../../src/agent/node/session.ts'
-import type { Agent, ClaimedTask, ConclaveService, TaskWorker } from '../../src/index.ts'
+import type { Agent, ConclaveService, TaskWorker } from '../../src/index.ts'
 import { createAgent } from '../../src/index.ts'
 
 // An attempt claimed while this agent's session lease is not trusted locally (a keep-alive answered late, as
@@ -70,48 +69,5 @@ describe('an attempt claimed while the local session lease has lapsed', () => {
     expect(status.attempt).toBe(1)
     expect(status.result).toBe('done')
     expect(ran).toEqual([{ id: 't1', aborted: false }])
-  })
-
-  it('a handler stopped by a lapse of the lease runs again as the same attempt: no retry is spent on it', async () => {
-    const agent = await createAgent({ name: 'b', transport: 'memory', concurrency: 2 })
-    agents.push(agent)
-    await agent.join({})
-    const { session } = partsOf(agent)
-    const trusted = session.validUntil.bind(session)
-    let lapsed = false
-    session.validUntil = () => (lapsed ? Number.NEGATIVE_INFINITY : trusted())
-
-    const runs: { attempt: number; stoppedBy?: string }[] = []
-    const errors: unknown[] = []
-    const worker = agent.tasks.process(async (task: ClaimedTask) => {
-      const run: { attempt: number; stoppedBy?: string } = { attempt: task.attempt }
-      runs.push(run)
-      if (runs.length > 1) return 'done'
-      // The first run honours its signal, as a handler should, and so fails when the lease lapses.
-      await new Promise((_, reject) =>
-        task.signal.addEventListener('abort', () => {
-          run.stoppedBy = String(task.signal.reason)
-          reject(task.signal.reason)
-        }),
-      )
-    }) as TaskProcessor
-    worker.addEventListener('error', event =>
-      errors.push((event as CustomEvent<{ error: unknown }>).detail.error),
-    )
-    workers.push(worker)
-    await agent.tasks.submit({ id: 't2', type: 'job' })
-    await until(() => runs.length === 1)
-    lapsed = true
-    await until(() => runs[0].stoppedBy !== undefined)
-    expect(runs[0].stoppedBy).toMatch(/session lease/)
-    lapsed = false
-    await until(async () => (await agent.tasks.status('t2')).state === 'completed').catch(async err => {
-      throw new Error(
-        `${err}: ${JSON.stringify(await agent.tasks.status('t2'))}, runs ${JSON.stringify(runs)}`,
-      )
-    })
-    expect(await agent.tasks.status('t2')).toMatchObject({ attempt: 1, result: 'done' })
-    expect(runs.map(run => run.attempt)).toEqual([1, 1])
-    expect(errors).toEqual([expect.objectContaining({ name: 'StaleAttemptError' })])
   })
 })

@@ -73,8 +73,6 @@ interface Attempt {
   stopDeadline?: Cancel
   /** Where its local deadline counts from (monotonic ms), if it has a timeout. */
   start?: number
-  /** Its signal aborted because this agent's session lease lapsed locally (`watchLease`). */
-  leaseLapsed: boolean
 }
 
 /** About the JSON size of a claim or next operation, for the batch size limit. */
@@ -389,7 +387,6 @@ export class Tasks extends TaskControls implements TaskDistributor {
    * is recognised from the replicated state. Stops at the cluster's answer or when the agent stops.
    */
   async settleAttempt(task: AttemptRef, outcome: { result: JsonValue } | { error: string }): Promise<void> {
-    if ('error' in outcome) this.giveBackIfLeaseLapsed(task)
     for (let tries = 1; ; tries++) {
       try {
         if ('result' in outcome) await this.completeAttempt(task, outcome.result)
@@ -405,35 +402,6 @@ export class Tasks extends TaskControls implements TaskDistributor {
   }
 
   // ---------- internals ----------
-
-  /**
-   * A worker's handler failed after the lapse of this agent's session lease aborted its signal (a keep-alive
-   * answered late under load; the cluster most likely still holds the session): the failure is the lapse's,
-   * not the handler's, and failing the attempt would spend one of the task's retries on it (under load, all
-   * of them: the task ended dead). While a worker runs here, the attempt is let go instead, and `next()`
-   * adopts it again, as the same attempt, once the lease is trusted; if the cluster did end the session, the
-   * attempt ends with it. Throws `StaleAttemptError` (the worker's `error` event) when it let go.
-   */
-  private giveBackIfLeaseLapsed(task: AttemptRef): void {
-    const held = this.attempts.get(task.id)
-    if (
-      held === undefined ||
-      held.fencingToken !== Number(task.fencingToken) ||
-      !held.leaseLapsed ||
-      held.timedOut ||
-      held.settling ||
-      !this.slotOffer.runsTasks ||
-      !this.isCurrent(held)
-    )
-      return
-    this.attempts.delete(task.id)
-    held.stopDeadline?.()
-    if (held.start !== undefined) this.letGoStarts.set(held.fencingToken, held.start)
-    this.changes.wake()
-    throw new StaleAttemptError(
-      `attempt ${held.attempt} of task ${held.taskId} stopped when this agent's session lease lapsed; it runs again once the lease is trusted`,
-    )
-  }
 
   /**
    * After a stale answer to a retry: did an earlier try end the attempt as `outcome` says? For a failure, yes:
@@ -587,7 +555,6 @@ export class Tasks extends TaskControls implements TaskDistributor {
       controller: new AbortController(),
       settling: false,
       timedOut: false,
-      leaseLapsed: false,
     }
     this.attempts.set(taskId, held)
     this.watchLease()
@@ -765,7 +732,6 @@ export class Tasks extends TaskControls implements TaskDistributor {
       const wait = validUntil - this.context.scheduler.now()
       if (wait <= 0) {
         for (const held of this.attempts.values()) {
-          if (!held.controller.signal.aborted) held.leaseLapsed = true
           this.abort(held, 'the session lease of this agent ran out')
         }
         // Checked again later: a reopened session holds none of these attempts, so they stay aborted.
