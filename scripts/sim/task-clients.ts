@@ -99,20 +99,34 @@ export class TaskWorkload {
 
   /** The runner saw a leader a quorum follows (after the faults): the repeat window opens a little later. */
   leaderStable(leader: SimAgent): void {
-    this.env.scheduler.after(10 * MS_PER_TICK, () => {
-      const state = leader.stateMachine()
-      if (!state || leader.role !== 'leader' || this.issuingEnded) return
-      // From a period and a round or two after the later of the last slot served and the state's time: slots
-      // missed for long before (while there was no leader) are skipped by design, and the leader's first
-      // rounds may still be catching up.
-      const lastSlots = new Map(
-        this.schedules.map(({ every, id }) => [
-          id,
-          Math.max(state.repeatingTask(id)?.lastSlot ?? 0, state.time) + every + REPEAT_SLACK_MS,
-        ]),
-      )
-      this.window = { leader, term: leader.term, lastSlots }
-    })
+    this.env.scheduler.after(10 * MS_PER_TICK, () => this.openWindow(leader, leader.term))
+  }
+
+  /**
+   * Opens the repeat window once the state time shows the leader's clock: it advances only with entries that
+   * carry a command (a leader's first entry, empty, does not), and slots are due on the leader's clock. From a
+   * state time a new leader had not stamped yet, every slot up to its clock ahead of it looked due in the
+   * window, though skipped by design as missed before it led (seed 195). `before`: the state time when the
+   * window was first due to open.
+   */
+  private openWindow(leader: SimAgent, term: number, before?: number): void {
+    const state = leader.stateMachine()
+    if (!state || leader.role !== 'leader' || leader.term !== term || this.issuingEnded) return
+    if (before === undefined || state.time <= before) {
+      const since = before ?? state.time
+      this.env.scheduler.after(MS_PER_TICK, () => this.openWindow(leader, term, since))
+      return
+    }
+    // From a period and a round or two after the later of the last slot served and the state's time: slots
+    // missed for long before (while there was no leader) are skipped by design, and the leader's first
+    // rounds may still be catching up.
+    const lastSlots = new Map(
+      this.schedules.map(({ every, id }) => [
+        id,
+        Math.max(state.repeatingTask(id)?.lastSlot ?? 0, state.time) + every + REPEAT_SLACK_MS,
+      ]),
+    )
+    this.window = { leader, term: leader.term, lastSlots }
   }
 
   /** Nothing in flight, and every task the leader holds has ended. */
