@@ -84,6 +84,8 @@ const SETTLE_OP_BYTES = 120
 const MAX_WORKER_CONCURRENCY = 10_000
 /** How often `next()` looks at every running task of this agent for an orphan, at the most. */
 const ORPHAN_SCAN_MS = 1000
+/** How often `next()` looks again whether the session lease is trusted, while it is not. */
+const LEASE_POLL_MS = 100
 
 /**
  * Task distribution for this agent (API.md `TaskDistributor`): every state change is an entry in the log,
@@ -270,6 +272,14 @@ export class Tasks extends TaskControls implements TaskDistributor {
         this.behind = false
         continue
       }
+      // With its session lease not trusted locally (keep-alives answered late), every attempt this agent
+      // started would abort at once: it claims nothing until the lease is trusted again, and the tasks stay
+      // for agents that can run them (simulator, 5 agents, seed 36: two agents with lapsed leases took a task
+      // in turn, and ran neither attempt).
+      if (!this.leaseTrusted()) {
+        await this.waitForWork(seen, signal, LEASE_POLL_MS)
+        continue
+      }
       if (this.worthAsking()) {
         const claimed = await this.claimNext()
         if (claimed !== undefined) {
@@ -288,15 +298,16 @@ export class Tasks extends TaskControls implements TaskDistributor {
    * Waits for a change that may give this agent work. While the replica shows more attempts running here
    * than this agent holds (a claim whose answer was lost: an orphan the throttled scan may have passed
    * over), the wait is cut at ORPHAN_SCAN_MS to look again: no later event may come to wake it, and the
-   * orphan would hold its task forever.
+   * orphan would hold its task forever. `cutMs`: cut it then in any case (a lease renewal wakes nothing).
    */
-  private async waitForWork(seen: number, signal: AbortSignal | undefined): Promise<void> {
+  private async waitForWork(seen: number, signal: AbortSignal | undefined, cutMs?: number): Promise<void> {
     const load = this.context.replica.state.agentLoad(this.context.selfId)
-    if (load === undefined || load.running <= this.attempts.size) return this.changes.wait(seen, signal)
+    const orphaned = load !== undefined && load.running > this.attempts.size
+    if (cutMs === undefined && !orphaned) return this.changes.wait(seen, signal)
     const rescan = new AbortController()
     const stop = (): void => rescan.abort()
     signal?.addEventListener('abort', stop, { once: true })
-    const cancel = this.context.scheduler.after(ORPHAN_SCAN_MS, stop, { keepAlive: true })
+    const cancel = this.context.scheduler.after(cutMs ?? ORPHAN_SCAN_MS, stop, { keepAlive: true })
     try {
       await this.changes.wait(seen, rescan.signal)
     } catch (err) {
@@ -305,6 +316,12 @@ export class Tasks extends TaskControls implements TaskDistributor {
       cancel()
       signal?.removeEventListener('abort', stop)
     }
+  }
+
+  /** Whether this agent may trust its session now (none open yet: the first claim opens one, trusted). */
+  private leaseTrusted(): boolean {
+    const { session, scheduler } = this.context
+    return session.id === '' || session.validUntil() > scheduler.now()
   }
 
   /**
