@@ -407,6 +407,8 @@ export class SimAgent {
       joining: { rejoinIfRemoved: noop },
       scheduler: clock,
       intervalMs: Math.max(this.timing.tickMs, 50),
+      // A run lasts seconds: an assignment not started is taken back within half a second.
+      stalledAssignmentMs: 500,
     })
     const feed = new ReplicaFeed({
       replica,

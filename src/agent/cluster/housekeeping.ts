@@ -8,6 +8,7 @@ import type { Joining } from './join.ts'
 import { type LeaderDuties, planLeaderDuties } from './leader-duties.ts'
 import type { Lessor } from './lessor.ts'
 import { LockLeaseClock } from './lock-leases.ts'
+import { STALLED_ASSIGNMENT_MS, StalledAssignmentClock } from './stalled-assignments.ts'
 import type { Voters } from './voters.ts'
 
 export interface HousekeepingInit {
@@ -23,6 +24,8 @@ export interface HousekeepingInit {
   joining: Pick<Joining, 'rejoinIfRemoved'>
   scheduler: Scheduler
   intervalMs: number
+  /** How long a task may stay assigned to an agent that does not start it (default `STALLED_ASSIGNMENT_MS`). */
+  stalledAssignmentMs?: number
 }
 
 /**
@@ -44,6 +47,8 @@ export class Housekeeping {
   private readonly lockLeases = new LockLeaseClock()
   /** The task attempts with a timeout, timed on this agent's monotonic clock while it leads. */
   private readonly attemptTimeouts = new AttemptTimeoutClock()
+  /** Assignments not started, timed on this agent's monotonic clock while it leads. */
+  private readonly stalledAssignments = new StalledAssignmentClock()
 
   constructor(init: HousekeepingInit) {
     this.init = init
@@ -67,6 +72,7 @@ export class Housekeeping {
     if (since === undefined || !host.isLeader()) {
       this.lockLeases.clear()
       this.attemptTimeouts.clear()
+      this.stalledAssignments.clear()
       this.init.joining.rejoinIfRemoved()
       return
     }
@@ -91,6 +97,12 @@ export class Housekeeping {
         ),
         taskClock: this.advanceTaskClock(since, now),
         taskTimeouts: this.attemptTimeouts.due(this.init.replica.state.taskPlanView(), since, now),
+        stalledAgents: this.stalledAssignments.due(
+          this.init.replica.state,
+          since,
+          now,
+          this.init.stalledAssignmentMs ?? STALLED_ASSIGNMENT_MS,
+        ),
       }),
     )
     this.init.voters.keep(runner)

@@ -1,5 +1,10 @@
 import type { Logger } from '@libp2p/interface'
-import type { ExpireSessionCommand, LockExpireCommand, StateMachine } from '../../state/index.ts'
+import type {
+  ExpireSessionCommand,
+  LockExpireCommand,
+  StateMachine,
+  UpdateAgentCommand,
+} from '../../state/index.ts'
 import type { TaskTimeCommand } from '../../state/task-planner.ts'
 import type { CommitPort } from '../node/port.ts'
 import type { AttemptTimeout } from './attempt-timeouts.ts'
@@ -10,7 +15,7 @@ import { dueTaskDuties } from './task-duties.ts'
 /** One housekeeping entry the leader proposes, with the id that keeps it to one proposal at a time. */
 export interface Duty {
   id: string
-  command: ExpireSessionCommand | LockExpireCommand | TaskTimeCommand
+  command: ExpireSessionCommand | LockExpireCommand | TaskTimeCommand | UpdateAgentCommand
 }
 
 /** What the planner reads: the replicated state, the leader's clocks, and the liveness view. */
@@ -40,6 +45,11 @@ export interface DutyInput {
    * saw each one running). Absent: timed from their start times in state time (planner tests).
    */
   taskTimeouts?: readonly AttemptTimeout[]
+  /**
+   * Agents holding assignments they do not start (`StalledAssignmentClock`): their slots are taken off
+   * placement (`updateAgent runsTasks: false`), which sends those tasks back to pending. Default none.
+   */
+  stalledAgents?: readonly string[]
 }
 
 /**
@@ -67,6 +77,9 @@ export function planLeaderDuties(input: DutyInput): Duty[] {
   const anchor = { local: 0, stateTime: clock.stateTime }
   for (const { key, command } of dueTaskDuties(state, anchor, clock.elapsed, input.taskTimeouts))
     duties.push({ id: key, command })
+  for (const agentId of input.stalledAgents ?? []) {
+    duties.push({ id: `w:${agentId}`, command: { type: 'updateAgent', agentId, runsTasks: false } })
+  }
   return duties
 }
 
