@@ -33,11 +33,11 @@ describe('the simulator drives tasks under faults', () => {
     }
   }, 60_000)
 
-  // Seed 17 of 1..30 once every workload was merged (seed 6 before; seed 2 ends on an open task-liveness
-  // finding first, without the bug too).
-  it('catches --bug cancel-keeps-attempt (task-cancel) within 5 seeds from 15', async () => {
+  // Seed 29 of 1..30 once attempts ended on their agents' clocks and stalled assignments went back (seed 17
+  // before, seed 6 before that).
+  it('catches --bug cancel-keeps-attempt (task-cancel) within 5 seeds from 25', async () => {
     let caught: { property: string } | undefined
-    for (let seed = 15; seed < 20 && caught?.property !== 'task-cancel'; seed++) {
+    for (let seed = 25; seed < 30 && caught?.property !== 'task-cancel'; seed++) {
       caught = (await runSeed({ seed, bug: 'cancel-keeps-attempt', tasks: true })).violation
     }
     expect(caught?.property).toBe('task-cancel')
