@@ -101,8 +101,8 @@ export interface RunOptions {
   /** Budget of the linearizability check (default 10 s). */
   checkTimeoutMs?: number
   /**
-   * The task workload (`task-clients.ts`) on the seeds that draw it (`--tasks`; default off until its open
-   * findings are fixed: see issue 18's report).
+   * The task workload (`task-clients.ts`) on the seeds that draw it. `npm run sim` turns it on unless
+   * `--no-tasks`; off here unless asked, so that the seeds pinned in tests keep their runs.
    */
   tasks?: boolean
 }

@@ -38,7 +38,12 @@ describe('an attempt claimed while the local session lease has lapsed', () => {
     await agent.join({})
     const { session, replica } = partsOf(agent)
     const trusted = session.validUntil.bind(session)
-    let lapsed = true
+    // The lease lapses the moment the claim applies, before its answer reaches the worker: a worker claims
+    // nothing while its lease is lapsed, but one may lapse while a claim travels.
+    let lapsed = false
+    replica.onEvent(event => {
+      if (event.type === 'taskStarted' && event.taskId === 't1' && event.attempt === 1) lapsed = true
+    })
     // Lease checks made while the attempt runs: the first is the one the claim's arrival triggers.
     let checksWhileRunning = 0
     session.validUntil = () => {

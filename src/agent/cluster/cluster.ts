@@ -217,6 +217,8 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     joining: joining,
     scheduler: init.scheduler,
     intervalMs: Math.max(timing.tickMs, 50),
+    // An assignment nobody starts is taken back after as long as a silent agent's session lasts.
+    stalledAssignmentMs: timing.sessionTtlMs,
   })
   const serveProtocols = async (api: ConclaveApi): Promise<void> => {
     const { rpc, scheduler } = init
