@@ -111,6 +111,8 @@ export interface RunResult {
   seed: number
   nodes: number
   bug: BugName | undefined
+  /** Whether the task workload was asked for (`npm run sim` asks by default; `runSeed` only when told). */
+  withTasks: boolean
   /** The per-seed Raft options that shape liveness. */
   preVote: boolean
   checkQuorum: boolean
@@ -589,6 +591,7 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
     seed,
     nodes: voters,
     bug,
+    withTasks: options.tasks === true,
     preVote: raftOptions.preVote !== false,
     checkQuorum: raftOptions.checkQuorum !== false,
     violation: violation && {

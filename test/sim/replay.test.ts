@@ -65,6 +65,8 @@ describe('replay', () => {
       '3',
       '--bug',
       'vote-ignores-log',
+      // runSeed runs no task workload unless asked; `npm run sim` runs it unless told not to.
+      '--no-tasks',
       '--verbose',
     ]
     const first = cli(args)
