@@ -45,10 +45,12 @@ const { values } = parseArgs({
     'fail-fast': { type: 'boolean', default: false },
     workers: { type: 'string' },
     'check-timeout-ms': { type: 'string' },
-    tasks: { type: 'boolean', default: false },
+    // On by default; `--no-tasks` leaves the task workload out.
+    tasks: { type: 'boolean', default: true },
     help: { type: 'boolean', default: false },
   },
   strict: true,
+  allowNegative: true,
 })
 
 if (values.help) {
@@ -63,7 +65,8 @@ if (values.help) {
   --fail-fast          stop at the first violation
   --workers K          worker threads (default: the cores, above ${WORKER_THRESHOLD} seeds)
   --check-timeout-ms T budget of each linearizability check (default 10000)
-  --tasks              add the task workload (submits, diamonds, repeats, cancels, workers: task-clients.ts)`)
+  --tasks              the task workload (submits, diamonds, repeats, cancels, workers: task-clients.ts), on
+                       by default; --no-tasks leaves it out`)
   process.exit(0)
 }
 

@@ -294,7 +294,14 @@ export interface TaskConstraints {
   excludeAgents?: string[]
   /** Retries after the first attempt (default 3). */
   maxRetries: number
-  /** Ms one attempt may run before it counts as failed (0 = none). */
+  /**
+   * Ms one attempt may run before it counts as failed (0 = none). The agent running the attempt aborts its
+   * `signal` on its own monotonic clock at the send of its claim + `timeout` − a drift margin
+   * (`leaseSafetyMarginMs`: by default the larger of 50 ms and 10 % of the timeout, at most half of it), and
+   * from then on refuses its `complete` and `fail` (`StaleAttemptError`); the leader fails the attempt, and may
+   * retry it, only once a full `timeout` has passed on its monotonic clock since it saw the attempt start.
+   * So the abort comes no later than the leader's timeout and the retry no earlier: never two live attempts.
+   */
   timeout: number
   /** Tasks with the same key prefer the agent that ran the last one. */
   affinity?: string

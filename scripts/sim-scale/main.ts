@@ -1,6 +1,6 @@
 /**
  * `npm run sim:scale -- [--agents 10,30,100,300,1000] [--seconds 60] [--loss 0.01] [--seed 1]
- * [--mesh-degree 6] [--silent-crashes] [--trace] [--json]`: one scale run per agent count (`scale-run.ts`), a table of the
+ * [--mesh-degree 6] [--silent-crashes] [--member-writes] [--trace] [--json]`: one scale run per agent count (`scale-run.ts`), a table of the
  * figures, and with `--json` their JSON as the last line. Exits 1 if any run broke a check.
  */
 
@@ -17,6 +17,7 @@ interface Args {
   trace: boolean
   json: boolean
   silentCrashes: boolean
+  memberWrites: boolean
 }
 
 export function parseArgs(argv: readonly string[]): Args {
@@ -29,6 +30,7 @@ export function parseArgs(argv: readonly string[]): Args {
     trace: false,
     json: false,
     silentCrashes: false,
+    memberWrites: false,
   }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
@@ -72,6 +74,9 @@ export function parseArgs(argv: readonly string[]): Args {
       case '--silent-crashes':
         args.silentCrashes = true
         break
+      case '--member-writes':
+        args.memberWrites = true
+        break
       case '--json':
         args.json = true
         break
@@ -99,12 +104,19 @@ async function main(): Promise<void> {
       loss: args.loss,
       meshDegree: args.meshDegree,
       silentCrashes: args.silentCrashes,
+      memberWrites: args.memberWrites,
       log: args.trace ? line => console.log(`[N=${agents}] ${line}`) : undefined,
     })
     reports.push(report)
     console.log(
       `N=${agents}: ${report.violations.length === 0 ? 'ok' : `${report.violations.length} violation(s)`}, ${report.events} events, ${(report.wallMs / 1000).toFixed(1)} s wall, ${(report.cpuMs / 1000).toFixed(1)} s CPU`,
     )
+    if (report.memberWrites !== undefined) {
+      const w = report.memberWrites
+      console.log(
+        `  member writes: ${w.writers} writers, ${w.answered} answered, ${w.failed} failed, ${w.lost} lost, ${w.ownCopyLate} late in the writer's copy; latency p50 ${w.latencyP50Ms} ms, p99 ${w.latencyP99Ms} ms; own copy held ${Math.round(w.ownCopyAtAnswer * 100)} % at the answer`,
+      )
+    }
     for (const violation of report.violations.slice(0, 10))
       console.log(`  ${violation.check} at ${violation.at} ms: ${violation.message}`)
   }

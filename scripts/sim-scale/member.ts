@@ -14,7 +14,7 @@
  */
 
 import type { Logger } from '@libp2p/interface'
-import { KeepAliveClient } from '../../src/agent/cluster/keep-alive.ts'
+import { KeepAliveClient, learnLeader } from '../../src/agent/cluster/keep-alive.ts'
 import type { KeepAliveAnswer } from '../../src/agent/cluster/keep-alive-answer.ts'
 import { Client } from '../../src/agent/node/client.ts'
 import { replicaClientContext } from '../../src/agent/node/client-context.ts'
@@ -69,6 +69,7 @@ interface Parts {
   tracker: LeaderTracker
   session: SessionKeeper
   mirror: Mirror
+  client: Client
 }
 
 export class ScaleMember {
@@ -109,6 +110,26 @@ export class ScaleMember {
 
   get appliedIndex(): number {
     return this.parts?.replica.state.appliedIndex ?? 0
+  }
+
+  /**
+   * A put through the member's real client (forwarded to the leader under its session, as
+   * `consensus.propose` sends it): the revision it committed at. Rejects as the client does (`NoLeaderError`
+   * when the outcome is unknown), or at once while the member is down.
+   */
+  async put(key: string, value: number): Promise<number> {
+    const parts = this.parts
+    if (parts === undefined) throw new Error(`${this.id} is down`)
+    const result = await parts.client.submit({ type: 'put', key, value })
+    if (result.type === 'error') throw new Error(`${result.code}: ${result.message}`)
+    if (!('revision' in result) || typeof result.revision !== 'number')
+      throw new Error(`a put answered ${result.type}`)
+    return result.revision
+  }
+
+  /** `key`'s value in this member's own copy, while it is up. */
+  localValue(key: string): unknown {
+    return this.parts?.replica.state.get(key)?.value
   }
 
   start(): void {
@@ -155,6 +176,8 @@ export class ScaleMember {
       leader: tracker,
       call: (peer, sessionId, timeoutMs) => this.callKeepAlive(peer, sessionId, timeoutMs),
       local: { serve: async () => ({ status: 'notLeader', leader: '' }) },
+      replicas: () => [...mirror.config.voters, ...mirror.config.nonVoters],
+      learn: (leaderId, term) => learnLeader(tracker, leaderId, term),
       legacy: async () => {
         throw new Error('every simulated leader runs the lessor')
       },
@@ -202,7 +225,7 @@ export class ScaleMember {
         session.ended(event.sessionId)
       }
     })
-    this.parts = { replica, tracker, session, mirror }
+    this.parts = { replica, tracker, session, mirror, client }
     mirror.start(env.replicas)
     this.open(session, clock.now())
   }

@@ -19,6 +19,9 @@
  *   50 %       the leader crashes; restarts after the bound + 3 s
  *   70 %       a partition cuts a few members (0.5 %, 1 to 3) and a standby off from everyone for 4 s
  *
+ * With `memberWrites` (`--member-writes`), a few members also write all along through their real client
+ * (`member-writes.ts`: every answered put durable at the end, and in the writer's own copy soon after).
+ *
  * A crash kills the process: members' calls in flight to a killed replica reset (as its connections do),
  * unless `silentCrashes` (the machine is lost: they wait for their timeouts).
  *
@@ -49,6 +52,7 @@ import { CALM_LINKS } from '../sim/network.ts'
 import { Prng } from '../sim/prng.ts'
 import { MS_PER_TICK, Scheduler } from '../sim/scheduler.ts'
 import { ScaleMember } from './member.ts'
+import { MemberWrites, type MemberWritesReport } from './member-writes.ts'
 import { SwimLayer } from './swim-layer.ts'
 import { type AgentTraffic, TRAFFIC_KINDS, Traffic, type TrafficKind, total } from './traffic.ts'
 
@@ -84,11 +88,15 @@ export interface ScaleOptions {
   silentCrashes?: boolean
   /** Broken variant: members never send keep-alives (their keepers believe them renewed). */
   skipKeepAlives?: boolean
+  /** The member write workload and its checks (`member-writes.ts`). */
+  memberWrites?: boolean
+  /** Broken variant of the member write checker: one answered put is recorded with a value it did not write. */
+  misrecordMemberWrite?: boolean
   log?: (line: string) => void
 }
 
 export interface ScaleViolation {
-  check: 'keep-alive' | 'false-positive' | 'detection' | 'warm-up'
+  check: 'keep-alive' | 'false-positive' | 'detection' | 'warm-up' | 'member-write'
   message: string
   at: number
 }
@@ -127,6 +135,8 @@ export interface ScaleReport {
   }
   /** SWIM over the whole window, per virtual second, cluster-wide: gossip batches published, direct messages. */
   swim: { publishesPerSecond: number; directPerSecond: number }
+  /** The member write workload's figures, when it ran. */
+  memberWrites?: MemberWritesReport
   violations: ScaleViolation[]
   events: number
   wallMs: number
@@ -470,8 +480,33 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
       trace('partition healed')
     })
   })
+  let memberWrites: MemberWrites | undefined
+  if (options.memberWrites === true) {
+    memberWrites = new MemberWrites({
+      scheduler,
+      prng: root.stream('member-writes'),
+      members,
+      cutOff: (member, since) => partition?.group.has(member) === true && partition.to >= since,
+      violate: message => violate('member-write', message),
+      trace,
+      misrecord: options.misrecordMemberWrite,
+    })
+    // The last puts start 3 s before the end: their answers and own-copy checks fall inside the run.
+    memberWrites.start(start, end - 3_000)
+  }
   await drive(scheduler, cluster, swimLayer, end, () => (leaderId = cluster.leader()?.id ?? ''))
   for (const id of [...crashes.keys()]) settleDetection(id)
+  const memberWritesReport = memberWrites?.check(finalState())
+
+  /** The state of the replica leading at the end (or the most advanced one up): what a durable write is in. */
+  function finalState() {
+    const states = cluster.nodes.flatMap(node => {
+      const state = node.up ? node.stateMachine() : undefined
+      return state === undefined ? [] : [state]
+    })
+    const leading = cluster.leader()?.stateMachine()
+    return leading ?? states.sort((a, b) => b.appliedIndex - a.appliedIndex)[0]
+  }
 
   // ---------- the figures ----------
   const seconds = (name: string) => (traffic!.window(name).to - traffic!.window(name).from) / 1000
@@ -536,6 +571,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
       publishesPerSecond: round((swimLayer.stats.publishes - swimAtStart.publishes) / seconds('all')),
       directPerSecond: round((swimLayer.stats.directSent - swimAtStart.directSent) / seconds('all')),
     },
+    ...(memberWritesReport === undefined ? {} : { memberWrites: memberWritesReport }),
     violations,
     events: scheduler.steps,
     wallMs: Math.round(performance.now() - started),

@@ -373,6 +373,7 @@ export class SimAgent {
       concurrency: TASK_SLOTS,
       log: silentLogger,
       scheduler: clock,
+      leaseSafetyMarginMs: this.timing.leaseSafetyMarginMs,
     })
     // The real registry entry (`Directory.register`); libp2p's parts it also holds (addresses, peer store,
     // membership view, security) are never reached by registering: the simulator has none of them.
@@ -413,6 +414,8 @@ export class SimAgent {
       joining: { rejoinIfRemoved: noop },
       scheduler: clock,
       intervalMs: Math.max(this.timing.tickMs, 50),
+      // A run lasts seconds: an assignment not started is taken back within half a second.
+      stalledAssignmentMs: 500,
     })
     const feed = new ReplicaFeed({
       replica,

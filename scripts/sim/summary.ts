@@ -86,15 +86,22 @@ export function summarize(results: readonly RunResult[]): Summary {
 }
 
 /** The command that replays one seed with its trace. */
-export function replayCommand(seed: number, nodes: number, bug: BugName | undefined): string {
-  return `npm run sim -- --seeds 1 --start ${seed} --nodes ${nodes}${bug ? ` --bug ${bug}` : ''} --verbose`
+export function replayCommand(
+  seed: number,
+  nodes: number,
+  bug: BugName | undefined,
+  withTasks = true,
+): string {
+  // `npm run sim` runs the task workload unless told not to: a run without it (the tests' `runSeed`) says so.
+  const flags = `${bug ? ` --bug ${bug}` : ''}${withTasks ? '' : ' --no-tasks'}`
+  return `npm run sim -- --seeds 1 --start ${seed} --nodes ${nodes}${flags} --verbose`
 }
 
 export function violationLines(result: RunResult): string[] {
   if (!result.violation) return []
   return [
     `seed ${result.seed}: ${result.violation.message}`,
-    `  replay: ${replayCommand(result.seed, result.nodes, result.bug)}`,
+    `  replay: ${replayCommand(result.seed, result.nodes, result.bug, result.withTasks)}`,
   ]
 }
 

@@ -41,6 +41,13 @@ export interface TaskPlanInput {
   monotonicNow: number
   /** When this node became leader: its monotonic clock, and the state time it had applied by then. */
   takeover: { monotonic: number; stateTime: number }
+  /**
+   * The attempts the leader's monotonic clock timed out: a full timeout after the leader first saw each one
+   * running (the agent's `AttemptTimeoutClock`). When given, the planner times out these and no other;
+   * absent, it times out an attempt once `startedAt + timeout` (state time) is reached, which a leader whose
+   * wall clock runs ahead of the one that stamped the start reaches early.
+   */
+  timeouts?: readonly { taskId: string; attempt: number }[]
 }
 
 /** The leader's clock in state time: the state time at takeover, advanced by its monotonic clock since. */
@@ -58,10 +65,13 @@ export function planTaskTransitions(input: TaskPlanInput): TaskTimeCommand[] {
   const now = leaderStateTime(input)
   const state = input.state
   const commands: TaskTimeCommand[] = []
+  const expired = new Set<string>()
   for (const task of state.timed()) {
     if (task.deadline !== undefined && task.deadline <= now) {
       commands.push({ type: 'expireTask', taskId: task.id })
+      expired.add(task.id)
     } else if (
+      input.timeouts === undefined &&
       task.state === 'running' &&
       task.constraints.timeout > 0 &&
       task.startedAt! + task.constraints.timeout <= now
@@ -70,6 +80,9 @@ export function planTaskTransitions(input: TaskPlanInput): TaskTimeCommand[] {
     } else if (task.state === 'failed' && task.retryAt! <= now) {
       commands.push({ type: 'retryDue', taskId: task.id })
     }
+  }
+  for (const { taskId, attempt } of input.timeouts ?? []) {
+    if (!expired.has(taskId)) commands.push({ type: 'timeoutTask', taskId, attempt })
   }
   for (const task of state.delayed()) {
     if (task.runAt! <= now) commands.push({ type: 'releaseTask', taskId: task.id })

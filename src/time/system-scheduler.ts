@@ -19,11 +19,20 @@ export const systemScheduler: Scheduler = {
       if (!keepAlive) immediate.unref()
       return () => clearImmediate(immediate)
     }
+    // Node's timers run on libuv's loop clock, whole milliseconds read at the start of a loop turn: a timer can
+    // fire up to a millisecond before `now()` says its delay passed. A deadline that must not come early (an
+    // attempt's local end, a lease) would then come early: a call due later than this is armed again.
+    const due = performance.now() + delayMs
     let timer: NodeJS.Timeout
     const arm = (remaining: number): void => {
       const step = Math.min(remaining, MAX_TIMER_MS)
-      timer = setTimeout(remaining > step ? () => arm(remaining - step) : fn, step)
+      timer = setTimeout(remaining > step ? () => arm(remaining - step) : fire, step)
       if (!keepAlive) timer.unref()
+    }
+    const fire = (): void => {
+      const early = due - performance.now()
+      if (early > 0) arm(Math.ceil(early))
+      else fn()
     }
     arm(delayMs)
     return () => clearTimeout(timer)

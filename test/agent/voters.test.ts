@@ -198,7 +198,11 @@ describe('the voter set of in-process agents', () => {
     expect(await leader.consensus.get('back')).toBe(`r${victimIndex}`)
     expect(leader.isLeader()).toBe(true)
     expect(raftStatus(leader).term).toBe(term)
-    expect(raftStatus(back).config.nonVoters).toContain(back.id)
+    // The forwarded put is answered at the leader's commit, which needs only the voters: the non-voter's own
+    // copy of the configuration that names it may still be on its way (a fresh-clone CI run saw it one batch
+    // behind). It must arrive, without an election.
+    await until(() => raftStatus(back).config.nonVoters.includes(back.id))
+    expect(raftStatus(leader).term).toBe(term)
   })
 })
 

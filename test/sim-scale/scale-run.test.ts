@@ -1,7 +1,8 @@
 /**
  * The scale simulation (`npm run sim:scale`) at N = 30: 5 voters, 2 standbys and 23 members built from the
  * real parts, with member and replica crashes and a partition. Its checks pass on the real code, and the
- * keep-alive check fires when members stop sending keep-alives (the leader's lessor expires their sessions).
+ * keep-alive check fires when members stop sending keep-alives (the leader's lessor expires their sessions);
+ * the member write workload's checker passes, and fires on a broken record.
  */
 
 import { describe, expect, it } from 'vitest'
@@ -27,6 +28,28 @@ describe('sim:scale', () => {
     // stays small.
     expect(report.leader.idle.keepAlive.messages).toBeGreaterThan(23)
     expect(report.perMember.idle.total.messages).toBeLessThan(30)
+  }, 60_000)
+
+  it("the leader's machine lost (no connection reset): members find the new leader through the other replicas and keep their sessions", async () => {
+    // Seed 5 lost a member's session before the keep-alive client asked the other replicas who leads.
+    const report = await runScale({ ...base, seed: 5, silentCrashes: true })
+    expect(report.violations).toEqual([])
+    expect(report.keepAlive.liveSessionsExpired).toBe(0)
+  }, 60_000)
+
+  it("members write through the crashes and the partition: every answered put is durable and in the writer's own copy soon", async () => {
+    // Seed 2 cuts off the standby feeding a writer: its copy stalled 3 s before the mirror left a silent feed.
+    const report = await runScale({ ...base, seed: 2, memberWrites: true })
+    expect(report.violations).toEqual([])
+    expect(report.memberWrites?.answered).toBeGreaterThan(50)
+    expect(report.memberWrites?.lost).toBe(0)
+    expect(report.memberWrites?.ownCopyLate).toBe(0)
+  }, 60_000)
+
+  it('the member write checker fires on a put recorded with a value it did not write', async () => {
+    const report = await runScale({ ...base, memberWrites: true, misrecordMemberWrite: true })
+    expect(report.memberWrites?.lost).toBe(1)
+    expect(report.violations.filter(v => v.check === 'member-write')).toHaveLength(1)
   }, 60_000)
 
   it('members that send no keep-alive lose their sessions: the keep-alive check fires', async () => {

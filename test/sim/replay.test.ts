@@ -67,6 +67,8 @@ describe('replay', () => {
       '3',
       '--bug',
       'vote-ignores-log',
+      // runSeed runs no task workload unless asked; `npm run sim` runs it unless told not to.
+      '--no-tasks',
       '--verbose',
     ]
     const first = cli(args)
@@ -102,9 +104,9 @@ describe('worker threads', () => {
       const run = cli([...args, '--json'])
       return JSON.parse(run.stdout.trim().split('\n').at(-1)!)
     }
-    const threaded = summary(['--seeds', '8', '--start', '300', '--workers', '2'])
-    const single = summary(['--seeds', '8', '--start', '300', '--workers', '1'])
-    expect(threaded.seeds).toBe(8)
+    const threaded = summary(['--seeds', '4', '--start', '300', '--workers', '2'])
+    const single = summary(['--seeds', '4', '--start', '300', '--workers', '1'])
+    expect(threaded.seeds).toBe(4)
     expect({ ...threaded, elapsedMs: 0 }).toEqual({ ...single, elapsedMs: 0 })
   })
 })

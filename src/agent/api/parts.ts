@@ -45,6 +45,7 @@ export function apiParts(ports: ApiPorts) {
     concurrency: ports.concurrency,
     log: ports.logger.forComponent('conclave:tasks'),
     scheduler,
+    leaseSafetyMarginMs: timing.leaseSafetyMarginMs,
   })
   return {
     consensus: new Consensus(client, replica, closed),

@@ -23,7 +23,7 @@ import { Directory } from './directory.ts'
 import { forwardHandler } from './forwarding.ts'
 import { Housekeeping } from './housekeeping.ts'
 import { Joining } from './join.ts'
-import { KeepAliveClient, KeepAliveServer } from './keep-alive.ts'
+import { KeepAliveClient, KeepAliveServer, learnLeader } from './keep-alive.ts'
 import { LeaderDuties } from './leader-duties.ts'
 import { Lessor } from './lessor.ts'
 import type { Membership } from './membership.ts'
@@ -137,6 +137,14 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     leader: tracker,
     call: keepAliveCall(admin, init.scheduler),
     local: keepAliveServer,
+    replicas: () => {
+      const config = init.tier.config()
+      return config === undefined ? [] : [...config.voters, ...config.nonVoters]
+    },
+    // A replica's runner knows who leads; an agent that holds no log learns it from the replicas' answers.
+    learn: (leaderId, term) => {
+      if (init.tier.isMember) learnLeader(tracker, leaderId, term)
+    },
     legacy: async (sessionId, deadline) => {
       const result = await client.submitRaw({ type: 'keepAlive', sessionId }, deadline)
       return result.type === 'session'
@@ -209,6 +217,8 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     joining: joining,
     scheduler: init.scheduler,
     intervalMs: Math.max(timing.tickMs, 50),
+    // An assignment nobody starts is taken back after as long as a silent agent's session lasts.
+    stalledAssignmentMs: timing.sessionTtlMs,
   })
   const serveProtocols = async (api: ConclaveApi): Promise<void> => {
     const { rpc, scheduler } = init

@@ -2,11 +2,13 @@ import type { Cancel, Scheduler } from '../../time/index.ts'
 import type { LivenessPort } from '../node/port.ts'
 import type { RaftHost } from '../node/raft-host.ts'
 import type { Replica } from '../node/replica.ts'
+import { AttemptTimeoutClock } from './attempt-timeouts.ts'
 import type { ClusterVersionKeeper } from './cluster-version.ts'
 import type { Joining } from './join.ts'
 import { type LeaderDuties, planLeaderDuties } from './leader-duties.ts'
 import type { Lessor } from './lessor.ts'
 import { LockLeaseClock } from './lock-leases.ts'
+import { STALLED_ASSIGNMENT_MS, StalledAssignmentClock } from './stalled-assignments.ts'
 import type { Voters } from './voters.ts'
 
 export interface HousekeepingInit {
@@ -22,6 +24,8 @@ export interface HousekeepingInit {
   joining: Pick<Joining, 'rejoinIfRemoved'>
   scheduler: Scheduler
   intervalMs: number
+  /** How long a task may stay assigned to an agent that does not start it (default `STALLED_ASSIGNMENT_MS`). */
+  stalledAssignmentMs?: number
 }
 
 /**
@@ -41,6 +45,10 @@ export class Housekeeping {
   private taskClock?: { takeover: object; local: number; stateTime: number }
   /** The lock leases, timed on this agent's monotonic clock while it leads. */
   private readonly lockLeases = new LockLeaseClock()
+  /** The task attempts with a timeout, timed on this agent's monotonic clock while it leads. */
+  private readonly attemptTimeouts = new AttemptTimeoutClock()
+  /** Assignments not started, timed on this agent's monotonic clock while it leads. */
+  private readonly stalledAssignments = new StalledAssignmentClock()
 
   constructor(init: HousekeepingInit) {
     this.init = init
@@ -63,6 +71,8 @@ export class Housekeeping {
     if (runner === undefined) return
     if (since === undefined || !host.isLeader()) {
       this.lockLeases.clear()
+      this.attemptTimeouts.clear()
+      this.stalledAssignments.clear()
       this.init.joining.rejoinIfRemoved()
       return
     }
@@ -86,6 +96,13 @@ export class Housekeeping {
           selfId,
         ),
         taskClock: this.advanceTaskClock(since, now),
+        taskTimeouts: this.attemptTimeouts.due(this.init.replica.state.taskPlanView(), since, now),
+        stalledAgents: this.stalledAssignments.due(
+          this.init.replica.state,
+          since,
+          now,
+          this.init.stalledAssignmentMs ?? STALLED_ASSIGNMENT_MS,
+        ),
       }),
     )
     this.init.voters.keep(runner)

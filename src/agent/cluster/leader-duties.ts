@@ -1,7 +1,13 @@
 import type { Logger } from '@libp2p/interface'
-import type { ExpireSessionCommand, LockExpireCommand, StateMachine } from '../../state/index.ts'
+import type {
+  ExpireSessionCommand,
+  LockExpireCommand,
+  StateMachine,
+  UpdateAgentCommand,
+} from '../../state/index.ts'
 import type { TaskTimeCommand } from '../../state/task-planner.ts'
 import type { CommitPort } from '../node/port.ts'
+import type { AttemptTimeout } from './attempt-timeouts.ts'
 import type { SessionExpiry } from './lessor.ts'
 import type { LockExpiry } from './lock-leases.ts'
 import { dueTaskDuties } from './task-duties.ts'
@@ -9,7 +15,7 @@ import { dueTaskDuties } from './task-duties.ts'
 /** One housekeeping entry the leader proposes, with the id that keeps it to one proposal at a time. */
 export interface Duty {
   id: string
-  command: ExpireSessionCommand | LockExpireCommand | TaskTimeCommand
+  command: ExpireSessionCommand | LockExpireCommand | TaskTimeCommand | UpdateAgentCommand
 }
 
 /** What the planner reads: the replicated state, the leader's clocks, and the liveness view. */
@@ -34,6 +40,16 @@ export interface DutyInput {
    * monotonic ms since. Default: the takeover (`takeoverStateTime`, `elapsed`).
    */
   taskClock?: { stateTime: number; elapsed: number }
+  /**
+   * Task attempts due on the leader's monotonic clock (`AttemptTimeoutClock`: a full timeout after it first
+   * saw each one running). Absent: timed from their start times in state time (planner tests).
+   */
+  taskTimeouts?: readonly AttemptTimeout[]
+  /**
+   * Agents holding assignments they do not start (`StalledAssignmentClock`): their slots are taken off
+   * placement (`updateAgent runsTasks: false`), which sends those tasks back to pending. Default none.
+   */
+  stalledAgents?: readonly string[]
 }
 
 /**
@@ -59,8 +75,11 @@ export function planLeaderDuties(input: DutyInput): Duty[] {
   // The task planner reads this leader's clock as state time: a state time it applied plus elapsed since.
   const clock = input.taskClock ?? { stateTime: takeoverStateTime, elapsed }
   const anchor = { local: 0, stateTime: clock.stateTime }
-  for (const { key, command } of dueTaskDuties(state, anchor, clock.elapsed))
+  for (const { key, command } of dueTaskDuties(state, anchor, clock.elapsed, input.taskTimeouts))
     duties.push({ id: key, command })
+  for (const agentId of input.stalledAgents ?? []) {
+    duties.push({ id: `w:${agentId}`, command: { type: 'updateAgent', agentId, runsTasks: false } })
+  }
   return duties
 }
 

@@ -8,16 +8,19 @@ import { planTaskTransitions, type TaskTimeCommand } from '../../state/task-plan
  * proposed twice; proposed again after a lost answer, it is harmless: applying checks the task's state).
  *
  * `takeover` is when this node became leader: its monotonic clock then, and the state time it had applied.
+ * `timeouts`: the attempts its `AttemptTimeoutClock` timed out (absent: timed from their start times).
  */
 export function dueTaskDuties(
   state: Pick<StateMachine, 'taskPlanView'>,
   takeover: { local: number; stateTime: number },
   monotonicNow: number,
+  timeouts?: readonly { taskId: string; attempt: number }[],
 ): { key: string; command: TaskTimeCommand }[] {
   const commands = planTaskTransitions({
     state: state.taskPlanView(),
     monotonicNow,
     takeover: { monotonic: takeover.local, stateTime: takeover.stateTime },
+    ...(timeouts === undefined ? {} : { timeouts }),
   })
   return commands.map(command => ({ key: dutyKey(command), command }))
 }

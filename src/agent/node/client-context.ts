@@ -27,7 +27,12 @@ export interface ReplicaClientPorts {
   /** Test-only switches (`src/shell-bugs.ts`) for the proposer. */
   bugs?: ShellBugs
   /** While this agent is a member (no runner): reads through a replica (`Mirror`). */
-  member?: { readonly active: boolean; readIndex(signal?: AbortSignal): Promise<void> }
+  member?: {
+    readonly active: boolean
+    readIndex(signal?: AbortSignal): Promise<void>
+    /** A forwarded command was answered before this copy applied it: the copy should catch up soon. */
+    expect?(): void
+  }
 }
 
 /**
@@ -43,7 +48,23 @@ export function replicaClientContext(ports: ReplicaClientPorts): ClientContext {
     proposeLocal: data => host.proposeLocal(data),
     forward: (leader, request, timeoutMs, signal) =>
       rpc.callRpc(leader, FORWARD_PROTOCOL, request, { timeoutMs, signal }),
-    appliedHere: (sessionId, seq) => replica.waitForResult(sessionId, seq),
+    appliedHere: (sessionId, seq) => {
+      const waiting = replica.waitForResult(sessionId, seq)
+      const member = ports.member
+      if (member?.active !== true || member.expect === undefined) return waiting
+      // Given up before it applied here (the leader answered first): tell the member's feed it is owed it.
+      let applied = false
+      void waiting.result.then(() => {
+        applied = true
+      })
+      return {
+        result: waiting.result,
+        cancel: () => {
+          waiting.cancel()
+          if (!applied) member.expect?.()
+        },
+      }
+    },
     leaderChange: (ms, signal) => tracker.waitChange(ms, signal),
     admitCommand: ports.admitCommand,
     halted: () => host.halted,

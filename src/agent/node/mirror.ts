@@ -18,6 +18,15 @@ export const FEED_POLL_MS = 15_000
 const DOWN_CHECK_MS = 1_000
 /** How long after a failure a replica is not asked again while others may answer. */
 const FAILED_FOR_MS = 3_000
+/**
+ * How long the copy may stay where it was once the leader answered a command of this member's that it had
+ * not applied: a replica that feeds it answers the long poll the instant it applies an entry, so one that
+ * lets this pass with nothing applied is cut off (a partition drops the poll's answer without a reset) and
+ * is left for another, from the same index, rather than after the view declares it dead. (Found by the
+ * member write checker of `sim:scale --member-writes`, seed 2: a member fed by the standby that a partition
+ * cut off did not see its own writes for 3 s.)
+ */
+export const FEED_STALL_MS = 750
 
 /** A client-protocol call to `peer` (`{ op, args }`), its answer parsed. */
 export type FeedCall = (
@@ -60,6 +69,9 @@ export class Mirror {
   /** The replica feeding this member now ('' between replicas). */
   serving = ''
   private readonly failedAt = new Map<string, number>()
+  /** The poll waiting now, to leave its replica early. */
+  private poll?: AbortController
+  private cancelStallCheck?: () => void
 
   constructor(init: MirrorInit) {
     this.init = init
@@ -80,9 +92,32 @@ export class Mirror {
   }
 
   stop(): void {
+    this.cancelStallCheck?.()
+    this.cancelStallCheck = undefined
     this.running?.abort()
     this.running = undefined
     this.serving = ''
+  }
+
+  /**
+   * The leader answered a command of this member's that this copy has not applied: unless the copy applies
+   * something within `FEED_STALL_MS`, the replica feeding it is left for another (`FEED_STALL_MS`).
+   */
+  expect(): void {
+    if (this.running === undefined || this.serving === '' || this.cancelStallCheck !== undefined) return
+    const { replica, scheduler, log } = this.init
+    const peer = this.serving
+    const applied = replica.state.appliedIndex
+    this.cancelStallCheck = scheduler.after(FEED_STALL_MS, () => {
+      this.cancelStallCheck = undefined
+      if (this.serving !== peer || replica.state.appliedIndex !== applied) return
+      log(
+        'member feed: replica %s sent nothing for %d ms after a write of ours committed: trying another',
+        peer,
+        FEED_STALL_MS,
+      )
+      this.poll?.abort()
+    })
   }
 
   /**
@@ -113,11 +148,18 @@ export class Mirror {
       }
       this.serving = peer
       const poll = new AbortController()
+      this.poll = poll
       const stopPoll = (): void => poll.abort()
       signal.addEventListener('abort', stopPoll, { once: true })
       const cancelCheck = scheduler.every(DOWN_CHECK_MS, () => {
         const status = this.init.status(peer)
         if (status === 'dead' || status === 'left') poll.abort()
+      })
+      // The replica polled led, and now another term or leader is known (a keep-alive or a forward learned it
+      // elsewhere): it is lost or deposed, and a lost machine would hold the poll until the view declares it
+      // dead. Another replica is asked, from the same index.
+      const cancelLeaderWatch = this.init.tracker.onChange((_leader, previous) => {
+        if (previous === peer) poll.abort()
       })
       try {
         const answer = (await this.init.call(
@@ -149,6 +191,7 @@ export class Mirror {
         backoff = Math.min(backoff * 2, 1_000)
       } finally {
         cancelCheck()
+        cancelLeaderWatch()
         signal.removeEventListener('abort', stopPoll)
       }
     }

@@ -43,6 +43,15 @@ export class SlotOffer {
 
   constructor(context: SlotOfferContext) {
     this.context = context
+    // The leader takes the slots of an agent that does not start its assignments off placement
+    // (`StalledAssignmentClock`); once this replica applies that, the slots are offered again if wanted.
+    context.replica.onEvent(event => {
+      if (event.type !== 'agentChanged' || event.agentId !== context.selfId || this.sent === undefined) return
+      const registered = context.replica.state.agent(context.selfId)
+      if (registered === undefined || registered.runsTasks === this.sent) return
+      this.sent = registered.runsTasks
+      this.sync()
+    })
   }
 
   /** Whether the slots are offered now: what a registration carries. */

@@ -48,6 +48,11 @@ export interface TaskContext {
   log: Logger
   /** Monotonic time for deadlines and the session lease; the timers of the waits. */
   scheduler: Scheduler
+  /**
+   * What the local end of an attempt keeps from its timeout for clock drift and scheduling delay (the
+   * agent's `leaseSafetyMarginMs`); default the larger of 50 ms and 10 % of the timeout, as for leases.
+   */
+  leaseSafetyMarginMs?: number
 }
 
 /** This agent's hold on one attempt it started. */
@@ -59,6 +64,15 @@ interface Attempt {
   readonly controller: AbortController
   /** complete or fail was sent: an end that follows is (probably) this agent's own doing. */
   settling: boolean
+  /**
+   * Its local deadline passed (`armDeadline`): its signal aborted, and this agent neither completes nor fails
+   * it any more; the record stays until the leader's timeout ends it, so that it is never taken for an orphan.
+   */
+  timedOut: boolean
+  /** Cancels the local deadline's timer. */
+  stopDeadline?: Cancel
+  /** Where its local deadline counts from (monotonic ms), if it has a timeout. */
+  start?: number
 }
 
 /** About the JSON size of a claim or next operation, for the batch size limit. */
@@ -70,6 +84,8 @@ const SETTLE_OP_BYTES = 120
 const MAX_WORKER_CONCURRENCY = 10_000
 /** How often `next()` looks at every running task of this agent for an orphan, at the most. */
 const ORPHAN_SCAN_MS = 1000
+/** How often `next()` looks again whether the session lease is trusted, while it is not. */
+const LEASE_POLL_MS = 100
 
 /**
  * Task distribution for this agent (API.md `TaskDistributor`): every state change is an entry in the log,
@@ -84,7 +100,13 @@ const ORPHAN_SCAN_MS = 1000
  *
  * A claim, once sent, is always awaited to its answer, even if the caller's signal aborts meanwhile: an
  * abandoned claim could commit and leave a running attempt nobody works on. Should that happen anyway (the
- * answer was lost to a `NoLeaderError`), `next()` adopts such an attempt as its next task.
+ * answer was lost to a `NoLeaderError`, or the local session lease lapsed between the claim and its hand-out,
+ * which aborted the attempt's signal), `next()` adopts such an attempt as its next task, once the lease is
+ * trusted again.
+ *
+ * An attempt with a `timeout` also ends locally, on this agent's monotonic clock (`armDeadline`): its signal
+ * aborts at the send of its claim + timeout − a drift margin, which is before the leader can time it out,
+ * and an attempt whose local deadline passed before this replica applied its claim is never handed out.
  *
  * The reads and controls that hold no attempt (status, list, watch, cancel, pause, resume, progress) are
  * `TaskControls`'.
@@ -226,22 +248,43 @@ export class Tasks extends TaskControls implements TaskDistributor {
     }
   }
 
+  /**
+   * Where the local deadlines of attempts let go (`letGo`) count from, by fencing token: one with a timeout is
+   * adopted only with its deadline. (An orphan of a lost claim answer has no known start: with a timeout, it
+   * is left to the leader's timeout, and retried.)
+   */
+  private readonly letGoStarts = new Map<number, number>()
+
   private async nextTask(signal: AbortSignal | undefined): Promise<ClaimedTask> {
     for (;;) {
       this.check(signal)
       const seen = this.changes.generation
       const orphan = this.findOrphan()
-      if (orphan !== undefined) return this.adopt(orphan)
+      if (orphan !== undefined) {
+        const adopted = this.adopt(orphan)
+        if (!adopted.signal.aborted) return adopted
+        this.letGo(adopted)
+        continue
+      }
       // A replica found far behind catches up before this agent takes more work it could not start in time.
       if (this.behind) {
         await this.context.client.barrier(signal)
         this.behind = false
         continue
       }
+      // With its session lease not trusted locally (keep-alives answered late), every attempt this agent
+      // started would abort at once: it claims nothing until the lease is trusted again, and the tasks stay
+      // for agents that can run them (simulator, 5 agents, seed 36: two agents with lapsed leases took a task
+      // in turn, and ran neither attempt).
+      if (!this.leaseTrusted()) {
+        await this.waitForWork(seen, signal, LEASE_POLL_MS)
+        continue
+      }
       if (this.worthAsking()) {
         const claimed = await this.claimNext()
         if (claimed !== undefined) {
           if (!claimed.signal.aborted) return claimed
+          this.letGo(claimed)
           continue
         }
         // Nothing for us in the leader's state (or not registered under our session yet): this replica
@@ -255,15 +298,16 @@ export class Tasks extends TaskControls implements TaskDistributor {
    * Waits for a change that may give this agent work. While the replica shows more attempts running here
    * than this agent holds (a claim whose answer was lost: an orphan the throttled scan may have passed
    * over), the wait is cut at ORPHAN_SCAN_MS to look again: no later event may come to wake it, and the
-   * orphan would hold its task forever.
+   * orphan would hold its task forever. `cutMs`: cut it then in any case (a lease renewal wakes nothing).
    */
-  private async waitForWork(seen: number, signal: AbortSignal | undefined): Promise<void> {
+  private async waitForWork(seen: number, signal: AbortSignal | undefined, cutMs?: number): Promise<void> {
     const load = this.context.replica.state.agentLoad(this.context.selfId)
-    if (load === undefined || load.running <= this.attempts.size) return this.changes.wait(seen, signal)
+    const orphaned = load !== undefined && load.running > this.attempts.size
+    if (cutMs === undefined && !orphaned) return this.changes.wait(seen, signal)
     const rescan = new AbortController()
     const stop = (): void => rescan.abort()
     signal?.addEventListener('abort', stop, { once: true })
-    const cancel = this.context.scheduler.after(ORPHAN_SCAN_MS, stop, { keepAlive: true })
+    const cancel = this.context.scheduler.after(cutMs ?? ORPHAN_SCAN_MS, stop, { keepAlive: true })
     try {
       await this.changes.wait(seen, rescan.signal)
     } catch (err) {
@@ -272,6 +316,12 @@ export class Tasks extends TaskControls implements TaskDistributor {
       cancel()
       signal?.removeEventListener('abort', stop)
     }
+  }
+
+  /** Whether this agent may trust its session now (none open yet: the first claim opens one, trusted). */
+  private leaseTrusted(): boolean {
+    const { session, scheduler } = this.context
+    return session.id === '' || session.validUntil() > scheduler.now()
   }
 
   /**
@@ -331,6 +381,11 @@ export class Tasks extends TaskControls implements TaskDistributor {
     bytes: number,
     signal?: AbortSignal,
   ): Promise<void> {
+    const held = this.attempts.get(op.taskId)
+    if (held?.fencingToken === op.fencingToken && held.timedOut) {
+      // Ended here at its local deadline: the leader's timeout ends it in the cluster, and nothing before.
+      throw new StaleAttemptError(`attempt ${op.attempt} of task ${op.taskId} timed out`)
+    }
     this.markSettling(op.taskId, op.fencingToken)
     this.settlingCount++
     let answer: BatchAnswer
@@ -384,6 +439,8 @@ export class Tasks extends TaskControls implements TaskDistributor {
   /** Sends the claim and waits for its answer whatever happens to the caller; then builds the ClaimedTask. */
   private async claimTask(taskId: string): Promise<ClaimedTask> {
     this.claiming.add(taskId)
+    // Before the leader can start the attempt: where its local deadline counts from.
+    const sentAt = this.context.scheduler.now()
     let held: Attempt
     try {
       const { result, sessionId } = await this.batcher.run({ op: 'claim', taskId }, CLAIM_OP_BYTES)
@@ -402,7 +459,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
     } finally {
       this.claiming.delete(taskId)
     }
-    return this.started(held)
+    return this.started(held, sentAt)
   }
 
   /**
@@ -413,6 +470,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
   private async claimNext(): Promise<ClaimedTask | undefined> {
     const id = ++this.nextOpId
     this.nextOps.set(id, this.context.replica.state.appliedIndex)
+    const sentAt = this.context.scheduler.now()
     let held: Attempt | undefined
     try {
       const { result, sessionId } = await this.batcher.run({ op: 'next' }, CLAIM_OP_BYTES)
@@ -431,19 +489,24 @@ export class Tasks extends TaskControls implements TaskDistributor {
     // Callers that left the candidates to this operation look again: on a leader, the start applied before
     // this answer arrived, and no event follows it.
     this.changes.wake()
-    return this.started(held)
+    return this.started(held, sentAt)
   }
 
-  /** Builds the ClaimedTask of an attempt just started, once this replica has applied its start. */
-  private async started(held: Attempt): Promise<ClaimedTask> {
+  /**
+   * Builds the ClaimedTask of an attempt just started, once this replica has applied its start; `sentAt`:
+   * when its claim was queued (monotonic ms).
+   */
+  private async started(held: Attempt, sentAt: number): Promise<ClaimedTask> {
     const { taskId } = held
     // The task's fields come from this replica, which may not have applied the claim (or even the submit) yet.
     try {
       await this.waitApplied(held.fencingToken)
     } catch (err) {
-      // Let go, so that a later `next()` adopts the attempt once this replica catches up.
+      // Let go, so that a later `next()` adopts the attempt once this replica catches up (within its
+      // local deadline, if it has a timeout).
       this.behind = true
       if (this.attempts.get(taskId) === held) this.attempts.delete(taskId)
+      this.letGoStarts.set(held.fencingToken, sentAt)
       this.changes.wake()
       throw err
     }
@@ -454,7 +517,44 @@ export class Tasks extends TaskControls implements TaskDistributor {
       throw new NotClaimableError(`task ${taskId} finished before this agent could start it`)
     }
     if (!this.isCurrent(held)) this.release(held, 'the attempt ended before it was returned')
+    else if (!this.armDeadline(held, info.constraints.timeout, sentAt)) {
+      // Applied here only after the attempt's timeout surely passed: this replica lags far behind.
+      this.behind = true
+    }
     return toClaimedTask(info, held, (value, options) => this.progressAttempt(refOf(held), value, options))
+  }
+
+  /**
+   * The local end of an attempt with a timeout: its signal aborts at `start + timeout − margin` on this
+   * agent's monotonic clock, `start` being when its claim was sent, before the leader started the attempt.
+   * The leader times the attempt out no sooner than `timeout` after it started it, on its own monotonic
+   * clock (`task-planner.ts`), so the abort comes first as long as the clocks' rates differ by less than
+   * `timeout / (timeout − margin)`: the bound lock leases need (README, Guarantees). A replica far behind
+   * (or an agent paused) that applies the claim after the leader already timed the attempt out and started
+   * a retry elsewhere therefore never runs it beside the retry. The margin is `leaseSafetyMarginMs`, by
+   * default the larger of 50 ms and 10 % of the timeout, and at most half the timeout. Once ended locally,
+   * the attempt's complete and fail are refused here (`StaleAttemptError`); the task fails, and is retried,
+   * at the leader's timeout, not before. Answers false if that moment already passed (aborted at once).
+   */
+  private armDeadline(held: Attempt, timeoutMs: number, start: number): boolean {
+    if (timeoutMs <= 0) return true
+    held.start = start
+    const margin = Math.min(this.context.leaseSafetyMarginMs ?? Math.max(50, timeoutMs * 0.1), timeoutMs / 2)
+    const wait = start + timeoutMs - margin - this.context.scheduler.now()
+    if (wait <= 0) {
+      this.timeOut(held, timeoutMs)
+      return false
+    }
+    held.stopDeadline?.()
+    held.stopDeadline = this.context.scheduler.after(wait, () => this.timeOut(held, timeoutMs))
+    return true
+  }
+
+  /** The attempt's local deadline passed: aborted, and kept (not settled) until the leader's timeout. */
+  private timeOut(held: Attempt, timeoutMs: number): void {
+    if (this.attempts.get(held.taskId) !== held || held.settling) return
+    held.timedOut = true
+    this.abort(held, `attempt ${held.attempt} of task ${held.taskId} timed out after ${timeoutMs} ms`)
   }
 
   private hold(taskId: string, attempt: number, fencingToken: number, sessionId: string): Attempt {
@@ -462,6 +562,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
     if (previous !== undefined && previous.fencingToken !== fencingToken) {
       // A newer attempt of ours replaces an older one whose end we have not applied yet.
       this.abort(previous, `a newer attempt ${attempt} of the task started`)
+      previous.stopDeadline?.()
     }
     const held: Attempt = {
       taskId,
@@ -470,6 +571,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
       sessionId,
       controller: new AbortController(),
       settling: false,
+      timedOut: false,
     }
     this.attempts.set(taskId, held)
     this.watchLease()
@@ -490,6 +592,9 @@ export class Tasks extends TaskControls implements TaskDistributor {
     // hide it: those pass, so a full look every ORPHAN_SCAN_MS finds it even under a steady load.
     const now = this.context.scheduler.now()
     if (load.running <= this.attempts.size && now - this.orphanScanAt < ORPHAN_SCAN_MS) return undefined
+    // Not while the session's lease is not trusted locally: the adopted attempt's signal would abort at once
+    // (or soon). `waitForWork` looks again every ORPHAN_SCAN_MS while an orphan may exist.
+    if (session.validUntil() <= now) return undefined
     this.orphanScanAt = now
     const registered = state.agent(selfId)
     if (registered === undefined || !registered.alive || registered.sessionId !== session.id) return undefined
@@ -498,14 +603,42 @@ export class Tasks extends TaskControls implements TaskDistributor {
     for (const index of this.nextOps.values()) limit = Math.min(limit, index)
     for (const task of state.tasksAssignedTo(selfId)) {
       if (task.state !== 'running' || this.claiming.has(task.id) || task.fencingToken > limit) continue
+      if (task.constraints.timeout > 0 && !this.letGoStarts.has(task.fencingToken)) continue
       if (this.attempts.get(task.id)?.fencingToken !== task.fencingToken) return task
     }
     return undefined
   }
 
+  /**
+   * `next()` got an attempt whose signal aborted before it could be handed out. If the attempt still runs
+   * here (its signal was aborted by the local lease watch, `watchLease`, while the cluster still holds our
+   * session: a keep-alive answered late under load), nobody would ever run, complete or fail it, and its task
+   * would stay `running` for good. Letting go of it makes it an orphan, which `findOrphan` adopts with a fresh
+   * signal once the lease is trusted again; if the cluster did end our session, the attempt ends with it.
+   */
+  private letGo(task: ClaimedTask): void {
+    const held = this.attempts.get(task.id)
+    // Only the very record handed out (its signal), and only while its attempt still runs here.
+    // Never one whose local deadline passed: it may run elsewhere already.
+    if (
+      held === undefined ||
+      held.controller.signal !== task.signal ||
+      held.timedOut ||
+      !this.isCurrent(held)
+    )
+      return
+    this.attempts.delete(task.id)
+    held.stopDeadline?.()
+    if (held.start !== undefined) this.letGoStarts.set(held.fencingToken, held.start)
+    this.changes.wake()
+  }
+
   private adopt(task: TaskInfo): ClaimedTask {
     this.context.log('adopting attempt %d of task %s, whose claim answer was lost', task.attempt, task.id)
     const held = this.hold(task.id, task.attempt, task.fencingToken, this.context.session.id)
+    const start = this.letGoStarts.get(task.fencingToken)
+    this.letGoStarts.delete(task.fencingToken)
+    if (start !== undefined) this.armDeadline(held, task.constraints.timeout, start)
     return toClaimedTask(task, held, (value, options) => this.progressAttempt(refOf(held), value, options))
   }
 
@@ -539,9 +672,11 @@ export class Tasks extends TaskControls implements TaskDistributor {
     switch (event.type) {
       case 'taskAttemptEnded': {
         if (event.agentId !== selfId) return
+        this.letGoStarts.delete(event.fencingToken)
         const held = this.attempts.get(event.taskId)
         if (held === undefined || held.fencingToken !== event.fencingToken) return
         this.attempts.delete(event.taskId)
+        held.stopDeadline?.()
         // The agent's own complete/fail ends its attempt as it meant to; anything else takes it away.
         if (event.reason !== 'completed' && event.reason !== 'failed') {
           this.abort(held, `attempt ${held.attempt} of task ${held.taskId} ended: ${event.reason}`)
@@ -570,7 +705,12 @@ export class Tasks extends TaskControls implements TaskDistributor {
     for (const held of [...this.attempts.values()]) {
       if (state.appliedIndex < held.fencingToken || this.isCurrent(held)) continue
       this.attempts.delete(held.taskId)
+      held.stopDeadline?.()
       if (!held.settling) this.abort(held, `attempt ${held.attempt} of task ${held.taskId} ended`)
+    }
+    const running = new Set(state.tasksAssignedTo(this.context.selfId).map(task => task.fencingToken))
+    for (const token of this.letGoStarts.keys()) {
+      if (token <= state.appliedIndex && !running.has(token)) this.letGoStarts.delete(token)
     }
     this.changes.wake()
   }
@@ -587,8 +727,12 @@ export class Tasks extends TaskControls implements TaskDistributor {
 
   private onClosed(): void {
     this.leaseTimer?.()
-    for (const held of this.attempts.values()) held.controller.abort(new ClosedError())
+    for (const held of this.attempts.values()) {
+      held.stopDeadline?.()
+      held.controller.abort(new ClosedError())
+    }
     this.attempts.clear()
+    this.letGoStarts.clear()
     this.changes.flush()
   }
 
@@ -617,6 +761,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
   /** Forgets an attempt that is no longer current and aborts its signal. */
   private release(held: Attempt, reason: string): void {
     if (this.attempts.get(held.taskId) === held) this.attempts.delete(held.taskId)
+    held.stopDeadline?.()
     this.abort(held, reason)
   }
 
