@@ -207,6 +207,12 @@ export class Cluster {
    * may hold an addition not committed yet). Returns the ids shut down.
    */
   decommissionRemoved(): NodeId[] {
+    // A node still booting (restarted, its process not running yet) may hold the newest configuration, and
+    // an up node's view may be stale (a removed server stops learning): decide once every node not shut down
+    // is up. (3 agents, seeds 61, 144, 257, 380: the sole voter was restarting when the faults stopped, so a
+    // removed server's old configuration was taken as the committed one and the voter added back was shut
+    // down, leaving a voter set that could elect no one.)
+    if (this.nodes.some(node => !node.up && !node.decommissioned)) return []
     let furthest: SimNode | undefined
     for (const node of this.nodes)
       if (node.up && (!furthest || node.applied > furthest.applied)) furthest = node

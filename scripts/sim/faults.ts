@@ -664,6 +664,18 @@ export class Nemesis {
     return learner.up && learner.disk.durable.lastIndex > 0
   }
 
+  /**
+   * Whether `id` may join a sole voter as the second voter: it holds the leader's log up to the leader's
+   * commit index (as the agent promotes only a learner whose match reached the commit). Every commit of a
+   * two-voter set needs it: one far behind must first install a snapshot, which with the smallest chunks
+   * drawn takes longer than the liveness bound (seed 257: 83 KB in 64-byte chunks, 67 ticks of no commits).
+   */
+  private caughtUp(leader: SimNode, id: string): boolean {
+    if (!this.holdsLog(id)) return false
+    const term = leader.log.termAt(leader.commit)
+    return term !== undefined && this.cluster.node(id).disk.durable.termAt(leader.commit) === term
+  }
+
   private changeMembership(leader: SimNode): void {
     const config = leader.config()
     if (!config) return
@@ -675,14 +687,16 @@ export class Nemesis {
       } else if (config.nonVoters.includes(id)) {
         // As the agent's voter management does: only a learner that has caught up becomes a voter (one that
         // lost its disk before its first write could otherwise leave a voter set that can elect no one).
-        if (this.holdsLog(id)) candidates.push({ kind: 'promote', change: { type: 'promote', node: id } })
+        if (config.voters.length > 1 ? this.holdsLog(id) : this.caughtUp(leader, id))
+          candidates.push({ kind: 'promote', change: { type: 'promote', node: id } })
         candidates.push({ kind: 'removeNonVoter', change: { type: 'removeNonVoter', node: id } })
       } else {
         candidates.push({ kind: 'addNonVoter', change: { type: 'addNonVoter', node: id } })
-        // Straight in as a voter only beside others, or holding the log: a sole voter joined by a node that
-        // never wrote its log needs it for every quorum, and it cannot vote until it catches up, which a
-        // leader lost meanwhile never lets it (shrink-to-one seeds 186, 257 of a 600-seed sweep).
-        if (config.voters.length > 1 || this.holdsLog(id))
+        // Straight in as a voter only beside others, or caught up: a sole voter joined by a node that never
+        // wrote its log needs it for every quorum, and it cannot vote until it catches up, which a leader lost
+        // meanwhile never lets it (shrink-to-one seeds 186, 257 of a 600-seed sweep); one far behind stalls
+        // every commit until it installs a snapshot (`caughtUp`).
+        if (config.voters.length > 1 || this.caughtUp(leader, id))
           candidates.push({ kind: 'addVoter', change: { type: 'addVoter', node: id } })
       }
     }
@@ -703,7 +717,9 @@ export class Nemesis {
           if (current === undefined && left > 0) this.later(ticks(10), () => attempt(left - 1))
           return
         }
-        if (followUp === 'promote' && !this.holdsLog(change.node)) {
+        const voters = current.config()?.voters.length ?? 0
+        const ready = voters > 1 ? this.holdsLog(change.node) : this.caughtUp(current, change.node)
+        if (followUp === 'promote' && !ready) {
           if (left > 0) this.later(ticks(10), () => attempt(left - 1))
           return
         }

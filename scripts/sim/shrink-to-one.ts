@@ -3,11 +3,11 @@
  * at a time is removed through the leader of the moment; the last removal is the leader's own, so it hands
  * over to the one voter left (which may not know the latest commit index yet). The sole voter then crashes
  * and restarts (a commit index written lazily may be lost: it is elected again over a log whose commit it
- * has to find anew). The removed agents are not added back: a voter added late enough in the fault window
- * that its configuration had not committed when the faults stopped was shut down with the removed agents
- * (`Cluster.decommissionRemoved` goes by the committed configuration), leaving a voter set that could elect
- * no one (2,000-seed sweep: seeds 511, 571, 635 and more). The run goes on with one voter, as on the fault
- * schedule's seeds that shrink to one.
+ * has to find anew). The removed agents are not added back: a voter added late in the fault window was shut
+ * down with the removed agents, leaving a voter set that could elect no one (2,000-seed sweep: seeds 511, 571,
+ * 635 and more; the cause was `Cluster.decommissionRemoved` deciding while the sole voter was still booting,
+ * since fixed). The run goes on with one voter, as on the fault schedule's seeds that shrink to one (the
+ * fault schedule may still add voters back: `Nemesis.changeMembership`).
  *
  * This is where the single-voter read path must wait for a commit of its own term: the readers
  * (`read-clients.ts`) read at a sole voter the moment it is elected. The random membership changes of the
