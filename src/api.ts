@@ -41,6 +41,12 @@ export interface ClusterConfig {
    * Raft log; every other agent is a member, with the whole API but no log. The leader's value counts.
    */
   standbys?: number
+  /**
+   * How many finished tasks (completed, dead, expired, cancelled) the cluster keeps for status queries
+   * before it forgets the oldest (default 10,000; an integer from 0 to 1,000,000). Only the founding
+   * agent's value counts: it is committed to the replicated state, so every replica keeps the same tasks.
+   */
+  maxFinishedTasks?: number
 }
 
 /** Membership of the cluster: joining, leaving, and who is in it. */
