@@ -65,5 +65,19 @@ describe('maxFinishedTasks, set by the founder', () => {
     expect(stateOf(joiner).maxFinishedTasks).toBe(2)
     expect(kept(stateOf(founder))).toEqual(['f3', 'f4'])
     expect(kept(stateOf(joiner))).toEqual(['f3', 'f4'])
+
+    // Set later from any agent: lowered, both forget the oldest in the same entry.
+    await joiner.tasks.setMaxFinishedTasks(1)
+    // Answered once committed: each replica applies it in its own time.
+    await until(() => stateOf(founder).maxFinishedTasks === 1 && stateOf(joiner).maxFinishedTasks === 1)
+    for (const state of [stateOf(founder), stateOf(joiner)]) {
+      expect(state.maxFinishedTasks).toBe(1)
+      expect(kept(state)).toEqual(['f4'])
+    }
+    // Refused with nothing changed.
+    for (const bad of [-1, 0.5, Number.NaN, 2_000_000]) {
+      await expect(joiner.tasks.setMaxFinishedTasks(bad)).rejects.toThrow(InvalidArgumentError)
+    }
+    expect(stateOf(joiner).maxFinishedTasks).toBe(1)
   })
 })
