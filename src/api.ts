@@ -41,6 +41,12 @@ export interface ClusterConfig {
    * Raft log; every other agent is a member, with the whole API but no log. The leader's value counts.
    */
   standbys?: number
+  /**
+   * How many finished tasks (completed, dead, expired, cancelled) the cluster keeps for status queries
+   * before it forgets the oldest (default 10,000; an integer from 0 to 1,000,000). Only the founding
+   * agent's value counts: it is committed to the replicated state, so every replica keeps the same tasks.
+   */
+  maxFinishedTasks?: number
 }
 
 /** Membership of the cluster: joining, leaving, and who is in it. */
@@ -223,6 +229,12 @@ export interface TaskDistributor {
   pause(type?: string, options?: Abortable): Promise<void>
   /** Undoes `pause` for that type (without one: every pause, of all types and of each type). */
   resume(type?: string, options?: Abortable): Promise<void>
+  /**
+   * Sets how many finished tasks the cluster keeps before it forgets the oldest (an integer from 0 to
+   * 1,000,000; the founder's `join({ maxFinishedTasks })` or 10,000 until set): a replicated setting, the same
+   * on every agent. `InvalidArgumentError` for a bad value, with nothing changed.
+   */
+  setMaxFinishedTasks(maxFinishedTasks: number, options?: Abortable): Promise<void>
 }
 
 /** Stop claiming, wait for running handlers (as BullMQ does). */

@@ -373,7 +373,7 @@ export class ConclaveService implements ConclaveApi, Startable {
 
   async join(config: ClusterConfig, options?: Abortable): Promise<void> {
     this.checkOpen()
-    checkOptions(config, ['bootstrap', 'voters', 'clusterId', 'standbys'])
+    checkOptions(config, ['bootstrap', 'voters', 'clusterId', 'standbys', 'maxFinishedTasks'])
     checkOptions(options, ['signal'])
     await this.joining.join(config, options?.signal)
   }

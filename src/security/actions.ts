@@ -47,6 +47,8 @@ const COMMAND_ACTIONS: Record<CommandType, Action> = {
   setVoterTarget: 'vote',
   // The leader raises the cluster version once every replica supports it.
   setClusterVersion: 'vote',
+  // Cluster administration, like the voter target: the founder commits the cap on finished tasks.
+  setMaxFinishedTasks: 'vote',
   putEphemeral: 'write',
   txn: 'write',
   semaphoreAcquire: 'lock',

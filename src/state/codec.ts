@@ -1,6 +1,7 @@
 import type { Command, CommandType, Envelope } from './commands.ts'
 import { isJsonValue } from './json.ts'
 import { isKey } from './keys.ts'
+import { isMaxFinishedTasks } from './task-retention.ts'
 import {
   isConcurrency,
   isIdList,
@@ -39,6 +40,7 @@ type FieldKind =
   | 'permits'
   | 'taskIds'
   | 'commandSetVersion'
+  | 'maxFinishedTasks'
 
 interface FieldSpec {
   kind: FieldKind
@@ -190,6 +192,7 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
   ['createOccurrence', { scheduleId: field('id'), slot: field('count') }],
   ['forgetTasks', { taskIds: field('taskIds') }],
   ['setClusterVersion', { version: field('commandSetVersion') }],
+  ['setMaxFinishedTasks', { maxFinishedTasks: field('maxFinishedTasks') }],
 ])
 
 /** Checks across the fields of a command, after each field was found valid on its own. */
@@ -240,6 +243,8 @@ function fieldValid(kind: FieldKind, value: unknown): boolean {
       return isTaskIdBatch(value)
     case 'commandSetVersion':
       return isCommandSetVersion(value)
+    case 'maxFinishedTasks':
+      return isMaxFinishedTasks(value)
   }
 }
 

@@ -305,6 +305,15 @@ export interface SetClusterVersionCommand {
 }
 
 /**
+ * Sets how many finished tasks the state keeps (`task-retention.ts`), cluster-wide: an integer from 0 to
+ * `MAX_FINISHED_TASKS_LIMIT`. Lowering it forgets the oldest finished tasks past the new cap in this entry.
+ */
+export interface SetMaxFinishedTasksCommand {
+  type: 'setMaxFinishedTasks'
+  maxFinishedTasks: number
+}
+
+/**
  * Write `value` under `key`, bound to the live session `sessionId`: the key is deleted when the session
  * ends (closed, expired or declared dead), in the entry that ends it. A later plain put of the key unbinds it.
  */
@@ -458,6 +467,7 @@ export type Command =
   | CreateOccurrenceCommand
   | ForgetTasksCommand
   | SetClusterVersionCommand
+  | SetMaxFinishedTasksCommand
 
 export type CommandType = Command['type']
 

@@ -41,6 +41,7 @@ export type {
   RetryDueCommand,
   SemaphoreAcquireCommand,
   SetClusterVersionCommand,
+  SetMaxFinishedTasksCommand,
   StealTaskCommand,
   SubmitTaskCommand,
   TaskProgressCommand,
@@ -110,6 +111,7 @@ export {
   type TaskTimeCommand,
 } from './task-planner.ts'
 export { latestDueSlot, nextSlot, repeatError, taskOptionsError } from './task-repeat.ts'
+export { isMaxFinishedTasks, MAX_FINISHED_TASKS_LIMIT, maxFinishedTasksError } from './task-retention.ts'
 export {
   type BackoffSpec,
   FINISHED_STATES,

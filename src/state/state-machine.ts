@@ -13,6 +13,7 @@ import { MemberTable, type RegisteredAgent } from './members.ts'
 import { type CommandResult, errorResult, OK, UNCHANGED } from './results.ts'
 import { type SessionInfo, SessionTable } from './sessions.ts'
 import type { TaskHistoryResult } from './task-history.ts'
+import { isMaxFinishedTasks } from './task-retention.ts'
 import {
   type AgentLoad,
   type DueTaskActions,
@@ -44,7 +45,9 @@ export interface StateMachineOptions {
   retryBackoffMaxMs?: number
   /**
    * Finished tasks (completed, dead, expired) kept for status queries, the oldest finished dropped first
-   * (default 10,000). A dropped task's id may be submitted again.
+   * (default 10,000). A dropped task's id may be submitted again. Only the cap of a state where no
+   * `setMaxFinishedTasks` was ever committed (the cluster-wide setting, `task-retention.ts`): every replica
+   * must use the same value.
    */
   maxFinishedTasks?: number
   /** Affinity keys remembered, least recently used dropped first (default 10,000). */
@@ -212,6 +215,14 @@ export class StateMachine {
    */
   get voterTarget(): number {
     return this.voterTargetValue ?? DEFAULT_VOTER_TARGET
+  }
+
+  /**
+   * How many finished tasks the state keeps (oldest dropped first): the last `setMaxFinishedTasks` applied,
+   * else the `maxFinishedTasks` option.
+   */
+  get maxFinishedTasks(): number {
+    return this.tasks.maxFinishedTasks
   }
 
   /** The cluster's command-set version: the last `setClusterVersion` applied, else the base version. */
@@ -484,6 +495,9 @@ export class StateMachine {
     if (this.voterTargetValue !== undefined) snapshot.voterTarget = this.voterTargetValue
     if (this.clusterVersionValue !== BASE_COMMAND_SET_VERSION)
       snapshot.clusterVersion = this.clusterVersionValue
+    // Only once committed, like the voter target: older snapshots keep the option's cap.
+    const maxFinished = this.tasks.maxFinishedSetting
+    if (maxFinished !== undefined) snapshot.maxFinishedTasks = maxFinished
     return encoder.encode(JSON.stringify(snapshot))
   }
 
@@ -529,6 +543,11 @@ export class StateMachine {
       )
     }
     machine.clusterVersionValue = clusterVersion
+    checkSnapshot(
+      parsed.maxFinishedTasks === undefined || isMaxFinishedTasks(parsed.maxFinishedTasks),
+      'maxFinishedTasks',
+    )
+    machine.tasks.restoreMaxFinished(parsed.maxFinishedTasks as number | undefined)
     machine.kv.restore(parsed.kv)
     machine.sessionTable.restore(parsed.sessions)
     machine.locks.restore(parsed.locks)
@@ -596,6 +615,8 @@ export class StateMachine {
         return this.tasks.submitMany(command, context)
       case 'runTasks':
         return this.tasks.run(command, context)
+      case 'setMaxFinishedTasks':
+        return this.tasks.setMaxFinished(command)
       case 'setVoterTarget':
         if (command.voters === this.voterTargetValue) return UNCHANGED
         this.voterTargetValue = command.voters

@@ -12,6 +12,7 @@ import type {
   ResumeTasksCommand,
   RetryDueCommand,
   RunTasksCommand,
+  SetMaxFinishedTasksCommand,
   StealTaskCommand,
   SubmitTaskCommand,
   SubmitTasksCommand,
@@ -231,6 +232,8 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   private readonly sessions: SessionTable
   private readonly options: TaskTableOptions
   private nextSeq = 1
+  /** Set by `setMaxFinishedTasks`; undefined until then, when `options.maxFinishedTasks` applies. */
+  private maxFinishedValue: number | undefined
   /** Dependants to settle after a task finished, so long chains need no deep recursion. */
   private cascade: { child: TaskRecord; parent: TaskRecord }[] | undefined
 
@@ -661,6 +664,42 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     if (this.records.has(id)) return errorResult('AlreadyExists', `task ${id} exists`)
     const { repeat: _, runAt: __, deadline: ___, dependsOn: ____, ...template } = repeat.spec
     return this.submit({ type: 'submitTask', task: { ...template, id } }, context)
+  }
+
+  /** How many finished tasks are kept: the replicated cap if one was committed, else the option. */
+  get maxFinishedTasks(): number {
+    return this.maxFinishedValue ?? this.options.maxFinishedTasks
+  }
+
+  /** The replicated cap, if one was ever committed (what a snapshot keeps). */
+  get maxFinishedSetting(): number | undefined {
+    return this.maxFinishedValue
+  }
+
+  /**
+   * `setMaxFinishedTasks`: the cluster-wide cap; a lower one forgets the oldest finished tasks past it now,
+   * the same on every replica (the codec checked the range).
+   */
+  setMaxFinished(command: SetMaxFinishedTasksCommand): CommandResult {
+    if (command.maxFinishedTasks === this.maxFinishedValue) return UNCHANGED
+    this.maxFinishedValue = command.maxFinishedTasks
+    this.trimFinished()
+    return OK
+  }
+
+  /** Restores the replicated cap from a snapshot (undefined: none was committed). */
+  restoreMaxFinished(value: number | undefined): void {
+    this.maxFinishedValue = value
+  }
+
+  /** Forgets the oldest finished tasks past the cap. */
+  private trimFinished(): void {
+    const max = this.maxFinishedTasks
+    while (this.finishedIds.size > max) {
+      const oldest = this.finishedIds.keys().next().value as string
+      this.finishedIds.delete(oldest)
+      this.records.delete(oldest)
+    }
   }
 
   /** The leader's end of retention: finished tasks are forgotten. */
@@ -1147,11 +1186,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     task.updatedAt = context.time
     this.unfinished.delete(task.id)
     this.finishedIds.add(task.id)
-    while (this.finishedIds.size > this.options.maxFinishedTasks) {
-      const oldest = this.finishedIds.keys().next().value as string
-      this.finishedIds.delete(oldest)
-      this.records.delete(oldest)
-    }
+    this.trimFinished()
     const dependants = this.children.get(task.id)
     if (dependants === undefined) return
     this.children.delete(task.id)

@@ -37,6 +37,7 @@ const INTRODUCED: ReadonlyMap<CommandType, number> = new Map<CommandType, number
   ['releaseTask', 2],
   ['createOccurrence', 2],
   ['forgetTasks', 2],
+  ['setMaxFinishedTasks', 2],
 ])
 
 /** The command-set version an agent needs to apply `command`. */

@@ -32,6 +32,7 @@ import type { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
 import type { ClusterVersionKeeper } from './cluster-version.ts'
 import { type Directory, SessionLapsedError } from './directory.ts'
+import { checkMaxFinishedTasks, commitMaxFinishedTasks } from './max-finished-tasks.ts'
 import type { Membership } from './membership.ts'
 import type { NodeMeta } from './meta.ts'
 import { membershipPubSub } from './swim-wire.ts'
@@ -123,6 +124,7 @@ export class Joining {
     if (!Number.isInteger(standbys) || standbys < 0 || standbys > MAX_STANDBYS) {
       throw new InvalidArgumentError(`standbys must be an integer from 0 to ${MAX_STANDBYS}`)
     }
+    if (config.maxFinishedTasks !== undefined) checkMaxFinishedTasks(config.maxFinishedTasks)
     const { tier } = this.init
     tier.standbys = standbys
     const peers = bootstrap.map(address => parseBootstrap(address))
@@ -157,6 +159,13 @@ export class Joining {
         this.ready = this.ready
           .then(() => this.init.voters.commitTarget(deadline, signal))
           .then(() => this.init.clusterVersion.commitFounding(deadline, signal))
+        // And its cap on kept finished tasks, once the cluster version admits the command.
+        const { maxFinishedTasks } = config
+        if (maxFinishedTasks !== undefined) {
+          this.ready = this.ready.then(() =>
+            commitMaxFinishedTasks(this.init.commit, maxFinishedTasks, deadline, signal),
+          )
+        }
       }
       if (peers.length > 0) {
         try {

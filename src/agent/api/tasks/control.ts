@@ -5,7 +5,7 @@
 
 import type { Abortable, TaskEvent, TaskFilter, TaskStatus } from '../../../api.ts'
 import { InvalidArgumentError, NotFoundError } from '../../../errors.ts'
-import { convertJson } from '../../../state/index.ts'
+import { convertJson, maxFinishedTasksError } from '../../../state/index.ts'
 import type { Client } from '../../node/client.ts'
 import type { Replica } from '../../node/replica.ts'
 import { checkKey, checkOptions, checkValue } from '../../validate.ts'
@@ -100,6 +100,22 @@ export class TaskControls {
     const taskType = type === undefined ? undefined : checkKey(type, 'task type')
     checkOptions(options, ['signal'])
     const result = await this.controlContext.client.submit({ type: 'resumeTasks', taskType }, options?.signal)
+    if (result.type !== 'ok' && result.type !== 'unchanged') throw unexpected(result)
+  }
+
+  /**
+   * Sets the cluster-wide cap on kept finished tasks (`setMaxFinishedTasks`, a replicated setting): every
+   * replica forgets its oldest finished tasks past it in the same entry. `InvalidArgumentError` unless an
+   * integer from 0 to 1,000,000, with nothing proposed.
+   */
+  async setMaxFinishedTasks(maxFinishedTasks: number, options?: Abortable): Promise<void> {
+    const error = maxFinishedTasksError(maxFinishedTasks)
+    if (error !== undefined) throw new InvalidArgumentError(error)
+    checkOptions(options, ['signal'])
+    const result = await this.controlContext.client.submit(
+      { type: 'setMaxFinishedTasks', maxFinishedTasks },
+      options?.signal,
+    )
     if (result.type !== 'ok' && result.type !== 'unchanged') throw unexpected(result)
   }
 
