@@ -1,4 +1,5 @@
 import type { TaskPlanView } from '../../state/tasks.ts'
+import { LeaderStopwatch } from './leader-stopwatch.ts'
 
 /** An attempt the leader's clock says has run out: what its `timeoutTask` names. */
 export interface AttemptTimeout {
@@ -21,40 +22,29 @@ export interface AttemptTimeout {
  * first after its takeover, and so waits a full timeout from then.
  */
 export class AttemptTimeoutClock {
-  /** The leadership the timings belong to (`RaftHost.leaderSince`, by identity): a new one starts over. */
-  private leadership?: object
-  /** By fencing token: when this leader first saw the attempt running (monotonic ms). */
-  private readonly seen = new Map<number, number>()
+  /** By fencing token: one attempt. */
+  private readonly stopwatch = new LeaderStopwatch<number>()
 
   /**
    * The attempts due at monotonic `now` for the leadership `leadership`, having noted the ones seen for the
    * first time. Call once per housekeeping round, on the leader.
    */
   due(state: Pick<TaskPlanView, 'timed'>, leadership: object, now: number): AttemptTimeout[] {
-    if (this.leadership !== leadership) {
-      this.leadership = leadership
-      this.seen.clear()
-    }
+    this.stopwatch.begin(leadership)
     const due: AttemptTimeout[] = []
-    const current = new Set<number>()
     for (const task of state.timed()) {
       if (task.state !== 'running' || task.constraints.timeout <= 0) continue
-      const token = task.fencingToken
-      current.add(token)
-      const since = this.seen.get(token)
-      if (since === undefined) this.seen.set(token, now)
-      else if (now - since >= task.constraints.timeout) due.push({ taskId: task.id, attempt: task.attempt })
+      const elapsed = this.stopwatch.elapsed(task.fencingToken, now)
+      if (elapsed !== undefined && elapsed >= task.constraints.timeout) {
+        due.push({ taskId: task.id, attempt: task.attempt })
+      }
     }
-    // Attempts that ended (completed, failed, timed out, cancelled) are forgotten.
-    if (current.size < this.seen.size) {
-      for (const token of this.seen.keys()) if (!current.has(token)) this.seen.delete(token)
-    }
+    this.stopwatch.end()
     return due
   }
 
   /** Forget everything (this agent no longer leads). */
   clear(): void {
-    this.leadership = undefined
-    this.seen.clear()
+    this.stopwatch.clear()
   }
 }

@@ -1,4 +1,5 @@
 import type { LockHolder } from '../../state/index.ts'
+import { LeaderStopwatch } from './leader-stopwatch.ts'
 
 /** A lease the leader's clock says has run out: what its `lockExpire` names. */
 export interface LockExpiry {
@@ -26,42 +27,28 @@ export interface LockHolders {
  * README, Guarantees).
  */
 export class LockLeaseClock {
-  /** The leadership the timings belong to (`RaftHost.leaderSince`, by identity): a new one starts over. */
-  private leadership?: object
-  /** By key and token: the lease seen and when (monotonic ms). */
-  private readonly seen = new Map<string, { leaseIndex: number; since: number }>()
+  /** By lease (token, key and the entry that set it: an extend starts its timing over). */
+  private readonly stopwatch = new LeaderStopwatch<string>()
 
   /**
    * The leases due at monotonic `now` for the leadership `leadership`, having noted the ones seen for the
    * first time. Call once per housekeeping round, on the leader.
    */
   due(state: LockHolders, leadership: object, now: number): LockExpiry[] {
-    if (this.leadership !== leadership) {
-      this.leadership = leadership
-      this.seen.clear()
-    }
+    this.stopwatch.begin(leadership)
     const due: LockExpiry[] = []
-    const current = new Set<string>()
     for (const { key, holder } of state.lockHolders()) {
-      const id = `${holder.fencingToken}\n${key}`
-      current.add(id)
-      const seen = this.seen.get(id)
-      if (seen === undefined || seen.leaseIndex !== holder.leaseIndex) {
-        this.seen.set(id, { leaseIndex: holder.leaseIndex, since: now })
-      } else if (now - seen.since >= holder.ttlMs) {
+      const elapsed = this.stopwatch.elapsed(`${holder.fencingToken}\n${holder.leaseIndex}\n${key}`, now)
+      if (elapsed !== undefined && elapsed >= holder.ttlMs) {
         due.push({ key, fencingToken: holder.fencingToken, leaseIndex: holder.leaseIndex })
       }
     }
-    // Leases that ended (released, expired, their session gone) are forgotten.
-    if (current.size < this.seen.size) {
-      for (const id of this.seen.keys()) if (!current.has(id)) this.seen.delete(id)
-    }
+    this.stopwatch.end()
     return due
   }
 
   /** Forget everything (this agent no longer leads). */
   clear(): void {
-    this.leadership = undefined
-    this.seen.clear()
+    this.stopwatch.clear()
   }
 }

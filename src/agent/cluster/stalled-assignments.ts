@@ -1,4 +1,5 @@
 import type { StateMachine } from '../../state/index.ts'
+import { LeaderStopwatch } from './leader-stopwatch.ts'
 
 /** How long a task may stay assigned to an agent that does not start it, by default (monotonic ms). */
 export const STALLED_ASSIGNMENT_MS = 5000
@@ -15,10 +16,8 @@ export const STALLED_ASSIGNMENT_MS = 5000
  * the same way, which is what its tasks need too.
  */
 export class StalledAssignmentClock {
-  /** The leadership the timings belong to (`RaftHost.leaderSince`, by identity): a new one starts over. */
-  private leadership?: object
-  /** By agent and task: when this leader first saw the task assigned to that agent (monotonic ms). */
-  private readonly seen = new Map<string, number>()
+  /** By agent and task: one assignment. */
+  private readonly stopwatch = new LeaderStopwatch<string>()
 
   /**
    * The agents holding an assignment for `stallMs` or more at monotonic `now`, having noted the assignments
@@ -30,35 +29,24 @@ export class StalledAssignmentClock {
     now: number,
     stallMs: number,
   ): string[] {
-    if (this.leadership !== leadership) {
-      this.leadership = leadership
-      this.seen.clear()
-    }
+    this.stopwatch.begin(leadership)
     const due: string[] = []
-    const current = new Set<string>()
     for (const agent of state.agents()) {
       if (!agent.alive || !agent.runsTasks || (state.agentLoad(agent.agentId)?.assigned ?? 0) === 0) continue
       let stalled = false
       for (const task of state.tasksAssignedTo(agent.agentId)) {
         if (task.state !== 'assigned') continue
-        const key = `${agent.agentId}\n${task.id}`
-        current.add(key)
-        const since = this.seen.get(key)
-        if (since === undefined) this.seen.set(key, now)
-        else if (now - since >= stallMs) stalled = true
+        const elapsed = this.stopwatch.elapsed(`${agent.agentId}\n${task.id}`, now)
+        if (elapsed !== undefined && elapsed >= stallMs) stalled = true
       }
       if (stalled) due.push(agent.agentId)
     }
-    // Assignments that ended (started, returned, moved) are forgotten.
-    if (current.size < this.seen.size) {
-      for (const key of this.seen.keys()) if (!current.has(key)) this.seen.delete(key)
-    }
+    this.stopwatch.end()
     return due
   }
 
   /** Forget everything (this agent no longer leads). */
   clear(): void {
-    this.leadership = undefined
-    this.seen.clear()
+    this.stopwatch.clear()
   }
 }
