@@ -31,6 +31,20 @@ function singleVoter(voters = ['a'], send: (message: Message) => void = () => {}
   })
 }
 
+/** `a` leading voters a and b, where b grants every vote and acknowledges nothing: a's proposals stay pending. */
+async function leaderWithSilentPeer(): Promise<RaftRunner> {
+  let runner: RaftRunner | undefined
+  runner = singleVoter(['a', 'b'], message => {
+    if (message.type !== 'vote' && message.type !== 'preVote') return
+    const type = message.type === 'vote' ? 'voteResponse' : 'preVoteResponse'
+    queueMicrotask(() => runner?.step({ type, from: 'b', to: 'a', term: message.term, granted: true }))
+  })
+  runner.start()
+  runner.campaign()
+  while (runner.leader !== 'a') await new Promise(resolve => setTimeout(resolve, 5))
+  return runner
+}
+
 describe('RaftRunner', () => {
   it('rejects, never throws, when the core refuses a proposal (timers call it unguarded)', async () => {
     const runner = singleVoter()
@@ -54,16 +68,8 @@ describe('RaftRunner', () => {
   })
 
   it("rejects a proposal a snapshot was installed over at once, rather than at the caller's deadline", async () => {
-    // a leads voters a and b; b grants every vote and acknowledges nothing, so a's proposal stays pending.
-    let runner: RaftRunner | undefined
-    runner = singleVoter(['a', 'b'], message => {
-      if (message.type !== 'vote' && message.type !== 'preVote') return
-      const type = message.type === 'vote' ? 'voteResponse' : 'preVoteResponse'
-      queueMicrotask(() => runner?.step({ type, from: 'b', to: 'a', term: message.term, granted: true }))
-    })
-    runner.start()
-    runner.campaign()
-    while (runner.leader !== 'a') await new Promise(resolve => setTimeout(resolve, 5))
+    // a leads voters a and b; b acknowledges nothing, so a's proposal stays pending.
+    const runner = await leaderWithSilentPeer()
     const pending = runner.propose(new Uint8Array())
     const { term, lastIndex } = runner.status()
     // b, leading a later term, catches a up with a snapshot past that proposal.
@@ -85,15 +91,7 @@ describe('RaftRunner', () => {
 
   it("rejects a proposal another leader's entries replaced at once, rather than at the caller's deadline", async () => {
     // As above: a leads a and b, and b acknowledges nothing.
-    let runner: RaftRunner | undefined
-    runner = singleVoter(['a', 'b'], message => {
-      if (message.type !== 'vote' && message.type !== 'preVote') return
-      const type = message.type === 'vote' ? 'voteResponse' : 'preVoteResponse'
-      queueMicrotask(() => runner?.step({ type, from: 'b', to: 'a', term: message.term, granted: true }))
-    })
-    runner.start()
-    runner.campaign()
-    while (runner.leader !== 'a') await new Promise(resolve => setTimeout(resolve, 5))
+    const runner = await leaderWithSilentPeer()
     const first = runner.propose(new Uint8Array([1]))
     const second = runner.propose(new Uint8Array([2]))
     const { term, lastIndex } = runner.status()
