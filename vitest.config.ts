@@ -1,11 +1,47 @@
 import { defineConfig } from 'vitest/config'
 
+/**
+ * Tests on virtual time or with no time at all (the pure cores, the simulators): their outcome cannot depend
+ * on how loaded the machine is, so they run two at a time. Everything else (real sockets, processes, timers)
+ * runs one file at a time afterwards, as before: on two cores, two such files side by side make each other's
+ * timings lie.
+ */
+const VIRTUAL_TIME = [
+  'test/raft/**/*.test.ts',
+  'test/state/**/*.test.ts',
+  'test/swim/**/*.test.ts',
+  'test/time/**/*.test.ts',
+  'test/sim/**/*.test.ts',
+  'test/sim-scale/**/*.test.ts',
+  'test/check/**/*.test.ts',
+]
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Real-network suites spawn processes; two cores in CI means a modest pool.
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'virtual-time',
+          include: VIRTUAL_TIME,
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'real-time',
+          include: ['test/**/*.test.ts'],
+          exclude: VIRTUAL_TIME,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 })
