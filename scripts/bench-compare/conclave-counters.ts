@@ -6,6 +6,7 @@
  */
 import type { Agent } from '../../src/index.ts'
 import { metricsInternalsOf } from '../../src/metrics/index.ts'
+import { nodeOf } from '../../src/metrics/internals.ts'
 
 export interface AgentCounters {
   lastIndex: number
@@ -23,6 +24,8 @@ export interface AgentCounters {
   rpcServed: number
   swimSent: number
   swimPublished: number
+  /** Gossipsub messages this agent received, by topic. */
+  gossip: Record<string, number>
   /** Commands this agent proposed or forwarded, by command type, and their seconds to the answer. */
   proposals: Record<string, number>
   proposalSeconds: Record<string, number>
@@ -48,6 +51,11 @@ export function readCounters(agent: Agent): AgentCounters {
       fresh.proposals[record.command] = (fresh.proposals[record.command] ?? 0) + 1
       fresh.proposalSeconds[record.command] = (fresh.proposalSeconds[record.command] ?? 0) + record.seconds
     })
+    const pubsub = (nodeOf(agent)?.services as { pubsub?: EventTarget } | undefined)?.pubsub
+    pubsub?.addEventListener('message', event => {
+      const topic = (event as CustomEvent<{ topic: string }>).detail.topic.split('/').slice(-2, -1)[0]
+      fresh.gossip[topic] = (fresh.gossip[topic] ?? 0) + 1
+    })
     subscribed.set(agent, fresh)
     counts = fresh
   }
@@ -58,6 +66,7 @@ export function readCounters(agent: Agent): AgentCounters {
   return {
     ...counts,
     proposals: { ...counts.proposals },
+    gossip: { ...counts.gossip },
     proposalSeconds: { ...counts.proposalSeconds },
     lastIndex: status?.lastIndex ?? 0,
     cpuMs: cpuMs(),
@@ -91,6 +100,7 @@ function emptyCounters(): AgentCounters {
     swimSent: 0,
     swimPublished: 0,
     proposals: {},
+    gossip: {},
     proposalSeconds: {},
   }
 }
@@ -120,6 +130,9 @@ export function perTask(before: AgentCounters, after: AgentCounters, tasks: numb
     swimSent: per(after.swimSent, before.swimSent),
     swimPublished: per(after.swimPublished, before.swimPublished),
     proposals,
+    gossip: Object.fromEntries(
+      Object.entries(after.gossip).map(([topic, n]) => [topic, per(n, before.gossip[topic] ?? 0)]),
+    ),
     /** Mean ms from proposing a command to its answer, by type. */
     proposalMs,
   }
