@@ -362,6 +362,15 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     return [...tasks.running, ...tasks.assigned].sort(compareTasks).map(toInfo)
   }
 
+  /**
+   * The tasks running on the agent, in no particular order and not copied: read them at once, never keep
+   * them. What `next()`'s look for an orphan reads every time a worker wakes, where copying and sorting
+   * `tasksAssignedTo` cost a follower ~2% of its CPU under the task benchmark.
+   */
+  runningOn(agentId: string): Iterable<Readonly<TaskInfo>> {
+    return this.byAgent.get(agentId)?.running ?? []
+  }
+
   agentLoad(agentId: string): AgentLoad | undefined {
     const agent = this.members.record(agentId)
     if (agent === undefined) return undefined
