@@ -16,13 +16,8 @@ import { encodeAdvert, MAX_SURPLUS, tryDecodeWorkAdvert, type WorkAdvert } from 
 
 /** An advert older than this is no longer a reason to steal. */
 const ADVERT_TTL_MS = 3000
-/**
- * Changes to this agent's queue are gathered this long before one advert goes out. A busy queue changes
- * at every assignment and start, so this bounds the adverts to 10 a second per agent: each is signed by its
- * publisher and checked and relayed by every other agent, which at 25 ms cost each agent about a tenth of its
- * CPU under the task benchmark, while a steal waits for an idle agent's 100 ms tick anyway.
- */
-const ADVERT_DELAY_MS = 100
+/** Changes to this agent's queue are gathered this long before one advert goes out. */
+const ADVERT_DELAY_MS = 25
 /** While this agent has surplus, the advert is repeated this often (a lost message costs at most this). */
 const ADVERT_REFRESH_MS = 500
 /** How often an enabled, idle agent looks for work on its own (adverts and idle `next()` calls also wake it). */
