@@ -20,7 +20,8 @@
  * everysec|always, --etcd-call-timeout-ms N (a deadline on each etcd3 call, and no per-host circuit
  * breaker; default: etcd3's defaults), --etcd-election-ms N and --etcd-heartbeat-ms N (etcd's timing;
  * default 1000 and 100, etcd's own), --out FILE (default bench/results.json), --verbose (the servers' and
- * agents' stderr).
+ * agents' stderr), --counters (conclave's Raft entries, fsyncs, messages and proposals per task, per agent,
+ * on stderr; with --skip bullmq the least costly run of conclave's task side alone).
  */
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -30,6 +31,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BenchChild } from './bench-compare/child.ts'
 import { ConclaveCluster } from './bench-compare/conclave.ts'
+import { type AgentCounters, perTask } from './bench-compare/conclave-counters.ts'
 import { hostDriver } from './bench-compare/conclave-driver.ts'
 import { EtcdCluster, etcdVersion } from './bench-compare/etcd.ts'
 import { runFlows } from './bench-compare/flow-bench.ts'
@@ -37,7 +39,7 @@ import { type KvSystem, kvRuns, runKvComparison, skippedKv, VALUE_SIZE } from '.
 import type { BenchRequest, BenchTarget } from './bench-compare/protocol.ts'
 import { type AppendFsync, RedisServer, redisVersion } from './bench-compare/redis.ts'
 import { makeRun, type Outcome, type Run, table } from './bench-compare/report.ts'
-import { runTasks, TASK_WORKER_CONCURRENCY, TASK_WORKERS } from './bench-compare/task-bench.ts'
+import { runTasks, TASK_WORKER_CONCURRENCY, TASK_WORKERS, WARM_UP_TASKS } from './bench-compare/task-bench.ts'
 import { runWorkload } from './bench-compare/workloads.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -231,7 +233,20 @@ async function conclaveTasks(cluster: ConclaveCluster): Promise<Outcome> {
     log(`skipping ${reason}`)
     return { skipped: reason }
   }
-  return runTasks('conclave', targets, 'bench', settings)
+  if (!args.includes('--counters')) return runTasks('conclave', targets, 'bench', settings)
+  const before = (await Promise.all(
+    targets.map(target => target.bench({ kind: 'counters' })),
+  )) as AgentCounters[]
+  const outcome = await runTasks('conclave', targets, 'bench', settings)
+  const after = (await Promise.all(
+    targets.map(target => target.bench({ kind: 'counters' })),
+  )) as AgentCounters[]
+  // The warm-up's tasks ran between the two readings too.
+  const tasks = settings.tasks + Math.min(WARM_UP_TASKS, settings.tasks)
+  for (let i = 0; i < targets.length; i++) {
+    log(`conclave agent ${i}, per task: ${JSON.stringify(perTask(before[i], after[i], tasks))}`)
+  }
+  return outcome
 }
 
 async function main(): Promise<void> {

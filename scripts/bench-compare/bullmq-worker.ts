@@ -92,6 +92,8 @@ async function serve(request: BenchRequest): Promise<unknown> {
       return null
     case 'workload':
       throw new Error('the BullMQ process does not serve key-value workloads')
+    case 'counters':
+      throw new Error('the BullMQ process has no conclave counters')
   }
 }
 

@@ -4,6 +4,7 @@
  * the first such request arrives.
  */
 import type { Agent, TaskWorker } from '../../src/index.ts'
+import { readCounters } from './conclave-counters.ts'
 import { agentDriver } from './conclave-driver.ts'
 import type { BenchRequest } from './protocol.ts'
 import { submitMany, type TaskPayload, TaskRecorder } from './tasks.ts'
@@ -68,5 +69,7 @@ export async function serveConclaveBench(agent: Agent, request: BenchRequest): P
       await worker?.close()
       worker = undefined
       return null
+    case 'counters':
+      return readCounters(agent)
   }
 }

@@ -17,6 +17,8 @@ export type BenchRequest =
   /** How many of the tasks this process submitted the system itself reports as completed. */
   | { kind: 'taskVerify'; queue: string }
   | { kind: 'taskStop' }
+  /** conclave only: this agent's counters (`conclave-counters.ts`), for `--counters`. */
+  | { kind: 'counters' }
 
 export interface TaskSubmitResult {
   submitted: number

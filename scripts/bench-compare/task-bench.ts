@@ -12,7 +12,7 @@ export const TASK_WORKERS = 3
 export const TASK_WORKER_CONCURRENCY = 50
 const SUBMIT_CONCURRENCY = 64
 /** Tasks run (and discarded) before the measured ones: connections, JIT, caches. */
-const WARM_UP_TASKS = 500
+export const WARM_UP_TASKS = 500
 /** How long the completions may stall before the run is declared stuck. */
 const STALL_MS = 30_000
 

@@ -444,6 +444,11 @@ export class StateMachine {
     return this.tasks.tasksAssignedTo(agentId)
   }
 
+  /** The tasks running on the agent, in no particular order, as stored: read at once, never kept. */
+  tasksRunningOn(agentId: string): Iterable<Readonly<TaskInfo>> {
+    return this.tasks.runningOn(agentId)
+  }
+
   /** Running and assigned tasks and slots of a registered agent. */
   agentLoad(agentId: string): AgentLoad | undefined {
     return this.tasks.agentLoad(agentId)

@@ -92,8 +92,20 @@ export function planTaskTransitions(input: TaskPlanInput): TaskTimeCommand[] {
       commands.push({ type: 'createOccurrence', scheduleId: repeat.id, slot })
   }
   let forget: string[] = []
+  // Finished tasks come oldest finished first, and state time never goes back: of the tasks that have one
+  // retention, those due come first. Once a task of a retention is not due, none after it of that retention
+  // is, and once that holds for every retention present, the look ends (the leader plans every tick, and
+  // keeps up to `maxFinishedTasks` of them, 10,000 by default).
+  const open = new Set(state.finishedRetentions?.() ?? [])
+  const bounded = state.finishedRetentions !== undefined
   for (const task of state.finished()) {
-    if (retentionOf(task, state.defaultRetentionMs) + task.updatedAt > now) continue
+    const retention = retentionOf(task, state.defaultRetentionMs)
+    if (bounded && !open.has(retention)) continue
+    if (retention + task.updatedAt > now) {
+      open.delete(retention)
+      if (bounded && open.size === 0) break
+      continue
+    }
     forget.push(task.id)
     if (forget.length === MAX_BATCH_OPS) {
       commands.push({ type: 'forgetTasks', taskIds: forget })

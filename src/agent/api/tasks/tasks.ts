@@ -601,10 +601,11 @@ export class Tasks extends TaskControls implements TaskDistributor {
     // A `next` on its way may have started any task with a later index than the replica had applied then.
     let limit = Number.POSITIVE_INFINITY
     for (const index of this.nextOps.values()) limit = Math.min(limit, index)
-    for (const task of state.tasksAssignedTo(selfId)) {
+    // The running tasks as stored (no copy, no sort): every woken `next()` may look while an orphan may exist.
+    for (const task of state.tasksRunningOn(selfId)) {
       if (task.state !== 'running' || this.claiming.has(task.id) || task.fencingToken > limit) continue
       if (task.constraints.timeout > 0 && !this.letGoStarts.has(task.fencingToken)) continue
-      if (this.attempts.get(task.id)?.fencingToken !== task.fencingToken) return task
+      if (this.attempts.get(task.id)?.fencingToken !== task.fencingToken) return state.task(task.id)
     }
     return undefined
   }
