@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { DeadAssignees } from '../../src/agent/cluster/dead-assignees.ts'
-import { planLeaderDuties } from '../../src/agent/cluster/leader-duties.ts'
+import { Housekeeping } from '../../src/agent/cluster/housekeeping.ts'
+import { type Duty, type LeaderDuties, planLeaderDuties } from '../../src/agent/cluster/leader-duties.ts'
+import { Lessor } from '../../src/agent/cluster/lessor.ts'
+import type { RaftHost } from '../../src/agent/node/raft-host.ts'
+import type { Replica } from '../../src/agent/node/replica.ts'
+import { VirtualScheduler } from '../../src/time/index.ts'
 import { claim, LogDriver, registerAgent, submit } from '../state/helpers.ts'
 
 describe('DeadAssignees: the assignments of an agent the membership view holds dead go back at once', () => {
@@ -65,5 +70,43 @@ describe('DeadAssignees: the assignments of an agent the membership view holds d
     // The session's end sent the assignment back already.
     expect(log.machine.task('t')?.state).toBe('pending')
     expect(dead.due(log.machine, {}, new Set(['a', 'c']), 'leader')).toEqual([])
+  })
+})
+
+describe('the leader housekeeping round', () => {
+  it('takes the slots of an agent its view holds dead at once, long before that agent session would expire', () => {
+    const log = new LogDriver().at(1_000)
+    registerAgent(log, 'leader', { concurrency: 1, runsTasks: false })
+    registerAgent(log, 'b', { concurrency: 2, ttlMs: 60_000 })
+    submit(log, 't', { constraints: { preferredAgents: ['b'] } })
+    expect(log.machine.task('t')).toMatchObject({ state: 'assigned', assignee: 'b' })
+    const scheduler = new VirtualScheduler()
+    const down = new Set<string>()
+    const proposed: Duty[] = []
+    // The parts the round reads, as a leader of one term holds them; its duties are recorded, not proposed.
+    const host = { current: () => ({}), isLeader: () => true, leaderSince: { local: 0, stateTime: 1_000 } }
+    const housekeeping = new Housekeeping({
+      selfId: 'leader',
+      host: host as unknown as RaftHost,
+      replica: { state: log.machine } as unknown as Replica,
+      liveness: { down: () => [...down] },
+      duties: { run: (duties: Duty[]) => proposed.push(...duties) } as unknown as LeaderDuties,
+      lessor: new Lessor(),
+      voters: { keep: () => {} },
+      clusterVersion: { keep: () => {} },
+      joining: { rejoinIfRemoved: () => {} },
+      scheduler,
+      intervalMs: 100,
+    })
+    const takeOff = { id: 'w:b', command: { type: 'updateAgent', agentId: 'b', runsTasks: false } }
+    scheduler.advance(1_000)
+    housekeeping.round()
+    expect(proposed).not.toContainEqual(takeOff)
+    // Held dead: the very next round takes its slots (its session, with a minute's ttl, lives on).
+    down.add('b')
+    scheduler.advance(100)
+    housekeeping.round()
+    expect(proposed).toContainEqual(takeOff)
+    expect(proposed.some(duty => duty.command.type === 'expireSession')).toBe(false)
   })
 })
