@@ -45,6 +45,15 @@ describe('the simulator drives tasks under faults', () => {
     }
   }, 60_000)
 
+  // 5 agents, seed 362: the only worker's agent installed snapshots while the leader took its slots off (a
+  // stalled assignment); the entry came inside a snapshot, so its slot offer never saw it and never offered its
+  // slots again, and a task waited pending with no agent to run it (task-liveness). `SlotOffer` follows restores.
+  it('offers the slots again after a snapshot took them off, on 5 agents, seed 362', async () => {
+    const result = await runSeed({ seed: 362, nodes: 5, tasks: true })
+    expect(result.violation, JSON.stringify(result.violation)).toBeUndefined()
+    expect(result.tasks.starts).toBeGreaterThan(0)
+  }, 60_000)
+
   // Seed 17 of 1..30 once every workload was merged (seed 6 before); from 25 since the readers and the
   // shrink-to-one scenario joined (read-clients.ts, shrink-to-one.ts: they shift the seeds that draw them) and
   // since attempts end on their agents' clocks and stalled assignments go back.
