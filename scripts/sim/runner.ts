@@ -595,6 +595,13 @@ export async function runSeed(options: RunOptions): Promise<RunResult> {
       )
         break
     }
+    // A task backlog still being worked off at the hard end runs on while it moves (`TaskWorkload.draining`).
+    for (
+      let time = scheduler.now + ticks(1);
+      taskWorkload?.draining(cluster.leader(), time);
+      time += ticks(1)
+    )
+      await drive(scheduler, cluster, time, failed)
     for (const client of clients) client.abandon()
     for (const user of lockUsers) user.abandon()
     kv.abandon()

@@ -20,7 +20,8 @@
  * - task-repeat: every occurrence sits on its schedule's slots; in the liveness window (a stable leader), no
  *   slot due is missed (`checkRepeatWindow`).
  * - task-liveness: once the faults stopped, every task that exists ends: completed, or cancelled because we
- *   cancelled it or a parent did not complete, or dead after all its attempts.
+ *   cancelled it or a parent did not complete, or dead after all its attempts (those a lapse of their agent's
+ *   session lease ended do not count).
  *
  * A start counts from when the handler was called (after the claim applied on its agent), a return from when
  * the handler returned: the earliest and latest instants the cluster may rely on, so a violation reported is
@@ -79,6 +80,8 @@ export class TaskChecker {
     refused: 0,
     aliveChecks: 0,
     workerStarts: 0,
+    /** Attempts ended by a lapse of their agent's session lease, not counted against `maxRetries`. */
+    lapsedAttempts: 0,
   }
 
   // ---------- what the workload tells ----------
@@ -228,6 +231,7 @@ export class TaskChecker {
     for (const id of ids) {
       const task = final.task(id)
       if (task === undefined) continue
+      this.stats.lapsedAttempts += task.lapsedAttempts ?? 0
       const scheduleId = this.scheduleOf(id)
       if (scheduleId !== undefined) this.checkSlot(id, scheduleId, at)
       this.checkEnd(id, task, at)
@@ -329,8 +333,9 @@ export class TaskChecker {
       case 'completed':
         return
       case 'dead': {
+        // Dead only once its retries are spent: attempts a lease lapse ended do not count.
         const maxRetries = task.constraints.maxRetries
-        if (task.attempt > maxRetries) return
+        if (task.attempt - (task.lapsedAttempts ?? 0) > maxRetries) return
         break
       }
       case 'cancelled': {

@@ -11,7 +11,26 @@ export type RunTaskOp =
   | { op: 'claim'; taskId: string }
   | { op: 'next' }
   | { op: 'complete'; taskId: string; attempt: number; fencingToken: number; result: JsonValue }
-  | { op: 'fail'; taskId: string; attempt: number; fencingToken: number; error: string }
+  | {
+      op: 'fail'
+      taskId: string
+      attempt: number
+      fencingToken: number
+      error: string
+      /**
+       * Its agent stopped the attempt because its own session lease lapsed (a keep-alive answered late), not
+       * because the handler failed: the attempt does not count against `maxRetries` (at most
+       * `MAX_LAPSED_ATTEMPTS` such per task). Command-set version 3.
+       */
+      lapsed?: true
+    }
+
+/**
+ * Most attempts of one task that a lapse of their agent's session lease may end without counting against
+ * `maxRetries` (`lapsed` on a `fail` op): past it they count, so a worker that keeps saying so cannot retry a
+ * task forever.
+ */
+export const MAX_LAPSED_ATTEMPTS = 10
 
 /**
  * Where a task is in its lifecycle (see `tasks.ts`). `waiting`: delayed (its `runAt` not yet released by the
@@ -322,7 +341,7 @@ export function isTaskSpecList(value: unknown): value is TaskSpec[] {
 const claimOpKeys = new Set(['op', 'taskId'])
 const nextOpKeys = new Set(['op'])
 const completeOpKeys = new Set(['op', 'taskId', 'attempt', 'fencingToken', 'result'])
-const failOpKeys = new Set(['op', 'taskId', 'attempt', 'fencingToken', 'error'])
+const failOpKeys = new Set(['op', 'taskId', 'attempt', 'fencingToken', 'error', 'lapsed'])
 
 function isRunTaskOp(value: unknown): boolean {
   if (!isRecord(value)) return false
@@ -345,7 +364,8 @@ function isRunTaskOp(value: unknown): boolean {
         isId(value.taskId) &&
         isPositive(value.attempt) &&
         isPositive(value.fencingToken) &&
-        typeof value.error === 'string'
+        typeof value.error === 'string' &&
+        (value.lapsed === undefined || value.lapsed === true)
       )
     default:
       return false

@@ -34,6 +34,7 @@ import {
   isIdList,
   isTaskSpec,
   isTaskState,
+  MAX_LAPSED_ATTEMPTS,
   type RepeatSpec,
   type RetentionSpec,
   type TaskConstraintsSpec,
@@ -83,6 +84,8 @@ export interface TaskInfo {
   progress?: JsonValue
   /** Why it was cancelled (the caller's reason, or the dependency that ended without success). */
   cancelReason?: string
+  /** Attempts ended by a lapse of their agent's session lease, not counted against `maxRetries`. */
+  lapsedAttempts?: number
 }
 
 /** A repeating task: the leader creates its occurrences, one task per slot. */
@@ -510,6 +513,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
                 agentId,
               },
               context,
+              op.lapsed === true,
             ),
           )
           break
@@ -592,11 +596,14 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     return taskState(task)
   }
 
-  fail(command: FailTaskCommand, context: ApplyContext): CommandResult {
+  /** `lapsed`: its agent's session lease lapsed (see `RunTaskOp`): the attempt does not count, up to a cap. */
+  fail(command: FailTaskCommand, context: ApplyContext, lapsed = false): CommandResult {
     const task = this.records.get(command.taskId)
     if (task === undefined) return notFound(command.taskId)
     if (!isCurrent(task, command.attempt, command.fencingToken)) return staleAttempt(task, command.attempt)
     if (!isAssignee(task, command.agentId)) return notAssignee(task, command.agentId)
+    if (lapsed && (task.lapsedAttempts ?? 0) < MAX_LAPSED_ATTEMPTS)
+      task.lapsedAttempts = (task.lapsedAttempts ?? 0) + 1
     this.failAttempt(task, 'failed', command.error, context)
     return taskState(task)
   }
@@ -1102,7 +1109,10 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
     return agentId
   }
 
-  /** A failed attempt: retried after the back-off, or dead once `maxRetries` retries are used. */
+  /**
+   * A failed attempt: retried after the back-off, or dead once `maxRetries` retries are used (attempts ended
+   * by a lease lapse of their agent do not count).
+   */
   private failAttempt(
     task: TaskRecord,
     reason: 'failed' | 'timeout' | 'session' | 'left',
@@ -1111,7 +1121,7 @@ export class TaskTable implements AgentListener, SchedulerHost<TaskRecord> {
   ): void {
     const agentId = this.endAttempt(task, reason, context)
     task.error = error
-    if (task.attempt > task.constraints.maxRetries) {
+    if (task.attempt - (task.lapsedAttempts ?? 0) > task.constraints.maxRetries) {
       context.events.push({ type: 'taskDead', taskId: task.id, attempt: task.attempt, error })
       task.state = 'dead'
       this.emit(task, 'dead', context, { assignee: agentId, error })
@@ -1374,6 +1384,7 @@ function toInfo(record: TaskRecord): TaskInfo {
   if (record.retention !== undefined) info.retention = record.retention
   if (record.progress !== undefined) info.progress = record.progress
   if (record.cancelReason !== undefined) info.cancelReason = record.cancelReason
+  if (record.lapsedAttempts !== undefined) info.lapsedAttempts = record.lapsedAttempts
   return info
 }
 
@@ -1484,6 +1495,7 @@ function restoreTask(value: unknown): TaskRecord {
       (state === 'failed' ? isCount(value.retryAt) : value.retryAt === undefined) &&
       optional(value.result, isJsonValue) &&
       optional(value.error, isString) &&
+      optional(value.lapsedAttempts, isPositive) &&
       isCount(value.updatedAt),
     'tasks.tasks',
   )
@@ -1503,6 +1515,7 @@ function restoreTask(value: unknown): TaskRecord {
     delayed: value.delayed as true | undefined,
     progress: value.progress as JsonValue | undefined,
     cancelReason: value.cancelReason as string | undefined,
+    lapsedAttempts: value.lapsedAttempts as number | undefined,
     seq: value.seq,
     classKey: classKeyOf(spec.constraints),
     unmet: 0,

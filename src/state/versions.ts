@@ -18,8 +18,11 @@ import type { Command, CommandType } from './commands.ts'
 /** The command set every conclave agent supports: what a cluster runs until all its replicas agree on more. */
 export const BASE_COMMAND_SET_VERSION = 1
 
-/** The highest command-set version this code applies. */
-export const COMMAND_SET_VERSION = 2
+/**
+ * The highest command-set version this code applies. Version 3: a `runTasks` failure marked `lapsed` (its
+ * agent's session lease lapsed), which does not count against `maxRetries`.
+ */
+export const COMMAND_SET_VERSION = 3
 
 /**
  * The version that introduced each command type newer than the base set. Version 2: multi-key
@@ -40,9 +43,18 @@ const INTRODUCED: ReadonlyMap<CommandType, number> = new Map<CommandType, number
   ['setMaxFinishedTasks', 2],
 ])
 
+/** The version that lets a `runTasks` failure say `lapsed` (not counted against `maxRetries`). */
+export const LAPSED_FAILURE_VERSION = 3
+
 /** The command-set version an agent needs to apply `command`. */
-export function commandVersion(command: Pick<Command, 'type'>): number {
+export function commandVersion(command: Command | Pick<Command, 'type'>): number {
+  if ('ops' in command && hasLapsedFailure(command)) return LAPSED_FAILURE_VERSION
   return INTRODUCED.get(command.type) ?? BASE_COMMAND_SET_VERSION
+}
+
+/** A `runTasks` with a failure marked `lapsed` (version 3). */
+function hasLapsedFailure(command: Command): boolean {
+  return command.type === 'runTasks' && command.ops.some(op => op.op === 'fail' && op.lapsed === true)
 }
 
 /** A command-set version: an integer from `BASE_COMMAND_SET_VERSION` up (bounded, as every entry field is). */

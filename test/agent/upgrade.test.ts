@@ -11,6 +11,7 @@ import { META_CLUSTER_ID, META_LEFT, META_PEER_ID, META_PEER_KEY } from '../../s
 import type { Agent, AgentOptions } from '../../src/index.ts'
 import { createAgent, UnsupportedVersionError } from '../../src/index.ts'
 import type { StateMachine } from '../../src/state/index.ts'
+import { COMMAND_SET_VERSION } from '../../src/state/versions.ts'
 import { SqliteRaftStorage } from '../../src/storage/sqlite-storage.ts'
 
 // A rolling upgrade of agents in this process, on loopback TCP. The older version is simulated by an agent
@@ -106,9 +107,9 @@ describe('a rolling upgrade', () => {
       }
     }
 
-    // Every replica supports version 2: the leader raises the cluster version, and the command goes in.
-    await until(() => group.every(member => stateOf(member).clusterVersion === 2))
-    for (const member of group) expect((await member.health()).clusterVersion).toBe(2)
+    // Every replica supports version 2 and up: the leader raises the cluster version, and the command goes in.
+    await until(() => group.every(member => stateOf(member).clusterVersion === COMMAND_SET_VERSION))
+    for (const member of group) expect((await member.health()).clusterVersion).toBe(COMMAND_SET_VERSION)
     expect(await txn(group[0], 't3', 'new')).toMatchObject({ succeeded: true })
     await group[2].consensus.propose('eph', 'x', { ephemeral: true })
     for (const member of group) {
@@ -123,7 +124,7 @@ describe('a rolling upgrade', () => {
   it('an older agent that meets an entry above its version stops applying, says why, and fails its calls', async () => {
     const founder = await agent({ name: 'n0' })
     await founder.join({})
-    expect(stateOf(founder).clusterVersion).toBe(2)
+    expect(stateOf(founder).clusterVersion).toBe(COMMAND_SET_VERSION)
     await txn(founder, 'k', 1)
     const old = await agent({ name: 'old' }, 1)
     const joined = old.join({ bootstrap: founder.multiaddrs() }).then(
@@ -133,7 +134,7 @@ describe('a rolling upgrade', () => {
     await until(() => stateOf(old).halted !== undefined)
     const halted = stateOf(old).halted!
     expect(halted.message).toMatch(
-      /stopped applying the log at entry \d+: it holds \w+, which needs command-set version 2/,
+      /stopped applying the log at entry \d+: it holds \w+, which needs command-set version [2-9]; this agent supports command-set version 1/,
     )
     // Short of the entry: not applied, nor anything after it.
     expect(stateOf(old).clusterVersion).toBe(1)

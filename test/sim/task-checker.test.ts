@@ -126,4 +126,20 @@ describe('TaskChecker', () => {
       'task-liveness',
     )
   })
+
+  it('fires on a task dead before its retries were spent: attempts a lease lapse ended do not count', () => {
+    const checker = new TaskChecker()
+    checker.submitting('a', { parents: [], maxRetries: 8 })
+    expect(
+      property(() => checker.finish(final({ a: { state: 'dead', attempt: 9 } }), 5, true)),
+    ).toBeUndefined()
+    expect(
+      property(() => checker.finish(final({ a: { state: 'dead', attempt: 9, lapsedAttempts: 1 } }), 5, true)),
+    ).toBe('task-liveness')
+    expect(
+      property(() =>
+        checker.finish(final({ a: { state: 'dead', attempt: 10, lapsedAttempts: 1 } }), 5, true),
+      ),
+    ).toBeUndefined()
+  })
 })

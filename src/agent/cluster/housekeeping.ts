@@ -4,6 +4,7 @@ import type { RaftHost } from '../node/raft-host.ts'
 import type { Replica } from '../node/replica.ts'
 import { AttemptTimeoutClock } from './attempt-timeouts.ts'
 import type { ClusterVersionKeeper } from './cluster-version.ts'
+import { DeadAssignees } from './dead-assignees.ts'
 import type { Joining } from './join.ts'
 import { type LeaderDuties, planLeaderDuties } from './leader-duties.ts'
 import type { Lessor } from './lessor.ts'
@@ -49,6 +50,8 @@ export class Housekeeping {
   private readonly attemptTimeouts = new AttemptTimeoutClock()
   /** Assignments not started, timed on this agent's monotonic clock while it leads. */
   private readonly stalledAssignments = new StalledAssignmentClock()
+  /** Agents the membership view holds dead whose assignments go back at once. */
+  private readonly deadAssignees = new DeadAssignees()
 
   constructor(init: HousekeepingInit) {
     this.init = init
@@ -73,6 +76,7 @@ export class Housekeeping {
       this.lockLeases.clear()
       this.attemptTimeouts.clear()
       this.stalledAssignments.clear()
+      this.deadAssignees.clear()
       this.init.joining.rejoinIfRemoved()
       return
     }
@@ -81,6 +85,7 @@ export class Housekeeping {
     host.leaderContact = now
     const { lessor, replica } = this.init
     lessor.follow(since)
+    const down = new Set(this.init.liveness.down())
     this.init.duties.run(
       planLeaderDuties({
         state: replica.state,
@@ -89,12 +94,7 @@ export class Housekeeping {
         elapsed: now - since.local,
         takeoverStateTime: since.stateTime,
         lockExpiries: this.lockLeases.due(this.init.replica.state, since, now),
-        sessionExpiries: lessor.due(
-          replica.state.sessions(),
-          now,
-          new Set(this.init.liveness.down()),
-          selfId,
-        ),
+        sessionExpiries: lessor.due(replica.state.sessions(), now, down, selfId),
         taskClock: this.advanceTaskClock(since, now),
         taskTimeouts: this.attemptTimeouts.due(this.init.replica.state.taskPlanView(), since, now),
         stalledAgents: this.stalledAssignments.due(
@@ -103,6 +103,7 @@ export class Housekeeping {
           now,
           this.init.stalledAssignmentMs ?? STALLED_ASSIGNMENT_MS,
         ),
+        deadAssignees: this.deadAssignees.due(replica.state, since, down, selfId),
       }),
     )
     this.init.voters.keep(runner)

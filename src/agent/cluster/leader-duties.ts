@@ -50,6 +50,11 @@ export interface DutyInput {
    * placement (`updateAgent runsTasks: false`), which sends those tasks back to pending. Default none.
    */
   stalledAgents?: readonly string[]
+  /**
+   * Agents the membership view holds dead that hold assignments (`DeadAssignees`): their slots are taken off
+   * placement the same way, at once. Default none.
+   */
+  deadAssignees?: readonly string[]
 }
 
 /**
@@ -77,7 +82,7 @@ export function planLeaderDuties(input: DutyInput): Duty[] {
   const anchor = { local: 0, stateTime: clock.stateTime }
   for (const { key, command } of dueTaskDuties(state, anchor, clock.elapsed, input.taskTimeouts))
     duties.push({ id: key, command })
-  for (const agentId of input.stalledAgents ?? []) {
+  for (const agentId of new Set([...(input.stalledAgents ?? []), ...(input.deadAssignees ?? [])])) {
     duties.push({ id: `w:${agentId}`, command: { type: 'updateAgent', agentId, runsTasks: false } })
   }
   return duties

@@ -46,12 +46,21 @@ export class SlotOffer {
     // The leader takes the slots of an agent that does not start its assignments off placement
     // (`StalledAssignmentClock`); once this replica applies that, the slots are offered again if wanted.
     context.replica.onEvent(event => {
-      if (event.type !== 'agentChanged' || event.agentId !== context.selfId || this.sent === undefined) return
-      const registered = context.replica.state.agent(context.selfId)
-      if (registered === undefined || registered.runsTasks === this.sent) return
-      this.sent = registered.runsTasks
-      this.sync()
+      if (event.type === 'agentChanged' && event.agentId === context.selfId) this.follow()
     })
+    // A snapshot replaces the state without the events in between: an entry taking the slots off may be among
+    // them (simulator, 5 agents, seed 362: a replica installing snapshots while the leader took its slots
+    // off; it never offered them again, and a task waited with no agent to run it).
+    context.replica.onRestore(() => this.follow())
+  }
+
+  /** The registry's value as this replica applied it: offered again if it differs from what is wanted. */
+  private follow(): void {
+    if (this.sent === undefined) return
+    const registered = this.context.replica.state.agent(this.context.selfId)
+    if (registered === undefined || registered.runsTasks === this.sent) return
+    this.sent = registered.runsTasks
+    this.sync()
   }
 
   /** Whether the slots are offered now: what a registration carries. */

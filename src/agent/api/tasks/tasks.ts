@@ -12,6 +12,7 @@ import {
 } from '../../../errors.ts'
 import type { RunTaskOp } from '../../../state/commands.ts'
 import { convertJson, type JsonValue, type StateEvent, type TaskInfo } from '../../../state/index.ts'
+import { LAPSED_FAILURE_VERSION } from '../../../state/versions.ts'
 import type { Cancel, Scheduler } from '../../../time/index.ts'
 import { sleep } from '../../node/abort.ts'
 import type { Client } from '../../node/client.ts'
@@ -73,6 +74,11 @@ interface Attempt {
   stopDeadline?: Cancel
   /** Where its local deadline counts from (monotonic ms), if it has a timeout. */
   start?: number
+  /**
+   * Its signal aborted because the local session lease lapsed (`watchLease`), not for anything the cluster
+   * did: its failure is sent `lapsed`, which does not count against `maxRetries`.
+   */
+  lapsed?: boolean
 }
 
 /** About the JSON size of a claim or next operation, for the batch size limit. */
@@ -387,10 +393,16 @@ export class Tasks extends TaskControls implements TaskDistributor {
       throw new StaleAttemptError(`attempt ${op.attempt} of task ${op.taskId} timed out`)
     }
     this.markSettling(op.taskId, op.fencingToken)
+    // Not the handler's fault: a cluster whose every replica applies it does not count the attempt.
+    const lapsed =
+      op.op === 'fail' &&
+      held?.fencingToken === op.fencingToken &&
+      held.lapsed === true &&
+      this.context.replica.state.clusterVersion >= LAPSED_FAILURE_VERSION
     this.settlingCount++
     let answer: BatchAnswer
     try {
-      answer = await this.batcher.run(op, bytes, signal)
+      answer = await this.batcher.run(lapsed ? { ...op, lapsed } : op, bytes, signal)
     } finally {
       this.settlingCount--
     }
@@ -750,6 +762,7 @@ export class Tasks extends TaskControls implements TaskDistributor {
       const wait = validUntil - this.context.scheduler.now()
       if (wait <= 0) {
         for (const held of this.attempts.values()) {
+          if (!held.controller.signal.aborted) held.lapsed = true
           this.abort(held, 'the session lease of this agent ran out')
         }
         // Checked again later: a reopened session holds none of these attempts, so they stay aborted.
