@@ -152,6 +152,11 @@ export class RaftNode implements RaftCore {
   private heartbeatElapsed = 0
   private randomizedElectionTimeout = 0
   private readonly votes = new Map<NodeId, boolean>()
+  /**
+   * The highest term of a leader this node has followed since it started (see `mayFollowLowerTerm`): a
+   * leader of a lower term is not followed after it. Not durable: after a restart the last log term bounds it.
+   */
+  private followedTerm = 0
 
   // Leader state.
   private readonly progress = new Map<NodeId, PeerProgress>()
@@ -220,7 +225,10 @@ export class RaftNode implements RaftCore {
   step(message: Message): void {
     if (message.to !== this.id || message.from === this.id || !isWellFormed(message)) return
     if (message.term > this.term) {
-      if (!this.mayRaiseTerm(message)) return
+      if (!this.mayRaiseTerm(message)) {
+        if (this.isNonVoterReply(message)) this.stepLeader(message)
+        return
+      }
       if (message.type === 'vote' || message.type === 'preVote') {
         // Leader lease: a follower that heard from a live leader within the election timeout ignores
         // candidates, unless the leader itself asked for the election (transfer).
@@ -238,6 +246,10 @@ export class RaftNode implements RaftCore {
         this.becomeFollower(message.term, '')
       }
     } else if (message.term < this.term) {
+      if (this.mayFollowLowerTerm(message)) {
+        this.stepLowerTermLeader(message)
+        return
+      }
       if (
         (this.options.checkQuorum || this.options.preVote) &&
         (message.type === 'append' || message.type === 'heartbeat')
@@ -553,6 +565,74 @@ export class RaftNode implements RaftCore {
     return this.voters.includes(message.from) || this.configs.at(this.commit).voters.includes(message.from)
   }
 
+  /**
+   * Whether a leader takes `message`, a non-voter's answer (or ReadIndex request) carrying a term above its
+   * own, as progress without moving its term. Such a term comes from a member that campaigned while it was
+   * removed and did not know it (possible without pre-vote), and was added back as a non-voter: it follows
+   * this leader at its own higher term (`mayFollowLowerTerm`), and its answers tell how far it has caught
+   * up. They change nothing but that member's own progress (a non-voter counts in no commit, read or
+   * check-quorum), so a forged one gains nothing a well-formed one of the leader's term would not; the term
+   * itself is ignored (`mayRaiseTerm`), and one beyond the per-message bound is dropped as malformed.
+   */
+  private isNonVoterReply(message: Message): boolean {
+    if (this.role !== 'leader' || message.term > MAX_TERM || message.term - this.term > MAX_TERM_ADVANCE)
+      return false
+    if (!this.config.nonVoters.includes(message.from) || this.voters.includes(message.from)) return false
+    return (
+      message.type === 'appendResponse' ||
+      message.type === 'heartbeatResponse' ||
+      message.type === 'snapshotResponse' ||
+      message.type === 'readIndex'
+    )
+  }
+
+  /**
+   * Whether this node follows `message`, from a leader of a term below its own, while keeping its term and
+   * vote. A node that raised its term alone (it campaigned without pre-vote while removed, and was added back
+   * as a non-voter) would otherwise never catch up: it rejects the leader's appends, and the leader may not
+   * learn a term from a non-voter (`mayRaiseTerm`). Following is safe because every answer still carries our
+   * own term: a leader for which we are a voter steps down on it (as before), one for which we are a
+   * non-voter counts us in no quorum, so our copy never helps a leader of a lower term commit; and term and
+   * vote stay, so we never vote twice in a term. Only while nothing in our log is newer than that leader's
+   * term (entries of a newer term may have counted toward a newer leader's commit, and must not be
+   * overwritten), and never a leader of a term below one we followed.
+   */
+  private mayFollowLowerTerm(message: Message): boolean {
+    if (this.role === 'leader') return false
+    if (message.type === 'readIndexResponse') {
+      return this.leader === message.from && this.followedTerm === message.term
+    }
+    if (message.type !== 'append' && message.type !== 'heartbeat' && message.type !== 'snapshot') return false
+    if (message.term < this.followedTerm || this.log.lastTerm() > message.term) return false
+    // Start following only when there is a reason: we already follow it, we take part in no election, or it
+    // has committed entries we lack (then no campaign of ours can win: a majority holds them). A candidate
+    // with a live campaign (a transfer's, while the old leader's last heartbeats arrive) keeps to it.
+    if (this.leader === message.from && this.followedTerm === message.term) return true
+    if (!this.promotable()) return true
+    const committed = message.type === 'snapshot' ? message.meta.index : message.leaderCommit
+    return committed > this.log.lastIndex()
+  }
+
+  /** Follows a leader of a lower term (see `mayFollowLowerTerm`); our own term and vote stay. */
+  private stepLowerTermLeader(message: Message): void {
+    if (message.type === 'readIndexResponse') {
+      this.readStates.push({ context: message.context, index: message.index })
+      return
+    }
+    if (this.role !== 'follower') this.becomeFollower(this.term, message.from)
+    if (this.leader !== message.from || this.followedTerm !== message.term) {
+      // Another leader (or term): what we learned about the previous one's peers no longer holds.
+      this.matched = 0
+      this.peerMatch.clear()
+    }
+    this.electionElapsed = 0
+    this.leader = message.from
+    this.followedTerm = message.term
+    if (message.type === 'append') this.handleAppend(message)
+    else if (message.type === 'heartbeat') this.handleHeartbeat(message)
+    else if (message.type === 'snapshot') this.handleSnapshotChunk(message)
+  }
+
   private startCampaign(kind: CampaignKind): void {
     if (!this.promotable()) return
     // A term at the limit cannot grow: the node stays a follower (README: "A poisoned Raft term").
@@ -694,6 +774,7 @@ export class RaftNode implements RaftCore {
         if (this.role !== 'follower') this.becomeFollower(message.term, message.from)
         this.electionElapsed = 0
         this.leader = message.from
+        this.followedTerm = this.term
         if (message.type === 'append') this.handleAppend(message)
         else if (message.type === 'heartbeat') this.handleHeartbeat(message)
         else this.handleSnapshotChunk(message)
@@ -752,7 +833,8 @@ export class RaftNode implements RaftCore {
     if (lastNew > this.matched) this.matched = lastNew
     if (message.commitOnly === true && entries.length === 0) return
     this.sendAppendResponse(message.from, true, lastNew, 0, 0)
-    if (entries.length > 0 && message.notify !== undefined) {
+    // Copies only to the leader's peers at its own term: following a lower-term leader, ours would be dropped.
+    if (entries.length > 0 && message.notify !== undefined && message.term === this.term) {
       // Copies of the answer, sent (like it) only once these entries are durable here.
       for (const peer of message.notify) {
         // Members only: a leader cannot make us send to anyone else.
