@@ -54,6 +54,7 @@ import type {
   VoteRequest,
   VoteResponse,
 } from './types.ts'
+import { UncommittedBudget } from './uncommitted-budget.ts'
 
 /** The defaults of every option. */
 export const DEFAULT_RAFT_OPTIONS: Readonly<RaftCoreOptions> = Object.freeze({
@@ -163,7 +164,8 @@ export class RaftNode implements RaftCore {
   private transferee: NodeId = ''
   private transferElapsed = 0
   private pendingConfigIndex = 0
-  private uncommittedBytes = 0
+  /** Flow control on this leader's uncommitted bytes, fair to a large proposal refused for them. */
+  private readonly uncommitted: UncommittedBudget
   private readonly readOnly = new ReadOnlyQueue()
   /** Uncommitted entries forwarded by a follower, by index: who to name in `notify` when sending them. */
   private readonly origins = new Map<number, NodeId>()
@@ -192,6 +194,9 @@ export class RaftNode implements RaftCore {
     this.id = init.id
     this.options = { ...DEFAULT_RAFT_OPTIONS, ...init.options, bugs: { ...init.options?.bugs } }
     validateOptions(this.options)
+    // A refused proposal keeps its place in line while its proposer retries (every few milliseconds); one
+    // not retried for an election timeout is given up.
+    this.uncommitted = new UncommittedBudget(this.options.maxUncommittedBytes, this.options.electionTicks)
     this.random = init.random
     const { hardState, snapshot, entries } = init.state
     const snapshotIndex = snapshot?.meta.index ?? 0
@@ -287,15 +292,7 @@ export class RaftNode implements RaftCore {
 
   propose(data: Uint8Array, origin?: NodeId): { index: number; term: number } {
     this.checkCanPropose()
-    const size = data.length
-    if (
-      this.uncommittedBytes > 0 &&
-      size > 0 &&
-      this.uncommittedBytes + size > this.options.maxUncommittedBytes
-    ) {
-      throw new ProposalDroppedError(UNCOMMITTED_BYTES_FULL)
-    }
-    this.uncommittedBytes += size
+    if (!this.uncommitted.admit(data.length)) throw new ProposalDroppedError(UNCOMMITTED_BYTES_FULL)
     const slot = this.appendEntry('normal', data)
     if (origin !== undefined && origin !== this.id && origin !== '') this.origins.set(slot.index, origin)
     return slot
@@ -483,7 +480,7 @@ export class RaftNode implements RaftCore {
     this.progress.clear()
     this.transferee = ''
     this.transferElapsed = 0
-    this.uncommittedBytes = 0
+    this.uncommitted.reset()
     this.readOnly.reset()
     this.origins.clear()
     this.notifiedUpTo = 0
@@ -683,6 +680,7 @@ export class RaftNode implements RaftCore {
 
   private tickLeader(): void {
     this.heartbeatElapsed++
+    this.uncommitted.tick()
     this.electionElapsed++
     if (this.transferee !== '' && ++this.transferElapsed >= this.options.electionTicks) {
       this.transferee = ''
@@ -1141,7 +1139,7 @@ export class RaftNode implements RaftCore {
     if (!this.options.bugs.commitPreviousTerm && this.log.term(index) !== this.term) return
     const previous = this.commit
     this.commit = index
-    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - this.log.bytesBetween(previous, index))
+    this.uncommitted.release(this.log.bytesBetween(previous, index))
     if (this.origins.size > 0) {
       // Map order is index order: committed entries leave from the front.
       for (const entryIndex of this.origins.keys()) {
