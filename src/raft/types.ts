@@ -268,7 +268,11 @@ export interface RaftOptions {
    * a state of many chunks take as many round trips to reach a new or lagging member.
    */
   maxInflightSnapshotChunks: number
-  /** Most uncommitted entry bytes the leader accepts before `propose` throws `ProposalDroppedError`. */
+  /**
+   * Most uncommitted entry bytes the leader accepts before `propose` throws `ProposalDroppedError` (one entry
+   * larger than this is accepted alone, when nothing else is uncommitted). A refused proposal keeps its place
+   * in line while it is retried (within an election timeout), so a large one is not starved by small ones.
+   */
   maxUncommittedBytes: number
 }
 

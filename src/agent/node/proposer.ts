@@ -144,6 +144,8 @@ async function proposeUntilDone(
       // proposed meanwhile, and wait up to 320 ms a try (simulator, seed 23 of the KV workloads: a
       // transaction of 300 bytes under a 400-byte cap, 93 ticks after the faults had stopped; and seed 1005 of
       // the election and lease workloads: a forwarded command dropped on each try for its whole 1.5 s).
+      // Retrying this soon also keeps the command's place in the leader's line for the room (a refused
+      // proposal waits there while it is retried within an election timeout: src/raft/uncommitted-budget.ts).
       // Otherwise give the cluster a moment to settle: an election, a transfer, a reconnect.
       const pause = isDropped(err) ? DROPPED_RETRY_MS : 20 * 2 ** Math.min(attempt, 4)
       await context.leaderChange(Math.min(remaining, pause), options.signal)
