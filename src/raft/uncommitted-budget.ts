@@ -7,11 +7,14 @@
  * never finds the room: each commit frees a little and a small proposal takes it first (simulator seed 83: a
  * 300-byte transaction under a 400-byte cap refused on more than 50 tries, never completed).
  *
- * So a refused proposal waits in a FIFO, by first refusal, and keeps its room: a proposal is admitted only if
- * it fits beside every waiter ahead of it (a newcomer: beside all of them). The first waiter keeps the plain
- * rule (fits, or nothing is uncommitted). Once the uncommitted bytes plus the waiters ahead of one fit under
- * the cap, every admission keeps them fitting, so the first waiter is admitted on its first retry after the
- * entries uncommitted at its refusal have committed; the log never grows past what it had then.
+ * So a refused proposal waits in a FIFO, by first refusal, and the first waiter keeps its room: it keeps the
+ * plain rule (fits, or nothing is uncommitted), and every other proposal is admitted only if it fits beside
+ * the first waiter. Once the uncommitted bytes plus the first waiter fit under the cap, every admission keeps
+ * them fitting, so the first waiter is admitted on its first retry after the entries uncommitted at its
+ * refusal have committed; the one behind it then becomes first. A waiter at position i is thus admitted
+ * within i + 1 such drains (fewer when it fits beside the first). Only the first waiter reserves: reserving
+ * for all of them (each fits only beside every one ahead) stalled everything behind waiters whose sizes sum
+ * past the cap (simulator, 400-byte cap: a dozen waiters, nothing uncommitted, all refused).
  *
  * The core has no identity for a proposal (the shell restamps the data on each retry), so a waiter is known
  * by its size: proposals of one size need the same room and are interchangeable here. A retry refreshes its
@@ -61,19 +64,13 @@ export class UncommittedBudget {
    */
   admit(size: number): boolean {
     if (size === 0) return true
-    let ahead = 0
-    let position = -1
-    for (let i = 0; i < this.waiters.length; i++) {
-      if (this.waiters[i].size === size) {
-        position = i
-        break
-      }
-      ahead += this.waiters[i].size
-    }
+    const position = this.waiters.findIndex(waiter => waiter.size === size)
+    // The room kept for the first waiter, unless this is it.
+    const reserved = position === 0 || this.waiters.length === 0 ? 0 : this.waiters[0].size
     const fits =
-      this.uncommitted + ahead + size <= this.maxBytes ||
+      this.uncommitted + reserved + size <= this.maxBytes ||
       // The plain rule's empty-log exception, only for the first in line: one oversize entry alone.
-      (ahead === 0 && this.uncommitted === 0)
+      (reserved === 0 && this.uncommitted === 0)
     if (fits) {
       if (position >= 0) this.waiters.splice(position, 1)
       this.uncommitted += size

@@ -107,4 +107,20 @@ describe('maxUncommittedBytes flow control is fair to a large proposal', () => {
     cluster.deliverAll()
     expect(() => leader.propose(new Uint8Array(200))).not.toThrow()
   })
+
+  test('only the first waiter keeps room: waiters whose sizes sum past the cap do not stall the rest', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'], { maxUncommittedBytes: CAP })
+    cluster.elect('a')
+    cluster.isolate('a')
+    const leader = cluster.raft('a')
+    leader.propose(new Uint8Array(350))
+    for (const size of [300, 250, 200])
+      expect(() => leader.propose(new Uint8Array(size))).toThrow(ProposalDroppedError)
+    cluster.heal()
+    cluster.deliverAll()
+    // 100 fits beside the first waiter (300), though not beside all three.
+    expect(() => leader.propose(new Uint8Array(100))).not.toThrow()
+    expect(() => leader.propose(new Uint8Array(250))).toThrow(ProposalDroppedError)
+    expect(() => leader.propose(new Uint8Array(300))).not.toThrow()
+  })
 })
