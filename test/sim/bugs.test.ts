@@ -81,14 +81,12 @@ const cases: { bug: BugName; within: number; from?: number; nodes?: number; brea
   { bug: 'session-window', within: 6, breaks: ['nothing-written'] },
   // An acquire stamped by a leader whose wall clock is ahead ends a lease inline: a lease user is granted the
   // lock while the holder's isHeld() is still true (lease-clients.ts, clock skews and steps).
-  // Seeds 5 and 58 of 1..60 once every workload was merged (51 before the KV and task workloads joined); 56, 58
-  // and 60 since the leader's flow control keeps a refused proposal's place in line (src/raft/uncommitted-budget.ts).
-  { bug: 'lease-inline-expiry', from: 56, within: 3, breaks: ['lock-safety'] },
+  // Seeds 5 and 58 of 1..60 once every workload was merged (51 before the KV and task workloads joined).
+  { bug: 'lease-inline-expiry', within: 5, breaks: ['lock-safety'] },
   // The late resign of an aborted campaign ends the session's newer candidacy: its user still believes it
   // leads when the next candidate is told it does (election-clients.ts).
-  // Seeds 5 and 31 of 1..40 since the readers and the shrink-to-one scenario joined; 9, 28, 31, 33 and 35 since
-  // the leader's flow control keeps a refused proposal's place in line.
-  { bug: 'resign-any-candidacy', from: 31, within: 3, breaks: ['election-safety-api'] },
+  // Seeds 5 and 31 of 1..40 since the readers and the shrink-to-one scenario joined.
+  { bug: 'resign-any-candidacy', from: 5, within: 3, breaks: ['election-safety-api'] },
   // A sole voter answers a read at its commit index before an entry of its term commits: a read at the one
   // voter left after the leader removed itself and handed over, or at a restarted sole voter whose last
   // commit index was not synced (shrink-to-one.ts, read-clients.ts).
