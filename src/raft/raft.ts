@@ -292,9 +292,9 @@ export class RaftNode implements RaftCore {
     else this.stepFollower(message)
   }
 
-  propose(data: Uint8Array, origin?: NodeId): { index: number; term: number } {
+  propose(data: Uint8Array, origin?: NodeId, waiter?: string): { index: number; term: number } {
     this.checkCanPropose()
-    if (!this.uncommitted.admit(data.length)) throw new ProposalDroppedError(UNCOMMITTED_BYTES_FULL)
+    if (!this.uncommitted.admit(data.length, waiter)) throw new ProposalDroppedError(UNCOMMITTED_BYTES_FULL)
     const slot = this.appendEntry('normal', data)
     if (origin !== undefined && origin !== this.id && origin !== '') this.origins.set(slot.index, origin)
     return slot

@@ -16,9 +16,11 @@
  * for all of them (each fits only beside every one ahead) stalled everything behind waiters whose sizes sum
  * past the cap (simulator, 400-byte cap: a dozen waiters, nothing uncommitted, all refused).
  *
- * The core has no identity for a proposal (the shell restamps the data on each retry), so a waiter is known
- * by its size: proposals of one size need the same room and are interchangeable here. A retry refreshes its
- * waiter; a waiter not retried for `expiryTicks` leader ticks is dropped, so a proposer that vanished holds
+ * A waiter is known by the key its proposer gives (`propose`'s `waiter`: the agent's session and sequence
+ * number, the same on every retry, whatever else in the data changes), so another proposal of the same size
+ * cannot take its place. A proposal without a key (one the shell does not number) is known by its size:
+ * proposals of one size need the same room and are interchangeable here. A retry refreshes its waiter (and
+ * its size: a retry's data may differ a little); a waiter not retried for `expiryTicks` leader ticks is dropped, so a proposer that vanished holds
  * the room for at most that long. At most {@link MAX_WAITERS} sizes wait; beyond that a refused proposal
  * is refused without waiting (as before).
  *
@@ -27,11 +29,13 @@
  * records.
  */
 
-/** How many distinct refused sizes may wait at once. */
+/** How many refused proposals (distinct keys or sizes) may wait at once. */
 export const MAX_WAITERS = 64
 
 interface Waiter {
   size: number
+  /** The proposer's identity for the proposal, the same on each retry; undefined: known by its size. */
+  key: string | undefined
   /** Leader ticks since this size was last refused (a retry) or queued. */
   idle: number
 }
@@ -60,11 +64,13 @@ export class UncommittedBudget {
 
   /**
    * Admits a proposal of `size` bytes (counting it as uncommitted) or refuses it (returns false, and the
-   * proposal waits for room as described above).
+   * proposal waits for room as described above). `key`: the proposal's identity across retries, if any.
    */
-  admit(size: number): boolean {
+  admit(size: number, key?: string): boolean {
     if (size === 0) return true
-    const position = this.waiters.findIndex(waiter => waiter.size === size)
+    const position = this.waiters.findIndex(waiter =>
+      key === undefined ? waiter.key === undefined && waiter.size === size : waiter.key === key,
+    )
     // The room kept for the first waiter, unless this is it.
     const reserved = position === 0 || this.waiters.length === 0 ? 0 : this.waiters[0].size
     const fits =
@@ -76,8 +82,12 @@ export class UncommittedBudget {
       this.uncommitted += size
       return true
     }
-    if (position >= 0) this.waiters[position].idle = 0
-    else if (this.waiters.length < MAX_WAITERS) this.waiters.push({ size, idle: 0 })
+    if (position >= 0) {
+      this.waiters[position].idle = 0
+      this.waiters[position].size = size
+    } else if (this.waiters.length < MAX_WAITERS) {
+      this.waiters.push({ size, key, idle: 0 })
+    }
     return false
   }
 

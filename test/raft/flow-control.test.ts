@@ -123,4 +123,21 @@ describe('maxUncommittedBytes flow control is fair to a large proposal', () => {
     expect(() => leader.propose(new Uint8Array(250))).toThrow(ProposalDroppedError)
     expect(() => leader.propose(new Uint8Array(300))).not.toThrow()
   })
+
+  test('a waiter known by its key keeps its place: a retry of another size is it, a stranger of its size is not', () => {
+    const cluster = Cluster.create(['a', 'b', 'c'], { maxUncommittedBytes: CAP })
+    cluster.elect('a')
+    cluster.isolate('a')
+    const leader = cluster.raft('a')
+    leader.propose(new Uint8Array(350))
+    expect(() => leader.propose(new Uint8Array(300), undefined, 's#1')).toThrow(ProposalDroppedError)
+    cluster.heal()
+    cluster.deliverAll()
+    // Another proposal of the same size does not take the first waiter's place (known by size, it did).
+    expect(() => leader.propose(new Uint8Array(300), undefined, 's#2')).toThrow(ProposalDroppedError)
+    // The retry, a byte longer (its timestamp and acknowledgements changed), is the waiter and goes first.
+    expect(() => leader.propose(new Uint8Array(301), undefined, 's#1')).not.toThrow()
+    cluster.deliverAll()
+    expect(() => leader.propose(new Uint8Array(300), undefined, 's#2')).not.toThrow()
+  })
 })

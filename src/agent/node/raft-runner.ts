@@ -197,8 +197,8 @@ export class RaftRunner {
    * It never times out by itself: the caller bounds it with a deadline, as the outcome is then unknown.
    * `origin`: the follower that forwarded the proposal (it learns of the commit from its peers).
    */
-  propose(data: Uint8Array, origin?: NodeId): Promise<unknown> {
-    return this.track(() => this.node.propose(data, origin))
+  propose(data: Uint8Array, origin?: NodeId, waiter?: string): Promise<unknown> {
+    return this.track(() => this.node.propose(data, origin, waiter))
   }
 
   /** Change membership by one server; resolves once the change is committed and applied. */
