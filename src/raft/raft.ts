@@ -1236,7 +1236,7 @@ export class RaftNode implements RaftCore {
    * The index a read begun now must wait for: the commit index, or beyond it what a follower may already have
    * committed from notified acknowledgements (`notify`). A follower commits an entry only once a majority
    * of voters holds it, and a follower holds only what this leader sent it, so no follower can be past the
-   * majority of what was sent (our own log counting in full). Without that bound the read point was the last
+   * majority of what was sent (our own log counting in full), in any configuration a follower may hold. Without that bound the read point was the last
    * entry sent with a notice to any one follower, and with a deep pipeline (the leader's log many entries
    * ahead of its commit) a read, and each session keep-alive, which confirms leadership by one, waited for all
    * of them to commit: seconds under the simulator's one-entry messages (3-agent seed 243, a healthy
@@ -1244,8 +1244,12 @@ export class RaftNode implements RaftCore {
    */
   private readPoint(): number {
     if (this.notifiedUpTo <= this.commit) return this.commit
-    const sent = majorityIndex(this.voters, id =>
-      id === this.id ? this.log.lastIndex() : (this.sentUpTo.get(id) ?? 0),
+    const sentTo = (id: NodeId) => (id === this.id ? this.log.lastIndex() : (this.sentUpTo.get(id) ?? 0))
+    // A follower counts the voters of the configuration its log holds: the committed one, or the one a
+    // pending change appended (at most one change is uncommitted), so the majority of either may have it.
+    const sent = Math.max(
+      majorityIndex(this.voters, sentTo),
+      majorityIndex(this.configs.at(this.commit).voters, sentTo),
     )
     return Math.max(this.commit, Math.min(this.notifiedUpTo, sent))
   }
