@@ -64,6 +64,12 @@ export interface OpDetail {
   attempts: number
   /** The node its last attempt went to. */
   lastTarget: NodeId
+  /**
+   * It ended with the unknown outcome of a retry past its session's result window (`StaleRequest`, which the
+   * API reports as `NoLeaderError`): what the API promises when newer commands of the agent's session (the
+   * window user of window-clients.ts outruns a small window on purpose) pushed its answer out.
+   */
+  outsideWindow?: boolean
 }
 
 interface Current {
@@ -192,7 +198,7 @@ export class SimClient {
       return
     }
     env.trace(`client ${this.name}: ${current.opId} failed at ${from}: ${describeError(error)}`)
-    this.giveUp()
+    this.giveUp(isOutsideWindow(error))
   }
 
   private finish(output: KvOutput): boolean {
@@ -218,11 +224,11 @@ export class SimClient {
     return true
   }
 
-  private giveUp(): void {
+  private giveUp(outsideWindow = false): void {
     const env = this.env
     const current = this.current!
     this.current = undefined
-    const detail = {
+    const detail: OpDetail = {
       opId: current.opId,
       calledAt: current.calledAt,
       endedAt: env.scheduler.now,
@@ -230,6 +236,7 @@ export class SimClient {
       attempts: current.attempt,
       lastTarget: this.target,
     }
+    if (outsideWindow) detail.outsideWindow = true
     // The next attempt goes elsewhere: this node may be down or cut off.
     this.target = this.otherNode(this.target)
     if (current.input.op === 'get') {
@@ -296,4 +303,13 @@ function describeError(error: unknown): string {
     parts.push(`${e.name}${remote ? `(${remote})` : ''}: ${e.message}`)
   }
   return parts.join(' <- ')
+}
+
+/** The API's unknown outcome for a retry its session no longer remembers (`unexpected` in api/consensus.ts). */
+function isOutsideWindow(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    error.name === 'NoLeaderError' &&
+    /was already acknowledged\)$/.test(error.message)
+  )
 }

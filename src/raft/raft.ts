@@ -54,6 +54,7 @@ import type {
   VoteRequest,
   VoteResponse,
 } from './types.ts'
+import { UncommittedBudget } from './uncommitted-budget.ts'
 
 /** The defaults of every option. */
 export const DEFAULT_RAFT_OPTIONS: Readonly<RaftCoreOptions> = Object.freeze({
@@ -152,18 +153,26 @@ export class RaftNode implements RaftCore {
   private heartbeatElapsed = 0
   private randomizedElectionTimeout = 0
   private readonly votes = new Map<NodeId, boolean>()
+  /**
+   * The highest term of a leader this node has followed since it started (see `mayFollowLowerTerm`): a
+   * leader of a lower term is not followed after it. Not durable: after a restart the last log term bounds it.
+   */
+  private followedTerm = 0
 
   // Leader state.
   private readonly progress = new Map<NodeId, PeerProgress>()
   private transferee: NodeId = ''
   private transferElapsed = 0
   private pendingConfigIndex = 0
-  private uncommittedBytes = 0
+  /** Flow control on this leader's uncommitted bytes, fair to a large proposal refused for them. */
+  private readonly uncommitted: UncommittedBudget
   private readonly readOnly = new ReadOnlyQueue()
   /** Uncommitted entries forwarded by a follower, by index: who to name in `notify` when sending them. */
   private readonly origins = new Map<number, NodeId>()
   /** Highest index a follower may have committed from notified acknowledgements: reads must wait for it. */
   private notifiedUpTo = 0
+  /** Per follower, the highest index this leadership sent it (an upper bound on what it may hold of ours). */
+  private readonly sentUpTo = new Map<NodeId, number>()
 
   // Follower state for commits learned from peers (`notify`): how far our log is known to be the current
   // leader's, and how far each peer said (after making it durable) its log is.
@@ -187,6 +196,9 @@ export class RaftNode implements RaftCore {
     this.id = init.id
     this.options = { ...DEFAULT_RAFT_OPTIONS, ...init.options, bugs: { ...init.options?.bugs } }
     validateOptions(this.options)
+    // A refused proposal keeps its place in line while its proposer retries (every few milliseconds); one
+    // not retried for an election timeout is given up.
+    this.uncommitted = new UncommittedBudget(this.options.maxUncommittedBytes, this.options.electionTicks)
     this.random = init.random
     const { hardState, snapshot, entries } = init.state
     const snapshotIndex = snapshot?.meta.index ?? 0
@@ -220,7 +232,10 @@ export class RaftNode implements RaftCore {
   step(message: Message): void {
     if (message.to !== this.id || message.from === this.id || !isWellFormed(message)) return
     if (message.term > this.term) {
-      if (!this.mayRaiseTerm(message)) return
+      if (!this.mayRaiseTerm(message)) {
+        if (this.isNonVoterReply(message)) this.stepLeader(message)
+        return
+      }
       if (message.type === 'vote' || message.type === 'preVote') {
         // Leader lease: a follower that heard from a live leader within the election timeout ignores
         // candidates, unless the leader itself asked for the election (transfer).
@@ -238,6 +253,10 @@ export class RaftNode implements RaftCore {
         this.becomeFollower(message.term, '')
       }
     } else if (message.term < this.term) {
+      if (this.mayFollowLowerTerm(message)) {
+        this.stepLowerTermLeader(message)
+        return
+      }
       if (
         (this.options.checkQuorum || this.options.preVote) &&
         (message.type === 'append' || message.type === 'heartbeat')
@@ -273,17 +292,9 @@ export class RaftNode implements RaftCore {
     else this.stepFollower(message)
   }
 
-  propose(data: Uint8Array, origin?: NodeId): { index: number; term: number } {
+  propose(data: Uint8Array, origin?: NodeId, waiter?: string): { index: number; term: number } {
     this.checkCanPropose()
-    const size = data.length
-    if (
-      this.uncommittedBytes > 0 &&
-      size > 0 &&
-      this.uncommittedBytes + size > this.options.maxUncommittedBytes
-    ) {
-      throw new ProposalDroppedError(UNCOMMITTED_BYTES_FULL)
-    }
-    this.uncommittedBytes += size
+    if (!this.uncommitted.admit(data.length, waiter)) throw new ProposalDroppedError(UNCOMMITTED_BYTES_FULL)
     const slot = this.appendEntry('normal', data)
     if (origin !== undefined && origin !== this.id && origin !== '') this.origins.set(slot.index, origin)
     return slot
@@ -471,10 +482,11 @@ export class RaftNode implements RaftCore {
     this.progress.clear()
     this.transferee = ''
     this.transferElapsed = 0
-    this.uncommittedBytes = 0
+    this.uncommitted.reset()
     this.readOnly.reset()
     this.origins.clear()
     this.notifiedUpTo = 0
+    this.sentUpTo.clear()
     this.matched = 0
     this.peerMatch.clear()
   }
@@ -553,6 +565,74 @@ export class RaftNode implements RaftCore {
     return this.voters.includes(message.from) || this.configs.at(this.commit).voters.includes(message.from)
   }
 
+  /**
+   * Whether a leader takes `message`, a non-voter's answer (or ReadIndex request) carrying a term above its
+   * own, as progress without moving its term. Such a term comes from a member that campaigned while it was
+   * removed and did not know it (possible without pre-vote), and was added back as a non-voter: it follows
+   * this leader at its own higher term (`mayFollowLowerTerm`), and its answers tell how far it has caught
+   * up. They change nothing but that member's own progress (a non-voter counts in no commit, read or
+   * check-quorum), so a forged one gains nothing a well-formed one of the leader's term would not; the term
+   * itself is ignored (`mayRaiseTerm`), and one beyond the per-message bound is dropped as malformed.
+   */
+  private isNonVoterReply(message: Message): boolean {
+    if (this.role !== 'leader' || message.term > MAX_TERM || message.term - this.term > MAX_TERM_ADVANCE)
+      return false
+    if (!this.config.nonVoters.includes(message.from) || this.voters.includes(message.from)) return false
+    return (
+      message.type === 'appendResponse' ||
+      message.type === 'heartbeatResponse' ||
+      message.type === 'snapshotResponse' ||
+      message.type === 'readIndex'
+    )
+  }
+
+  /**
+   * Whether this node follows `message`, from a leader of a term below its own, while keeping its term and
+   * vote. A node that raised its term alone (it campaigned without pre-vote while removed, and was added back
+   * as a non-voter) would otherwise never catch up: it rejects the leader's appends, and the leader may not
+   * learn a term from a non-voter (`mayRaiseTerm`). Following is safe because every answer still carries our
+   * own term: a leader for which we are a voter steps down on it (as before), one for which we are a
+   * non-voter counts us in no quorum, so our copy never helps a leader of a lower term commit; and term and
+   * vote stay, so we never vote twice in a term. Only while nothing in our log is newer than that leader's
+   * term (entries of a newer term may have counted toward a newer leader's commit, and must not be
+   * overwritten), and never a leader of a term below one we followed.
+   */
+  private mayFollowLowerTerm(message: Message): boolean {
+    if (this.role === 'leader') return false
+    if (message.type === 'readIndexResponse') {
+      return this.leader === message.from && this.followedTerm === message.term
+    }
+    if (message.type !== 'append' && message.type !== 'heartbeat' && message.type !== 'snapshot') return false
+    if (message.term < this.followedTerm || this.log.lastTerm() > message.term) return false
+    // Start following only when there is a reason: we already follow it, we take part in no election, or it
+    // has committed entries we lack (then no campaign of ours can win: a majority holds them). A candidate
+    // with a live campaign (a transfer's, while the old leader's last heartbeats arrive) keeps to it.
+    if (this.leader === message.from && this.followedTerm === message.term) return true
+    if (!this.promotable()) return true
+    const committed = message.type === 'snapshot' ? message.meta.index : message.leaderCommit
+    return committed > this.log.lastIndex()
+  }
+
+  /** Follows a leader of a lower term (see `mayFollowLowerTerm`); our own term and vote stay. */
+  private stepLowerTermLeader(message: Message): void {
+    if (message.type === 'readIndexResponse') {
+      this.readStates.push({ context: message.context, index: message.index })
+      return
+    }
+    if (this.role !== 'follower') this.becomeFollower(this.term, message.from)
+    if (this.leader !== message.from || this.followedTerm !== message.term) {
+      // Another leader (or term): what we learned about the previous one's peers no longer holds.
+      this.matched = 0
+      this.peerMatch.clear()
+    }
+    this.electionElapsed = 0
+    this.leader = message.from
+    this.followedTerm = message.term
+    if (message.type === 'append') this.handleAppend(message)
+    else if (message.type === 'heartbeat') this.handleHeartbeat(message)
+    else if (message.type === 'snapshot') this.handleSnapshotChunk(message)
+  }
+
   private startCampaign(kind: CampaignKind): void {
     if (!this.promotable()) return
     // A term at the limit cannot grow: the node stays a follower (README: "A poisoned Raft term").
@@ -603,6 +683,7 @@ export class RaftNode implements RaftCore {
 
   private tickLeader(): void {
     this.heartbeatElapsed++
+    this.uncommitted.tick()
     this.electionElapsed++
     if (this.transferee !== '' && ++this.transferElapsed >= this.options.electionTicks) {
       this.transferee = ''
@@ -694,6 +775,7 @@ export class RaftNode implements RaftCore {
         if (this.role !== 'follower') this.becomeFollower(message.term, message.from)
         this.electionElapsed = 0
         this.leader = message.from
+        this.followedTerm = this.term
         if (message.type === 'append') this.handleAppend(message)
         else if (message.type === 'heartbeat') this.handleHeartbeat(message)
         else this.handleSnapshotChunk(message)
@@ -752,7 +834,8 @@ export class RaftNode implements RaftCore {
     if (lastNew > this.matched) this.matched = lastNew
     if (message.commitOnly === true && entries.length === 0) return
     this.sendAppendResponse(message.from, true, lastNew, 0, 0)
-    if (entries.length > 0 && message.notify !== undefined) {
+    // Copies only to the leader's peers at its own term: following a lower-term leader, ours would be dropped.
+    if (entries.length > 0 && message.notify !== undefined && message.term === this.term) {
       // Copies of the answer, sent (like it) only once these entries are durable here.
       for (const peer of message.notify) {
         // Members only: a leader cannot make us send to anyone else.
@@ -1059,7 +1142,7 @@ export class RaftNode implements RaftCore {
     if (!this.options.bugs.commitPreviousTerm && this.log.term(index) !== this.term) return
     const previous = this.commit
     this.commit = index
-    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - this.log.bytesBetween(previous, index))
+    this.uncommitted.release(this.log.bytesBetween(previous, index))
     if (this.origins.size > 0) {
       // Map order is index order: committed entries leave from the front.
       for (const entryIndex of this.origins.keys()) {
@@ -1143,10 +1226,32 @@ export class RaftNode implements RaftCore {
       (quorumSize(this.voters.length) <= 2 || this.options.bugs.readAckAnyQuorum === true) &&
       this.committedInCurrentTerm()
     ) {
-      this.answerRead(from, context, Math.max(this.commit, this.notifiedUpTo))
+      this.answerRead(from, context, this.readPoint())
       return
     }
     this.readOnly.add({ from, context })
+  }
+
+  /**
+   * The index a read begun now must wait for: the commit index, or beyond it what a follower may already have
+   * committed from notified acknowledgements (`notify`). A follower commits an entry only once a majority
+   * of voters holds it, and a follower holds only what this leader sent it, so no follower can be past the
+   * majority of what was sent (our own log counting in full), in any configuration a follower may hold. Without that bound the read point was the last
+   * entry sent with a notice to any one follower, and with a deep pipeline (the leader's log many entries
+   * ahead of its commit) a read, and each session keep-alive, which confirms leadership by one, waited for all
+   * of them to commit: seconds under the simulator's one-entry messages (3-agent seed 243, a healthy
+   * leader's own session expired, and a write in flight failed with NoLeaderError).
+   */
+  private readPoint(): number {
+    if (this.notifiedUpTo <= this.commit) return this.commit
+    const sentTo = (id: NodeId) => (id === this.id ? this.log.lastIndex() : (this.sentUpTo.get(id) ?? 0))
+    // A follower counts the voters of the configuration its log holds: the committed one, or the one a
+    // pending change appended (at most one change is uncommitted), so the majority of either may have it.
+    const sent = Math.max(
+      majorityIndex(this.voters, sentTo),
+      majorityIndex(this.configs.at(this.commit).voters, sentTo),
+    )
+    return Math.max(this.commit, Math.min(this.notifiedUpTo, sent))
   }
 
   private committedInCurrentTerm(): boolean {
@@ -1204,7 +1309,7 @@ export class RaftNode implements RaftCore {
   /** Builds this Ready's replication traffic: batched appends, snapshot chunks, ReadIndex rounds. */
   private flushLeader(): void {
     if (this.readOnly.hasWaiting() && this.committedInCurrentTerm()) {
-      const context = this.readOnly.startRound(Math.max(this.commit, this.notifiedUpTo))
+      const context = this.readOnly.startRound(this.readPoint())
       this.broadcastHeartbeat(context)
       this.releaseReads()
     }
@@ -1263,6 +1368,10 @@ export class RaftNode implements RaftCore {
         }
       }
       this.send(append)
+      if (entries.length > 0) {
+        const last = prevLogIndex + entries.length
+        if (last > (this.sentUpTo.get(to) ?? 0)) this.sentUpTo.set(to, last)
+      }
       progress.sentEntries(entries.length, bytes)
       progress.sentCommit(this.commit)
       // Keep pipelining while the window allows; never send more than one empty append per flush.

@@ -268,7 +268,11 @@ export interface RaftOptions {
    * a state of many chunks take as many round trips to reach a new or lagging member.
    */
   maxInflightSnapshotChunks: number
-  /** Most uncommitted entry bytes the leader accepts before `propose` throws `ProposalDroppedError`. */
+  /**
+   * Most uncommitted entry bytes the leader accepts before `propose` throws `ProposalDroppedError` (one entry
+   * larger than this is accepted alone, when nothing else is uncommitted). A refused proposal keeps its place
+   * in line while it is retried (within an election timeout), so a large one is not starved by small ones.
+   */
   maxUncommittedBytes: number
 }
 
@@ -309,8 +313,10 @@ export interface RaftCore {
   /**
    * Append application data on the leader. The entry commits if a later Ready lists it in `committed`.
    * `origin`: the follower that forwarded it, which then learns of its commit from its peers (`notify`).
+   * `waiter`: the proposal's identity across retries (the same on each), so that one refused for
+   * `maxUncommittedBytes` keeps its place in line however its data changes between tries.
    */
-  propose(data: Uint8Array, origin?: NodeId): { index: number; term: number }
+  propose(data: Uint8Array, origin?: NodeId, waiter?: string): { index: number; term: number }
   /** Change membership by one server; throws if a change is still uncommitted or the change is invalid. */
   proposeConfigChange(change: ConfigChange): { index: number; term: number }
   /** Hand leadership to `to` (a voter): catch it up, then send it TimeoutNow. */

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import type { RaftCoreOptions } from '../../src/raft/core-options.ts'
 import type { HeartbeatRequest } from '../../src/raft/types.ts'
-import { Cluster, stateWithLog } from './harness.ts'
+import { bytes, Cluster, stateWithLog } from './harness.ts'
 
 describe('ReadIndex (§6.4)', () => {
   test('on the leader: no ReadState before a quorum answers the heartbeat round that carries it', () => {
@@ -166,5 +166,26 @@ describe('ReadIndex on a sole voter', () => {
     cluster.raft('b').readIndex('r1')
     cluster.deliverAll()
     expect(cluster.node('b').readStates).toEqual([{ context: 'r1', index: 1 }])
+  })
+})
+
+describe('the read point with forwarded entries in flight', () => {
+  test('waits only for what a majority of voters was sent, not for the whole pipeline', () => {
+    // One entry a message, one message in flight: the leader's log runs far ahead of what it has sent.
+    const cluster = Cluster.create(['a', 'b', 'c'], { maxInflightMessages: 1, maxMessageBytes: 1 })
+    cluster.elect('a')
+    const commit = cluster.raft('a').status().commit
+    // Entries b forwarded: the leader notifies b of its own durable copy (b may commit from notices).
+    for (let i = 0; i < 10; i++) cluster.raft('a').propose(bytes(`w${i}`), 'b')
+    const first = cluster.collect()
+    expect(first.filter(m => m.type === 'append' && m.entries.length > 0)).toHaveLength(2)
+    cluster.raft('a').readIndex('r')
+    const round = cluster.collect().filter(m => m.type === 'heartbeat' && m.context !== '')
+    cluster.deliver(round)
+    cluster.deliver(cluster.collect().filter(m => m.type === 'heartbeatResponse'))
+    cluster.process('a')
+    // No follower can hold more than the one entry sent to it, so none can have committed past it: before,
+    // the read point was the leader's last entry, and the read waited for all ten to commit.
+    expect(cluster.node('a').readStates).toEqual([{ context: 'r', index: commit + 1 }])
   })
 })

@@ -47,7 +47,7 @@ export function forwardHandler(
       selfId,
       leader: () => leader.leader,
       scheduler: init.scheduler,
-      proposeLocal: (data: Uint8Array) => host.proposeLocal(data, from),
+      proposeLocal: (data: Uint8Array, waiter?: string) => host.proposeLocal(data, from, waiter),
       admitCommand: init.admitCommand,
     }
     let legacyKeepAlive: { sessionId: string; arrivedAt: number; leadership: object | undefined } | undefined

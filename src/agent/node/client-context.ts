@@ -45,7 +45,7 @@ export function replicaClientContext(ports: ReplicaClientPorts): ClientContext {
   return {
     selfId,
     leader: () => tracker.leader,
-    proposeLocal: data => host.proposeLocal(data),
+    proposeLocal: (data, waiter) => host.proposeLocal(data, undefined, waiter),
     forward: (leader, request, timeoutMs, signal) =>
       rpc.callRpc(leader, FORWARD_PROTOCOL, request, { timeoutMs, signal }),
     appliedHere: (sessionId, seq) => {

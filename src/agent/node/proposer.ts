@@ -25,8 +25,11 @@ export interface ProposerContext {
   readonly selfId: NodeId
   /** The leader this agent knows of, '' when none. */
   leader(): NodeId
-  /** Propose locally; only on the leader. Resolves with the state machine's result once applied here. */
-  proposeLocal(data: Uint8Array): Promise<unknown>
+  /**
+   * Propose locally; only on the leader. Resolves with the state machine's result once applied here.
+   * `waiter`: the command's identity across retries (`proposalKey`).
+   */
+  proposeLocal(data: Uint8Array, waiter?: string): Promise<unknown>
   /** Send an envelope to the leader's forwarding handler; resolves with its encoded result. */
   forward(leader: NodeId, request: Uint8Array, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array>
   /**
@@ -119,7 +122,7 @@ async function proposeUntilDone(
         context.admitCommand?.(envelope.command)
         envelope.ts = context.scheduler.wallNow()
         return (await withTimeout(
-          context.proposeLocal(encodeEnvelope(envelope)),
+          context.proposeLocal(encodeEnvelope(envelope), proposalKey(envelope)),
           remaining,
           () => new NoLeaderError('The operation did not commit in time; it may or may not take effect'),
           { signal: options.signal },
@@ -144,6 +147,8 @@ async function proposeUntilDone(
       // proposed meanwhile, and wait up to 320 ms a try (simulator, seed 23 of the KV workloads: a
       // transaction of 300 bytes under a 400-byte cap, 93 ticks after the faults had stopped; and seed 1005 of
       // the election and lease workloads: a forwarded command dropped on each try for its whole 1.5 s).
+      // Retrying this soon also keeps the command's place in the leader's line for the room (a refused
+      // proposal waits there while it is retried within an election timeout: src/raft/uncommitted-budget.ts).
       // Otherwise give the cluster a moment to settle: an election, a transfer, a reconnect.
       const pause = isDropped(err) ? DROPPED_RETRY_MS : 20 * 2 ** Math.min(attempt, 4)
       await context.leaderChange(Math.min(remaining, pause), options.signal)
@@ -196,6 +201,17 @@ function isRetryable(err: unknown): boolean {
 }
 
 /**
+ * A numbered command's identity, the same on every try (its timestamp and `ackedBelow` change between tries,
+ * and with them its size): the Raft core keeps a refused proposal's place in line by it
+ * (`src/raft/uncommitted-budget.ts`). Undefined for a command without a session: known by its size there.
+ */
+export function proposalKey(envelope: Envelope): string | undefined {
+  return envelope.session === undefined || envelope.seq === undefined
+    ? undefined
+    : `${envelope.session}#${envelope.seq}`
+}
+
+/**
  * The leader's side of forwarding: validates the envelope (and, with `authorize`, its sender's right to
  * send it), stamps it with the leader's clock (the only time the state machine sees) and proposes it.
  * Throws `NotLeaderError` on a follower, which the caller takes as a cue to find the new leader.
@@ -211,6 +227,6 @@ export async function serveForward(
   if (authorize !== undefined) await authorize(decoded.envelope)
   context.admitCommand?.(decoded.envelope.command)
   decoded.envelope.ts = context.scheduler.wallNow()
-  const result = await context.proposeLocal(encodeEnvelope(decoded.envelope))
+  const result = await context.proposeLocal(encodeEnvelope(decoded.envelope), proposalKey(decoded.envelope))
   return encoder.encode(JSON.stringify(result))
 }

@@ -152,10 +152,10 @@ export class RaftHost implements RunnerPort {
 
   /**
    * Propose on this agent as leader; the result is the state machine's answer to the command. `origin`:
-   * the agent that forwarded it.
+   * the agent that forwarded it. `waiter`: the command's identity across retries (`proposalKey`).
    */
-  async proposeLocal(data: Uint8Array, origin?: string): Promise<CommandResult> {
-    const output = (await this.require().propose(data, origin)) as ApplyOutput
+  async proposeLocal(data: Uint8Array, origin?: string, waiter?: string): Promise<CommandResult> {
+    const output = (await this.require().propose(data, origin, waiter)) as ApplyOutput
     return output.result
   }
 }
