@@ -8,4 +8,9 @@ export interface ApplyContext {
   time: number
   /** Events of this entry, in the order they happened; modules append. */
   events: StateEvent[]
+  /**
+   * The proposer's session and sequence number of this entry (its order among that session's requests), from
+   * command-set version 3 on; undefined for an entry without them or in a cluster below version 3.
+   */
+  request?: { session: string; seq: number }
 }

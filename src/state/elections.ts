@@ -19,16 +19,22 @@ export interface ElectionInfo {
   candidates: Candidate[]
 }
 
+/**
+ * A candidacy as stored: `seq`, the proposer's sequence number of the campaign that owns it (command-set
+ * version 3 on), orders the campaigns of one session. Not part of what queries show.
+ */
+type StoredCandidate = Candidate & { seq?: number }
+
 interface ElectionRecord {
   term: number
-  candidates: Candidate[]
+  candidates: StoredCandidate[]
 }
 
 /** Election section of a snapshot, in table order. */
 export interface ElectionSnapshot {
   name: string
   term: number
-  candidates: Candidate[]
+  candidates: StoredCandidate[]
 }
 
 /**
@@ -54,7 +60,7 @@ export class ElectionTable implements SessionEndListener {
   info(name: string): ElectionInfo | undefined {
     const record = this.records.get(name)
     if (record === undefined) return undefined
-    const candidates = record.candidates.map(candidate => ({ ...candidate }))
+    const candidates = record.candidates.map(({ seq: _seq, ...candidate }) => candidate)
     return { name, term: record.term, leader: candidates[0], candidates }
   }
 
@@ -67,15 +73,26 @@ export class ElectionTable implements SessionEndListener {
       this.records.set(name, record)
     }
     const position = record.candidates.findIndex(candidate => candidate.sessionId === sessionId)
+    const seq = context.request?.session === sessionId ? context.request.seq : undefined
     if (position >= 0) {
       // Standing again: a new value replaces the old one, as a proclaim would. The newest campaign owns the
       // candidacy: a late resign of the earlier (aborted) campaign names the old request and leaves it be.
-      if (!this.resignAny) record.candidates[position].requestId = command.requestId
+      // Newest by the session's request order, not by the order entries apply: the proposer may retry an
+      // aborted campaign late, after a newer one of the session took the candidacy, and that retry must not
+      // take it back (its resign, due next, would then end the newer campaign's leadership: simulator seed
+      // 1789, two election users both leading).
+      const current = record.candidates[position]
+      if (current.seq !== undefined && seq !== undefined && seq < current.seq) {
+        return position === 0 ? { type: 'elected', term: record.term } : { type: 'candidate', position }
+      }
+      if (!this.resignAny) current.requestId = command.requestId
+      if (seq !== undefined) current.seq = seq
       if (command.value !== undefined) this.setValue(name, record, position, command.value, context)
       return position === 0 ? { type: 'elected', term: record.term } : { type: 'candidate', position }
     }
-    const candidate: Candidate = { agentId: command.agentId, sessionId, requestId: command.requestId }
+    const candidate: StoredCandidate = { agentId: command.agentId, sessionId, requestId: command.requestId }
     if (command.value !== undefined) candidate.value = command.value
+    if (seq !== undefined) candidate.seq = seq
     record.candidates.push(candidate)
     this.index(sessionId, name)
     if (record.candidates.length > 1) return { type: 'candidate', position: record.candidates.length - 1 }
@@ -138,7 +155,7 @@ export class ElectionTable implements SessionEndListener {
   restore(data: unknown): void {
     for (const election of snapshotArray(data, 'elections')) {
       checkSnapshot(isRecord(election) && isId(election.name) && isCount(election.term), 'elections')
-      const candidates: Candidate[] = []
+      const candidates: StoredCandidate[] = []
       for (const candidate of snapshotArray(election.candidates, 'elections.candidates')) {
         checkSnapshot(
           isRecord(candidate) &&
@@ -148,12 +165,14 @@ export class ElectionTable implements SessionEndListener {
           'elections.candidates',
         )
         checkSnapshot(candidate.value === undefined || isJsonValue(candidate.value), 'elections.candidates')
-        const restored: Candidate = {
+        checkSnapshot(candidate.seq === undefined || isCount(candidate.seq), 'elections.candidates')
+        const restored: StoredCandidate = {
           agentId: candidate.agentId,
           sessionId: candidate.sessionId,
           requestId: candidate.requestId,
         }
         if (candidate.value !== undefined) restored.value = candidate.value
+        if (candidate.seq !== undefined) restored.seq = candidate.seq
         candidates.push(restored)
         this.index(candidate.sessionId, election.name)
       }

@@ -30,6 +30,7 @@ import {
   COMMAND_SET_VERSION,
   commandVersion,
   isCommandSetVersion,
+  REQUEST_ORDER_VERSION,
 } from './versions.ts'
 
 export interface StateMachineOptions {
@@ -296,6 +297,12 @@ export class StateMachine {
     context.time = this.timeValue
     const events: StateEvent[] = []
     context.events = events
+    context.request =
+      envelope.session !== undefined &&
+      envelope.seq !== undefined &&
+      this.clusterVersionValue >= REQUEST_ORDER_VERSION
+        ? { session: envelope.session, seq: envelope.seq }
+        : undefined
     let result: CommandResult
     if (envelope.session !== undefined && envelope.seq !== undefined) {
       const command = envelope.command

@@ -20,7 +20,8 @@ export const BASE_COMMAND_SET_VERSION = 1
 
 /**
  * The highest command-set version this code applies. Version 3: a `runTasks` failure marked `lapsed` (its
- * agent's session lease lapsed), which does not count against `maxRetries`.
+ * agent's session lease lapsed), which does not count against `maxRetries`; campaigns of one session ordered
+ * by their request sequence (`REQUEST_ORDER_VERSION`).
  */
 export const COMMAND_SET_VERSION = 3
 
@@ -42,6 +43,12 @@ const INTRODUCED: ReadonlyMap<CommandType, number> = new Map<CommandType, number
   ['forgetTasks', 2],
   ['setMaxFinishedTasks', 2],
 ])
+
+/**
+ * The version from which a session's campaigns are ordered by the proposer's sequence number: a late retry
+ * of an aborted campaign no longer takes the candidacy back from a newer campaign of the same session.
+ */
+export const REQUEST_ORDER_VERSION = 3
 
 /** The version that lets a `runTasks` failure say `lapsed` (not counted against `maxRetries`). */
 export const LAPSED_FAILURE_VERSION = 3

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { shellBugs } from '../../src/shell-bugs.ts'
+import { encodeEnvelope } from '../../src/state/codec.ts'
 import type { CampaignCommand } from '../../src/state/commands.ts'
+import { StateMachine } from '../../src/state/state-machine.ts'
 import { LogDriver } from './helpers.ts'
 
 function campaign(sessionId: string, name = 'E'): CampaignCommand {
@@ -92,6 +94,38 @@ describe('named elections', () => {
       const resigned = log.apply({ type: 'resign', name: 'E', sessionId: 'a', requestId: 'second' })
       expect(resigned.result).toEqual({ type: 'ok' })
       expect(log.machine.election('E')!.leader).toBeUndefined()
+    })
+  }
+  // Simulator seed 1789: the proposer retried an aborted campaign late, after the same session campaigned
+  // again and led; applied after it, the old campaign took the candidacy back, and its own resign (due next)
+  // then ended the leadership the newer campaign had been told it holds. From command-set version 3 the
+  // campaigns of a session are ordered by their request sequence, not by the order their entries apply.
+  for (const version of [3, 1]) {
+    it(`a late retry of an aborted campaign does not take the candidacy from a newer one (cluster version ${version})`, () => {
+      const log = new LogDriver()
+      log.apply({ type: 'setClusterVersion', version })
+      log.open('a')
+      log.open('b')
+      const newer: CampaignCommand = { ...campaign('a'), requestId: 'newer' }
+      expect(log.result(newer, { session: 'a', seq: 306 })).toMatchObject({ type: 'elected' })
+      const older: CampaignCommand = { ...campaign('a'), requestId: 'older' }
+      log.apply(older, { session: 'a', seq: 302 })
+      log.apply({ type: 'resign', name: 'E', sessionId: 'a', requestId: 'older' })
+      log.apply(campaign('b'))
+      const leader = log.machine.election('E')!.leader
+      if (version >= 3) {
+        expect(leader).toMatchObject({ sessionId: 'a', requestId: 'newer' })
+        // Queries show the candidacy as before: the sequence stays internal.
+        expect(Object.keys(leader!).sort()).toEqual(['agentId', 'requestId', 'sessionId'])
+        // It survives a snapshot: a replica restored from one orders the next late retry the same way.
+        const restored = StateMachine.restore(log.machine.snapshot())
+        const late = { ts: log.now, session: 'a', seq: 304, command: { ...campaign('a'), requestId: 'late' } }
+        restored.apply({ index: log.index + 1, term: 1, data: encodeEnvelope(late) })
+        expect(restored.election('E')!.leader).toMatchObject({ sessionId: 'a', requestId: 'newer' })
+      } else {
+        // Below version 3 every replica keeps the older rule (a mixed-version cluster must not diverge).
+        expect(leader).toMatchObject({ sessionId: 'b' })
+      }
     })
   }
 })
