@@ -23,6 +23,7 @@ import {
 } from 'libp2p'
 import { coalescingTcp } from './coalescing-tcp.ts'
 import { GossipAdmission } from './gossip-admission.ts'
+import { gossipMessageId } from './gossip-message-id.ts'
 import { limitPendingPerIp, PendingByHost } from './pending-inbound.ts'
 import { pskProtector } from './pnet.ts'
 
@@ -82,8 +83,9 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   /** More services, next to identify, ping and pubsub. */
   services?: ServiceFactoryMap<S>
   /**
-   * Gossipsub tuning. Defaults keep gossipsub's own, except that a node's own messages are not echoed back
-   * and `scoreParams.IPColocationFactorWeight` is 0 (see `CONCLAVE_LIBP2P_DEFAULTS`).
+   * Gossipsub tuning. Defaults keep gossipsub's own, except that a node's own messages are not echoed back,
+   * duplicates are recognised by a digest before their signature is checked (`fastMsgIdFn`), and
+   * `scoreParams.IPColocationFactorWeight` is 0 (see `CONCLAVE_LIBP2P_DEFAULTS`).
    */
   gossipsub?: Partial<GossipsubOpts>
   /** libp2p connection manager settings, over conclave's defaults (`CONCLAVE_LIBP2P_DEFAULTS`). */
@@ -139,6 +141,8 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     ping: ping(),
     pubsub: gossipsub({
       emitSelf: false,
+      // Duplicates dropped before their signature is verified again (`src/net/gossip-message-id.ts`).
+      fastMsgIdFn: gossipMessageId,
       ...options.gossipsub,
       scoreParams: {
         IPColocationFactorWeight: CONCLAVE_LIBP2P_DEFAULTS.IPColocationFactorWeight,
