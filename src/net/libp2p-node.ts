@@ -53,6 +53,13 @@ export const CONCLAVE_LIBP2P_DEFAULTS = Object.freeze({
   /** libp2p's own: an inbound connection's handshake must finish within 10 s, or it is closed. */
   inboundUpgradeTimeout: 10_000,
   /**
+   * libp2p gives each address of a dial 6 s, whatever the caller's own deadline. Conclave's dials all carry
+   * their caller's deadline (a request's, a probe's); a joining agent dials its bootstrap members for as long
+   * as its join may take, because a handshake on a few cores busy with many agents starting can take longer
+   * than 6 s, and one cut short is begun again from nothing (`src/agent/cluster/bootstrap-dials.ts`).
+   */
+  addressDialTimeout: 60_000,
+  /**
    * libp2p aborts a connection whose ping fails. Under CPU starvation (many agents on few cores) pings
    * time out on healthy connections, and aborting them resets every Raft and RPC stream on them; SWIM
    * judges liveness, so the connection is left up.
@@ -170,6 +177,7 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
       inboundConnectionThreshold: CONCLAVE_LIBP2P_DEFAULTS.inboundConnectionThreshold,
       maxIncomingPendingConnections: CONCLAVE_LIBP2P_DEFAULTS.maxIncomingPendingConnections,
       inboundUpgradeTimeout: CONCLAVE_LIBP2P_DEFAULTS.inboundUpgradeTimeout,
+      addressDialTimeout: CONCLAVE_LIBP2P_DEFAULTS.addressDialTimeout,
       ...options.connectionManager,
     },
     connectionMonitor: {
