@@ -3,7 +3,8 @@
  * each its own process over loopback TCP with durable storage, all started at the same moment, next to a
  * 3-agent baseline measured the same way in the same run. Reports, for each size:
  *
- * - the time until every agent has joined, and until every view holds all N alive; join errors;
+ * - the time until every agent process is up, until every agent has joined, and until every view holds all N
+ *   alive (all three from the start); join errors;
  * - idle CPU over `--idle` seconds (median agent, the leader, all agents together, in cores) and RSS;
  * - from a member (the last agent started, not a voter): single-writer p50/p99 and 64-concurrent throughput;
  * - the time until every survivor marks a killed member dead, next to memberlist's LAN bound for N (probe
@@ -96,6 +97,8 @@ interface SizeReport {
   joined: number
   joinErrors: number
   joinErrorExamples: string[]
+  /** From the start until every agent process was up (loaded and listening), before any join. */
+  spawnedMs?: number
   allJoinedMs?: number
   convergedMs?: number
   idle: { medianCpu: number; leaderCpu: number; totalCores: number; medianRssMiB: number; maxRssMiB: number }
@@ -145,6 +148,8 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
     leaderKill: {},
     loadAverage: { start: loadavg()[0], end: Number.NaN },
   }
+  report.spawnedMs = Math.round(performance.now() - started)
+  log(`  all ${size} processes up: ${report.spawnedMs} ms`)
   try {
     await hosts[0].request('join', { voters: 3 })
     const results = await Promise.allSettled(
