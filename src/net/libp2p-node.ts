@@ -78,6 +78,14 @@ export const CONCLAVE_LIBP2P_DEFAULTS = Object.freeze({
    * agent's gossip to the others. 0 disables the penalty.
    */
   IPColocationFactorWeight: 0,
+  /**
+   * Gossipsub's mesh: each node forwards a message to its mesh peers, so each one receives every message
+   * about once per mesh peer (gossipsub's defaults keep 6, up to 12, built for open networks of untrusted
+   * peers). Conclave's cluster is authenticated and SWIM repairs what gossip misses (own news sent directly,
+   * push-pull), so a small mesh does: 20 agents joining at once received each membership update about 12
+   * times, and handling those copies (decrypt, decode, digest, drop) was the largest share of their CPU.
+   */
+  gossipMesh: Object.freeze({ D: 3, Dlo: 2, Dhi: 4, Dout: 1, Dscore: 1, Dlazy: 3 }),
 })
 
 export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
@@ -91,7 +99,8 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   services?: ServiceFactoryMap<S>
   /**
    * Gossipsub tuning. Defaults keep gossipsub's own, except that a node's own messages are not echoed back,
-   * duplicates are recognised by a digest before their signature is checked (`fastMsgIdFn`), and
+   * duplicates are recognised by a digest before their signature is checked (`fastMsgIdFn`), the mesh is
+   * small (`CONCLAVE_LIBP2P_DEFAULTS.gossipMesh`), and
    * `scoreParams.IPColocationFactorWeight` is 0 (see `CONCLAVE_LIBP2P_DEFAULTS`).
    */
   gossipsub?: Partial<GossipsubOpts>
@@ -150,6 +159,7 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
       emitSelf: false,
       // Duplicates dropped before their signature is verified again (`src/net/gossip-message-id.ts`).
       fastMsgIdFn: gossipMessageId,
+      ...CONCLAVE_LIBP2P_DEFAULTS.gossipMesh,
       ...options.gossipsub,
       scoreParams: {
         IPColocationFactorWeight: CONCLAVE_LIBP2P_DEFAULTS.IPColocationFactorWeight,
