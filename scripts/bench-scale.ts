@@ -109,7 +109,8 @@ interface SizeReport {
     concurrent64OpsPerSec: number
     error?: string
   }
-  detection: { boundMs: number; allSurvivorsMs?: number }
+  /** `error`: the lock could not be taken before the kill (an overloaded cluster); detection is not measured. */
+  detection: { boundMs: number; allSurvivorsMs?: number; error?: string }
   lockHandoffMs?: number
   leaderKill: { maxStallMs?: number; error?: string }
   /** The machine's 1-minute load average when this size started and when it ended (others share it). */
@@ -243,8 +244,19 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
     // A member holding a lock is killed: every survivor must mark it dead, and a waiter gets its lock.
     const victim =
       nonVoters.find(host => host !== writer) ?? joined.find(host => host !== leader && host !== writer)
-    if (victim !== undefined) {
-      await victim.request('acquire', { key: 'scale/lock', ttl: 10_000 })
+    // The lock before the kill fails on an overloaded cluster (NoLeaderError): reported, the run goes on.
+    const locked =
+      victim === undefined
+        ? false
+        : await victim.request('acquire', { key: 'scale/lock', ttl: 10_000 }).then(
+            () => true,
+            (err: Error) => {
+              report.detection.error = `${err.name}: ${err.message}`
+              log(`  lock before the kill failed: ${report.detection.error}`)
+              return false
+            },
+          )
+    if (victim !== undefined && locked) {
       const waiting = writer.request('acquire', { key: 'scale/lock', ttl: 10_000 })
       await sleep(200)
       const killedAt = performance.now()
