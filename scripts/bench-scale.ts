@@ -3,7 +3,8 @@
  * each its own process over loopback TCP with durable storage, all started at the same moment, next to a
  * 3-agent baseline measured the same way in the same run. Reports, for each size:
  *
- * - the time until every agent has joined, and until every view holds all N alive; join errors;
+ * - the time until every agent process is up, until every agent has joined, and until every view holds all N
+ *   alive (all three from the start); join errors;
  * - idle CPU over `--idle` seconds (median agent, the leader, all agents together, in cores) and RSS;
  * - from a member (the last agent started, not a voter): single-writer p50/p99 and 64-concurrent throughput;
  * - the time until every survivor marks a killed member dead, next to memberlist's LAN bound for N (probe
@@ -96,6 +97,8 @@ interface SizeReport {
   joined: number
   joinErrors: number
   joinErrorExamples: string[]
+  /** From the start until every agent process was up (loaded and listening), before any join. */
+  spawnedMs?: number
   allJoinedMs?: number
   convergedMs?: number
   idle: { medianCpu: number; leaderCpu: number; totalCores: number; medianRssMiB: number; maxRssMiB: number }
@@ -106,7 +109,8 @@ interface SizeReport {
     concurrent64OpsPerSec: number
     error?: string
   }
-  detection: { boundMs: number; allSurvivorsMs?: number }
+  /** `error`: the lock could not be taken before the kill (an overloaded cluster); detection is not measured. */
+  detection: { boundMs: number; allSurvivorsMs?: number; error?: string }
   lockHandoffMs?: number
   leaderKill: { maxStallMs?: number; error?: string }
   /** The machine's 1-minute load average when this size started and when it ended (others share it). */
@@ -145,6 +149,8 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
     leaderKill: {},
     loadAverage: { start: loadavg()[0], end: Number.NaN },
   }
+  report.spawnedMs = Math.round(performance.now() - started)
+  log(`  all ${size} processes up: ${report.spawnedMs} ms`)
   try {
     await hosts[0].request('join', { voters: 3 })
     const results = await Promise.allSettled(
@@ -238,8 +244,19 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
     // A member holding a lock is killed: every survivor must mark it dead, and a waiter gets its lock.
     const victim =
       nonVoters.find(host => host !== writer) ?? joined.find(host => host !== leader && host !== writer)
-    if (victim !== undefined) {
-      await victim.request('acquire', { key: 'scale/lock', ttl: 10_000 })
+    // The lock before the kill fails on an overloaded cluster (NoLeaderError): reported, the run goes on.
+    const locked =
+      victim === undefined
+        ? false
+        : await victim.request('acquire', { key: 'scale/lock', ttl: 10_000 }).then(
+            () => true,
+            (err: Error) => {
+              report.detection.error = `${err.name}: ${err.message}`
+              log(`  lock before the kill failed: ${report.detection.error}`)
+              return false
+            },
+          )
+    if (victim !== undefined && locked) {
       const waiting = writer.request('acquire', { key: 'scale/lock', ttl: 10_000 })
       await sleep(200)
       const killedAt = performance.now()

@@ -12,7 +12,7 @@ export interface ConclaveComponents {
   peerId: PeerId
   registrar: NetRegistrar
   connectionManager: NetConnectionManager & {
-    openConnection(peer: Multiaddr | PeerId): Promise<unknown>
+    openConnection(peer: Multiaddr | PeerId, options?: { signal?: AbortSignal }): Promise<unknown>
     /** Needed by SPIFFE identities to close the connections of refused peers. */
     closeConnections?(peer: PeerId): Promise<void>
   }

@@ -23,6 +23,7 @@ import {
 } from 'libp2p'
 import { coalescingTcp } from './coalescing-tcp.ts'
 import { GossipAdmission } from './gossip-admission.ts'
+import { gossipMessageId } from './gossip-message-id.ts'
 import { limitPendingPerIp, PendingByHost } from './pending-inbound.ts'
 import { pskProtector } from './pnet.ts'
 
@@ -52,6 +53,13 @@ export const CONCLAVE_LIBP2P_DEFAULTS = Object.freeze({
   /** libp2p's own: an inbound connection's handshake must finish within 10 s, or it is closed. */
   inboundUpgradeTimeout: 10_000,
   /**
+   * libp2p gives each address of a dial 6 s, whatever the caller's own deadline. Conclave's dials all carry
+   * their caller's deadline (a request's, a probe's); a joining agent dials its bootstrap members for as long
+   * as its join may take, because a handshake on a few cores busy with many agents starting can take longer
+   * than 6 s, and one cut short is begun again from nothing (`src/agent/cluster/bootstrap-dials.ts`).
+   */
+  addressDialTimeout: 60_000,
+  /**
    * libp2p aborts a connection whose ping fails. Under CPU starvation (many agents on few cores) pings
    * time out on healthy connections, and aborting them resets every Raft and RPC stream on them; SWIM
    * judges liveness, so the connection is left up.
@@ -70,6 +78,14 @@ export const CONCLAVE_LIBP2P_DEFAULTS = Object.freeze({
    * agent's gossip to the others. 0 disables the penalty.
    */
   IPColocationFactorWeight: 0,
+  /**
+   * Gossipsub's mesh: each node forwards a message to its mesh peers, so each one receives every message
+   * about once per mesh peer (gossipsub's defaults keep 6, up to 12, built for open networks of untrusted
+   * peers). Conclave's cluster is authenticated and SWIM repairs what gossip misses (own news sent directly,
+   * push-pull), so a small mesh does: 20 agents joining at once received each membership update about 12
+   * times, and handling those copies (decrypt, decode, digest, drop) was the largest share of their CPU.
+   */
+  gossipMesh: Object.freeze({ D: 3, Dlo: 2, Dhi: 4, Dout: 1, Dscore: 1, Dlazy: 3 }),
 })
 
 export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
@@ -82,8 +98,10 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   /** More services, next to identify, ping and pubsub. */
   services?: ServiceFactoryMap<S>
   /**
-   * Gossipsub tuning. Defaults keep gossipsub's own, except that a node's own messages are not echoed back
-   * and `scoreParams.IPColocationFactorWeight` is 0 (see `CONCLAVE_LIBP2P_DEFAULTS`).
+   * Gossipsub tuning. Defaults keep gossipsub's own, except that a node's own messages are not echoed back,
+   * duplicates are recognised by a digest before their signature is checked (`fastMsgIdFn`), the mesh is
+   * small (`CONCLAVE_LIBP2P_DEFAULTS.gossipMesh`), and
+   * `scoreParams.IPColocationFactorWeight` is 0 (see `CONCLAVE_LIBP2P_DEFAULTS`).
    */
   gossipsub?: Partial<GossipsubOpts>
   /** libp2p connection manager settings, over conclave's defaults (`CONCLAVE_LIBP2P_DEFAULTS`). */
@@ -139,6 +157,9 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     ping: ping(),
     pubsub: gossipsub({
       emitSelf: false,
+      // Duplicates dropped before their signature is verified again (`src/net/gossip-message-id.ts`).
+      fastMsgIdFn: gossipMessageId,
+      ...CONCLAVE_LIBP2P_DEFAULTS.gossipMesh,
       ...options.gossipsub,
       scoreParams: {
         IPColocationFactorWeight: CONCLAVE_LIBP2P_DEFAULTS.IPColocationFactorWeight,
@@ -166,6 +187,7 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
       inboundConnectionThreshold: CONCLAVE_LIBP2P_DEFAULTS.inboundConnectionThreshold,
       maxIncomingPendingConnections: CONCLAVE_LIBP2P_DEFAULTS.maxIncomingPendingConnections,
       inboundUpgradeTimeout: CONCLAVE_LIBP2P_DEFAULTS.inboundUpgradeTimeout,
+      addressDialTimeout: CONCLAVE_LIBP2P_DEFAULTS.addressDialTimeout,
       ...options.connectionManager,
     },
     connectionMonitor: {

@@ -30,6 +30,7 @@ import {
 } from './admin-protocol.ts'
 import type { AdminServer } from './admin-server.ts'
 import type { Authorization } from './authorization.ts'
+import { BootstrapDials } from './bootstrap-dials.ts'
 import type { ClusterVersionKeeper } from './cluster-version.ts'
 import { type Directory, SessionLapsedError } from './directory.ts'
 import { checkMaxFinishedTasks, commitMaxFinishedTasks } from './max-finished-tasks.ts'
@@ -43,7 +44,9 @@ export interface JoiningInit {
   timing: ResolvedTiming
   components: {
     peerStore: { merge(peer: PeerId, data: { multiaddrs: Multiaddr[] }): Promise<unknown> }
-    connectionManager: { openConnection(peer: Multiaddr | PeerId): Promise<unknown> }
+    connectionManager: {
+      openConnection(peer: Multiaddr | PeerId, options?: { signal?: AbortSignal }): Promise<unknown>
+    }
   }
   storage(): RaftStorage
   meta(): NodeMeta
@@ -286,31 +289,44 @@ export class Joining {
     }
     let lastError: unknown
     let backoff = JOIN_BACKOFF_MS
-    while (this.init.scheduler.now() < deadline) {
-      let refusals = 0
-      for (const { peerId } of peers) {
-        if (this.init.closed.aborted) throw new ClosedError()
-        try {
-          const response = await this.init.admin(peerId.toString(), request, signal)
-          this.init.meta().setClusterId(response.clusterId)
-          return response
-        } catch (err) {
-          if (err instanceof AbortError || err instanceof InvalidArgumentError) throw err
-          // A refused identity often shows as a closed connection: the identity exchange tells why.
-          const refusal =
-            err instanceof UnauthorizedError
-              ? err
-              : this.init.authorization.identityRefusal(peerId.toString())
-          if (refusal !== undefined) refusals++
-          lastError = refusal ?? err
+    // One dial per bootstrap member for the whole join (see `BootstrapDials`): under load, a handshake
+    // can outlast one request's dial timeout, and a dial begun again for each request would never finish.
+    const dials = new BootstrapDials(
+      this.init.components.connectionManager,
+      this.init.scheduler,
+      deadline,
+      signal === undefined ? [this.init.closed] : [this.init.closed, signal],
+    )
+    try {
+      while (this.init.scheduler.now() < deadline) {
+        let refusals = 0
+        for (const { peerId } of peers) {
+          if (this.init.closed.aborted) throw new ClosedError()
+          try {
+            await dials.connected(peerId, this.init.timing.operationTimeoutMs)
+            const response = await this.init.admin(peerId.toString(), request, signal)
+            this.init.meta().setClusterId(response.clusterId)
+            return response
+          } catch (err) {
+            if (err instanceof AbortError || err instanceof InvalidArgumentError) throw err
+            // A refused identity often shows as a closed connection: the identity exchange tells why.
+            const refusal =
+              err instanceof UnauthorizedError
+                ? err
+                : this.init.authorization.identityRefusal(peerId.toString())
+            if (refusal !== undefined) refusals++
+            lastError = refusal ?? err
+          }
         }
+        // Every bootstrap member refused this agent's identity or policy: asking again will not change that.
+        if (refusals === peers.length) throw lastError
+        // Jittered, so that agents started together do not ask in step.
+        const pause = Math.min(backoff, Math.max(0, deadline - this.init.scheduler.now()))
+        await sleep(pause * (0.5 + this.init.random() / 2), signal, this.init.scheduler)
+        backoff = Math.min(backoff * 2, JOIN_BACKOFF_MAX_MS)
       }
-      // Every bootstrap member refused this agent's identity or policy: asking again will not change that.
-      if (refusals === peers.length) throw lastError
-      // Jittered, so that agents started together do not ask in step.
-      const pause = Math.min(backoff, Math.max(0, deadline - this.init.scheduler.now()))
-      await sleep(pause * (0.5 + this.init.random() / 2), signal, this.init.scheduler)
-      backoff = Math.min(backoff * 2, JOIN_BACKOFF_MAX_MS)
+    } finally {
+      dials.stop()
     }
     throw new NoLeaderError('No bootstrap member could add this agent', { cause: lastError })
   }
