@@ -16,6 +16,7 @@ import { Consensus, unexpected } from '../../src/agent/api/consensus.ts'
 import { NamedElection } from '../../src/agent/api/elections.ts'
 import { Locks } from '../../src/agent/api/locks.ts'
 import { Tasks } from '../../src/agent/api/tasks/tasks.ts'
+import { ClusterVersionKeeper } from '../../src/agent/cluster/cluster-version.ts'
 import { Directory } from '../../src/agent/cluster/directory.ts'
 import { Housekeeping } from '../../src/agent/cluster/housekeeping.ts'
 import { KeepAliveClient, KeepAliveServer } from '../../src/agent/cluster/keep-alive.ts'
@@ -55,7 +56,7 @@ import type {
 import type { ConclaveSecurity } from '../../src/security/security.ts'
 import type { ShellBugs } from '../../src/shell-bugs.ts'
 import type { Command, CommandResult, StateMachine } from '../../src/state/index.ts'
-import { encodeEnvelope } from '../../src/state/index.ts'
+import { COMMAND_SET_VERSION, encodeEnvelope } from '../../src/state/index.ts'
 import { StorageFailedError } from '../../src/storage/errors.ts'
 import type { Scheduler as TimeScheduler } from '../../src/time/index.ts'
 import type { AgentClock } from './agent-clock.ts'
@@ -401,6 +402,18 @@ export class SimAgent {
         tasks.slotOffer.registered(await directory.register(sessionId))
       }
     }
+    // The real keeper of the cluster version: every simulated agent runs the same command-set version, so the
+    // first leader raises the cluster to it, and the commands of every version run under faults.
+    const clusterVersion = new ClusterVersionKeeper({
+      selfId: id,
+      replica,
+      runner: host,
+      admin: async () => ({ clusterId: 'sim', version: COMMAND_SET_VERSION }),
+      commit: client,
+      scheduler: clock,
+      closed,
+      log: silentLogger,
+    })
     // The leader's housekeeping: session expiries from its lessor, lock expiries timed on its monotonic clock.
     const housekeeping = new Housekeeping({
       selfId: id,
@@ -410,7 +423,7 @@ export class SimAgent {
       duties: new LeaderDuties(client, silentLogger),
       lessor,
       voters: { keep: noop },
-      clusterVersion: { keep: noop },
+      clusterVersion,
       joining: { rejoinIfRemoved: noop },
       scheduler: clock,
       intervalMs: Math.max(this.timing.tickMs, 50),
