@@ -1,27 +1,14 @@
 import type { Libp2p } from '@libp2p/interface'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { SessionKeeper } from '../../src/agent/node/session.ts'
-import type { Agent, ConclaveService, TaskWorker } from '../../src/index.ts'
+import type { ConclaveService, TaskWorker } from '../../src/index.ts'
 import { createAgent } from '../../src/index.ts'
+import { stoppedAfterEach, until } from './in-process.ts'
 
 // A handler stopped because its agent's session lease lapsed locally (a keep-alive answered late, as on a
 // loaded machine) did nothing wrong: its failure must not spend one of the task's attempts, or a busy
 // cluster ends tasks `dead` after N attempts "session lease ran out" (tasks-v02-processes at load 15+).
-const agents: Agent[] = []
-const workers: TaskWorker[] = []
-
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map(worker => worker.close()))
-  await Promise.all(agents.splice(0).map(agent => agent.stop()))
-})
-
-async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
+const { agents, workers } = stoppedAfterEach<TaskWorker>()
 
 describe('a handler stopped by a lapse of the local session lease', () => {
   it('fails its attempt without spending a retry: a task with none left runs again and completes', async () => {

@@ -1,25 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { TaskBatcher } from '../../src/agent/api/tasks/batch.ts'
 import type { Tasks } from '../../src/agent/api/tasks/tasks.ts'
 import type { TaskProcessor } from '../../src/agent/api/tasks/worker.ts'
-import type { Agent } from '../../src/index.ts'
 import { createAgent, NoLeaderError } from '../../src/index.ts'
+import { stoppedAfterEach, until } from './in-process.ts'
 
-const agents: Agent[] = []
-const workers: TaskProcessor[] = []
-
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map(worker => worker.close()))
-  await Promise.all(agents.splice(0).map(agent => agent.stop()))
-})
-
-async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
+const { agents, workers } = stoppedAfterEach<TaskProcessor>()
 
 describe('an attempt whose claim answer was lost', () => {
   it('is adopted by a later next() and run once, among running attempts the worker holds', async () => {

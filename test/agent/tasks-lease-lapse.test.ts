@@ -1,29 +1,16 @@
 import type { Libp2p } from '@libp2p/interface'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Replica } from '../../src/agent/node/replica.ts'
 import type { SessionKeeper } from '../../src/agent/node/session.ts'
 import type { Agent, ConclaveService, TaskWorker } from '../../src/index.ts'
 import { createAgent } from '../../src/index.ts'
+import { stoppedAfterEach, until } from './in-process.ts'
 
 // An attempt claimed while this agent's session lease is not trusted locally (a keep-alive answered late, as
 // on a loaded machine) while the cluster still holds the session: the claim commits, the lease watch aborts
 // the attempt's signal before `next()` hands it out. The flake of tasks-v02-processes (a task `running` on a
 // survivor whose handler never ran) was such an attempt, dropped by the worker and never run nor ended.
-const agents: Agent[] = []
-const workers: TaskWorker[] = []
-
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map(worker => worker.close()))
-  await Promise.all(agents.splice(0).map(agent => agent.stop()))
-})
-
-async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
+const { agents, workers } = stoppedAfterEach<TaskWorker>()
 
 /** The agent's session keeper (whose local lease the test lets lapse) and replica. */
 function partsOf(agent: Agent): { session: SessionKeeper; replica: Replica } {
