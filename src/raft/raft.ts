@@ -158,6 +158,12 @@ export class RaftNode implements RaftCore {
    * leader of a lower term is not followed after it. Not durable: after a restart the last log term bounds it.
    */
   private followedTerm = 0
+  /**
+   * Elections this node started in a row (as a candidate, not pre-candidate) without becoming leader or
+   * hearing a leader it follows: past the first, no transfer's campaign is live, and a leader of a lower term
+   * that reaches it may be followed (see `mayFollowLowerTerm`). Not durable.
+   */
+  private campaignsInARow = 0
 
   // Leader state.
   private readonly progress = new Map<NodeId, PeerProgress>()
@@ -493,6 +499,7 @@ export class RaftNode implements RaftCore {
 
   private becomeFollower(term: number, leader: NodeId): void {
     this.reset(term)
+    this.campaignsInARow = 0
     this.role = 'follower'
     this.leader = leader
   }
@@ -510,12 +517,14 @@ export class RaftNode implements RaftCore {
 
   private becomeCandidate(): void {
     this.reset(this.term + 1)
+    this.campaignsInARow++
     this.vote = this.id
     this.role = 'candidate'
   }
 
   private becomeLeader(): void {
     this.reset(this.term)
+    this.campaignsInARow = 0
     this.role = 'leader'
     this.leader = this.id
     const next = this.log.lastIndex() + 1
@@ -604,11 +613,14 @@ export class RaftNode implements RaftCore {
     }
     if (message.type !== 'append' && message.type !== 'heartbeat' && message.type !== 'snapshot') return false
     if (message.term < this.followedTerm || this.log.lastTerm() > message.term) return false
-    // Start following only when there is a reason: we already follow it, we take part in no election, or it
-    // has committed entries we lack (then no campaign of ours can win: a majority holds them). A candidate
-    // with a live campaign (a transfer's, while the old leader's last heartbeats arrive) keeps to it.
+    // Start following only when there is a reason: we already follow it, we take part in no election, it
+    // has committed entries we lack (then no campaign of ours can win: a majority holds them), or our
+    // campaigns keep failing (a second one in a row: 3-agent seed 107, a member added back as a non-voter
+    // whose log held an uncommitted tail as long as the leader's commit campaigned for good). A candidate
+    // in its first campaign (a transfer's, while the old leader's last heartbeats arrive) keeps to it.
     if (this.leader === message.from && this.followedTerm === message.term) return true
     if (!this.promotable()) return true
+    if (this.role === 'candidate' && this.campaignsInARow >= 2) return true
     const committed = message.type === 'snapshot' ? message.meta.index : message.leaderCommit
     return committed > this.log.lastIndex()
   }
