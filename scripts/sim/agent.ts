@@ -883,8 +883,14 @@ export class SimAgent {
         if (campaigning) env.onCampaign(this)
       }
     }
-    if (status.role === 'leader') monitor.observeLeader(this.id, status.term, this.disk.written)
-    else monitor.observeNotLeader(this.id)
+    // A leader counts once its term and vote are on disk: the core elects itself in memory (a sole voter in
+    // the same step as it campaigns) and the runner sends nothing as leader before that write; a process that
+    // dies inside it was never anyone's leader, and may vote again in that term after its restart (5 agents,
+    // seed 620: a sole voter elected in term 5 died in the write of its vote, and voted for another).
+    if (status.role === 'leader') {
+      if (this.disk.written.hardState.term >= status.term)
+        monitor.observeLeader(this.id, status.term, this.disk.written)
+    } else monitor.observeNotLeader(this.id)
     if (status.commit > this.commit) {
       const previous = this.commit
       this.commit = status.commit
