@@ -342,6 +342,16 @@ export class Rpc implements Startable {
               },
             })
             if (!opened.writer.write(frame)) {
+              opened.pending.delete(id)
+              // A stream that closed (its peer stopped or reset it) before this side saw the close sent
+              // nothing of this call: it may go once more on a new stream. A backed-up one fails.
+              if (opened.stream.writeStatus !== 'writable' && !resent) {
+                resent = true
+                this.detachChannel(opened)
+                channel = undefined
+                send()
+                return
+              }
               finish(new RpcConnectionError(`Stream to ${peer} for ${protocol} is closed or backed up`))
             }
           },

@@ -197,6 +197,21 @@ describe('rpc', () => {
     ])
   })
 
+  it('sends a call again on a new stream when the cached one closed before this side saw it (nothing was sent)', async () => {
+    const [a, b] = await pair()
+    await b.services.rpc.registerRpc(ECHO, async request => request)
+    const peer = b.peerId.toString()
+    expect(Array.from(await a.services.rpc.callRpc(peer, ECHO, new Uint8Array([1])))).toEqual([1])
+    // The state a stopped or restarted server leaves on a loaded caller: the cached stream can no longer be
+    // written, and its close event has not been handled yet.
+    const channels = (
+      a.services.rpc as unknown as { openChannels: Map<string, { stream: { close(): Promise<void> } }> }
+    ).openChannels
+    const [cached] = channels.values()
+    void cached.stream.close()
+    expect(Array.from(await a.services.rpc.callRpc(peer, ECHO, new Uint8Array([2])))).toEqual([2])
+  })
+
   it('fails calls with ClosedError once the calling side stops', async () => {
     const [a, b] = await pair()
     await b.services.rpc.registerRpc(ECHO, () => new Promise(() => {}))
