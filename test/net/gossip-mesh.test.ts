@@ -60,8 +60,10 @@ describe('gossipsub mesh', () => {
       node.services.pubsub.subscribe(TOPIC)
     })
     const { Dlo, Dhi } = CONCLAVE_LIBP2P_DEFAULTS.gossipMesh
-    await until(() => nodes.every(node => meshOf(node).length >= Dlo), 20_000, 'meshes formed')
-    for (const node of nodes) expect(meshOf(node).length).toBeLessThanOrEqual(Dhi)
+    // Gossipsub accepts a graft from an outbound peer over Dhi and prunes back at its next heartbeat, so a
+    // mesh may briefly be larger (seen on a loaded machine): wait for every mesh to settle within the bounds.
+    const settled = () => nodes.every(node => meshOf(node).length >= Dlo && meshOf(node).length <= Dhi)
+    await until(settled, 20_000, `meshes formed within ${Dlo}-${Dhi} peers`)
     const counters = nodes.map(countCopies)
     await nodes[0].services.pubsub.publish(TOPIC, new TextEncoder().encode('alive'))
     await until(() => delivered.slice(1).every(count => count === 1), 10_000, 'delivered everywhere')
