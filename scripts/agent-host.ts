@@ -5,7 +5,7 @@
  * once started, then one `{ id, ok, value | error }` per `{ id, op, args }` request.
  */
 
-import { constants, PerformanceObserver } from 'node:perf_hooks'
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks'
 import { getHeapCodeStatistics, getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8'
 import type { Libp2p } from '@libp2p/interface'
 import type { TaskProcessor, TaskWorkerEventDetail } from '../src/agent/api/tasks/worker.ts'
@@ -250,7 +250,7 @@ async function proposeMany(args: { prefix: string; count: number; concurrency: n
 const gcTotals = { scavenges: 0, scavengeMs: 0, majors: 0, majorMs: 0 }
 new PerformanceObserver(list => {
   for (const entry of list.getEntries()) {
-    const kind = (entry.detail as { kind?: number } | undefined)?.kind
+    const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind
     if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
       gcTotals.scavenges++
       gcTotals.scavengeMs += entry.duration
