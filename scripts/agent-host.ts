@@ -5,6 +5,8 @@
  * once started, then one `{ id, ok, value | error }` per `{ id, op, args }` request.
  */
 
+import { writeFileSync } from 'node:fs'
+import type { Session } from 'node:inspector/promises'
 import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks'
 import { getHeapCodeStatistics, getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8'
 import type { Libp2p } from '@libp2p/interface'
@@ -55,6 +57,8 @@ export type HostRequest =
   | { id: number; op: 'memory'; args: { gc?: boolean } }
   /** Writes a V8 heap snapshot of this process to `path` (for Chrome DevTools or a script); returns the path. */
   | { id: number; op: 'heapSnapshot'; args: { path: string } }
+  /** Starts a CPU profile of this process (`node:inspector`), or stops it and writes it to `path` (`.cpuprofile`). */
+  | { id: number; op: 'cpuProfile'; args: { action: 'start' } | { action: 'stop'; path: string } }
 
 /**
  * What a host process takes: the agent's options, plus `http` (serve the dashboard of this agent there:
@@ -197,6 +201,8 @@ async function serve(request: HostRequest): Promise<unknown> {
       return memoryReport(request.args.gc === true)
     case 'heapSnapshot':
       return writeHeapSnapshot(request.args.path)
+    case 'cpuProfile':
+      return cpuProfile(request.args)
   }
 }
 
@@ -244,6 +250,26 @@ async function proposeMany(args: { prefix: string; count: number; concurrency: n
     }),
   )
   return { elapsedMs: performance.now() - started, latencies }
+}
+
+let profiler: Session | undefined
+
+/** Loaded on first use, as the comparison's code: an agent that is never profiled does not load the inspector. */
+async function cpuProfile(args: { action: 'start' } | { action: 'stop'; path: string }): Promise<unknown> {
+  if (args.action === 'start') {
+    const { Session } = await import('node:inspector/promises')
+    profiler = new Session()
+    profiler.connect()
+    await profiler.post('Profiler.enable')
+    await profiler.post('Profiler.start')
+    return null
+  }
+  if (profiler === undefined) throw new Error('no CPU profile was started')
+  const { profile } = await profiler.post('Profiler.stop')
+  profiler.disconnect()
+  profiler = undefined
+  writeFileSync(args.path, JSON.stringify(profile))
+  return args.path
 }
 
 /** Garbage collections since the process started: how many and how long they paused it, by kind. */

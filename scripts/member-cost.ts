@@ -4,7 +4,8 @@
  * at once and joined to the first; once every view holds all N alive and a settling time has passed, CPU
  * over `--idle` seconds (from /proc) and RSS at its end. `--memory` adds, for the leader and one member, what
  * their memory holds (`process.memoryUsage()`, V8's heap spaces and code statistics, after a full GC);
- * `--snapshot DIR` writes a V8 heap snapshot of that member there. The last line of stdout is JSON.
+ * `--snapshot DIR` writes a V8 heap snapshot of that member there; `--profile DIR` a CPU profile of every
+ * agent over the idle window (`<kind>-<i>.cpuprofile`, for Chrome DevTools). The last line of stdout is JSON.
  *
  * Lighter than `bench:scale` (no writes, no kills): for measuring a change to the idle cost. Agent processes
  * take Node flags from `CONCLAVE_AGENT_EXEC_ARGV` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     settle: { type: 'string', default: '5' },
     memory: { type: 'boolean', default: false },
     snapshot: { type: 'string' },
+    profile: { type: 'string' },
   },
   strict: true,
 })
@@ -119,9 +121,20 @@ async function main(): Promise<void> {
       if (entry?.role === 'voter') return 'voter'
       return entry?.replica === true ? 'standby' : 'member'
     })
+    if (values.profile !== undefined)
+      await Promise.all(hosts.map(host => host.request('cpuProfile', { action: 'start' })))
     const before = hosts.map(host => cpuSeconds(host.pid))
     await sleep(idleSeconds * 1000)
     const after = hosts.map(host => cpuSeconds(host.pid))
+    if (values.profile !== undefined) {
+      const dir = values.profile
+      await Promise.all(
+        hosts.map((host, i) =>
+          host.request('cpuProfile', { action: 'stop', path: join(dir, `${kinds[i]}-${i}.cpuprofile`) }),
+        ),
+      )
+      console.log(`  CPU profiles of the idle window in ${dir}`)
+    }
     const rss = hosts.map(host => rssMiB(host.pid))
     const cpu = hosts.map((_, i) => (after[i] - before[i]) / idleSeconds)
     const byKind = (kind: Kind) => ({
