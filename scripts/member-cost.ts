@@ -50,8 +50,9 @@ function cpuSeconds(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
 }
 
-function rssMiB(pid: number | undefined): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+/** RSS and its private part (`RssAnon`: heap, stacks); the rest is mostly the node binary's pages, shared. */
+function rssMiB(pid: number | undefined, field: 'VmRSS' | 'RssAnon' = 'VmRSS'): number {
+  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return match ? Number(match[1]) / 1024 : Number.NaN
 }
 
@@ -136,11 +137,13 @@ async function main(): Promise<void> {
       console.log(`  CPU profiles of the idle window in ${dir}`)
     }
     const rss = hosts.map(host => rssMiB(host.pid))
+    const anon = hosts.map(host => rssMiB(host.pid, 'RssAnon'))
     const cpu = hosts.map((_, i) => (after[i] - before[i]) / idleSeconds)
     const byKind = (kind: Kind) => ({
       count: kinds.filter(k => k === kind).length,
       medianCpu: median(cpu.filter((_, i) => kinds[i] === kind)),
       medianRssMiB: median(rss.filter((_, i) => kinds[i] === kind)),
+      medianAnonMiB: median(anon.filter((_, i) => kinds[i] === kind)),
     })
     const report = {
       agents: size,
@@ -149,6 +152,7 @@ async function main(): Promise<void> {
       totalCores: cpu.reduce((sum, share) => sum + share, 0),
       medianCpu: median(cpu),
       medianRssMiB: median(rss),
+      medianAnonMiB: median(anon),
       leader: byKind('leader'),
       voter: byKind('voter'),
       standby: byKind('standby'),
@@ -157,13 +161,13 @@ async function main(): Promise<void> {
     }
     const pct = (share: number) => `${(share * 100).toFixed(2)} %`
     console.log(
-      `${size} agents, idle ${idleSeconds} s: all ${report.totalCores.toFixed(3)} cores, median ${pct(report.medianCpu)}, RSS median ${report.medianRssMiB.toFixed(1)} MiB; load ${report.loadAverage.start.toFixed(1)} → ${report.loadAverage.end.toFixed(1)}`,
+      `${size} agents, idle ${idleSeconds} s: all ${report.totalCores.toFixed(3)} cores, median ${pct(report.medianCpu)}, RSS median ${report.medianRssMiB.toFixed(1)} MiB (private ${report.medianAnonMiB.toFixed(1)}); load ${report.loadAverage.start.toFixed(1)} → ${report.loadAverage.end.toFixed(1)}`,
     )
     for (const kind of ['leader', 'voter', 'standby', 'member'] as const) {
       const k = report[kind]
       if (k.count > 0)
         console.log(
-          `  ${kind} ×${k.count}: CPU median ${pct(k.medianCpu)}, RSS median ${k.medianRssMiB.toFixed(1)} MiB`,
+          `  ${kind} ×${k.count}: CPU median ${pct(k.medianCpu)}, RSS median ${k.medianRssMiB.toFixed(1)} MiB (private ${k.medianAnonMiB.toFixed(1)})`,
         )
     }
     const member = hosts[kinds.lastIndexOf('member')]
