@@ -4,6 +4,11 @@
  * `fork('scripts/agent-host.ts', [JSON.stringify(options)])`; it answers `{ type: 'ready', id, addrs }`
  * once started, then one `{ id, ok, value | error }` per `{ id, op, args }` request.
  */
+
+import { writeFileSync } from 'node:fs'
+import type { Session } from 'node:inspector/promises'
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks'
+import { getHeapCodeStatistics, getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8'
 import type { Libp2p } from '@libp2p/interface'
 import type { TaskProcessor, TaskWorkerEventDetail } from '../src/agent/api/tasks/worker.ts'
 import { withScheduler, withShellBugs } from '../src/agent/internal-options.ts'
@@ -48,6 +53,12 @@ export type HostRequest =
   | { id: number; op: 'bench'; args: BenchRequest }
   /** The chaos suite's and the simulation's requests, and the fault layer's rules (scripts/chaos/host-ops.ts). */
   | { id: number; op: 'chaos'; args: ChaosRequest }
+  /** What the process's memory holds: `process.memoryUsage()`, V8's heap and its spaces (bytes). */
+  | { id: number; op: 'memory'; args: { gc?: boolean } }
+  /** Writes a V8 heap snapshot of this process to `path` (for Chrome DevTools or a script); returns the path. */
+  | { id: number; op: 'heapSnapshot'; args: { path: string } }
+  /** Starts a CPU profile of this process (`node:inspector`), or stops it and writes it to `path` (`.cpuprofile`). */
+  | { id: number; op: 'cpuProfile'; args: { action: 'start' } | { action: 'stop'; path: string } }
 
 /**
  * What a host process takes: the agent's options, plus `http` (serve the dashboard of this agent there:
@@ -186,6 +197,12 @@ async function serve(request: HostRequest): Promise<unknown> {
     }
     case 'chaos':
       return serveChaos(agent, request.args)
+    case 'memory':
+      return memoryReport(request.args.gc === true)
+    case 'heapSnapshot':
+      return writeHeapSnapshot(request.args.path)
+    case 'cpuProfile':
+      return cpuProfile(request.args)
   }
 }
 
@@ -233,6 +250,58 @@ async function proposeMany(args: { prefix: string; count: number; concurrency: n
     }),
   )
   return { elapsedMs: performance.now() - started, latencies }
+}
+
+let profiler: Session | undefined
+
+/** Loaded on first use, as the comparison's code: an agent that is never profiled does not load the inspector. */
+async function cpuProfile(args: { action: 'start' } | { action: 'stop'; path: string }): Promise<unknown> {
+  if (args.action === 'start') {
+    const { Session } = await import('node:inspector/promises')
+    profiler = new Session()
+    profiler.connect()
+    await profiler.post('Profiler.enable')
+    await profiler.post('Profiler.start')
+    return null
+  }
+  if (profiler === undefined) throw new Error('no CPU profile was started')
+  const { profile } = await profiler.post('Profiler.stop')
+  profiler.disconnect()
+  profiler = undefined
+  writeFileSync(args.path, JSON.stringify(profile))
+  return args.path
+}
+
+/** Garbage collections since the process started: how many and how long they paused it, by kind. */
+const gcTotals = { scavenges: 0, scavengeMs: 0, majors: 0, majorMs: 0 }
+new PerformanceObserver(list => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+      gcTotals.scavenges++
+      gcTotals.scavengeMs += entry.duration
+    } else {
+      gcTotals.majors++
+      gcTotals.majorMs += entry.duration
+    }
+  }
+}).observe({ entryTypes: ['gc'] })
+
+/** `gc`: collect first (only when the process runs with `--expose-gc`), to see what stays live. */
+function memoryReport(gc: boolean) {
+  const collect = (globalThis as { gc?: () => void }).gc
+  if (gc && collect !== undefined) collect()
+  return {
+    usage: process.memoryUsage(),
+    heap: getHeapStatistics(),
+    spaces: getHeapSpaceStatistics().map(space => ({
+      name: space.space_name,
+      size: space.space_size,
+      used: space.space_used_size,
+    })),
+    code: getHeapCodeStatistics(),
+    gc: { ...gcTotals },
+  }
 }
 
 function serviceOf(running: Agent): ConclaveService {

@@ -6,6 +6,7 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { AGENT_MAX_SEMI_SPACE_MIB, sizesYoungGeneration } from '../../src/cli/agent-heap.ts'
 import type { HostOptions, HostRequest } from '../agent-host.ts'
 
 const HOST_SCRIPT = fileURLToPath(new URL('../agent-host.ts', import.meta.url))
@@ -17,6 +18,20 @@ const HOST_SCRIPT = fileURLToPath(new URL('../agent-host.ts', import.meta.url))
  * 50 agents started at once spent a minute of both cores only loading code.
  */
 const COMPILE_CACHE = process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'conclave-agent-compile-cache')
+
+/**
+ * The agent processes' Node flags: `CONCLAVE_AGENT_EXEC_ARGV` (space-separated, e.g. `--cpu-prof
+ * --cpu-prof-dir=/tmp/prof`: profiling the agents of a benchmark without the harness), and the young
+ * generation `conclave agent` runs with (`src/cli/agent-heap.ts`) unless those flags or `NODE_OPTIONS` size it, so
+ * the benchmarks measure agents as the command runs them.
+ */
+function agentExecArgv(): string[] {
+  const flags = (process.env.CONCLAVE_AGENT_EXEC_ARGV ?? '').split(' ').filter(flag => flag !== '')
+  const nodeOptions = (process.env.NODE_OPTIONS ?? '').split(/\s+/)
+  return sizesYoungGeneration([...flags, ...nodeOptions])
+    ? flags
+    : [...flags, `--max-semi-space-size=${AGENT_MAX_SEMI_SPACE_MIB}`]
+}
 
 type Op = HostRequest['op']
 type ArgsOf<O extends Op> = Extract<HostRequest, { op: O }>['args']
@@ -73,9 +88,7 @@ export class AgentHost {
   static async spawn(options: HostOptions, stderr: 'inherit' | 'ignore' = 'inherit'): Promise<AgentHost> {
     const child = fork(HOST_SCRIPT, [JSON.stringify(options)], {
       execPath: process.execPath,
-      // CONCLAVE_AGENT_EXEC_ARGV (space-separated Node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
-      // reaches the agent processes only: profiling one agent of a benchmark without the harness.
-      execArgv: (process.env.CONCLAVE_AGENT_EXEC_ARGV ?? '').split(' ').filter(flag => flag !== ''),
+      execArgv: agentExecArgv(),
       stdio: ['ignore', 'ignore', stderr, 'ipc'],
       env: { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE },
     })

@@ -3,12 +3,13 @@
  * JSON) and `GET /events` (server-sent events: `state` about once a second while a page watches, `feed` as
  * things happen). Read-only: anything but GET and HEAD is refused.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Agent } from '../api.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { checkHost, checkPort, isLoopbackHost, urlOf } from './address.ts'
 import { type Asset, loadAssets } from './assets.ts'
+import { httpModule } from './http-module.ts'
 import { DashboardModel, type DashboardState, type FeedEntry } from './model.ts'
 import { agentSource, type DashboardSource } from './source.ts'
 
@@ -134,7 +135,7 @@ class DashboardServer {
     this.assets = assets
     this.intervalMs = intervalMs
     this.loopbackOnly = loopbackOnly
-    this.http = createServer((request, response) => this.handle(request, response))
+    this.http = httpModule().createServer((request, response) => this.handle(request, response))
     // Event streams stay open; node's default timeouts would cut them.
     this.http.requestTimeout = 0
     this.http.headersTimeout = 10_000

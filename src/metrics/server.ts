@@ -2,10 +2,11 @@
  * `GET /metrics` in Prometheus text format, on node:http alone. `conclave agent --metrics` binds it before the
  * agent starts, so a bad or busy address fails first.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { InvalidArgumentError } from '../errors.ts'
 import { checkHost, checkPort, urlOf } from '../http/address.ts'
+import { httpModule } from '../http/http-module.ts'
 import { DashboardListenError } from '../http/server.ts'
 
 /** What the endpoint serves: a prom-client `Registry` (its global `register`, or one of your own) fits. */
@@ -42,7 +43,7 @@ export async function listenMetrics(options: MetricsServerOptions): Promise<Metr
   if (registry === null || typeof registry !== 'object' || typeof registry.metrics !== 'function') {
     throw new InvalidArgumentError('registry must have metrics() and contentType (a prom-client Registry)')
   }
-  const server = createServer((request, response) => {
+  const server = httpModule().createServer((request, response) => {
     serve(registry, request, response).catch(err => {
       if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
       response.end(`metrics failed: ${(err as Error).message}\n`)

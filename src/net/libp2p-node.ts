@@ -74,6 +74,14 @@ export const CONCLAVE_LIBP2P_DEFAULTS = Object.freeze({
    */
   connectionMonitorEnabled: false,
   /**
+   * For the same reason, no yamux keep-alive: js-yamux pings every connection at its opening and every 30 s
+   * after, to measure a round trip nothing reads, and aborts nothing when a ping goes unanswered. An agent
+   * holds a connection to most others, so at 50 agents each sent and answered about 1.6 pings a second,
+   * idle (SWIM, Raft and the RPC deadlines judge liveness). `yamuxKeepAliveMs` turns it on, to keep idle
+   * connections' NAT mappings warm.
+   */
+  yamuxKeepAlive: false,
+  /**
    * Gossipsub lowers the score of peers sharing an IP (a Sybil defence), which on one host mutes every
    * agent's gossip to the others. 0 disables the penalty.
    */
@@ -110,6 +118,8 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   maxPendingPerIp?: number
   /** libp2p connection monitor settings, over conclave's defaults (`CONCLAVE_LIBP2P_DEFAULTS`). */
   connectionMonitor?: ConnectionMonitorInit
+  /** Pings every connection this often on the yamux muxer (off by default: `CONCLAVE_LIBP2P_DEFAULTS`). */
+  yamuxKeepAliveMs?: number
   /** Denies connections by rule; a test partition also needs the existing connections closed. */
   connectionGater?: ConnectionGater
   /**
@@ -179,7 +189,14 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     // js-yamux lets a stream's receive window grow to 16 MiB while a stream buffers at most 4 MiB unread: a
     // paused reader (conclave pauses streams for backpressure) could then be sent more than it may hold and
     // its stream is reset. A window no larger than the read buffer keeps a fast sender within bounds.
-    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
+    streamMuxers: [
+      yamux({
+        streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW },
+        ...(options.yamuxKeepAliveMs === undefined
+          ? { enableKeepAlive: CONCLAVE_LIBP2P_DEFAULTS.yamuxKeepAlive }
+          : { enableKeepAlive: true, keepAliveInterval: options.yamuxKeepAliveMs }),
+      }),
+    ],
     connectionGater: options.connectionGater,
     connectionProtector,
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
