@@ -72,6 +72,8 @@ export class Membership {
   private readonly fanout = new DirectFanout()
   private readonly counters: MembershipStats = {
     sent: 0,
+    pushPulls: 0,
+    directGossip: 0,
     sendFailures: 0,
     published: 0,
     publishFallbacks: 0,
@@ -430,6 +432,8 @@ export class Membership {
       return
     }
     this.counters.sent++
+    if (message.type === 'pushPull' && !message.reply) this.counters.pushPulls++
+    else if (message.type === 'gossip') this.counters.directGossip++
     this.rpc.callRpc(to, SWIM_PROTOCOL, bytes).catch(err => {
       this.counters.sendFailures++
       this.log.trace('SWIM %s to %s not delivered: %e', message.type, to, err)
