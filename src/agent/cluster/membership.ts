@@ -11,7 +11,9 @@
  * view first holds others. Agents the Raft configuration or the registry name but the view lacks are synced
  * with only after a few probe periods (at a random phase), and without re-announcing this member: every
  * member syncing with each joiner at once and re-announcing itself to all was a storm of dials, full states
- * and signed gossip that stalled a 16-agent cluster on a 2-core machine.
+ * and signed gossip that stalled a 16-agent cluster on a 2-core machine. Members a seed's answer names
+ * that the registry does not know yet are not asked at once either (`NamedMembers`): they enter the view
+ * when the registry names them, else they are synced with after the same delay.
  */
 
 import { type Message as PubSubMessage, TopicValidatorResult } from '@libp2p/gossipsub'
@@ -45,6 +47,7 @@ import type {
   MembershipRefresh,
   MembershipStats,
 } from './membership-init.ts'
+import { NamedMembers } from './named-members.ts'
 import { DirectFanout, fitFields, type MembershipPubSub, SWIM_PROTOCOL, swimTopic } from './swim-wire.ts'
 import { UnseenMembers } from './unseen-members.ts'
 
@@ -68,6 +71,8 @@ export class Membership {
   private readonly listeners = new Set<MemberEventListener>()
   /** Agents named as seeds that the view lacks: when first named, and when last synced with. */
   private readonly unseen: UnseenMembers
+  /** Members a push-pull named before the registry knew them, to introduce once it does. */
+  private readonly named: NamedMembers
   /** What went to whom directly, so that each update goes to each live member once. */
   private readonly fanout = new DirectFanout()
   private readonly counters: MembershipStats = {
@@ -101,6 +106,7 @@ export class Membership {
     this.selfId = init.components.peerId.toString()
     this.claims = new ClaimGate(this.selfId, this.config.maxPendingMembers)
     this.unseen = new UnseenMembers(this.config.probeInterval, init.random ?? Math.random)
+    this.named = new NamedMembers(this.config.maxPendingMembers)
     this.log = init.components.logger.forComponent('conclave:membership')
     const { scheduler } = init
     const origin = scheduler.wallNow() - scheduler.now()
@@ -182,6 +188,7 @@ export class Membership {
       () => this.refresh(),
     )
     this.unseen.clear()
+    this.named.clear()
     this.announced = false
     const seeds = [...new Set(options.seeds ?? [])].filter(seed => seed !== this.selfId)
     this.claims.reset(this.init.refresh === undefined ? undefined : seeds)
@@ -357,15 +364,14 @@ export class Membership {
     }
     const vetted = this.claims.vet(from, message, swim, this.init.scheduler.wallNow(), this.unseen.size)
     this.counters.dropped += vetted.refused
-    // Members another named are dialled by peer id: their addresses go to the peer store first.
+    // Members another named are dialled by peer id: their addresses go to the peer store first. They are
+    // not asked at once (see `NamedMembers`): introduced when the registry names them, else synced with
+    // after the seed delay.
     const { named } = vetted
     if (named.length > 0) {
-      Promise.all(named.map(entry => this.learnAddresses(entry))).then(() =>
-        this.seed(
-          named.map(e => e.id),
-          true,
-        ),
-      )
+      for (const entry of named) void this.learnAddresses(entry)
+      this.named.hold(named, from)
+      this.seed(named.map(entry => entry.id))
     }
     if (vetted.message === undefined) return
     message = vetted.message
@@ -392,8 +398,26 @@ export class Membership {
     this.claims.setAccusers(wanted?.known)
     this.claims.prunePending(swim)
     this.unseen.prune(this.clock(), id => this.claims.mayAccuse(id))
-    if (wanted?.known !== undefined) this.seed(wanted.known)
+    this.introduceNamed(swim)
+    this.seed([...(wanted?.known ?? []), ...this.unseen.waiting()])
     this.saveIncarnation()
+  }
+
+  /** Named members the registry now knows enter the view as their namer's push-pull would have had them. */
+  private introduceNamed(swim: Swim): void {
+    const inView = (id: MemberId): boolean => swim.member(id) !== undefined
+    const introductions = this.named.take(
+      inView,
+      id => this.claims.mayAccuse(id),
+      id => this.unseen.has(id),
+    )
+    if (introductions.size === 0) return
+    const now = this.clock()
+    for (const [by, members] of introductions) {
+      // A reply: merged only, nothing sent back.
+      swim.receive(by, { type: 'pushPull', reply: true, members }, now)
+    }
+    this.flush()
   }
 
   // ---------- the core's outputs ----------

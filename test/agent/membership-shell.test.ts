@@ -1,0 +1,138 @@
+/**
+ * The membership shell (`src/agent/cluster/membership.ts`) on a virtual scheduler, with fake network parts:
+ * what it sends while many agents join at once. Direct sends fail (no network) but are counted and their
+ * recipients recorded (probes among them); the fake gossipsub records publishes.
+ */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PeerId, Stream } from '@libp2p/interface'
+import { defaultLogger } from '@libp2p/logger'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { describe, expect, it } from 'vitest'
+import { Membership } from '../../src/agent/cluster/membership.ts'
+import type { MembershipPubSub } from '../../src/agent/cluster/swim-wire.ts'
+import { SEED_DELAY_PERIODS } from '../../src/agent/cluster/unseen-members.ts'
+import { resolveMembership } from '../../src/agent/options.ts'
+import { encodeSwimMessage } from '../../src/swim/codec.ts'
+import type { PushPullEntry, SwimMessage } from '../../src/swim/types.ts'
+import { VirtualScheduler } from '../../src/time/index.ts'
+
+const CONFIG = resolveMembership('fast')
+
+async function peerIds(count: number): Promise<PeerId[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))),
+  )
+}
+
+function entry(id: PeerId): PushPullEntry {
+  return {
+    id: id.toString(),
+    name: '',
+    addrs: [],
+    capabilities: [],
+    labels: {},
+    role: 'nonvoter',
+    load: 0,
+    incarnation: 1,
+    status: 'alive',
+  }
+}
+
+interface Shell {
+  membership: Membership
+  scheduler: VirtualScheduler
+  /** What the registry names (the refresh's `known`). */
+  known: Set<string>
+  /** Recipients of direct sends, in order. */
+  dialled: string[]
+  publishes: number
+  /** Peers the fake gossipsub reports as subscribed (its flood reaches them). */
+  subscribers: PeerId[]
+  failPublish: boolean
+  receive(from: PeerId, message: SwimMessage): Promise<void>
+}
+
+async function shell(seed: PeerId): Promise<Shell> {
+  const scheduler = new VirtualScheduler({ wallStart: 1_700_000_000_000 })
+  const self = (await peerIds(1))[0]
+  const state = {
+    known: new Set([seed.toString()]),
+    dialled: [] as string[],
+    publishes: 0,
+    subscribers: [] as PeerId[],
+    failPublish: false,
+  }
+  const pubsub: MembershipPubSub = {
+    subscribe: () => {},
+    unsubscribe: () => {},
+    publish: async () => {
+      state.publishes++
+      if (state.failPublish) throw new Error('NoPeersSubscribedToTopic')
+      return { recipients: [] }
+    },
+    addEventListener: () => {},
+    removeEventListener: () => {},
+  }
+  const membership = new Membership({
+    components: {
+      peerId: self,
+      registrar: { handle: async () => {}, unhandle: async () => {} },
+      connectionManager: {
+        openStream: async (peer: PeerId): Promise<Stream> => {
+          state.dialled.push(peer.toString())
+          throw new Error('no network in this test')
+        },
+      },
+      logger: defaultLogger(),
+      peerStore: { merge: async () => ({}) as never },
+    },
+    pubsub: () => pubsub,
+    config: CONFIG,
+    scheduler,
+    random: () => 0.5,
+    refresh: () => ({ known: [...state.known] }),
+  })
+  await membership.start({
+    clusterId: 'c',
+    self: {
+      id: self.toString(),
+      name: 'self',
+      addrs: [],
+      capabilities: [],
+      labels: {},
+      role: 'nonvoter',
+      load: 0,
+    },
+    seeds: [seed.toString()],
+  })
+  const receive = async (from: PeerId, message: SwimMessage): Promise<void> => {
+    ;(membership as unknown as { receive(from: string, bytes: Uint8Array, path: string): void }).receive(
+      from.toString(),
+      encodeSwimMessage(message),
+      'direct',
+    )
+    // The shell learns the named members' addresses first (promises), then acts.
+    for (let i = 0; i < 10; i++) await Promise.resolve()
+  }
+  return Object.assign(state, { membership, scheduler, receive })
+}
+
+describe('membership shell in a join storm', () => {
+  it("does not sync at once with every member a seed's answer names: the registry introduces them", async () => {
+    const [seed, ...others] = await peerIds(11)
+    const s = await shell(seed)
+    expect(s.membership.stats().pushPulls).toBe(1) // the start's sync with its seed
+    await s.receive(seed, { type: 'pushPull', reply: true, members: [entry(seed), ...others.map(entry)] })
+    expect(s.membership.stats().pushPulls).toBe(1)
+    // The registry catches up on half of them: those enter the view at the next refresh, without a sync.
+    for (const id of others.slice(0, 5)) s.known.add(id.toString())
+    s.scheduler.advance(CONFIG.probeInterval)
+    const alive = (id: PeerId) => s.membership.status(id.toString()) === 'alive'
+    expect(others.slice(0, 5).every(alive)).toBe(true)
+    expect(s.membership.stats().pushPulls).toBe(1)
+    // The others, still unknown to the registry, are synced with once the seed delay has passed.
+    s.scheduler.advance((SEED_DELAY_PERIODS + 2) * CONFIG.probeInterval)
+    expect(s.membership.stats().pushPulls).toBe(1 + 5)
+    await s.membership.stop()
+  })
+})
