@@ -9,7 +9,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { Membership } from '../../src/agent/cluster/membership.ts'
-import type { MembershipPubSub } from '../../src/agent/cluster/swim-wire.ts'
+import { DIRECT_FANOUT, type MembershipPubSub } from '../../src/agent/cluster/swim-wire.ts'
 import { SEED_DELAY_PERIODS } from '../../src/agent/cluster/unseen-members.ts'
 import { resolveMembership } from '../../src/agent/options.ts'
 import { encodeSwimMessage } from '../../src/swim/codec.ts'
@@ -72,6 +72,7 @@ async function shell(seed: PeerId): Promise<Shell> {
     },
     addEventListener: () => {},
     removeEventListener: () => {},
+    getSubscribers: () => state.subscribers,
   }
   const membership = new Membership({
     components: {
@@ -133,6 +134,50 @@ describe('membership shell in a join storm', () => {
     // The others, still unknown to the registry, are synced with once the seed delay has passed.
     s.scheduler.advance((SEED_DELAY_PERIODS + 2) * CONFIG.probeInterval)
     expect(s.membership.stats().pushPulls).toBe(1 + 5)
+    await s.membership.stop()
+  })
+
+  it(`sends its own news directly to at most ${DIRECT_FANOUT} members, those the publish does not reach`, async () => {
+    const [seed, ...others] = await peerIds(12)
+    const s = await shell(seed)
+    for (const id of others) s.known.add(id.toString())
+    await s.receive(seed, { type: 'pushPull', reply: true, members: [entry(seed), ...others.map(entry)] })
+    s.scheduler.advance(CONFIG.probeInterval)
+    expect(s.membership.members().filter(member => member.status === 'alive')).toHaveLength(13)
+    // The flood reaches the seed and 8 others; 3 are not connected.
+    s.subscribers = [seed, ...others.slice(0, 8)]
+    const before = s.membership.stats().directGossip
+    s.dialled.length = 0
+    s.membership.update({ labels: { zone: 'b' } })
+    const gossiped = s.membership.stats().directGossip - before
+    expect(gossiped).toBeGreaterThan(0)
+    expect(gossiped).toBeLessThanOrEqual(DIRECT_FANOUT)
+    const unreached = new Set(others.slice(8).map(id => id.toString()))
+    expect(s.dialled.filter(id => !unreached.has(id))).toEqual([])
+    expect(s.publishes).toBeGreaterThan(0)
+    await s.membership.stop()
+  })
+
+  it('a publish that fails goes directly to a few members and is published again', async () => {
+    const [seed, ...others] = await peerIds(12)
+    const s = await shell(seed)
+    for (const id of others) s.known.add(id.toString())
+    await s.receive(seed, { type: 'pushPull', reply: true, members: [entry(seed), ...others.map(entry)] })
+    s.scheduler.advance(CONFIG.probeInterval)
+    s.failPublish = true
+    s.subscribers = [seed, ...others]
+    const before = s.membership.stats().directGossip
+    const published = s.publishes
+    s.membership.update({ labels: { zone: 'c' } })
+    for (let i = 0; i < 10; i++) await Promise.resolve()
+    expect(s.membership.stats().directGossip - before).toBeLessThanOrEqual(2 * DIRECT_FANOUT)
+    s.failPublish = false
+    for (let round = 0; round < 3; round++) {
+      s.scheduler.advance(CONFIG.gossipInterval)
+      for (let i = 0; i < 10; i++) await Promise.resolve()
+    }
+    expect(s.membership.stats().published).toBeGreaterThan(0)
+    expect(s.publishes).toBeGreaterThan(published + 1)
     await s.membership.stop()
   })
 })

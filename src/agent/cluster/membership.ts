@@ -48,11 +48,22 @@ import type {
   MembershipStats,
 } from './membership-init.ts'
 import { NamedMembers } from './named-members.ts'
-import { DirectFanout, fitFields, type MembershipPubSub, SWIM_PROTOCOL, swimTopic } from './swim-wire.ts'
+import {
+  DIRECT_FANOUT,
+  DirectFanout,
+  directTargets,
+  fitFields,
+  type MembershipPubSub,
+  SWIM_PROTOCOL,
+  swimTopic,
+} from './swim-wire.ts'
 import { UnseenMembers } from './unseen-members.ts'
 
 /** Push-pull partners at start: one answer brings the whole view, more only cost a dial each. */
 const MAX_START_SEEDS = 3
+
+/** How many times a batch is published before it is given up (a gossip round apart). */
+const PUBLISH_ATTEMPTS = 5
 
 /** A change of load alone is published at most once per this many probe periods. */
 const LOAD_UPDATE_PERIODS = 5
@@ -480,31 +491,69 @@ export class Membership {
       return
     }
     // What this member says of itself (alive, refutations, left) nobody else can repeat for it: it also goes
-    // to every member directly, so a publish gossipsub accepts and then drops (a peer scored low, a mesh not
-    // formed yet after a restart) cannot leave it suspected or dead in views that missed it.
+    // directly to a few members the publish's flood does not reach (`DIRECT_FANOUT`), so a publish gossipsub
+    // accepts and then drops (a mesh not formed yet after a restart) still gets out; push-pull and the
+    // registry's seeding repair the views that miss it.
     const own = updates.filter(update => update.type !== 'suspect' && updateSubject(update) === this.selfId)
-    if (own.length > 0) this.sendToLive(own)
+    if (own.length > 0) this.sendDirect(own, new Set(this.subscribers(pubsub)))
+    this.publishOnTopic(pubsub, updates, bytes, PUBLISH_ATTEMPTS)
+  }
+
+  /**
+   * Publishes `bytes` (the batch `updates`). No subscribed peer yet (just joined, its connections' subscription
+   * exchange not done) fails: a few members get the batch directly, and it is published again a gossip round
+   * later, up to `attempts` times.
+   */
+  private publishOnTopic(
+    pubsub: MembershipPubSub,
+    updates: Update[],
+    bytes: Uint8Array,
+    attempts: number,
+  ): void {
     pubsub.publish(this.topic, bytes).then(
       () => {
         this.counters.published++
       },
       err => {
-        // No subscribed peer yet (just joined), or gossipsub scores every peer below its publish threshold
-        // (many agents behind one IP address): the news must still get out.
         this.counters.publishFallbacks++
         this.log.trace('publish on %s failed, sending directly: %e', this.topic, err)
-        this.sendToLive(updates)
+        if (attempts === PUBLISH_ATTEMPTS) this.sendDirect(updates, new Set())
+        if (attempts <= 1 || this.pubsub !== pubsub) return
+        this.init.scheduler.after(this.config.gossipInterval, () => {
+          if (this.pubsub === pubsub) this.publishOnTopic(pubsub, updates, bytes, attempts - 1)
+        })
       },
     )
   }
 
-  /** The direct stand-in for gossip (see `DirectFanout`). */
+  /** The peers gossipsub knows subscribe to the topic: its publishes flood them. */
+  private subscribers(pubsub: MembershipPubSub): MemberId[] {
+    try {
+      return pubsub.getSubscribers?.(this.topic).map(peer => peer.toString()) ?? []
+    } catch {
+      return []
+    }
+  }
+
+  /** `updates` directly to at most `DIRECT_FANOUT` live members, those `reached` does not hold first. */
+  private sendDirect(updates: Update[], reached: ReadonlySet<MemberId>): void {
+    const live = this.members().filter(
+      member => member.id !== this.selfId && (member.status === 'alive' || member.status === 'suspect'),
+    )
+    this.sendPlanned(updates, directTargets(live, reached, DIRECT_FANOUT, this.init.random ?? Math.random))
+  }
+
+  /** The direct stand-in for gossip where there is no gossipsub: every live member (see `DirectFanout`). */
   private sendToLive(updates: Update[]): void {
     const live = this.members().filter(
       member => member.id !== this.selfId && (member.status === 'alive' || member.status === 'suspect'),
     )
-    const batches = this.fanout.plan(updates, live)
-    for (const [to, batch] of batches) this.send(to, { type: 'gossip', updates: batch })
+    this.sendPlanned(updates, live)
+  }
+
+  private sendPlanned(updates: Update[], to: readonly { id: MemberId }[]): void {
+    const batches = this.fanout.plan(updates, to)
+    for (const [member, batch] of batches) this.send(member, { type: 'gossip', updates: batch })
   }
 
   private deliver(event: MemberEvent): void {
