@@ -425,7 +425,8 @@ export class Membership {
     if (introductions.size === 0) return
     const now = this.clock()
     for (const [by, members] of introductions) {
-      // A reply: merged only, nothing sent back.
+      // A reply: merged only, nothing sent back (like any answer it ends the start's join retries: a member
+      // that knows the cluster has sent its state).
       swim.receive(by, { type: 'pushPull', reply: true, members }, now)
     }
     this.flush()
