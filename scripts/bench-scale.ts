@@ -12,7 +12,8 @@
  * - the longest write stall (max latency) of 16 writers while the leader is killed with SIGKILL.
  *
  * `--join-only` stops each size once its views converged and reports what the start-up storm cost instead: the
- * CPU seconds all agents used, TCP connections per agent, and the SWIM messages sent, published and received.
+ * CPU seconds all agents used, TCP connections per agent, and the SWIM messages sent, published and received;
+ * then their idle CPU over `--idle` seconds (its window on the monotonic clock, for CPU profiles).
  *
  * The last line of stdout is JSON with every figure. A size whose agents never all join is reported with what
  * was reached (the benchmark goes on with the agents that did join).
@@ -225,6 +226,17 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
       report.storm = await stormCost(hosts)
       report.loadAverage.end = loadavg()[0]
       const { storm } = report
+      // Then the idle cost, with the window on the monotonic clock CPU profiles are stamped with.
+      const before = joined.map(host => cpuSeconds(host.pid))
+      const idleFrom = process.hrtime.bigint() / 1000n
+      await sleep(idleSeconds * 1000)
+      const idleTo = process.hrtime.bigint() / 1000n
+      const shares = joined.map((host, i) => (cpuSeconds(host.pid) - before[i]) / idleSeconds)
+      report.idle.medianCpu = percentile(shares, 50)
+      report.idle.totalCores = shares.reduce((sum, share) => sum + share, 0)
+      log(
+        `  idle after: median ${(report.idle.medianCpu * 100).toFixed(1)} %, total ${report.idle.totalCores.toFixed(2)} cores (monotonic µs ${idleFrom}-${idleTo})`,
+      )
       log(
         `  storm: agents used ${storm.agentCpuSeconds.toFixed(1)} CPU s; connections per agent median ${storm.connections.median}, max ${storm.connections.max}; SWIM sent ${storm.swim.sent} (push-pulls ${storm.swim.pushPulls}, gossip ${storm.swim.directGossip}), publish fallbacks ${storm.swim.publishFallbacks}, published ${storm.swim.published}, received ${storm.swim.received}; load ${report.loadAverage.start.toFixed(1)} → ${report.loadAverage.end.toFixed(1)}`,
       )
