@@ -181,3 +181,41 @@ describe('membership shell in a join storm', () => {
     await s.membership.stop()
   })
 })
+
+describe('membership shell: refutations', () => {
+  it('sends its refutation directly to the member that holds it dead, even one the flood reaches', async () => {
+    const [seed, ...others] = await peerIds(12)
+    const s = await shell(seed)
+    for (const id of others) s.known.add(id.toString())
+    await s.receive(seed, { type: 'pushPull', reply: true, members: [entry(seed), ...others.map(entry)] })
+    s.scheduler.advance(CONFIG.probeInterval)
+    // Every member is reached by the flood.
+    s.subscribers = [seed, ...others]
+    // The direct gossip sent, by recipient (probes and syncs aside).
+    const sender = s.membership as unknown as { send(to: string, message: SwimMessage): void }
+    const send = sender.send.bind(sender)
+    const gossipTo: string[] = []
+    sender.send = (to, message) => {
+      if (message.type === 'gossip') gossipTo.push(to)
+      send(to, message)
+    }
+    // Which members get a direct copy anyway (the same ones each time: the randomness is fixed).
+    s.membership.update({ labels: { zone: 'b' } })
+    const anyway = new Set(gossipTo)
+    expect(anyway.size).toBeLessThanOrEqual(DIRECT_FANOUT)
+    const accuser = others.find(id => !anyway.has(id.toString()))!
+    gossipTo.length = 0
+    const self = s.membership.member(s.membership.selfId)!
+    const { status: _, lastSeen: __, statusChangedAt: ___, ...record } = self
+    await s.receive(accuser, {
+      type: 'pushPull',
+      reply: true,
+      members: [entry(accuser), { ...record, status: 'dead' }],
+    })
+    s.scheduler.advance(CONFIG.gossipInterval)
+    await s.receive(accuser, { type: 'gossip', updates: [] })
+    expect(s.membership.member(s.membership.selfId)!.incarnation).toBeGreaterThan(self.incarnation)
+    expect(gossipTo).toContain(accuser.toString())
+    await s.membership.stop()
+  })
+})

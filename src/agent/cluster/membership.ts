@@ -84,6 +84,8 @@ export class Membership {
   private readonly unseen: UnseenMembers
   /** Members a push-pull named before the registry knew them, to introduce once it does. */
   private readonly named: NamedMembers
+  /** Members that said this one is suspect or dead since its last own news: they get the next directly. */
+  private readonly accusedBy = new Set<MemberId>()
   /** What went to whom directly, so that each update goes to each live member once. */
   private readonly fanout = new DirectFanout()
   private readonly counters: MembershipStats = {
@@ -386,6 +388,7 @@ export class Membership {
     }
     if (vetted.message === undefined) return
     message = vetted.message
+    if (accusesMember(message, this.selfId)) this.accusedBy.add(from)
     this.counters.received++
     try {
       swim.receive(from, message, this.clock())
@@ -496,7 +499,21 @@ export class Membership {
     // accepts and then drops (a mesh not formed yet after a restart) still gets out; push-pull and the
     // registry's seeding repair the views that miss it.
     const own = updates.filter(update => update.type !== 'suspect' && updateSubject(update) === this.selfId)
-    if (own.length > 0) this.sendDirect(own, new Set(this.subscribers(pubsub)))
+    if (own.length > 0) {
+      this.sendDirect(own, new Set(this.subscribers(pubsub)))
+      // The members that said this one is suspect or dead hear the refutation straight away, whatever the
+      // flood does: a view that alone holds it dead (a verdict of its own timer, never published) may
+      // otherwise keep it so until the next push-pull picks it.
+      const told = [...this.accusedBy].filter(
+        id => this.status(id) === 'alive' || this.status(id) === 'suspect',
+      )
+      this.accusedBy.clear()
+      if (told.length > 0)
+        this.sendPlanned(
+          own,
+          told.map(id => ({ id })),
+        )
+    }
     this.publishOnTopic(pubsub, updates, bytes, PUBLISH_ATTEMPTS)
   }
 
@@ -651,5 +668,23 @@ export class Membership {
     } catch (err) {
       this.log.error('could not persist the SWIM incarnation: %e', err)
     }
+  }
+}
+
+/** Whether `message` says `id` is suspect or dead (what makes the core refute). */
+function accusesMember(message: SwimMessage, id: MemberId): boolean {
+  switch (message.type) {
+    case 'gossip':
+      return message.updates.some(
+        update => (update.type === 'suspect' || update.type === 'dead') && update.id === id,
+      )
+    case 'pushPull':
+      return message.members.some(
+        entry => entry.id === id && (entry.status === 'suspect' || entry.status === 'dead'),
+      )
+    case 'ping':
+      return message.suspectIncarnation !== undefined
+    default:
+      return false
   }
 }
