@@ -11,9 +11,14 @@
  *   1 s, suspicion 4 × log10(N) s); the time for the killed member's lock to reach a waiter;
  * - the longest write stall (max latency) of 16 writers while the leader is killed with SIGKILL.
  *
+ * `--join-only` stops each size once its views converged and reports what the start-up storm cost instead: the
+ * CPU seconds all agents used, TCP connections per agent, and the SWIM messages sent, published and received;
+ * then their idle CPU over `--idle` seconds (its window on the monotonic clock, for CPU profiles).
+ *
  * The last line of stdout is JSON with every figure. A size whose agents never all join is reported with what
  * was reached (the benchmark goes on with the agents that did join).
  */
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,6 +34,8 @@ const { values } = parseArgs({
     idle: { type: 'string', default: '20' },
     'join-timeout': { type: 'string', default: '120' },
     json: { type: 'boolean', default: false },
+    /** Stop each size once its views converged, reporting the start-up storm's cost instead of idle and writes. */
+    'join-only': { type: 'boolean', default: false },
   },
   strict: true,
 })
@@ -77,6 +84,36 @@ function memberlistLanBoundMs(n: number): number {
   return 1000 + 4 * Math.max(1, Math.log10(n)) * 1000
 }
 
+/** Established TCP connections by process id (`ss`), each libp2p connection counted once per end. */
+function connectionsByPid(): Map<number, number> {
+  const counts = new Map<number, number>()
+  try {
+    const out = execFileSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8' })
+    for (const match of out.matchAll(/pid=(\d+)/g)) {
+      const pid = Number(match[1])
+      counts.set(pid, (counts.get(pid) ?? 0) + 1)
+    }
+  } catch {}
+  return counts
+}
+
+/** What the start-up storm cost, up to the views' convergence (`--join-only`). */
+interface StormReport {
+  /** CPU seconds all agents used from their start until every view converged (or the timeout). */
+  agentCpuSeconds: number
+  connections: { median: number; max: number; total: number }
+  /** SWIM counters summed over the agents (`Membership.stats()`). */
+  swim: {
+    sent: number
+    pushPulls: number
+    directGossip: number
+    published: number
+    received: number
+    sendFailures: number
+    publishFallbacks: number
+  }
+}
+
 interface Member {
   id: string
   status: string
@@ -115,6 +152,7 @@ interface SizeReport {
   leaderKill: { maxStallMs?: number; error?: string }
   /** The machine's 1-minute load average when this size started and when it ended (others share it). */
   loadAverage: { start: number; end: number }
+  storm?: StormReport
 }
 
 async function measure(size: number, dir: string, log: (line: string) => void): Promise<SizeReport> {
@@ -183,6 +221,27 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
     }, joinTimeoutMs)
     if (convergedIn !== undefined) report.convergedMs = Math.round(performance.now() - started)
     log(`  views converged: ${report.convergedMs ?? 'never'} ms`)
+    if (convergedIn === undefined) log(`  not alive in some view: ${await viewGaps(joined)}`)
+    if (values['join-only']) {
+      report.storm = await stormCost(hosts)
+      report.loadAverage.end = loadavg()[0]
+      const { storm } = report
+      // Then the idle cost, with the window on the monotonic clock CPU profiles are stamped with.
+      const before = joined.map(host => cpuSeconds(host.pid))
+      const idleFrom = process.hrtime.bigint() / 1000n
+      await sleep(idleSeconds * 1000)
+      const idleTo = process.hrtime.bigint() / 1000n
+      const shares = joined.map((host, i) => (cpuSeconds(host.pid) - before[i]) / idleSeconds)
+      report.idle.medianCpu = percentile(shares, 50)
+      report.idle.totalCores = shares.reduce((sum, share) => sum + share, 0)
+      log(
+        `  idle after: median ${(report.idle.medianCpu * 100).toFixed(1)} %, total ${report.idle.totalCores.toFixed(2)} cores (monotonic µs ${idleFrom}-${idleTo})`,
+      )
+      log(
+        `  storm: agents used ${storm.agentCpuSeconds.toFixed(1)} CPU s; connections per agent median ${storm.connections.median}, max ${storm.connections.max}; SWIM sent ${storm.swim.sent} (push-pulls ${storm.swim.pushPulls}, gossip ${storm.swim.directGossip}), publish fallbacks ${storm.swim.publishFallbacks}, published ${storm.swim.published}, received ${storm.swim.received}; load ${report.loadAverage.start.toFixed(1)} → ${report.loadAverage.end.toFixed(1)}`,
+      )
+      return report
+    }
 
     const statuses = await Promise.all(
       joined.map(
@@ -310,9 +369,61 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
     )
     return report
   } finally {
-    await Promise.all(
-      hosts.map(host => (host.alive ? host.stop().catch(() => host.signal('SIGKILL')) : undefined)),
-    )
+    await Promise.all(hosts.map(host => (host.alive ? stopHost(host) : undefined)))
+  }
+}
+
+/** Agents profiled (`--cpu-prof` in CONCLAVE_AGENT_EXEC_ARGV) write their profile as they exit: slow under load. */
+const PROFILING = (process.env.CONCLAVE_AGENT_EXEC_ARGV ?? '').includes('--cpu-prof')
+
+async function stopHost(host: AgentHost): Promise<void> {
+  if (!PROFILING) return host.stop().catch(() => host.signal('SIGKILL'))
+  host.request('stop', {}).catch(() => {})
+  await Promise.race([host.exit, sleep(120_000)])
+  host.signal('SIGKILL')
+}
+
+/** Which joined agents some view does not hold alive, and as what (for a run whose views did not converge). */
+async function viewGaps(joined: AgentHost[]): Promise<string> {
+  const gaps = new Map<string, string[]>()
+  for (const [viewer, host] of joined.entries()) {
+    const members = ((await host.request('members', {}).catch(() => [])) as Member[]) ?? []
+    for (const [subject, other] of joined.entries()) {
+      const status = members.find(member => member.id === other.id)?.status ?? 'missing'
+      if (status === 'alive') continue
+      const key = `#${subject} ${status}`
+      gaps.set(key, [...(gaps.get(key) ?? []), `#${viewer}`])
+    }
+  }
+  return [...gaps].map(([key, viewers]) => `${key} in ${viewers.join(' ')}`).join('; ') || 'none'
+}
+
+async function stormCost(hosts: AgentHost[]): Promise<StormReport> {
+  const byPid = connectionsByPid()
+  const connections = hosts.map(host => byPid.get(host.pid ?? -1) ?? 0)
+  const swim = {
+    sent: 0,
+    pushPulls: 0,
+    directGossip: 0,
+    published: 0,
+    received: 0,
+    sendFailures: 0,
+    publishFallbacks: 0,
+  }
+  for (const host of hosts) {
+    const stats = (await host.request('membershipStats', {}).catch(() => undefined)) as
+      | Partial<typeof swim>
+      | undefined
+    for (const key of Object.keys(swim) as (keyof typeof swim)[]) swim[key] += stats?.[key] ?? 0
+  }
+  return {
+    agentCpuSeconds: hosts.reduce((sum, host) => sum + (cpuSeconds(host.pid) || 0), 0),
+    connections: {
+      median: percentile(connections, 50),
+      max: Math.max(...connections),
+      total: connections.reduce((sum, n) => sum + n, 0),
+    },
+    swim,
   }
 }
 
@@ -328,6 +439,10 @@ async function main(): Promise<void> {
     }
   }
   const [baseline, scaled] = reports
+  if (values['join-only']) {
+    console.log(JSON.stringify({ machine: `${(await import('node:os')).cpus().length} cores`, reports }))
+    return
+  }
   const ratios = {
     singleWriteP50: scaled.memberWrite.p50Ms / baseline.memberWrite.p50Ms,
     concurrent64: scaled.memberWrite.concurrent64OpsPerSec / baseline.memberWrite.concurrent64OpsPerSec,

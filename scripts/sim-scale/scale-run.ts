@@ -260,8 +260,16 @@ export async function runScale(options: ScaleOptions): Promise<ScaleReport> {
     network: cluster.network,
     book,
     onEvents,
-    // Replicas are every member's seeds: they hear of each at its join. Members read their state copy.
-    known: (id: string): readonly string[] => memberById.get(id)?.knownAgents() ?? [],
+    // Members read their state copy; replicas their log's state (as the shell's refresh reads the registry),
+    // which repairs an announcement a replica missed (not every replica is a joiner's seed).
+    known: (id: string): readonly string[] =>
+      memberById.get(id)?.knownAgents() ??
+      cluster
+        .node(id)
+        .stateMachine()
+        ?.sessions()
+        .map(session => session.agentId) ??
+      [],
   })
   const swimLayer = swim
   const seeds = replicaIds.slice(0, 3)

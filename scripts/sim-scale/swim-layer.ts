@@ -4,8 +4,8 @@
  * (`src/agent/cluster/membership.ts`) drives it: ticked at `nextTickAt()`, its direct messages carried one
  * way over the simulated links (encoded and decoded by the real codec, with the run's delay, loss and
  * cuts), its broadcast batches published on the gossipsub mesh (`gossip-mesh.ts`), and what a member says
- * of itself (alive, refutations) also sent directly once to every live member in its view (the shell's
- * `DirectFanout`). A member re-announces itself once its view first holds another member (as the shell
+ * of itself (alive, refutations) also sent directly to a few live members in its view (the shell's
+ * `DIRECT_FANOUT`, `DirectFanout`). A member re-announces itself once its view first holds another member (as the shell
  * does after its seed's answer). A crash stops the core; a restart builds a new one at a higher incarnation
  * (the shell persists its incarnation) that joins through the seeds.
  *
@@ -17,7 +17,7 @@
  * in). Messages are encoded and decoded by the real codec; their delay is 1-6 ms a trip or hop.
  */
 
-import { DirectFanout } from '../../src/agent/cluster/swim-wire.ts'
+import { DIRECT_FANOUT, DirectFanout, directTargets } from '../../src/agent/cluster/swim-wire.ts'
 import { UnseenMembers } from '../../src/agent/cluster/unseen-members.ts'
 import { decodeSwimMessage, encodeSwimMessage } from '../../src/swim/codec.ts'
 import { Swim } from '../../src/swim/swim.ts'
@@ -65,6 +65,8 @@ export class SwimLayer {
   private readonly byId = new Map<string, SwimAgent>()
   private readonly mesh: GossipMesh
   private readonly prng: Prng
+  /** Picks the members that get a member's own news directly. */
+  private readonly fanoutRandom: () => number
   private readonly links: MeshLinks
   /**
    * Set by every event of this layer: they run no promise, so the driver need not let continuations run
@@ -77,6 +79,7 @@ export class SwimLayer {
   constructor(init: SwimLayerInit) {
     this.init = init
     this.prng = init.prng.stream('swim-net')
+    this.fanoutRandom = init.prng.stream('swim-fanout').asRandom()
     this.agents = init.ids.map((id, index) => ({
       index,
       id,
@@ -286,7 +289,9 @@ export class SwimLayer {
       const live = core
         .members()
         .filter(m => m.id !== from.id && (m.status === 'alive' || m.status === 'suspect'))
-      for (const [to, batch] of from.fanout.plan(own, live))
+      // Every agent here subscribes and is reached by the flood: the shell's few copies go to any live ones.
+      const targets = directTargets(live, new Set(), DIRECT_FANOUT, this.fanoutRandom)
+      for (const [to, batch] of from.fanout.plan(own, targets))
         this.send(from, to, { type: 'gossip', updates: batch })
     }
     const bytes = encodeSwimMessage({ type: 'gossip', updates })

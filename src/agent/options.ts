@@ -191,9 +191,11 @@ export function resolveMembership(option: MembershipPreset | MembershipTiming | 
   try {
     // Gossipsub already floods each publish to every subscriber: SWIM's retransmissions, meant for lossy
     // piggybacked UDP gossip, would multiply the cluster's gossip load (and signature checks) by up to 8.
+    // Once at any size: at 10-98 members log10 scaling published everything twice.
     return resolveConfig({
       ...(preset === 'fast' ? SWIM_FAST_CONFIG : SWIM_LAN_CONFIG),
       retransmitMult: 1,
+      retransmitScale: 'none',
       ...overrides,
     })
   } catch (err) {

@@ -18,6 +18,7 @@ export const SWIM_LAN_CONFIG: Readonly<SwimConfig> = Object.freeze({
   suspicionMinTimeout: 1000,
   awarenessMaxMultiplier: 8,
   retransmitMult: 4,
+  retransmitScale: 'log10',
   gossipInterval: 200,
   maxUpdatesPerBroadcast: 64,
   pushPullInterval: 30_000,
@@ -67,7 +68,7 @@ export function resolveConfig(overrides: Partial<SwimConfig> = {}): SwimConfig {
   for (const key of Object.keys(overrides) as (keyof SwimConfig)[]) {
     if (!(key in SWIM_LAN_CONFIG)) throw new RangeError(`unknown SWIM option ${String(key)}`)
     const value = overrides[key]
-    if (value !== undefined) config[key] = value
+    if (value !== undefined) (config as unknown as Record<string, unknown>)[key] = value
   }
   for (const key of POSITIVE_DURATIONS) {
     if (!Number.isSafeInteger(config[key]) || config[key] <= 0) {
@@ -86,6 +87,9 @@ export function resolveConfig(overrides: Partial<SwimConfig> = {}): SwimConfig {
     throw new RangeError(
       `suspicionMinTimeout must be a non-negative integer, got ${config.suspicionMinTimeout}`,
     )
+  }
+  if (config.retransmitScale !== 'log10' && config.retransmitScale !== 'none') {
+    throw new RangeError(`retransmitScale must be 'log10' or 'none', got ${String(config.retransmitScale)}`)
   }
   if (config.probeTimeout >= config.probeInterval) {
     throw new RangeError('probeTimeout must be shorter than probeInterval')
@@ -106,8 +110,9 @@ export function suspicionTimeout(config: SwimConfig, memberCount: number): numbe
   )
 }
 
-/** How many times an update is published: retransmitMult × ceil(log10(n + 1)). */
+/** How many times an update is published: retransmitMult × ceil(log10(n + 1)), or retransmitMult unscaled. */
 export function retransmitLimit(config: SwimConfig, memberCount: number): number {
+  if (config.retransmitScale === 'none') return config.retransmitMult
   return config.retransmitMult * Math.ceil(Math.log10(memberCount + 1))
 }
 

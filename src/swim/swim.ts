@@ -16,8 +16,9 @@
  *
  * Dissemination: updates this node originates (its own alive/left, suspicions it raises, deaths it declares
  * of members it suspected itself) are published on the gossip topic in batches, each update retransmitted
- * retransmitMult × log10(n+1) times. A suspicion only heard on the topic ends in a death declared in this
- * view alone: every member heard it and runs the same timer (see `Suspicion.spreading`).
+ * retransmitMult × log10(n+1) times (or retransmitMult times: `retransmitScale`). A suspicion only heard
+ * on the topic ends in a death declared in this view alone: every member heard it and runs the same timer
+ * (see `Suspicion.spreading`).
  * Updates heard on the topic are not republished: gossipsub already carries each publish to every
  * subscriber, and the originator's retransmissions cover loss. Suspicions learned by push-pull are
  * republished, because nobody else may be spreading them. A periodic push-pull with a random member repairs

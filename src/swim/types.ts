@@ -154,8 +154,14 @@ export interface SwimConfig {
   suspicionMinTimeout: number
   /** Local health score ranges over 0..awarenessMaxMultiplier-1; timeouts scale by score + 1. */
   awarenessMaxMultiplier: number
-  /** Each update is published retransmitMult × ceil(log10(n + 1)) times. */
+  /** Each update is published retransmitMult × ceil(log10(n + 1)) times (`retransmitScale` 'log10'). */
   retransmitMult: number
+  /**
+   * How retransmissions grow with the cluster: 'log10' (× ceil(log10(n + 1)), memberlist's, for lossy
+   * piggybacked gossip) or 'none' (retransmitMult times at any size: for a dissemination layer that floods
+   * and repairs by itself, as gossipsub does).
+   */
+  retransmitScale: 'log10' | 'none'
   /** How often pending updates are published as a batch. */
   gossipInterval: number
   /** Cap on updates per published batch. */

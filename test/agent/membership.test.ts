@@ -9,7 +9,7 @@ import type { Agent, AgentOptions } from '../../src/index.ts'
 import { createAgent, InvalidArgumentError } from '../../src/index.ts'
 import { Rpc } from '../../src/net/rpc.ts'
 import { encodeSwimMessage } from '../../src/swim/codec.ts'
-import { SWIM_FAST_CONFIG, SWIM_LAN_CONFIG } from '../../src/swim/config.ts'
+import { retransmitLimit, SWIM_FAST_CONFIG, SWIM_LAN_CONFIG } from '../../src/swim/config.ts'
 import type { MemberStatus } from '../../src/swim/types.ts'
 
 describe('planVoterChange', () => {
@@ -98,10 +98,13 @@ describe('planVoterChange', () => {
 
 describe('membership options', () => {
   it('defaults to the fast preset, takes lan or overrides, and refuses unknown values', () => {
-    // Over gossipsub, each update is published ceil(log10(n + 1)) times rather than 4 times that.
-    expect(resolveTiming({}).membership).toEqual({ ...SWIM_FAST_CONFIG, retransmitMult: 1 })
-    expect(resolveMembership('lan')).toEqual({ ...SWIM_LAN_CONFIG, retransmitMult: 1 })
+    // Over gossipsub, each update is published once, at any size, rather than 4 × ceil(log10(n + 1)) times.
+    const once = { retransmitMult: 1, retransmitScale: 'none' }
+    expect(resolveTiming({}).membership).toEqual({ ...SWIM_FAST_CONFIG, ...once })
+    expect(resolveMembership('lan')).toEqual({ ...SWIM_LAN_CONFIG, ...once })
+    expect(retransmitLimit(resolveMembership('fast'), 50)).toBe(1)
     expect(resolveMembership({ retransmitMult: 4 }).retransmitMult).toBe(4)
+    expect(() => resolveMembership({ retransmitScale: 'log2' as 'none' })).toThrow(InvalidArgumentError)
     expect(resolveMembership({ preset: 'lan', probeInterval: 2000 }).probeInterval).toBe(2000)
     expect(resolveTiming({}).voterReplaceAfterMs).toBe(10_000)
     expect(() => resolveMembership('wan' as 'lan')).toThrow(InvalidArgumentError)

@@ -43,4 +43,9 @@ describe('BroadcastQueue (transmit-limited)', () => {
     expect(retransmitLimit(SWIM_LAN_CONFIG, 25)).toBe(8)
     expect(retransmitLimit(SWIM_LAN_CONFIG, 100)).toBe(12)
   })
+
+  it("retransmits retransmitMult times at any size with retransmitScale 'none'", () => {
+    const flat = { ...SWIM_LAN_CONFIG, retransmitMult: 1, retransmitScale: 'none' as const }
+    for (const n of [1, 9, 20, 99, 1000]) expect(retransmitLimit(flat, n)).toBe(1)
+  })
 })

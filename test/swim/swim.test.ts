@@ -523,6 +523,16 @@ describe('dissemination', () => {
     expect(core.pendingBroadcasts()).toBe(0)
   })
 
+  it("publishes an update once among 20 members with retransmitScale 'none' (gossipsub's own flooding)", () => {
+    const others = Array.from({ length: 19 }, (_, i) => `m${i}`)
+    const core = coreKnowing(others, { retransmitMult: 1, retransmitScale: 'none' })
+    core.updateLocal({ load: 0.25 }, 0)
+    const published = runCore(core, 20_000, everyone).broadcasts.filter(
+      update => update.type === 'alive' && update.member.id === 'a' && update.member.load === 0.25,
+    )
+    expect(published).toHaveLength(1)
+  })
+
   it('sends the first copy at once and spaces the others by the gossip interval', () => {
     const core = coreKnowing(['b'], { retransmitMult: 4 })
     runCore(core, 1000, everyone)

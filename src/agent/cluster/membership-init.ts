@@ -48,6 +48,10 @@ export interface MembershipInit {
 export interface MembershipStats {
   /** Direct messages handed to the network. */
   sent: number
+  /** Of those, push-pull requests (full-state syncs this member began). */
+  pushPulls: number
+  /** Of those, gossip sent directly (own news, and the stand-in for a publish that failed). */
+  directGossip: number
   /** Direct sends that failed (unreachable, closed, timed out). */
   sendFailures: number
   /** Gossip batches published on the topic. */

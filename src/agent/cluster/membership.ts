@@ -11,7 +11,9 @@
  * view first holds others. Agents the Raft configuration or the registry name but the view lacks are synced
  * with only after a few probe periods (at a random phase), and without re-announcing this member: every
  * member syncing with each joiner at once and re-announcing itself to all was a storm of dials, full states
- * and signed gossip that stalled a 16-agent cluster on a 2-core machine.
+ * and signed gossip that stalled a 16-agent cluster on a 2-core machine. Members a seed's answer names
+ * that the registry does not know yet are not asked at once either (`NamedMembers`): they enter the view
+ * when the registry names them, else they are synced with after the same delay.
  */
 
 import { type Message as PubSubMessage, TopicValidatorResult } from '@libp2p/gossipsub'
@@ -45,11 +47,23 @@ import type {
   MembershipRefresh,
   MembershipStats,
 } from './membership-init.ts'
-import { DirectFanout, fitFields, type MembershipPubSub, SWIM_PROTOCOL, swimTopic } from './swim-wire.ts'
+import { NamedMembers } from './named-members.ts'
+import {
+  DIRECT_FANOUT,
+  DirectFanout,
+  directTargets,
+  fitFields,
+  type MembershipPubSub,
+  SWIM_PROTOCOL,
+  swimTopic,
+} from './swim-wire.ts'
 import { UnseenMembers } from './unseen-members.ts'
 
 /** Push-pull partners at start: one answer brings the whole view, more only cost a dial each. */
 const MAX_START_SEEDS = 3
+
+/** How many times a batch is published before it is given up (a gossip round apart). */
+const PUBLISH_ATTEMPTS = 5
 
 /** A change of load alone is published at most once per this many probe periods. */
 const LOAD_UPDATE_PERIODS = 5
@@ -68,10 +82,16 @@ export class Membership {
   private readonly listeners = new Set<MemberEventListener>()
   /** Agents named as seeds that the view lacks: when first named, and when last synced with. */
   private readonly unseen: UnseenMembers
+  /** Members a push-pull named before the registry knew them, to introduce once it does. */
+  private readonly named: NamedMembers
+  /** Members that said this one is suspect or dead since its last own news: they get the next directly. */
+  private readonly accusedBy = new Set<MemberId>()
   /** What went to whom directly, so that each update goes to each live member once. */
   private readonly fanout = new DirectFanout()
   private readonly counters: MembershipStats = {
     sent: 0,
+    pushPulls: 0,
+    directGossip: 0,
     sendFailures: 0,
     published: 0,
     publishFallbacks: 0,
@@ -99,6 +119,7 @@ export class Membership {
     this.selfId = init.components.peerId.toString()
     this.claims = new ClaimGate(this.selfId, this.config.maxPendingMembers)
     this.unseen = new UnseenMembers(this.config.probeInterval, init.random ?? Math.random)
+    this.named = new NamedMembers(this.config.maxPendingMembers)
     this.log = init.components.logger.forComponent('conclave:membership')
     const { scheduler } = init
     const origin = scheduler.wallNow() - scheduler.now()
@@ -180,6 +201,7 @@ export class Membership {
       () => this.refresh(),
     )
     this.unseen.clear()
+    this.named.clear()
     this.announced = false
     const seeds = [...new Set(options.seeds ?? [])].filter(seed => seed !== this.selfId)
     this.claims.reset(this.init.refresh === undefined ? undefined : seeds)
@@ -355,18 +377,18 @@ export class Membership {
     }
     const vetted = this.claims.vet(from, message, swim, this.init.scheduler.wallNow(), this.unseen.size)
     this.counters.dropped += vetted.refused
-    // Members another named are dialled by peer id: their addresses go to the peer store first.
+    // Members another named are dialled by peer id: their addresses go to the peer store first. They are
+    // not asked at once (see `NamedMembers`): introduced when the registry names them, else synced with
+    // after the seed delay.
     const { named } = vetted
     if (named.length > 0) {
-      Promise.all(named.map(entry => this.learnAddresses(entry))).then(() =>
-        this.seed(
-          named.map(e => e.id),
-          true,
-        ),
-      )
+      for (const entry of named) void this.learnAddresses(entry)
+      this.named.hold(named, from)
+      this.seed(named.map(entry => entry.id))
     }
     if (vetted.message === undefined) return
     message = vetted.message
+    if (accusesMember(message, this.selfId)) this.accusedBy.add(from)
     this.counters.received++
     try {
       swim.receive(from, message, this.clock())
@@ -390,8 +412,27 @@ export class Membership {
     this.claims.setAccusers(wanted?.known)
     this.claims.prunePending(swim)
     this.unseen.prune(this.clock(), id => this.claims.mayAccuse(id))
-    if (wanted?.known !== undefined) this.seed(wanted.known)
+    this.introduceNamed(swim)
+    this.seed([...(wanted?.known ?? []), ...this.unseen.waiting()])
     this.saveIncarnation()
+  }
+
+  /** Named members the registry now knows enter the view as their namer's push-pull would have had them. */
+  private introduceNamed(swim: Swim): void {
+    const inView = (id: MemberId): boolean => swim.member(id) !== undefined
+    const introductions = this.named.take(
+      inView,
+      id => this.claims.mayAccuse(id),
+      id => this.unseen.has(id),
+    )
+    if (introductions.size === 0) return
+    const now = this.clock()
+    for (const [by, members] of introductions) {
+      // A reply: merged only, nothing sent back (like any answer it ends the start's join retries: a member
+      // that knows the cluster has sent its state).
+      swim.receive(by, { type: 'pushPull', reply: true, members }, now)
+    }
+    this.flush()
   }
 
   // ---------- the core's outputs ----------
@@ -430,6 +471,8 @@ export class Membership {
       return
     }
     this.counters.sent++
+    if (message.type === 'pushPull' && !message.reply) this.counters.pushPulls++
+    else if (message.type === 'gossip') this.counters.directGossip++
     this.rpc.callRpc(to, SWIM_PROTOCOL, bytes).catch(err => {
       this.counters.sendFailures++
       this.log.trace('SWIM %s to %s not delivered: %e', message.type, to, err)
@@ -452,31 +495,83 @@ export class Membership {
       return
     }
     // What this member says of itself (alive, refutations, left) nobody else can repeat for it: it also goes
-    // to every member directly, so a publish gossipsub accepts and then drops (a peer scored low, a mesh not
-    // formed yet after a restart) cannot leave it suspected or dead in views that missed it.
+    // directly to a few members the publish's flood does not reach (`DIRECT_FANOUT`), so a publish gossipsub
+    // accepts and then drops (a mesh not formed yet after a restart) still gets out; push-pull and the
+    // registry's seeding repair the views that miss it.
     const own = updates.filter(update => update.type !== 'suspect' && updateSubject(update) === this.selfId)
-    if (own.length > 0) this.sendToLive(own)
+    if (own.length > 0) {
+      this.sendDirect(own, new Set(this.subscribers(pubsub)))
+      // The members that said this one is suspect or dead hear the refutation straight away, whatever the
+      // flood does: a view that alone holds it dead (a verdict of its own timer, never published) may
+      // otherwise keep it so until the next push-pull picks it.
+      const told = [...this.accusedBy].filter(
+        id => this.status(id) === 'alive' || this.status(id) === 'suspect',
+      )
+      this.accusedBy.clear()
+      if (told.length > 0)
+        this.sendPlanned(
+          own,
+          told.map(id => ({ id })),
+        )
+    }
+    this.publishOnTopic(pubsub, updates, bytes, PUBLISH_ATTEMPTS)
+  }
+
+  /**
+   * Publishes `bytes` (the batch `updates`). No subscribed peer yet (just joined, its connections' subscription
+   * exchange not done) fails: a few members get the batch directly, and it is published again a gossip round
+   * later, up to `attempts` times.
+   */
+  private publishOnTopic(
+    pubsub: MembershipPubSub,
+    updates: Update[],
+    bytes: Uint8Array,
+    attempts: number,
+  ): void {
     pubsub.publish(this.topic, bytes).then(
       () => {
         this.counters.published++
       },
       err => {
-        // No subscribed peer yet (just joined), or gossipsub scores every peer below its publish threshold
-        // (many agents behind one IP address): the news must still get out.
         this.counters.publishFallbacks++
         this.log.trace('publish on %s failed, sending directly: %e', this.topic, err)
-        this.sendToLive(updates)
+        if (attempts === PUBLISH_ATTEMPTS) this.sendDirect(updates, new Set())
+        if (attempts <= 1 || this.pubsub !== pubsub) return
+        this.init.scheduler.after(this.config.gossipInterval, () => {
+          if (this.pubsub === pubsub) this.publishOnTopic(pubsub, updates, bytes, attempts - 1)
+        })
       },
     )
   }
 
-  /** The direct stand-in for gossip (see `DirectFanout`). */
+  /** The peers gossipsub knows subscribe to the topic: its publishes flood them. */
+  private subscribers(pubsub: MembershipPubSub): MemberId[] {
+    try {
+      return pubsub.getSubscribers?.(this.topic).map(peer => peer.toString()) ?? []
+    } catch {
+      return []
+    }
+  }
+
+  /** `updates` directly to at most `DIRECT_FANOUT` live members, those `reached` does not hold first. */
+  private sendDirect(updates: Update[], reached: ReadonlySet<MemberId>): void {
+    const live = this.members().filter(
+      member => member.id !== this.selfId && (member.status === 'alive' || member.status === 'suspect'),
+    )
+    this.sendPlanned(updates, directTargets(live, reached, DIRECT_FANOUT, this.init.random ?? Math.random))
+  }
+
+  /** The direct stand-in for gossip where there is no gossipsub: every live member (see `DirectFanout`). */
   private sendToLive(updates: Update[]): void {
     const live = this.members().filter(
       member => member.id !== this.selfId && (member.status === 'alive' || member.status === 'suspect'),
     )
-    const batches = this.fanout.plan(updates, live)
-    for (const [to, batch] of batches) this.send(to, { type: 'gossip', updates: batch })
+    this.sendPlanned(updates, live)
+  }
+
+  private sendPlanned(updates: Update[], to: readonly { id: MemberId }[]): void {
+    const batches = this.fanout.plan(updates, to)
+    for (const [member, batch] of batches) this.send(member, { type: 'gossip', updates: batch })
   }
 
   private deliver(event: MemberEvent): void {
@@ -573,5 +668,23 @@ export class Membership {
     } catch (err) {
       this.log.error('could not persist the SWIM incarnation: %e', err)
     }
+  }
+}
+
+/** Whether `message` says `id` is suspect or dead (what makes the core refute). */
+function accusesMember(message: SwimMessage, id: MemberId): boolean {
+  switch (message.type) {
+    case 'gossip':
+      return message.updates.some(
+        update => (update.type === 'suspect' || update.type === 'dead') && update.id === id,
+      )
+    case 'pushPull':
+      return message.members.some(
+        entry => entry.id === id && (entry.status === 'suspect' || entry.status === 'dead'),
+      )
+    case 'ping':
+      return message.suspectIncarnation !== undefined
+    default:
+      return false
   }
 }

@@ -12,11 +12,12 @@
  *
  * Dissemination: each batch the core hands out is published as one `gossip` message on the gossipsub topic
  * `conclave/<clusterId>/swim/1.0.0` (each update ceil(log10(n + 1)) times with the agent's presets: gossipsub
- * floods every publish by itself). What a member says of itself (alive, refutations, left) also goes to every
- * live member directly, once: nobody else may repeat it, and gossipsub can accept a publish and still drop
- * it (a peer it scores low, a mesh not formed yet after a restart). Where there is no gossipsub or a publish
- * fails, the whole batch goes directly, each update once per member. A message that does not decode is
- * counted, logged and dropped; it never throws.
+ * floods every publish by itself). What a member says of itself (alive, refutations, left) also goes
+ * directly to a few live members the publish's flood does not reach (`DIRECT_FANOUT`): nobody else may
+ * repeat it, and gossipsub can accept a publish and still drop it (a mesh not formed yet after a restart).
+ * A publish that fails (no subscribed peer yet) goes directly to a few members and is published again a
+ * gossip round later. Where there is no gossipsub, the whole batch goes directly, each update once per
+ * member. A message that does not decode is counted, logged and dropped; it never throws.
  */
 
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -49,7 +50,36 @@ export type MembershipPubSub = Pick<
   GossipSub,
   'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener'
 > &
-  Partial<Pick<GossipSub, 'topicValidators'>>
+  Partial<Pick<GossipSub, 'topicValidators' | 'getSubscribers'>>
+
+/**
+ * How many members get a member's own news (alive, refutations, left) directly, besides the publish; and
+ * how many get a batch whose publish failed. Sending to every live member made each joiner of a storm dial
+ * every other agent at once (N² handshakes: Noise, Yamux, identify, gossipsub streams) for news that
+ * gossipsub relays anyway: the publish floods every subscribed peer this member is connected to, and their
+ * meshes carry it on. The few direct copies go to members the flood does not reach.
+ */
+export const DIRECT_FANOUT = 3
+
+/**
+ * Up to `limit` of `live`, at random, preferring those `reached` (by the publish's flood) does not hold:
+ * the members that get a direct copy.
+ */
+export function directTargets<T extends { id: MemberId }>(
+  live: readonly T[],
+  reached: ReadonlySet<MemberId>,
+  limit: number,
+  random: () => number,
+): T[] {
+  const unreached = live.filter(member => !reached.has(member.id))
+  const pool = unreached.length > 0 ? unreached : [...live]
+  const chosen: T[] = []
+  while (chosen.length < limit && pool.length > 0) {
+    const [member] = pool.splice(Math.floor(random() * pool.length), 1)
+    chosen.push(member)
+  }
+  return chosen
+}
 
 /** The node's gossipsub among libp2p components (`pubsub`), if it has one. */
 export function membershipPubSub(components: object): MembershipPubSub | undefined {

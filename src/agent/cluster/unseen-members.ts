@@ -32,6 +32,16 @@ export class UnseenMembers {
     this.entries.clear()
   }
 
+  /** Whether `id` is waiting to be synced with (or seen). */
+  has(id: MemberId): boolean {
+    return this.entries.has(id)
+  }
+
+  /** The members waiting: each refresh passes them to `due` again, so their delay can run out. */
+  waiting(): MemberId[] {
+    return [...this.entries.keys()]
+  }
+
   /**
    * Of `ids`, those to sync with at `time`, recorded as synced; `now` skips the initial delay. Members the
    * view holds (`inView`) are forgotten.
