@@ -187,7 +187,13 @@ describe('members: agents that hold no log', () => {
     expect(members).toHaveLength(2)
     for (const member of members) expect(hostOf(member).current()).toBeUndefined()
     // Every agent in the API, the members with replica: false.
+    // Views converge by gossip (a joiner's news goes directly to a few members only): wait for the member's.
     await until(async () => (await founder.members()).length === 7, 20_000, 'seven agents listed')
+    await until(
+      async () => (await members[0].members()).length === 7,
+      20_000,
+      'seven agents listed by a member',
+    )
     const infos = await members[0].members()
     expect(infos.filter(info => info.replica)).toHaveLength(5)
     expect(
