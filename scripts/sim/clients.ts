@@ -306,7 +306,7 @@ function describeError(error: unknown): string {
 }
 
 /** The API's unknown outcome for a retry its session no longer remembers (`unexpected` in api/consensus.ts). */
-function isOutsideWindow(error: unknown): boolean {
+export function isOutsideWindow(error: unknown): boolean {
   return (
     error instanceof Error &&
     error.name === 'NoLeaderError' &&

@@ -44,7 +44,13 @@ export interface KvWorkloadSetup {
   sessionTtlMs: number | undefined
   faultEnd: number
   /** Operations called after the faults stopped, for the runner's liveness check. */
-  afterFaults: { opId: string; completed: boolean; latency: number; lastTarget: string }[]
+  afterFaults: {
+    opId: string
+    completed: boolean
+    latency: number
+    lastTarget: string
+    outsideWindow?: boolean
+  }[]
   issuing(): boolean
   fail(error: Error): void
   trace(line: string): void
@@ -175,6 +181,7 @@ export class KvWorkloads {
             completed: detail.completed,
             latency: detail.endedAt - detail.calledAt,
             lastTarget: detail.lastTarget,
+            outsideWindow: detail.outsideWindow,
           })
         }
       },

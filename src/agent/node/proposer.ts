@@ -65,6 +65,18 @@ export interface ProposeOptions {
   deadline: number
   /** Run at most once per session (retries are answered from the session's dedup table). */
   session?: { id: string; seq: number; ackedBelow: number }
+  /** Filled in as the proposer tries: see `ProposalAttempts`. */
+  attempts?: ProposalAttempts
+}
+
+/**
+ * How many tries of a command may have put it in some log: every try but those a leader refused before
+ * appending it (not the leader, flow control, rate limit) or whose slot another leader's entry took (lost).
+ * When only the answered try did, and its answer is `SessionExpired`, the command never applied: no entry
+ * of its (session, seq) found the session alive.
+ */
+export interface ProposalAttempts {
+  uncertain: number
 }
 
 /**
@@ -118,6 +130,7 @@ async function proposeUntilDone(
         await context.leaderChange(Math.min(remaining, 100), options.signal)
         continue
       }
+      if (options.attempts !== undefined) options.attempts.uncertain++
       if (leader === context.selfId) {
         context.admitCommand?.(envelope.command)
         envelope.ts = context.scheduler.wallNow()
@@ -134,6 +147,8 @@ async function proposeUntilDone(
         .then(response => JSON.parse(decoder.decode(response)) as CommandResult)
       return await (appliedHere === undefined ? answered : Promise.race([answered, appliedHere]))
     } catch (err) {
+      if (options.attempts !== undefined && leader !== '' && isRefusedOrLost(err))
+        options.attempts.uncertain--
       if (err instanceof AbortError || err instanceof ClosedError) throw err
       if (isSkipped(err) && envelope.session === undefined) {
         // Without a session a retry could apply it twice: the outcome stays unknown.
@@ -176,6 +191,26 @@ export const DROPPED_RETRY_MS = 10
 /** The leader refused the proposal for now (`ProposalDroppedError`), here or where it was forwarded. */
 function isDropped(err: unknown): boolean {
   return err instanceof ProposalDroppedError || remoteErrorName(err) === 'ProposalDroppedError'
+}
+
+/**
+ * The try put the command in no log that can commit it: the leader refused it before appending (here or
+ * where it was forwarded), or another leader's entry took its slot.
+ */
+function isRefusedOrLost(err: unknown): boolean {
+  if (
+    err instanceof NotLeaderError ||
+    err instanceof ProposalDroppedError ||
+    err instanceof ProposalLostError
+  )
+    return true
+  const remoteName = remoteErrorName(err)
+  return (
+    remoteName === 'NotLeaderError' ||
+    remoteName === 'ProposalDroppedError' ||
+    remoteName === 'ProposalLostError' ||
+    remoteName === 'RateLimitedError'
+  )
 }
 
 /** A snapshot covered the proposal's slot, here or at the leader it was forwarded to: outcome unknown. */
