@@ -504,9 +504,7 @@ export class Membership {
       // The members that said this one is suspect or dead hear the refutation straight away, whatever the
       // flood does: a view that alone holds it dead (a verdict of its own timer, never published) may
       // otherwise keep it so until the next push-pull picks it.
-      const told = [...this.accusedBy].filter(
-        id => this.status(id) === 'alive' || this.status(id) === 'suspect',
-      )
+      const told = [...this.accusedBy].filter(id => isLive(this.status(id)))
       this.accusedBy.clear()
       if (told.length > 0)
         this.sendPlanned(
@@ -555,18 +553,18 @@ export class Membership {
 
   /** `updates` directly to at most `DIRECT_FANOUT` live members, those `reached` does not hold first. */
   private sendDirect(updates: Update[], reached: ReadonlySet<MemberId>): void {
-    const live = this.members().filter(
-      member => member.id !== this.selfId && (member.status === 'alive' || member.status === 'suspect'),
-    )
-    this.sendPlanned(updates, directTargets(live, reached, DIRECT_FANOUT, this.init.random ?? Math.random))
+    const targets = directTargets(this.liveOthers(), reached, DIRECT_FANOUT, this.init.random ?? Math.random)
+    this.sendPlanned(updates, targets)
   }
 
   /** The direct stand-in for gossip where there is no gossipsub: every live member (see `DirectFanout`). */
   private sendToLive(updates: Update[]): void {
-    const live = this.members().filter(
-      member => member.id !== this.selfId && (member.status === 'alive' || member.status === 'suspect'),
-    )
-    this.sendPlanned(updates, live)
+    this.sendPlanned(updates, this.liveOthers())
+  }
+
+  /** The other members this view holds alive or suspect: those a direct copy may reach. */
+  private liveOthers(): MemberInfo[] {
+    return this.members().filter(member => member.id !== this.selfId && isLive(member.status))
   }
 
   private sendPlanned(updates: Update[], to: readonly { id: MemberId }[]): void {
@@ -669,6 +667,11 @@ export class Membership {
       this.log.error('could not persist the SWIM incarnation: %e', err)
     }
   }
+}
+
+/** Alive or suspect: a member that may still answer. */
+function isLive(status: MemberStatus | undefined): boolean {
+  return status === 'alive' || status === 'suspect'
 }
 
 /** Whether `message` says `id` is suspect or dead (what makes the core refute). */

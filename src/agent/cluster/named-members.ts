@@ -18,10 +18,6 @@ export class NamedMembers {
     this.limit = limit
   }
 
-  get ids(): MemberId[] {
-    return [...this.entries.keys()]
-  }
-
   /** `by` (a member that may accuse) named `entries` that the view lacks. */
   hold(entries: readonly PushPullEntry[], by: MemberId): void {
     for (const entry of entries) {
