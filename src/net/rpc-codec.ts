@@ -1,6 +1,9 @@
 /**
  * Codec of `RpcFrame` (`rpc.proto`): the envelope of conclave's request/response protocols. Same rules as
  * the Raft codec: the encoder refuses what the decoder would reject, the decoder throws only `FrameError`.
+ *
+ * A request may be one-way (`oneWay`, field 6): no answer is wanted. Earlier versions skip the unknown field
+ * and answer it like any request; the caller drops that answer (its id, 0, names no call).
  */
 
 import type { Codec, DecodeFunction, EncodeFunction } from 'protons-runtime'
@@ -10,6 +13,7 @@ import {
   asFrameError,
   fieldTag,
   WIRE_LENGTH_DELIMITED as LEN,
+  readBool,
   readBytes,
   readString,
   readTag,
@@ -19,7 +23,7 @@ import {
 } from './proto.ts'
 
 export type RpcFrame =
-  | { kind: 'request'; id: number; body: Uint8Array }
+  | { kind: 'request'; id: number; body: Uint8Array; oneWay?: true }
   | { kind: 'response'; id: number; body: Uint8Array }
   | { kind: 'error'; id: number; errorMessage: string; errorName: string }
 
@@ -32,12 +36,14 @@ const T_KIND = fieldTag(2, VARINT)
 const T_BODY = fieldTag(3, LEN)
 const T_ERROR_MESSAGE = fieldTag(4, LEN)
 const T_ERROR_NAME = fieldTag(5, LEN)
+const T_ONE_WAY = fieldTag(6, VARINT)
 
 const HAS_ID = 1
 const HAS_KIND = 2
 const HAS_BODY = 4
 const HAS_ERROR_MESSAGE = 8
 const HAS_ERROR_NAME = 16
+const HAS_ONE_WAY = 32
 
 const encodeRpcFrameFields: EncodeFunction<RpcFrame> = (frame, w, opts = {}) => {
   if (!Number.isSafeInteger(frame.id) || frame.id < 0) throw new FrameError(`Invalid RPC id ${frame.id}`)
@@ -52,6 +58,10 @@ const encodeRpcFrameFields: EncodeFunction<RpcFrame> = (frame, w, opts = {}) => 
       w.uint32(frame.kind === 'request' ? KIND_REQUEST : KIND_RESPONSE)
       w.uint32(T_BODY)
       w.bytes(frame.body)
+      if (frame.kind === 'request' && frame.oneWay === true) {
+        w.uint32(T_ONE_WAY)
+        w.uint32(1)
+      }
       break
     case 'error':
       if (!frame.errorMessage.isWellFormed() || !frame.errorName.isWellFormed()) {
@@ -78,6 +88,7 @@ const decodeRpcFrameFields: DecodeFunction<RpcFrame> = (reader, length) => {
   let body: Uint8Array | undefined
   let errorMessage = ''
   let errorName = ''
+  let oneWay = false
   while (reader.pos < end) {
     const tag = readTag(reader, end)
     switch (tag) {
@@ -101,9 +112,13 @@ const decodeRpcFrameFields: DecodeFunction<RpcFrame> = (reader, length) => {
         errorName = readString(reader, end)
         seen |= HAS_ERROR_NAME
         break
+      case T_ONE_WAY:
+        oneWay = readBool(reader, end)
+        seen |= HAS_ONE_WAY
+        break
       default: {
         const field = Math.floor(tag / 8)
-        if (field >= 1 && field <= 5) throw new FrameError(`Field ${field} has wire type ${tag & 7}`)
+        if (field >= 1 && field <= 6) throw new FrameError(`Field ${field} has wire type ${tag & 7}`)
         skipField(reader, tag, end)
       }
     }
@@ -116,9 +131,17 @@ const decodeRpcFrameFields: DecodeFunction<RpcFrame> = (reader, length) => {
       if (body === undefined || (seen & (HAS_ERROR_MESSAGE | HAS_ERROR_NAME)) !== 0) {
         throw new FrameError('RPC request or response needs a body and no error')
       }
-      return { kind: kind === KIND_REQUEST ? 'request' : 'response', id, body }
+      if (kind === KIND_RESPONSE) {
+        if ((seen & HAS_ONE_WAY) !== 0) throw new FrameError('An RPC response cannot be one-way')
+        return { kind: 'response', id, body }
+      }
+      return oneWay ? { kind: 'request', id, body, oneWay: true } : { kind: 'request', id, body }
     case KIND_ERROR:
-      if ((seen & (HAS_ERROR_MESSAGE | HAS_ERROR_NAME)) !== (HAS_ERROR_MESSAGE | HAS_ERROR_NAME) || body) {
+      if (
+        (seen & (HAS_ERROR_MESSAGE | HAS_ERROR_NAME)) !== (HAS_ERROR_MESSAGE | HAS_ERROR_NAME) ||
+        body ||
+        (seen & HAS_ONE_WAY) !== 0
+      ) {
         throw new FrameError('RPC error needs a message and a name, and no body')
       }
       return { kind: 'error', id, errorMessage, errorName }

@@ -19,6 +19,15 @@
  * close is clean: the server ends its side and runs nothing that arrives after it, so the caller sends the
  * calls it had in flight on that stream once more, on a new one. The caller holds answers to the same frame
  * deadline: an answer that trickles in resets the stream and fails its calls.
+ *
+ * One-way messages (`sendOneWay`) travel on the same stream as a request that wants no answer: the server
+ * runs the handler and writes nothing back (SWIM's messages, whose answers are messages of their own: the
+ * empty reply to each was a third of an idle member's network cost). Such a message is "sent" once its
+ * frame is handed to an open stream; whether it arrived, nobody says, as for a datagram. The server's
+ * budgets and rate hold for it as for any request (over the rate, it is dropped). Compatibility: a server
+ * of an earlier version takes it for an ordinary request and answers it (id 0, which names no call): the
+ * caller drops that answer. One can be lost where a call would have gone again: written in the instant
+ * the server closes the idle stream (see above), it is not run, and nobody knows to send it again.
  */
 
 import type { Connection, Logger, Startable, Stream } from '@libp2p/interface'
@@ -128,8 +137,14 @@ export interface RpcStats {
   resets: number
   /** Inbound streams closed for holding no frame and running nothing for `idleTimeoutMs`. */
   idleClosed: number
-  /** Requests refused with `RateLimitedError` because their peer was over `requestRate`. */
+  /** Requests refused with `RateLimitedError` (one-way ones dropped) because their peer was over `requestRate`. */
   rateLimited: number
+  /** One-way messages handed to a stream (`sendOneWay`). */
+  oneWaySent: number
+  /** One-way messages that could not be sent (the stream could not be opened, or was closed or backed up). */
+  oneWayFailed: number
+  /** One-way messages this server ran (counted in `requestsServed` too). */
+  oneWayServed: number
   /** Bytes of unread request frames inbound streams hold now (at most `maxBufferedPerPeer` per peer). */
   bufferedBytes: number
   /** The most any one peer holds now. */
@@ -184,6 +199,9 @@ export class Rpc implements Startable {
     resets: 0,
     idleClosed: 0,
     rateLimited: 0,
+    oneWaySent: 0,
+    oneWayFailed: 0,
+    oneWayServed: 0,
     bufferedBytes: 0,
     maxBufferedByOnePeer: 0,
   }
@@ -357,6 +375,49 @@ export class Rpc implements Startable {
           },
           err => finish(err),
         )
+      }
+      send()
+    })
+  }
+
+  /**
+   * Sends `message` to `peer` on `protocol` as a one-way request: the handler runs there and no answer comes
+   * back. Resolves once the frame is handed to the stream (not when it arrived, nor when it ran: the
+   * handler's result and errors stay on the server). Rejects with `RpcConnectionError` (the stream could
+   * not be opened within the dial timeout, or it is closed or backed up), `ClosedError` (stopped) or
+   * `FrameError` (over the frame limit). A server of an earlier version answers it; the answer is dropped.
+   */
+  sendOneWay(peer: string, protocol: string, message: Uint8Array): Promise<void> {
+    if (!this.started) return Promise.reject(new ClosedError('RPC endpoint stopped'))
+    let frame: Uint8Array
+    try {
+      // Id 0 names no call: the answer an earlier version writes back is dropped on arrival.
+      frame = encodeRpcFrame({ kind: 'request', id: 0, body: message, oneWay: true }, this.maxFrameBytes)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return new Promise<void>((resolve, reject) => {
+      let resent = false
+      const fail = (err: Error): void => {
+        this.counters.oneWayFailed++
+        reject(err)
+      }
+      const send = (): void => {
+        this.getChannel(peer, protocol).then(channel => {
+          if (channel.writer.write(frame)) {
+            this.counters.oneWaySent++
+            resolve()
+            return
+          }
+          // As for a call: a stream that closed before this side saw it sent nothing; once more on a new one.
+          if (channel.stream.writeStatus !== 'writable' && !resent) {
+            resent = true
+            this.detachChannel(channel)
+            send()
+            return
+          }
+          fail(new RpcConnectionError(`Stream to ${peer} for ${protocol} is closed or backed up`))
+        }, fail)
       }
       send()
     })
@@ -559,12 +620,18 @@ export class Rpc implements Startable {
           stream.abort(err instanceof Error ? err : new FrameError(String(err)))
           return
         }
+        const oneWay = frame.oneWay === true
         if (!this.limiter.take(limitKey)) {
+          if (oneWay) {
+            // Nobody waits for an answer: dropped, as an overloaded datagram would be.
+            this.counters.rateLimited++
+            continue
+          }
           if (!refuse(frame.id)) return
           continue
         }
         running++
-        run(frame.id, frame.body)
+        run(frame.id, frame.body, oneWay)
       }
       if (stream.readStatus === 'readable') stream.pause()
     }
@@ -586,7 +653,7 @@ export class Rpc implements Startable {
       return false
     }
 
-    const run = (id: number, body: Uint8Array): void => {
+    const run = (id: number, body: Uint8Array, oneWay: boolean): void => {
       const handler = this.handlers.get(protocol)
       let result: Promise<Uint8Array>
       try {
@@ -594,6 +661,18 @@ export class Rpc implements Startable {
         result = Promise.resolve(handler(body, from, closed.signal))
       } catch (err) {
         result = Promise.reject(err)
+      }
+      if (oneWay) {
+        this.counters.oneWayServed++
+        result.then(
+          () => answer(undefined),
+          (err: unknown) => {
+            // Nobody to tell: the handler's refusal stays here.
+            this.log('one-way %s message from %s failed - %e', protocol, from, err)
+            answer(undefined)
+          },
+        )
+        return
       }
       result.then(
         response => answer({ kind: 'response', id, body: response }),
@@ -607,10 +686,23 @@ export class Rpc implements Startable {
       )
     }
 
-    const answer = (frame: RpcFrame): void => {
+    /** A handler finished: its answer (none for a one-way message) goes out and the stream reads on. */
+    const answer = (frame: RpcFrame | undefined): void => {
       running--
       this.counters.requestsServed++
       if (stream.status !== 'open') return
+      if (frame !== undefined && !write(frame)) return
+      if (callerDone && running === 0) {
+        stream.close().catch(err => stream.abort(err))
+        return
+      }
+      if (stream.readStatus === 'paused') stream.resume()
+      pump()
+      idleIfQuiet()
+    }
+
+    /** Queues an answer; false (the stream is reset) if the caller does not read them. */
+    const write = (frame: RpcFrame): boolean => {
       let bytes: Uint8Array
       try {
         bytes = encodeRpcFrame(frame, this.maxFrameBytes)
@@ -622,19 +714,11 @@ export class Rpc implements Startable {
           errorName: 'FrameError',
         })
       }
-      if (!writer.write(bytes)) {
-        if (stream.writeStatus === 'writable') {
-          stream.abort(new Error(`The caller is not reading ${protocol} answers`))
-        }
-        return
+      if (writer.write(bytes)) return true
+      if (stream.writeStatus === 'writable') {
+        stream.abort(new Error(`The caller is not reading ${protocol} answers`))
       }
-      if (callerDone && running === 0) {
-        stream.close().catch(err => stream.abort(err))
-        return
-      }
-      if (stream.readStatus === 'paused') stream.resume()
-      pump()
-      idleIfQuiet()
+      return false
     }
 
     stream.addEventListener('message', evt => {
