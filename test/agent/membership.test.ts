@@ -256,6 +256,36 @@ describe('membership of in-process agents', () => {
     expect(await survivors[0].consensus.get(`after/${survivors[3].name}`)).toBe(survivors[3].name)
   })
 
+  it('sends SWIM messages one-way, and still answers the request/reply form of earlier versions', async () => {
+    const [target, other] = await start(3)
+    await until(() => serviceOf(target).membership.status(other.id) === 'alive')
+    const membership = serviceOf(target).membership
+    const rpcOf = (agent: Agent) => (serviceOf(agent).membership as unknown as { rpc: Rpc }).rpc.stats()
+    // Probes and acks went out with no answer on the wire; only push-pull requests (which retry on a
+    // failure) wait for one.
+    await until(() => rpcOf(target).oneWaySent > 5)
+    expect(rpcOf(target).callsStarted).toBeLessThanOrEqual(membership.stats().pushPulls)
+    expect(rpcOf(other).oneWayServed).toBeGreaterThan(0)
+    // An earlier version's ping, as a call: answered (empty), and acked as a message of its own.
+    const node = other.libp2p
+    const sender = new Rpc({
+      registrar: {
+        handle: (protocol, handler, opts) => node.handle(protocol, handler, opts),
+        unhandle: p => node.unhandle(p),
+      },
+      connectionManager: { openStream: (peer, protocol, opts) => node.dialProtocol(peer, protocol, opts) },
+      logger: defaultLogger(),
+    })
+    await sender.start()
+    const received = membership.stats().received
+    const sent = membership.stats().sent
+    const ping = encodeSwimMessage({ type: 'ping', seq: 424_242, target: target.id })
+    expect(Array.from(await sender.callRpc(target.id, SWIM_PROTOCOL, ping))).toEqual([])
+    await sender.stop()
+    expect(membership.stats().received).toBeGreaterThan(received)
+    expect(membership.stats().sent).toBeGreaterThan(sent)
+  })
+
   it('drops undecodable and forged messages and keeps running', async () => {
     const [target, other, third] = await start(3)
     await until(() => serviceOf(target).membership.status(third.id) === 'alive')
@@ -279,8 +309,12 @@ describe('membership of in-process agents', () => {
       updates: [{ type: 'left', id: third.id, incarnation: incarnation + 10 }],
     })
     await sender.callRpc(target.id, SWIM_PROTOCOL, forged)
+    // The same two one-way, as agents send them now.
+    await sender.sendOneWay(target.id, SWIM_PROTOCOL, new Uint8Array([0xff, 0x01, 0x02]))
+    await sender.sendOneWay(target.id, SWIM_PROTOCOL, forged)
+    await until(() => membership.stats().dropped >= before + 4)
     await sender.stop()
-    expect(membership.stats().dropped).toBe(before + 2)
+    expect(membership.stats().dropped).toBe(before + 4)
     expect(membership.status(third.id)).toBe('alive')
     expect(membership.running).toBe(true)
     await target.consensus.propose('still', 'working')

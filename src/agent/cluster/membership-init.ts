@@ -52,7 +52,10 @@ export interface MembershipStats {
   pushPulls: number
   /** Of those, gossip sent directly (own news, and the stand-in for a publish that failed). */
   directGossip: number
-  /** Direct sends that failed (unreachable, closed, timed out). */
+  /**
+   * Direct sends that failed: the stream could not be opened or was closed (one-way messages, which are not
+   * answered), and for push-pull requests also a refusal or no answer in time.
+   */
   sendFailures: number
   /** Gossip batches published on the topic. */
   published: number

@@ -473,11 +473,16 @@ export class Membership {
     this.counters.sent++
     if (message.type === 'pushPull' && !message.reply) this.counters.pushPulls++
     else if (message.type === 'gossip') this.counters.directGossip++
-    this.rpc.callRpc(to, SWIM_PROTOCOL, bytes).catch(err => {
+    const failed = (err: unknown): void => {
       this.counters.sendFailures++
       this.log.trace('SWIM %s to %s not delivered: %e', message.type, to, err)
       onFailure?.()
-    })
+    }
+    // SWIM's answers are messages of their own (a ping's ack), so its messages go one-way: no empty reply on
+    // the wire for each. A send that wants to know it got through (a push-pull's, which then tries again
+    // sooner) waits for the handler's answer instead: a refusal or a timeout counts too.
+    if (onFailure === undefined) this.rpc.sendOneWay(to, SWIM_PROTOCOL, bytes).catch(failed)
+    else this.rpc.callRpc(to, SWIM_PROTOCOL, bytes).then(() => {}, failed)
   }
 
   private publish(updates: Update[]): void {
