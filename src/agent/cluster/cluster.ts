@@ -1,6 +1,7 @@
 import type { Logger } from '@libp2p/interface'
 import type { ConclaveApi } from '../../api.ts'
 import type { Rpc } from '../../net/rpc.ts'
+import { SelfAddresses } from '../../net/self-addresses.ts'
 import type { MemberGate } from '../../security/member-gate.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
 import type { RaftStorage } from '../../storage/index.ts'
@@ -80,6 +81,13 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
   const { selfId, options, timing, components, host, tracker, session, client, replica, membership } = init
   const { security, memberGate, authorization, admin, closed, log } = init
   const logger = components.logger
+  // The membership's refresh asks for them every probe period: worked out again only when they change.
+  const selfAddresses = new SelfAddresses({
+    source: () => components.addressManager.getAddresses(),
+    ...(components.events === undefined ? {} : { events: components.events }),
+    clock: () => init.scheduler.now(),
+  })
+  closed.addEventListener('abort', () => selfAddresses.close(), { once: true })
   const directory = new Directory({
     selfId,
     name: init.name,
@@ -87,7 +95,7 @@ export function clusterParts(init: ClusterPartsInit): ClusterParts {
     labels: options.labels ?? {},
     concurrency: options.concurrency ?? 10,
     ...(init.runsTasks === undefined ? {} : { runsTasks: init.runsTasks }),
-    addresses: () => components.addressManager.getAddresses(),
+    addresses: () => selfAddresses.get(),
     peerStore: components.peerStore,
     replica,
     runner: host,
