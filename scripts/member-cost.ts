@@ -2,7 +2,7 @@
  * `npm run bench:member-cost -- --agents 10`: what an agent costs at rest, by kind (leader, voters, standbys,
  * members), as users run it: N agents, each its own process over loopback TCP with durable storage, started
  * at once and joined to the first; once every view holds all N alive and a settling time has passed, CPU
- * over `--idle` seconds (from /proc) and RSS at its end. `--memory` adds, for the leader and one member, what
+ * and read/write system calls over `--idle` seconds (from /proc) and RSS at its end. `--memory` adds, for the leader and one member, what
  * their memory holds (`process.memoryUsage()`, V8's heap spaces and code statistics, after a full GC);
  * `--snapshot DIR` writes a V8 heap snapshot of that member there; `--profile DIR` a CPU profile of every
  * agent over the idle window (`<kind>-<i>.cpuprofile`, for Chrome DevTools). The last line of stdout is JSON.
@@ -48,6 +48,17 @@ function cpuSeconds(pid: number | undefined): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+/**
+ * Read and write system calls so far (`/proc/PID/io`): an idle agent's are its sockets' (a message out is
+ * about one write), so their rate counts what it sends and receives, without the noise of CPU time on a
+ * shared machine.
+ */
+function syscalls(pid: number | undefined): { reads: number; writes: number } {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8')
+  const field = (name: string) => Number(new RegExp(`${name}: (\\d+)`).exec(io)?.[1] ?? Number.NaN)
+  return { reads: field('syscr'), writes: field('syscw') }
 }
 
 /** RSS and its private part (`RssAnon`: heap, stacks); the rest is mostly the node binary's pages, shared. */
@@ -125,8 +136,10 @@ async function main(): Promise<void> {
     if (values.profile !== undefined)
       await Promise.all(hosts.map(host => host.request('cpuProfile', { action: 'start' })))
     const before = hosts.map(host => cpuSeconds(host.pid))
+    const ioBefore = hosts.map(host => syscalls(host.pid))
     await sleep(idleSeconds * 1000)
     const after = hosts.map(host => cpuSeconds(host.pid))
+    const ioAfter = hosts.map(host => syscalls(host.pid))
     if (values.profile !== undefined) {
       const dir = values.profile
       await Promise.all(
@@ -139,11 +152,15 @@ async function main(): Promise<void> {
     const rss = hosts.map(host => rssMiB(host.pid))
     const anon = hosts.map(host => rssMiB(host.pid, 'RssAnon'))
     const cpu = hosts.map((_, i) => (after[i] - before[i]) / idleSeconds)
+    const writesPerSecond = hosts.map((_, i) => (ioAfter[i].writes - ioBefore[i].writes) / idleSeconds)
+    const readsPerSecond = hosts.map((_, i) => (ioAfter[i].reads - ioBefore[i].reads) / idleSeconds)
     const byKind = (kind: Kind) => ({
       count: kinds.filter(k => k === kind).length,
       medianCpu: median(cpu.filter((_, i) => kinds[i] === kind)),
       medianRssMiB: median(rss.filter((_, i) => kinds[i] === kind)),
       medianAnonMiB: median(anon.filter((_, i) => kinds[i] === kind)),
+      medianWritesPerSecond: median(writesPerSecond.filter((_, i) => kinds[i] === kind)),
+      medianReadsPerSecond: median(readsPerSecond.filter((_, i) => kinds[i] === kind)),
     })
     const report = {
       agents: size,
@@ -167,7 +184,7 @@ async function main(): Promise<void> {
       const k = report[kind]
       if (k.count > 0)
         console.log(
-          `  ${kind} ×${k.count}: CPU median ${pct(k.medianCpu)}, RSS median ${k.medianRssMiB.toFixed(1)} MiB (private ${k.medianAnonMiB.toFixed(1)})`,
+          `  ${kind} ×${k.count}: CPU median ${pct(k.medianCpu)}, RSS median ${k.medianRssMiB.toFixed(1)} MiB (private ${k.medianAnonMiB.toFixed(1)}); syscalls/s: ${k.medianWritesPerSecond.toFixed(1)} writes, ${k.medianReadsPerSecond.toFixed(1)} reads`,
         )
     }
     const member = hosts[kinds.lastIndexOf('member')]
