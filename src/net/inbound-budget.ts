@@ -16,6 +16,11 @@
  *
  * A stream the reader paused (its handlers are busy, its peer is over its rate) holds complete frames, not
  * an unfinished one: the deadline runs only while the decoder waits for the rest of a frame.
+ *
+ * The idle deadline costs a clock read per frame, not a timer: a stream goes busy and idle again with every
+ * frame it carries (SWIM's, Raft's), and cancelling and arming a timer each time was a measurable share of an
+ * idle agent's work. One timer runs per idle stream; when it fires it checks when the stream last went idle,
+ * and waits out the rest if it has been busy since.
  */
 
 import type { Stream } from '@libp2p/interface'
@@ -95,6 +100,8 @@ export class StreamBudget {
   private counted = 0
   private cancelDeadline?: () => void
   private cancelIdle?: () => void
+  /** When the stream last went idle (the scheduler's `now`), or undefined while it is busy. */
+  private idleSince: number | undefined
   private idleClosing = false
   private closed = false
 
@@ -149,10 +156,21 @@ export class StreamBudget {
 
   /** The stream holds no frame and runs nothing: it is closed unless something comes within the idle timeout. */
   idle(): void {
-    if (this.closed || this.idleClosing || this.onIdle === undefined || this.cancelIdle !== undefined) return
-    this.cancelIdle = this.budget.scheduler.after(this.budget.idleTimeoutMs, () => {
+    if (this.closed || this.idleClosing || this.onIdle === undefined || this.idleSince !== undefined) return
+    this.idleSince = this.budget.scheduler.now()
+    // A timer armed in an earlier idle spell is still due, earlier than this spell's end: it waits the rest.
+    if (this.cancelIdle === undefined) this.armIdle(this.budget.idleTimeoutMs)
+  }
+
+  private armIdle(delayMs: number): void {
+    this.cancelIdle = this.budget.scheduler.after(delayMs, () => {
       this.cancelIdle = undefined
-      if (this.closed) return
+      if (this.closed || this.idleSince === undefined) return
+      const rest = this.idleSince + this.budget.idleTimeoutMs - this.budget.scheduler.now()
+      if (rest > 0) {
+        this.armIdle(rest)
+        return
+      }
       this.idleClosing = true
       this.onIdle?.()
       // A gentle close waits for the sender to end its side too; one that never does is reset.
@@ -171,9 +189,8 @@ export class StreamBudget {
 
   /** Bytes arrived or a request runs: the stream is not idle (a close under way is not called off). */
   busy(): void {
-    if (this.idleClosing) return
-    this.cancelIdle?.()
-    this.cancelIdle = undefined
+    // The idle timer is left to run: when it fires it finds the stream busy, or idle again since later.
+    if (!this.idleClosing) this.idleSince = undefined
   }
 
   /** A frame arrived in full. */
