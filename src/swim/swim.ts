@@ -22,7 +22,9 @@
  * Updates heard on the topic are not republished: gossipsub already carries each publish to every
  * subscriber, and the originator's retransmissions cover loss. Suspicions learned by push-pull are
  * republished, because nobody else may be spreading them. A periodic push-pull with a random member repairs
- * whatever the gossip missed.
+ * whatever the gossip missed, and one with a member recently declared dead (`randomRecentlyDead`) tells a
+ * live one it was. An accusation below this member's incarnation is answered to the accuser with the
+ * current record (`accused`).
  *
  * The shell's side of the contract:
  * - Call `tick(now)` at `nextTickAt()` (or on a fixed interval well under `stallThreshold`); a tick more than
@@ -52,6 +54,7 @@ import {
 import { Suspicion } from './suspicion.ts'
 import type {
   DirectMessage,
+  GossipMessage,
   LocalFields,
   MemberEvent,
   MemberEventType,
@@ -116,6 +119,9 @@ const SEQ_LIMIT = 0x1_0000_0000
 
 /** A member held dead that keeps speaking is synced with at most once per this many probe periods. */
 const DEAD_SYNC_PERIODS = 5
+
+/** For this many push-pull rounds after this view marks a member dead, a round may sync with it too. */
+const DEAD_PUSH_PULL_ROUNDS = 5
 
 /** The SWIM/Lifeguard membership state machine of one member. */
 export class Swim {
@@ -222,7 +228,7 @@ export class Swim {
         this.onPushPull(from, message, now)
         break
       case 'gossip':
-        for (const update of message.updates) this.applyUpdate(update, now)
+        for (const update of message.updates) this.applyUpdate(update, from, now)
         break
     }
     this.flush(now)
@@ -458,9 +464,7 @@ export class Swim {
     if (ping.target !== this.id) return
     this.send(from, { type: 'ack', seq: ping.seq })
     const suspected = ping.suspectIncarnation
-    if (suspected !== undefined && !this.leaving && suspected >= this.self.record.incarnation) {
-      this.refute(suspected, now)
-    }
+    if (suspected !== undefined) this.accused(suspected, [from], now)
   }
 
   private onAck(from: MemberId, seq: number, now: number): void {
@@ -548,7 +552,7 @@ export class Swim {
     spread: boolean,
   ): void {
     if (id === this.id) {
-      if (!this.leaving && incarnation >= this.self.record.incarnation) this.refute(incarnation, now)
+      this.accused(incarnation, [from], now)
       return
     }
     const state = this.memberStates.get(id)
@@ -581,6 +585,25 @@ export class Swim {
     if (spread) this.enqueue({ type: 'suspect', id, incarnation, from })
   }
 
+  /**
+   * `accusers` hold this member suspect or dead at `incarnation`. At or above ours: refute. Below it, the
+   * accusation is stale, but the accusers still hold the old incarnation: they have not heard our current
+   * one (the agent introduces a member another named into its view at incarnation 0, below any the member
+   * itself ever had, and a joiner's own announcement went out before later joiners' views existed). Nobody
+   * else may tell them (only a member speaks for itself), so our record goes to each of them directly;
+   * ignored, their verdict would stand for good (issue 16's stuck views).
+   */
+  private accused(incarnation: number, accusers: readonly MemberId[], now: number): void {
+    if (this.leaving) return
+    if (incarnation >= this.self.record.incarnation) {
+      this.refute(incarnation, now)
+      return
+    }
+    const updates: Update[] = [{ type: 'alive', member: cloneRecord(this.self.record) }]
+    for (const accuser of new Set(accusers))
+      if (accuser !== this.id) this.send(accuser, { type: 'gossip', updates })
+  }
+
   /** Someone says we are suspect, dead, left, or alive at an incarnation that is not ours: outbid them. */
   private refute(accused: number, now: number): void {
     const record = this.self.record
@@ -593,16 +616,19 @@ export class Swim {
 
   // ---------- updates ----------
 
-  private applyUpdate(update: Update, now: number): void {
+  /** One gossiped update, published (or sent directly) by `sender`. */
+  private applyUpdate(update: Update, sender: MemberId, now: number): void {
     switch (update.type) {
       case 'alive':
         this.applyAlive(update.member, now)
         break
       case 'suspect':
-        this.applySuspect(update.id, update.incarnation, update.from, now, false)
+        if (update.id === this.id) this.accused(update.incarnation, [update.from, sender], now)
+        else this.applySuspect(update.id, update.incarnation, update.from, now, false)
         break
       case 'dead':
-        this.applyDead(update.id, update.incarnation, now)
+        if (update.id === this.id) this.accused(update.incarnation, [update.from, sender], now)
+        else this.applyDead(update.id, update.incarnation, now)
         break
       case 'left':
         this.applyLeft(update.id, update.incarnation, now)
@@ -661,11 +687,9 @@ export class Swim {
     }
   }
 
+  /** Another member is dead (about this one, see `accused`). */
   private applyDead(id: MemberId, incarnation: number, now: number): void {
-    if (id === this.id) {
-      if (!this.leaving && incarnation >= this.self.record.incarnation) this.refute(incarnation, now)
-      return
-    }
+    if (id === this.id) return
     const state = this.memberStates.get(id)
     if (state === undefined || !isLive(state.status) || incarnation < state.record.incarnation) return
     state.record.incarnation = incarnation
@@ -690,9 +714,33 @@ export class Swim {
   // ---------- push-pull and join ----------
 
   private startPushPull(now: number): void {
-    this.nextPushPullAt = now + pushPullInterval(this.config, this.liveCount)
+    const interval = pushPullInterval(this.config, this.liveCount)
+    this.nextPushPullAt = now + interval
     const [peer] = this.randomAliveMembers(1, undefined)
     if (peer !== undefined) this.send(peer, this.pushPullMessage(false))
+    const dead = this.randomRecentlyDead(now - DEAD_PUSH_PULL_ROUNDS * interval)
+    if (dead !== undefined) this.send(dead, this.pushPullMessage(false))
+  }
+
+  /**
+   * A member this view has held dead since `since` or later, at random. Each push-pull round also syncs with one
+   * (memberlist gossips to the dead for a while for the same reason): a live member held dead here may never
+   * have heard it (the verdict was this view's own, or its gossip missed the member), and if it holds this
+   * member dead too, neither would ever speak to the other again: neither probes a member it holds dead,
+   * push-pull picks live members, and nobody else may vouch for either. Its answer carries its record, and
+   * our state tells it of the verdict, which it refutes. A member that really died costs a failed dial a
+   * round, for a few rounds.
+   */
+  private randomRecentlyDead(since: number): MemberId | undefined {
+    let picked: MemberId | undefined
+    let seen = 0
+    for (const [id, state] of this.memberStates) {
+      if (state.status !== 'dead' || state.statusChangedAt < since) continue
+      // Reservoir sampling: one pass, each equally likely.
+      seen++
+      if (this.random() * seen < 1) picked = id
+    }
+    return picked
   }
 
   private sendJoin(now: number): void {
@@ -831,7 +879,7 @@ export class Swim {
     this.cachedDeadline = undefined
   }
 
-  private send(to: MemberId, message: DirectMessage): void {
+  private send(to: MemberId, message: DirectMessage | GossipMessage): void {
     this.sends.push({ to, message })
   }
 
