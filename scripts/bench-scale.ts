@@ -138,6 +138,12 @@ interface SizeReport {
   spawnedMs?: number
   allJoinedMs?: number
   convergedMs?: number
+  /**
+   * Each joiner's `join()` from its request to its return (the founder's excluded), and the Raft entries the
+   * founder applied from after its founding until every join returned, per successful join (membership
+   * changes of the replicas and leader no-ops included).
+   */
+  join?: { medianMs: number; maxMs: number; raftEntries: number; entriesPerJoin: number }
   idle: { medianCpu: number; leaderCpu: number; totalCores: number; medianRssMiB: number; maxRssMiB: number }
   memberWrite: {
     p50Ms: number
@@ -191,9 +197,16 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
   log(`  all ${size} processes up: ${report.spawnedMs} ms`)
   try {
     await hosts[0].request('join', { voters: 3 })
+    const indexBefore = (await hosts[0].request('appliedIndex', {})) as number
+    const joinMs: number[] = []
     const results = await Promise.allSettled(
-      hosts.slice(1).map(host => host.request('join', { bootstrap: hosts[0].addrs })),
+      hosts.slice(1).map(async host => {
+        const asked = performance.now()
+        await host.request('join', { bootstrap: hosts[0].addrs })
+        joinMs.push(performance.now() - asked)
+      }),
     )
+    const indexAfter = (await hosts[0].request('appliedIndex', {})) as number
     const joined = [hosts[0]]
     results.forEach((result, i) => {
       if (result.status === 'fulfilled') joined.push(hosts[i + 1])
@@ -207,6 +220,16 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
     if (report.joinErrors === 0) report.allJoinedMs = Math.round(performance.now() - started)
     log(
       `  ${report.joined} joined, ${report.joinErrors} errors, ${Math.round(performance.now() - started)} ms`,
+    )
+    const raftEntries = indexAfter - indexBefore
+    report.join = {
+      medianMs: Math.round(percentile(joinMs, 50)),
+      maxMs: Math.round(Math.max(...joinMs)),
+      raftEntries,
+      entriesPerJoin: joinMs.length === 0 ? Number.NaN : raftEntries / joinMs.length,
+    }
+    log(
+      `  join(): median ${report.join.medianMs} ms, max ${report.join.maxMs} ms; ${raftEntries} Raft entries (${report.join.entriesPerJoin.toFixed(2)} per join)`,
     )
 
     // Every joined agent alive in every joined agent's view (not a count: an agent whose join failed may
