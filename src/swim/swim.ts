@@ -22,8 +22,8 @@
  * Updates heard on the topic are not republished: gossipsub already carries each publish to every
  * subscriber, and the originator's retransmissions cover loss. Suspicions learned by push-pull are
  * republished, because nobody else may be spreading them. A periodic push-pull with a random member repairs
- * whatever the gossip missed, and one with a member recently declared dead (`randomRecentlyDead`) tells a
- * live one it was. An accusation below this member's incarnation is answered to the accuser with the
+ * whatever the gossip missed; members marked dead are pinged now and then (`pingTheDead`), so a live one
+ * held dead hears of it. An accusation below this member's incarnation is answered to the accuser with the
  * current record (`accused`).
  *
  * The shell's side of the contract:
@@ -120,9 +120,6 @@ const SEQ_LIMIT = 0x1_0000_0000
 /** A member held dead that keeps speaking is synced with at most once per this many probe periods. */
 const DEAD_SYNC_PERIODS = 5
 
-/** For this many push-pull rounds after this view marks a member dead, a round may sync with it too. */
-const DEAD_PUSH_PULL_ROUNDS = 5
-
 /** The SWIM/Lifeguard membership state machine of one member. */
 export class Swim {
   readonly config: Readonly<SwimConfig>
@@ -134,6 +131,8 @@ export class Swim {
   private readonly self: MemberState
   private readonly suspicions = new Map<MemberId, Suspicion>()
   private readonly relays = new Map<number, RelayedProbe>()
+  /** Members this view marked dead, and when each is pinged next and the gap after that (`pingTheDead`). */
+  private readonly deadPings = new Map<MemberId, { at: number; gap: number }>()
   /** Members alive or suspect, self included: the n of every size-scaled formula. */
   private liveCount = 1
   private probeOrder: MemberId[] = []
@@ -191,6 +190,7 @@ export class Swim {
     this.fireRelays(now)
     this.fireProbe(now)
     this.fireSuspicions(now)
+    if (!this.leaving) this.pingTheDead(now)
     if (!this.leaving && this.probe === undefined && now >= this.nextProbeAt) this.startProbe(now)
     if (!this.leaving && now >= this.nextPushPullAt) this.startPushPull(now)
     if (this.joinSeeds.length > 0 && now >= this.joinRetryAt) this.sendJoin(now)
@@ -397,7 +397,10 @@ export class Swim {
     for (const [id, state] of this.memberStates) {
       if (state === this.self) continue
       if (isLive(state.status)) order.push(id)
-      else if (now - state.statusChangedAt >= this.config.tombstoneTimeout) this.memberStates.delete(id)
+      else if (now - state.statusChangedAt >= this.config.tombstoneTimeout) {
+        this.memberStates.delete(id)
+        this.deadPings.delete(id)
+      }
     }
     shuffle(order, this.random)
     this.probeOrder = order
@@ -714,33 +717,9 @@ export class Swim {
   // ---------- push-pull and join ----------
 
   private startPushPull(now: number): void {
-    const interval = pushPullInterval(this.config, this.liveCount)
-    this.nextPushPullAt = now + interval
+    this.nextPushPullAt = now + pushPullInterval(this.config, this.liveCount)
     const [peer] = this.randomAliveMembers(1, undefined)
     if (peer !== undefined) this.send(peer, this.pushPullMessage(false))
-    const dead = this.randomRecentlyDead(now - DEAD_PUSH_PULL_ROUNDS * interval)
-    if (dead !== undefined) this.send(dead, this.pushPullMessage(false))
-  }
-
-  /**
-   * A member this view has held dead since `since` or later, at random. Each push-pull round also syncs with one
-   * (memberlist gossips to the dead for a while for the same reason): a live member held dead here may never
-   * have heard it (the verdict was this view's own, or its gossip missed the member), and if it holds this
-   * member dead too, neither would ever speak to the other again: neither probes a member it holds dead,
-   * push-pull picks live members, and nobody else may vouch for either. Its answer carries its record, and
-   * our state tells it of the verdict, which it refutes. A member that really died costs a failed dial a
-   * round, for a few rounds.
-   */
-  private randomRecentlyDead(since: number): MemberId | undefined {
-    let picked: MemberId | undefined
-    let seen = 0
-    for (const [id, state] of this.memberStates) {
-      if (state.status !== 'dead' || state.statusChangedAt < since) continue
-      // Reservoir sampling: one pass, each equally likely.
-      seen++
-      if (this.random() * seen < 1) picked = id
-    }
-    return picked
   }
 
   private sendJoin(now: number): void {
@@ -860,6 +839,36 @@ export class Swim {
     else if (!wasLive && willBeLive) this.liveCount++
     state.status = status
     state.statusChangedAt = now
+    const id = state.record.id
+    if (status !== 'dead' || id === this.id) {
+      this.deadPings.delete(id)
+      return
+    }
+    const gap = DEAD_SYNC_PERIODS * this.config.probeInterval
+    this.deadPings.set(id, { at: now + gap, gap })
+  }
+
+  /**
+   * Pings the members this view marked dead, each a few probe periods after its death and then at doubling
+   * gaps until its tombstone would go (memberlist gossips to the dead for a while for the same reason). A
+   * live member held dead here may never have heard it (the verdict was this view's own, or its gossip
+   * missed the member), and if it holds this member dead too, neither would ever speak to the other again:
+   * neither probes a member it holds dead, push-pull picks live members, and nobody else may vouch for
+   * either. A ping from a member it holds dead makes it sync with us (`syncWithTheDead`), and that settles
+   * both views; one that holds us alive probes us, which does the same here. A member that really died costs
+   * a failed dial now and then. The ack (no probe of ours waits for it) is ignored.
+   */
+  private pingTheDead(now: number): void {
+    for (const [id, ping] of this.deadPings) {
+      if (now < ping.at) continue
+      if (this.memberStates.get(id)?.status !== 'dead' || ping.gap > this.config.tombstoneTimeout) {
+        this.deadPings.delete(id)
+        continue
+      }
+      ping.gap *= 2
+      ping.at = now + ping.gap
+      this.send(id, { type: 'ping', seq: this.nextSeq(), target: id })
+    }
   }
 
   private emit(type: MemberEventType, state: MemberState, now: number): void {

@@ -93,4 +93,25 @@ describe('a live member held dead in one view after a join storm', () => {
     // q told p its real incarnation (p goes on suspecting it there, being loaded, and q refutes that).
     expect(cluster.core('p').member('q')?.incarnation).toBeGreaterThanOrEqual(T)
   })
+
+  it('a member that really died is pinged at doubling gaps, not every period', () => {
+    const cluster = vettedCluster({ pushPullInterval: 600_000 })
+    cluster.add('a', [], T)
+    for (const id of ['b', 'c']) cluster.add(id, ['a'], T)
+    cluster.run(3_000)
+    cluster.stopped.add('c')
+    cluster.run(60_000)
+    expect(cluster.statusOf('a', 'c')).toBe('dead')
+    const deadAt = cluster.eventsAbout('c', 'dead').find(seen => seen.observer === 'a')!.event.at
+    cluster.run(600_000)
+    const pings = cluster
+      .sends('ping', 'a', 'c')
+      .map(sent => sent.at)
+      .filter(at => at > deadAt)
+    // 5 s after the death (5 probe periods), then 10 s, 20 s... later: 7 pings in the first 10 minutes.
+    expect(pings.length).toBe(7)
+    for (let i = 2; i < pings.length; i++) {
+      expect(pings[i] - pings[i - 1]).toBeGreaterThanOrEqual(2 * (pings[i - 1] - pings[i - 2]) - 1_000)
+    }
+  })
 })
