@@ -406,16 +406,39 @@ async function stopHost(host: AgentHost): Promise<void> {
   host.signal('SIGKILL')
 }
 
-/** Which joined agents some view does not hold alive, and as what (for a run whose views did not converge). */
+interface MemberEventRecord {
+  type: string
+  id: string
+  incarnation: number
+  at: number
+}
+
+/**
+ * Which joined agents some view does not hold alive, and as what (for a run whose views did not converge):
+ * with each viewer, its last event about the agent (type, the incarnation it holds, seconds ago), and the
+ * highest incarnation of the agent any view has seen (a view that holds it at 0 only had it introduced).
+ */
 async function viewGaps(joined: AgentHost[]): Promise<string> {
+  const events = await Promise.all(
+    joined.map(host => host.request('memberEvents', {}).catch(() => []) as Promise<MemberEventRecord[]>),
+  )
+  const highest = new Map<string, number>()
+  for (const list of events) {
+    for (const event of list) highest.set(event.id, Math.max(highest.get(event.id) ?? 0, event.incarnation))
+  }
   const gaps = new Map<string, string[]>()
   for (const [viewer, host] of joined.entries()) {
     const members = ((await host.request('members', {}).catch(() => [])) as Member[]) ?? []
     for (const [subject, other] of joined.entries()) {
       const status = members.find(member => member.id === other.id)?.status ?? 'missing'
       if (status === 'alive') continue
-      const key = `#${subject} ${status}`
-      gaps.set(key, [...(gaps.get(key) ?? []), `#${viewer}`])
+      const key = `#${subject} ${status} (highest incarnation seen ${highest.get(other.id) ?? '-'})`
+      const last = events[viewer].filter(event => event.id === other.id).at(-1)
+      const seen =
+        last === undefined
+          ? `#${viewer}`
+          : `#${viewer} (${last.type} at ${last.incarnation}, ${Math.round((Date.now() - last.at) / 1000)} s ago)`
+      gaps.set(key, [...(gaps.get(key) ?? []), seen])
     }
   }
   return [...gaps].map(([key, viewers]) => `${key} in ${viewers.join(' ')}`).join('; ') || 'none'
