@@ -419,16 +419,23 @@ interface MemberEventRecord {
  * highest incarnation of the agent any view has seen (a view that holds it at 0 only had it introduced).
  */
 async function viewGaps(joined: AgentHost[]): Promise<string> {
-  const events = await Promise.all(
-    joined.map(host => host.request('memberEvents', {}).catch(() => []) as Promise<MemberEventRecord[]>),
+  // Each viewer's list and events asked together: under load, asked apart they describe different moments.
+  const views = await Promise.all(
+    joined.map(host =>
+      Promise.all([
+        host.request('members', {}).catch(() => []) as Promise<Member[]>,
+        host.request('memberEvents', {}).catch(() => []) as Promise<MemberEventRecord[]>,
+      ]),
+    ),
   )
+  const events = views.map(([, list]) => list)
   const highest = new Map<string, number>()
   for (const list of events) {
     for (const event of list) highest.set(event.id, Math.max(highest.get(event.id) ?? 0, event.incarnation))
   }
   const gaps = new Map<string, string[]>()
-  for (const [viewer, host] of joined.entries()) {
-    const members = ((await host.request('members', {}).catch(() => [])) as Member[]) ?? []
+  for (const viewer of joined.keys()) {
+    const members = views[viewer][0] ?? []
     for (const [subject, other] of joined.entries()) {
       const status = members.find(member => member.id === other.id)?.status ?? 'missing'
       if (status === 'alive') continue
