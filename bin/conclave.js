@@ -2,7 +2,7 @@
 // The `conclave` command. In this repository Node (>= 24) runs the TypeScript sources directly; Node does
 // not strip types under node_modules, so an installed package runs the compiled JavaScript in dist/.
 // Either runs the bundle of the command instead when there is one (`npm run build:bundle`,
-// src/cli/bundle.ts): an agent process then starts on a third of the CPU and holds tens of MiB less. In a
+// src/cli/bundle.ts): an agent process then starts on about half the CPU and holds ~40 MiB less. In a
 // checkout, only a fresh bundle is run: one built from the sources and dependencies as they are now.
 import { existsSync } from 'node:fs'
 import module from 'node:module'
