@@ -40,6 +40,7 @@ export type HostRequest =
   | { id: number; op: 'health'; args: Record<string, never> }
   | { id: number; op: 'memberEvents'; args: { from?: number } }
   | { id: number; op: 'membershipStats'; args: Record<string, never> }
+  | { id: number; op: 'appliedIndex'; args: Record<string, never> }
   /** Tasks (without deadlines: Dates do not cross IPC), submitted `concurrency` at a time. */
   | { id: number; op: 'submitTasks'; args: { tasks: TaskInput[]; concurrency?: number } }
   /** Starts a `process()` worker whose handler waits `durationMs` (or its signal) and returns the agent's name. */
@@ -156,6 +157,11 @@ async function serve(request: HostRequest): Promise<unknown> {
     }
     case 'memberEvents':
       return memberEvents.slice(request.args.from ?? 0)
+    case 'appliedIndex': {
+      // The Raft entries this replica applied (bench:scale counts a join storm's entries per join).
+      const internals = serviceOf(agent) as unknown as { replica: { state: { appliedIndex: number } } }
+      return internals.replica.state.appliedIndex
+    }
     case 'membershipStats': {
       const membership = serviceOf(agent).membership
       return { ...membership.stats(), localHealth: membership.localHealth() }

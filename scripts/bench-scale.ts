@@ -138,6 +138,12 @@ interface SizeReport {
   spawnedMs?: number
   allJoinedMs?: number
   convergedMs?: number
+  /**
+   * Each joiner's `join()` from its request to its return (the founder's excluded), and the Raft entries the
+   * founder applied from after its founding until every join returned, per successful join (membership
+   * changes of the replicas and leader no-ops included).
+   */
+  join?: { medianMs: number; maxMs: number; raftEntries: number; entriesPerJoin: number }
   idle: { medianCpu: number; leaderCpu: number; totalCores: number; medianRssMiB: number; maxRssMiB: number }
   memberWrite: {
     p50Ms: number
@@ -191,9 +197,16 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
   log(`  all ${size} processes up: ${report.spawnedMs} ms`)
   try {
     await hosts[0].request('join', { voters: 3 })
+    const indexBefore = (await hosts[0].request('appliedIndex', {})) as number
+    const joinMs: number[] = []
     const results = await Promise.allSettled(
-      hosts.slice(1).map(host => host.request('join', { bootstrap: hosts[0].addrs })),
+      hosts.slice(1).map(async host => {
+        const asked = performance.now()
+        await host.request('join', { bootstrap: hosts[0].addrs })
+        joinMs.push(performance.now() - asked)
+      }),
     )
+    const indexAfter = (await hosts[0].request('appliedIndex', {})) as number
     const joined = [hosts[0]]
     results.forEach((result, i) => {
       if (result.status === 'fulfilled') joined.push(hosts[i + 1])
@@ -207,6 +220,16 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
     if (report.joinErrors === 0) report.allJoinedMs = Math.round(performance.now() - started)
     log(
       `  ${report.joined} joined, ${report.joinErrors} errors, ${Math.round(performance.now() - started)} ms`,
+    )
+    const raftEntries = indexAfter - indexBefore
+    report.join = {
+      medianMs: Math.round(percentile(joinMs, 50)),
+      maxMs: Math.round(Math.max(...joinMs)),
+      raftEntries,
+      entriesPerJoin: joinMs.length === 0 ? Number.NaN : raftEntries / joinMs.length,
+    }
+    log(
+      `  join(): median ${report.join.medianMs} ms, max ${report.join.maxMs} ms; ${raftEntries} Raft entries (${report.join.entriesPerJoin.toFixed(2)} per join)`,
     )
 
     // Every joined agent alive in every joined agent's view (not a count: an agent whose join failed may
@@ -383,16 +406,46 @@ async function stopHost(host: AgentHost): Promise<void> {
   host.signal('SIGKILL')
 }
 
-/** Which joined agents some view does not hold alive, and as what (for a run whose views did not converge). */
+interface MemberEventRecord {
+  type: string
+  id: string
+  incarnation: number
+  at: number
+}
+
+/**
+ * Which joined agents some view does not hold alive, and as what (for a run whose views did not converge):
+ * with each viewer, its last event about the agent (type, the incarnation it holds, seconds ago), and the
+ * highest incarnation of the agent any view has seen (a view that holds it at 0 only had it introduced).
+ */
 async function viewGaps(joined: AgentHost[]): Promise<string> {
+  // Each viewer's list and events asked together: under load, asked apart they describe different moments.
+  const views = await Promise.all(
+    joined.map(host =>
+      Promise.all([
+        host.request('members', {}).catch(() => []) as Promise<Member[]>,
+        host.request('memberEvents', {}).catch(() => []) as Promise<MemberEventRecord[]>,
+      ]),
+    ),
+  )
+  const events = views.map(([, list]) => list)
+  const highest = new Map<string, number>()
+  for (const list of events) {
+    for (const event of list) highest.set(event.id, Math.max(highest.get(event.id) ?? 0, event.incarnation))
+  }
   const gaps = new Map<string, string[]>()
-  for (const [viewer, host] of joined.entries()) {
-    const members = ((await host.request('members', {}).catch(() => [])) as Member[]) ?? []
+  for (const viewer of joined.keys()) {
+    const members = views[viewer][0] ?? []
     for (const [subject, other] of joined.entries()) {
       const status = members.find(member => member.id === other.id)?.status ?? 'missing'
       if (status === 'alive') continue
-      const key = `#${subject} ${status}`
-      gaps.set(key, [...(gaps.get(key) ?? []), `#${viewer}`])
+      const key = `#${subject} ${status} (highest incarnation seen ${highest.get(other.id) ?? '-'})`
+      const last = events[viewer].filter(event => event.id === other.id).at(-1)
+      const seen =
+        last === undefined
+          ? `#${viewer}`
+          : `#${viewer} (${last.type} at ${last.incarnation}, ${Math.round((Date.now() - last.at) / 1000)} s ago)`
+      gaps.set(key, [...(gaps.get(key) ?? []), seen])
     }
   }
   return [...gaps].map(([key, viewers]) => `${key} in ${viewers.join(' ')}`).join('; ') || 'none'

@@ -8,7 +8,8 @@
  * agent over the idle window (`<kind>-<i>.cpuprofile`, for Chrome DevTools). The last line of stdout is JSON.
  *
  * Lighter than `bench:scale` (no writes, no kills): for measuring a change to the idle cost. Agent processes
- * take Node flags from `CONCLAVE_AGENT_EXEC_ARGV` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * take Node flags from `CONCLAVE_AGENT_EXEC_ARGV` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), and with
+ * `CONCLAVE_AGENT_BUNDLE=1` run bundled, as `conclave agent` runs (`npm run build:bundle -- --agent-host` first).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'

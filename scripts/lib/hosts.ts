@@ -7,9 +7,21 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { AGENT_MAX_SEMI_SPACE_MIB, sizesYoungGeneration } from '../../src/cli/agent-heap.ts'
+import { AGENT_HOST_BUNDLE_DIR, bundleIsFresh } from '../../src/cli/bundle.ts'
 import type { HostOptions, HostRequest } from '../agent-host.ts'
 
-const HOST_SCRIPT = fileURLToPath(new URL('../agent-host.ts', import.meta.url))
+/**
+ * The agent process's script: the sources, or with `CONCLAVE_AGENT_BUNDLE=1` their bundle (`npm run
+ * build:bundle -- --agent-host`), loaded as `conclave agent` loads its own bundle; a stale one is refused.
+ */
+function hostScript(): string {
+  if (process.env.CONCLAVE_AGENT_BUNDLE !== '1')
+    return fileURLToPath(new URL('../agent-host.ts', import.meta.url))
+  const dir = new URL(`../../${AGENT_HOST_BUNDLE_DIR}/`, import.meta.url)
+  if (!bundleIsFresh(dir, 'agent-host.js'))
+    throw new Error('CONCLAVE_AGENT_BUNDLE=1: no fresh bundle; run npm run build:bundle -- --agent-host')
+  return fileURLToPath(new URL('agent-host.js', dir))
+}
 
 /**
  * Node's compile cache for the agent processes (`NODE_COMPILE_CACHE`, unless the caller set one): each process
@@ -86,7 +98,7 @@ export class AgentHost {
 
   /** Starts an agent process (TCP on loopback unless the options say otherwise) and waits until it runs. */
   static async spawn(options: HostOptions, stderr: 'inherit' | 'ignore' = 'inherit'): Promise<AgentHost> {
-    const child = fork(HOST_SCRIPT, [JSON.stringify(options)], {
+    const child = fork(hostScript(), [JSON.stringify(options)], {
       execPath: process.execPath,
       execArgv: agentExecArgv(),
       stdio: ['ignore', 'ignore', stderr, 'ipc'],

@@ -1,9 +1,7 @@
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Agent } from '../api.ts'
-import { openForNewCluster } from '../backup/force-new-cluster.ts'
 import { InvalidArgumentError } from '../errors.ts'
-import { enableMetrics } from '../metrics/conclave-metrics.ts'
 import { timedStorage } from '../metrics/storage-timing.ts'
 import { createConclaveLibp2p } from '../net/libp2p-node.ts'
 import { resolveSecurity } from '../security/options.ts'
@@ -91,9 +89,13 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
   if (options.metrics !== undefined && typeof options.metrics !== 'function') {
     throw new InvalidArgumentError('metrics must be a libp2p metrics factory, e.g. prometheusMetrics()')
   }
+  // The recovery and the metrics code are loaded only when asked for: most agents never run them. Loaded
+  // before the node starts, so that its metrics are bound as soon as it runs.
+  const metricsCode =
+    options.metrics === undefined ? undefined : await import('../metrics/conclave-metrics.ts')
   const opened =
     options.forceNewCluster === true && options.dataDir !== undefined
-      ? openForNewCluster(options.dataDir).storage
+      ? (await import('../backup/force-new-cluster.ts')).openForNewCluster(options.dataDir).storage
       : openRaftStorage(options.dataDir)
   // Timed always (two clock reads per write): the storage metrics and the dashboard read it. Test-only: disk
   // faults injected around the real storage (`withStorageWrapper`).
@@ -124,7 +126,7 @@ export async function createAgent(options: AgentOptions = {}): Promise<Agent> {
     throw err
   }
   const agent = agentOf(node)
-  if (node.metrics !== undefined && options.metrics !== undefined) enableMetrics(agent, node.metrics)
+  if (node.metrics !== undefined && metricsCode !== undefined) metricsCode.enableMetrics(agent, node.metrics)
   return agent
 }
 

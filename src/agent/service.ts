@@ -302,9 +302,12 @@ export class ConclaveService implements ConclaveApi, Startable {
     this.housekeeping = cluster.housekeeping
     this.keepAlives = cluster.keepAlives
     this.serveProtocols = cluster.serveProtocols
-    session.afterOpen = async sessionId => {
-      api.tasks.slotOffer.registered(await this.directory.register(sessionId))
+    session.afterOpen = async (sessionId, registered) => {
+      api.tasks.slotOffer.registered(
+        registered === undefined ? await this.directory.register(sessionId) : registered.runsTasks !== false,
+      )
     }
+    session.registration = open => this.directory.openAndRegister(open)
     replica.onEvent(event => {
       if ((event.type === 'sessionExpired' || event.type === 'sessionClosed') && event.agentId === selfId) {
         session.ended(event.sessionId)

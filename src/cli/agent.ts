@@ -1,7 +1,7 @@
 import type { Agent, AgentInfo } from '../api.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { parseHttpAddress } from '../http/address.ts'
-import { listenDashboard, type PendingDashboard } from '../http/server.ts'
+import type { PendingDashboard } from '../http/server.ts'
 import { agentSource, internalsOf } from '../http/source.ts'
 import { loadPsk } from '../net/pnet.ts'
 import { sleep } from '../time/sleep.ts'
@@ -287,6 +287,8 @@ async function bindDashboard(
 ): Promise<PendingDashboard | undefined> {
   const text = options.http as string | undefined
   if (text === undefined) return undefined
+  // Loaded only with --http: an agent without a dashboard needs none of its server, page model or assets.
+  const { listenDashboard } = await import('../http/server.ts')
   try {
     const { host, port } = parseHttpAddress(text)
     return await listenDashboard({ host, port, secured, allowRemote: options['http-allow-remote'] === true })

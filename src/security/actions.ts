@@ -15,6 +15,7 @@ const COMMAND_ACTIONS: Record<CommandType, Action> = {
   keepAlive: 'join',
   closeSession: 'join',
   registerAgent: 'join',
+  openSessionAndRegister: 'join',
   updateAgent: 'join',
   deregisterAgent: 'join',
   lockAcquire: 'lock',
@@ -96,6 +97,7 @@ export function commandAgent(command: Command): string | undefined {
   switch (command.type) {
     case 'openSession':
     case 'registerAgent':
+    case 'openSessionAndRegister':
     case 'updateAgent':
     case 'deregisterAgent':
     case 'claimTask':
@@ -143,12 +145,14 @@ export function refuseCommand(
     return `${sender.spiffeId} (${sender.peerId}) may not send ${command.type} for agent ${agent}`
   }
   const session = commandSession(command)
-  const owner = session === undefined || command.type === 'openSession' ? undefined : sessionOwner?.(session)
+  const opens = command.type === 'openSession' || command.type === 'openSessionAndRegister'
+  const owner = session === undefined || opens ? undefined : sessionOwner?.(session)
   if (owner !== undefined && owner !== sender.peerId) {
     return `${sender.spiffeId} (${sender.peerId}) may not send ${command.type} in the session of agent ${owner}`
   }
   const claimed = (command as { spiffeId?: unknown }).spiffeId
-  if (command.type === 'registerAgent' && claimed !== undefined && claimed !== sender.spiffeId) {
+  const registers = command.type === 'registerAgent' || command.type === 'openSessionAndRegister'
+  if (registers && claimed !== undefined && claimed !== sender.spiffeId) {
     return `${sender.spiffeId} may not register as ${String(claimed)}`
   }
   return undefined

@@ -105,6 +105,21 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
     },
   ],
   [
+    'openSessionAndRegister',
+    {
+      sessionId: field('id'),
+      agentId: field('id'),
+      ttlMs: field('ttl'),
+      name: field('id'),
+      addrs: field('idList'),
+      capabilities: field('idList'),
+      labels: field('labels'),
+      concurrency: field('concurrency'),
+      spiffeId: field('id', true),
+      runsTasks: field('boolean', true),
+    },
+  ],
+  [
     'updateAgent',
     {
       agentId: field('id'),

@@ -156,6 +156,17 @@ export interface RegisterAgentCommand {
   runsTasks?: boolean
 }
 
+/**
+ * A member's join in one entry: open a session for `agentId` (as `openSession`) and register the agent under
+ * it (as `registerAgent`). Both apply, or neither: a registration that would be refused (its name held by
+ * another live agent, the session another agent's) opens no session either. Idempotent for one session id
+ * and agent, like `openSession`. Answers the session, as `openSession` does.
+ */
+export interface OpenSessionAndRegisterCommand extends Omit<RegisterAgentCommand, 'type'> {
+  type: 'openSessionAndRegister'
+  ttlMs: number
+}
+
 /** Change fields of a registered agent; absent fields keep their value. */
 export interface UpdateAgentCommand {
   type: 'updateAgent'
@@ -442,6 +453,7 @@ export type Command =
   | CampaignCommand
   | ResignCommand
   | RegisterAgentCommand
+  | OpenSessionAndRegisterCommand
   | UpdateAgentCommand
   | DeregisterAgentCommand
   | SubmitTaskCommand

@@ -29,6 +29,7 @@ export type {
   LockExpireCommand,
   LockExtendCommand,
   LockReleaseCommand,
+  OpenSessionAndRegisterCommand,
   OpenSessionCommand,
   PauseTasksCommand,
   ProclaimCommand,
@@ -144,4 +145,5 @@ export {
   COMMAND_SET_VERSION,
   commandVersion,
   isCommandSetVersion,
+  JOIN_IN_ONE_ENTRY_VERSION,
 } from './versions.ts'

@@ -1,4 +1,9 @@
-import type { DeregisterAgentCommand, RegisterAgentCommand, UpdateAgentCommand } from './commands.ts'
+import type {
+  DeregisterAgentCommand,
+  OpenSessionAndRegisterCommand,
+  RegisterAgentCommand,
+  UpdateAgentCommand,
+} from './commands.ts'
 import type { ApplyContext } from './context.ts'
 import { type CommandResult, errorResult, OK, UNCHANGED } from './results.ts'
 import { type SessionEndListener, type SessionTable, sessionExpired } from './sessions.ts'
@@ -140,6 +145,29 @@ export class MemberTable implements SessionEndListener {
     })
     for (const listener of this.listeners) listener.onAgentChanged(agentId, context)
     return OK
+  }
+
+  /**
+   * Opens the session and registers the agent under it, or refuses before either (see
+   * `OpenSessionAndRegisterCommand`): the refusals `openSession` and `registerAgent` would give are checked
+   * first, so nothing is written on one.
+   */
+  openSessionAndRegister(command: OpenSessionAndRegisterCommand, context: ApplyContext): CommandResult {
+    const { type: _, ttlMs, ...registration } = command
+    const { agentId, sessionId, name } = command
+    const owner = this.sessions.info(sessionId)?.agentId
+    if (owner !== undefined && owner !== agentId) {
+      return errorResult('InvalidCommand', `session ${sessionId} belongs to another agent`)
+    }
+    const holderId = this.idsByName.get(name)
+    if (holderId !== undefined && holderId !== agentId && this.records.get(holderId)?.alive === true) {
+      return errorResult('NameTaken', `name ${name} is held by agent ${holderId}`)
+    }
+    const opened = this.sessions.open({ type: 'openSession', sessionId, agentId, ttlMs }, context)
+    if (opened.type !== 'session') return opened
+    // The checks above are every refusal of `register` for a live session of this agent.
+    const registered = this.register({ type: 'registerAgent', ...registration }, context)
+    return registered.type === 'error' ? registered : opened
   }
 
   update(command: UpdateAgentCommand, context: ApplyContext): CommandResult {

@@ -601,6 +601,8 @@ export class StateMachine {
         return this.elections.resign(command, context)
       case 'registerAgent':
         return this.members.register(command, context)
+      case 'openSessionAndRegister':
+        return this.members.openSessionAndRegister(command, context)
       case 'updateAgent':
         return this.members.update(command, context)
       case 'deregisterAgent':

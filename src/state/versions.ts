@@ -21,9 +21,13 @@ export const BASE_COMMAND_SET_VERSION = 1
 /**
  * The highest command-set version this code applies. Version 3: a `runTasks` failure marked `lapsed` (its
  * agent's session lease lapsed), which does not count against `maxRetries`; campaigns of one session ordered
- * by their request sequence (`REQUEST_ORDER_VERSION`).
+ * by their request sequence (`REQUEST_ORDER_VERSION`). Version 4: `openSessionAndRegister`
+ * (`JOIN_IN_ONE_ENTRY_VERSION`).
  */
-export const COMMAND_SET_VERSION = 3
+export const COMMAND_SET_VERSION = 4
+
+/** The version that opens a member's session and registers it in one entry (`openSessionAndRegister`). */
+export const JOIN_IN_ONE_ENTRY_VERSION = 4
 
 /**
  * The version that introduced each command type newer than the base set. Version 2: multi-key
@@ -42,6 +46,7 @@ const INTRODUCED: ReadonlyMap<CommandType, number> = new Map<CommandType, number
   ['createOccurrence', 2],
   ['forgetTasks', 2],
   ['setMaxFinishedTasks', 2],
+  ['openSessionAndRegister', JOIN_IN_ONE_ENTRY_VERSION],
 ])
 
 /**

@@ -22,7 +22,9 @@
  * Updates heard on the topic are not republished: gossipsub already carries each publish to every
  * subscriber, and the originator's retransmissions cover loss. Suspicions learned by push-pull are
  * republished, because nobody else may be spreading them. A periodic push-pull with a random member repairs
- * whatever the gossip missed.
+ * whatever the gossip missed; members marked dead are pinged now and then (`pingTheDead`), so a live one
+ * held dead hears of it. An accusation below this member's incarnation is answered to the accuser with the
+ * current record (`accused`).
  *
  * The shell's side of the contract:
  * - Call `tick(now)` at `nextTickAt()` (or on a fixed interval well under `stallThreshold`); a tick more than
@@ -52,6 +54,7 @@ import {
 import { Suspicion } from './suspicion.ts'
 import type {
   DirectMessage,
+  GossipMessage,
   LocalFields,
   MemberEvent,
   MemberEventType,
@@ -128,6 +131,8 @@ export class Swim {
   private readonly self: MemberState
   private readonly suspicions = new Map<MemberId, Suspicion>()
   private readonly relays = new Map<number, RelayedProbe>()
+  /** Members this view marked dead, and when each is pinged next and the gap after that (`pingTheDead`). */
+  private readonly deadPings = new Map<MemberId, { at: number; gap: number }>()
   /** Members alive or suspect, self included: the n of every size-scaled formula. */
   private liveCount = 1
   private probeOrder: MemberId[] = []
@@ -185,6 +190,7 @@ export class Swim {
     this.fireRelays(now)
     this.fireProbe(now)
     this.fireSuspicions(now)
+    if (!this.leaving) this.pingTheDead(now)
     if (!this.leaving && this.probe === undefined && now >= this.nextProbeAt) this.startProbe(now)
     if (!this.leaving && now >= this.nextPushPullAt) this.startPushPull(now)
     if (this.joinSeeds.length > 0 && now >= this.joinRetryAt) this.sendJoin(now)
@@ -222,7 +228,7 @@ export class Swim {
         this.onPushPull(from, message, now)
         break
       case 'gossip':
-        for (const update of message.updates) this.applyUpdate(update, now)
+        for (const update of message.updates) this.applyUpdate(update, from, now)
         break
     }
     this.flush(now)
@@ -391,7 +397,10 @@ export class Swim {
     for (const [id, state] of this.memberStates) {
       if (state === this.self) continue
       if (isLive(state.status)) order.push(id)
-      else if (now - state.statusChangedAt >= this.config.tombstoneTimeout) this.memberStates.delete(id)
+      else if (now - state.statusChangedAt >= this.config.tombstoneTimeout) {
+        this.memberStates.delete(id)
+        this.deadPings.delete(id)
+      }
     }
     shuffle(order, this.random)
     this.probeOrder = order
@@ -458,9 +467,7 @@ export class Swim {
     if (ping.target !== this.id) return
     this.send(from, { type: 'ack', seq: ping.seq })
     const suspected = ping.suspectIncarnation
-    if (suspected !== undefined && !this.leaving && suspected >= this.self.record.incarnation) {
-      this.refute(suspected, now)
-    }
+    if (suspected !== undefined) this.accused(suspected, [from], now)
   }
 
   private onAck(from: MemberId, seq: number, now: number): void {
@@ -548,7 +555,7 @@ export class Swim {
     spread: boolean,
   ): void {
     if (id === this.id) {
-      if (!this.leaving && incarnation >= this.self.record.incarnation) this.refute(incarnation, now)
+      this.accused(incarnation, [from], now)
       return
     }
     const state = this.memberStates.get(id)
@@ -581,6 +588,25 @@ export class Swim {
     if (spread) this.enqueue({ type: 'suspect', id, incarnation, from })
   }
 
+  /**
+   * `accusers` hold this member suspect or dead at `incarnation`. At or above ours: refute. Below it, the
+   * accusation is stale, but the accusers still hold the old incarnation: they have not heard our current
+   * one (the agent introduces a member another named into its view at incarnation 0, below any the member
+   * itself ever had, and a joiner's own announcement went out before later joiners' views existed). Nobody
+   * else may tell them (only a member speaks for itself), so our record goes to each of them directly;
+   * ignored, their verdict would stand for good (issue 16's stuck views).
+   */
+  private accused(incarnation: number, accusers: readonly MemberId[], now: number): void {
+    if (this.leaving) return
+    if (incarnation >= this.self.record.incarnation) {
+      this.refute(incarnation, now)
+      return
+    }
+    const updates: Update[] = [{ type: 'alive', member: cloneRecord(this.self.record) }]
+    for (const accuser of new Set(accusers))
+      if (accuser !== this.id) this.send(accuser, { type: 'gossip', updates })
+  }
+
   /** Someone says we are suspect, dead, left, or alive at an incarnation that is not ours: outbid them. */
   private refute(accused: number, now: number): void {
     const record = this.self.record
@@ -593,16 +619,19 @@ export class Swim {
 
   // ---------- updates ----------
 
-  private applyUpdate(update: Update, now: number): void {
+  /** One gossiped update, published (or sent directly) by `sender`. */
+  private applyUpdate(update: Update, sender: MemberId, now: number): void {
     switch (update.type) {
       case 'alive':
         this.applyAlive(update.member, now)
         break
       case 'suspect':
-        this.applySuspect(update.id, update.incarnation, update.from, now, false)
+        if (update.id === this.id) this.accused(update.incarnation, [update.from, sender], now)
+        else this.applySuspect(update.id, update.incarnation, update.from, now, false)
         break
       case 'dead':
-        this.applyDead(update.id, update.incarnation, now)
+        if (update.id === this.id) this.accused(update.incarnation, [update.from, sender], now)
+        else this.applyDead(update.id, update.incarnation, now)
         break
       case 'left':
         this.applyLeft(update.id, update.incarnation, now)
@@ -661,11 +690,9 @@ export class Swim {
     }
   }
 
+  /** Another member is dead (about this one, see `accused`). */
   private applyDead(id: MemberId, incarnation: number, now: number): void {
-    if (id === this.id) {
-      if (!this.leaving && incarnation >= this.self.record.incarnation) this.refute(incarnation, now)
-      return
-    }
+    if (id === this.id) return
     const state = this.memberStates.get(id)
     if (state === undefined || !isLive(state.status) || incarnation < state.record.incarnation) return
     state.record.incarnation = incarnation
@@ -812,6 +839,36 @@ export class Swim {
     else if (!wasLive && willBeLive) this.liveCount++
     state.status = status
     state.statusChangedAt = now
+    const id = state.record.id
+    if (status !== 'dead' || id === this.id) {
+      this.deadPings.delete(id)
+      return
+    }
+    const gap = DEAD_SYNC_PERIODS * this.config.probeInterval
+    this.deadPings.set(id, { at: now + gap, gap })
+  }
+
+  /**
+   * Pings the members this view marked dead, each a few probe periods after its death and then at doubling
+   * gaps until its tombstone would go (memberlist gossips to the dead for a while for the same reason). A
+   * live member held dead here may never have heard it (the verdict was this view's own, or its gossip
+   * missed the member), and if it holds this member dead too, neither would ever speak to the other again:
+   * neither probes a member it holds dead, push-pull picks live members, and nobody else may vouch for
+   * either. A ping from a member it holds dead makes it sync with us (`syncWithTheDead`), and that settles
+   * both views; one that holds us alive probes us, which does the same here. A member that really died costs
+   * a failed dial now and then. The ack (no probe of ours waits for it) is ignored.
+   */
+  private pingTheDead(now: number): void {
+    for (const [id, ping] of this.deadPings) {
+      if (now < ping.at) continue
+      if (this.memberStates.get(id)?.status !== 'dead' || ping.gap > this.config.tombstoneTimeout) {
+        this.deadPings.delete(id)
+        continue
+      }
+      ping.gap *= 2
+      ping.at = now + ping.gap
+      this.send(id, { type: 'ping', seq: this.nextSeq(), target: id })
+    }
   }
 
   private emit(type: MemberEventType, state: MemberState, now: number): void {
@@ -831,7 +888,7 @@ export class Swim {
     this.cachedDeadline = undefined
   }
 
-  private send(to: MemberId, message: DirectMessage): void {
+  private send(to: MemberId, message: DirectMessage | GossipMessage): void {
     this.sends.push({ to, message })
   }
 

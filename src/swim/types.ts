@@ -111,10 +111,13 @@ export type SwimMessage = DirectMessage | GossipMessage
 
 export type SwimMessageType = SwimMessage['type']
 
-/** A direct message to send to one member. */
+/**
+ * A message to send to one member on its direct stream: a probe, an answer, a push-pull, or (to a member
+ * holding a stale accusation of this one) this member's own record as a gossip message.
+ */
 export interface SwimSend {
   to: MemberId
-  message: DirectMessage
+  message: DirectMessage | GossipMessage
 }
 
 export type MemberEventType = 'joined' | 'updated' | 'suspect' | 'alive' | 'dead' | 'left'

@@ -218,4 +218,39 @@ describe('membership shell: refutations', () => {
     expect(gossipTo).toContain(accuser.toString())
     await s.membership.stop()
   })
+
+  it('sends its refutation directly to an accuser it holds dead itself', async () => {
+    const [seed, ...others] = await peerIds(6)
+    const s = await shell(seed)
+    for (const id of others) s.known.add(id.toString())
+    await s.receive(seed, { type: 'pushPull', reply: true, members: [entry(seed), ...others.map(entry)] })
+    s.scheduler.advance(CONFIG.probeInterval)
+    s.subscribers = [seed, ...others]
+    const accuser = others[0]
+    // The seed declares the accuser dead; this view takes it.
+    await s.receive(seed, {
+      type: 'gossip',
+      updates: [{ type: 'dead', id: accuser.toString(), incarnation: 1, from: seed.toString() }],
+    })
+    expect(s.membership.status(accuser.toString())).toBe('dead')
+    const sender = s.membership as unknown as { send(to: string, message: SwimMessage): void }
+    const send = sender.send.bind(sender)
+    const gossipTo: string[] = []
+    sender.send = (to, message) => {
+      if (message.type === 'gossip') gossipTo.push(to)
+      send(to, message)
+    }
+    // The accuser, alive after all, holds this member dead (its push-pull says so).
+    const self = s.membership.member(s.membership.selfId)!
+    const { status: _, lastSeen: __, statusChangedAt: ___, ...record } = self
+    await s.receive(accuser, {
+      type: 'pushPull',
+      reply: true,
+      members: [entry(accuser), { ...record, status: 'dead' }],
+    })
+    s.scheduler.advance(CONFIG.gossipInterval)
+    expect(s.membership.member(s.membership.selfId)!.incarnation).toBeGreaterThan(self.incarnation)
+    expect(gossipTo).toContain(accuser.toString())
+    await s.membership.stop()
+  })
 })

@@ -5,7 +5,7 @@
  */
 
 import { Swim } from '../../src/swim/swim.ts'
-import type { DirectMessage, MemberEvent, SwimConfig, SwimMessage, Update } from '../../src/swim/types.ts'
+import type { MemberEvent, SwimConfig, SwimMessage, SwimSend, Update } from '../../src/swim/types.ts'
 
 /** mulberry32: a tiny seeded PRNG for the cores under test. */
 export function seededRandom(seed: number): () => number {
@@ -35,7 +35,7 @@ export interface SentMessage {
   at: number
   from: string
   to: string
-  message: DirectMessage
+  message: SwimSend['message']
 }
 
 export interface Published {
@@ -66,6 +66,12 @@ export class TestCluster {
   latency = 1
   /** Return true to lose a message (direct, or one gossip delivery). */
   drop: (from: string, to: string, message: SwimMessage) => boolean = () => false
+  /**
+   * What the receiver takes of a message (as the agent's claim gate vets it before its core sees it); the
+   * whole message by default. Undefined drops it.
+   */
+  vet: (from: string, to: string, message: SwimMessage) => SwimMessage | undefined = (_f, _t, message) =>
+    message
   private clock = 0
   private inFlight: InFlight[] = []
   private readonly config: Partial<SwimConfig>
@@ -118,7 +124,8 @@ export class TestCluster {
         if (this.stopped.has(message.to)) continue
         const core = this.cores.get(message.to)
         if (core === undefined) continue
-        core.receive(message.from, message.message, this.clock)
+        const taken = this.vet(message.from, message.to, message.message)
+        if (taken !== undefined) core.receive(message.from, taken, this.clock)
         this.collect(message.to)
       }
       for (const [id, core] of this.cores) {
@@ -130,7 +137,7 @@ export class TestCluster {
   }
 
   /** Direct messages of `type` sent by `from` (optionally to `to`). */
-  sends(type: DirectMessage['type'], from?: string, to?: string): SentMessage[] {
+  sends(type: SwimSend['message']['type'], from?: string, to?: string): SentMessage[] {
     return this.sent.filter(
       sent =>
         sent.message.type === type &&

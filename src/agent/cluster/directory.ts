@@ -4,6 +4,7 @@ import type { AgentInfo, ClusterHealth } from '../../api.ts'
 import { InvalidArgumentError, NoLeaderError } from '../../errors.ts'
 import type { Config } from '../../raft/types.ts'
 import type { ConclaveSecurity } from '../../security/security.ts'
+import { JOIN_IN_ONE_ENTRY_VERSION, type OpenSessionAndRegisterCommand } from '../../state/index.ts'
 import type { LocalFields, MemberStatus } from '../../swim/types.ts'
 import type { CommitPort, RunnerPort } from '../node/port.ts'
 import type { Replica } from '../node/replica.ts'
@@ -74,28 +75,44 @@ export class Directory {
    * answers the `runsTasks` it registered with.
    */
   async register(sessionId: string): Promise<boolean> {
-    const { commit, security, selfId } = this.init
-    const runsTasks = this.init.runsTasks?.() ?? true
-    const result = await commit.submitRaw(
-      {
-        type: 'registerAgent',
-        agentId: selfId,
-        name: this.init.name,
-        sessionId,
-        addrs: this.multiaddrs(),
-        capabilities: [...this.init.capabilities],
-        labels: { ...this.init.labels },
-        concurrency: this.init.concurrency,
-        runsTasks,
-        ...(security.spiffeId === undefined ? {} : { spiffeId: security.spiffeId }),
-      },
-      commit.deadline(),
-    )
+    const { commit } = this.init
+    const registration = this.registration(sessionId)
+    const result = await commit.submitRaw({ type: 'registerAgent', ...registration }, commit.deadline())
     // The session lapsed before the registration committed (a leader too busy for its keep-alives): the
     // caller registers again under a new session.
     if (result.type === 'error' && result.code === 'SessionExpired') throw new SessionLapsedError(sessionId)
     if (result.type === 'error') throw new InvalidArgumentError(`could not register: ${result.message}`)
-    return runsTasks
+    return registration.runsTasks
+  }
+
+  /**
+   * The session `open` and this agent's registration under it as one command, when the cluster version (as
+   * this agent's copy of the state knows it) admits it; else undefined (open, then `register`).
+   */
+  openAndRegister(open: {
+    sessionId: string
+    agentId: string
+    ttlMs: number
+  }): OpenSessionAndRegisterCommand | undefined {
+    if (open.agentId !== this.init.selfId) return undefined
+    if (this.init.replica.state.clusterVersion < JOIN_IN_ONE_ENTRY_VERSION) return undefined
+    return { type: 'openSessionAndRegister', ttlMs: open.ttlMs, ...this.registration(open.sessionId) }
+  }
+
+  /** What this agent registers with under `sessionId`. */
+  private registration(sessionId: string) {
+    const { security, selfId } = this.init
+    return {
+      agentId: selfId,
+      name: this.init.name,
+      sessionId,
+      addrs: this.multiaddrs(),
+      capabilities: [...this.init.capabilities],
+      labels: { ...this.init.labels },
+      concurrency: this.init.concurrency,
+      runsTasks: this.init.runsTasks?.() ?? true,
+      ...(security.spiffeId === undefined ? {} : { spiffeId: security.spiffeId }),
+    }
   }
 
   members(): AgentInfo[] {

@@ -508,8 +508,9 @@ export class Membership {
       this.sendDirect(own, new Set(this.subscribers(pubsub)))
       // The members that said this one is suspect or dead hear the refutation straight away, whatever the
       // flood does: a view that alone holds it dead (a verdict of its own timer, never published) may
-      // otherwise keep it so until the next push-pull picks it.
-      const told = [...this.accusedBy].filter(id => isLive(this.status(id)))
+      // otherwise keep it so until the next push-pull picks it. Those this view holds dead too: they just
+      // spoke, and two views holding each other dead would otherwise never speak again.
+      const told = [...this.accusedBy].filter(id => this.status(id) !== undefined)
       this.accusedBy.clear()
       if (told.length > 0)
         this.sendPlanned(

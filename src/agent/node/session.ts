@@ -1,6 +1,6 @@
 import type { Logger } from '@libp2p/interface'
-import { ClosedError, NoLeaderError } from '../../errors.ts'
-import type { CommandResult } from '../../state/index.ts'
+import { ClosedError, InvalidArgumentError, NoLeaderError, UnsupportedVersionError } from '../../errors.ts'
+import type { CommandResult, OpenSessionAndRegisterCommand } from '../../state/index.ts'
 import type { Cancel, Scheduler } from '../../time/scheduler.ts'
 import { leaseMargin, type ResolvedTiming } from '../options.ts'
 
@@ -16,6 +16,7 @@ export interface SessionTransport {
   submitRaw(
     command:
       | { type: 'openSession'; sessionId: string; agentId: string; ttlMs: number }
+      | OpenSessionAndRegisterCommand
       | { type: 'closeSession'; sessionId: string },
     deadline: number,
   ): Promise<CommandResult>
@@ -61,8 +62,22 @@ export class SessionKeeper {
   private opening?: Promise<void>
   private readonly lostListeners = new Set<(sessionId: string) => void>()
 
-  /** Runs after every successful open, before `open()` resolves: the agent registers under the new session. */
-  afterOpen: (sessionId: string) => Promise<void> = async () => {}
+  /**
+   * Runs after every successful open, before `open()` resolves: the agent registers under the new session,
+   * unless the open registered it already (`registered`: the entry that did, see `registration`).
+   */
+  afterOpen: (sessionId: string, registered?: OpenSessionAndRegisterCommand) => Promise<void> = async () => {}
+
+  /**
+   * The registration to open the session with, in one entry (`openSessionAndRegister`: a join is one Raft
+   * entry, not an open and then a registration); undefined to open alone and register in `afterOpen`, as
+   * while the cluster version does not admit the command. Asked at every open.
+   */
+  registration: (open: {
+    sessionId: string
+    agentId: string
+    ttlMs: number
+  }) => OpenSessionAndRegisterCommand | undefined = () => undefined
 
   private readonly scheduler: Scheduler
   private readonly newSessionId: () => string
@@ -115,19 +130,30 @@ export class SessionKeeper {
     const sessionId = this.newSessionId()
     const ttlMs = this.timing.sessionTtlMs
     const sentAt = this.scheduler.now()
-    const command = { type: 'openSession', sessionId, agentId: this.agentId, ttlMs } as const
+    const open = { type: 'openSession', sessionId, agentId: this.agentId, ttlMs } as const
+    let registered = this.registration(open)
     let result: CommandResult
     for (;;) {
       try {
-        result = await this.transport.submitRaw(command, deadline)
+        result = await this.transport.submitRaw(registered ?? open, deadline)
         break
       } catch (err) {
-        // openSession is idempotent for one id and agent: an attempt whose outcome is unknown (its slot was
-        // covered by a snapshot on a deposed leader, say) is sent again while the deadline allows. (Found by
-        // the simulator, seed 4: a call joining such an open failed 55 ticks into a healthy cluster.)
+        // The leader's cluster version does not admit the command (this agent's copy of the state is ahead
+        // of it): nothing was proposed; the open goes alone and the registration after it.
+        if (registered !== undefined && err instanceof UnsupportedVersionError) {
+          registered = undefined
+          continue
+        }
+        // openSession (and openSessionAndRegister) is idempotent for one id and agent: an attempt whose
+        // outcome is unknown (its slot was covered by a snapshot on a deposed leader, say) is sent again while
+        // the deadline allows. (Found by the simulator, seed 4: a call joining such an open failed 55 ticks
+        // into a healthy cluster.)
         if (!(err instanceof NoLeaderError) || this.scheduler.now() >= deadline) throw err
       }
     }
+    // Refused for good (its name is held by another live agent): as a registration of its own would be.
+    if (registered !== undefined && result.type === 'error')
+      throw new InvalidArgumentError(`could not register: ${result.message}`)
     if (result.type !== 'session') throw new Error(`Could not open a session: ${JSON.stringify(result)}`)
     this.sessionId = sessionId
     this.nextSeq = 1
@@ -135,7 +161,7 @@ export class SessionKeeper {
     this.localDeadline = trustedUntil(this.timing, sentAt)
     this.log('opened session %s', sessionId)
     this.schedule()
-    await this.afterOpen(sessionId)
+    await this.afterOpen(sessionId, registered)
   }
 
   /** The ticket for the next command; pass it back to `done()` once its answer arrived (or was given up). */
