@@ -51,6 +51,19 @@ function field(kind: FieldKind, optional = false): FieldSpec {
   return { kind, optional }
 }
 
+/** An agent's registration: `registerAgent`, and `openSessionAndRegister` with its session's ttl. */
+const registrationFields: Readonly<Record<string, FieldSpec>> = {
+  agentId: field('id'),
+  name: field('id'),
+  sessionId: field('id'),
+  addrs: field('idList'),
+  capabilities: field('idList'),
+  labels: field('labels'),
+  concurrency: field('concurrency'),
+  spiffeId: field('id', true),
+  runsTasks: field('boolean', true),
+}
+
 /** Every field each command may carry; anything else is rejected. Kept in a Map so `__proto__` is no type. */
 const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>>> = new Map<
   CommandType,
@@ -90,35 +103,8 @@ const commandFields: ReadonlyMap<CommandType, Readonly<Record<string, FieldSpec>
     },
   ],
   ['resign', { name: field('id'), sessionId: field('id'), requestId: field('id', true) }],
-  [
-    'registerAgent',
-    {
-      agentId: field('id'),
-      name: field('id'),
-      sessionId: field('id'),
-      addrs: field('idList'),
-      capabilities: field('idList'),
-      labels: field('labels'),
-      concurrency: field('concurrency'),
-      spiffeId: field('id', true),
-      runsTasks: field('boolean', true),
-    },
-  ],
-  [
-    'openSessionAndRegister',
-    {
-      sessionId: field('id'),
-      agentId: field('id'),
-      ttlMs: field('ttl'),
-      name: field('id'),
-      addrs: field('idList'),
-      capabilities: field('idList'),
-      labels: field('labels'),
-      concurrency: field('concurrency'),
-      spiffeId: field('id', true),
-      runsTasks: field('boolean', true),
-    },
-  ],
+  ['registerAgent', registrationFields],
+  ['openSessionAndRegister', { ...registrationFields, ttlMs: field('ttl') }],
   [
     'updateAgent',
     {
