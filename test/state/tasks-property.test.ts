@@ -194,6 +194,9 @@ function checkHistory(steps: Step[], see: (what: string) => void, replay?: { cut
   expect(StateMachine.restore(bytes, options).snapshot()).toEqual(bytes)
 }
 
+/** The seed of the histories whose coverage the first property checks (any seed that reaches every path). */
+const COVERAGE_SEED = 20261208
+
 const history = fc.array(step, { minLength: 20, maxLength: 200, size: 'max' })
 
 it('random interleavings never run a task twice, accept a stale attempt, complete twice or misplace a task', () => {
@@ -202,8 +205,15 @@ it('random interleavings never run a task twice, accept a stale attempt, complet
   fc.assert(
     fc.property(history, steps => checkHistory(steps, see)),
     // 400 runs: with 200, steals (about 25 per 200 runs, clustered in few histories) fell to 10 about one run
-    // in a dozen, and the coverage check below failed by chance.
-    { numRuns: 400 },
+    // in a dozen, and the coverage check below failed by chance. With 400 it still did now and then (a CI run
+    // saw 'ended:timeout' exactly 10 times), so these histories are fixed by a seed: the coverage below is
+    // then a fact about them, not a draw. New histories are explored by the run after this one.
+    { numRuns: 400, seed: COVERAGE_SEED },
+  )
+  // Fresh histories every run, for the property alone (their coverage is what chance gives).
+  fc.assert(
+    fc.property(history, steps => checkHistory(steps, () => {})),
+    { numRuns: 200 },
   )
   // The generator must reach the interesting paths, or the property proves little.
   const wanted = [
