@@ -167,6 +167,22 @@ function replicasOf(agent: Agent): string[] {
   return config === undefined ? [] : [...config.voters, ...config.nonVoters]
 }
 
+function nameOf(group: Agent[], id: string): string {
+  return group.find(member => member.id === id)?.name ?? id
+}
+
+/** Each agent's Raft as it sees itself: role, term, the leader it follows, commit and applied, the voters. */
+function raftPicture(group: Agent[]): string {
+  return group
+    .map(member => {
+      const status = hostOf(member).current()?.status()
+      if (status === undefined) return `${member.name}: no log`
+      const voters = status.config.voters.map(id => nameOf(group, id)).join(',')
+      return `${member.name}: ${status.role} term ${status.term} leader ${nameOf(group, status.leader)} commit ${status.commit} applied ${status.applied} voters ${voters}`
+    })
+    .join('; ')
+}
+
 function leaderOf(group: Agent[]): Agent | undefined {
   return group.find(member => member.isLeader())
 }
@@ -253,11 +269,24 @@ describe('members: agents that hold no log', () => {
     // The writer is a replica that will not be killed.
     const serving = tierOf(member).mirror.serving
     const writer = group.find(a => a.id !== serving && a !== member && !tierOf(a).isMember)!
+    let killedAt = 0
     for (let i = 0; i < 200; i++) {
       if (i === 80) {
+        killedAt = Date.now()
         await kill(group.find(a => a.id === serving)!)
       }
-      await proposeOnce(writer, `w/${i}`, i)
+      try {
+        await proposeOnce(writer, `w/${i}`, i)
+      } catch (err) {
+        // Says what each agent's Raft saw, should a failure ever need explaining.
+        const since = killedAt === 0 ? 'before the kill' : `${Date.now() - killedAt} ms after the kill`
+        throw new Error(
+          `w/${i} by ${writer.name}, ${since} of ${nameOf(group, serving)}: ${raftPicture(group)}`,
+          {
+            cause: err,
+          },
+        )
+      }
     }
     await Promise.race([
       watching,
