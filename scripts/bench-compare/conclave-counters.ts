@@ -130,8 +130,12 @@ export function perTask(before: AgentCounters, after: AgentCounters, tasks: numb
     swimSent: per(after.swimSent, before.swimSent),
     swimPublished: per(after.swimPublished, before.swimPublished),
     proposals,
+    // Three decimals: a work advert per 100 tasks is already a cost worth seeing.
     gossip: Object.fromEntries(
-      Object.entries(after.gossip).map(([topic, n]) => [topic, per(n, before.gossip[topic] ?? 0)]),
+      Object.entries(after.gossip).map(([topic, n]) => [
+        topic,
+        Math.round(((n - (before.gossip[topic] ?? 0)) / tasks) * 1000) / 1000,
+      ]),
     ),
     /** Mean ms from proposing a command to its answer, by type. */
     proposalMs,

@@ -18,6 +18,13 @@ import { encodeAdvert, MAX_SURPLUS, tryDecodeWorkAdvert, type WorkAdvert } from 
 const ADVERT_TTL_MS = 3000
 /** Changes to this agent's queue are gathered this long before one advert goes out. */
 const ADVERT_DELAY_MS = 25
+/**
+ * Adverts of one agent go out at most this often. Under a steady flow of tasks the surplus changes with
+ * nearly every entry, and each advert is a signed gossipsub message every agent verifies and relays (with
+ * up to MAX_SURPLUS ids, ~10 KB): at ADVERT_DELAY_MS apart they cost a busy 3-agent cluster more CPU per
+ * task than the task's own Raft entries. A hint 200 ms late still comes well before `stealAfterMs`.
+ */
+const ADVERT_MIN_INTERVAL_MS = 200
 /** While this agent has surplus, the advert is repeated this often (a lost message costs at most this). */
 const ADVERT_REFRESH_MS = 500
 /** How often an enabled, idle agent looks for work on its own (adverts and idle `next()` calls also wake it). */
@@ -321,11 +328,12 @@ export class WorkStealing implements WorkStealer {
 
   private scheduleAdvert(delayMs: number): void {
     if (this.context.closed.aborted) return
-    const due = this.context.scheduler.now() + delayMs
+    const now = this.context.scheduler.now()
+    const due = Math.max(now + delayMs, this.lastPublishedAt + ADVERT_MIN_INTERVAL_MS)
     if (this.advertTimer !== undefined && this.advertDue <= due) return
     this.advertTimer?.()
     this.advertDue = due
-    this.advertTimer = this.context.scheduler.after(delayMs, () => {
+    this.advertTimer = this.context.scheduler.after(due - now, () => {
       this.advertTimer = undefined
       this.advertise().catch(err => this.context.log('advert not published: %e', err))
     })
