@@ -234,6 +234,51 @@ describe('work stealing', () => {
     for (const release of holds.splice(0)) release()
   })
 
+  it('advertises surplus only while some agent steals, and at once when the first one says so', async () => {
+    // `busy` runs one task at a time and holds it: the others wait assigned to it, its surplus.
+    const [busy, watcher, thief] = await start([
+      { name: 'busy', concurrency: 8 },
+      { name: 'watcher', concurrency: 2 },
+      { name: 'thief', concurrency: 2 },
+    ])
+    const topic = workTopicOf(watcher)
+    const surplusAdverts: string[][] = []
+    pubsubOf(watcher).addEventListener('message', event => {
+      const { topic: on, data } = event.detail
+      const advert = on === topic ? parseAdvert(data) : undefined
+      if (advert !== undefined && advert.agentId === busy.id && advert.surplus.length > 0) {
+        surplusAdverts.push(advert.surplus)
+      }
+    })
+    const holds: (() => void)[] = []
+    let holding = true
+    const busyWorker = busy.tasks.process(
+      async () => {
+        if (holding) await new Promise<void>(resolve => holds.push(resolve))
+        return 'ok'
+      },
+      { concurrency: 1 },
+    )
+    workers.push(busyWorker as TaskProcessor)
+    const constraints = { preferredAgents: ['busy'] }
+    for (let i = 0; i < 4; i++) await busy.tasks.submit({ id: `s${i}`, type: 'work', constraints })
+    await until(async () => {
+      const states = await Promise.all(['s0', 's1', 's2', 's3'].map(id => busy.tasks.status(id)))
+      return states.filter(status => status.state === 'assigned').length === 3
+    })
+    try {
+      // Nobody steals: more than the advert delays and a refresh go by without one surplus advert.
+      await new Promise(resolve => setTimeout(resolve, 1500))
+      expect(surplusAdverts).toEqual([])
+      // Once an agent enables stealing, busy hears of it and advertises what waits on it.
+      await thief.workStealing.enable()
+      await until(() => surplusAdverts.length > 0)
+    } finally {
+      holding = false
+      for (const release of holds.splice(0)) release()
+    }
+  })
+
   it('parses only well-formed adverts within bounds', () => {
     const good = encodeAdvert({ agentId: 'a', load: 0.5, surplus: ['t1', 't1', 't2'] })
     expect(parseAdvert(good)).toEqual({ agentId: 'a', load: 0.5, surplus: ['t1', 't2'] })

@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { StateMachine } from '../../src/state/state-machine.ts'
 import { MAX_FINISHED_TASKS_LIMIT } from '../../src/state/task-retention.ts'
@@ -88,5 +89,51 @@ describe('maxFinishedTasks, the replicated cap on kept finished tasks', () => {
     }
     expect(kept(a.machine, ids)).toEqual(['t3', 't4', 't5'])
     expect(a.machine.snapshot()).toEqual(b.machine.snapshot())
+  })
+
+  it('keeps exactly the newest finished tasks, oldest going first, across forgets, reused ids, cap changes and restores', () => {
+    // The cap takes the oldest kept id from a cursor over the kept ids (tasks.ts, `finishedCursor`): checked
+    // here against a plain list, with ids forgotten anywhere and finished again (a new place at the end).
+    type Step = { kind: 'finish' | 'forget'; id: string } | { kind: 'cap'; cap: number } | { kind: 'restore' }
+    const pool = Array.from({ length: 8 }, (_, i) => `p${i}`)
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom(...pool).map(id => ({ kind: 'finish' as const, id })) },
+      { weight: 2, arbitrary: fc.constantFrom(...pool).map(id => ({ kind: 'forget' as const, id })) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 6 }).map(cap => ({ kind: 'cap' as const, cap })) },
+      { weight: 1, arbitrary: fc.constant({ kind: 'restore' as const }) },
+    )
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 80 }), steps => {
+        let log = new LogDriver({ maxFinishedTasks: 3 })
+        let cap = 3
+        let model: string[] = []
+        for (const next of steps) {
+          if (next.kind === 'finish') {
+            if (log.machine.task(next.id) !== undefined) continue
+            finish(log, [next.id])
+            model.push(next.id)
+          } else if (next.kind === 'forget') {
+            log.result({ type: 'forgetTasks', taskIds: [next.id] })
+            model = model.filter(id => id !== next.id)
+          } else if (next.kind === 'cap') {
+            log.result({ type: 'setMaxFinishedTasks', maxFinishedTasks: next.cap })
+            cap = next.cap
+          } else {
+            const restored = new LogDriver()
+            Object.assign(restored, {
+              machine: StateMachine.restore(log.machine.snapshot(), { maxFinishedTasks: 3 }),
+              index: log.index,
+              now: log.now,
+            })
+            log = restored
+          }
+          model = model.slice(Math.max(0, model.length - cap))
+          const finished = JSON.parse(new TextDecoder().decode(log.machine.snapshot())).tasks.finished
+          expect(finished).toEqual(model)
+          expect(kept(log.machine, pool).sort()).toEqual([...model].sort())
+        }
+      }),
+      { numRuns: 300, seed: 18 },
+    )
   })
 })

@@ -20,18 +20,28 @@ export interface WorkAdvert {
   load: number
   /** Ids of tasks assigned to it and not running, that it would like another agent to take. */
   surplus: string[]
+  /**
+   * The publisher has stealing enabled: agents advertise their surplus only while some agent says so (an
+   * agent of an earlier version, whose decoder refuses this field, drops such an advert, which names nothing
+   * it would miss).
+   */
+  stealing?: true
 }
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
-const FIELDS = new Set(['agentId', 'load', 'surplus'])
+const FIELDS = new Set(['agentId', 'load', 'surplus', 'stealing'])
 
 /** Encodes an advert; `FrameError` if it is not one the decoder would accept. */
 export function encodeWorkAdvert(advert: WorkAdvert): Uint8Array {
-  const bytes = encoder.encode(
-    JSON.stringify({ agentId: advert.agentId, load: advert.load, surplus: advert.surplus }),
-  )
-  checkAdvert(bytes, { agentId: advert.agentId, load: advert.load, surplus: advert.surplus })
+  const value = {
+    agentId: advert.agentId,
+    load: advert.load,
+    surplus: advert.surplus,
+    stealing: advert.stealing,
+  }
+  const bytes = encoder.encode(JSON.stringify(value))
+  checkAdvert(bytes, value)
   return bytes
 }
 
@@ -52,7 +62,13 @@ export function decodeWorkAdvert(bytes: Uint8Array): WorkAdvert {
     throw new FrameError('Advert is not UTF-8 JSON', { cause })
   }
   const advert = checkAdvert(bytes, value)
-  return { agentId: advert.agentId, load: advert.load, surplus: [...new Set(advert.surplus)] }
+  const decoded: WorkAdvert = {
+    agentId: advert.agentId,
+    load: advert.load,
+    surplus: [...new Set(advert.surplus)],
+  }
+  if (advert.stealing === true) decoded.stealing = true
+  return decoded
 }
 
 /** `decodeWorkAdvert`, or undefined for what it refuses: what a gossip receiver wants. */
@@ -74,7 +90,9 @@ function checkAdvert(bytes: Uint8Array, value: unknown): WorkAdvert {
   for (const key of Object.keys(value)) {
     if (!FIELDS.has(key)) throw new FrameError(`Advert has an unknown field ${key.slice(0, 40)}`)
   }
-  const { agentId, load, surplus } = value as Record<string, unknown>
+  const { agentId, load, surplus, stealing } = value as Record<string, unknown>
+  if (stealing !== undefined && stealing !== true)
+    throw new FrameError('Advert stealing must be true or absent')
   if (!isId(agentId)) throw new FrameError('Advert agentId must be a non-empty string within bounds')
   if (typeof load !== 'number' || !Number.isFinite(load) || load < 0) {
     throw new FrameError('Advert load must be a finite number >= 0')
@@ -85,7 +103,9 @@ function checkAdvert(bytes: Uint8Array, value: unknown): WorkAdvert {
   for (const id of surplus) {
     if (!isId(id)) throw new FrameError('Advert task ids must be non-empty strings within bounds')
   }
-  return { agentId, load, surplus: surplus as string[] }
+  return stealing === true
+    ? { agentId, load, surplus: surplus as string[], stealing }
+    : { agentId, load, surplus: surplus as string[] }
 }
 
 function isId(value: unknown): value is string {

@@ -18,6 +18,20 @@ import { encodeAdvert, MAX_SURPLUS, tryDecodeWorkAdvert, type WorkAdvert } from 
 const ADVERT_TTL_MS = 3000
 /** Changes to this agent's queue are gathered this long before one advert goes out. */
 const ADVERT_DELAY_MS = 25
+/**
+ * Adverts of one agent go out at most this often. Under a steady flow of tasks the surplus changes with
+ * nearly every entry, and each advert is a signed gossipsub message every agent verifies and relays (with
+ * up to MAX_SURPLUS ids, ~10 KB): at ADVERT_DELAY_MS apart they cost a busy 3-agent cluster more CPU per
+ * task than the task's own Raft entries. A hint 200 ms late still comes well before `stealAfterMs`.
+ */
+const ADVERT_MIN_INTERVAL_MS = 200
+/**
+ * An agent with stealing enabled says so at least this often (its adverts carry `stealing`), and the others
+ * advertise their surplus only while one said so within `STEALER_TTL_MS`: without a stealer anywhere, an
+ * advert is a signed gossipsub message every agent verifies and relays for nobody.
+ */
+const ANNOUNCE_MS = 1000
+const STEALER_TTL_MS = 3 * ANNOUNCE_MS
 /** While this agent has surplus, the advert is repeated this often (a lost message costs at most this). */
 const ADVERT_REFRESH_MS = 500
 /** How often an enabled, idle agent looks for work on its own (adverts and idle `next()` calls also wake it). */
@@ -126,6 +140,8 @@ export class WorkStealing implements WorkStealer {
   /** The surplus last published, and when: an unchanged one waits for the refresh. */
   private lastSurplus = ''
   private lastPublishedAt = Number.NEGATIVE_INFINITY
+  /** When an advert of another agent with stealing enabled last came (monotonic ms). */
+  private stealerHeardAt = Number.NEGATIVE_INFINITY
   private disableListener?: { signal: AbortSignal; listener: () => void }
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => this.receive(event.detail)
 
@@ -152,6 +168,7 @@ export class WorkStealing implements WorkStealer {
     this.enabled = true
     this.ensureSubscribed()
     this.tickTimer = this.context.scheduler.every(STEAL_INTERVAL_MS, () => this.tick())
+    this.announce()
     this.kick()
   }
 
@@ -282,13 +299,20 @@ export class WorkStealing implements WorkStealer {
   }
 
   private receive(message: PubSubMessage): void {
-    if (!this.enabled || message.topic !== this.subscription?.topic) return
+    if (message.topic !== this.subscription?.topic) return
     const advert = tryDecodeWorkAdvert(message.data)
     if (advert === undefined || advert.agentId === this.context.selfId) return
     // An advert speaks for its publisher only.
     if (message.type === 'signed' && message.from?.toString() !== advert.agentId) return
     if (this.context.replica.state.agent(advert.agentId)?.alive !== true) return
     const now = this.context.scheduler.now()
+    if (advert.stealing === true) {
+      const quiet = now - this.stealerHeardAt > STEALER_TTL_MS
+      this.stealerHeardAt = now
+      // The first stealer after a quiet spell hears of the surplus held back meanwhile.
+      if (quiet && this.surplus().length > 0) this.scheduleAdvert(ADVERT_DELAY_MS)
+    }
+    if (!this.enabled) return
     let received = this.adverts.get(advert.agentId)
     if (received === undefined) {
       received = { load: advert.load, receivedAt: now, surplus: new Map() }
@@ -321,11 +345,12 @@ export class WorkStealing implements WorkStealer {
 
   private scheduleAdvert(delayMs: number): void {
     if (this.context.closed.aborted) return
-    const due = this.context.scheduler.now() + delayMs
+    const now = this.context.scheduler.now()
+    const due = Math.max(now + delayMs, this.lastPublishedAt + ADVERT_MIN_INTERVAL_MS)
     if (this.advertTimer !== undefined && this.advertDue <= due) return
     this.advertTimer?.()
     this.advertDue = due
-    this.advertTimer = this.context.scheduler.after(delayMs, () => {
+    this.advertTimer = this.context.scheduler.after(due - now, () => {
       this.advertTimer = undefined
       this.advertise().catch(err => this.context.log('advert not published: %e', err))
     })
@@ -336,6 +361,8 @@ export class WorkStealing implements WorkStealer {
     if (surplus.length > 0) this.scheduleAdvert(ADVERT_REFRESH_MS)
     const key = surplus.join('\n')
     const now = this.context.scheduler.now()
+    // Nobody steals: the surplus is kept back (an empty advert still says a published surplus is gone).
+    if (surplus.length > 0 && now - this.stealerHeardAt > STEALER_TTL_MS && !this.enabled) return
     // Unchanged: only the refresh repeats it. Empty: said once, after the last non-empty one.
     if (
       key === this.lastSurplus &&
@@ -346,6 +373,12 @@ export class WorkStealing implements WorkStealer {
     this.lastSurplus = key
     this.lastPublishedAt = now
     await this.publish(surplus)
+  }
+
+  /** Says this agent steals (with its surplus, if any), so that the others advertise theirs. */
+  private announce(): void {
+    this.lastPublishedAt = this.context.scheduler.now()
+    this.publish(this.surplus()).catch(err => this.context.log('advert not published: %e', err))
   }
 
   private async publish(surplus: string[]): Promise<void> {
@@ -360,6 +393,7 @@ export class WorkStealing implements WorkStealer {
       load: load === undefined || load.slots === 0 ? 0 : (load.running + load.assigned) / load.slots,
       surplus,
     }
+    if (this.enabled) advert.stealing = true
     try {
       await pubsub.publish(topic, encodeAdvert(advert))
     } catch (err) {
@@ -370,6 +404,7 @@ export class WorkStealing implements WorkStealer {
   // ---- stealing ----
 
   private tick(): void {
+    if (this.context.scheduler.now() - this.lastPublishedAt >= ANNOUNCE_MS) this.announce()
     this.refused.clear()
     const state = this.context.replica.state
     for (const taskId of this.firstSeen.keys()) {
