@@ -7,7 +7,7 @@
 
 import { writeFileSync } from 'node:fs'
 import type { Session } from 'node:inspector/promises'
-import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks'
+import { constants, monitorEventLoopDelay, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks'
 import { getHeapCodeStatistics, getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8'
 import type { Libp2p } from '@libp2p/interface'
 import type { TaskProcessor, TaskWorkerEventDetail } from '../src/agent/api/tasks/worker.ts'
@@ -16,6 +16,8 @@ import type { ConclaveService } from '../src/agent/service.ts'
 import { parseHttpAddress } from '../src/http/address.ts'
 import type { Agent, AgentOptions, Lock, TaskInput } from '../src/index.ts'
 import { createAgent, startDashboard } from '../src/index.ts'
+import { decodeEnvelope } from '../src/state/index.ts'
+import type { RaftStorage } from '../src/storage/index.ts'
 import { type ClockSkew, SkewedScheduler } from '../src/time/skewed-scheduler.ts'
 import { systemScheduler } from '../src/time/system-scheduler.ts'
 import type { BenchRequest } from './bench-compare/protocol.ts'
@@ -41,6 +43,10 @@ export type HostRequest =
   | { id: number; op: 'memberEvents'; args: { from?: number } }
   | { id: number; op: 'membershipStats'; args: Record<string, never> }
   | { id: number; op: 'appliedIndex'; args: Record<string, never> }
+  /** This replica's stored log, counted: entries by command type (config changes as `config`) and by term. */
+  | { id: number; op: 'logStats'; args: Record<string, never> }
+  /** This process's event-loop delay since the last call (ms): how late its timers (Raft ticks) ran. */
+  | { id: number; op: 'loopDelay'; args: Record<string, never> }
   /** Tasks (without deadlines: Dates do not cross IPC), submitted `concurrency` at a time. */
   | { id: number; op: 'submitTasks'; args: { tasks: TaskInput[]; concurrency?: number } }
   /** Starts a `process()` worker whose handler waits `durationMs` (or its signal) and returns the agent's name. */
@@ -162,6 +168,17 @@ async function serve(request: HostRequest): Promise<unknown> {
       const internals = serviceOf(agent) as unknown as { replica: { state: { appliedIndex: number } } }
       return internals.replica.state.appliedIndex
     }
+    case 'logStats':
+      return logStats()
+    case 'loopDelay': {
+      const figures = {
+        p50Ms: loopDelay.percentile(50) / 1e6,
+        p99Ms: loopDelay.percentile(99) / 1e6,
+        maxMs: loopDelay.max / 1e6,
+      }
+      loopDelay.reset()
+      return figures
+    }
     case 'membershipStats': {
       const membership = serviceOf(agent).membership
       return { ...membership.stats(), localHealth: membership.localHealth() }
@@ -256,6 +273,36 @@ async function proposeMany(args: { prefix: string; count: number; concurrency: n
     }),
   )
   return { elapsedMs: performance.now() - started, latencies }
+}
+
+/** Event-loop delay, sampled every 20 ms (`loopDelay`). */
+const loopDelay = monitorEventLoopDelay({ resolution: 20 })
+loopDelay.enable()
+
+/** The stored log by entry kind and by term (bench:scale counts what a join storm wrote). */
+function logStats(): {
+  byType: Record<string, number>
+  byTerm: Record<number, number>
+  snapshotIndex: number
+} {
+  const storage = (serviceOf(agent) as unknown as { storage?: RaftStorage }).storage
+  const state = storage?.load()
+  const byType: Record<string, number> = {}
+  const byTerm: Record<number, number> = {}
+  for (const entry of state?.entries ?? []) {
+    const decoded = entry.type === 'config' ? undefined : decodeEnvelope(entry.data)
+    const type =
+      entry.type === 'config'
+        ? 'config'
+        : decoded?.ok === true
+          ? decoded.envelope.command.type
+          : entry.data.byteLength === 0
+            ? 'empty'
+            : 'undecodable'
+    byType[type] = (byType[type] ?? 0) + 1
+    byTerm[entry.term] = (byTerm[entry.term] ?? 0) + 1
+  }
+  return { byType, byTerm, snapshotIndex: state?.snapshot?.meta.index ?? 0 }
 }
 
 let profiler: Session | undefined

@@ -159,6 +159,43 @@ interface SizeReport {
   /** The machine's 1-minute load average when this size started and when it ended (others share it). */
   loadAverage: { start: number; end: number }
   storm?: StormReport
+  /** What the joins wrote and how late the agents ran meanwhile (see `stormLog`). */
+  storage?: StormLog
+}
+
+/**
+ * What the join storm wrote to the founder's log (entries by command type, by term), the terms the joined
+ * agents are in, and how late their event loops ran from their start until every join returned: counts that
+ * say whether elections, session expiries or retries made the entries, independent of the machine's load.
+ */
+interface StormLog {
+  founderLog: { byType: Record<string, number>; byTerm: Record<string, number> }
+  terms: number[]
+  loopDelay: { medianP99Ms: number; maxMs: number; founderP99Ms: number; founderMaxMs: number }
+}
+
+async function stormLog(hosts: AgentHost[], joined: AgentHost[]): Promise<StormLog> {
+  const founderLog = (await hosts[0].request('logStats', {})) as StormLog['founderLog']
+  const statuses = await Promise.all(
+    joined.map(host => host.request('status', {}).catch(() => undefined) as Promise<HostStatus | undefined>),
+  )
+  const terms = [...new Set(statuses.map(status => status?.term ?? -1))].sort((a, b) => a - b)
+  const delays = (await Promise.all(
+    hosts.map(host => host.request('loopDelay', {}).catch(() => ({ p99Ms: Number.NaN, maxMs: Number.NaN }))),
+  )) as { p99Ms: number; maxMs: number }[]
+  return {
+    founderLog,
+    terms,
+    loopDelay: {
+      medianP99Ms: percentile(
+        delays.map(delay => delay.p99Ms),
+        50,
+      ),
+      maxMs: Math.max(...delays.map(delay => delay.maxMs)),
+      founderP99Ms: delays[0].p99Ms,
+      founderMaxMs: delays[0].maxMs,
+    },
+  }
 }
 
 async function measure(size: number, dir: string, log: (line: string) => void): Promise<SizeReport> {
@@ -196,6 +233,11 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
   report.spawnedMs = Math.round(performance.now() - started)
   log(`  all ${size} processes up: ${report.spawnedMs} ms`)
   try {
+    // With CONCLAVE_BENCH_PROFILE_DIR: CPU profiles of the founder (the leader) and the last agent (a member)
+    // over the join storm, written there as <size>-founder.cpuprofile and <size>-member.cpuprofile.
+    const profileDir = process.env.CONCLAVE_BENCH_PROFILE_DIR
+    const profiled = profileDir === undefined ? [] : [hosts[0], hosts.at(-1)!]
+    await Promise.all(profiled.map(host => host.request('cpuProfile', { action: 'start' })))
     await hosts[0].request('join', { voters: 3 })
     const indexBefore = (await hosts[0].request('appliedIndex', {})) as number
     const joinMs: number[] = []
@@ -222,6 +264,18 @@ async function measure(size: number, dir: string, log: (line: string) => void): 
       `  ${report.joined} joined, ${report.joinErrors} errors, ${Math.round(performance.now() - started)} ms`,
     )
     const raftEntries = indexAfter - indexBefore
+    await Promise.all(
+      profiled.map((host, i) =>
+        host.request('cpuProfile', {
+          action: 'stop',
+          path: join(profileDir ?? '', `${size}-${i === 0 ? 'founder' : 'member'}.cpuprofile`),
+        }),
+      ),
+    )
+    report.storage = await stormLog(hosts, joined)
+    log(
+      `  founder's log: ${JSON.stringify(report.storage.founderLog.byType)}; by term ${JSON.stringify(report.storage.founderLog.byTerm)}; terms seen ${report.storage.terms.join(',')}; event-loop delay p99 median ${report.storage.loopDelay.medianP99Ms.toFixed(0)} ms, max ${report.storage.loopDelay.maxMs.toFixed(0)} ms (founder p99 ${report.storage.loopDelay.founderP99Ms.toFixed(0)} ms, max ${report.storage.loopDelay.founderMaxMs.toFixed(0)} ms)`,
+    )
     report.join = {
       medianMs: Math.round(percentile(joinMs, 50)),
       maxMs: Math.round(Math.max(...joinMs)),

@@ -3,6 +3,7 @@
  * requests, kill them with real signals. Used by the multi-process tests, the benchmark and the simulation.
  */
 import { type ChildProcess, fork } from 'node:child_process'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -43,6 +44,17 @@ function agentExecArgv(): string[] {
   return sizesYoungGeneration([...flags, ...nodeOptions])
     ? flags
     : [...flags, `--max-semi-space-size=${AGENT_MAX_SEMI_SPACE_MIB}`]
+}
+
+/**
+ * With `CONCLAVE_AGENT_LOG_DIR`, each agent's stderr goes to `<dir>/<name>.log` (with `DEBUG=conclave*`, its
+ * debug log): what a benchmark's agents did, counted afterwards, where their stderr is otherwise dropped.
+ */
+function agentLogFile(options: HostOptions): number | undefined {
+  const dir = process.env.CONCLAVE_AGENT_LOG_DIR
+  if (dir === undefined || dir === '') return undefined
+  mkdirSync(dir, { recursive: true })
+  return openSync(join(dir, `${options.name ?? `agent-${process.pid}-${Date.now()}`}.log`), 'a')
 }
 
 type Op = HostRequest['op']
@@ -98,12 +110,14 @@ export class AgentHost {
 
   /** Starts an agent process (TCP on loopback unless the options say otherwise) and waits until it runs. */
   static async spawn(options: HostOptions, stderr: 'inherit' | 'ignore' = 'inherit'): Promise<AgentHost> {
+    const logFile = agentLogFile(options)
     const child = fork(hostScript(), [JSON.stringify(options)], {
       execPath: process.execPath,
       execArgv: agentExecArgv(),
-      stdio: ['ignore', 'ignore', stderr, 'ipc'],
+      stdio: ['ignore', 'ignore', logFile ?? stderr, 'ipc'],
       env: { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE },
     })
+    if (logFile !== undefined) closeSync(logFile)
     const ready = await new Promise<{ id: string; addrs: string[] }>((resolve, reject) => {
       child.once('message', message => resolve(message as { id: string; addrs: string[] }))
       child.once('exit', code => reject(new Error(`agent process exited with ${code} before it was ready`)))

@@ -62,6 +62,10 @@ export class RaftHost implements RunnerPort {
   /** Why the runner stopped applying the log (see `RaftRunnerInit.onHalt`): every call then fails with it. */
   halted?: Error
 
+  /** The role and term last logged (`onSoftState` also fires for changes of neither). */
+  private role = ''
+  private term = 0
+
   constructor(init: RaftHostInit) {
     this.init = init
   }
@@ -105,6 +109,12 @@ export class RaftHost implements RunnerPort {
         this.init.onHalt?.(error)
       },
       onSoftState: (state, term) => {
+        if (state.role !== this.role || term !== this.term) {
+          // Counted by the benchmarks (elections and leader changes under load): one line per change.
+          this.init.log('raft: %s in term %d, leader %s', state.role, term, state.leader || 'none')
+          this.role = state.role
+          this.term = term
+        }
         this.init.onConfigChange()
         if (state.leader !== '') this.leaderContact = this.init.scheduler.now()
         if (state.role === 'leader' && state.leader === selfId) {
