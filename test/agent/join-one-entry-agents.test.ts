@@ -9,6 +9,7 @@ import type { Replica } from '../../src/agent/node/replica.ts'
 import type { ConclaveService } from '../../src/agent/service.ts'
 import type { Agent, AgentOptions } from '../../src/index.ts'
 import { createAgent } from '../../src/index.ts'
+import { decodeEnvelope } from '../../src/state/index.ts'
 
 const agents: Agent[] = []
 afterEach(async () => {
@@ -28,6 +29,16 @@ function replicaOf(agent: Agent): Replica {
   return (service as unknown as { replica: Replica }).replica
 }
 
+/** The commands `agent` applies from now on, by type (configuration changes as `config`). */
+function appliedTypes(agent: Agent): string[] {
+  const types: string[] = []
+  replicaOf(agent).onApplied(entry => {
+    const decoded = entry.type === 'config' ? undefined : decodeEnvelope(entry.data)
+    types.push(entry.type === 'config' ? 'config' : decoded?.ok ? decoded.envelope.command.type : 'empty')
+  })
+  return types
+}
+
 describe("a member's join", () => {
   it('is one Raft entry: the session and the registration together', async () => {
     const founder = await agent('founder')
@@ -44,5 +55,33 @@ describe("a member's join", () => {
       expect(registered).toMatchObject({ name, alive: true })
       expect(state.session(registered!.sessionId)?.agentId).toBe(member.id)
     }
+  })
+
+  it("the founder's session is one entry too: its voter target and version commit before it opens", async () => {
+    const founder = await agent('founder')
+    const types = appliedTypes(founder)
+    await founder.join({ voters: 3 })
+    // Before, the session opened ahead of the version entry: openSession, then registerAgent.
+    expect(types.filter(type => type !== 'empty')).toEqual([
+      'setVoterTarget',
+      'setClusterVersion',
+      'openSessionAndRegister',
+    ])
+  })
+
+  it("a replica's join opens its session in one entry: it applies the leader's log first", async () => {
+    const founder = await agent('founder')
+    await founder.join({ voters: 3, standbys: 0 })
+    const types = appliedTypes(founder)
+    for (const name of ['r1', 'r2']) {
+      const replica = await agent(name)
+      await replica.join({ bootstrap: founder.multiaddrs() })
+    }
+    // Each replica: its configuration changes (added, promoted) and one entry for its session. Before, a
+    // replica that had not applied the version entry yet opened and registered in two.
+    expect(types.filter(type => type !== 'config' && type !== 'empty')).toEqual([
+      'openSessionAndRegister',
+      'openSessionAndRegister',
+    ])
   })
 })

@@ -15,7 +15,7 @@ import type { RaftStorage } from '../../storage/index.ts'
 import type { Scheduler } from '../../time/index.ts'
 import { workTopic } from '../api/work-stealing.ts'
 import { DEFAULT_STANDBYS, MAX_STANDBYS } from '../member.ts'
-import { deadlineSignal, sleep } from '../node/abort.ts'
+import { deadlineSignal, settlesWithin, sleep } from '../node/abort.ts'
 import type { LeaderTracker } from '../node/leader-tracker.ts'
 import type { CommitPort } from '../node/port.ts'
 import type { RaftHost } from '../node/raft-host.ts'
@@ -85,6 +85,8 @@ export interface MemberTierPort {
 /** The first pause between two rounds of join requests, and the longest. */
 const JOIN_BACKOFF_MS = 100
 const JOIN_BACKOFF_MAX_MS = 2_000
+/** Longest a joining replica waits to apply the leader's commit point before it opens its session. */
+const CATCH_UP_MS = 5_000
 
 /**
  * How an agent gets into a cluster and out of it: founding one, joining through bootstrap members,
@@ -154,14 +156,20 @@ export class Joining {
         else host.start(storage)
       }
       this.startMembership(peers.map(({ peerId }) => peerId.toString()))
-      this.ready = this.becomeReady(deadline, signal)
       // The founder's voter target goes into the replicated state before join returns; later leaders and
       // restarts read it from there. A joiner's `voters` is not used.
       // So is its command-set version: it is the only replica, and the cluster may use all it supports.
+      // Both before its session opens, so that the session and its registration are one entry
+      // (`openSessionAndRegister` needs the version), as every joiner's are.
+      const founding =
+        peers.length === 0
+          ? async () => {
+              await this.init.voters.commitTarget(deadline, signal)
+              await this.init.clusterVersion.commitFounding(deadline, signal)
+            }
+          : undefined
+      this.ready = this.becomeReady(deadline, signal, founding)
       if (peers.length === 0) {
-        this.ready = this.ready
-          .then(() => this.init.voters.commitTarget(deadline, signal))
-          .then(() => this.init.clusterVersion.commitFounding(deadline, signal))
         // And its cap on kept finished tasks, once the cluster version admits the command.
         const { maxFinishedTasks } = config
         if (maxFinishedTasks !== undefined) {
@@ -316,6 +324,14 @@ export class Joining {
                 : this.init.authorization.identityRefusal(peerId.toString())
             if (refusal !== undefined) refusals++
             lastError = refusal ?? err
+            // Counted by bench:scale's logs (join attempts per agent, and why they failed: the cause is
+            // what the transport met, a dial or a stream that did not open in time, say).
+            this.init.log(
+              'join: %s did not let this agent in yet: %e (cause: %s)',
+              peerId,
+              lastError,
+              (lastError as Error | undefined)?.cause ?? 'none',
+            )
           }
         }
         // Every bootstrap member refused this agent's identity or policy: asking again will not change that.
@@ -331,8 +347,15 @@ export class Joining {
     throw new NoLeaderError('No bootstrap member could add this agent', { cause: lastError })
   }
 
-  /** After joining or restarting: wait for a leader that knows us, then open a session. */
-  private async becomeReady(deadline: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * After joining or restarting: wait for a leader that knows us, then open a session (`beforeSession`
+   * first: the founder's own entries).
+   */
+  private async becomeReady(
+    deadline: number,
+    signal?: AbortSignal,
+    beforeSession?: () => Promise<void>,
+  ): Promise<void> {
     const { tracker, session, closed } = this.init
     while (tracker.leader === '') {
       // An agent that stopped applying its log (an entry above its version) will see no leader: say why.
@@ -341,6 +364,8 @@ export class Joining {
       await tracker.waitChange(Math.min(200, Math.max(1, deadline - this.init.scheduler.now())), signal)
       if (closed.aborted) throw new ClosedError()
     }
+    if (beforeSession !== undefined) await beforeSession()
+    else if (session.id === '') await this.catchUp(deadline, signal)
     // Many agents joining at once can keep the leader busy past one operation's timeout: the session (and
     // the registration that follows its opening) are asked for again, with back-off, until the deadline.
     let backoff = JOIN_BACKOFF_MS
@@ -359,6 +384,38 @@ export class Joining {
       await sleep(backoff * (0.5 + this.init.random() / 2), signal, this.init.scheduler)
       backoff = Math.min(backoff * 2, JOIN_BACKOFF_MAX_MS)
       if (closed.aborted) throw new ClosedError()
+    }
+  }
+
+  /**
+   * A replica that just joined (or restarted) applies up to the leader's commit point before it opens its
+   * session: until its log brings it the cluster's command-set version, it would open the session and
+   * register in two entries instead of one (`openSessionAndRegister`). Bounded: past `CATCH_UP_MS` (or the
+   * deadline) it opens anyway, in two entries if it must. A member (no runner) is fed a snapshot first and
+   * has nothing to wait for here.
+   */
+  private async catchUp(deadline: number, signal?: AbortSignal): Promise<void> {
+    const runner = this.init.host.current()
+    if (runner === undefined) return
+    const { scheduler } = this.init
+    const until = Math.min(deadline, scheduler.now() + CATCH_UP_MS)
+    while (scheduler.now() < until) {
+      // A read that meets no leader is dropped by the core: asked again after an election timeout's worth.
+      const attempt = new AbortController()
+      const caughtUp = await settlesWithin(
+        runner.readIndex(attempt.signal),
+        Math.min(500, Math.max(1, until - scheduler.now())),
+        { signal, closed: this.init.closed },
+        scheduler,
+      ).catch(err => {
+        // The runner stopped applying (an entry above this agent's version): that is what the join says.
+        if (this.init.host.halted !== undefined) throw this.init.host.halted
+        if (err instanceof AbortError || this.init.closed.aborted) throw err
+        return false
+      })
+      attempt.abort()
+      if (caughtUp) return
+      if (this.init.host.halted !== undefined) throw this.init.host.halted
     }
   }
 
