@@ -251,6 +251,12 @@ export class Mirror {
    * that did not just fail, spread over the replicas by this agent's id: the standbys first, then the
    * voters, the leader last. The voters' acknowledgements and the leader's work are on every write's
    * commit path; the standbys are on none, so feeding members there keeps that path short.
+   *
+   * The one serving is left when it leads and another replica may answer: a member joins knowing only the
+   * replicas the join answer named, and not who leads, so in a join storm the first members all began on
+   * the founder (the only replica then, and the leader) and stayed there: at 50 agents the leader answered
+   * the long polls of most members, every committed entry one answer and one new poll each, on top of its
+   * work as leader and bootstrap member (bench:scale, 31 of 81 state installs served by the leader).
    */
   private pick(): string | undefined {
     const { selfId, scheduler, tracker } = this.init
@@ -261,7 +267,8 @@ export class Mirror {
       return status !== 'dead' && status !== 'left'
     })
     const fresh = up.filter(id => now - (this.failedAt.get(id) ?? -Infinity) > FAILED_FOR_MS)
-    if (this.serving !== '' && fresh.includes(this.serving)) return this.serving
+    const leaderServes = this.serving === tracker.leader && fresh.some(id => id !== tracker.leader)
+    if (this.serving !== '' && fresh.includes(this.serving) && !leaderServes) return this.serving
     const pool = fresh.length > 0 ? fresh : up.length > 0 ? up : all
     const spared = pool.length > 1 ? pool.filter(id => id !== tracker.leader) : pool
     const standbys = spared.filter(id => this.config.nonVoters.includes(id))
