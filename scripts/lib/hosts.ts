@@ -14,8 +14,12 @@ import type { HostOptions, HostRequest } from '../agent-host.ts'
 /**
  * The agent process's script: the sources, or with `CONCLAVE_AGENT_BUNDLE=1` their bundle (`npm run
  * build:bundle -- --agent-host`), loaded as `conclave agent` loads its own bundle; a stale one is refused.
+ * `CONCLAVE_AGENT_BUNDLE_DIR=<dir>` runs the bundle kept in `<dir>` as it is (an earlier build, for A/B runs).
  */
 function hostScript(): string {
+  // A kept copy of an earlier bundle (`CONCLAVE_AGENT_BUNDLE_DIR`): old and new builds run back to back, A/B.
+  const kept = process.env.CONCLAVE_AGENT_BUNDLE_DIR
+  if (kept !== undefined && kept !== '') return join(kept, 'agent-host.js')
   if (process.env.CONCLAVE_AGENT_BUNDLE !== '1')
     return fileURLToPath(new URL('../agent-host.ts', import.meta.url))
   const dir = new URL(`../../${AGENT_HOST_BUNDLE_DIR}/`, import.meta.url)

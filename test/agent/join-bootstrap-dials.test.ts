@@ -6,6 +6,7 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { BootstrapDials, type Dialer } from '../../src/agent/cluster/bootstrap-dials.ts'
+import { Joining } from '../../src/agent/cluster/join.ts'
 import { VirtualScheduler } from '../../src/time/virtual-scheduler.ts'
 
 const PEER = peerIdFromString('12D3KooWSjMfchYCP5QKQFqoRAvq9519Hk5b9cEhgU7DRF2o6tip')
@@ -117,5 +118,53 @@ describe('bootstrap dials', () => {
     await waitConnected(scheduler, dials, 1_000)
     join.abort()
     expect(made[0].signal?.aborted).toBe(true)
+  })
+})
+
+describe("a join's requests and its bootstrap dial", () => {
+  /**
+   * `Joining.askToJoin` against one bootstrap member whose handshake takes 25 s (a busy founder): the join
+   * request goes out once the dial connected, not while it is under way: a request then would dial on its
+   * own, under its short deadline, and cut the shared handshake short (bench:scale, 50 agents: 20 never got in).
+   */
+  it('sends no request while the handshake is under way', async () => {
+    const scheduler = new VirtualScheduler()
+    const { dialer, dials: made } = slowDialer(scheduler, 25_000)
+    const requests: number[] = []
+    const noop = (): void => {}
+    const joining = new Joining({
+      selfId: 'joiner',
+      timing: { operationTimeoutMs: 10_000 },
+      components: { connectionManager: dialer },
+      directory: { multiaddrs: () => [] },
+      admin: async () => {
+        requests.push(scheduler.now())
+        return { clusterId: 'c', role: 'member', replicas: [] }
+      },
+      meta: () => ({ setClusterId: noop }),
+      authorization: { identityRefusal: () => undefined },
+      closed: new AbortController().signal,
+      scheduler,
+      random: () => 0.5,
+      log: Object.assign(noop, { error: noop, trace: noop }),
+    } as never)
+    const asked = (
+      joining as unknown as {
+        askToJoin(peers: { peerId: PeerId }[], clusterId: undefined, deadline: number): Promise<unknown>
+      }
+    ).askToJoin([{ peerId: PEER }], undefined, 120_000)
+    let answered = false
+    void asked.then(() => {
+      answered = true
+    })
+    while (!answered && scheduler.now() < 120_000) {
+      await settle()
+      if (answered) break
+      scheduler.runNext()
+    }
+    expect(await asked).toMatchObject({ role: 'member' })
+    // One request, once the one handshake finished (before: one at 10 s, the request's wait, mid-handshake).
+    expect(requests).toEqual([25_000])
+    expect(made).toHaveLength(1)
   })
 })

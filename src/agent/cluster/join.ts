@@ -311,7 +311,12 @@ export class Joining {
         for (const { peerId } of peers) {
           if (this.init.closed.aborted) throw new ClosedError()
           try {
-            await dials.connected(peerId, this.init.timing.operationTimeoutMs)
+            // A handshake still under way is waited for, not joined by a request's own dial (see `connected`).
+            if ((await dials.connected(peerId, this.init.timing.operationTimeoutMs)) === 'pending') {
+              lastError = new NoLeaderError(`the connection to ${peerId} is still in its handshake`)
+              this.init.log('join: still connecting to %s', peerId)
+              continue
+            }
             const response = await this.init.admin(peerId.toString(), request, signal)
             this.init.meta().setClusterId(response.clusterId)
             return response
