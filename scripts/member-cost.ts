@@ -62,10 +62,32 @@ function syscalls(pid: number | undefined): { reads: number; writes: number } {
   return { reads: field('syscr'), writes: field('syscw') }
 }
 
+/**
+ * The main thread's voluntary context switches so far: each is the event loop going to sleep with nothing
+ * to do, so their rate counts its wake-ups (timers and socket events), which cost an idle process more than
+ * the work they run.
+ */
+function wakeups(pid: number | undefined): number {
+  const match = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return match ? Number(match[1]) : Number.NaN
+}
+
 /** RSS and its private part (`RssAnon`: heap, stacks); the rest is mostly the node binary's pages, shared. */
 function rssMiB(pid: number | undefined, field: 'VmRSS' | 'RssAnon' = 'VmRSS'): number {
   const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return match ? Number(match[1]) / 1024 : Number.NaN
+}
+
+type SwimStats = Record<'sent' | 'received' | 'published', number>
+
+/** The agent's SWIM counters (`Membership.stats()`): messages sent, taken in, batches published. */
+async function swimStats(host: AgentHost): Promise<SwimStats> {
+  const stats = (await host.request('membershipStats', {})) as SwimStats
+  return { sent: stats.sent, received: stats.received, published: stats.published }
+}
+
+async function appliedIndex(host: AgentHost | undefined): Promise<number> {
+  return host === undefined ? Number.NaN : ((await host.request('appliedIndex', {})) as number)
 }
 
 async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
@@ -136,11 +158,19 @@ async function main(): Promise<void> {
     })
     if (values.profile !== undefined)
       await Promise.all(hosts.map(host => host.request('cpuProfile', { action: 'start' })))
+    const swimBefore = await Promise.all(hosts.map(host => swimStats(host)))
+    const appliedBefore = await appliedIndex(hosts[kinds.indexOf('leader')])
     const before = hosts.map(host => cpuSeconds(host.pid))
     const ioBefore = hosts.map(host => syscalls(host.pid))
+    const wakeupsBefore = hosts.map(host => wakeups(host.pid))
     await sleep(idleSeconds * 1000)
     const after = hosts.map(host => cpuSeconds(host.pid))
     const ioAfter = hosts.map(host => syscalls(host.pid))
+    const wakeupsAfter = hosts.map(host => wakeups(host.pid))
+    const swimAfter = await Promise.all(hosts.map(host => swimStats(host)))
+    const appliedAfter = await appliedIndex(hosts[kinds.indexOf('leader')])
+    const swimRate = (i: number, field: keyof SwimStats) =>
+      (swimAfter[i][field] - swimBefore[i][field]) / idleSeconds
     if (values.profile !== undefined) {
       const dir = values.profile
       await Promise.all(
@@ -154,6 +184,7 @@ async function main(): Promise<void> {
     const anon = hosts.map(host => rssMiB(host.pid, 'RssAnon'))
     const cpu = hosts.map((_, i) => (after[i] - before[i]) / idleSeconds)
     const writesPerSecond = hosts.map((_, i) => (ioAfter[i].writes - ioBefore[i].writes) / idleSeconds)
+    const wakeupsPerSecond = hosts.map((_, i) => (wakeupsAfter[i] - wakeupsBefore[i]) / idleSeconds)
     const readsPerSecond = hosts.map((_, i) => (ioAfter[i].reads - ioBefore[i].reads) / idleSeconds)
     const byKind = (kind: Kind) => ({
       count: kinds.filter(k => k === kind).length,
@@ -162,12 +193,20 @@ async function main(): Promise<void> {
       medianAnonMiB: median(anon.filter((_, i) => kinds[i] === kind)),
       medianWritesPerSecond: median(writesPerSecond.filter((_, i) => kinds[i] === kind)),
       medianReadsPerSecond: median(readsPerSecond.filter((_, i) => kinds[i] === kind)),
+      medianWakeupsPerSecond: median(wakeupsPerSecond.filter((_, i) => kinds[i] === kind)),
+      swimPerSecond: {
+        sent: median(hosts.map((_, i) => swimRate(i, 'sent')).filter((_, i) => kinds[i] === kind)),
+        received: median(hosts.map((_, i) => swimRate(i, 'received')).filter((_, i) => kinds[i] === kind)),
+        published: median(hosts.map((_, i) => swimRate(i, 'published')).filter((_, i) => kinds[i] === kind)),
+      },
     })
     const report = {
       agents: size,
       idleSeconds,
       loadAverage: { start: loadStart, end: loadavg()[0] },
       totalCores: cpu.reduce((sum, share) => sum + share, 0),
+      /** The Raft entries the leader applied per second while idle. */
+      entriesPerSecond: (appliedAfter - appliedBefore) / idleSeconds,
       medianCpu: median(cpu),
       medianRssMiB: median(rss),
       medianAnonMiB: median(anon),
@@ -181,11 +220,12 @@ async function main(): Promise<void> {
     console.log(
       `${size} agents, idle ${idleSeconds} s: all ${report.totalCores.toFixed(3)} cores, median ${pct(report.medianCpu)}, RSS median ${report.medianRssMiB.toFixed(1)} MiB (private ${report.medianAnonMiB.toFixed(1)}); load ${report.loadAverage.start.toFixed(1)} → ${report.loadAverage.end.toFixed(1)}`,
     )
+    console.log(`  Raft entries applied at the leader: ${report.entriesPerSecond.toFixed(2)}/s`)
     for (const kind of ['leader', 'voter', 'standby', 'member'] as const) {
       const k = report[kind]
       if (k.count > 0)
         console.log(
-          `  ${kind} ×${k.count}: CPU median ${pct(k.medianCpu)}, RSS median ${k.medianRssMiB.toFixed(1)} MiB (private ${k.medianAnonMiB.toFixed(1)}); syscalls/s: ${k.medianWritesPerSecond.toFixed(1)} writes, ${k.medianReadsPerSecond.toFixed(1)} reads`,
+          `  ${kind} ×${k.count}: CPU median ${pct(k.medianCpu)}, RSS median ${k.medianRssMiB.toFixed(1)} MiB (private ${k.medianAnonMiB.toFixed(1)}); CPU s per idle minute ${(k.medianCpu * 60).toFixed(2)}; wake-ups/s ${k.medianWakeupsPerSecond.toFixed(1)}; syscalls/s: ${k.medianWritesPerSecond.toFixed(1)} writes, ${k.medianReadsPerSecond.toFixed(1)} reads; SWIM messages/s: ${k.swimPerSecond.sent.toFixed(1)} sent, ${k.swimPerSecond.received.toFixed(1)} received, ${k.swimPerSecond.published.toFixed(2)} published`,
         )
     }
     const member = hosts[kinds.lastIndexOf('member')]
