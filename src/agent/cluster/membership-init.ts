@@ -34,7 +34,7 @@ export interface MembershipInit {
   /** The highest incarnation a previous run used, and where to keep this run's. */
   loadIncarnation?: () => number | undefined
   saveIncarnation?: (incarnation: number) => void
-  /** Asked every `refreshIntervalMs` while running. */
+  /** Asked every `refreshIntervalMs` while running (on the SWIM tick's timer: no wake-up of its own). */
   refresh?: () => MembershipRefresh
   /** Default: the probe interval. */
   refreshIntervalMs?: number

@@ -106,7 +106,12 @@ export class Membership {
   private pubsub?: MembershipPubSub
   private tickTimer?: Cancel
   private tickDue = Number.POSITIVE_INFINITY
-  private refreshTimer?: Cancel
+  /**
+   * When the next refresh is due, on `clock`. It runs at the core's first tick from then on, not on a timer of
+   * its own: the core ticks every probe period anyway, and each wake-up of an idle agent costs more than the
+   * work it runs.
+   */
+  private refreshDue = Number.POSITIVE_INFINITY
   private savedIncarnation = -1
   private loadPublishedAt = Number.NEGATIVE_INFINITY
   /** Whether this run re-announced itself once its view first held other members. */
@@ -196,10 +201,7 @@ export class Membership {
     this.saveIncarnation()
     this.topic = swimTopic(options.clusterId)
     this.subscribe()
-    this.refreshTimer = this.init.scheduler.every(
-      this.init.refreshIntervalMs ?? this.config.probeInterval,
-      () => this.refresh(),
-    )
+    this.refreshDue = this.clock() + this.refreshInterval()
     this.unseen.clear()
     this.named.clear()
     this.announced = false
@@ -238,7 +240,7 @@ export class Membership {
     const swim = this.swim
     this.tickTimer?.()
     this.tickDue = Number.POSITIVE_INFINITY
-    this.refreshTimer?.()
+    this.refreshDue = Number.POSITIVE_INFINITY
     if (swim !== undefined) {
       this.saveIncarnation()
       this.swim = undefined
@@ -355,8 +357,18 @@ export class Membership {
   private tick(): void {
     const swim = this.swim
     if (swim === undefined) return
-    swim.tick(this.clock())
+    const now = this.clock()
+    if (now >= this.refreshDue) {
+      this.refreshDue = now + this.refreshInterval()
+      this.refresh()
+      if (this.swim !== swim) return
+    }
+    swim.tick(now)
     this.flush()
+  }
+
+  private refreshInterval(): number {
+    return this.init.refreshIntervalMs ?? this.config.probeInterval
   }
 
   private receive(from: MemberId, bytes: Uint8Array, path: 'direct' | 'gossip'): void {
@@ -451,7 +463,10 @@ export class Membership {
   }
 
   private schedule(swim: Swim): void {
-    const due = swim.nextTickAt()
+    // A refresh may wait up to one interval for the core's next tick (a probe period apart at most while there
+    // are members to probe), so the two share one wake-up; alone (no member yet) it gets its own.
+    const tickAt = swim.nextTickAt()
+    const due = tickAt <= this.refreshDue + this.refreshInterval() ? tickAt : this.refreshDue
     if (due === this.tickDue) return
     this.tickTimer?.()
     this.tickDue = due
