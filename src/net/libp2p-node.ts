@@ -94,7 +94,20 @@ export const CONCLAVE_LIBP2P_DEFAULTS = Object.freeze({
    * times, and handling those copies (decrypt, decode, digest, drop) was the largest share of their CPU.
    */
   gossipMesh: Object.freeze({ D: 3, Dlo: 2, Dhi: 4, Dout: 1, Dscore: 1, Dlazy: 3 }),
+  /**
+   * Gossipsub's heartbeat (mesh upkeep, IHAVE gossip) and peer-score decay each wake every node once a second
+   * (gossipsub's default for both), and on an idle agent a wake-up costs more CPU than the work it runs (about
+   * 0.2-1 ms on a 2-core machine). Conclave's topic carries little traffic, its publishes flood every
+   * subscriber (`floodPublish`), and SWIM repairs what gossip misses (direct news, push-pull), so the mesh can
+   * be kept up less often: every 3 s, with the score decay at the same interval (the behaviour penalty decays as
+   * fast in wall time as with gossipsub's defaults). The score cache, and so a newly admitted peer's wait for
+   * gossip, follows the heartbeat.
+   */
+  gossipHeartbeatMs: 3000,
 })
+
+/** Gossipsub's default behaviour-penalty decay, per 1 s decay interval. */
+const BEHAVIOUR_PENALTY_DECAY_PER_SECOND = 0.2
 
 export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   /** Addresses to listen on. Default: one ephemeral loopback TCP port, or a fresh `/memory/` address. */
@@ -108,7 +121,8 @@ export interface ConclaveLibp2pOptions<S extends ServiceMap = ServiceMap> {
   /**
    * Gossipsub tuning. Defaults keep gossipsub's own, except that a node's own messages are not echoed back,
    * duplicates are recognised by a digest before their signature is checked (`fastMsgIdFn`), the mesh is
-   * small (`CONCLAVE_LIBP2P_DEFAULTS.gossipMesh`), and
+   * small (`CONCLAVE_LIBP2P_DEFAULTS.gossipMesh`), the heartbeat and score decay run every 3 s
+   * (`CONCLAVE_LIBP2P_DEFAULTS.gossipHeartbeatMs`), and
    * `scoreParams.IPColocationFactorWeight` is 0 (see `CONCLAVE_LIBP2P_DEFAULTS`).
    */
   gossipsub?: Partial<GossipsubOpts>
@@ -161,6 +175,9 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
     throw new TypeError(`Unknown transport ${String(transportKind)}`)
   }
   const admission = new GossipAdmission()
+  const heartbeatInterval = options.gossipsub?.heartbeatInterval ?? CONCLAVE_LIBP2P_DEFAULTS.gossipHeartbeatMs
+  // The score decays with the heartbeat (gossipsub refuses a decay interval under 1 s).
+  const decayInterval = Math.max(1000, heartbeatInterval)
   const services = {
     gossipAdmission: () => admission,
     identify: identify(),
@@ -171,7 +188,10 @@ export async function createConclaveLibp2p<S extends ServiceMap = ServiceMap>(
       fastMsgIdFn: gossipMessageId,
       ...CONCLAVE_LIBP2P_DEFAULTS.gossipMesh,
       ...options.gossipsub,
+      heartbeatInterval,
       scoreParams: {
+        decayInterval,
+        behaviourPenaltyDecay: BEHAVIOUR_PENALTY_DECAY_PER_SECOND ** (decayInterval / 1000),
         IPColocationFactorWeight: CONCLAVE_LIBP2P_DEFAULTS.IPColocationFactorWeight,
         appSpecificScore: peer => admission.score(peer),
         appSpecificWeight: 1,

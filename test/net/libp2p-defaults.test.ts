@@ -71,6 +71,20 @@ describe('libp2p defaults for many agents on one host', () => {
     expect(optsOf(tuned).emitSelf).toBe(false)
   })
 
+  it('runs gossipsub heartbeat and score decay every 3 s (one wake-up each), unless told otherwise', async () => {
+    const plain = optsOf(await node({ transport: 'memory' }))
+    expect(CONCLAVE_LIBP2P_DEFAULTS.gossipHeartbeatMs).toBe(3000)
+    expect(plain.heartbeatInterval).toBe(3000)
+    expect(plain.scoreParams.decayInterval).toBe(3000)
+    // The behaviour penalty decays as fast in wall time as with gossipsub's default (0.2 a second).
+    expect(plain.scoreParams.behaviourPenaltyDecay).toBeCloseTo(0.2 ** 3, 10)
+    const tuned = optsOf(await node({ transport: 'memory', gossipsub: { heartbeatInterval: 700 } }))
+    expect(tuned.heartbeatInterval).toBe(700)
+    // Gossipsub refuses a decay interval under 1 s.
+    expect(tuned.scoreParams.decayInterval).toBe(1000)
+    expect(tuned.scoreParams.behaviourPenaltyDecay).toBeCloseTo(0.2, 10)
+  })
+
   it('runs no connection monitor (no pings, no aborts), unless told otherwise', async () => {
     expect(monitorOf(await node({ transport: 'memory' }))).toBeUndefined()
     // Turned on, it still does not abort connections whose ping fails, unless told to.
