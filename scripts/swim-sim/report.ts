@@ -1,6 +1,6 @@
 /** The result of one SWIM simulation run, and the statistics helpers that build it. */
 
-import { suspicionTimeout } from '../../src/swim/config.ts'
+import { DETECTION_PROBE_PERIODS, probePeriod, suspicionTimeout } from '../../src/swim/config.ts'
 import type { SwimConfig } from '../../src/swim/types.ts'
 import type { SwimSimOptions } from './options.ts'
 
@@ -83,10 +83,10 @@ export function memberlistBound(members: number): number {
 
 /**
  * The detection bound this implementation documents for `n` members: every live member marks a crashed one
- * dead within suspicionTimeout(n) + 6 probe intervals. Of those periods, up to ~4 are the wait until some
- * member's round-robin reaches the crashed one (for n ≥ 10 the chance it takes longer is below 2%), one is
- * the failed probe itself, and one covers the confirmations and the dead broadcast.
+ * dead within suspicionTimeout(n) + 6 probe periods (`probePeriod` for n). Of those periods, up to ~4 are the
+ * wait until some member's round-robin reaches the crashed one (for n ≥ 10 the chance it takes longer is
+ * below 2%), one is the failed probe itself, and one covers the confirmations and the dead broadcast.
  */
 export function documentedDetectionBound(config: SwimConfig, members: number): number {
-  return suspicionTimeout(config, members) + 6 * config.probeInterval
+  return suspicionTimeout(config, members) + DETECTION_PROBE_PERIODS * probePeriod(config, members)
 }

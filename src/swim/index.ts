@@ -4,7 +4,10 @@ export { Awareness } from './awareness.ts'
 export { BroadcastQueue, updateIncarnation, updateSubject } from './broadcast-queue.ts'
 export { decodeSwimMessage, encodeSwimMessage, SwimCodecError, swimMessageError } from './codec.ts'
 export {
+  DETECTION_PROBE_PERIODS,
   indirectNackTimeout,
+  memberlistLanBound,
+  probePeriod,
   pushPullInterval,
   resolveConfig,
   retransmitLimit,

@@ -46,6 +46,7 @@ import { Awareness } from './awareness.ts'
 import { BroadcastQueue } from './broadcast-queue.ts'
 import {
   indirectNackTimeout,
+  probePeriod,
   pushPullInterval,
   resolveConfig,
   retransmitLimit,
@@ -361,7 +362,9 @@ export class Swim {
   // ---------- probing ----------
 
   private startProbe(now: number): void {
-    this.nextProbeAt = now + this.config.probeInterval
+    // The period grows with the cluster within memberlist's LAN bound (`probePeriod`); the probe's own
+    // deadlines do not, so a failed probe is judged as fast at any size.
+    this.nextProbeAt = now + probePeriod(this.config, this.liveCount)
     const target = this.nextProbeTarget(now)
     if (target === undefined) return
     const seq = this.nextSeq()

@@ -143,8 +143,15 @@ export interface SwimReady {
 
 /** Timing and sizing of the protocol; all durations in milliseconds. */
 export interface SwimConfig {
-  /** Protocol period: one member is probed per period. */
+  /** Protocol period: one member is probed per period (the shortest; see `maxProbeInterval`). */
   probeInterval: number
+  /**
+   * The longest protocol period. Above `probeInterval`, the period grows with the cluster as far as the
+   * detection bound (`suspicionTimeout(n)` + 6 periods) stays within memberlist's LAN bound for n members
+   * (1 s + 4 × log10(n) s), never past this (`probePeriod` in `config.ts`): probes are most of an idle
+   * member's messages. At or below `probeInterval`, the period stays `probeInterval`.
+   */
+  maxProbeInterval: number
   /** Wait for a direct ack before asking others to probe indirectly. */
   probeTimeout: number
   /** How many members are asked to probe indirectly (k). */

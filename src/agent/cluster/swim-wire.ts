@@ -23,7 +23,7 @@
 import type { GossipSub } from '@libp2p/gossipsub'
 import { pubsubService } from '../../net/pubsub-service.ts'
 import { updateIncarnation, updateSubject } from '../../swim/broadcast-queue.ts'
-import { suspicionTimeout } from '../../swim/config.ts'
+import { DETECTION_PROBE_PERIODS, probePeriod, suspicionTimeout } from '../../swim/config.ts'
 import type { LocalFields, MemberId, SwimConfig, Update } from '../../swim/types.ts'
 import { SWIM_LIMITS } from '../../swim/validate.ts'
 
@@ -38,11 +38,12 @@ export function swimTopic(clusterId: string): string {
 /**
  * The time within which every live member marks a crashed one dead, for a cluster of `memberCount`: the
  * confirmed suspicion timeout plus six probe periods (reaching the member in some probe order, the failed
- * probe with its indirect probes, the confirmations of other members, the gossip of the verdict). Stalls of
+ * probe with its indirect probes, the confirmations of other members, the gossip of the verdict), a period
+ * being `probePeriod` for that size. Stalls of
  * the detecting process itself push its deadlines out and add to it (Lifeguard).
  */
 export function detectionBound(config: SwimConfig, memberCount: number): number {
-  return suspicionTimeout(config, memberCount) + 6 * config.probeInterval
+  return suspicionTimeout(config, memberCount) + DETECTION_PROBE_PERIODS * probePeriod(config, memberCount)
 }
 
 /** What the membership uses of gossipsub. */
