@@ -358,11 +358,12 @@ export class WorkStealing implements WorkStealer {
 
   private async advertise(): Promise<void> {
     const surplus = this.surplus()
+    const now = this.context.scheduler.now()
+    // Nobody steals: the surplus is kept back, and no refresh is armed for it (the first stealer heard
+    // schedules an advert); an empty advert still says a published surplus is gone.
+    if (surplus.length > 0 && now - this.stealerHeardAt > STEALER_TTL_MS && !this.enabled) return
     if (surplus.length > 0) this.scheduleAdvert(ADVERT_REFRESH_MS)
     const key = surplus.join('\n')
-    const now = this.context.scheduler.now()
-    // Nobody steals: the surplus is kept back (an empty advert still says a published surplus is gone).
-    if (surplus.length > 0 && now - this.stealerHeardAt > STEALER_TTL_MS && !this.enabled) return
     // Unchanged: only the refresh repeats it. Empty: said once, after the last non-empty one.
     if (
       key === this.lastSurplus &&
