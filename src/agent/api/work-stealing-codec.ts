@@ -62,13 +62,7 @@ export function decodeWorkAdvert(bytes: Uint8Array): WorkAdvert {
     throw new FrameError('Advert is not UTF-8 JSON', { cause })
   }
   const advert = checkAdvert(bytes, value)
-  const decoded: WorkAdvert = {
-    agentId: advert.agentId,
-    load: advert.load,
-    surplus: [...new Set(advert.surplus)],
-  }
-  if (advert.stealing === true) decoded.stealing = true
-  return decoded
+  return { ...advert, surplus: [...new Set(advert.surplus)] }
 }
 
 /** `decodeWorkAdvert`, or undefined for what it refuses: what a gossip receiver wants. */
